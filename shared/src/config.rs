@@ -1,0 +1,158 @@
+//! Configuration from the environment, validated at start-up with messages that name the
+//! variable. Absent AWS settings mean the embedded store under a data directory.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `AUDITRAIL_DATA_DIR` | embedded store and local keys | `.auditrail` |
+//! | `AUDITRAIL_AUTH` | `local` (HS256 tokens) or `apigw` (API Gateway JWT authorizer) | `local` |
+//! | `AUDITRAIL_JWT_SECRET` | local HS256 key (≥ 32 bytes) | generated into the data dir |
+//! | `AUDITRAIL_CURSOR_KEY` | HMAC key for page cursors (≥ 32 bytes) | generated into the data dir |
+//! | `AUDITRAIL_TABLE`, `AUDITRAIL_BUCKET` | DynamoDB table and S3 bucket | unset → embedded |
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rand::RngCore;
+
+use crate::api::AppState;
+use crate::auth::Authenticator;
+use crate::query::CursorKey;
+use crate::record::ValidationLimits;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Local,
+    ApiGateway,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub auth: AuthMode,
+    pub jwt_secret: Option<Vec<u8>>,
+    pub cursor_key: Option<Vec<u8>>,
+    pub table: Option<String>,
+    pub bucket: Option<String>,
+}
+
+fn secret_var(name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::env::var(name) {
+        Ok(v) if v.len() >= 32 => Ok(Some(v.into_bytes())),
+        Ok(_) => bail!("{name} must be at least 32 bytes long"),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => bail!("{name}: {e}"),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let auth = match std::env::var("AUDITRAIL_AUTH").as_deref() {
+            Ok("local") | Err(_) => AuthMode::Local,
+            Ok("apigw") => AuthMode::ApiGateway,
+            Ok(other) => bail!("AUDITRAIL_AUTH must be `local` or `apigw`, not `{other}`"),
+        };
+        let nonempty = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Ok(Self {
+            data_dir: nonempty("AUDITRAIL_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".auditrail")),
+            auth,
+            jwt_secret: secret_var("AUDITRAIL_JWT_SECRET")?,
+            cursor_key: secret_var("AUDITRAIL_CURSOR_KEY")?,
+            table: nonempty("AUDITRAIL_TABLE"),
+            bucket: nonempty("AUDITRAIL_BUCKET"),
+        })
+    }
+
+    /// The embedded configuration for a data directory (CLI, tests).
+    pub fn embedded(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            auth: AuthMode::Local,
+            jwt_secret: None,
+            cursor_key: None,
+            table: None,
+            bucket: None,
+        }
+    }
+
+    /// A key from the environment, or one kept in the data directory (created on first use,
+    /// readable by the owner only) so tokens and cursors survive restarts.
+    fn key(&self, given: &Option<Vec<u8>>, file: &str) -> anyhow::Result<Vec<u8>> {
+        if let Some(k) = given {
+            return Ok(k.clone());
+        }
+        let dir = self.data_dir.join("keys");
+        let path = dir.join(file);
+        if let Ok(k) = std::fs::read(&path) {
+            anyhow::ensure!(k.len() >= 32, "{} is shorter than 32 bytes", path.display());
+            return Ok(k);
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut k = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut k);
+        write_private(&path, &k)?;
+        Ok(k)
+    }
+
+    pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
+        Ok(match self.auth {
+            AuthMode::ApiGateway => Authenticator::ApiGateway,
+            AuthMode::Local => Authenticator::local(&self.key(&self.jwt_secret, "jwt.key")?),
+        })
+    }
+
+    /// Builds the state with the store the configuration names.
+    pub async fn state(&self) -> anyhow::Result<AppState> {
+        if self.table.is_some() || self.bucket.is_some() {
+            bail!(
+                "AUDITRAIL_TABLE / AUDITRAIL_BUCKET are set, but this binary was built without the AWS back end; \
+                 unset them to use the embedded store"
+            );
+        }
+        self.embedded_state()
+    }
+
+    #[cfg(feature = "embedded")]
+    fn embedded_state(&self) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("AUDITRAIL_DATA_DIR: cannot create {}", self.data_dir.display()))?;
+        let records = crate::store::sqlite::SqliteStore::open(&self.data_dir.join("auditrail.db"))
+            .with_context(|| format!("opening the embedded store in {}", self.data_dir.display()))?;
+        let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;
+        Ok(AppState {
+            records: Arc::new(records),
+            blobs: Arc::new(blobs),
+            auth: Arc::new(self.authenticator()?),
+            cursor_key: CursorKey::new(&self.key(&self.cursor_key, "cursor.key")?),
+            limits: ValidationLimits::default(),
+        })
+    }
+
+    #[cfg(not(feature = "embedded"))]
+    fn embedded_state(&self) -> anyhow::Result<AppState> {
+        bail!("this binary has no embedded store; set AUDITRAIL_TABLE and AUDITRAIL_BUCKET")
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+/// Tracing for binaries: JSON when `AWS_LAMBDA_LOG_FORMAT=JSON` (Lambda) or `json` is asked for,
+/// level from `RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL`.
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| EnvFilter::new(l.to_lowercase())))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = json || std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+}

@@ -1,0 +1,14 @@
+//! Auditrail's library: the record and its catalogue, validation, query planning, storage ports
+//! and adapters, authentication, and the HTTP routers every binary mounts.
+
+pub mod api;
+pub mod auth;
+pub mod blob;
+pub mod config;
+#[cfg(feature = "embedded")]
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod query;
+pub mod record;
+pub mod store;

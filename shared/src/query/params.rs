@@ -1,0 +1,383 @@
+//! Parsing of list parameters (`GET /v1/events`, `/v1/sign-ins`, session timelines) into an
+//! `EventFilter`, with one clear error per bad field. Unknown parameters are refused so a typo
+//! never silently widens a compliance search.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+
+use super::cursor::{CursorBody, CursorError, CursorKey};
+use crate::error::{ApiError, FieldError};
+use crate::record::catalogue;
+use crate::record::validate::parse_time;
+use crate::record::{Category, ResultCode};
+use crate::store::{EventFilter, Order, Position};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 1000;
+/// The widest window one query may span (the longest default retention).
+pub const MAX_RANGE_DAYS: i64 = 400;
+/// Eleveo's default: the last 10 days.
+pub const DEFAULT_DAYS: i64 = 10;
+
+/// Which listing the parameters are for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    /// The activity log.
+    Events,
+    /// The sign-in log (seed 003).
+    SignIns,
+    /// One co-browsing session's timeline, oldest first.
+    Session(String),
+}
+
+impl View {
+    fn allowed(&self) -> &'static [&'static str] {
+        match self {
+            Self::Events => &[
+                "from",
+                "to",
+                "action",
+                "category",
+                "user",
+                "result",
+                "session_id",
+                "correlation_id",
+                "q",
+                "limit",
+                "cursor",
+                "tz",
+            ],
+            Self::SignIns => {
+                &["period", "from", "to", "account", "employee_id", "operation", "result", "limit", "cursor", "tz"]
+            }
+            Self::Session(_) => &["from", "to", "limit", "cursor", "tz"],
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Events => "events".into(),
+            Self::SignIns => "sign-ins".into(),
+            Self::Session(s) => format!("session:{s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ParsedQuery {
+    pub filter: EventFilter,
+    pub limit: usize,
+    pub after: Option<Position>,
+    pub tz: Option<Tz>,
+    /// Binds cursors to this exact filter.
+    pub hash: String,
+    /// The parameters as given (cursor excluded), for the AUDIT_SEARCH record.
+    pub echo: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ParsedQuery {
+    /// The cursor for the page after `next`.
+    pub fn next_cursor(&self, key: &CursorKey, tenant: &str, next: Option<Position>) -> Option<String> {
+        next.map(|p| {
+            key.seal(&CursorBody {
+                v: 1,
+                t: tenant.to_owned(),
+                f: self.hash.clone(),
+                from: self.filter.from.timestamp_micros(),
+                to: self.filter.to.timestamp_micros(),
+                p,
+            })
+        })
+    }
+}
+
+/// The sign-in log's operation names (seed 003) and the actions they stand for.
+pub fn sign_in_operation(s: &str) -> Option<&'static [&'static str]> {
+    Some(match s.to_ascii_lowercase().replace(['_', '-'], " ").as_str() {
+        "sign in" => &["SIGN_IN", "LOGIN", "LOGIN_ERROR", "USER_LOGIN", "LOGGED_IN"],
+        "sign out" => &["SIGN_OUT", "LOGOUT", "LOGOUT_ERROR", "USER_LOGOUT"],
+        "forcible sign in" => &["FORCIBLE_SIGN_IN"],
+        "forcible sign out" => &["FORCIBLE_SIGN_OUT"],
+        _ => return None,
+    })
+}
+
+fn parse_result(s: &str) -> Option<ResultCode> {
+    ResultCode::parse(&s.to_ascii_uppercase()).or(match s.to_ascii_lowercase().as_str() {
+        "successful" | "success" => Some(ResultCode::Ok),
+        "failed" | "failure" => Some(ResultCode::Fail),
+        _ => None,
+    })
+}
+
+/// Parses a raw query string for `view`, opening the cursor if one is given.
+pub fn parse(
+    raw: &str,
+    view: View,
+    tenant: &str,
+    key: &CursorKey,
+    now: DateTime<Utc>,
+) -> Result<ParsedQuery, ApiError> {
+    // Cursors carry microseconds; keep the window at that precision so pages agree.
+    let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::field("query", format!("not a valid query string: {e}")))?;
+    let mut errs: Vec<FieldError> = Vec::new();
+    let allowed = view.allowed();
+    let mut filter = EventFilter::window(now, now);
+    let (mut from, mut to, mut period) = (None, None, None);
+    let (mut limit, mut cursor, mut tz) = (DEFAULT_LIMIT, None, None);
+    let mut hashed: Vec<(String, String)> = Vec::new();
+    let mut echo = serde_json::Map::new();
+    let single = |errs: &mut Vec<FieldError>, k: &str, slot: &mut Option<String>, v: String| {
+        if slot.is_some() {
+            errs.push(FieldError::new(k, "given more than once"));
+        }
+        *slot = Some(v);
+    };
+    let mut text_fields: [(&str, Option<String>); 5] =
+        [("user", None), ("account", None), ("employee_id", None), ("session_id", None), ("correlation_id", None)];
+
+    for (k, v) in pairs {
+        if !allowed.contains(&k.as_str()) {
+            errs.push(FieldError::new(&k, format!("unknown parameter; this list accepts {}", allowed.join(", "))));
+            continue;
+        }
+        if !matches!(k.as_str(), "cursor" | "limit" | "tz") {
+            hashed.push((k.clone(), v.clone()));
+            match echo.get_mut(&k) {
+                Some(serde_json::Value::Array(a)) => a.push(v.clone().into()),
+                Some(prev) => *prev = serde_json::Value::Array(vec![prev.clone(), v.clone().into()]),
+                None => {
+                    echo.insert(k.clone(), v.clone().into());
+                }
+            }
+        }
+        match k.as_str() {
+            "from" => single(&mut errs, "from", &mut from, v),
+            "to" => single(&mut errs, "to", &mut to, v),
+            "period" => single(&mut errs, "period", &mut period, v),
+            "cursor" => single(&mut errs, "cursor", &mut cursor, v),
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                _ => errs.push(FieldError::new("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
+            },
+            "tz" => match v.parse::<Tz>() {
+                Ok(z) => tz = Some(z),
+                Err(_) => errs.push(FieldError::new("tz", "not an IANA time zone name (e.g. Europe/Prague)")),
+            },
+            "action" => {
+                for a in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                    match catalogue::resolve(a) {
+                        Ok(_) => filter.actions.push(a.to_owned()),
+                        Err(p) => errs.push(FieldError::new("action", format!("`{a}`: {p}"))),
+                    }
+                }
+            }
+            "operation" => match sign_in_operation(&v) {
+                Some(actions) => filter.actions.extend(actions.iter().map(|a| (*a).to_owned())),
+                None => errs.push(FieldError::new(
+                    "operation",
+                    "one of Sign In, Sign Out, Forcible Sign In, Forcible Sign Out",
+                )),
+            },
+            "category" => {
+                for c in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                    match Category::parse(c) {
+                        Some(c) => filter.categories.push(c),
+                        None => errs.push(FieldError::new(
+                            "category",
+                            format!("`{c}` is not one of {}", Category::ALL.map(|c| c.as_str()).join(", ")),
+                        )),
+                    }
+                }
+            }
+            "result" => match parse_result(&v) {
+                Some(r) => filter.result = Some(r),
+                None => errs.push(FieldError::new(
+                    "result",
+                    match view {
+                        View::SignIns => "one of Successful, Failed",
+                        _ => "one of OK, FAIL, UNAUTHORIZED",
+                    },
+                )),
+            },
+            "q" => {
+                if v.chars().count() > 256 {
+                    errs.push(FieldError::new("q", "at most 256 characters"));
+                } else if !v.trim().is_empty() {
+                    filter.text = Some(v);
+                }
+            }
+            other => {
+                if let Some((name, slot)) = text_fields.iter_mut().find(|(n, _)| *n == other) {
+                    if v.trim().is_empty() || v.len() > 256 {
+                        errs.push(FieldError::new(*name, "must be 1 to 256 characters"));
+                    } else {
+                        single(&mut errs, name, slot, v);
+                    }
+                }
+            }
+        }
+    }
+    let [(_, user), (_, account), (_, employee_id), (_, session_id), (_, correlation_id)] = text_fields;
+    filter.user = user.or(account);
+    filter.employee_id = employee_id;
+    filter.session_id = session_id;
+    filter.correlation_id = correlation_id;
+    filter.actions.sort();
+    filter.actions.dedup();
+    filter.categories.sort();
+    filter.categories.dedup();
+
+    match &view {
+        View::Events => {}
+        View::SignIns => filter.categories = vec![Category::SignIn],
+        View::Session(s) => {
+            filter.session_id = Some(s.clone());
+            filter.order = Order::OldestFirst;
+        }
+    }
+
+    // The window: explicit bounds, a period, or the view's default.
+    let parse_bound = |errs: &mut Vec<FieldError>, k: &str, v: &Option<String>| {
+        v.as_ref().and_then(|s| parse_time(s).map_err(|e| errs.push(FieldError::new(k, e))).ok())
+    };
+    let from_t = parse_bound(&mut errs, "from", &from);
+    let to_t = parse_bound(&mut errs, "to", &to);
+    let default_days = match (&view, period.as_deref()) {
+        (_, Some(_)) if from.is_some() || to.is_some() => {
+            errs.push(FieldError::new("period", "use either period or from/to, not both"));
+            DEFAULT_DAYS
+        }
+        (_, Some("1d")) => 1,
+        (_, Some("3d")) => 3,
+        (_, Some("7d")) => 7,
+        (_, Some(_)) => {
+            errs.push(FieldError::new("period", "one of 1d, 3d, 7d (or give from/to for a custom range)"));
+            DEFAULT_DAYS
+        }
+        (View::Session(_), None) => MAX_RANGE_DAYS,
+        (_, None) => DEFAULT_DAYS,
+    };
+    let to_t = to_t.unwrap_or(now);
+    let from_t = from_t.unwrap_or(to_t - Duration::days(default_days));
+    if from.is_some() || to.is_some() {
+        if from_t >= to_t {
+            errs.push(FieldError::new("to", "must be after from"));
+        } else if to_t - from_t > Duration::days(MAX_RANGE_DAYS) {
+            errs.push(FieldError::new("from", format!("the range may span at most {MAX_RANGE_DAYS} days")));
+        }
+    }
+    filter.from = from_t;
+    filter.to = to_t;
+
+    hashed.sort();
+    let mut h = Sha256::new();
+    h.update(view.name().as_bytes());
+    for (k, v) in &hashed {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([1]);
+        h.update(v.as_bytes());
+    }
+    let hash = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &h.finalize()[..16]);
+
+    let mut after = None;
+    if let Some(c) = &cursor {
+        match key.open(c, tenant, &hash) {
+            Ok(body) => {
+                // Keep the window the first page resolved, so a default window does not slide.
+                filter.from = DateTime::from_timestamp_micros(body.from).unwrap_or(filter.from);
+                filter.to = DateTime::from_timestamp_micros(body.to).unwrap_or(filter.to);
+                after = Some(body.p);
+            }
+            Err(e @ (CursorError::Tampered | CursorError::OtherFilter)) => {
+                errs.push(FieldError::new("cursor", e.to_string()))
+            }
+        }
+    }
+
+    if !errs.is_empty() {
+        return Err(ApiError::Invalid(errs));
+    }
+    Ok(ParsedQuery { filter, limit, after, tz, hash, echo })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> CursorKey {
+        CursorKey::new(b"k")
+    }
+
+    fn fields(raw: &str, view: View) -> Vec<String> {
+        match parse(raw, view, "acme", &key(), Utc::now()) {
+            Err(ApiError::Invalid(e)) => e.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_to_the_last_ten_days_newest_first() {
+        let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+        let q = parse("", View::Events, "acme", &key(), now).unwrap();
+        assert_eq!(q.filter.to, now);
+        assert_eq!(q.filter.from, now - Duration::days(10));
+        assert_eq!(q.filter.order, Order::NewestFirst);
+        assert_eq!(q.limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn repeated_and_comma_separated_actions() {
+        let q =
+            parse("action=LOGIN&action=LOGOUT,LOGIN&result=FAIL&user=jdoe", View::Events, "acme", &key(), Utc::now())
+                .unwrap();
+        assert_eq!(q.filter.actions, vec!["LOGIN", "LOGOUT"]);
+        assert_eq!(q.filter.result, Some(ResultCode::Fail));
+        assert_eq!(q.filter.user.as_deref(), Some("jdoe"));
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        assert_eq!(fields("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", View::Events), vec!["to"]);
+        assert_eq!(fields("tz=Mars/Olympus", View::Events), vec!["tz"]);
+        assert_eq!(fields("action=LOGN", View::Events), vec!["action"]);
+        assert_eq!(fields("color=red", View::Events), vec!["color"]);
+        assert_eq!(fields("limit=0", View::Events), vec!["limit"]);
+        assert_eq!(fields("period=2d", View::SignIns), vec!["period"]);
+        assert_eq!(fields("from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", View::Events), vec!["from"]);
+        assert_eq!(fields("cursor=abc", View::Events), vec!["cursor"]);
+        assert_eq!(fields("period=1d", View::Events), vec!["period"]);
+    }
+
+    #[test]
+    fn sign_in_view_maps_operations_and_results() {
+        let q = parse(
+            "period=3d&operation=Forcible%20Sign%20In&result=Failed&account=a1",
+            View::SignIns,
+            "acme",
+            &key(),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(q.filter.actions, vec!["FORCIBLE_SIGN_IN"]);
+        assert_eq!(q.filter.categories, vec![Category::SignIn]);
+        assert_eq!(q.filter.result, Some(ResultCode::Fail));
+        assert_eq!(q.filter.user.as_deref(), Some("a1"));
+        assert_eq!(q.filter.to - q.filter.from, Duration::days(3));
+    }
+
+    #[test]
+    fn cursor_keeps_the_first_pages_window_and_is_bound_to_the_filter() {
+        let t0 = Utc::now() - Duration::hours(1);
+        let first = parse("action=LOGIN", View::Events, "acme", &key(), t0).unwrap();
+        let c = first.next_cursor(&key(), "acme", Some(serde_json::json!({"ts": 1, "id": "a"}))).unwrap();
+        let second = parse(&format!("action=LOGIN&cursor={c}"), View::Events, "acme", &key(), Utc::now()).unwrap();
+        assert_eq!(second.filter.to, first.filter.to);
+        assert_eq!(fields(&format!("action=LOGOUT&cursor={c}"), View::Events), vec!["cursor"]);
+        assert!(parse(&format!("action=LOGIN&cursor={c}"), View::Events, "globex", &key(), Utc::now()).is_err());
+    }
+}

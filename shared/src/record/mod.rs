@@ -1,0 +1,229 @@
+//! The record: one envelope for everything Auditrail stores, its catalogue and its validation.
+
+pub mod catalogue;
+mod catalogue_data;
+pub mod validate;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use catalogue::{ActionDef, CATALOGUE_CUSTOM_PREFIX, Mode, Source, lookup};
+pub use validate::{IncomingRecord, ValidationLimits};
+
+/// What kind of thing a record is; decides its view, retention and DPO group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Audit,
+    SignIn,
+    Cobrowse,
+    Contact,
+    Consent,
+    DirectoryEntry,
+    CampaignCustomer,
+    ErrorReport,
+}
+
+impl Category {
+    pub const ALL: [Category; 8] = [
+        Self::Audit,
+        Self::SignIn,
+        Self::Cobrowse,
+        Self::Contact,
+        Self::Consent,
+        Self::DirectoryEntry,
+        Self::CampaignCustomer,
+        Self::ErrorReport,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Audit => "audit",
+            Self::SignIn => "sign_in",
+            Self::Cobrowse => "cobrowse",
+            Self::Contact => "contact",
+            Self::Consent => "consent",
+            Self::DirectoryEntry => "directory_entry",
+            Self::CampaignCustomer => "campaign_customer",
+            Self::ErrorReport => "error_report",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// `OK` / `FAIL` / `UNAUTHORIZED` as in the Eleveo audit log; sign-ins show OK as Successful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ResultCode {
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "FAIL")]
+    Fail,
+    #[serde(rename = "UNAUTHORIZED")]
+    Unauthorized,
+}
+
+impl ResultCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Fail => "FAIL",
+            Self::Unauthorized => "UNAUTHORIZED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "OK" => Some(Self::Ok),
+            "FAIL" => Some(Self::Fail),
+            "UNAUTHORIZED" => Some(Self::Unauthorized),
+            _ => None,
+        }
+    }
+}
+
+/// Phase of an asynchronous action: the start has no result, the end has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Start,
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    User,
+    Agent,
+    Customer,
+    System,
+    Importer,
+}
+
+/// Who did it. Importer and system events carry no user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The sign-in account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ActorKind>,
+}
+
+impl Actor {
+    pub fn is_empty(&self) -> bool {
+        *self == Actor::default()
+    }
+}
+
+/// The person a record is about, for DPO search.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phones: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+}
+
+/// A reference to a stored blob (recording, e-mail attachment, photo).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// Blob id within the tenant, as returned by the upload.
+    pub blob: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// e.g. `attachment`, `recording`, `voicemail`, `photo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// The stored form. `tenant_id` always comes from the caller's token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub tenant_id: String,
+    pub id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub category: Category,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Actor::is_empty")]
+    pub actor: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason_code: Option<String>,
+    /// Free text or a JSON document, as the Eleveo description column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+impl Record {
+    /// Description as searchable text (a JSON description is searched in its serialised form).
+    pub fn description_text(&self) -> Option<String> {
+        match &self.description {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => Some(v.to_string()),
+        }
+    }
+
+    /// A record Auditrail writes about its own use (searches, denials, exports, DPO actions).
+    pub fn system(tenant_id: &str, action: &str, actor: Actor, result: Option<ResultCode>, description: Value) -> Self {
+        let now = Utc::now();
+        let category = lookup(action).map(|d| d.category).unwrap_or(Category::Audit);
+        Self {
+            tenant_id: tenant_id.to_owned(),
+            id: ulid::Ulid::generate().to_string(),
+            occurred_at: now,
+            received_at: now,
+            category,
+            action: action.to_owned(),
+            actor,
+            result,
+            phase: None,
+            correlation_id: None,
+            source_ip: None,
+            session_id: None,
+            failure_reason_code: None,
+            description: Some(description),
+            data: None,
+            subject: None,
+            attachments: Vec::new(),
+        }
+    }
+}

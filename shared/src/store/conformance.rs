@@ -1,0 +1,215 @@
+//! The conformance suite every `RecordStore` adapter must pass: the same test code, run against
+//! the embedded store and against DynamoDB (on the moto emulator). Each check builds its own
+//! tenant, so the checks can run in parallel on one store.
+//!
+//! Use `conformance_tests!(path::to::factory)` in a test module; the factory is an async fn
+//! returning `Arc<dyn RecordStore>` (it may hand out one shared store).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+
+use super::{AppendOutcome, EventFilter, Order, PageRequest, RecordStore};
+use crate::record::{Actor, ActorKind, Category, Phase, Record, ResultCode};
+
+/// A unique tenant per check, so checks do not see each other's records.
+pub fn tenant(check: &str) -> String {
+    format!("{check}-{}", ulid::Ulid::generate().to_string().to_lowercase())
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap()
+}
+
+/// A plain audit record at `t0 + minutes`.
+pub fn rec(tenant: &str, id: &str, minutes: i64, action: &str, user: &str, result: ResultCode) -> Record {
+    let mut r = Record::system(
+        tenant,
+        action,
+        Actor { user_id: Some(format!("uid-{user}")), username: Some(user.to_owned()), ..Default::default() },
+        Some(result),
+        json!(format!("{action} by {user}")),
+    );
+    r.id = id.to_owned();
+    r.occurred_at = t0() + Duration::minutes(minutes);
+    r.category = crate::record::lookup(action).map(|d| d.category).unwrap_or(Category::Audit);
+    r
+}
+
+fn window() -> EventFilter {
+    EventFilter::window(t0() - Duration::days(1), t0() + Duration::days(30))
+}
+
+async fn all(store: &dyn RecordStore, tenant: &str, f: &EventFilter, limit: usize) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.query(tenant, f, PageRequest { limit, after }).await.expect("query");
+        assert!(page.records.len() <= limit, "page larger than its limit");
+        out.extend(page.records);
+        match page.next {
+            Some(p) => after = Some(p),
+            None => return out,
+        }
+    }
+}
+
+fn ids(rs: &[Record]) -> Vec<&str> {
+    rs.iter().map(|r| r.id.as_str()).collect()
+}
+
+pub async fn replayed_ids_are_stored_once(store: Arc<dyn RecordStore>) {
+    let t = tenant("replay");
+    let a = rec(&t, "a", 1, "LOGIN", "jdoe", ResultCode::Ok);
+    let mut a2 = a.clone();
+    a2.occurred_at += Duration::hours(5);
+    let b = rec(&t, "b", 2, "LOGIN", "jdoe", ResultCode::Ok);
+    assert_eq!(store.append(&t, &[a.clone(), b.clone()]).await.unwrap(), vec![AppendOutcome::Created; 2]);
+    assert_eq!(
+        store.append(&t, &[a2, b.clone(), b.clone()]).await.unwrap(),
+        vec![AppendOutcome::Duplicate; 3],
+        "a replay (even with another time) is a duplicate"
+    );
+    let got = all(&*store, &t, &window(), 10).await;
+    assert_eq!(ids(&got), vec!["b", "a"]);
+    assert_eq!(got[1], a, "the first copy is kept unchanged");
+    assert_eq!(store.get(&t, "a").await.unwrap().as_ref(), Some(&a));
+}
+
+pub async fn tenants_never_see_each_other(store: Arc<dyn RecordStore>) {
+    let (t1, t2) = (tenant("iso-a"), tenant("iso-b"));
+    store.append(&t1, &[rec(&t1, "same-id", 1, "LOGIN", "jdoe", ResultCode::Ok)]).await.unwrap();
+    assert_eq!(
+        store.append(&t2, &[rec(&t2, "same-id", 1, "LOGIN", "jdoe", ResultCode::Ok)]).await.unwrap(),
+        vec![AppendOutcome::Created],
+        "ids are unique per tenant only"
+    );
+    assert!(store.get(&t2, "missing").await.unwrap().is_none());
+    for t in [&t1, &t2] {
+        let got = all(&*store, t, &window(), 10).await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(&got[0].tenant_id, t);
+    }
+}
+
+pub async fn newest_first_paging_is_complete_and_stable(store: Arc<dyn RecordStore>) {
+    let t = tenant("paging");
+    // Ties on time are broken by id, so paging over equal timestamps neither skips nor repeats.
+    let recs: Vec<Record> =
+        (0..57).map(|i| rec(&t, &format!("r{i:03}"), i / 3, "LOGIN", "jdoe", ResultCode::Ok)).collect();
+    store.append(&t, &recs).await.unwrap();
+    let got = all(&*store, &t, &window(), 10).await;
+    let mut want: Vec<&Record> = recs.iter().collect();
+    want.sort_by(|a, b| (b.occurred_at, &b.id).cmp(&(a.occurred_at, &a.id)));
+    assert_eq!(ids(&got), want.iter().map(|r| r.id.as_str()).collect::<Vec<_>>());
+
+    let mut asc = window();
+    asc.order = Order::OldestFirst;
+    let got = all(&*store, &t, &asc, 7).await;
+    assert_eq!(ids(&got), want.iter().rev().map(|r| r.id.as_str()).collect::<Vec<_>>());
+}
+
+pub async fn every_filter_matches_the_reference(store: Arc<dyn RecordStore>) {
+    let t = tenant("filters");
+    let actions = ["LOGIN", "LOGIN_ERROR", "CONVERSATION_SEARCH", "AUDIT_SEARCH", "CLICK"];
+    let users = ["alice", "Bob", "carol"];
+    let mut recs = Vec::new();
+    for i in 0..120i64 {
+        let action = actions[(i % 5) as usize];
+        let user = users[(i % 3) as usize];
+        let result = [ResultCode::Ok, ResultCode::Fail, ResultCode::Unauthorized][(i % 7 % 3) as usize];
+        let mut r = rec(&t, &format!("f{i}"), i * 7, action, user, result);
+        if action == "CLICK" {
+            r.session_id = Some(format!("sess-{}", i % 2));
+            r.actor.kind = Some(ActorKind::Customer);
+            r.result = None;
+        }
+        if action == "CONVERSATION_SEARCH" {
+            r.correlation_id = Some(format!("corr-{}", i % 4));
+            r.phase = Some(if i % 2 == 0 { Phase::Start } else { Phase::End });
+        }
+        r.actor.employee_id = Some(format!("E{}", i % 4));
+        r.description = Some(json!({"text": format!("item {i} {}", if i % 10 == 0 { "Needle" } else { "hay" })}));
+        recs.push(r);
+    }
+    // An importer record without any user.
+    let mut imp = rec(&t, "importer-1", 5, "DELETE_IMPORTED_USERS", "x", ResultCode::Ok);
+    imp.actor = Actor { kind: Some(ActorKind::Importer), ..Default::default() };
+    recs.push(imp);
+    store.append(&t, &recs).await.unwrap();
+
+    let base = window();
+    let mut filters: Vec<EventFilter> = vec![base.clone()];
+    let with = |f: &dyn Fn(&mut EventFilter)| {
+        let mut x = base.clone();
+        f(&mut x);
+        x
+    };
+    filters.push(with(&|f| f.actions = vec!["LOGIN".into()]));
+    filters.push(with(&|f| f.actions = vec!["LOGIN".into(), "CLICK".into()]));
+    filters.push(with(&|f| f.categories = vec![Category::SignIn]));
+    filters.push(with(&|f| f.user = Some("bob".into())));
+    filters.push(with(&|f| f.user = Some("uid-alice".into())));
+    filters.push(with(&|f| f.result = Some(ResultCode::Fail)));
+    filters.push(with(&|f| f.session_id = Some("sess-1".into())));
+    filters.push(with(&|f| f.correlation_id = Some("corr-2".into())));
+    filters.push(with(&|f| f.employee_id = Some("E3".into())));
+    filters.push(with(&|f| f.text = Some("needle".into())));
+    filters.push(with(&|f| {
+        f.user = Some("carol".into());
+        f.result = Some(ResultCode::Ok);
+    }));
+    filters.push(with(&|f| {
+        f.actions = vec!["LOGIN_ERROR".into()];
+        f.result = Some(ResultCode::Unauthorized);
+    }));
+    filters.push(with(&|f| {
+        f.categories = vec![Category::Audit];
+        f.user = Some("alice".into());
+    }));
+    filters.push(with(&|f| {
+        f.from = t0() + Duration::minutes(100);
+        f.to = t0() + Duration::minutes(300);
+    }));
+    for f in filters {
+        let mut want: Vec<&Record> = recs.iter().filter(|r| f.matches(r)).collect();
+        want.sort_by(|a, b| (b.occurred_at, &b.id).cmp(&(a.occurred_at, &a.id)));
+        let got = all(&*store, &t, &f, 9).await;
+        assert_eq!(ids(&got), want.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), "filter {f:?}");
+    }
+}
+
+pub async fn time_window_is_half_open(store: Arc<dyn RecordStore>) {
+    let t = tenant("window");
+    store
+        .append(
+            &t,
+            &[rec(&t, "at-from", 0, "LOGIN", "a", ResultCode::Ok), rec(&t, "at-to", 10, "LOGIN", "a", ResultCode::Ok)],
+        )
+        .await
+        .unwrap();
+    let f = EventFilter::window(t0(), t0() + Duration::minutes(10));
+    assert_eq!(ids(&all(&*store, &t, &f, 5).await), vec!["at-from"]);
+}
+
+/// Expands to one `#[tokio::test]` per check, each calling `$factory().await` for its store.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:path) => {
+        $crate::conformance_tests!(@each $factory,
+            replayed_ids_are_stored_once,
+            tenants_never_see_each_other,
+            newest_first_paging_is_complete_and_stable,
+            every_filter_matches_the_reference,
+            time_window_is_half_open);
+    };
+    (@each $factory:path, $($check:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                $crate::store::conformance::$check($factory().await).await;
+            }
+        )*
+    };
+}

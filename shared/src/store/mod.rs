@@ -1,0 +1,234 @@
+//! Storage ports: what the domain needs from a record store and a blob store.
+//!
+//! Adapters: `sqlite` (embedded, the default) and, behind features, DynamoDB and S3. Both pass
+//! the conformance suite in `conformance`. A port takes the whole filter and plans its own
+//! reads, because the best plan differs per back end; positions are opaque to callers.
+
+pub mod conformance;
+#[cfg(feature = "embedded")]
+pub mod sqlite;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Category, Record, ResultCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The back end is throttling; the caller may retry later. Nothing was half-written.
+    #[error("store throttled")]
+    Throttled,
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The item cannot be stored as given (e.g. over the back end's item size).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    #[error("store failure: {0}")]
+    Backend(#[source] anyhow::Error),
+}
+
+impl StoreError {
+    pub fn backend(e: impl Into<anyhow::Error>) -> Self {
+        Self::Backend(e.into())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What happened to one record of an append, in input order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum AppendOutcome {
+    Created,
+    /// The id was already stored for this tenant: the stored copy is kept, this one dropped.
+    Duplicate,
+    /// Not stored (e.g. still throttled after every retry); the client may resend it.
+    Failed {
+        reason: String,
+    },
+}
+
+/// Ordering of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// A fully resolved filter: every field is an equality on an indexed attribute except `text`.
+/// The time window is inclusive of `from` and exclusive of `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventFilter {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<Category>,
+    /// Matches the actor's username or user id (usernames case-insensitively).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Case-insensitive substring of the description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub order: Order,
+}
+
+impl EventFilter {
+    pub fn window(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        Self {
+            from,
+            to,
+            actions: Vec::new(),
+            categories: Vec::new(),
+            user: None,
+            employee_id: None,
+            result: None,
+            session_id: None,
+            correlation_id: None,
+            text: None,
+            order: Order::NewestFirst,
+        }
+    }
+
+    /// Whether a record satisfies the filter; the reference semantics every adapter must match.
+    pub fn matches(&self, r: &Record) -> bool {
+        r.occurred_at >= self.from
+            && r.occurred_at < self.to
+            && (self.actions.is_empty() || self.actions.contains(&r.action))
+            && (self.categories.is_empty() || self.categories.contains(&r.category))
+            && self.user.as_ref().is_none_or(|u| {
+                r.actor.user_id.as_deref() == Some(u.as_str())
+                    || r.actor.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(u))
+            })
+            && self.employee_id.as_ref().is_none_or(|e| r.actor.employee_id.as_deref() == Some(e.as_str()))
+            && self.result.is_none_or(|x| r.result == Some(x))
+            && self.session_id.as_ref().is_none_or(|s| r.session_id.as_deref() == Some(s.as_str()))
+            && self.correlation_id.as_ref().is_none_or(|s| r.correlation_id.as_deref() == Some(s.as_str()))
+            && self
+                .text
+                .as_ref()
+                .is_none_or(|t| r.description_text().is_some_and(|d| d.to_lowercase().contains(&t.to_lowercase())))
+    }
+}
+
+/// Where the next page starts; adapter-specific, opaque to everyone else.
+pub type Position = serde_json::Value;
+
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub after: Option<Position>,
+}
+
+/// Items read from the back end vs. returned, for read-amplification reporting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReadStats {
+    pub items_read: u64,
+    pub items_returned: u64,
+    /// Number of index queries issued for this page.
+    pub queries: u64,
+}
+
+impl std::ops::AddAssign for ReadStats {
+    fn add_assign(&mut self, o: Self) {
+        self.items_read += o.items_read;
+        self.items_returned += o.items_returned;
+        self.queries += o.queries;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordPage {
+    pub records: Vec<Record>,
+    pub next: Option<Position>,
+    pub stats: ReadStats,
+    /// Which index served the page (for the planner report), e.g. `action`, `user`, `time`.
+    pub plan: String,
+}
+
+/// Append-only record storage with idempotent writes and the access patterns of the spec.
+#[async_trait]
+pub trait RecordStore: Send + Sync + 'static {
+    /// Stores records of one tenant; a record whose id is already stored is a duplicate.
+    async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>>;
+
+    async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>>;
+
+    /// One page of records matching the filter, in the filter's order, ties broken by id.
+    async fn query(&self, tenant: &str, filter: &EventFilter, page: PageRequest) -> StoreResult<RecordPage>;
+
+    /// A short name for logs and reports (`sqlite`, `dynamodb`).
+    fn backend(&self) -> &'static str;
+}
+
+/// A blob's address. Always under its tenant's prefix, so no key can reach another tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobKey {
+    tenant: String,
+    path: String,
+}
+
+impl BlobKey {
+    /// `area` is e.g. `attachments`, `error-reports`, `exports`; `name` an id made by the server.
+    pub fn new(tenant: &str, area: &str, name: &str) -> Result<Self, StoreError> {
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 200
+                && s != "."
+                && s != ".."
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        };
+        if !ok(tenant) || !ok(area) || !ok(name) {
+            return Err(StoreError::Invalid("blob key parts may only use letters, digits, `_`, `.` and `-`".into()));
+        }
+        Ok(Self { tenant: tenant.to_owned(), path: format!("tenants/{tenant}/{area}/{name}") })
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The object key / relative file path.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    async fn put(&self, key: &BlobKey, bytes: Bytes, content_type: &str) -> StoreResult<()>;
+    async fn get(&self, key: &BlobKey) -> StoreResult<Option<Bytes>>;
+    async fn delete(&self, key: &BlobKey) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_keys_cannot_escape_their_tenant() {
+        assert_eq!(BlobKey::new("t1", "attachments", "a.wav").unwrap().as_str(), "tenants/t1/attachments/a.wav");
+        for bad in ["..", "a/b", "", "x y"] {
+            assert!(BlobKey::new("t1", "attachments", bad).is_err(), "{bad}");
+            assert!(BlobKey::new(bad, "attachments", "a").is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Embedded record store: SQLite in WAL mode with `secure_delete`, one writer and a pool of
+//! readers, and one index per access pattern of the spec.
+//!
+//! Access patterns and the index serving each (all tenant-first, ordered by time then id):
+//! time range → `rec_time`; action → `rec_action`; category → `rec_category`; user → the union
+//! of `rec_username` (lower-cased) and `rec_user_id`; sign-ins by employee id → `rec_employee`;
+//! result → `rec_result`; co-browse session → `rec_session`; request pairs → `rec_correlation`;
+//! idempotency → the unique `(tenant, id)`. A filter with several values of one attribute
+//! (e.g. three actions) runs one indexed query per value and merges them, so the first page
+//! never sorts a whole range.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter, types::Value as SqlValue};
+use serde_json::json;
+
+use super::{
+    AppendOutcome, EventFilter, Order, PageRequest, ReadStats, RecordPage, RecordStore, StoreError, StoreResult,
+};
+use crate::record::Record;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS records (
+    seq            INTEGER PRIMARY KEY,
+    tenant         TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    ts             INTEGER NOT NULL,
+    category       TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    user_id        TEXT,
+    username       TEXT,
+    employee_id    TEXT,
+    result         TEXT,
+    session_id     TEXT,
+    correlation_id TEXT,
+    body           TEXT NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS rec_time        ON records(tenant, ts, id);
+CREATE INDEX IF NOT EXISTS rec_action      ON records(tenant, action, ts, id);
+CREATE INDEX IF NOT EXISTS rec_category    ON records(tenant, category, ts, id);
+CREATE INDEX IF NOT EXISTS rec_user_id     ON records(tenant, user_id, ts, id) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_username    ON records(tenant, username, ts, id) WHERE username IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_employee    ON records(tenant, employee_id, ts, id) WHERE employee_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_result      ON records(tenant, result, ts, id) WHERE result IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_session     ON records(tenant, session_id, ts, id) WHERE session_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_correlation ON records(tenant, correlation_id, ts, id) WHERE correlation_id IS NOT NULL;
+"#;
+
+/// The SQLite database file plus its connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path).map_err(StoreError::backend)?;
+        configure(&conn).map_err(StoreError::backend)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(StoreError::backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(anyhow::anyhow!("SQLite refused WAL mode (got {mode})")));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(StoreError::backend)?;
+        conn.execute_batch(SCHEMA).map_err(StoreError::backend)?;
+        conn.execute_batch("PRAGMA optimize=0x10002;").map_err(StoreError::backend)?;
+        Ok(Self {
+            inner: Arc::new(Inner { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer connection on the blocking pool.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(StoreError::backend)?
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &inner.path,
+                        OpenFlags::SQLITE_OPEN_READ_WRITE
+                            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                            | OpenFlags::SQLITE_OPEN_URI,
+                    )
+                    .map_err(StoreError::backend)?;
+                    configure(&c).map_err(StoreError::backend)?;
+                    c.pragma_update(None, "query_only", "ON").map_err(StoreError::backend)?;
+                    c
+                }
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(StoreError::backend)?
+    }
+
+    /// Refreshes the planner statistics (after a bulk load) and checkpoints the WAL.
+    pub async fn optimize(&self) -> StoreResult<()> {
+        self.write(|c| c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").map_err(StoreError::backend)).await
+    }
+}
+
+fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn decode(body: &str) -> StoreResult<Record> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// One equality branch of a planned query.
+struct Branch {
+    sql: String,
+    params: Vec<SqlValue>,
+    index: &'static str,
+}
+
+fn plan(tenant: &str, f: &EventFilter, after: Option<(i64, String)>, limit: usize) -> Vec<Branch> {
+    let desc = f.order == Order::NewestFirst;
+    // Equalities shared by every branch.
+    let mut common: Vec<(&'static str, SqlValue)> = Vec::new();
+    if let Some(e) = &f.employee_id {
+        common.push(("employee_id", e.clone().into()));
+    }
+    if let Some(r) = f.result {
+        common.push(("result", r.as_str().to_owned().into()));
+    }
+    if let Some(s) = &f.session_id {
+        common.push(("session_id", s.clone().into()));
+    }
+    if let Some(s) = &f.correlation_id {
+        common.push(("correlation_id", s.clone().into()));
+    }
+
+    // Multi-valued attributes become one branch per value (cartesian product).
+    let mut variants: Vec<Vec<(&'static str, SqlValue)>> = vec![Vec::new()];
+    let mut fan = |col: &'static str, vals: Vec<SqlValue>| {
+        if vals.is_empty() {
+            return;
+        }
+        variants = variants
+            .iter()
+            .flat_map(|v| {
+                vals.iter().map(move |val| {
+                    let mut v = v.clone();
+                    v.push((col, val.clone()));
+                    v
+                })
+            })
+            .collect();
+    };
+    fan("action", f.actions.iter().map(|a| SqlValue::from(a.clone())).collect());
+    fan("category", f.categories.iter().map(|c| SqlValue::from(c.as_str().to_owned())).collect());
+    if let Some(u) = &f.user {
+        variants = variants
+            .into_iter()
+            .flat_map(|v| {
+                let mut by_name = v.clone();
+                by_name.push(("username", u.to_lowercase().into()));
+                let mut by_id = v;
+                by_id.push(("user_id", u.clone().into()));
+                [by_name, by_id]
+            })
+            .collect();
+    }
+
+    let order = if desc { "DESC" } else { "ASC" };
+    variants
+        .into_iter()
+        .map(|eqs| {
+            let mut sql = String::from("SELECT ts, id, body FROM records WHERE tenant = ?1 AND ts >= ?2 AND ts < ?3");
+            let mut params: Vec<SqlValue> = vec![tenant.to_owned().into(), micros(f.from).into(), micros(f.to).into()];
+            // The index SQLite is expected to use: the most selective equality, in this order.
+            let index =
+                ["session_id", "correlation_id", "employee_id", "user_id", "username", "action", "category", "result"]
+                    .into_iter()
+                    .find(|col| eqs.iter().chain(common.iter()).any(|(c, _)| c == col))
+                    .unwrap_or("time");
+            for (col, val) in eqs.into_iter().chain(common.iter().cloned()) {
+                params.push(val);
+                sql.push_str(&format!(" AND {col} = ?{}", params.len()));
+            }
+            if let Some(t) = &f.text {
+                params.push(t.to_lowercase().into());
+                sql.push_str(&format!(" AND instr(lower(json_extract(body, '$.description')), ?{}) > 0", params.len()));
+            }
+            if let Some((ts, id)) = &after {
+                params.push((*ts).into());
+                params.push(id.clone().into());
+                let op = if desc { "<" } else { ">" };
+                sql.push_str(&format!(" AND (ts, id) {op} (?{}, ?{})", params.len() - 1, params.len()));
+            }
+            sql.push_str(&format!(" ORDER BY ts {order}, id {order} LIMIT {}", limit + 1));
+            Branch { sql, params, index }
+        })
+        .collect()
+}
+
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                debug_assert_eq!(r.tenant_id, tenant);
+                let body = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                Ok((r.clone(), body))
+            })
+            .collect::<StoreResult<_>>()?;
+        let tenant = tenant.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let mut out = Vec::with_capacity(rows.len());
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO records (tenant, id, ts, category, action, user_id, username, employee_id, \
+                         result, session_id, correlation_id, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) \
+                         ON CONFLICT (tenant, id) DO NOTHING",
+                    )
+                    .map_err(StoreError::backend)?;
+                for (r, body) in &rows {
+                    let n = stmt
+                        .execute(rusqlite::params![
+                            tenant,
+                            r.id,
+                            micros(r.occurred_at),
+                            r.category.as_str(),
+                            r.action,
+                            r.actor.user_id,
+                            r.actor.username.as_ref().map(|u| u.to_lowercase()),
+                            r.actor.employee_id,
+                            r.result.map(|x| x.as_str()),
+                            r.session_id,
+                            r.correlation_id,
+                            body,
+                        ])
+                        .map_err(StoreError::backend)?;
+                    out.push(if n == 1 { AppendOutcome::Created } else { AppendOutcome::Duplicate });
+                }
+            }
+            tx.commit().map_err(StoreError::backend)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body FROM records WHERE tenant = ?1 AND id = ?2")
+                .and_then(|mut s| s.query_row([&tenant, &id], |r| r.get(0)).optional())
+                .map_err(StoreError::backend)?;
+            body.as_deref().map(decode).transpose()
+        })
+        .await
+    }
+
+    async fn query(&self, tenant: &str, filter: &EventFilter, page: PageRequest) -> StoreResult<RecordPage> {
+        let after = match page.after {
+            None => None,
+            Some(p) => {
+                let ts = p.get("ts").and_then(|v| v.as_i64());
+                let id = p.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+                match (ts, id) {
+                    (Some(ts), Some(id)) => Some((ts, id)),
+                    _ => return Err(StoreError::Invalid("cursor position is not a SQLite position".into())),
+                }
+            }
+        };
+        let limit = page.limit.max(1);
+        let branches = plan(tenant, filter, after, limit);
+        let desc = filter.order == Order::NewestFirst;
+        self.read(move |conn| {
+            let mut rows: Vec<(i64, String, String)> = Vec::new();
+            let mut stats = ReadStats::default();
+            let plan_name = branches.first().map(|b| b.index).unwrap_or("time").to_owned();
+            for b in &branches {
+                let mut stmt = conn.prepare_cached(&b.sql).map_err(StoreError::backend)?;
+                let it = stmt
+                    .query_map(params_from_iter(b.params.iter()), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(StoreError::backend)?;
+                for row in it {
+                    rows.push(row.map_err(StoreError::backend)?);
+                    stats.items_read += 1;
+                }
+                stats.queries += 1;
+            }
+            rows.sort_by(|a, b| {
+                let o = (a.0, &a.1).cmp(&(b.0, &b.1));
+                if desc { o.reverse() } else { o }
+            });
+            rows.dedup_by(|a, b| a.1 == b.1);
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            let next = if more { rows.last().map(|(ts, id, _)| json!({"ts": ts, "id": id})) } else { None };
+            let records = rows.iter().map(|(_, _, body)| decode(body)).collect::<StoreResult<Vec<_>>>()?;
+            stats.items_returned = records.len() as u64;
+            Ok(RecordPage { records, next, stats, plan: plan_name })
+        })
+        .await
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, OnceLock};
+
+    use super::SqliteStore;
+    use crate::store::RecordStore;
+
+    /// One store file shared by every check (each check uses its own tenant), like production.
+    async fn store() -> Arc<dyn RecordStore> {
+        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+        static STORE: OnceLock<SqliteStore> = OnceLock::new();
+        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+        Arc::new(STORE.get_or_init(|| SqliteStore::open(&dir.path().join("c.db")).unwrap()).clone())
+    }
+
+    crate::conformance_tests!(store);
+
+    #[test]
+    fn opens_in_wal_mode_with_secure_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("x.db")).unwrap();
+        let conn = s.inner.writer.lock().unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let secure: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), secure), ("wal", 1));
+    }
+}
