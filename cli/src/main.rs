@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             let state = config.state().await?;
             if demo {
                 let created = auditrail_shared::demo::load(&*state.records, chrono::Utc::now(), demo_size).await?;
+                state.records.maintain().await?;
                 tracing::info!(created, tenants = ?auditrail_shared::demo::TENANTS, "demo data loaded");
             }
             let app = router(state, Routes::All);

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::store::StoreError;
 
 /// One wrong field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub reason: String,
@@ -132,7 +132,7 @@ impl From<StoreError> for ApiError {
 }
 
 /// RFC 9457 `application/problem+json` body.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,

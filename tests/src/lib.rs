@@ -1,1 +1,121 @@
+//! Harness for the end-to-end tests: the real router on a real embedded store in a temporary
+//! directory, driven through `tower::ServiceExt::oneshot` exactly as the server and Lambda do.
 
+use auditrail_shared::api::{AppState, Routes, router};
+use auditrail_shared::auth::Role;
+use auditrail_shared::config::Config;
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+}
+
+/// A response as a client sees it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The field names of a problem document's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["field"].as_str().unwrap_or("").to_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn assert_problem(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "{:#}", self.body);
+        assert_eq!(self.content_type, "application/problem+json", "{:#}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "problem without detail");
+        self
+    }
+
+    pub fn items(&self) -> &Vec<Value> {
+        self.body["items"].as_array().expect("items")
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.items().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Config::embedded(dir.path()).state().await.unwrap();
+        Self { router: router(state.clone(), Routes::All), state, dir }
+    }
+
+    pub fn token(&self, tenant: &str, roles: &[Role]) -> String {
+        self.state.auth.mint(tenant, &format!("user-{tenant}"), Some("tester"), roles, 600).unwrap()
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let resp = self.router.clone().oneshot(req.body(body.into()).unwrap()).await.unwrap();
+        let status = resp.status();
+        let content_type =
+            resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Resp { status, content_type, body }
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> Resp {
+        self.call("GET", uri, Some(token), None, Body::empty()).await
+    }
+
+    pub async fn post_json(&self, uri: &str, token: &str, body: &Value) -> Resp {
+        self.call("POST", uri, Some(token), Some("application/json"), body.to_string()).await
+    }
+
+    /// Ingests records as `ingest` for `tenant` and asserts every one was stored.
+    pub async fn ingest(&self, tenant: &str, records: &[Value]) -> Resp {
+        let r =
+            self.post_json("/v1/events", &self.token(tenant, &[Role::Ingest]), &Value::Array(records.to_vec())).await;
+        assert_eq!(r.status, StatusCode::OK, "{:#}", r.body);
+        r
+    }
+}
+
+/// A valid audit record, `minutes_ago` before now.
+pub fn event(id: &str, minutes_ago: i64, action: &str, user: &str, result: &str) -> Value {
+    let at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    serde_json::json!({
+        "id": id,
+        "occurred_at": at.to_rfc3339(),
+        "action": action,
+        "actor": {"user_id": format!("uid-{user}"), "username": user, "full_name": format!("{user} Example")},
+        "result": result,
+        "description": {"userId": format!("uid-{user}"), "note": format!("{action} by {user}")},
+    })
+}

@@ -6,20 +6,37 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{AppState, Operation};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
-use crate::ingest::{self, Framing, MAX_BATCH_BYTES};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::ingest::{self, BatchResult, Framing, MAX_BATCH_BYTES};
 use crate::query::{self, ParsedQuery, View, render_time};
-use crate::record::{ActorKind, Record, ResultCode};
+use crate::record::{Actor, ActorKind, Category, IncomingRecord, Record, ResultCode};
 use crate::store::PageRequest;
 
-/// `POST /v1/events`: 200 when every item was stored (created or duplicate), 207 when some were
-/// rejected or failed; the body lists every item's fate in input order.
+/// Store a batch of records (JSON array or NDJSON, ≤ 1000 records, ≤ 5 MiB).
+///
+/// 200 when every item was stored (created or duplicate), 207 when some were rejected or
+/// failed; the body lists every item's fate in input order. A replayed id is a duplicate.
+#[utoipa::path(post, path = "/v1/events", tag = "events",
+    request_body(content = Vec<IncomingRecord>, description = "JSON array, or NDJSON with Content-Type application/x-ndjson",
+        content_type = "application/json"),
+    responses(
+        (status = 200, description = "every item stored", body = BatchResult),
+        (status = 207, description = "some items rejected or failed", body = BatchResult),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn ingest(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -48,15 +65,28 @@ pub async fn ingest(
     Ok((status, Json(result)).into_response())
 }
 
+/// A page of a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub count: usize,
+    /// Pass back as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// The window searched, in the viewer's zone.
+    pub from: String,
+    pub to: String,
+    pub tz: Option<String>,
+}
+
 /// Runs a listing, records the search as `op`'s audit action, and renders each record.
-async fn list(
+async fn list<T: Serialize>(
     state: &AppState,
     p: &Principal,
     uri: &Uri,
     view: View,
     op: Operation,
-    render: impl Fn(&Record, Option<Tz>) -> Value,
-) -> ApiResult<Json<Value>> {
+    render: impl Fn(&Record, Option<Tz>) -> T,
+) -> ApiResult<Json<Page<T>>> {
     let q: ParsedQuery =
         query::params::parse(uri.query().unwrap_or(""), view, &p.tenant_id, &state.cursor_key, Utc::now())?;
     let page =
@@ -70,23 +100,62 @@ async fn list(
     let audit = Record::system(&p.tenant_id, op.audit_action(), p.actor(), Some(ResultCode::Ok), Value::Object(echo));
     state.records.append(&p.tenant_id, &[audit]).await?;
 
-    let items: Vec<Value> = page.records.iter().map(|r| render(r, q.tz)).collect();
-    Ok(Json(json!({
-        "items": items,
-        "count": items.len(),
-        "next_cursor": next_cursor,
-        "from": render_time(q.filter.from, q.tz),
-        "to": render_time(q.filter.to, q.tz),
-        "tz": q.tz.map(|z| z.name().to_owned()),
-    })))
+    let items: Vec<T> = page.records.iter().map(|r| render(r, q.tz)).collect();
+    Ok(Json(Page {
+        count: items.len(),
+        items,
+        next_cursor,
+        from: render_time(q.filter.from, q.tz),
+        to: render_time(q.filter.to, q.tz),
+        tz: q.tz.map(|z| z.name().to_owned()),
+    }))
 }
 
-/// `GET /v1/events`: the activity log, newest first.
+/// Query parameters of the activity log (documentation; parsing is strict and lives in `query::params`).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct EventsParams {
+    /// Start of the window (RFC 3339); default `to` minus 10 days.
+    from: Option<DateTime<Utc>>,
+    /// End of the window, exclusive (RFC 3339); default now. At most 400 days after `from`.
+    to: Option<DateTime<Utc>>,
+    /// Activity; repeat the parameter or separate with commas for several.
+    #[param(explode = true)]
+    action: Option<Vec<String>>,
+    /// `audit`, `sign_in`, `cobrowse`, `contact`, `consent`, `directory_entry`, `campaign_customer`, `error_report`.
+    #[param(explode = true)]
+    category: Option<Vec<Category>>,
+    /// Username (case-insensitive) or user id.
+    user: Option<String>,
+    result: Option<ResultCode>,
+    session_id: Option<String>,
+    correlation_id: Option<String>,
+    /// Text in the description (case-insensitive), at most 256 characters.
+    q: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// IANA time zone to render times in, e.g. `Europe/Prague`.
+    tz: Option<String>,
+}
+
+/// The activity log: records of the caller's tenant, newest first, last 10 days by default.
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsParams),
+    responses(
+        (status = 200, body = Page<Record>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn search(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<Value>>> {
     list(&state, &p, &uri, View::Events, Operation::SearchEvents, query::render_record).await
 }
 
@@ -100,48 +169,134 @@ pub fn operation_label(action: &str) -> &'static str {
     }
 }
 
-/// `GET /v1/sign-ins`: the sign-in log with the seed's columns.
+/// One row of the sign-in log, with the columns of seed 003.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInRow {
+    pub id: String,
+    pub account: Option<String>,
+    pub employee_id: Option<String>,
+    /// Sign In, Sign Out, Forcible Sign In or Forcible Sign Out.
+    pub operation: &'static str,
+    pub action: String,
+    pub time: String,
+    /// Successful or Failed.
+    pub result: &'static str,
+    pub sign_in_ip: Option<String>,
+    pub failure_reason_code: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SignInParams {
+    /// `1d`, `3d` or `7d`; or give `from`/`to` instead. Default the last 10 days.
+    period: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    /// Business account (sign-in username).
+    account: Option<String>,
+    /// Agent id.
+    employee_id: Option<String>,
+    /// Sign In, Sign Out, Forcible Sign In, Forcible Sign Out.
+    operation: Option<String>,
+    /// Successful or Failed.
+    result: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    cursor: Option<String>,
+    tz: Option<String>,
+}
+
+/// The sign-in log (seed 003), including Keycloak and QM logins and logouts.
+#[utoipa::path(get, path = "/v1/sign-ins", tag = "events", params(SignInParams),
+    responses(
+        (status = 200, body = Page<SignInRow>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn sign_ins(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
-    list(&state, &p, &uri, View::SignIns, Operation::SearchSignIns, |r, tz| {
-        json!({
-            "id": r.id,
-            "account": r.actor.username,
-            "employee_id": r.actor.employee_id,
-            "operation": operation_label(&r.action),
-            "action": r.action,
-            "time": render_time(r.occurred_at, tz),
-            "result": match r.result { Some(ResultCode::Ok) => "Successful", _ => "Failed" },
-            "sign_in_ip": r.source_ip,
-            "failure_reason_code": r.failure_reason_code,
-        })
+) -> ApiResult<Json<Page<SignInRow>>> {
+    list(&state, &p, &uri, View::SignIns, Operation::SearchSignIns, |r, tz| SignInRow {
+        id: r.id.clone(),
+        account: r.actor.username.clone(),
+        employee_id: r.actor.employee_id.clone(),
+        operation: operation_label(&r.action),
+        action: r.action.clone(),
+        time: render_time(r.occurred_at, tz),
+        result: match r.result {
+            Some(ResultCode::Ok) => "Successful",
+            _ => "Failed",
+        },
+        sign_in_ip: r.source_ip.clone(),
+        failure_reason_code: r.failure_reason_code.clone(),
     })
     .await
 }
 
-/// `GET /v1/sessions/{session_id}/events`: one co-browsing session, oldest first.
+/// One event of a co-browsing session timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionEvent {
+    pub id: String,
+    pub time: String,
+    /// CLICK, SCROLL, FORM, INPUT, PAGE-CHANGE, SELECTION, CUSTOM_EVENT, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `agent`, `customer` or `other`.
+    pub by: &'static str,
+    pub actor: Actor,
+    /// The event's extra information (element id, page, scroll position, …).
+    pub extra: Option<Value>,
+    pub description: Option<Value>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SessionParams {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    cursor: Option<String>,
+    tz: Option<String>,
+}
+
+/// One co-browsing session's timeline, oldest first (default window: the last 400 days).
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "events",
+    params(("session_id" = String, Path, description = "The co-browsing session"), SessionParams),
+    responses(
+        (status = 200, body = Page<SessionEvent>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn session(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(session_id): Path<String>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<SessionEvent>>> {
     if session_id.is_empty() || session_id.len() > 256 {
         return Err(ApiError::field("session_id", "must be 1 to 256 characters"));
     }
-    list(&state, &p, &uri, View::Session(session_id), Operation::ViewSession, |r, tz| {
-        json!({
-            "id": r.id,
-            "time": render_time(r.occurred_at, tz),
-            "type": r.action,
-            "by": match r.actor.kind { Some(ActorKind::Customer) => "customer", Some(ActorKind::Agent) => "agent", _ => "other" },
-            "actor": r.actor,
-            "extra": r.data,
-            "description": r.description,
-        })
+    list(&state, &p, &uri, View::Session(session_id), Operation::ViewSession, |r, tz| SessionEvent {
+        id: r.id.clone(),
+        time: render_time(r.occurred_at, tz),
+        kind: r.action.clone(),
+        by: match r.actor.kind {
+            Some(ActorKind::Customer) => "customer",
+            Some(ActorKind::Agent) => "agent",
+            _ => "other",
+        },
+        actor: r.actor.clone(),
+        extra: r.data.clone(),
+        description: r.description.clone(),
     })
     .await
 }

@@ -6,14 +6,18 @@ mod guard;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 mod meta;
+pub mod openapi;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 pub use guard::{GatewayClaims, Operation, record_denial};
 
@@ -42,22 +46,34 @@ pub enum Routes {
     Query,
 }
 
+/// The router for `routes`, with `GET /v1/openapi.json` describing the whole API.
 pub fn router(state: AppState, routes: Routes) -> Router {
-    let g = |op| axum::middleware::from_fn_with_state((state.clone(), op), guard::check);
-    let mut r = Router::new().route("/v1/health", get(meta::health)).route("/v1/catalogue", get(meta::catalogue));
+    let (router, _) = api(state.clone(), routes).split_for_parts();
+    let doc = openapi::document(api(state.clone(), Routes::All));
+    router
+        .route("/v1/openapi.json", get(move || std::future::ready(Json(doc.clone()))))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Every route with its OpenAPI operation; a handler cannot be mounted without its docs.
+fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
+    let guarded = |(schemas, paths, method_router): UtoipaMethodRouter<AppState>, op: Operation| {
+        (schemas, paths, method_router.route_layer(from_fn_with_state((state.clone(), op), guard::check)))
+    };
+    let mut r = OpenApiRouter::new().routes(routes!(meta::health)).routes(routes!(meta::catalogue));
     if matches!(routes, Routes::All | Routes::Ingest) {
-        r = r.route(
-            "/v1/events",
-            post(events::ingest).route_layer(g(Operation::IngestEvents)).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
-        );
+        let (schemas, paths, ingest) = guarded(routes!(events::ingest), Operation::IngestEvents);
+        r = r.routes((schemas, paths, ingest.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))));
     }
     if matches!(routes, Routes::All | Routes::Query) {
         r = r
-            .route("/v1/events", get(events::search).route_layer(g(Operation::SearchEvents)))
-            .route("/v1/sign-ins", get(events::sign_ins).route_layer(g(Operation::SearchSignIns)))
-            .route("/v1/sessions/{session_id}/events", get(events::session).route_layer(g(Operation::ViewSession)));
+            .routes(guarded(routes!(events::search), Operation::SearchEvents))
+            .routes(guarded(routes!(events::sign_ins), Operation::SearchSignIns))
+            .routes(guarded(routes!(events::session), Operation::ViewSession));
     }
-    r.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
+    r
 }
 
 async fn not_found() -> ApiError {

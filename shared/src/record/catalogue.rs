@@ -17,7 +17,7 @@ pub const CATALOGUE_CUSTOM_PREFIX: &str = "custom:";
 const CUSTOM_NAME_MAX: usize = 64;
 
 /// Which product an action comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Chatvisor,
@@ -30,14 +30,14 @@ pub enum Source {
 }
 
 /// Synchronous actions log one record with a result; asynchronous ones a start and an end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Sync,
     Async,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActionDef {
     pub name: &'static str,
     pub category: Category,

@@ -12,7 +12,7 @@ pub use catalogue::{ActionDef, CATALOGUE_CUSTOM_PREFIX, Mode, Source, lookup};
 pub use validate::{IncomingRecord, ValidationLimits};
 
 /// What kind of thing a record is; decides its view, retention and DPO group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Audit,
@@ -56,7 +56,7 @@ impl Category {
 }
 
 /// `OK` / `FAIL` / `UNAUTHORIZED` as in the Eleveo audit log; sign-ins show OK as Successful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ResultCode {
     #[serde(rename = "OK")]
     Ok,
@@ -86,14 +86,14 @@ impl ResultCode {
 }
 
 /// Phase of an asynchronous action: the start has no result, the end has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Start,
     End,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     User,
@@ -104,7 +104,7 @@ pub enum ActorKind {
 }
 
 /// Who did it. Importer and system events carry no user.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Actor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,7 +129,7 @@ impl Actor {
 }
 
 /// The person a record is about, for DPO search.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subject {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -143,7 +143,7 @@ pub struct Subject {
 }
 
 /// A reference to a stored blob (recording, e-mail attachment, photo).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
     /// Blob id within the tenant, as returned by the upload.
@@ -159,7 +159,7 @@ pub struct Attachment {
 }
 
 /// The stored form. `tenant_id` always comes from the caller's token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Record {
     pub tenant_id: String,
     pub id: String,

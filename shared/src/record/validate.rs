@@ -38,7 +38,8 @@ impl Default for ValidationLimits {
 }
 
 /// What a client sends. `tenant_id` and `received_at` are not accepted: the server sets them.
-#[derive(Debug, Deserialize)]
+/// A record as sent to `POST /v1/events`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncomingRecord {
     #[serde(default)]

@@ -175,6 +175,12 @@ pub trait RecordStore: Send + Sync + 'static {
     /// One page of records matching the filter, in the filter's order, ties broken by id.
     async fn query(&self, tenant: &str, filter: &EventFilter, page: PageRequest) -> StoreResult<RecordPage>;
 
+    /// Housekeeping after bulk loads (planner statistics, checkpoints); a no-op where the
+    /// back end needs none.
+    async fn maintain(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// A short name for logs and reports (`sqlite`, `dynamodb`).
     fn backend(&self) -> &'static str;
 }

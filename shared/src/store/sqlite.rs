@@ -346,6 +346,10 @@ impl RecordStore for SqliteStore {
         .await
     }
 
+    async fn maintain(&self) -> StoreResult<()> {
+        self.optimize().await
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

@@ -1,0 +1,42 @@
+# Developer verbs. `make run` starts the product on the embedded store; `make test` is the whole
+# suite CI runs (it installs the tools it needs first).
+SHELL := /bin/bash
+ADDR ?= 127.0.0.1:8080
+
+.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt
+
+run:
+	cargo run --release -p auditrail -- serve --demo --addr $(ADDR)
+
+test:
+	bash scripts/test.sh
+
+tools:
+	bash scripts/setup-tools.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+lint-infra: tools
+	bash scripts/lint-infra.sh
+
+unit:
+	cargo nextest run --workspace --all-features
+
+watch: tools
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda watch -A 127.0.0.1 -P 9010
+
+build-lambdas: tools
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --workspace --bins
+	@ls -l target/lambda/*/bootstrap
+
+deploy: build-lambdas
+	PATH="$(CURDIR)/.venv-sam/bin:$(CURDIR)/.venv/bin:$$PATH" sam build --template infra/template.yaml && \
+	PATH="$(CURDIR)/.venv-sam/bin:$(CURDIR)/.venv/bin:$$PATH" sam deploy
+
+bench:
+	cargo run --release -p auditrail-bench --

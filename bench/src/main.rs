@@ -1,0 +1,230 @@
+//! Prints Auditrail's measured figures (run with `make bench`, i.e. a release build):
+//!
+//! 1. the ingest CPU path (split + parse + validate + build the stored form) in events/s on one
+//!    core, next to plain `serde_json` parsing of the same bytes into `Value`;
+//! 2. embedded-store ingest over real HTTP in batches of 1000;
+//! 3. first-page latency (p50/p99) of `GET /v1/events` per filter at the loaded size, with the
+//!    index the planner used and the rows read per row returned.
+
+use std::time::{Duration, Instant};
+
+use auditrail_shared::api::{Routes, router};
+use auditrail_shared::auth::Role;
+use auditrail_shared::config::Config;
+use auditrail_shared::ingest::{self, Framing};
+use auditrail_shared::record::ValidationLimits;
+use auditrail_shared::store::{EventFilter, PageRequest};
+use axum::body::Body;
+use chrono::{Duration as ChronoDuration, Utc};
+use clap::Parser;
+use http_body_util::BodyExt;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+#[derive(Parser)]
+struct Args {
+    /// Records to load for the latency table (spread over 30 days, 3 tenants, one with 80 %).
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    /// Records for the CPU-path measurement.
+    #[arg(long, default_value_t = 200_000)]
+    cpu_records: usize,
+    /// Requests per filter for the latency percentiles.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+}
+
+const ACTIONS: [(&str, Option<&str>); 12] = [
+    ("LOGIN", None),
+    ("LOGOUT", None),
+    ("LOGIN_ERROR", None),
+    ("SIGN_IN", None),
+    ("CONVERSATION_SEARCH", Some("start")),
+    ("CONVERSATION_SEARCH", Some("end")),
+    ("CREATE_EVALUATION", None),
+    ("COMPLETE_EVALUATION", None),
+    ("ACCESS_MEDIA", None),
+    ("TAB_OPENED", None),
+    ("START_CALL", None),
+    ("CLICK", None),
+];
+
+fn record(rng: &mut StdRng, i: usize, now: chrono::DateTime<Utc>) -> Value {
+    let (action, phase) = ACTIONS[rng.random_range(0..ACTIONS.len())];
+    let user = rng.random_range(0..2000);
+    let at = now - ChronoDuration::seconds(rng.random_range(1..30 * 86_400));
+    let result = match rng.random_range(0..100) {
+        0..=89 => "OK",
+        90..=97 => "FAIL",
+        _ => "UNAUTHORIZED",
+    };
+    let mut r = json!({
+        "id": format!("bench-{i:09}"),
+        "occurred_at": at.to_rfc3339(),
+        "action": action,
+        "actor": {"user_id": format!("u-{user}"), "username": format!("agent.{user}"), "full_name": format!("Agent {user}"), "employee_id": format!("{}", 10000 + user)},
+        "result": result,
+        "source_ip": format!("10.1.{}.{}", user % 250, i % 250),
+        "description": {"userId": format!("u-{user}"), "conversationId": format!("c-{}", rng.random_range(0..1_000_000))},
+    });
+    if action == "CLICK" {
+        r["session_id"] = json!(format!("cb-{}", i / 20));
+        r["actor"]["kind"] = json!(if i % 2 == 0 { "agent" } else { "customer" });
+        r["data"] = json!({"element": "#buy"});
+        r.as_object_mut().unwrap().remove("result");
+    }
+    if let Some(p) = phase {
+        r["phase"] = json!(p);
+        r["correlation_id"] = json!(format!("req-{}", i / 2));
+        if p == "start" {
+            r.as_object_mut().unwrap().remove("result");
+        }
+    }
+    r
+}
+
+fn batches(n: usize, seed: u64, now: chrono::DateTime<Utc>) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n.div_ceil(1000))
+        .map(|b| {
+            let items: Vec<Value> = (b * 1000..((b + 1) * 1000).min(n)).map(|i| record(&mut rng, i, now)).collect();
+            Value::Array(items).to_string()
+        })
+        .collect()
+}
+
+fn cpu_path(n: usize) {
+    let now = Utc::now();
+    let bodies = batches(n, 7, now);
+    let bytes: usize = bodies.iter().map(String::len).sum();
+    let limits = ValidationLimits::default();
+    let t = Instant::now();
+    let mut plain = 0usize;
+    for b in &bodies {
+        let v: Vec<Value> = serde_json::from_str(b).unwrap();
+        plain += v.len();
+    }
+    let plain_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut ok = 0usize;
+    for b in &bodies {
+        let p = ingest::prepare(b.as_bytes(), Framing::JsonArray, "bench", now, &limits).unwrap();
+        ok += p.records.len();
+        // Building the stored form includes serialising it, as the store does.
+        for r in &p.records {
+            std::hint::black_box(serde_json::to_string(r).unwrap());
+        }
+    }
+    let ours_s = t.elapsed().as_secs_f64();
+    assert_eq!(ok, n, "every generated record is valid");
+    println!("## Ingest CPU path (one core, {n} records, {:.1} MB)", bytes as f64 / 1e6);
+    println!("| path | events/s | MB/s |");
+    println!("|---|---:|---:|");
+    println!(
+        "| serde_json → Value (plain parse) | {:.0} | {:.1} |",
+        plain as f64 / plain_s,
+        bytes as f64 / 1e6 / plain_s
+    );
+    println!(
+        "| split + parse + validate + stored form | {:.0} | {:.1} |",
+        ok as f64 / ours_s,
+        bytes as f64 / 1e6 / ours_s
+    );
+    println!("ratio to plain parse: {:.0} %\n", 100.0 * plain_s / ours_s);
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    cpu_path(args.cpu_records);
+
+    let dir = tempfile::tempdir()?;
+    let state = Config::embedded(dir.path()).state().await?;
+    let app = router(state.clone(), Routes::All);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(axum::serve(listener, app.clone()).into_future());
+
+    // 3 tenants, one with 80 % of the volume.
+    let now = Utc::now();
+    let tenants = [("big", 0.8), ("mid", 0.15), ("small", 0.05)];
+    let client = reqwest::Client::new();
+    let t = Instant::now();
+    let mut loaded = 0;
+    for (k, (tenant, share)) in tenants.iter().enumerate() {
+        let n = (args.records as f64 * share) as usize;
+        let token = state.auth.mint(tenant, "bench", None, &[Role::Ingest], 36_000)?;
+        for body in batches(n, k as u64, now) {
+            let r = client
+                .post(format!("http://{addr}/v1/events"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status() == 200, "ingest failed: {}", r.text().await?);
+        }
+        loaded += n;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("## Embedded store ingest over HTTP (batches of 1000, one client)");
+    println!("{loaded} records in {secs:.1} s: {:.0} events/s\n", loaded as f64 / secs);
+    let t = Instant::now();
+    state.records.maintain().await?;
+    println!("ANALYZE + checkpoint: {:.1} s\n", t.elapsed().as_secs_f64());
+
+    let reader = state.auth.mint("big", "bench", None, &[Role::ComplianceAnalyst], 36_000)?;
+    let filters: [(&str, &str); 12] = [
+        ("none (last 10 days)", ""),
+        ("action", "action=ACCESS_MEDIA"),
+        ("action ×3", "action=LOGIN,LOGOUT,LOGIN_ERROR"),
+        ("user", "user=agent.42"),
+        ("result", "result=UNAUTHORIZED"),
+        ("category", "category=sign_in"),
+        ("session", "session_id=cb-1000"),
+        ("correlation", "correlation_id=req-5000"),
+        ("user + result", "user=agent.42&result=FAIL"),
+        ("action + result", "action=LOGIN&result=FAIL"),
+        ("category + user", "category=sign_in&user=agent.7"),
+        ("text (q)", "q=c-12345"),
+    ];
+    println!("## First-page latency, GET /v1/events (limit 50), tenant with 80 % of {loaded} records");
+    println!("| filter | index | rows read / returned | p50 ms | p99 ms |");
+    println!("|---|---|---:|---:|---:|");
+    for (name, q) in filters {
+        let mut lat = Vec::with_capacity(args.samples);
+        for _ in 0..args.samples {
+            let req = http::Request::get(format!("/v1/events?{q}"))
+                .header("authorization", format!("Bearer {reader}"))
+                .body(Body::empty())?;
+            let t = Instant::now();
+            let resp = app.clone().oneshot(req).await?;
+            let status = resp.status();
+            let _ = resp.into_body().collect().await?;
+            lat.push(t.elapsed());
+            anyhow::ensure!(status == 200, "{q}: {status}");
+        }
+        lat.sort();
+        // The plan and amplification straight from the store for the same filter.
+        let parsed = auditrail_shared::query::params::parse(
+            q,
+            auditrail_shared::query::View::Events,
+            "big",
+            &state.cursor_key,
+            Utc::now(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let f: EventFilter = parsed.filter;
+        let page = state.records.query("big", &f, PageRequest { limit: 50, after: None }).await?;
+        let amp = page.stats.items_read as f64 / page.stats.items_returned.max(1) as f64;
+        println!("| {name} | {} | {amp:.2} | {:.2} | {:.2} |", page.plan, pct(&lat, 0.5), pct(&lat, 0.99));
+    }
+    Ok(())
+}

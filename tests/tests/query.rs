@@ -1,0 +1,240 @@
+//! `GET /v1/events`, `/v1/sign-ins` and session timelines: filters, paging, time zones.
+
+use auditrail_shared::auth::Role;
+use auditrail_tests::{TestApp, event};
+use serde_json::{Value, json};
+
+async fn seeded() -> (TestApp, String) {
+    let app = TestApp::new().await;
+    let mut recs: Vec<Value> = Vec::new();
+    for i in 0..30 {
+        let (action, user, result) = match i % 5 {
+            0 => ("LOGIN", "alice", "OK"),
+            1 => ("LOGIN_ERROR", "bob", "FAIL"),
+            2 => ("CONVERSATION_SEARCH", "alice", "OK"),
+            3 => ("EXPORT_EXECUTE", "carol", "UNAUTHORIZED"),
+            _ => ("USER_LOGOUT", "bob", "OK"),
+        };
+        recs.push(event(&format!("e{i:02}"), 60 * i, action, user, result));
+    }
+    // Older than the default 10 days: only found with an explicit window.
+    recs.push(event("old", 60 * 24 * 12, "LOGIN", "alice", "OK"));
+    app.ingest("acme", &recs).await;
+    let reader = app.token("acme", &[Role::ComplianceAnalyst]);
+    (app, reader)
+}
+
+#[tokio::test]
+async fn default_window_is_ten_days_newest_first() {
+    let (app, t) = seeded().await;
+    let r = app.get("/v1/events?limit=100&category=audit,sign_in", &t).await;
+    let ids = r.ids();
+    assert_eq!(ids.len(), 30);
+    assert!(!ids.contains(&"old".to_string()));
+    assert_eq!(ids.first().unwrap(), "e00");
+    let from = chrono::DateTime::parse_from_rfc3339(r.body["from"].as_str().unwrap()).unwrap();
+    let to = chrono::DateTime::parse_from_rfc3339(r.body["to"].as_str().unwrap()).unwrap();
+    assert_eq!((to - from).num_days(), 10);
+}
+
+#[tokio::test]
+async fn every_filter_narrows_the_log() {
+    let (app, t) = seeded().await;
+    let count = |q: &'static str| {
+        let (app, t) = (&app, t.clone());
+        async move {
+            app.get(&format!("/v1/events?limit=100&{q}"), &t)
+                .await
+                .ids()
+                .into_iter()
+                .filter(|i| i.starts_with('e'))
+                .count()
+        }
+    };
+    assert_eq!(count("action=LOGIN").await, 6);
+    assert_eq!(count("action=LOGIN&action=LOGIN_ERROR").await, 12);
+    assert_eq!(count("user=alice").await, 12);
+    assert_eq!(count("user=uid-bob").await, 12);
+    assert_eq!(count("user=ALICE&action=CONVERSATION_SEARCH").await, 6);
+    assert_eq!(count("result=FAIL").await, 6);
+    assert_eq!(count("result=UNAUTHORIZED&user=carol").await, 6);
+    assert_eq!(count("category=sign_in").await, 6 + 6);
+    assert_eq!(count("q=conversation_search%20by%20alice").await, 6);
+    let from = (chrono::Utc::now() - chrono::Duration::minutes(60 * 9 + 30)).to_rfc3339();
+    let r = app.get(&format!("/v1/events?limit=100&from={}", urlencode(&from)), &t).await;
+    assert_eq!(r.ids().iter().filter(|i| i.starts_with('e')).count(), 10);
+    let old = app
+        .get(
+            &format!(
+                "/v1/events?from={}&action=LOGIN&user=alice&limit=100",
+                urlencode(&(chrono::Utc::now() - chrono::Duration::days(20)).to_rfc3339())
+            ),
+            &t,
+        )
+        .await;
+    assert!(old.ids().contains(&"old".to_string()));
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn paging_walks_every_record_once() {
+    let (app, t) = seeded().await;
+    let mut seen = Vec::new();
+    let mut uri =
+        "/v1/events?limit=7&action=LOGIN,LOGIN_ERROR,CONVERSATION_SEARCH,EXPORT_EXECUTE,USER_LOGOUT".to_string();
+    let mut pages = 0;
+    loop {
+        let r = app.get(&uri, &t).await;
+        assert_eq!(r.status.as_u16(), 200, "{:#}", r.body);
+        seen.extend(r.ids());
+        pages += 1;
+        match r.body["next_cursor"].as_str() {
+            Some(c) => {
+                uri = format!(
+                    "/v1/events?limit=7&action=LOGIN,LOGIN_ERROR,CONVERSATION_SEARCH,EXPORT_EXECUTE,USER_LOGOUT&cursor={c}"
+                )
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5);
+    let want: Vec<String> = (0..30).map(|i| format!("e{i:02}")).collect();
+    assert_eq!(seen, want);
+}
+
+#[tokio::test]
+async fn cursors_are_tamper_proof_and_bound_to_filter_and_tenant() {
+    let (app, t) = seeded().await;
+    let first = app.get("/v1/events?limit=3&user=alice", &t).await;
+    let c = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let mut tampered = c.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let r = app.get(&format!("/v1/events?limit=3&user=alice&cursor={tampered}"), &t).await;
+    assert_eq!(r.assert_problem(400).error_fields(), vec!["cursor"]);
+    let r = app.get(&format!("/v1/events?limit=3&user=bob&cursor={c}"), &t).await;
+    assert_eq!(r.assert_problem(400).error_fields(), vec!["cursor"]);
+    let other = app.token("globex", &[Role::ComplianceAnalyst]);
+    let r = app.get(&format!("/v1/events?limit=3&user=alice&cursor={c}"), &other).await;
+    assert_eq!(r.assert_problem(400).error_fields(), vec!["cursor"]);
+}
+
+#[tokio::test]
+async fn times_render_in_the_viewers_zone() {
+    let app = TestApp::new().await;
+    let mut rec = event("tz1", 0, "LOGIN", "alice", "OK");
+    rec["occurred_at"] =
+        json!((chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    app.ingest("acme", &[rec.clone()]).await;
+    let t = app.token("acme", &[Role::CcManager]);
+    let r = app.get("/v1/events?tz=Asia/Tokyo", &t).await;
+    let shown = r.items()[0]["occurred_at"].as_str().unwrap();
+    assert!(shown.ends_with("+09:00"), "{shown}");
+    let utc = chrono::DateTime::parse_from_rfc3339(rec["occurred_at"].as_str().unwrap()).unwrap();
+    assert_eq!(chrono::DateTime::parse_from_rfc3339(shown).unwrap(), utc);
+    assert_eq!(r.body["tz"], "Asia/Tokyo");
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_problems() {
+    let (app, t) = seeded().await;
+    for (q, field) in [
+        ("from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z", "to"),
+        ("tz=Europe/Atlantis", "tz"),
+        ("action=NOPE", "action"),
+        ("result=MAYBE", "result"),
+        ("limit=5000", "limit"),
+        ("category=calls", "category"),
+        ("sort=asc", "sort"),
+        ("from=yesterday", "from"),
+        ("cursor=abc.def", "cursor"),
+    ] {
+        let r = app.get(&format!("/v1/events?{q}"), &t).await;
+        assert_eq!(r.assert_problem(400).error_fields(), vec![field], "{q}");
+    }
+}
+
+#[tokio::test]
+async fn sign_in_log_has_the_seed_columns_and_filters() {
+    let app = TestApp::new().await;
+    let mut recs = Vec::new();
+    for (i, (action, result, emp)) in [
+        ("SIGN_IN", "OK", "1001"),
+        ("FORCIBLE_SIGN_OUT", "OK", "1001"),
+        ("LOGIN_ERROR", "FAIL", "1002"),
+        ("LOGOUT", "OK", "1002"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = event(&format!("s{i}"), 60 * 24 * i as i64 + 10, action, &format!("acc{emp}"), result);
+        r["actor"]["employee_id"] = json!(emp);
+        r["source_ip"] = json!("192.0.2.10");
+        if result == "FAIL" {
+            r["failure_reason_code"] = json!("AICC-10203");
+        }
+        recs.push(r);
+    }
+    recs.push(event("audit-only", 5, "CREATE_EVALUATION", "acc1001", "OK"));
+    app.ingest("acme", &recs).await;
+    let t = app.token("acme", &[Role::TenantAdmin]);
+
+    let all = app.get("/v1/sign-ins?period=7d", &t).await;
+    assert_eq!(all.ids(), vec!["s0", "s1", "s2", "s3"]);
+    let row = &all.items()[2];
+    assert_eq!(row["operation"], "Sign In");
+    assert_eq!(row["result"], "Failed");
+    assert_eq!(row["failure_reason_code"], "AICC-10203");
+    assert_eq!(row["sign_in_ip"], "192.0.2.10");
+    assert_eq!(row["account"], "acc1002");
+    assert_eq!(app.get("/v1/sign-ins?period=1d", &t).await.ids(), vec!["s0"]);
+    assert_eq!(app.get("/v1/sign-ins?period=3d&employee_id=1002", &t).await.ids(), vec!["s2"]);
+    assert_eq!(app.get("/v1/sign-ins?period=7d&operation=Forcible%20Sign%20Out", &t).await.ids(), vec!["s1"]);
+    assert_eq!(app.get("/v1/sign-ins?period=7d&result=Failed", &t).await.ids(), vec!["s2"]);
+    assert_eq!(app.get("/v1/sign-ins?period=7d&account=acc1001", &t).await.ids(), vec!["s0", "s1"]);
+    app.get("/v1/sign-ins?period=2d", &t).await.assert_problem(400);
+}
+
+#[tokio::test]
+async fn cobrowse_session_timeline_is_oldest_first() {
+    let app = TestApp::new().await;
+    let mk = |id: &str, mins: i64, action: &str, kind: &str, data: Value| {
+        let mut r = event(id, mins, action, "agent7", "OK");
+        r.as_object_mut().unwrap().remove("result");
+        r["session_id"] = json!("cb-1");
+        r["actor"] = json!({"kind": kind});
+        r["data"] = data;
+        r
+    };
+    app.ingest(
+        "acme",
+        &[
+            mk("c3", 1, "FORM", "customer", json!({"form": "checkout"})),
+            mk("c1", 3, "PAGE-CHANGE", "customer", json!({"page": "/tariffs"})),
+            mk("c2", 2, "CLICK", "agent", json!({"element": "#buy"})),
+        ],
+    )
+    .await;
+    let t = app.token("acme", &[Role::CcManager]);
+    let r = app.get("/v1/sessions/cb-1/events", &t).await;
+    assert_eq!(r.ids(), vec!["c1", "c2", "c3"]);
+    assert_eq!(r.items()[1]["by"], "agent");
+    assert_eq!(r.items()[0]["type"], "PAGE-CHANGE");
+    assert_eq!(r.items()[0]["extra"]["page"], "/tariffs");
+}
+
+#[tokio::test]
+async fn searches_are_themselves_audited() {
+    let (app, t) = seeded().await;
+    app.get("/v1/events?action=LOGIN&user=alice", &t).await;
+    let r = app.get("/v1/events?action=AUDIT_SEARCH", &t).await;
+    assert_eq!(r.items().len(), 1);
+    let rec = &r.items()[0];
+    assert_eq!(rec["result"], "OK");
+    assert_eq!(rec["description"]["action"], "LOGIN");
+    assert_eq!(rec["description"]["user"], "alice");
+    assert_eq!(rec["actor"]["user_id"], "user-acme");
+}
