@@ -71,7 +71,7 @@ fn record(rng: &mut StdRng, i: usize, now: chrono::DateTime<Utc>) -> Value {
     });
     if action == "CLICK" {
         r["session_id"] = json!(format!("cb-{}", i / 20));
-        r["actor"]["kind"] = json!(if i % 2 == 0 { "agent" } else { "customer" });
+        r["actor"]["kind"] = json!(if i.is_multiple_of(2) { "agent" } else { "customer" });
         r["data"] = json!({"element": "#buy"});
         r.as_object_mut().unwrap().remove("result");
     }

@@ -120,6 +120,7 @@ impl Config {
             .with_context(|| format!("opening the embedded store in {}", self.data_dir.display()))?;
         let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;
         Ok(AppState {
+            requests: Arc::new(records.clone()),
             records: Arc::new(records),
             blobs: Arc::new(blobs),
             auth: Arc::new(self.authenticator()?),

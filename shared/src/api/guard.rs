@@ -26,13 +26,14 @@ pub enum Operation {
     SearchEvents,
     SearchSignIns,
     ViewSession,
+    ViewRequests,
 }
 
 impl Operation {
     pub fn roles(self) -> &'static [Role] {
         match self {
             Self::IngestEvents => &[Role::Ingest],
-            Self::SearchEvents | Self::SearchSignIns | Self::ViewSession => READERS,
+            Self::SearchEvents | Self::SearchSignIns | Self::ViewSession | Self::ViewRequests => READERS,
         }
     }
 
@@ -42,6 +43,7 @@ impl Operation {
             Self::SearchEvents => "AUDIT_SEARCH",
             Self::SearchSignIns => "SIGN_IN_SEARCH",
             Self::ViewSession => "SESSION_VIEW",
+            Self::ViewRequests => "REQUEST_TRACE_VIEW",
         }
     }
 }

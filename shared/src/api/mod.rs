@@ -7,6 +7,7 @@ mod guard;
 pub mod lambda;
 mod meta;
 pub mod openapi;
+mod requests;
 
 use std::sync::Arc;
 
@@ -26,12 +27,13 @@ use crate::error::ApiError;
 use crate::ingest::MAX_BATCH_BYTES;
 use crate::query::CursorKey;
 use crate::record::ValidationLimits;
-use crate::store::{BlobStore, RecordStore};
+use crate::store::{BlobStore, RecordStore, RequestStore};
 
 /// Everything a handler may need, built once per process.
 #[derive(Clone)]
 pub struct AppState {
     pub records: Arc<dyn RecordStore>,
+    pub requests: Arc<dyn RequestStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<Authenticator>,
     pub cursor_key: CursorKey,
@@ -71,7 +73,9 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
         r = r
             .routes(guarded(routes!(events::search), Operation::SearchEvents))
             .routes(guarded(routes!(events::sign_ins), Operation::SearchSignIns))
-            .routes(guarded(routes!(events::session), Operation::ViewSession));
+            .routes(guarded(routes!(events::session), Operation::ViewSession))
+            .routes(guarded(routes!(requests::list), Operation::ViewRequests))
+            .routes(guarded(routes!(requests::trace), Operation::ViewRequests));
     }
     r
 }

@@ -111,6 +111,155 @@ fn parse_result(s: &str) -> Option<ResultCode> {
     })
 }
 
+/// A short hash of a view's filter parameters (order-insensitive), binding cursors to them.
+fn filter_hash(view: &str, mut pairs: Vec<(String, String)>) -> String {
+    pairs.sort();
+    let mut h = Sha256::new();
+    h.update(view.as_bytes());
+    for (k, v) in &pairs {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([1]);
+        h.update(v.as_bytes());
+    }
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &h.finalize()[..16])
+}
+
+/// Parses `30s`, `10m`, `2h`, `1d` or `250ms`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::milliseconds(n)),
+        "s" => Some(Duration::seconds(n)),
+        "m" => Some(Duration::minutes(n)),
+        "h" => Some(Duration::hours(n)),
+        "d" => Some(Duration::days(n)),
+        _ => None,
+    }
+}
+
+/// `GET /v1/requests` parameters.
+#[derive(Debug, Clone)]
+pub struct ParsedRequests {
+    pub query: crate::store::RequestQuery,
+    pub limit: usize,
+    pub after: Option<Position>,
+    pub tz: Option<Tz>,
+    pub hash: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub echo: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ParsedRequests {
+    pub fn next_cursor(&self, key: &CursorKey, tenant: &str, next: Option<Position>) -> Option<String> {
+        next.map(|p| {
+            key.seal(&CursorBody {
+                v: 1,
+                t: tenant.to_owned(),
+                f: self.hash.clone(),
+                from: self.from.timestamp_micros(),
+                to: self.to.timestamp_micros(),
+                p,
+            })
+        })
+    }
+}
+
+/// Parses `min_delay_ms=N` or `unfinished_for=DURATION`, with an optional window (`from`/`to`,
+/// default the last 10 days), `limit`, `cursor` and `tz`.
+pub fn parse_requests(
+    raw: &str,
+    tenant: &str,
+    key: &CursorKey,
+    now: DateTime<Utc>,
+) -> Result<ParsedRequests, ApiError> {
+    use crate::store::RequestQuery;
+    let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::field("query", format!("not a valid query string: {e}")))?;
+    const ALLOWED: [&str; 7] = ["min_delay_ms", "unfinished_for", "from", "to", "limit", "cursor", "tz"];
+    let mut errs = Vec::new();
+    let (mut min_delay, mut unfinished, mut from, mut to, mut cursor, mut tz, mut limit) =
+        (None, None, None, None, None, None, DEFAULT_LIMIT);
+    let mut hashed = Vec::new();
+    let mut echo = serde_json::Map::new();
+    for (k, v) in pairs {
+        if !matches!(k.as_str(), "cursor" | "limit" | "tz") {
+            hashed.push((k.clone(), v.clone()));
+            echo.insert(k.clone(), v.clone().into());
+        }
+        match k.as_str() {
+            "min_delay_ms" => match v.parse::<i64>() {
+                Ok(n) if n >= 0 => min_delay = Some(n),
+                _ => errs.push(FieldError::new("min_delay_ms", "a whole number of milliseconds, 0 or more")),
+            },
+            "unfinished_for" => match parse_duration(&v) {
+                Some(d) if d > Duration::zero() && d <= Duration::days(MAX_RANGE_DAYS) => unfinished = Some(d),
+                _ => errs.push(FieldError::new("unfinished_for", "a duration such as 30s, 10m, 2h or 1d")),
+            },
+            "from" => from = Some(parse_time(&v).map_err(|e| errs.push(FieldError::new("from", e))).ok()),
+            "to" => to = Some(parse_time(&v).map_err(|e| errs.push(FieldError::new("to", e))).ok()),
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                _ => errs.push(FieldError::new("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
+            },
+            "cursor" => cursor = Some(v),
+            "tz" => match v.parse::<Tz>() {
+                Ok(z) => tz = Some(z),
+                Err(_) => errs.push(FieldError::new("tz", "not an IANA time zone name (e.g. Europe/Prague)")),
+            },
+            other => errs
+                .push(FieldError::new(other, format!("unknown parameter; this list accepts {}", ALLOWED.join(", ")))),
+        }
+    }
+    let to_t = to.flatten().unwrap_or(now);
+    let from_t = from.flatten().unwrap_or(to_t - Duration::days(DEFAULT_DAYS));
+    if from_t >= to_t {
+        errs.push(FieldError::new("to", "must be after from"));
+    } else if to_t - from_t > Duration::days(MAX_RANGE_DAYS) {
+        errs.push(FieldError::new("from", format!("the range may span at most {MAX_RANGE_DAYS} days")));
+    }
+    let hash = filter_hash("requests", hashed);
+    let (mut from_t, mut to_t) = (from_t, to_t);
+    let mut after = None;
+    if let Some(c) = &cursor {
+        match key.open(c, tenant, &hash) {
+            Ok(body) => {
+                from_t = DateTime::from_timestamp_micros(body.from).unwrap_or(from_t);
+                to_t = DateTime::from_timestamp_micros(body.to).unwrap_or(to_t);
+                after = Some(body.p);
+            }
+            Err(e) => errs.push(FieldError::new("cursor", e.to_string())),
+        }
+    }
+    let query = match (min_delay, unfinished) {
+        (Some(min_delay_ms), None) => Some(RequestQuery::SlowerThan { min_delay_ms, from: from_t, to: to_t }),
+        (None, Some(d)) => Some(RequestQuery::Unfinished { started_before: (now - d).min(to_t), from: from_t }),
+        (Some(_), Some(_)) => {
+            errs.push(FieldError::new("unfinished_for", "give either min_delay_ms or unfinished_for, not both"));
+            None
+        }
+        (None, None) if errs.is_empty() => {
+            errs.push(FieldError::new(
+                "min_delay_ms",
+                "give min_delay_ms (slow requests) or unfinished_for (never finished)",
+            ));
+            None
+        }
+        (None, None) => None,
+    };
+    match query {
+        Some(query) if errs.is_empty() => {
+            Ok(ParsedRequests { query, limit, after, tz, hash, from: from_t, to: to_t, echo })
+        }
+        _ => Err(ApiError::Invalid(errs)),
+    }
+}
+
 /// Parses a raw query string for `view`, opening the cursor if one is given.
 pub fn parse(
     raw: &str,
@@ -273,16 +422,7 @@ pub fn parse(
     filter.from = from_t;
     filter.to = to_t;
 
-    hashed.sort();
-    let mut h = Sha256::new();
-    h.update(view.name().as_bytes());
-    for (k, v) in &hashed {
-        h.update([0]);
-        h.update(k.as_bytes());
-        h.update([1]);
-        h.update(v.as_bytes());
-    }
-    let hash = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &h.finalize()[..16]);
+    let hash = filter_hash(&view.name(), hashed);
 
     let mut after = None;
     if let Some(c) = &cursor {

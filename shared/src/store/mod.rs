@@ -185,6 +185,44 @@ pub trait RecordStore: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
+/// Start and end of one asynchronous action (seed 004), paired at write time by correlation id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RequestPair {
+    pub correlation_id: String,
+    pub action: String,
+    pub start_id: Option<String>,
+    pub end_id: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Milliseconds from start to end, once both are stored.
+    pub delay_ms: Option<i64>,
+    pub result: Option<ResultCode>,
+}
+
+/// Which pairs to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestQuery {
+    /// Finished pairs whose delay is at least this many milliseconds, slowest first, started in
+    /// `[from, to)`.
+    SlowerThan { min_delay_ms: i64, from: DateTime<Utc>, to: DateTime<Utc> },
+    /// Starts with no end that began before `started_before` (and not before `from`), newest first.
+    Unfinished { started_before: DateTime<Utc>, from: DateTime<Utc> },
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestPage {
+    pub pairs: Vec<RequestPair>,
+    pub next: Option<Position>,
+    pub stats: ReadStats,
+}
+
+/// Reads of the request pairs that `RecordStore::append` maintains for records with a `phase`.
+#[async_trait]
+pub trait RequestStore: Send + Sync + 'static {
+    async fn pair(&self, tenant: &str, correlation_id: &str) -> StoreResult<Option<RequestPair>>;
+    async fn pairs(&self, tenant: &str, q: &RequestQuery, page: PageRequest) -> StoreResult<RequestPage>;
+}
+
 /// A blob's address. Always under its tenant's prefix, so no key can reach another tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobKey {

@@ -1,0 +1,134 @@
+//! Request pairs (seed 004's asynchronous QM actions): the start and end of one action with the
+//! delay between them, and the slow or never-finished ones of a tenant.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::Uri;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{AppState, Operation};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::query::params::parse_requests;
+use crate::query::{render_record, render_time};
+use crate::record::{Record, ResultCode};
+use crate::store::{PageRequest, RequestPair};
+
+/// One request: both records (as stored, if present) and the delay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestTrace {
+    #[serde(flatten)]
+    pub pair: RequestPair,
+    #[schema(value_type = Option<Record>)]
+    pub start: Option<Value>,
+    #[schema(value_type = Option<Record>)]
+    pub end: Option<Value>,
+}
+
+/// A page of request pairs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestList {
+    pub items: Vec<RequestPair>,
+    pub count: usize,
+    pub next_cursor: Option<String>,
+    pub from: String,
+    pub to: String,
+}
+
+async fn audit(state: &AppState, p: &Principal, description: Value) -> ApiResult<()> {
+    let rec = Record::system(
+        &p.tenant_id,
+        Operation::ViewRequests.audit_action(),
+        p.actor(),
+        Some(ResultCode::Ok),
+        description,
+    );
+    state.records.append(&p.tenant_id, &[rec]).await?;
+    Ok(())
+}
+
+/// The start and end of one asynchronous action and the delay between them. Another tenant's
+/// correlation id is simply not found.
+#[utoipa::path(get, path = "/v1/requests/{correlation_id}", tag = "requests",
+    params(("correlation_id" = String, Path, description = "The correlation id both records carry")),
+    responses(
+        (status = 200, body = RequestTrace),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn trace(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(correlation_id): Path<String>,
+) -> ApiResult<Json<RequestTrace>> {
+    let pair = state
+        .requests
+        .pair(&p.tenant_id, &correlation_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no request with correlation id `{correlation_id}`")))?;
+    let fetch = |id: Option<String>| {
+        let state = state.clone();
+        let tenant = p.tenant_id.clone();
+        async move {
+            match id {
+                Some(id) => state.records.get(&tenant, &id).await.map(|r| r.map(|r| render_record(&r, None))),
+                None => Ok(None),
+            }
+        }
+    };
+    let start = fetch(pair.start_id.clone()).await?;
+    let end = fetch(pair.end_id.clone()).await?;
+    audit(&state, &p, json!({"correlation_id": correlation_id})).await?;
+    Ok(Json(RequestTrace { pair, start, end }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RequestParams {
+    /// Finished requests that took at least this long, slowest first.
+    #[param(minimum = 0)]
+    min_delay_ms: Option<i64>,
+    /// Starts with no end after this long (`30s`, `10m`, `2h`, `1d`), newest first.
+    unfinished_for: Option<String>,
+    /// Start of the window the requests started in; default `to` minus 10 days.
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    cursor: Option<String>,
+    tz: Option<String>,
+}
+
+/// Slow (`min_delay_ms`) or never-finished (`unfinished_for`) asynchronous actions.
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", params(RequestParams),
+    responses(
+        (status = 200, body = RequestList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    uri: Uri,
+) -> ApiResult<Json<RequestList>> {
+    let q = parse_requests(uri.query().unwrap_or(""), &p.tenant_id, &state.cursor_key, Utc::now())?;
+    let page =
+        state.requests.pairs(&p.tenant_id, &q.query, PageRequest { limit: q.limit, after: q.after.clone() }).await?;
+    let mut echo = q.echo.clone();
+    echo.insert("returned".into(), page.pairs.len().into());
+    audit(&state, &p, Value::Object(echo)).await?;
+    Ok(Json(RequestList {
+        count: page.pairs.len(),
+        next_cursor: q.next_cursor(&state.cursor_key, &p.tenant_id, page.next),
+        items: page.pairs,
+        from: render_time(q.from, q.tz),
+        to: render_time(q.to, q.tz),
+    }))
+}
