@@ -21,4 +21,7 @@ step "tests"
 export AUDITRAIL_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 cargo nextest run --workspace --all-features
 
+step "schemathesis against auditrail serve"
+bash scripts/schemathesis.sh
+
 step "done"
