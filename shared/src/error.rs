@@ -22,6 +22,23 @@ impl FieldError {
     }
 }
 
+/// Names the field a JSON deserialisation error is about: its path, or — for a missing or
+/// unknown field, which serde reports at the parent — the field itself.
+pub fn json_field_error(e: serde_path_to_error::Error<serde_json::Error>, root: &str) -> FieldError {
+    let path = e.path().to_string();
+    let inner = e.into_inner().to_string();
+    let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+    let named =
+        reason.split('`').nth(1).filter(|_| reason.starts_with("missing field") || reason.starts_with("unknown field"));
+    let field = match (path.as_str(), named) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => root.to_owned(),
+        (p, Some(name)) if p != name && !p.ends_with(&format!(".{name}")) => format!("{p}.{name}"),
+        (p, _) => p.to_owned(),
+    };
+    FieldError::new(field, reason)
+}
+
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.reason)

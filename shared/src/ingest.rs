@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, json_field_error};
 use crate::record::{IncomingRecord, Record, ValidationLimits};
 use crate::store::AppendOutcome;
 
@@ -120,37 +120,13 @@ fn split(body: &[u8], framing: Framing) -> Result<Vec<Result<&RawValue, String>>
 
 /// Deserialises one item; only on failure is it parsed again to find the failing field's path.
 fn deserialize_item(raw: &RawValue) -> Result<IncomingRecord, FieldError> {
-    match serde_json::from_str::<IncomingRecord>(raw.get()) {
-        Ok(r) => Ok(r),
-        Err(first) => {
-            let mut de = serde_json::Deserializer::from_str(raw.get());
-            match serde_path_to_error::deserialize::<_, IncomingRecord>(&mut de) {
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner().to_string();
-                    let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-                    if path == "." {
-                        let field = missing_or_unknown_field(&reason).unwrap_or_else(|| "record".into());
-                        Err(FieldError::new(field, reason))
-                    } else {
-                        Err(FieldError::new(path, reason))
-                    }
-                }
-                Ok(_) => Err(FieldError::new("record", first.to_string())),
-            }
+    serde_json::from_str::<IncomingRecord>(raw.get()).map_err(|first| {
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        match serde_path_to_error::deserialize::<_, IncomingRecord>(&mut de) {
+            Err(e) => json_field_error(e, "record"),
+            Ok(_) => FieldError::new("record", first.to_string()),
         }
-    }
-}
-
-/// serde reports missing/unknown top-level fields at the root; name the field instead.
-fn missing_or_unknown_field(reason: &str) -> Option<String> {
-    let start = reason.find('`')? + 1;
-    let end = start + reason[start..].find('`')?;
-    let name = &reason[start..end];
-    if name == "tenant_id" {
-        return Some("tenant_id".into());
-    }
-    Some(name.to_owned())
+    })
 }
 
 /// Parses and validates a batch for `tenant`.

@@ -8,6 +8,7 @@ pub mod config;
 #[cfg(feature = "embedded")]
 pub mod demo;
 pub mod error;
+pub mod error_report;
 pub mod ingest;
 pub mod query;
 pub mod record;

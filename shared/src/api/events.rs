@@ -79,7 +79,7 @@ pub struct Page<T> {
 }
 
 /// Runs a listing, records the search as `op`'s audit action, and renders each record.
-async fn list<T: Serialize>(
+pub(super) async fn list<T: Serialize>(
     state: &AppState,
     p: &Principal,
     uri: &Uri,

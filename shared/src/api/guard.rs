@@ -27,12 +27,18 @@ pub enum Operation {
     SearchSignIns,
     ViewSession,
     ViewRequests,
+    UploadErrorReport,
+    ListErrorReports,
+    DownloadErrorReport,
 }
 
 impl Operation {
     pub fn roles(self) -> &'static [Role] {
         match self {
             Self::IngestEvents => &[Role::Ingest],
+            Self::UploadErrorReport => &[Role::Agent, Role::Ingest],
+            // Reports are not pseudonymised: only admins and managers read them (seed 000).
+            Self::ListErrorReports | Self::DownloadErrorReport => &[Role::TenantAdmin, Role::CcManager],
             Self::SearchEvents | Self::SearchSignIns | Self::ViewSession | Self::ViewRequests => READERS,
         }
     }
@@ -44,6 +50,9 @@ impl Operation {
             Self::SearchSignIns => "SIGN_IN_SEARCH",
             Self::ViewSession => "SESSION_VIEW",
             Self::ViewRequests => "REQUEST_TRACE_VIEW",
+            Self::UploadErrorReport => "ERROR_REPORT",
+            Self::ListErrorReports => "AUDIT_SEARCH",
+            Self::DownloadErrorReport => "ERROR_REPORT_DOWNLOAD",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP routers. The same `Router` serves `auditrail serve` and every Lambda function (through
 //! `lambda_http`), so there is one code path for both.
 
+mod error_reports;
 mod events;
 mod guard;
 #[cfg(feature = "lambda")]
@@ -24,6 +25,7 @@ pub use guard::{GatewayClaims, Operation, record_denial};
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
+use crate::error_report::MAX_REPORT_BYTES;
 use crate::ingest::MAX_BATCH_BYTES;
 use crate::query::CursorKey;
 use crate::record::ValidationLimits;
@@ -68,6 +70,8 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
     if matches!(routes, Routes::All | Routes::Ingest) {
         let (schemas, paths, ingest) = guarded(routes!(events::ingest), Operation::IngestEvents);
         r = r.routes((schemas, paths, ingest.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))));
+        let (schemas, paths, upload) = guarded(routes!(error_reports::upload), Operation::UploadErrorReport);
+        r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))));
     }
     if matches!(routes, Routes::All | Routes::Query) {
         r = r
@@ -75,7 +79,9 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(events::sign_ins), Operation::SearchSignIns))
             .routes(guarded(routes!(events::session), Operation::ViewSession))
             .routes(guarded(routes!(requests::list), Operation::ViewRequests))
-            .routes(guarded(routes!(requests::trace), Operation::ViewRequests));
+            .routes(guarded(routes!(requests::trace), Operation::ViewRequests))
+            .routes(guarded(routes!(error_reports::list_reports), Operation::ListErrorReports))
+            .routes(guarded(routes!(error_reports::download), Operation::DownloadErrorReport));
     }
     r
 }

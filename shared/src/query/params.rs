@@ -29,6 +29,8 @@ pub enum View {
     SignIns,
     /// One co-browsing session's timeline, oldest first.
     Session(String),
+    /// Client error reports (seed 000).
+    ErrorReports,
 }
 
 impl View {
@@ -52,6 +54,7 @@ impl View {
                 &["period", "from", "to", "account", "employee_id", "operation", "result", "limit", "cursor", "tz"]
             }
             Self::Session(_) => &["from", "to", "limit", "cursor", "tz"],
+            Self::ErrorReports => &["from", "to", "agent", "team", "limit", "cursor", "tz"],
         }
     }
 
@@ -60,6 +63,7 @@ impl View {
             Self::Events => "events".into(),
             Self::SignIns => "sign-ins".into(),
             Self::Session(s) => format!("session:{s}"),
+            Self::ErrorReports => "error-reports".into(),
         }
     }
 }
@@ -285,8 +289,15 @@ pub fn parse(
         }
         *slot = Some(v);
     };
-    let mut text_fields: [(&str, Option<String>); 5] =
-        [("user", None), ("account", None), ("employee_id", None), ("session_id", None), ("correlation_id", None)];
+    let mut text_fields: [(&str, Option<String>); 7] = [
+        ("user", None),
+        ("account", None),
+        ("agent", None),
+        ("employee_id", None),
+        ("session_id", None),
+        ("correlation_id", None),
+        ("team", None),
+    ];
 
     for (k, v) in pairs {
         if !allowed.contains(&k.as_str()) {
@@ -370,8 +381,14 @@ pub fn parse(
             }
         }
     }
-    let [(_, user), (_, account), (_, employee_id), (_, session_id), (_, correlation_id)] = text_fields;
-    filter.user = user.or(account);
+    let [(_, user), (_, account), (_, agent), (_, employee_id), (_, session_id), (_, correlation_id), (_, team)] =
+        text_fields;
+    filter.user = user.or(account).or(agent);
+    // A team is matched in the report's description (a narrowing pre-filter); the route then
+    // keeps only exact team matches.
+    if team.is_some() {
+        filter.text = team;
+    }
     filter.employee_id = employee_id;
     filter.session_id = session_id;
     filter.correlation_id = correlation_id;
@@ -387,6 +404,7 @@ pub fn parse(
             filter.session_id = Some(s.clone());
             filter.order = Order::OldestFirst;
         }
+        View::ErrorReports => filter.categories = vec![Category::ErrorReport],
     }
 
     // The window: explicit bounds, a period, or the view's default.

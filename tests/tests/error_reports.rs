@@ -1,0 +1,122 @@
+//! Client error reports: upload (plain and gzip), list, download, limits and roles.
+
+use std::io::Write;
+
+use auditrail_shared::auth::Role;
+use auditrail_tests::TestApp;
+use serde_json::{Value, json};
+
+fn report(user: &str, team: &str, entries: usize) -> Value {
+    json!({
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "username": user,
+        "reason": "transfer dropped the call",
+        "configuration": {"click_to_dial": "^\\+?[0-9 ]{6,}$", "finesse": "https://finesse.example:8445"},
+        "agent": {"id": "1001", "extension": "4711", "teams": [team], "queues": ["Billing-CZ"]},
+        "server_state": {"deployment_type": "UCCE", "state": "IN_SERVICE", "timezone_offset": 60},
+        "dialed_numbers": ["+420 777 123 456"],
+        "caller_ids": [{"number": "+420 606 000 111", "name": "Petr Svoboda"}],
+        "call_variables": {"callVariable1": "A-17"},
+        "traces": {"finesse": [{"dir": "in", "event": "DIALOG_UPDATED"}]},
+        "windows": [{"id": "w1", "ui_actions": [{"click": "#transfer"}]}],
+        "log": (0..entries).map(|i| json!({"n": i, "action": "click"})).collect::<Vec<_>>(),
+    })
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test]
+async fn upload_list_download_round_trip() {
+    let app = TestApp::new().await;
+    let agent = app.token("acme", &[Role::Agent]);
+    let body = report("jdoe", "Billing", 1000);
+    let r = app.post_json("/v1/error-reports", &agent, &body).await;
+    assert_eq!(r.status.as_u16(), 201, "{:#}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["entries"], 1000);
+
+    // gzip-encoded upload
+    let req = http::Request::post("/v1/error-reports")
+        .header("authorization", format!("Bearer {agent}"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(axum::body::Body::from(gzip(report("asmith", "Sales", 3).to_string().as_bytes())))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(app.router.clone(), req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    let all = app.get("/v1/error-reports", &admin).await;
+    assert_eq!(all.items().len(), 2, "{:#}", all.body);
+    let mine = app.get("/v1/error-reports?agent=jdoe", &admin).await;
+    assert_eq!(mine.ids(), vec![id.clone()]);
+    assert_eq!(mine.items()[0]["reason"], "transfer dropped the call");
+    let sales = app.get("/v1/error-reports?team=Sales", &admin).await;
+    assert_eq!(sales.items().len(), 1);
+    assert_eq!(sales.items()[0]["agent"], "asmith");
+
+    let got = app.get(&format!("/v1/error-reports/{id}"), &admin).await;
+    assert_eq!(got.status.as_u16(), 200);
+    assert_eq!(got.body["log"].as_array().unwrap().len(), 1000);
+    assert_eq!(got.body["caller_ids"], body["caller_ids"]);
+    let downloads = app.get("/v1/events?action=ERROR_REPORT_DOWNLOAD", &admin).await;
+    assert_eq!(downloads.items().len(), 1, "the download is on record");
+}
+
+#[tokio::test]
+async fn limits_and_bad_reports_are_refused() {
+    let app = TestApp::new().await;
+    let agent = app.token("acme", &[Role::Agent]);
+    let r = app.post_json("/v1/error-reports", &agent, &report("jdoe", "Billing", 1001)).await;
+    assert_eq!(r.assert_problem(400).error_fields(), vec!["log"]);
+    let mut no_user = report("jdoe", "Billing", 1);
+    no_user.as_object_mut().unwrap().remove("username");
+    let r = app.post_json("/v1/error-reports", &agent, &no_user).await;
+    assert_eq!(r.assert_problem(400).error_fields(), vec!["username"]);
+    app.call("POST", "/v1/error-reports", Some(&agent), Some("application/json"), "{oops").await.assert_problem(400);
+
+    let mut big = report("jdoe", "Billing", 1);
+    big["traces"] = json!({"blob": "x".repeat(11 * 1024 * 1024)});
+    app.post_json("/v1/error-reports", &agent, &big).await.assert_problem(413);
+    // A gzip bomb: 64 MiB of zeros in a small body, stopped at the 10 MiB limit.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(b"{\"created_at\":\"2026-11-24T10:00:00Z\",\"username\":\"x\",\"log\":[],\"pad\":\"").unwrap();
+    for _ in 0..64 {
+        e.write_all(&vec![b'0'; 1024 * 1024]).unwrap();
+    }
+    e.write_all(b"\"}").unwrap();
+    let bomb = e.finish().unwrap();
+    let req = http::Request::post("/v1/error-reports")
+        .header("authorization", format!("Bearer {agent}"))
+        .header("content-encoding", "gzip")
+        .body(axum::body::Body::from(bomb))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(app.router.clone(), req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    assert!(app.get("/v1/error-reports", &admin).await.items().is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn agents_cannot_read_reports_and_tenants_are_isolated() {
+    let app = TestApp::new().await;
+    let agent = app.token("acme", &[Role::Agent]);
+    let id = app.post_json("/v1/error-reports", &agent, &report("jdoe", "Billing", 2)).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.get("/v1/error-reports", &agent).await.assert_problem(403);
+    app.get(&format!("/v1/error-reports/{id}"), &agent).await.assert_problem(403);
+    let analyst = app.token("acme", &[Role::ComplianceAnalyst]);
+    app.get("/v1/error-reports", &analyst).await.assert_problem(403);
+    let other = app.token("globex", &[Role::TenantAdmin]);
+    app.get(&format!("/v1/error-reports/{id}"), &other).await.assert_problem(404);
+    assert!(app.get("/v1/error-reports", &other).await.items().is_empty());
+    let manager = app.token("acme", &[Role::CcManager]);
+    assert_eq!(app.get(&format!("/v1/error-reports/{id}"), &manager).await.status.as_u16(), 200);
+}
