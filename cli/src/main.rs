@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use auditrail_shared::api::{Routes, router};
+use auditrail_shared::api::{AppState, Routes, router};
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::{Config, init_tracing};
+use auditrail_shared::retention;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -34,7 +35,12 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long)]
         json_logs: bool,
+        /// How often the retention purge runs (seconds); it also runs at start-up.
+        #[arg(long, default_value_t = 3600)]
+        purge_every: u64,
     },
+    /// Run the retention purge once for every tenant and print what it deleted.
+    Purge,
     /// Print a development token the local server accepts.
     Token {
         #[arg(long)]
@@ -59,7 +65,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::embedded(&cli.data_dir);
     match cli.command {
-        Command::Serve { addr, demo, demo_size, json_logs } => {
+        Command::Purge => {
+            init_tracing(false);
+            let state = config.state().await?;
+            let reports =
+                retention::purge_all(&*state.records, &*state.blobs, &*state.settings, chrono::Utc::now()).await?;
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+            Ok(())
+        }
+        Command::Serve { addr, demo, demo_size, json_logs, purge_every } => {
             init_tracing(json_logs);
             let state = config.state().await?;
             if demo {
@@ -67,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
                 state.records.maintain().await?;
                 tracing::info!(created, tenants = ?auditrail_shared::demo::TENANTS, "demo data loaded");
             }
+            tokio::spawn(purge_loop(state.clone(), std::time::Duration::from_secs(purge_every.max(1))));
             let app = router(state, Routes::All);
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             tracing::info!(addr = %listener.local_addr()?, data_dir = %cli.data_dir.display(), "auditrail serving");
@@ -91,6 +106,22 @@ async fn main() -> anyhow::Result<()> {
                 config.authenticator()?.mint(&tenant, &user, username.as_deref().or(Some(&user)), &roles, ttl)?;
             println!("{token}");
             Ok(())
+        }
+    }
+}
+
+/// The in-process retention purge (the scheduler function does this in AWS).
+async fn purge_loop(state: AppState, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match retention::purge_all(&*state.records, &*state.blobs, &*state.settings, chrono::Utc::now()).await {
+            Ok(reports) => {
+                for r in reports.iter().filter(|r| !r.deleted.is_empty() || r.held) {
+                    tracing::info!(tenant = %r.tenant, held = r.held, deleted = ?r.deleted, "retention purge");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "retention purge failed"),
         }
     }
 }

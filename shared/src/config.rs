@@ -121,11 +121,13 @@ impl Config {
         let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;
         Ok(AppState {
             requests: Arc::new(records.clone()),
+            settings: Arc::new(records.clone()),
             records: Arc::new(records),
             blobs: Arc::new(blobs),
             auth: Arc::new(self.authenticator()?),
             cursor_key: CursorKey::new(&self.key(&self.cursor_key, "cursor.key")?),
             limits: ValidationLimits::default(),
+            registered: Default::default(),
         })
     }
 

@@ -12,4 +12,5 @@ pub mod error_report;
 pub mod ingest;
 pub mod query;
 pub mod record;
+pub mod retention;
 pub mod store;

@@ -18,6 +18,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/error-reports"),
     ("get", "/v1/error-reports"),
     ("get", "/v1/error-reports/{id}"),
+    ("get", "/v1/settings/retention"),
+    ("put", "/v1/settings/retention"),
 ];
 
 #[tokio::test]

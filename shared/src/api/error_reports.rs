@@ -60,6 +60,7 @@ pub async fn upload(
     let report = error_report::parse(&bytes)?;
     let id = ulid::Ulid::generate().to_string();
     let key = BlobKey::new(&p.tenant_id, AREA, &id)?;
+    state.note_tenant(&p.tenant_id).await?;
     state.blobs.put(&key, Bytes::from(bytes.clone()), "application/json").await?;
     let record = report.index_record(&p.tenant_id, &id, &p.actor(), bytes.len(), Utc::now());
     if let Err(e) = state.records.append(&p.tenant_id, &[record]).await {

@@ -30,6 +30,7 @@ pub enum Operation {
     UploadErrorReport,
     ListErrorReports,
     DownloadErrorReport,
+    ChangeSettings,
 }
 
 impl Operation {
@@ -39,6 +40,7 @@ impl Operation {
             Self::UploadErrorReport => &[Role::Agent, Role::Ingest],
             // Reports are not pseudonymised: only admins and managers read them (seed 000).
             Self::ListErrorReports | Self::DownloadErrorReport => &[Role::TenantAdmin, Role::CcManager],
+            Self::ChangeSettings => &[Role::TenantAdmin],
             Self::SearchEvents | Self::SearchSignIns | Self::ViewSession | Self::ViewRequests => READERS,
         }
     }
@@ -53,6 +55,7 @@ impl Operation {
             Self::UploadErrorReport => "ERROR_REPORT",
             Self::ListErrorReports => "AUDIT_SEARCH",
             Self::DownloadErrorReport => "ERROR_REPORT_DOWNLOAD",
+            Self::ChangeSettings => "RETENTION_CHANGE",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod lambda;
 mod meta;
 pub mod openapi;
 mod requests;
+mod settings;
 
 use std::sync::Arc;
 
@@ -29,17 +30,32 @@ use crate::error_report::MAX_REPORT_BYTES;
 use crate::ingest::MAX_BATCH_BYTES;
 use crate::query::CursorKey;
 use crate::record::ValidationLimits;
-use crate::store::{BlobStore, RecordStore, RequestStore};
+use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore};
 
 /// Everything a handler may need, built once per process.
 #[derive(Clone)]
 pub struct AppState {
     pub records: Arc<dyn RecordStore>,
     pub requests: Arc<dyn RequestStore>,
+    pub settings: Arc<dyn SettingsStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<Authenticator>,
     pub cursor_key: CursorKey,
     pub limits: ValidationLimits,
+    /// Tenants already registered by this process, so ingest writes the registry once.
+    pub registered: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl AppState {
+    /// Registers a tenant that is about to have data (once per process), so retention finds it.
+    pub async fn note_tenant(&self, tenant: &str) -> Result<(), crate::store::StoreError> {
+        if self.registered.lock().unwrap_or_else(|p| p.into_inner()).contains(tenant) {
+            return Ok(());
+        }
+        self.settings.register_tenant(tenant).await?;
+        self.registered.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
+        Ok(())
+    }
 }
 
 /// Which routes a process serves; each Lambda function mounts only its own.
@@ -81,7 +97,9 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(requests::list), Operation::ViewRequests))
             .routes(guarded(routes!(requests::trace), Operation::ViewRequests))
             .routes(guarded(routes!(error_reports::list_reports), Operation::ListErrorReports))
-            .routes(guarded(routes!(error_reports::download), Operation::DownloadErrorReport));
+            .routes(guarded(routes!(error_reports::download), Operation::DownloadErrorReport))
+            .routes(guarded(routes!(settings::get_retention), Operation::ChangeSettings))
+            .routes(guarded(routes!(settings::put_retention), Operation::ChangeSettings));
     }
     r
 }

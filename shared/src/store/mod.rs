@@ -172,6 +172,16 @@ pub trait RecordStore: Send + Sync + 'static {
 
     async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>>;
 
+    /// Deletes up to `limit` records of `category` that occurred before `before`, oldest first,
+    /// with their index entries and request pairs; returns them so their blobs can be deleted.
+    async fn purge(
+        &self,
+        tenant: &str,
+        category: Category,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Record>>;
+
     /// One page of records matching the filter, in the filter's order, ties broken by id.
     async fn query(&self, tenant: &str, filter: &EventFilter, page: PageRequest) -> StoreResult<RecordPage>;
 
@@ -221,6 +231,16 @@ pub struct RequestPage {
 pub trait RequestStore: Send + Sync + 'static {
     async fn pair(&self, tenant: &str, correlation_id: &str) -> StoreResult<Option<RequestPair>>;
     async fn pairs(&self, tenant: &str, q: &RequestQuery, page: PageRequest) -> StoreResult<RequestPage>;
+}
+
+/// Small per-tenant documents (settings) and the registry of tenants that have data.
+#[async_trait]
+pub trait SettingsStore: Send + Sync + 'static {
+    async fn get_setting(&self, tenant: &str, name: &str) -> StoreResult<Option<serde_json::Value>>;
+    async fn put_setting(&self, tenant: &str, name: &str, value: &serde_json::Value) -> StoreResult<()>;
+    /// Notes that a tenant has data (idempotent), so background jobs can find it.
+    async fn register_tenant(&self, tenant: &str) -> StoreResult<()>;
+    async fn tenants(&self) -> StoreResult<Vec<String>>;
 }
 
 /// A blob's address. Always under its tenant's prefix, so no key can reach another tenant.

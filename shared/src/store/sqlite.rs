@@ -13,14 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter, types::Value as SqlValue};
 use serde_json::json;
 
 use super::{
     AppendOutcome, EventFilter, Order, PageRequest, ReadStats, RecordPage, RecordStore, RequestPage, RequestPair,
-    RequestQuery, RequestStore, StoreError, StoreResult,
+    RequestQuery, RequestStore, SettingsStore, StoreError, StoreResult,
 };
-use crate::record::{Phase, Record, ResultCode};
+use crate::record::{Category, Phase, Record, ResultCode};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS records (
@@ -64,6 +65,14 @@ CREATE TABLE IF NOT EXISTS requests (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS req_delay ON requests(tenant, delay_ms, correlation_id) WHERE delay_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS req_open  ON requests(tenant, start_ts, correlation_id) WHERE end_id IS NULL;
+
+CREATE TABLE IF NOT EXISTS settings (
+    tenant TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
 "#;
 
 /// The SQLite database file plus its connection pool. Cheap to clone.
@@ -366,6 +375,57 @@ impl RequestStore for SqliteStore {
 }
 
 #[async_trait]
+impl SettingsStore for SqliteStore {
+    async fn get_setting(&self, tenant: &str, name: &str) -> StoreResult<Option<serde_json::Value>> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.read(move |conn| {
+            let v: Option<String> = conn
+                .prepare_cached("SELECT value FROM settings WHERE tenant = ?1 AND name = ?2")
+                .and_then(|mut s| s.query_row([&tenant, &name], |r| r.get(0)).optional())
+                .map_err(StoreError::backend)?;
+            v.map(|v| serde_json::from_str(&v).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+        })
+        .await
+    }
+
+    async fn put_setting(&self, tenant: &str, name: &str, value: &serde_json::Value) -> StoreResult<()> {
+        let (tenant, name, value) = (tenant.to_owned(), name.to_owned(), value.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO settings (tenant, name, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (tenant, name) DO UPDATE SET value = excluded.value",
+                rusqlite::params![tenant, name, value],
+            )
+            .map_err(StoreError::backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn register_tenant(&self, tenant: &str) -> StoreResult<()> {
+        let tenant = tenant.to_owned();
+        self.write(move |conn| {
+            conn.execute("INSERT OR IGNORE INTO tenants (tenant) VALUES (?1)", [tenant])
+                .map_err(StoreError::backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<String>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT tenant FROM tenants ORDER BY tenant").map_err(StoreError::backend)?;
+            stmt.query_map([], |r| r.get(0))
+                .map_err(StoreError::backend)?
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::backend)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl RecordStore for SqliteStore {
     async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
         let rows: Vec<_> = records
@@ -472,6 +532,49 @@ impl RecordStore for SqliteStore {
             let records = rows.iter().map(|(_, _, body)| decode(body)).collect::<StoreResult<Vec<_>>>()?;
             stats.items_returned = records.len() as u64;
             Ok(RecordPage { records, next, stats, plan: plan_name })
+        })
+        .await
+    }
+
+    async fn purge(
+        &self,
+        tenant: &str,
+        category: Category,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Record>> {
+        let tenant = tenant.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let rows: Vec<(i64, String)> = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT seq, body FROM records WHERE tenant = ?1 AND category = ?2 AND ts < ?3 \
+                         ORDER BY ts, id LIMIT ?4",
+                    )
+                    .map_err(StoreError::backend)?;
+                stmt.query_map(rusqlite::params![tenant, category.as_str(), micros(before), limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(StoreError::backend)?
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::backend)?
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for (seq, body) in rows {
+                let rec = decode(&body)?;
+                tx.execute("DELETE FROM records WHERE seq = ?1", [seq]).map_err(StoreError::backend)?;
+                if let Some(corr) = &rec.correlation_id {
+                    tx.execute(
+                        "DELETE FROM requests WHERE tenant = ?1 AND correlation_id = ?2 AND (start_id = ?3 OR end_id = ?3)",
+                        rusqlite::params![tenant, corr, rec.id],
+                    )
+                    .map_err(StoreError::backend)?;
+                }
+                out.push(rec);
+            }
+            tx.commit().map_err(StoreError::backend)?;
+            Ok(out)
         })
         .await
     }

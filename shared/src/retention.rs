@@ -1,0 +1,213 @@
+//! Retention: how long each category is kept per tenant, the legal hold, and the purge.
+//!
+//! Mechanism (both back ends): records carry no expiry of their own; a scheduled purge (in
+//! `auditrail serve`, or the scheduler function in AWS) deletes what is older than the tenant's
+//! retention through the category index, and re-reads the legal hold before every batch. So a
+//! hold set at any time stops every deletion from then on, including for records written long
+//! before the hold — nothing needs rewriting when the hold changes. Every purge that deleted
+//! something is recorded as `RETENTION_PURGE` with counts per category, never contents.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{ApiError, FieldError};
+use crate::record::{Actor, ActorKind, Category, Record, ResultCode};
+use crate::store::{BlobKey, BlobStore, RecordStore, SettingsStore, StoreResult};
+
+pub const SETTING: &str = "retention";
+pub const MIN_DAYS: u32 = 1;
+pub const MAX_DAYS: u32 = 3650;
+const BATCH: usize = 500;
+
+/// Default days per category: audit data for the longest usual audit period, the personal-data
+/// groups for two years (consents five, as proof), error reports a month (they are not
+/// pseudonymised), co-browsing three months.
+pub fn default_days(c: Category) -> u32 {
+    match c {
+        Category::Audit | Category::SignIn => 400,
+        Category::Cobrowse => 90,
+        Category::Contact | Category::DirectoryEntry | Category::CampaignCustomer => 730,
+        Category::Consent => 1825,
+        Category::ErrorReport => 30,
+    }
+}
+
+pub const DEFAULT_EXPORT_ARCHIVE_DAYS: u32 = 7;
+
+/// A tenant's retention settings as stored and returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Retention {
+    /// Days to keep, per category.
+    pub days: BTreeMap<Category, u32>,
+    /// While true, nothing of the tenant is deleted by retention.
+    pub legal_hold: bool,
+    /// Days an export archive stays downloadable.
+    pub export_archive_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            days: Category::ALL.into_iter().map(|c| (c, default_days(c))).collect(),
+            legal_hold: false,
+            export_archive_days: DEFAULT_EXPORT_ARCHIVE_DAYS,
+        }
+    }
+}
+
+/// The body of `PUT /v1/settings/retention`: categories left out keep their default.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionUpdate {
+    #[serde(default)]
+    pub days: BTreeMap<String, u32>,
+    pub legal_hold: bool,
+    #[serde(default)]
+    pub export_archive_days: Option<u32>,
+}
+
+impl RetentionUpdate {
+    pub fn resolve(self) -> Result<Retention, ApiError> {
+        let mut out = Retention { legal_hold: self.legal_hold, ..Retention::default() };
+        let mut errs = Vec::new();
+        for (name, days) in self.days {
+            match Category::parse(&name) {
+                None => errs.push(FieldError::new(
+                    format!("days.{name}"),
+                    format!("not a category; one of {}", Category::ALL.map(|c| c.as_str()).join(", ")),
+                )),
+                Some(_) if !(MIN_DAYS..=MAX_DAYS).contains(&days) => {
+                    errs.push(FieldError::new(format!("days.{name}"), format!("from {MIN_DAYS} to {MAX_DAYS} days")))
+                }
+                Some(c) => {
+                    out.days.insert(c, days);
+                }
+            }
+        }
+        if let Some(d) = self.export_archive_days {
+            if (1..=90).contains(&d) {
+                out.export_archive_days = d;
+            } else {
+                errs.push(FieldError::new("export_archive_days", "from 1 to 90 days"));
+            }
+        }
+        if errs.is_empty() { Ok(out) } else { Err(ApiError::Invalid(errs)) }
+    }
+}
+
+pub async fn load(settings: &dyn SettingsStore, tenant: &str) -> StoreResult<Retention> {
+    Ok(match settings.get_setting(tenant, SETTING).await? {
+        Some(v) => serde_json::from_value(v).unwrap_or_default(),
+        None => Retention::default(),
+    })
+}
+
+/// What one purge of one tenant did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PurgeReport {
+    pub tenant: String,
+    pub held: bool,
+    pub deleted: BTreeMap<Category, u64>,
+    pub blobs_deleted: u64,
+}
+
+/// The blob an attachment reference points at.
+pub fn attachment_key(tenant: &str, a: &crate::record::Attachment) -> Option<BlobKey> {
+    let area = if a.kind.as_deref() == Some("error_report") { "error-reports" } else { "attachments" };
+    BlobKey::new(tenant, area, &a.blob).ok()
+}
+
+/// Purges one tenant: every category older than its retention, in batches, re-checking the
+/// legal hold before each batch.
+pub async fn purge_tenant(
+    records: &dyn RecordStore,
+    blobs: &dyn BlobStore,
+    settings: &dyn SettingsStore,
+    tenant: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<PurgeReport> {
+    let mut report = PurgeReport { tenant: tenant.to_owned(), ..Default::default() };
+    for category in Category::ALL {
+        loop {
+            let retention = load(settings, tenant).await?;
+            if retention.legal_hold {
+                report.held = true;
+                break;
+            }
+            let before = now - Duration::days(i64::from(retention.days[&category]));
+            let gone = records.purge(tenant, category, before, BATCH).await?;
+            for a in gone.iter().flat_map(|r| r.attachments.iter()) {
+                if let Some(key) = attachment_key(tenant, a) {
+                    blobs.delete(&key).await?;
+                    report.blobs_deleted += 1;
+                }
+            }
+            if !gone.is_empty() {
+                *report.deleted.entry(category).or_default() += gone.len() as u64;
+            }
+            if gone.len() < BATCH {
+                break;
+            }
+        }
+        if report.held {
+            break;
+        }
+    }
+    if !report.deleted.is_empty() {
+        let rec = Record::system(
+            tenant,
+            "RETENTION_PURGE",
+            Actor { kind: Some(ActorKind::System), username: Some("retention".into()), ..Default::default() },
+            Some(ResultCode::Ok),
+            json!({"deleted": report.deleted, "blobs_deleted": report.blobs_deleted}),
+        );
+        records.append(tenant, &[rec]).await?;
+    }
+    Ok(report)
+}
+
+/// Purges every registered tenant; one tenant's failure does not stop the others.
+pub async fn purge_all(
+    records: &dyn RecordStore,
+    blobs: &dyn BlobStore,
+    settings: &dyn SettingsStore,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<PurgeReport>> {
+    let mut out = Vec::new();
+    for tenant in settings.tenants().await? {
+        match purge_tenant(records, blobs, settings, &tenant, now).await {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::error!(tenant = %tenant, error = %e, "retention purge failed"),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_merge_over_defaults_and_are_checked() {
+        let u: RetentionUpdate = serde_json::from_value(json!({"days": {"audit": 30}, "legal_hold": true})).unwrap();
+        let r = u.resolve().unwrap();
+        assert_eq!(r.days[&Category::Audit], 30);
+        assert_eq!(r.days[&Category::ErrorReport], 30);
+        assert_eq!(r.days[&Category::SignIn], 400);
+        assert!(r.legal_hold);
+        let bad: RetentionUpdate = serde_json::from_value(
+            json!({"days": {"calls": 3, "audit": 0}, "legal_hold": false, "export_archive_days": 0}),
+        )
+        .unwrap();
+        match bad.resolve() {
+            Err(ApiError::Invalid(e)) => {
+                let fields: Vec<_> = e.iter().map(|e| e.field.as_str()).collect();
+                assert_eq!(fields, vec!["days.audit", "days.calls", "export_archive_days"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Retention settings, the purge, and the legal hold.
+
+use auditrail_shared::auth::Role;
+use auditrail_shared::retention::purge_all;
+use auditrail_shared::store::{BlobKey, EventFilter};
+use auditrail_tests::{TestApp, event};
+use chrono::{Duration, Utc};
+use serde_json::json;
+
+async fn seeded() -> TestApp {
+    let app = TestApp::new().await;
+    // 5 days and 45 days old, in two categories.
+    app.ingest(
+        "acme",
+        &[
+            event("new-audit", 60 * 24 * 5, "CREATE_EVALUATION", "u", "OK"),
+            event("old-audit", 60 * 24 * 45, "CREATE_EVALUATION", "u", "OK"),
+            event("old-login", 60 * 24 * 45, "LOGIN", "u", "OK"),
+        ],
+    )
+    .await;
+    app.ingest("globex", &[event("globex-old", 60 * 24 * 45, "CREATE_EVALUATION", "u", "OK")]).await;
+    app
+}
+
+async fn stored_ids(app: &TestApp, tenant: &str) -> Vec<String> {
+    let f = EventFilter::window(Utc::now() - Duration::days(399), Utc::now() + Duration::days(1));
+    let page = app
+        .state
+        .records
+        .query(tenant, &f, auditrail_shared::store::PageRequest { limit: 1000, after: None })
+        .await
+        .unwrap();
+    // Only the seeded records, not Auditrail's own audit of the test's calls.
+    let mut ids: Vec<String> = page
+        .records
+        .into_iter()
+        .filter(|r| matches!(r.action.as_str(), "CREATE_EVALUATION" | "LOGIN"))
+        .map(|r| r.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn purge(app: &TestApp) {
+    purge_all(&*app.state.records, &*app.state.blobs, &*app.state.settings, Utc::now()).await.unwrap();
+}
+
+#[tokio::test]
+async fn defaults_are_documented_values_and_changes_are_audited() {
+    let app = TestApp::new().await;
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    let r = app.get("/v1/settings/retention", &admin).await;
+    assert_eq!(r.body["days"]["audit"], 400);
+    assert_eq!(r.body["days"]["error_report"], 30);
+    assert_eq!(r.body["legal_hold"], false);
+    assert_eq!(r.body["export_archive_days"], 7);
+    let put = app
+        .call(
+            "PUT",
+            "/v1/settings/retention",
+            Some(&admin),
+            Some("application/json"),
+            json!({"days": {"audit": 30}, "legal_hold": true}).to_string(),
+        )
+        .await;
+    assert_eq!(put.status.as_u16(), 200, "{:#}", put.body);
+    assert_eq!(app.get("/v1/settings/retention", &admin).await.body["days"]["audit"], 30);
+    let changes = app.get("/v1/events?action=RETENTION_CHANGE,LEGAL_HOLD_CHANGE", &admin).await;
+    assert_eq!(changes.items().len(), 2);
+
+    // Other tenants see their own (default) settings; readers cannot change them.
+    let other = app.token("globex", &[Role::TenantAdmin]);
+    assert_eq!(app.get("/v1/settings/retention", &other).await.body["days"]["audit"], 400);
+    let analyst = app.token("acme", &[Role::ComplianceAnalyst]);
+    app.call("PUT", "/v1/settings/retention", Some(&analyst), Some("application/json"), "{\"legal_hold\":false}")
+        .await
+        .assert_problem(403);
+    let bad = app
+        .call(
+            "PUT",
+            "/v1/settings/retention",
+            Some(&admin),
+            Some("application/json"),
+            json!({"days": {"audit": 0, "calls": 3}, "legal_hold": false}).to_string(),
+        )
+        .await;
+    assert_eq!(bad.assert_problem(400).error_fields(), vec!["days.audit", "days.calls"]);
+    let missing = app.call("PUT", "/v1/settings/retention", Some(&admin), Some("application/json"), "{}").await;
+    assert_eq!(missing.assert_problem(400).error_fields(), vec!["legal_hold"]);
+}
+
+#[tokio::test]
+async fn records_older_than_the_retention_disappear_everywhere() {
+    let app = seeded().await;
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    app.call(
+        "PUT",
+        "/v1/settings/retention",
+        Some(&admin),
+        Some("application/json"),
+        json!({"days": {"audit": 30}, "legal_hold": false}).to_string(),
+    )
+    .await;
+    purge(&app).await;
+    let ids = stored_ids(&app, "acme").await;
+    assert!(ids.contains(&"new-audit".to_string()));
+    assert!(!ids.contains(&"old-audit".to_string()), "older than 30 days: purged");
+    assert!(ids.contains(&"old-login".to_string()), "sign-ins keep their own 400 days");
+    assert!(app.state.records.get("acme", "old-audit").await.unwrap().is_none());
+    let from = (Utc::now() - Duration::days(60)).to_rfc3339().replace('+', "%2B");
+    let listed = app.get(&format!("/v1/events?from={from}&action=CREATE_EVALUATION"), &admin).await;
+    assert_eq!(listed.ids(), vec!["new-audit"]);
+    assert_eq!(stored_ids(&app, "globex").await, vec!["globex-old"], "another tenant's settings do not apply");
+    let purges = app.get("/v1/events?action=RETENTION_PURGE", &admin).await;
+    assert_eq!(purges.items()[0]["description"]["deleted"]["audit"], 1);
+}
+
+#[tokio::test]
+async fn a_legal_hold_keeps_everything() {
+    let app = seeded().await;
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    app.call(
+        "PUT",
+        "/v1/settings/retention",
+        Some(&admin),
+        Some("application/json"),
+        json!({"days": {"audit": 1, "sign_in": 1}, "legal_hold": true}).to_string(),
+    )
+    .await;
+    purge(&app).await;
+    assert_eq!(stored_ids(&app, "acme").await, vec!["new-audit", "old-audit", "old-login"]);
+    app.call(
+        "PUT",
+        "/v1/settings/retention",
+        Some(&admin),
+        Some("application/json"),
+        json!({"days": {"audit": 1, "sign_in": 1}, "legal_hold": false}).to_string(),
+    )
+    .await;
+    purge(&app).await;
+    assert!(stored_ids(&app, "acme").await.is_empty(), "{:?}", stored_ids(&app, "acme").await);
+}
+
+#[tokio::test]
+async fn purged_error_reports_lose_their_blob() {
+    let app = TestApp::new().await;
+    let agent = app.token("acme", &[Role::Agent]);
+    let old = (Utc::now() - Duration::days(40)).to_rfc3339();
+    let r =
+        app.post_json("/v1/error-reports", &agent, &json!({"created_at": old, "username": "jdoe", "log": []})).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let key = BlobKey::new("acme", "error-reports", &id).unwrap();
+    assert!(app.state.blobs.get(&key).await.unwrap().is_some());
+    purge(&app).await;
+    assert!(app.state.blobs.get(&key).await.unwrap().is_none(), "30-day default: blob deleted");
+    assert!(app.state.records.get("acme", &id).await.unwrap().is_none());
+}
