@@ -74,7 +74,31 @@ pub fn router(state: AppState, routes: Routes) -> Router {
         .route("/v1/openapi.json", get(move || std::future::ready(Json(doc.clone()))))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// Gives every request an id (the caller's `x-request-id` if it is sane, else a ULID), a
+/// tracing span carrying it, and the id in the response, so a 500's log line can be found.
+async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument;
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| ulid::Ulid::generate().to_string());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request done")
+    });
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
 }
 
 /// Every route with its OpenAPI operation; a handler cannot be mounted without its docs.
