@@ -126,7 +126,7 @@ pub struct EventsParams {
     /// `audit`, `sign_in`, `cobrowse`, `contact`, `consent`, `directory_entry`, `campaign_customer`, `error_report`.
     #[param(explode = true)]
     category: Option<Vec<Category>>,
-    /// Username (case-insensitive) or user id.
+    /// Username (case-insensitive); records without a username match on their user id.
     user: Option<String>,
     result: Option<ResultCode>,
     session_id: Option<String>,

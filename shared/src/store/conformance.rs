@@ -135,7 +135,7 @@ pub async fn every_filter_matches_the_reference(store: Arc<dyn RecordStore>) {
     }
     // An importer record without any user.
     let mut imp = rec(&t, "importer-1", 5, "DELETE_IMPORTED_USERS", "x", ResultCode::Ok);
-    imp.actor = Actor { kind: Some(ActorKind::Importer), ..Default::default() };
+    imp.actor = Actor { kind: Some(ActorKind::Importer), user_id: Some("uid-imp".into()), ..Default::default() };
     recs.push(imp);
     store.append(&t, &recs).await.unwrap();
 
@@ -151,6 +151,7 @@ pub async fn every_filter_matches_the_reference(store: Arc<dyn RecordStore>) {
     filters.push(with(&|f| f.categories = vec![Category::SignIn]));
     filters.push(with(&|f| f.user = Some("bob".into())));
     filters.push(with(&|f| f.user = Some("uid-alice".into())));
+    filters.push(with(&|f| f.user = Some("uid-imp".into())));
     filters.push(with(&|f| f.result = Some(ResultCode::Fail)));
     filters.push(with(&|f| f.session_id = Some("sess-1".into())));
     filters.push(with(&|f| f.correlation_id = Some("corr-2".into())));

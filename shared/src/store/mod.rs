@@ -5,6 +5,8 @@
 //! reads, because the best plan differs per back end; positions are opaque to callers.
 
 pub mod conformance;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod sqlite;
 
@@ -73,7 +75,8 @@ pub struct EventFilter {
     pub actions: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<Category>,
-    /// Matches the actor's username or user id (usernames case-insensitively).
+    /// Matches the actor's username case-insensitively; a record without a username (e.g. a
+    /// system actor) matches on its user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,9 +117,9 @@ impl EventFilter {
             && r.occurred_at < self.to
             && (self.actions.is_empty() || self.actions.contains(&r.action))
             && (self.categories.is_empty() || self.categories.contains(&r.category))
-            && self.user.as_ref().is_none_or(|u| {
-                r.actor.user_id.as_deref() == Some(u.as_str())
-                    || r.actor.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(u))
+            && self.user.as_ref().is_none_or(|u| match &r.actor.username {
+                Some(n) => n.eq_ignore_ascii_case(u),
+                None => r.actor.user_id.as_deref() == Some(u.as_str()),
             })
             && self.employee_id.as_ref().is_none_or(|e| r.actor.employee_id.as_deref() == Some(e.as_str()))
             && self.result.is_none_or(|x| r.result == Some(x))

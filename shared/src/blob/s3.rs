@@ -1,0 +1,180 @@
+//! S3 blob store: objects under `tenants/<tenant>/…`, server-side encryption on every write,
+//! presigned GETs that expire in minutes, multipart uploads that are aborted on failure.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use bytes::Bytes;
+
+use crate::store::{BlobKey, BlobStore, StoreError, StoreResult};
+
+/// Longest validity of a presigned URL.
+pub const MAX_PRESIGN: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Clone)]
+pub struct S3BlobStore {
+    client: Client,
+    bucket: String,
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: std::fmt::Debug + Send + Sync + 'static>(
+    e: SdkError<E, R>,
+    bucket: &str,
+) -> StoreError {
+    match e.code().unwrap_or_default() {
+        "SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout" => StoreError::Throttled,
+        "NoSuchBucket" => StoreError::Backend(anyhow::anyhow!("S3 bucket `{bucket}` not found (AUDITRAIL_BUCKET)")),
+        "NoSuchKey" | "NotFound" => StoreError::NotFound,
+        "EntityTooSmall" | "InvalidPart" | "InvalidArgument" => StoreError::Invalid(e.message().unwrap_or("rejected by S3").into()),
+        _ => StoreError::backend(e),
+    }
+}
+
+impl S3BlobStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into() }
+    }
+
+    /// Checks the bucket exists (start-up), with an error naming the variable.
+    pub async fn check(&self) -> StoreResult<()> {
+        self.client.head_bucket().bucket(&self.bucket).send().await.map(|_| ()).map_err(|e| {
+            if matches!(&e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404) {
+                StoreError::Backend(anyhow::anyhow!("S3 bucket `{}` not found (AUDITRAIL_BUCKET)", self.bucket))
+            } else {
+                classify(e, &self.bucket)
+            }
+        })
+    }
+
+    /// A GET URL for the object, valid for `ttl` (at most 15 minutes).
+    pub async fn presign_get(&self, key: &BlobKey, ttl: Duration) -> StoreResult<String> {
+        let cfg = PresigningConfig::expires_in(ttl.min(MAX_PRESIGN)).map_err(StoreError::backend)?;
+        let req = self.client.get_object().bucket(&self.bucket).key(key.as_str()).presigned(cfg).await.map_err(|e| classify(e, &self.bucket))?;
+        Ok(req.uri().to_string())
+    }
+
+    pub async fn create_multipart(&self, key: &BlobKey, content_type: &str) -> StoreResult<String> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type)
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .send()
+            .await
+            .map_err(|e| classify(e, &self.bucket))?;
+        out.upload_id.ok_or_else(|| StoreError::Backend(anyhow::anyhow!("S3 returned no upload id")))
+    }
+
+    /// Uploads one part (≥ 5 MiB except the last) and returns its ETag.
+    pub async fn upload_part(&self, key: &BlobKey, upload_id: &str, number: i32, bytes: Bytes) -> StoreResult<String> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| classify(e, &self.bucket))?;
+        out.e_tag.ok_or_else(|| StoreError::Backend(anyhow::anyhow!("S3 returned no ETag")))
+    }
+
+    /// Completes the upload; on failure it is aborted so no parts are left behind.
+    pub async fn complete_multipart(&self, key: &BlobKey, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<()> {
+        let done = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts.iter().map(|(n, e)| CompletedPart::builder().part_number(*n).e_tag(e).build()).collect()))
+            .build();
+        let res = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .multipart_upload(done)
+            .send()
+            .await;
+        if let Err(e) = res {
+            let err = classify(e, &self.bucket);
+            self.abort_multipart(key, upload_id).await?;
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    pub async fn abort_multipart(&self, key: &BlobKey, upload_id: &str) -> StoreResult<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, &self.bucket))
+    }
+
+    /// Multipart uploads still open under a prefix (to prove none are orphaned).
+    pub async fn open_uploads(&self, prefix: &str) -> StoreResult<Vec<String>> {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .map_err(|e| classify(e, &self.bucket))?;
+        Ok(out.uploads().iter().filter_map(|u| u.key().map(str::to_owned)).collect())
+    }
+
+    /// Creates the bucket (tests and dev).
+    pub async fn create_bucket(&self) -> StoreResult<()> {
+        self.client.create_bucket().bucket(&self.bucket).send().await.map(|_| ()).map_err(|e| classify(e, &self.bucket))
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(&self, key: &BlobKey, bytes: Bytes, content_type: &str) -> StoreResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type)
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, &self.bucket))
+    }
+
+    async fn get(&self, key: &BlobKey) -> StoreResult<Option<Bytes>> {
+        match self.client.get_object().bucket(&self.bucket).key(key.as_str()).send().await {
+            Ok(out) => Ok(Some(out.body.collect().await.map_err(StoreError::backend)?.into_bytes())),
+            Err(e) => match classify(e, &self.bucket) {
+                StoreError::NotFound => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn delete(&self, key: &BlobKey) -> StoreResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, &self.bucket))
+    }
+}

@@ -1,0 +1,207 @@
+//! Reading a plan: partitions of one group are k-way merged (they interleave in time), groups
+//! are read one after the other. Each partition is queried lazily, a little more than its share
+//! of the page at a time, so the items read beyond the page stay few.
+//!
+//! Position: `{"g": group, "s": {partition key: last returned tsid}}` — the next page resumes
+//! every partition of that group right after what it last returned.
+
+use std::collections::{HashMap, VecDeque};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+
+use super::keys::{Plan, RECORD_SK, Residual, index_name, plan, record_pk};
+use super::{DynamoStore, Item, classify, decode, get_s};
+use crate::record::Record;
+use crate::store::{EventFilter, Order, PageRequest, ReadStats, RecordPage, StoreError, StoreResult};
+
+struct Stream {
+    pk: String,
+    /// Exclusive start for the next query.
+    start: Option<Item>,
+    buf: VecDeque<(String, Record)>,
+    exhausted: bool,
+    last_returned: Option<String>,
+}
+
+/// The FilterExpression for what the index does not apply.
+fn filter_expression(r: &Residual, names: &mut HashMap<String, String>, values: &mut Item) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut any_of = |attr: &str, vals: &[String], tag: &str| {
+        if vals.is_empty() {
+            return;
+        }
+        names.insert(format!("#{tag}"), attr.to_owned());
+        let ors: Vec<String> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                values.insert(format!(":{tag}{i}"), AttributeValue::S(v.clone()));
+                format!("#{tag} = :{tag}{i}")
+            })
+            .collect();
+        parts.push(format!("({})", ors.join(" OR ")));
+    };
+    any_of("action", &r.actions, "fa");
+    any_of("category", &r.categories, "fc");
+    any_of("uk", &r.user_keys, "fu");
+    any_of("result", r.result.as_slice(), "fr");
+    any_of("sid", r.session_id.as_slice(), "fs");
+    any_of("corr", r.correlation_id.as_slice(), "fk");
+    any_of("emp", r.employee_id.as_slice(), "fe");
+    if let Some(t) = &r.text {
+        names.insert("#ft".into(), "dl".into());
+        values.insert(":ft".into(), AttributeValue::S(t.clone()));
+        parts.push("contains(#ft, :ft)".into());
+    }
+    (!parts.is_empty()).then(|| parts.join(" AND "))
+}
+
+fn start_key(tenant: &str, index: &str, pk: &str, tsid: &str) -> Item {
+    let id = tsid.split_once('#').map(|(_, id)| id).unwrap_or_default();
+    HashMap::from([
+        ("pk".to_string(), AttributeValue::S(record_pk(tenant, id))),
+        ("sk".to_string(), AttributeValue::S(RECORD_SK.into())),
+        (index.to_string(), AttributeValue::S(pk.to_owned())),
+        ("tsid".to_string(), AttributeValue::S(tsid.to_owned())),
+    ])
+}
+
+async fn fetch(
+    store: &DynamoStore,
+    plan: &Plan,
+    f: &EventFilter,
+    st: &mut Stream,
+    want: usize,
+    stats: &mut ReadStats,
+) -> StoreResult<()> {
+    let mut names = HashMap::from([("#p".to_string(), plan.index.to_string())]);
+    let mut values: Item = HashMap::from([
+        (":p".to_string(), AttributeValue::S(st.pk.clone())),
+        (":lo".to_string(), AttributeValue::S(format!("{:020}", f.from.timestamp_micros()))),
+        (":hi".to_string(), AttributeValue::S(format!("{:020}", f.to.timestamp_micros()))),
+    ]);
+    let filter = filter_expression(&plan.residual, &mut names, &mut values);
+    // With a filter DynamoDB may return nothing from a full page; keep reading until something
+    // matches or the partition ends.
+    while st.buf.is_empty() && !st.exhausted {
+        let out = store
+            .client
+            .query()
+            .table_name(&store.table)
+            .index_name(plan.index)
+            .key_condition_expression("#p = :p AND tsid BETWEEN :lo AND :hi")
+            .set_expression_attribute_names(Some(names.clone()))
+            .set_expression_attribute_values(Some(values.clone()))
+            .set_filter_expression(filter.clone())
+            .scan_index_forward(f.order == Order::OldestFirst)
+            .limit(want.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(st.start.take())
+            .send()
+            .await
+            .map_err(|e| classify(e, &store.table))?;
+        stats.queries += 1;
+        stats.items_read += out.scanned_count as u64;
+        for item in out.items.unwrap_or_default() {
+            let tsid = get_s(&item, "tsid").unwrap_or_default().to_owned();
+            st.buf.push_back((tsid, decode(&item)?));
+        }
+        match out.last_evaluated_key {
+            Some(k) => st.start = Some(k),
+            None => st.exhausted = true,
+        }
+    }
+    Ok(())
+}
+
+/// Runs `plan` for one page.
+async fn run_plan(
+    store: &DynamoStore,
+    tenant: &str,
+    f: &EventFilter,
+    plan: Plan,
+    limit: usize,
+    after: Option<&Value>,
+) -> StoreResult<RecordPage> {
+    let newest = f.order == Order::NewestFirst;
+    let need = limit + 1;
+    let (first_group, resume): (usize, HashMap<String, Option<String>>) = match after {
+        None => (0, HashMap::new()),
+        Some(p) => {
+            let g = p.get("g").and_then(Value::as_u64).ok_or_else(|| StoreError::Invalid("not a DynamoDB position".into()))?;
+            let s = p
+                .get("s")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned))).collect())
+                .unwrap_or_default();
+            (g as usize, s)
+        }
+    };
+    let mut stats = ReadStats::default();
+    let mut out: Vec<(usize, String, String, Record)> = Vec::with_capacity(need);
+    'groups: for (gi, group) in plan.groups.iter().enumerate().skip(first_group) {
+        let mut streams: Vec<Stream> = group
+            .iter()
+            .map(|pk| {
+                let last = if gi == first_group { resume.get(pk).cloned().flatten() } else { None };
+                Stream {
+                    pk: pk.clone(),
+                    start: last.as_deref().map(|t| start_key(tenant, plan.index, pk, t)),
+                    buf: VecDeque::new(),
+                    exhausted: false,
+                    last_returned: last,
+                }
+            })
+            .collect();
+        loop {
+            let remaining = need - out.len();
+            let share = remaining.div_ceil(streams.len()) + 1;
+            for st in streams.iter_mut() {
+                if st.buf.is_empty() && !st.exhausted {
+                    fetch(store, &plan, f, st, share, &mut stats).await?;
+                }
+            }
+            let best = streams
+                .iter()
+                .enumerate()
+                .filter_map(|(i, st)| st.buf.front().map(|(t, _)| (i, t)))
+                .reduce(|a, b| if (b.1 > a.1) == newest { b } else { a })
+                .map(|(i, _)| i);
+            let Some(i) = best else { continue 'groups };
+            let (tsid, rec) = streams[i].buf.pop_front().expect("a head");
+            streams[i].last_returned = Some(tsid.clone());
+            out.push((gi, streams[i].pk.clone(), tsid, rec));
+            if out.len() == need {
+                break 'groups;
+            }
+        }
+    }
+    let more = out.len() > limit;
+    out.truncate(limit);
+    let next = if more {
+        let g = out.last().map(|(g, ..)| *g).unwrap_or(0);
+        let mut s = serde_json::Map::new();
+        for pk in &plan.groups[g] {
+            let last = out.iter().rev().find(|(og, opk, ..)| *og == g && opk == pk).map(|(_, _, t, _)| t.clone());
+            let carried = if g == first_group { resume.get(pk).cloned().flatten() } else { None };
+            s.insert(pk.clone(), last.or(carried).map(Value::String).unwrap_or(Value::Null));
+        }
+        Some(json!({"g": g, "s": s}))
+    } else {
+        None
+    };
+    let records: Vec<Record> = out.into_iter().map(|(.., r)| r).collect();
+    stats.items_returned = records.len() as u64;
+    Ok(RecordPage { records, next, stats, plan: index_name(plan.index).to_owned() })
+}
+
+pub(super) async fn run(store: &DynamoStore, tenant: &str, f: &EventFilter, page: PageRequest) -> StoreResult<RecordPage> {
+    run_plan(store, tenant, f, plan(tenant, f), page.limit.max(1), page.after.as_ref()).await
+}
+
+/// The oldest `limit` records of the filter through the time index (the purge's read path).
+pub(super) async fn run_on_time_index(store: &DynamoStore, tenant: &str, f: &EventFilter, limit: usize) -> StoreResult<Vec<Record>> {
+    let mut p = plan(tenant, &EventFilter { categories: Vec::new(), ..f.clone() });
+    p.residual.categories = f.categories.iter().map(|c| c.as_str().to_owned()).collect();
+    Ok(run_plan(store, tenant, f, p, limit, None).await?.records)
+}

@@ -1,0 +1,92 @@
+//! The moto emulator for tests and benches: DynamoDB and S3 on 127.0.0.1.
+//!
+//! `AUDITRAIL_MOTO_ENDPOINT` points at a running server (the test script starts one for the
+//! whole run); otherwise one is started per test process from `AUDITRAIL_MOTO_SERVER` or
+//! `<workspace>/.venv/bin/moto_server` on a free port, and a watchdog stops it when the process
+//! exits. If neither works the caller gets an error saying how to install it — tests that need
+//! the emulator fail, they never skip.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::Credentials;
+
+use super::DynamoStore;
+use crate::blob::s3::S3BlobStore;
+
+static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
+
+fn moto_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("AUDITRAIL_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    // shared/ → workspace root
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+}
+
+fn start() -> Result<String, String> {
+    if let Ok(e) = std::env::var("AUDITRAIL_MOTO_ENDPOINT") {
+        return Ok(e);
+    }
+    let bin = moto_binary();
+    if !bin.exists() {
+        return Err(format!("moto_server not found at {} — run scripts/setup-tools.sh", bin.display()));
+    }
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    // The watchdog shell stops moto within a second of this process exiting.
+    let script = format!(
+        "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
+        pid = std::process::id()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&bin)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(format!("http://127.0.0.1:{port}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("moto_server did not listen on 127.0.0.1:{port} within 30 s"))
+}
+
+/// The emulator's endpoint, starting it if needed. Panics with instructions if it cannot run.
+pub fn endpoint() -> String {
+    match ENDPOINT.get_or_init(start) {
+        Ok(e) => e.clone(),
+        Err(e) => panic!("the DynamoDB/S3 emulator is required: {e}"),
+    }
+}
+
+/// SDK configuration for the emulator (static test credentials, us-east-1).
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await
+}
+
+/// A fresh table and bucket on the emulator.
+pub async fn fresh() -> (DynamoStore, S3BlobStore) {
+    let cfg = sdk_config(&endpoint()).await;
+    let name = format!("t-{}", ulid::Ulid::generate().to_string().to_lowercase());
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&cfg), name.clone());
+    store.create_table().await.expect("create table on the emulator");
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&cfg).force_path_style(true).build());
+    let blobs = S3BlobStore::new(s3, name);
+    blobs.create_bucket().await.expect("create bucket on the emulator");
+    (store, blobs)
+}
