@@ -22,7 +22,10 @@ pub struct S3BlobStore {
     bucket: String,
 }
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: std::fmt::Debug + Send + Sync + 'static>(
+fn classify<
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+>(
     e: SdkError<E, R>,
     bucket: &str,
 ) -> StoreError {
@@ -30,7 +33,9 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         "SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout" => StoreError::Throttled,
         "NoSuchBucket" => StoreError::Backend(anyhow::anyhow!("S3 bucket `{bucket}` not found (AUDITRAIL_BUCKET)")),
         "NoSuchKey" | "NotFound" => StoreError::NotFound,
-        "EntityTooSmall" | "InvalidPart" | "InvalidArgument" => StoreError::Invalid(e.message().unwrap_or("rejected by S3").into()),
+        "EntityTooSmall" | "InvalidPart" | "InvalidArgument" => {
+            StoreError::Invalid(e.message().unwrap_or("rejected by S3").into())
+        }
         _ => StoreError::backend(e),
     }
 }
@@ -54,7 +59,14 @@ impl S3BlobStore {
     /// A GET URL for the object, valid for `ttl` (at most 15 minutes).
     pub async fn presign_get(&self, key: &BlobKey, ttl: Duration) -> StoreResult<String> {
         let cfg = PresigningConfig::expires_in(ttl.min(MAX_PRESIGN)).map_err(StoreError::backend)?;
-        let req = self.client.get_object().bucket(&self.bucket).key(key.as_str()).presigned(cfg).await.map_err(|e| classify(e, &self.bucket))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .presigned(cfg)
+            .await
+            .map_err(|e| classify(e, &self.bucket))?;
         Ok(req.uri().to_string())
     }
 
@@ -91,7 +103,9 @@ impl S3BlobStore {
     /// Completes the upload; on failure it is aborted so no parts are left behind.
     pub async fn complete_multipart(&self, key: &BlobKey, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<()> {
         let done = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts.iter().map(|(n, e)| CompletedPart::builder().part_number(*n).e_tag(e).build()).collect()))
+            .set_parts(Some(
+                parts.iter().map(|(n, e)| CompletedPart::builder().part_number(*n).e_tag(e).build()).collect(),
+            ))
             .build();
         let res = self
             .client

@@ -159,8 +159,7 @@ impl Residual {
 pub fn plan(tenant: &str, f: &EventFilter) -> Plan {
     let newest = f.order == crate::store::Order::NewestFirst;
     let t = tenant;
-    let user_keys: Vec<String> =
-        f.user.iter().flat_map(|u| [u.to_lowercase(), format!("~{u}")]).collect();
+    let user_keys: Vec<String> = f.user.iter().flat_map(|u| [u.to_lowercase(), format!("~{u}")]).collect();
     let mut residual = Residual {
         actions: f.actions.clone(),
         categories: f.categories.iter().map(|c| c.as_str().to_owned()).collect(),

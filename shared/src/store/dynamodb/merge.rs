@@ -85,21 +85,32 @@ async fn fetch(
     // With a filter DynamoDB may return nothing from a full page; keep reading until something
     // matches or the partition ends.
     while st.buf.is_empty() && !st.exhausted {
-        let out = store
-            .client
-            .query()
-            .table_name(&store.table)
-            .index_name(plan.index)
-            .key_condition_expression("#p = :p AND tsid BETWEEN :lo AND :hi")
-            .set_expression_attribute_names(Some(names.clone()))
-            .set_expression_attribute_values(Some(values.clone()))
-            .set_filter_expression(filter.clone())
-            .scan_index_forward(f.order == Order::OldestFirst)
-            .limit(want.clamp(1, 1000) as i32)
-            .set_exclusive_start_key(st.start.take())
-            .send()
-            .await
-            .map_err(|e| classify(e, &store.table))?;
+        let start = st.start.take();
+        let mut attempt = 0;
+        let out = loop {
+            let res = store
+                .client
+                .query()
+                .table_name(&store.table)
+                .index_name(plan.index)
+                .key_condition_expression("#p = :p AND tsid BETWEEN :lo AND :hi")
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .set_filter_expression(filter.clone())
+                .scan_index_forward(f.order == Order::OldestFirst)
+                .limit(want.clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start.clone())
+                .send()
+                .await;
+            match res.map_err(|e| classify(e, &store.table)) {
+                Ok(out) => break out,
+                Err(StoreError::Throttled) if attempt + 1 < super::MAX_ATTEMPTS => {
+                    super::backoff(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         stats.queries += 1;
         stats.items_read += out.scanned_count as u64;
         for item in out.items.unwrap_or_default() {
@@ -128,7 +139,10 @@ async fn run_plan(
     let (first_group, resume): (usize, HashMap<String, Option<String>>) = match after {
         None => (0, HashMap::new()),
         Some(p) => {
-            let g = p.get("g").and_then(Value::as_u64).ok_or_else(|| StoreError::Invalid("not a DynamoDB position".into()))?;
+            let g = p
+                .get("g")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| StoreError::Invalid("not a DynamoDB position".into()))?;
             let s = p
                 .get("s")
                 .and_then(Value::as_object)
@@ -195,12 +209,22 @@ async fn run_plan(
     Ok(RecordPage { records, next, stats, plan: index_name(plan.index).to_owned() })
 }
 
-pub(super) async fn run(store: &DynamoStore, tenant: &str, f: &EventFilter, page: PageRequest) -> StoreResult<RecordPage> {
+pub(super) async fn run(
+    store: &DynamoStore,
+    tenant: &str,
+    f: &EventFilter,
+    page: PageRequest,
+) -> StoreResult<RecordPage> {
     run_plan(store, tenant, f, plan(tenant, f), page.limit.max(1), page.after.as_ref()).await
 }
 
 /// The oldest `limit` records of the filter through the time index (the purge's read path).
-pub(super) async fn run_on_time_index(store: &DynamoStore, tenant: &str, f: &EventFilter, limit: usize) -> StoreResult<Vec<Record>> {
+pub(super) async fn run_on_time_index(
+    store: &DynamoStore,
+    tenant: &str,
+    f: &EventFilter,
+    limit: usize,
+) -> StoreResult<Vec<Record>> {
     let mut p = plan(tenant, &EventFilter { categories: Vec::new(), ..f.clone() });
     p.residual.categories = f.categories.iter().map(|c| c.as_str().to_owned()).collect();
     Ok(run_plan(store, tenant, f, p, limit, None).await?.records)

@@ -27,7 +27,11 @@ fn key(name: &str, kind: KeyType) -> KeySchemaElement {
 }
 
 fn attr(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("attribute")
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute")
 }
 
 impl DynamoStore {

@@ -1,0 +1,79 @@
+//! Fault injection for tests: an HTTP client in front of the emulator that answers a share of
+//! DynamoDB calls with `ThrottlingException` (without sending them) and a share of
+//! BatchWriteItem calls with every item unprocessed — what DynamoDB does under load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use rand::Rng;
+
+/// How many faults were injected.
+#[derive(Debug, Default)]
+pub struct FaultCounts {
+    pub throttled: AtomicU64,
+    pub unprocessed: AtomicU64,
+    pub passed: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Faulty {
+    inner: SharedHttpConnector,
+    rate: f64,
+    counts: Arc<FaultCounts>,
+}
+
+fn json(status: u16, body: String) -> HttpResponse {
+    let mut r = HttpResponse::new(StatusCode::try_from(status).expect("status"), SdkBody::from(body));
+    r.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+    r
+}
+
+impl HttpConnector for Faulty {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let target = request.headers().get("x-amz-target").unwrap_or_default().to_owned();
+        let roll: f64 = rand::rng().random();
+        if target.starts_with("DynamoDB_") && !target.ends_with("CreateTable") && !target.ends_with("DescribeTable") {
+            if target.ends_with(".BatchWriteItem") && roll < self.rate {
+                // Everything unprocessed: the caller must resend it all.
+                if let Some(items) = request
+                    .body()
+                    .bytes()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                    .map(|v| v["RequestItems"].clone())
+                {
+                    self.counts.unprocessed.fetch_add(1, Ordering::Relaxed);
+                    return HttpConnectorFuture::ready(Ok(json(
+                        200,
+                        serde_json::json!({"UnprocessedItems": items}).to_string(),
+                    )));
+                }
+            } else if roll < self.rate {
+                self.counts.throttled.fetch_add(1, Ordering::Relaxed);
+                return HttpConnectorFuture::ready(Ok(json(
+                    400,
+                    r#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#.into(),
+                )));
+            }
+        }
+        self.counts.passed.fetch_add(1, Ordering::Relaxed);
+        self.inner.call(request)
+    }
+}
+
+/// A plain-HTTP client (for the emulator) that injects faults into `rate` of DynamoDB calls.
+pub fn faulty_client(rate: f64) -> (SharedHttpClient, Arc<FaultCounts>) {
+    let counts = Arc::new(FaultCounts::default());
+    let inner = aws_smithy_http_client::Builder::new().build_http();
+    let c = counts.clone();
+    let client = http_client_fn(move |settings, components| {
+        use aws_smithy_runtime_api::client::http::HttpClient;
+        SharedHttpConnector::new(Faulty { inner: inner.http_connector(settings, components), rate, counts: c.clone() })
+    });
+    (client, counts)
+}
