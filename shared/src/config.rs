@@ -101,15 +101,53 @@ impl Config {
         })
     }
 
-    /// Builds the state with the store the configuration names.
+    /// Builds the state with the store the configuration names: DynamoDB + S3 when
+    /// `AUDITRAIL_TABLE` / `AUDITRAIL_BUCKET` are set, else the embedded store.
     pub async fn state(&self) -> anyhow::Result<AppState> {
         if self.table.is_some() || self.bucket.is_some() {
-            bail!(
-                "AUDITRAIL_TABLE / AUDITRAIL_BUCKET are set, but this binary was built without the AWS back end; \
-                 unset them to use the embedded store"
-            );
+            return self.aws_state().await;
         }
         self.embedded_state()
+    }
+
+    #[cfg(feature = "aws")]
+    async fn aws_state(&self) -> anyhow::Result<AppState> {
+        use crate::blob::s3::S3BlobStore;
+        use crate::store::dynamodb::DynamoStore;
+        let table = self.table.clone().context("AUDITRAIL_TABLE must be set together with AUDITRAIL_BUCKET")?;
+        let bucket = self.bucket.clone().context("AUDITRAIL_BUCKET must be set together with AUDITRAIL_TABLE")?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let records = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
+        records.check().await.with_context(|| format!("AUDITRAIL_TABLE={table}"))?;
+        // The emulator (AWS_ENDPOINT_URL) needs path-style addressing.
+        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
+        let blobs = S3BlobStore::new(s3, bucket.clone());
+        blobs.check().await.with_context(|| format!("AUDITRAIL_BUCKET={bucket}"))?;
+        let cursor_key = match (&self.cursor_key, self.auth) {
+            (Some(k), _) => k.clone(),
+            // Local auth on AWS storage (cargo lambda watch against moto): keys from the data dir.
+            (None, AuthMode::Local) => self.key(&None, "cursor.key")?,
+            (None, AuthMode::ApiGateway) => bail!("AUDITRAIL_CURSOR_KEY must be set (≥ 32 bytes) when running on AWS"),
+        };
+        Ok(AppState {
+            requests: Arc::new(records.clone()),
+            settings: Arc::new(records.clone()),
+            records: Arc::new(records),
+            blobs: Arc::new(blobs),
+            auth: Arc::new(self.authenticator()?),
+            cursor_key: CursorKey::new(&cursor_key),
+            limits: ValidationLimits::default(),
+            registered: Default::default(),
+        })
+    }
+
+    #[cfg(not(feature = "aws"))]
+    async fn aws_state(&self) -> anyhow::Result<AppState> {
+        bail!(
+            "AUDITRAIL_TABLE / AUDITRAIL_BUCKET are set, but this binary was built without the AWS back end; \
+             unset them to use the embedded store"
+        )
     }
 
     #[cfg(feature = "embedded")]

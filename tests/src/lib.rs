@@ -1,6 +1,8 @@
 //! Harness for the end-to-end tests: the real router on a real embedded store in a temporary
 //! directory, driven through `tower::ServiceExt::oneshot` exactly as the server and Lambda do.
 
+use std::sync::Arc;
+
 use auditrail_shared::api::{AppState, Routes, router};
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::Config;
@@ -51,10 +53,27 @@ impl Resp {
     }
 }
 
+/// Which store the tests run on: the embedded store by default, DynamoDB + S3 on the moto
+/// emulator with `AUDITRAIL_TEST_BACKEND=dynamodb` (the test script runs the suite both ways).
+pub fn backend() -> &'static str {
+    match std::env::var("AUDITRAIL_TEST_BACKEND").as_deref() {
+        Ok("dynamodb") => "dynamodb",
+        Ok("sqlite") | Err(_) => "sqlite",
+        Ok(other) => panic!("AUDITRAIL_TEST_BACKEND must be sqlite or dynamodb, not {other}"),
+    }
+}
+
 impl TestApp {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let state = Config::embedded(dir.path()).state().await.unwrap();
+        let mut state = Config::embedded(dir.path()).state().await.unwrap();
+        if backend() == "dynamodb" {
+            let (records, blobs) = auditrail_shared::store::dynamodb::testenv::fresh().await;
+            state.records = Arc::new(records.clone());
+            state.requests = Arc::new(records.clone());
+            state.settings = Arc::new(records);
+            state.blobs = Arc::new(blobs);
+        }
         Self { router: router(state.clone(), Routes::All), state, dir }
     }
 
