@@ -10,7 +10,7 @@
 //! A record's index entries are GSI keys on the record item itself (sparse: written only when the
 //! attribute exists), all sorted by `tsid` = zero-padded occurred-at microseconds `#` id:
 //!
-//! | GSI | partition key | written when |
+//! | GSI (index `gsiN`, key attribute `gN`) | partition key | written when |
 //! |---|---|---|
 //! | `g1` time | `T#{t}#D#{yyyymmdd}#{shard}` (shard = hash(id) mod 4) | always |
 //! | `g2` action | `T#{t}#A#{action}#{yyyymm}` | always |
@@ -198,6 +198,11 @@ pub fn plan(tenant: &str, f: &EventFilter) -> Plan {
         ("g1", days.iter().map(|d| (0..SHARDS).map(|s| format!("T#{t}#D#{d}#{s}")).collect()).collect())
     };
     Plan { index, groups, residual }
+}
+
+/// The GSI serving a key attribute: attribute `gN` is the partition key of index `gsiN`.
+pub fn gsi(attr: &str) -> String {
+    format!("gsi{}", attr.trim_start_matches('g'))
 }
 
 pub fn index_name(index: &str) -> &'static str {

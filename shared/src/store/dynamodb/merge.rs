@@ -92,7 +92,7 @@ async fn fetch(
                 .client
                 .query()
                 .table_name(&store.table)
-                .index_name(plan.index)
+                .index_name(super::keys::gsi(plan.index))
                 .key_condition_expression("#p = :p AND tsid BETWEEN :lo AND :hi")
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))

@@ -562,7 +562,7 @@ impl RequestStore for DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(index)
+                .index_name(keys::gsi(index))
                 .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
                 .expression_attribute_names("#p", pk_attr)
                 .expression_attribute_names("#s", sort_attr)

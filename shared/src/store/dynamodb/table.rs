@@ -50,7 +50,7 @@ impl DynamoStore {
         for (g, sort) in INDEXES {
             req = req.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
-                    .index_name(g)
+                    .index_name(super::keys::gsi(g))
                     .key_schema(key(g, KeyType::Hash))
                     .key_schema(key(sort, KeyType::Range))
                     .projection(Projection::builder().projection_type(ProjectionType::All).build())
