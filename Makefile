@@ -38,5 +38,6 @@ deploy: build-lambdas
 	PATH="$(CURDIR)/.venv-sam/bin:$(CURDIR)/.venv/bin:$$PATH" sam build --template infra/template.yaml && \
 	PATH="$(CURDIR)/.venv-sam/bin:$(CURDIR)/.venv/bin:$$PATH" sam deploy
 
-bench:
+bench: tools
 	cargo run --release -p auditrail-bench --
+	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dynamodb 100000

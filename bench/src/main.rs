@@ -23,6 +23,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod dynamo;
+
 #[derive(Parser)]
 struct Args {
     /// Records to load for the latency table (spread over 30 days, 3 tenants, one with 80 %).
@@ -34,6 +36,10 @@ struct Args {
     /// Requests per filter for the latency percentiles.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Instead: load this many records into DynamoDB on moto and print write units and read
+    /// amplification per filter.
+    #[arg(long)]
+    dynamodb: Option<usize>,
 }
 
 const ACTIONS: [(&str, Option<&str>); 12] = [
@@ -51,7 +57,7 @@ const ACTIONS: [(&str, Option<&str>); 12] = [
     ("CLICK", None),
 ];
 
-fn record(rng: &mut StdRng, i: usize, now: chrono::DateTime<Utc>) -> Value {
+pub(crate) fn record(rng: &mut StdRng, i: usize, now: chrono::DateTime<Utc>) -> Value {
     let (action, phase) = ACTIONS[rng.random_range(0..ACTIONS.len())];
     let user = rng.random_range(0..2000);
     let at = now - ChronoDuration::seconds(rng.random_range(1..30 * 86_400));
@@ -143,6 +149,9 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(n) = args.dynamodb {
+        return dynamo::run(n).await;
+    }
     cpu_path(args.cpu_records);
 
     let dir = tempfile::tempdir()?;

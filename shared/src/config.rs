@@ -121,7 +121,8 @@ impl Config {
         records.check().await.with_context(|| format!("AUDITRAIL_TABLE={table}"))?;
         // The emulator (AWS_ENDPOINT_URL) needs path-style addressing.
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
+        let s3 =
+            aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
         let blobs = S3BlobStore::new(s3, bucket.clone());
         blobs.check().await.with_context(|| format!("AUDITRAIL_BUCKET={bucket}"))?;
         let cursor_key = match (&self.cursor_key, self.auth) {

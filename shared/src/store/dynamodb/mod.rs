@@ -112,6 +112,15 @@ pub(crate) fn decode(item: &Item) -> StoreResult<Record> {
 }
 
 /// The record item: its keys, index keys and the attributes residual filters read.
+/// Write units a record costs by the key design: one per started KB of the item, for the item
+/// and for each index entry it projects into (projections are ALL).
+pub fn write_units(r: &Record) -> StoreResult<u64> {
+    let item = record_item(r)?;
+    let size: usize = item.iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(8)).sum();
+    let per_copy = size.div_ceil(1024) as u64;
+    Ok(per_copy * (1 + index_keys(r).len() as u64))
+}
+
 fn record_item(r: &Record) -> StoreResult<Item> {
     let body = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let ts = r.occurred_at.timestamp_micros();
