@@ -151,6 +151,8 @@ async fn bad_query_parameters_are_problems() {
         ("sort=asc", "sort"),
         ("from=yesterday", "from"),
         ("cursor=abc.def", "cursor"),
+        ("from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "from"),
+        ("period=1d", "period"),
     ] {
         let r = app.get(&format!("/v1/events?{q}"), &t).await;
         assert_eq!(r.assert_problem(400).error_fields(), vec![field], "{q}");

@@ -192,3 +192,79 @@ impl BlobStore for S3BlobStore {
             .map_err(|e| classify(e, &self.bucket))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::dynamodb::testenv;
+
+    #[tokio::test]
+    async fn put_get_delete_round_trip_under_the_tenant_prefix() {
+        let (_, s3) = testenv::fresh().await;
+        let key = BlobKey::new("acme", "attachments", "a1.wav").unwrap();
+        s3.put(&key, Bytes::from_static(b"RIFF"), "audio/wav").await.unwrap();
+        assert_eq!(s3.get(&key).await.unwrap().as_deref(), Some(&b"RIFF"[..]));
+        let head =
+            s3.client.head_object().bucket(&s3.bucket).key("tenants/acme/attachments/a1.wav").send().await.unwrap();
+        assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+        s3.delete(&key).await.unwrap();
+        assert!(s3.get(&key).await.unwrap().is_none());
+        s3.delete(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn presigned_urls_expire_in_minutes() {
+        let (_, s3) = testenv::fresh().await;
+        let key = BlobKey::new("acme", "exports", "e1.zip").unwrap();
+        s3.put(&key, Bytes::from_static(b"PK"), "application/zip").await.unwrap();
+        let url = s3.presign_get(&key, Duration::from_secs(3600)).await.unwrap();
+        assert!(url.contains("tenants/acme/exports/e1.zip"), "{url}");
+        assert!(url.contains("X-Amz-Expires=900"), "capped at 15 minutes: {url}");
+        let body = reqwest_free_get(&url).await;
+        assert_eq!(body, b"PK");
+    }
+
+    /// A plain HTTP GET without another client dependency.
+    async fn reqwest_free_get(url: &str) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = url.strip_prefix("http://").expect("emulator URL");
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut sock = tokio::net::TcpStream::connect(host).await.unwrap();
+        sock.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        sock.read_to_end(&mut buf).await.unwrap();
+        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(
+            buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..split])
+        );
+        buf[split..].to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_failed_multipart_upload_is_aborted_and_leaves_nothing() {
+        let (_, s3) = testenv::fresh().await;
+        let key = BlobKey::new("acme", "exports", "big.zip").unwrap();
+        let id = s3.create_multipart(&key, "application/zip").await.unwrap();
+        // Two parts, the first under S3's 5 MiB minimum: completing fails with EntityTooSmall.
+        let e1 = s3.upload_part(&key, &id, 1, Bytes::from(vec![1u8; 1024])).await.unwrap();
+        let e2 = s3.upload_part(&key, &id, 2, Bytes::from(vec![2u8; 1024])).await.unwrap();
+        assert_eq!(s3.open_uploads("tenants/acme/").await.unwrap(), vec!["tenants/acme/exports/big.zip"]);
+        let err = s3.complete_multipart(&key, &id, &[(1, e1), (2, e2)]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+        assert!(s3.open_uploads("tenants/acme/").await.unwrap().is_empty(), "aborted, no orphan parts");
+        assert!(s3.get(&key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_missing_bucket_names_the_variable() {
+        let cfg = testenv::sdk_config(&testenv::endpoint()).await;
+        let s3 = S3BlobStore::new(
+            Client::from_conf(aws_sdk_s3::config::Builder::from(&cfg).force_path_style(true).build()),
+            "no-such-bucket",
+        );
+        let e = s3.check().await.unwrap_err().to_string();
+        assert!(e.contains("AUDITRAIL_BUCKET") && e.contains("no-such-bucket"), "{e}");
+    }
+}
