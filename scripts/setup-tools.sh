@@ -23,14 +23,17 @@ sam=("aws-sam-cli==1.170.0")
 ensure_venv() {
   local dir=$1; shift
   local want; want=$(printf '%s\n' "$@" | sort)
-  if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.auditrail-stamp" 2>/dev/null)" = "$want" ]; then
+  # Up to date when every wanted pin is already recorded as installed.
+  if [ -x "$dir/bin/python" ] && [ -f "$dir/.auditrail-stamp" ] \
+     && [ -z "$(comm -23 <(echo "$want") <(sort "$dir/.auditrail-stamp"))" ]; then
     echo "  $dir: up to date"
     return
   fi
   echo "  $dir: installing $*"
   [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
   "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
-  echo "$want" > "$dir/.auditrail-stamp"
+  { cat "$dir/.auditrail-stamp" 2>/dev/null || true; echo "$want"; } | sort -u > "$dir/.auditrail-stamp.new"
+  mv "$dir/.auditrail-stamp.new" "$dir/.auditrail-stamp"
 }
 
 started=$(date +%s)
