@@ -27,11 +27,13 @@ lint-infra: tools
 unit:
 	cargo nextest run --workspace --all-features
 
-watch: tools
+watch:
+	bash scripts/setup-tools.sh --lambda
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda watch -A 127.0.0.1 -P 9010
 
-build-lambdas: tools
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --workspace --bins
+build-lambdas:
+	bash scripts/setup-tools.sh --lambda
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p ingest -p query -p scheduler
 	@ls -l target/lambda/*/bootstrap
 
 deploy: build-lambdas
