@@ -101,6 +101,24 @@ impl Config {
         })
     }
 
+    /// One store serving every record-side port, a blob store, and this configuration's keys.
+    fn assemble<S, B>(&self, records: S, blobs: B, cursor_key: &[u8]) -> anyhow::Result<AppState>
+    where
+        S: crate::store::RecordStore + crate::store::RequestStore + crate::store::SettingsStore + Clone,
+        B: crate::store::BlobStore,
+    {
+        Ok(AppState {
+            requests: Arc::new(records.clone()),
+            settings: Arc::new(records.clone()),
+            records: Arc::new(records),
+            blobs: Arc::new(blobs),
+            auth: Arc::new(self.authenticator()?),
+            cursor_key: CursorKey::new(cursor_key),
+            limits: ValidationLimits::default(),
+            registered: Default::default(),
+        })
+    }
+
     /// Builds the state with the store the configuration names: DynamoDB + S3 when
     /// `AUDITRAIL_TABLE` / `AUDITRAIL_BUCKET` are set, else the embedded store.
     pub async fn state(&self) -> anyhow::Result<AppState> {
@@ -131,16 +149,7 @@ impl Config {
             (None, AuthMode::Local) => self.key(&None, "cursor.key")?,
             (None, AuthMode::ApiGateway) => bail!("AUDITRAIL_CURSOR_KEY must be set (≥ 32 bytes) when running on AWS"),
         };
-        Ok(AppState {
-            requests: Arc::new(records.clone()),
-            settings: Arc::new(records.clone()),
-            records: Arc::new(records),
-            blobs: Arc::new(blobs),
-            auth: Arc::new(self.authenticator()?),
-            cursor_key: CursorKey::new(&cursor_key),
-            limits: ValidationLimits::default(),
-            registered: Default::default(),
-        })
+        self.assemble(records, blobs, &cursor_key)
     }
 
     #[cfg(not(feature = "aws"))]
@@ -158,16 +167,8 @@ impl Config {
         let records = crate::store::sqlite::SqliteStore::open(&self.data_dir.join("auditrail.db"))
             .with_context(|| format!("opening the embedded store in {}", self.data_dir.display()))?;
         let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;
-        Ok(AppState {
-            requests: Arc::new(records.clone()),
-            settings: Arc::new(records.clone()),
-            records: Arc::new(records),
-            blobs: Arc::new(blobs),
-            auth: Arc::new(self.authenticator()?),
-            cursor_key: CursorKey::new(&self.key(&self.cursor_key, "cursor.key")?),
-            limits: ValidationLimits::default(),
-            registered: Default::default(),
-        })
+        let cursor_key = self.key(&self.cursor_key, "cursor.key")?;
+        self.assemble(records, blobs, &cursor_key)
     }
 
     #[cfg(not(feature = "embedded"))]

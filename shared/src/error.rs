@@ -39,6 +39,19 @@ pub fn json_field_error(e: serde_path_to_error::Error<serde_json::Error>, root: 
     FieldError::new(field, reason)
 }
 
+/// Parses a JSON body into `T`: malformed JSON is a malformed body, a wrong or missing field an
+/// invalid request naming that field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], root: &str) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if e.inner().classify() == serde_json::error::Category::Data {
+            ApiError::Invalid(vec![json_field_error(e, root)])
+        } else {
+            ApiError::MalformedBody(format!("malformed JSON: {}", e.into_inner()))
+        }
+    })
+}
+
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.reason)

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::error::{ApiError, FieldError, json_field_error};
+use crate::error::{ApiError, FieldError, parse_json};
 use crate::record::validate::parse_time;
 use crate::record::{Actor, ActorKind, Attachment, Category, Record, ResultCode, Subject};
 
@@ -120,14 +120,7 @@ pub fn decode_body(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8
 
 /// Parses and checks a report.
 pub fn parse(bytes: &[u8]) -> Result<ErrorReport, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let report: ErrorReport = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if e.inner().classify() == serde_json::error::Category::Data {
-            ApiError::Invalid(vec![json_field_error(e, "report")])
-        } else {
-            ApiError::MalformedBody(format!("malformed JSON: {}", e.into_inner()))
-        }
-    })?;
+    let report: ErrorReport = parse_json(bytes, "report")?;
     let mut errs = Vec::new();
     if let Err(e) = parse_time(&report.created_at) {
         errs.push(FieldError::new("created_at", e));

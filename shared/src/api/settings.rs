@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Problem, json_field_error};
+use crate::error::{ApiError, ApiResult, Problem, parse_json};
 use crate::record::{Record, ResultCode};
 use crate::retention::{self, Retention, RetentionUpdate};
 
@@ -39,14 +39,7 @@ pub async fn put_retention(
     Extension(p): Extension<Principal>,
     body: Bytes,
 ) -> ApiResult<Json<Retention>> {
-    let mut de = serde_json::Deserializer::from_slice(&body);
-    let update: RetentionUpdate = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if e.inner().classify() == serde_json::error::Category::Data {
-            ApiError::Invalid(vec![json_field_error(e, "body")])
-        } else {
-            ApiError::MalformedBody(format!("malformed JSON: {}", e.into_inner()))
-        }
-    })?;
+    let update: RetentionUpdate = parse_json(&body, "body")?;
     let new = update.resolve()?;
     let old = retention::load(&*state.settings, &p.tenant_id).await?;
     state

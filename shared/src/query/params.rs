@@ -80,19 +80,31 @@ pub struct ParsedQuery {
     pub echo: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Seals the position after a page into a cursor bound to tenant, filter hash and window.
+fn seal_next(
+    key: &CursorKey,
+    tenant: &str,
+    hash: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    next: Option<Position>,
+) -> Option<String> {
+    next.map(|p| {
+        key.seal(&CursorBody {
+            v: 1,
+            t: tenant.to_owned(),
+            f: hash.to_owned(),
+            from: from.timestamp_micros(),
+            to: to.timestamp_micros(),
+            p,
+        })
+    })
+}
+
 impl ParsedQuery {
     /// The cursor for the page after `next`.
     pub fn next_cursor(&self, key: &CursorKey, tenant: &str, next: Option<Position>) -> Option<String> {
-        next.map(|p| {
-            key.seal(&CursorBody {
-                v: 1,
-                t: tenant.to_owned(),
-                f: self.hash.clone(),
-                from: self.filter.from.timestamp_micros(),
-                to: self.filter.to.timestamp_micros(),
-                p,
-            })
-        })
+        seal_next(key, tenant, &self.hash, self.filter.from, self.filter.to, next)
     }
 }
 
@@ -160,16 +172,7 @@ pub struct ParsedRequests {
 
 impl ParsedRequests {
     pub fn next_cursor(&self, key: &CursorKey, tenant: &str, next: Option<Position>) -> Option<String> {
-        next.map(|p| {
-            key.seal(&CursorBody {
-                v: 1,
-                t: tenant.to_owned(),
-                f: self.hash.clone(),
-                from: self.from.timestamp_micros(),
-                to: self.to.timestamp_micros(),
-                p,
-            })
-        })
+        seal_next(key, tenant, &self.hash, self.from, self.to, next)
     }
 }
 

@@ -373,6 +373,30 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// A strongly consistent GetItem, retried while throttled.
+    async fn get_item(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+        let mut attempt = 0;
+        loop {
+            let res = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s(sk))
+                .consistent_read(true)
+                .send()
+                .await;
+            match res.map_err(|e| classify(e, &self.table)) {
+                Ok(out) => return Ok(out.item),
+                Err(StoreError::Throttled) if attempt + 1 < MAX_ATTEMPTS => {
+                    backoff(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn key(pk: String, sk: &str) -> Item {
         HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
     }
@@ -413,17 +437,7 @@ impl RecordStore for DynamoStore {
     }
 
     async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(record_pk(tenant, id)))
-            .key("sk", s(RECORD_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(e, &self.table))?;
-        out.item.as_ref().map(decode).transpose()
+        self.get_item(record_pk(tenant, id), RECORD_SK).await?.as_ref().map(decode).transpose()
     }
 
     async fn query(&self, tenant: &str, filter: &EventFilter, page: PageRequest) -> StoreResult<RecordPage> {
@@ -440,27 +454,8 @@ impl RecordStore for DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<Record>> {
-        let mut attempt = 0;
-        let reg = loop {
-            let res = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", s(TENANTS_PK))
-                .key("sk", s(tenant))
-                .consistent_read(true)
-                .send()
-                .await;
-            match res.map_err(|e| classify(e, &self.table)) {
-                Ok(r) => break r,
-                Err(StoreError::Throttled) if attempt + 1 < MAX_ATTEMPTS => {
-                    backoff(attempt).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let Some(oldest) = reg.item.as_ref().and_then(|i| get_n(i, "oldest")).and_then(DateTime::from_timestamp_micros)
+        let reg = self.get_item(TENANTS_PK.to_owned(), tenant).await?;
+        let Some(oldest) = reg.as_ref().and_then(|i| get_n(i, "oldest")).and_then(DateTime::from_timestamp_micros)
         else {
             return Ok(Vec::new());
         };
@@ -519,17 +514,7 @@ fn pair_from(item: &Item) -> RequestPair {
 #[async_trait]
 impl RequestStore for DynamoStore {
     async fn pair(&self, tenant: &str, correlation_id: &str) -> StoreResult<Option<RequestPair>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pair_pk(tenant, correlation_id)))
-            .key("sk", s(PAIR_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(e, &self.table))?;
-        Ok(out.item.as_ref().map(pair_from))
+        Ok(self.get_item(pair_pk(tenant, correlation_id), PAIR_SK).await?.as_ref().map(pair_from))
     }
 
     async fn pairs(&self, tenant: &str, q: &RequestQuery, page: PageRequest) -> StoreResult<RequestPage> {
@@ -613,17 +598,8 @@ impl RequestStore for DynamoStore {
 #[async_trait]
 impl SettingsStore for DynamoStore {
     async fn get_setting(&self, tenant: &str, name: &str) -> StoreResult<Option<serde_json::Value>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(settings_pk(tenant)))
-            .key("sk", s(name))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(e, &self.table))?;
-        out.item
+        self.get_item(settings_pk(tenant), name)
+            .await?
             .as_ref()
             .and_then(|i| get_s(i, "value"))
             .map(|v| serde_json::from_str(v).map_err(|e| StoreError::Corrupt(e.to_string())))
