@@ -22,6 +22,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let limits = auditrail_shared::record::ValidationLimits::default();
     let mut units = 0u64;
     let mut typical = None;
+    let (mut sample_session, mut sample_corr, mut sample_emp) = (None, None, None);
     let t = Instant::now();
     for (tenant, share) in tenants {
         let count = (n as f64 * share) as usize;
@@ -32,6 +33,11 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
                 inc.into_record(tenant, now, &limits).expect("valid")
             })
             .collect();
+        if tenant == "big" {
+            sample_session = recs.iter().find_map(|r| r.session_id.clone());
+            sample_corr = recs.iter().find_map(|r| r.correlation_id.clone());
+            sample_emp = recs.iter().find(|r| r.category == Category::SignIn).and_then(|r| r.actor.employee_id.clone());
+        }
         for r in &recs {
             units += write_units(r)?;
             if typical.is_none()
@@ -75,9 +81,15 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     filters.push(("result=OK", with(&|f| f.result = Some(ResultCode::Ok))));
     filters.push(("category=sign_in", with(&|f| f.categories = vec![Category::SignIn])));
     filters.push(("category=audit", with(&|f| f.categories = vec![Category::Audit])));
-    filters.push(("session", with(&|f| f.session_id = Some("cb-100".into()))));
-    filters.push(("correlation", with(&|f| f.correlation_id = Some("req-500".into()))));
-    filters.push(("employee (sign-ins)", with(&|f| f.employee_id = Some("10042".into()))));
+    filters.push(("session", with(&|f| f.session_id = sample_session.clone())));
+    filters.push(("correlation", with(&|f| f.correlation_id = sample_corr.clone())));
+    filters.push((
+        "employee (sign-ins)",
+        with(&|f| {
+            f.employee_id = sample_emp.clone();
+            f.categories = vec![Category::SignIn];
+        }),
+    ));
     filters.push((
         "user + result",
         with(&|f| {

@@ -19,7 +19,7 @@
 //! | `g5` result | `T#{t}#X#{result}#{yyyymm}` | result is FAIL or UNAUTHORIZED |
 //! | `g6` session | `T#{t}#S#{session}` | session id |
 //! | `g7` correlation | `T#{t}#K#{correlation}` | correlation id |
-//! | `g8` employee | `T#{t}#E#{employee id}` | employee id |
+//! | `g8` employee | `T#{t}#E#{employee id}` | a sign-in with an employee id |
 //! | `g9` slow requests | `T#{t}#DELAY` (sort `dk` = delay `#` correlation) | a request pair is complete |
 //! | `g10` open requests | `T#{t}#OPEN` (sort `os` = start `#` correlation) | a start has no end yet |
 
@@ -96,7 +96,9 @@ pub fn index_keys(r: &Record) -> Vec<(&'static str, String)> {
     if let Some(c) = &r.correlation_id {
         out.push(("g7", format!("T#{t}#K#{c}")));
     }
-    if let Some(e) = &r.actor.employee_id {
+    // Seed 003 searches sign-ins by employee id; other records carry it too, but indexing them
+    // all would cost every audit record a fifth write unit for a filter no view offers.
+    if let (Some(e), Category::SignIn) = (&r.actor.employee_id, r.category) {
         out.push(("g8", format!("T#{t}#E#{e}")));
     }
     out
@@ -178,7 +180,9 @@ pub fn plan(tenant: &str, f: &EventFilter) -> Plan {
         ("g6", single(format!("T#{t}#S#{s}")))
     } else if let Some(c) = residual.correlation_id.take() {
         ("g7", single(format!("T#{t}#K#{c}")))
-    } else if let Some(e) = residual.employee_id.take() {
+    } else if let (Some(e), [Category::SignIn]) = (&f.employee_id, f.categories.as_slice()) {
+        residual.employee_id = None;
+        residual.categories.clear();
         ("g8", single(format!("T#{t}#E#{e}")))
     } else if !user_keys.is_empty() {
         residual.user_keys.clear();
