@@ -84,11 +84,15 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(purge_loop(state.clone(), std::time::Duration::from_secs(purge_every.max(1))));
             let app = router(state, Routes::All);
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-            tracing::info!(addr = %listener.local_addr()?, data_dir = %cli.data_dir.display(), "auditrail serving");
+            let local = listener.local_addr()?;
+            tracing::info!(addr = %local, data_dir = %cli.data_dir.display(), "auditrail serving");
             eprintln!(
-                "Auditrail on http://{}  (get a token: auditrail token --tenant acme-contact --role compliance_analyst)",
-                listener.local_addr()?
+                "Auditrail on http://{local}  (get a token: auditrail token --tenant acme-contact --role compliance_analyst)"
             );
+            // Batches are large request bodies: do not let Nagle meet delayed ACKs.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
             Ok(())
         }
