@@ -33,7 +33,8 @@ export AUDITRAIL_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
 cargo nextest run --workspace --all-features
 
 step "end-to-end tests again on DynamoDB + S3 (moto)"
-AUDITRAIL_TEST_BACKEND=dynamodb cargo nextest run -p auditrail-tests --all-features
+# Same feature set as above, so nothing is rebuilt.
+AUDITRAIL_TEST_BACKEND=dynamodb cargo nextest run --workspace --all-features -E 'package(auditrail-tests)'
 
 step "schemathesis against auditrail serve"
 bash scripts/schemathesis.sh
