@@ -34,9 +34,15 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
             })
             .collect();
         if tenant == "big" {
-            sample_session = recs.iter().find_map(|r| r.session_id.clone());
-            sample_corr = recs.iter().find_map(|r| r.correlation_id.clone());
-            sample_emp = recs.iter().find(|r| r.category == Category::SignIn).and_then(|r| r.actor.employee_id.clone());
+            // Sample ids from inside the 10-day window the table below queries.
+            let recent = |r: &&Record| r.occurred_at > now - Duration::days(9);
+            sample_session = recs.iter().filter(recent).find_map(|r| r.session_id.clone());
+            sample_corr = recs.iter().filter(recent).find_map(|r| r.correlation_id.clone());
+            sample_emp = recs
+                .iter()
+                .filter(recent)
+                .find(|r| r.category == Category::SignIn)
+                .and_then(|r| r.actor.employee_id.clone());
         }
         for r in &recs {
             units += write_units(r)?;
