@@ -194,6 +194,19 @@ async fn main() -> anyhow::Result<()> {
     println!("ANALYZE + checkpoint: {:.1} s\n", t.elapsed().as_secs_f64());
 
     let reader = state.auth.mint("big", "bench", None, &[Role::ComplianceAnalyst], 36_000)?;
+    // A session and a request that exist inside the default 10-day window.
+    let sample = |action: &str| {
+        let mut f = EventFilter::window(Utc::now() - ChronoDuration::days(9), Utc::now());
+        f.actions = vec![action.to_owned()];
+        f
+    };
+    let click = state.records.query("big", &sample("CLICK"), PageRequest { limit: 1, after: None }).await?;
+    let search =
+        state.records.query("big", &sample("CONVERSATION_SEARCH"), PageRequest { limit: 1, after: None }).await?;
+    let session_q =
+        format!("session_id={}", click.records.first().and_then(|r| r.session_id.clone()).unwrap_or_default());
+    let corr_q =
+        format!("correlation_id={}", search.records.first().and_then(|r| r.correlation_id.clone()).unwrap_or_default());
     let filters: [(&str, &str); 12] = [
         ("none (last 10 days)", ""),
         ("action", "action=ACCESS_MEDIA"),
@@ -201,8 +214,8 @@ async fn main() -> anyhow::Result<()> {
         ("user", "user=agent.42"),
         ("result", "result=UNAUTHORIZED"),
         ("category", "category=sign_in"),
-        ("session", "session_id=cb-49990"),
-        ("correlation", "correlation_id=req-399990"),
+        ("session", session_q.as_str()),
+        ("correlation", corr_q.as_str()),
         ("user + result", "user=agent.42&result=FAIL"),
         ("action + result", "action=LOGIN&result=FAIL"),
         ("category + user", "category=sign_in&user=agent.7"),
