@@ -42,6 +42,10 @@ async fn stored_ids(app: &TestApp, tenant: &str) -> Vec<String> {
     ids
 }
 
+async fn put_retention(app: &TestApp, token: &str, body: impl Into<String>) -> auditrail_tests::Resp {
+    app.call("PUT", "/v1/settings/retention", Some(token), Some("application/json"), body.into()).await
+}
+
 async fn purge(app: &TestApp) {
     purge_all(&*app.state.records, &*app.state.blobs, &*app.state.settings, Utc::now()).await.unwrap();
 }
@@ -55,15 +59,7 @@ async fn defaults_are_documented_values_and_changes_are_audited() {
     assert_eq!(r.body["days"]["error_report"], 30);
     assert_eq!(r.body["legal_hold"], false);
     assert_eq!(r.body["export_archive_days"], 7);
-    let put = app
-        .call(
-            "PUT",
-            "/v1/settings/retention",
-            Some(&admin),
-            Some("application/json"),
-            json!({"days": {"audit": 30}, "legal_hold": true}).to_string(),
-        )
-        .await;
+    let put = put_retention(&app, &admin, json!({"days": {"audit": 30}, "legal_hold": true}).to_string()).await;
     assert_eq!(put.status.as_u16(), 200, "{:#}", put.body);
     assert_eq!(app.get("/v1/settings/retention", &admin).await.body["days"]["audit"], 30);
     let changes = app.get("/v1/events?action=RETENTION_CHANGE,LEGAL_HOLD_CHANGE", &admin).await;
@@ -73,20 +69,11 @@ async fn defaults_are_documented_values_and_changes_are_audited() {
     let other = app.token("globex", &[Role::TenantAdmin]);
     assert_eq!(app.get("/v1/settings/retention", &other).await.body["days"]["audit"], 400);
     let analyst = app.token("acme", &[Role::ComplianceAnalyst]);
-    app.call("PUT", "/v1/settings/retention", Some(&analyst), Some("application/json"), "{\"legal_hold\":false}")
-        .await
-        .assert_problem(403);
-    let bad = app
-        .call(
-            "PUT",
-            "/v1/settings/retention",
-            Some(&admin),
-            Some("application/json"),
-            json!({"days": {"audit": 0, "calls": 3}, "legal_hold": false}).to_string(),
-        )
-        .await;
+    put_retention(&app, &analyst, "{\"legal_hold\":false}").await.assert_problem(403);
+    let bad =
+        put_retention(&app, &admin, json!({"days": {"audit": 0, "calls": 3}, "legal_hold": false}).to_string()).await;
     assert_eq!(bad.assert_problem(400).error_fields(), vec!["days.audit", "days.calls"]);
-    let missing = app.call("PUT", "/v1/settings/retention", Some(&admin), Some("application/json"), "{}").await;
+    let missing = put_retention(&app, &admin, "{}").await;
     assert_eq!(missing.assert_problem(400).error_fields(), vec!["legal_hold"]);
 }
 
@@ -94,14 +81,7 @@ async fn defaults_are_documented_values_and_changes_are_audited() {
 async fn records_older_than_the_retention_disappear_everywhere() {
     let app = seeded().await;
     let admin = app.token("acme", &[Role::TenantAdmin]);
-    app.call(
-        "PUT",
-        "/v1/settings/retention",
-        Some(&admin),
-        Some("application/json"),
-        json!({"days": {"audit": 30}, "legal_hold": false}).to_string(),
-    )
-    .await;
+    put_retention(&app, &admin, json!({"days": {"audit": 30}, "legal_hold": false}).to_string()).await;
     purge(&app).await;
     let ids = stored_ids(&app, "acme").await;
     assert!(ids.contains(&"new-audit".to_string()));
@@ -120,24 +100,10 @@ async fn records_older_than_the_retention_disappear_everywhere() {
 async fn a_legal_hold_keeps_everything() {
     let app = seeded().await;
     let admin = app.token("acme", &[Role::TenantAdmin]);
-    app.call(
-        "PUT",
-        "/v1/settings/retention",
-        Some(&admin),
-        Some("application/json"),
-        json!({"days": {"audit": 1, "sign_in": 1}, "legal_hold": true}).to_string(),
-    )
-    .await;
+    put_retention(&app, &admin, json!({"days": {"audit": 1, "sign_in": 1}, "legal_hold": true}).to_string()).await;
     purge(&app).await;
     assert_eq!(stored_ids(&app, "acme").await, vec!["new-audit", "old-audit", "old-login"]);
-    app.call(
-        "PUT",
-        "/v1/settings/retention",
-        Some(&admin),
-        Some("application/json"),
-        json!({"days": {"audit": 1, "sign_in": 1}, "legal_hold": false}).to_string(),
-    )
-    .await;
+    put_retention(&app, &admin, json!({"days": {"audit": 1, "sign_in": 1}, "legal_hold": false}).to_string()).await;
     purge(&app).await;
     assert!(stored_ids(&app, "acme").await.is_empty(), "{:?}", stored_ids(&app, "acme").await);
 }

@@ -318,14 +318,18 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// An update of the tenant's registry item.
+    fn tenant_update(
+        &self,
+        tenant: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key("pk", s(TENANTS_PK)).key("sk", s(tenant))
+    }
+
     /// Notes the oldest record time of a tenant, which bounds the retention purge.
     async fn note_oldest(&self, tenant: &str, ts: i64) -> StoreResult<()> {
         self.update_with_retry(|| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(TENANTS_PK))
-                .key("sk", s(tenant))
+            self.tenant_update(tenant)
                 .update_expression("SET oldest = :t")
                 .condition_expression("attribute_not_exists(oldest) OR oldest > :t")
                 .expression_attribute_values(":t", n(ts))
@@ -621,11 +625,7 @@ impl SettingsStore for DynamoStore {
 
     async fn register_tenant(&self, tenant: &str) -> StoreResult<()> {
         self.update_with_retry(|| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(TENANTS_PK))
-                .key("sk", s(tenant))
+            self.tenant_update(tenant)
                 .update_expression("SET registered = if_not_exists(registered, :t)")
                 .expression_attribute_values(":t", n(Utc::now().timestamp()))
         })
