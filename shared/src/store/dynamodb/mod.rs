@@ -553,7 +553,6 @@ impl RequestStore for DynamoStore {
             ])
         });
         let mut pairs = Vec::new();
-        let mut last_key = None;
         let mut stats = ReadStats::default();
         loop {
             let mut qb = self
@@ -580,8 +579,7 @@ impl RequestStore for DynamoStore {
             stats.queries += 1;
             stats.items_read += out.scanned_count as u64;
             for item in out.items.unwrap_or_default() {
-                last_key = get_s(&item, sort_attr).map(str::to_owned);
-                pairs.push((pair_from(&item), last_key.clone()));
+                pairs.push((pair_from(&item), get_s(&item, sort_attr).map(str::to_owned)));
             }
             match out.last_evaluated_key {
                 Some(k) if pairs.len() <= limit => start = Some(k),
@@ -592,7 +590,6 @@ impl RequestStore for DynamoStore {
         pairs.truncate(limit);
         let next =
             if more { pairs.last().and_then(|(_, k)| k.clone()).map(|k| serde_json::json!({ "k": k })) } else { None };
-        let _ = last_key;
         let pairs: Vec<RequestPair> = pairs.into_iter().map(|(p, _)| p).collect();
         stats.items_returned = pairs.len() as u64;
         Ok(RequestPage { pairs, next, stats })
