@@ -86,9 +86,8 @@ async fn fetch(
     // matches or the partition ends.
     while st.buf.is_empty() && !st.exhausted {
         let start = st.start.take();
-        let mut attempt = 0;
-        let out = loop {
-            let res = store
+        let out = super::retry_throttled(|| async {
+            store
                 .client
                 .query()
                 .table_name(&store.table)
@@ -101,16 +100,10 @@ async fn fetch(
                 .limit(want.clamp(1, 1000) as i32)
                 .set_exclusive_start_key(start.clone())
                 .send()
-                .await;
-            match res.map_err(|e| classify(e, &store.table)) {
-                Ok(out) => break out,
-                Err(StoreError::Throttled) if attempt + 1 < super::MAX_ATTEMPTS => {
-                    super::backoff(attempt).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+                .await
+                .map_err(|e| classify(e, &store.table))
+        })
+        .await?;
         stats.queries += 1;
         stats.items_read += out.scanned_count as u64;
         for item in out.items.unwrap_or_default() {

@@ -90,6 +90,25 @@ pub(crate) async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// Runs a call until it succeeds, fails for another reason than throttling, or has been
+/// throttled `MAX_ATTEMPTS` times (then the throttling error is returned).
+pub(crate) async fn retry_throttled<T, F, Fut>(mut call: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(StoreError::Throttled) if attempt + 1 < MAX_ATTEMPTS => {
+                backoff(attempt).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -189,40 +208,32 @@ impl DynamoStore {
             Err(StoreError::Invalid(reason)) => return Ok(AppendOutcome::Failed { reason }),
             Err(e) => return Err(e),
         };
-        let mut attempt = 0;
-        loop {
-            let res = self
-                .client
+        let res = retry_throttled(|| async {
+            self.client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item.clone()))
                 .condition_expression("attribute_not_exists(pk)")
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await;
-            match res {
-                Ok(out) => {
-                    self.count_write(out.consumed_capacity().and_then(|c| c.capacity_units()));
-                    if let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id) {
-                        self.pair_upsert(r, phase, corr).await?;
-                    }
-                    return Ok(AppendOutcome::Created);
+                .await
+                .map_err(|e| classify(e, &self.table))
+        })
+        .await;
+        match res {
+            Ok(out) => {
+                self.count_write(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                if let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id) {
+                    self.pair_upsert(r, phase, corr).await?;
                 }
-                Err(e) => match classify(e, &self.table) {
-                    StoreError::Conflict(_) => return Ok(AppendOutcome::Duplicate),
-                    StoreError::Throttled if attempt + 1 < MAX_ATTEMPTS => {
-                        backoff(attempt).await;
-                        attempt += 1;
-                    }
-                    StoreError::Throttled => {
-                        return Ok(AppendOutcome::Failed {
-                            reason: "the store kept throttling; resend this record".into(),
-                        });
-                    }
-                    StoreError::Invalid(reason) => return Ok(AppendOutcome::Failed { reason }),
-                    other => return Err(other),
-                },
+                Ok(AppendOutcome::Created)
             }
+            Err(StoreError::Conflict(_)) => Ok(AppendOutcome::Duplicate),
+            Err(StoreError::Throttled) => {
+                Ok(AppendOutcome::Failed { reason: "the store kept throttling; resend this record".into() })
+            }
+            Err(StoreError::Invalid(reason)) => Ok(AppendOutcome::Failed { reason }),
+            Err(other) => Err(other),
         }
     }
 
@@ -238,19 +249,15 @@ impl DynamoStore {
         &self,
         build: impl Fn() -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
     ) -> StoreResult<Option<Item>> {
-        let mut attempt = 0;
-        loop {
-            match build().return_values(ReturnValue::AllNew).send().await {
-                Ok(out) => return Ok(out.attributes),
-                Err(e) => match classify(e, &self.table) {
-                    StoreError::Throttled if attempt + 1 < MAX_ATTEMPTS => {
-                        backoff(attempt).await;
-                        attempt += 1;
-                    }
-                    StoreError::Conflict(_) => return Ok(None),
-                    other => return Err(other),
-                },
-            }
+        let res = retry_throttled(|| async {
+            build().return_values(ReturnValue::AllNew).send().await.map_err(|e| classify(e, &self.table))
+        })
+        .await;
+        match res {
+            Ok(out) => Ok(out.attributes),
+            // A failed condition means there was nothing to change.
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -379,26 +386,19 @@ impl DynamoStore {
 
     /// A strongly consistent GetItem, retried while throttled.
     async fn get_item(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
-        let mut attempt = 0;
-        loop {
-            let res = self
-                .client
+        let out = retry_throttled(|| async {
+            self.client
                 .get_item()
                 .table_name(&self.table)
                 .key("pk", s(pk.clone()))
                 .key("sk", s(sk))
                 .consistent_read(true)
                 .send()
-                .await;
-            match res.map_err(|e| classify(e, &self.table)) {
-                Ok(out) => return Ok(out.item),
-                Err(StoreError::Throttled) if attempt + 1 < MAX_ATTEMPTS => {
-                    backoff(attempt).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+                .await
+                .map_err(|e| classify(e, &self.table))
+        })
+        .await?;
+        Ok(out.item)
     }
 
     fn key(pk: String, sk: &str) -> Item {
@@ -409,7 +409,6 @@ impl DynamoStore {
 #[async_trait]
 impl RecordStore for DynamoStore {
     async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
-        let mut outcomes: Vec<StoreResult<AppendOutcome>> = Vec::with_capacity(records.len());
         // Records of one batch may repeat an id: write those one after the other so the second
         // is a duplicate, never a race.
         let mut seen = std::collections::HashSet::new();
@@ -426,8 +425,8 @@ impl RecordStore for DynamoStore {
         for (i, r) in repeats {
             results[i] = Some(self.put_record(r).await);
         }
-        outcomes.extend(results.into_iter().map(|r| r.expect("every record has an outcome")));
-        let outcomes = outcomes.into_iter().collect::<StoreResult<Vec<_>>>()?;
+        let outcomes =
+            results.into_iter().map(|r| r.expect("every record has an outcome")).collect::<StoreResult<Vec<_>>>()?;
         if let Some(min) = records
             .iter()
             .zip(&outcomes)
