@@ -22,6 +22,7 @@ use axum::{Json, Router};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
+pub use events::operation_label;
 pub use guard::{GatewayClaims, Operation, record_denial};
 
 use crate::auth::Authenticator;

@@ -32,7 +32,7 @@ fn classify<
     match e.code().unwrap_or_default() {
         "SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout" => StoreError::Throttled,
         "NoSuchBucket" => StoreError::Backend(anyhow::anyhow!("S3 bucket `{bucket}` not found (AUDITRAIL_BUCKET)")),
-        "NoSuchKey" | "NotFound" => StoreError::NotFound,
+        "NoSuchKey" | "NotFound" | "NoSuchUpload" => StoreError::NotFound,
         "EntityTooSmall" | "InvalidPart" | "InvalidArgument" => {
             StoreError::Invalid(e.message().unwrap_or("rejected by S3").into())
         }
@@ -78,6 +78,9 @@ impl S3BlobStore {
             .key(key.as_str())
             .content_type(content_type)
             .server_side_encryption(ServerSideEncryption::Aes256)
+            // Export archives expire by the bucket's lifecycle rule on this tag (a backstop for
+            // the scheduler, which deletes them after the tenant's export_archive_days).
+            .set_tagging((key.area() == "exports").then(|| "kind=export".to_owned()))
             .send()
             .await
             .map_err(|e| classify(e, &self.bucket))?;
@@ -85,7 +88,7 @@ impl S3BlobStore {
     }
 
     /// Uploads one part (≥ 5 MiB except the last) and returns its ETag.
-    pub async fn upload_part(&self, key: &BlobKey, upload_id: &str, number: i32, bytes: Bytes) -> StoreResult<String> {
+    pub async fn put_part(&self, key: &BlobKey, upload_id: &str, number: i32, bytes: Bytes) -> StoreResult<String> {
         let out = self
             .client
             .upload_part()
@@ -137,7 +140,7 @@ impl S3BlobStore {
     }
 
     /// Multipart uploads still open under a prefix (to prove none are orphaned).
-    pub async fn open_uploads(&self, prefix: &str) -> StoreResult<Vec<String>> {
+    pub async fn uploads_under(&self, prefix: &str) -> StoreResult<Vec<String>> {
         let out = self
             .client
             .list_multipart_uploads()
@@ -181,6 +184,19 @@ impl BlobStore for S3BlobStore {
         }
     }
 
+    async fn open(&self, key: &BlobKey) -> StoreResult<Option<(crate::store::BlobReader, u64)>> {
+        match self.client.get_object().bucket(&self.bucket).key(key.as_str()).send().await {
+            Ok(out) => {
+                let len = out.content_length.unwrap_or_default().max(0) as u64;
+                Ok(Some((Box::pin(out.body.into_async_read()), len)))
+            }
+            Err(e) => match classify(e, &self.bucket) {
+                StoreError::NotFound => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn delete(&self, key: &BlobKey) -> StoreResult<()> {
         self.client
             .delete_object()
@@ -190,6 +206,33 @@ impl BlobStore for S3BlobStore {
             .await
             .map(|_| ())
             .map_err(|e| classify(e, &self.bucket))
+    }
+
+    async fn start_upload(&self, key: &BlobKey, content_type: &str) -> StoreResult<String> {
+        self.create_multipart(key, content_type).await
+    }
+
+    async fn upload_part(&self, key: &BlobKey, upload_id: &str, number: i32, bytes: Bytes) -> StoreResult<String> {
+        self.put_part(key, upload_id, number, bytes).await
+    }
+
+    async fn complete_upload(&self, key: &BlobKey, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<()> {
+        self.complete_multipart(key, upload_id, parts).await
+    }
+
+    async fn abort_upload(&self, key: &BlobKey, upload_id: &str) -> StoreResult<()> {
+        match self.abort_multipart(key, upload_id).await {
+            Err(StoreError::NotFound) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn open_uploads(&self, tenant: &str, area: &str) -> StoreResult<Vec<String>> {
+        self.uploads_under(&format!("tenants/{tenant}/{area}/")).await
+    }
+
+    async fn download_url(&self, key: &BlobKey, ttl: Duration) -> StoreResult<Option<String>> {
+        self.presign_get(key, ttl).await.map(Some)
     }
 }
 
@@ -248,12 +291,12 @@ mod tests {
         let key = BlobKey::new("acme", "exports", "big.zip").unwrap();
         let id = s3.create_multipart(&key, "application/zip").await.unwrap();
         // Two parts, the first under S3's 5 MiB minimum: completing fails with EntityTooSmall.
-        let e1 = s3.upload_part(&key, &id, 1, Bytes::from(vec![1u8; 1024])).await.unwrap();
-        let e2 = s3.upload_part(&key, &id, 2, Bytes::from(vec![2u8; 1024])).await.unwrap();
-        assert_eq!(s3.open_uploads("tenants/acme/").await.unwrap(), vec!["tenants/acme/exports/big.zip"]);
+        let e1 = s3.put_part(&key, &id, 1, Bytes::from(vec![1u8; 1024])).await.unwrap();
+        let e2 = s3.put_part(&key, &id, 2, Bytes::from(vec![2u8; 1024])).await.unwrap();
+        assert_eq!(s3.uploads_under("tenants/acme/").await.unwrap(), vec!["tenants/acme/exports/big.zip"]);
         let err = s3.complete_multipart(&key, &id, &[(1, e1), (2, e2)]).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
-        assert!(s3.open_uploads("tenants/acme/").await.unwrap().is_empty(), "aborted, no orphan parts");
+        assert!(s3.uploads_under("tenants/acme/").await.unwrap().is_empty(), "aborted, no orphan parts");
         assert!(s3.get(&key).await.unwrap().is_none());
     }
 

@@ -250,6 +250,7 @@ pub trait SettingsStore: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobKey {
     tenant: String,
+    area: String,
     path: String,
 }
 
@@ -266,11 +267,15 @@ impl BlobKey {
         if !ok(tenant) || !ok(area) || !ok(name) {
             return Err(StoreError::Invalid("blob key parts may only use letters, digits, `_`, `.` and `-`".into()));
         }
-        Ok(Self { tenant: tenant.to_owned(), path: format!("tenants/{tenant}/{area}/{name}") })
+        Ok(Self { tenant: tenant.to_owned(), area: area.to_owned(), path: format!("tenants/{tenant}/{area}/{name}") })
     }
 
     pub fn tenant(&self) -> &str {
         &self.tenant
+    }
+
+    pub fn area(&self) -> &str {
+        &self.area
     }
 
     /// The object key / relative file path.
@@ -279,11 +284,60 @@ impl BlobKey {
     }
 }
 
+/// A blob being read as a stream (large downloads are never held in memory).
+pub type BlobReader = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     async fn put(&self, key: &BlobKey, bytes: Bytes, content_type: &str) -> StoreResult<()>;
     async fn get(&self, key: &BlobKey) -> StoreResult<Option<Bytes>>;
+    /// The blob as a stream with its size.
+    async fn open(&self, key: &BlobKey) -> StoreResult<Option<(BlobReader, u64)>>;
+    /// Deleting a missing blob is not an error.
     async fn delete(&self, key: &BlobKey) -> StoreResult<()>;
+
+    /// Starts a multipart upload; returns its id. Parts are at least `MIN_PART_BYTES` except
+    /// the last; the blob appears only when the upload completes.
+    async fn start_upload(&self, key: &BlobKey, content_type: &str) -> StoreResult<String>;
+    /// Uploads part `number` (1-based; uploading a number again replaces it) and returns its tag.
+    async fn upload_part(&self, key: &BlobKey, upload_id: &str, number: i32, bytes: Bytes) -> StoreResult<String>;
+    async fn complete_upload(&self, key: &BlobKey, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<()>;
+    /// Discards an upload and its parts (idempotent).
+    async fn abort_upload(&self, key: &BlobKey, upload_id: &str) -> StoreResult<()>;
+    /// Keys with an upload still open under the tenant's area (to prove none is orphaned).
+    async fn open_uploads(&self, tenant: &str, area: &str) -> StoreResult<Vec<String>>;
+    /// A short-lived URL the client can fetch the blob from, where the back end has one (S3);
+    /// `None` means the bytes are served by the API itself.
+    async fn download_url(&self, key: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>>;
+}
+
+/// S3's smallest part (except the last).
+pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// Task records of asynchronous jobs and schedules (see `jobs`).
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
+    /// Stores a new task as version 1; `Conflict` if its id exists.
+    async fn create_task(&self, task: &mut crate::jobs::Task) -> StoreResult<()>;
+    async fn get_task(
+        &self,
+        tenant: &str,
+        kind: crate::jobs::TaskKind,
+        id: &str,
+    ) -> StoreResult<Option<crate::jobs::Task>>;
+    /// A tenant's tasks of one kind, newest first.
+    async fn list_tasks(
+        &self,
+        tenant: &str,
+        kind: crate::jobs::TaskKind,
+        page: PageRequest,
+    ) -> StoreResult<(Vec<crate::jobs::Task>, Option<Position>)>;
+    /// Writes the task as the next version if the stored one is still `task.version`
+    /// (`Conflict` otherwise), and bumps `task.version` and `updated_at`.
+    async fn save_task(&self, task: &mut crate::jobs::Task) -> StoreResult<()>;
+    async fn delete_task(&self, tenant: &str, kind: crate::jobs::TaskKind, id: &str) -> StoreResult<()>;
+    /// Queued and running tasks of a kind across tenants, oldest first (workers, sweeper).
+    async fn active_tasks(&self, kind: crate::jobs::TaskKind, limit: usize) -> StoreResult<Vec<crate::jobs::Task>>;
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod faults;
 pub mod keys;
 mod merge;
 pub mod table;
+mod tasks;
 pub mod testenv;
 
 use std::collections::HashMap;

@@ -9,7 +9,7 @@ use super::{DynamoStore, classify};
 use crate::store::StoreResult;
 
 /// GSI name → (partition attribute, sort attribute).
-pub const INDEXES: [(&str, &str); 10] = [
+pub const INDEXES: [(&str, &str); 11] = [
     ("g1", "tsid"),
     ("g2", "tsid"),
     ("g3", "tsid"),
@@ -20,6 +20,8 @@ pub const INDEXES: [(&str, &str); 10] = [
     ("g8", "tsid"),
     ("g9", "dk"),
     ("g10", "os"),
+    // Pending tasks (jobs): `ACTIVE#{kind}`, sorted by task id.
+    ("g11", "tsid"),
 ];
 
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {

@@ -23,6 +23,8 @@ use super::{
 };
 use crate::record::{Category, Phase, Record, ResultCode};
 
+mod tasks;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS records (
     seq            INTEGER PRIMARY KEY,
@@ -73,6 +75,17 @@ CREATE TABLE IF NOT EXISTS settings (
     PRIMARY KEY (tenant, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tasks (
+    tenant  TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    status  TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body    TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS task_active ON tasks(kind, id) WHERE status IN ('QUEUED', 'RUNNING');
 "#;
 
 /// The SQLite database file plus its connection pool. Cheap to clone.

@@ -1,0 +1,325 @@
+//! Scheduled exports: a cron expression or a fixed rate, and a window relative to each run
+//! ("yesterday", "the last 7 days", …). The scheduler (the `scheduler` function in AWS, a loop
+//! in `auditrail serve`) creates an export task for every schedule that is due; the schedule's
+//! own conditional save makes sure one run creates one export, however many schedulers run.
+
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::password::Sealer;
+use super::{Compression, ExportRequest, Format, seal_context};
+use crate::error::{ApiError, FieldError};
+use crate::jobs::{Task, TaskKind, TaskStatus};
+use crate::query::{CursorKey, render_time};
+use crate::record::{Actor, ActorKind, Record, ResultCode};
+use crate::store::{PageRequest, RecordStore, SettingsStore, StoreError, StoreResult, TaskStore};
+
+/// The window each run exports, relative to the run's scheduled time in the schedule's zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// The previous calendar day.
+    Yesterday,
+    Last24h,
+    Last7d,
+    Last30d,
+    /// The previous calendar month.
+    PreviousMonth,
+}
+
+impl Window {
+    pub fn bounds(self, at: DateTime<Utc>, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+        let local = at.with_timezone(&tz);
+        let midnight = |d: chrono::NaiveDate| {
+            tz.from_local_datetime(&d.and_time(NaiveTime::MIN)).earliest().map(|t| t.with_timezone(&Utc)).unwrap_or(at)
+        };
+        match self {
+            Self::Yesterday => {
+                let today = local.date_naive();
+                (midnight(today - Duration::days(1)), midnight(today))
+            }
+            Self::Last24h => (at - Duration::hours(24), at),
+            Self::Last7d => (at - Duration::days(7), at),
+            Self::Last30d => (at - Duration::days(30), at),
+            Self::PreviousMonth => {
+                let first = local.date_naive().with_day(1).expect("day 1 exists");
+                let prev = (first - Duration::days(1)).with_day(1).expect("day 1 exists");
+                (midnight(prev), midnight(first))
+            }
+        }
+    }
+}
+
+/// `POST /v1/export-schedules`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    pub name: String,
+    /// Five-field cron (minute hour day-of-month month day-of-week), in `tz`; e.g. `0 2 * * *`.
+    pub cron: Option<String>,
+    /// Or a fixed rate: `15m`, `6h`, `1d`, `7d` (at least 15 minutes).
+    pub every: Option<String>,
+    pub window: Window,
+    /// As for `POST /v1/exports`, without `from`, `to` and `period` (they come from `window`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub filter: Map<String, Value>,
+    #[serde(default)]
+    pub format: Format,
+    pub compression: Option<Compression>,
+    pub password: Option<String>,
+    /// Zone of the cron expression, the window and the exported times (default UTC).
+    pub tz: Option<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ScheduleBody {
+    pub name: String,
+    pub cron: Option<String>,
+    pub every_minutes: Option<i64>,
+    pub window: Window,
+    pub filter: Map<String, Value>,
+    pub format: Format,
+    pub compression: Option<Compression>,
+    pub tz: Option<String>,
+    pub sealed_password: Option<String>,
+    pub next_run_at: DateTime<Utc>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_export_id: Option<String>,
+    pub created_by: Actor,
+}
+
+impl ScheduleBody {
+    fn zone(&self) -> Tz {
+        self.tz.as_deref().and_then(|z| z.parse().ok()).unwrap_or(Tz::UTC)
+    }
+
+    /// The first run strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match (&self.cron, self.every_minutes) {
+            (Some(c), _) => {
+                let cron: croner::Cron = c.parse().ok()?;
+                cron.find_next_occurrence(&after.with_timezone(&self.zone()), false).ok().map(|t| t.with_timezone(&Utc))
+            }
+            (None, Some(m)) => Some(after + Duration::minutes(m)),
+            (None, None) => None,
+        }
+    }
+
+    /// The export request of a run at `at`.
+    fn request(&self, at: DateTime<Utc>, password: Option<String>) -> ExportRequest {
+        let (from, to) = self.window.bounds(at, self.zone());
+        let mut filter = self.filter.clone();
+        filter.insert("from".into(), from.to_rfc3339().into());
+        filter.insert("to".into(), to.to_rfc3339().into());
+        ExportRequest { filter, format: self.format, compression: self.compression, password, tz: self.tz.clone() }
+    }
+}
+
+fn parse_every(s: &str) -> Option<i64> {
+    let (n, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = n.parse().ok()?;
+    let minutes = match unit {
+        "m" => n,
+        "h" => n * 60,
+        "d" => n * 1440,
+        _ => return None,
+    };
+    (15..=366 * 1440).contains(&minutes).then_some(minutes)
+}
+
+/// Checks a schedule request (the filter as an export would be checked) and builds its body.
+pub fn resolve(
+    req: ScheduleRequest,
+    tenant: &str,
+    key: &CursorKey,
+    sealer: &Sealer,
+    id: &str,
+    by: Actor,
+    now: DateTime<Utc>,
+) -> Result<ScheduleBody, ApiError> {
+    let mut errs = Vec::new();
+    let name = req.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        errs.push(FieldError::new("name", "must be 1 to 100 characters"));
+    }
+    for k in ["from", "to", "period"] {
+        if req.filter.contains_key(k) {
+            errs.push(FieldError::new(format!("filter.{k}"), "a schedule's window comes from `window`"));
+        }
+    }
+    let (cron, every_minutes) = match (&req.cron, &req.every) {
+        (Some(c), None) => match c.parse::<croner::Cron>() {
+            Ok(_) if c.split_whitespace().count() == 5 => (Some(c.trim().to_owned()), None),
+            _ => {
+                errs.push(FieldError::new("cron", "not a five-field cron expression (minute hour day month weekday)"));
+                (None, None)
+            }
+        },
+        (None, Some(e)) => match parse_every(e) {
+            Some(m) => (None, Some(m)),
+            None => {
+                errs.push(FieldError::new("every", "a number and m, h or d, from 15m to 366d (e.g. `6h`, `1d`)"));
+                (None, None)
+            }
+        },
+        _ => {
+            errs.push(FieldError::new("cron", "give exactly one of `cron` and `every`"));
+            (None, None)
+        }
+    };
+    let body = ScheduleBody {
+        name,
+        cron,
+        every_minutes,
+        window: req.window,
+        filter: req.filter,
+        format: req.format,
+        compression: req.compression,
+        tz: req.tz,
+        sealed_password: None,
+        next_run_at: now,
+        last_run_at: None,
+        last_export_id: None,
+        created_by: by,
+    };
+    // The filter, password and zone are checked exactly as a run would check them.
+    if let Err(ApiError::Invalid(e)) = super::resolve(body.request(now, req.password.clone()), tenant, key, now) {
+        errs.extend(e);
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::Invalid(errs));
+    }
+    let mut body = body;
+    body.next_run_at = body.next_after(now).ok_or_else(|| ApiError::field("cron", "never fires"))?;
+    body.sealed_password = req.password.as_deref().map(|pw| sealer.seal(&seal_context(tenant, id), pw));
+    Ok(body)
+}
+
+/// A schedule as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleInfo {
+    pub id: String,
+    pub name: String,
+    pub cron: Option<String>,
+    pub every_minutes: Option<i64>,
+    pub window: Window,
+    #[schema(value_type = Object)]
+    pub filter: Map<String, Value>,
+    pub format: Format,
+    pub compression: Option<Compression>,
+    pub encrypted: bool,
+    pub tz: Option<String>,
+    pub next_run_at: String,
+    pub last_run_at: Option<String>,
+    pub last_export_id: Option<String>,
+    pub created_by: Option<String>,
+}
+
+impl ScheduleInfo {
+    pub fn of(task: &Task) -> Result<Self, StoreError> {
+        let b: ScheduleBody = task.body()?;
+        let tz = Some(b.zone());
+        Ok(Self {
+            id: task.id.clone(),
+            name: b.name.clone(),
+            cron: b.cron.clone(),
+            every_minutes: b.every_minutes,
+            window: b.window,
+            filter: b.filter.clone(),
+            format: b.format,
+            compression: b.compression,
+            encrypted: b.sealed_password.is_some(),
+            tz: b.tz.clone(),
+            next_run_at: render_time(b.next_run_at, tz),
+            last_run_at: b.last_run_at.map(|t| render_time(t, tz)),
+            last_export_id: b.last_export_id.clone(),
+            created_by: b.created_by.username.clone(),
+        })
+    }
+}
+
+/// Creates the exports of every due schedule of every tenant; returns the export task ids.
+pub async fn run_due(
+    tasks: &dyn TaskStore,
+    records: &dyn RecordStore,
+    settings: &dyn SettingsStore,
+    sealer: &Sealer,
+    key: &CursorKey,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<String>> {
+    let mut created = Vec::new();
+    for tenant in settings.tenants().await? {
+        let mut after = None;
+        loop {
+            let (page, next) =
+                tasks.list_tasks(&tenant, TaskKind::ExportSchedule, PageRequest { limit: 200, after }).await?;
+            for t in page {
+                match run_one(tasks, records, sealer, key, t, now).await {
+                    Ok(Some(id)) => created.push(id),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(tenant = %tenant, error = %e, "scheduled export failed to start"),
+                }
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    Ok(created)
+}
+
+async fn run_one(
+    tasks: &dyn TaskStore,
+    records: &dyn RecordStore,
+    sealer: &Sealer,
+    key: &CursorKey,
+    mut schedule: Task,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<String>> {
+    let mut body: ScheduleBody = schedule.body()?;
+    if schedule.status != TaskStatus::Active || body.next_run_at > now {
+        return Ok(None);
+    }
+    let run_at = body.next_run_at;
+    let tenant = schedule.tenant_id.clone();
+    let password = match &body.sealed_password {
+        Some(s) => Some(
+            sealer
+                .open(&seal_context(&tenant, &schedule.id), s)
+                .map_err(|e| StoreError::Corrupt(format!("schedule {}: {e}", schedule.id)))?,
+        ),
+        None => None,
+    };
+    // Claim the run first: of several schedulers, only the one whose save wins creates it.
+    body.last_run_at = Some(run_at);
+    body.next_run_at = body.next_after(now).unwrap_or(now + Duration::days(36500));
+    schedule.set_body(&body);
+    match tasks.save_task(&mut schedule).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let resolved = super::resolve(body.request(run_at, password), &tenant, key, run_at)
+        .map_err(|e| StoreError::Invalid(format!("schedule {} no longer resolves: {e}", schedule.id)))?;
+    let system = Actor { kind: Some(ActorKind::System), username: Some("scheduler".into()), ..Default::default() };
+    let task =
+        super::create(tasks, sealer, &tenant, body.created_by.clone(), resolved, Some(schedule.id.clone())).await?;
+    body.last_export_id = Some(task.id.clone());
+    schedule.set_body(&body);
+    if let Err(e) = tasks.save_task(&mut schedule).await {
+        tracing::warn!(error = %e, "could not note the last export of a schedule");
+    }
+    let rec = Record::system(
+        &tenant,
+        "DATA_EXPORT_RUN_SCHEDULED",
+        system,
+        Some(ResultCode::Ok),
+        json!({"schedule_id": schedule.id, "name": body.name, "export_id": task.id, "run_at": run_at}),
+    );
+    records.append(&tenant, &[rec]).await?;
+    Ok(Some(task.id))
+}

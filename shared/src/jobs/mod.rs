@@ -1,0 +1,179 @@
+//! Asynchronous jobs (exports, DPO erasures) and export schedules as task records.
+//!
+//! A task is one document per tenant and kind, written with optimistic concurrency: every save
+//! names the version it was read at, so a worker whose lease was taken over cannot overwrite
+//! the new owner's progress (the version is the fencing token). A worker claims a task that is
+//! `QUEUED`, or `RUNNING` with an expired lease, checkpoints its progress in the task body, and
+//! renews the lease with every checkpoint.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::store::{StoreError, StoreResult, TaskStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    Export,
+    ExportSchedule,
+    Erasure,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Export => "export",
+            Self::ExportSchedule => "export-schedule",
+            Self::Erasure => "erasure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Export, Self::ExportSchedule, Self::Erasure].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Expired,
+    /// A schedule that fires.
+    Active,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Expired => "EXPIRED",
+            Self::Active => "ACTIVE",
+        }
+    }
+
+    /// Whether a worker still has to run the task (it is in the active-task index).
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+/// A task record. `body` holds the kind's specification, checkpoint and result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub tenant_id: String,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    /// Bumped by every save; a save names the version it read.
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    pub body: serde_json::Value,
+}
+
+impl Task {
+    pub fn new(tenant: &str, kind: TaskKind, status: TaskStatus, body: &impl Serialize) -> Self {
+        let now = Utc::now();
+        Self {
+            id: ulid::Ulid::generate().to_string(),
+            tenant_id: tenant.to_owned(),
+            kind,
+            status,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            lease: None,
+            body: serde_json::to_value(body).expect("task bodies serialize"),
+        }
+    }
+
+    pub fn body<T: DeserializeOwned>(&self) -> StoreResult<T> {
+        serde_json::from_value(self.body.clone())
+            .map_err(|e| StoreError::Corrupt(format!("task {} body: {e}", self.id)))
+    }
+
+    pub fn set_body(&mut self, body: &impl Serialize) {
+        self.body = serde_json::to_value(body).expect("task bodies serialize");
+    }
+
+    /// Whether `now` is past the lease (or there is none).
+    pub fn lease_expired(&self, now: DateTime<Utc>) -> bool {
+        self.lease.as_ref().is_none_or(|l| l.until <= now)
+    }
+
+    /// Whether a worker may claim the task now.
+    pub fn claimable(&self, now: DateTime<Utc>) -> bool {
+        self.status == TaskStatus::Queued || (self.status == TaskStatus::Running && self.lease_expired(now))
+    }
+}
+
+/// Claims a task for `owner` for `lease`: `None` when it is not claimable or another worker got
+/// it first.
+pub async fn claim(
+    tasks: &dyn TaskStore,
+    tenant: &str,
+    kind: TaskKind,
+    id: &str,
+    owner: &str,
+    lease: Duration,
+) -> StoreResult<Option<Task>> {
+    let Some(mut task) = tasks.get_task(tenant, kind, id).await? else { return Ok(None) };
+    let now = Utc::now();
+    if !task.claimable(now) {
+        return Ok(None);
+    }
+    task.status = TaskStatus::Running;
+    task.lease = Some(Lease { owner: owner.to_owned(), until: now + lease });
+    match tasks.save_task(&mut task).await {
+        Ok(()) => Ok(Some(task)),
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Saves a running task's checkpoint and renews its lease. A `Conflict` means the lease was
+/// lost: the caller must stop without touching anything else.
+pub async fn checkpoint(tasks: &dyn TaskStore, task: &mut Task, lease: Duration) -> StoreResult<()> {
+    if let Some(l) = task.lease.as_mut() {
+        l.until = Utc::now() + lease;
+    }
+    tasks.save_task(task).await
+}
+
+/// Hands a running task back to the queue (e.g. before a Lambda time limit) so the next
+/// invocation continues from the last checkpoint.
+pub async fn release(tasks: &dyn TaskStore, task: &mut Task) -> StoreResult<()> {
+    task.status = TaskStatus::Queued;
+    task.lease = None;
+    tasks.save_task(task).await
+}
+
+/// Puts running tasks whose lease expired back into the queue (the sweeper: in AWS a new stream
+/// record starts a worker for each). Returns how many were re-queued.
+pub async fn requeue_expired(tasks: &dyn TaskStore, kind: TaskKind, now: DateTime<Utc>) -> StoreResult<usize> {
+    let mut n = 0;
+    for mut t in tasks.active_tasks(kind, 1000).await? {
+        if t.status == TaskStatus::Running && t.lease_expired(now) {
+            match release(tasks, &mut t).await {
+                Ok(()) => n += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(n)
+}
