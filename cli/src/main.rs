@@ -7,8 +7,10 @@ use anyhow::Context;
 use auditrail_shared::api::{AppState, Routes, router};
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::{Config, init_tracing};
-use auditrail_shared::retention;
+use auditrail_shared::{housekeeping, retention};
 use clap::{Parser, Subcommand};
+
+mod export;
 
 #[derive(Parser)]
 #[command(name = "auditrail", version, about = "Audit trail and compliance back end for contact-centre software")]
@@ -35,10 +37,16 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long)]
         json_logs: bool,
-        /// How often the retention purge runs (seconds); it also runs at start-up.
+        /// How often the retention purge and export expiry run (seconds); also at start-up.
         #[arg(long, default_value_t = 3600)]
         purge_every: u64,
+        /// How often scheduled exports are checked and dead workers' jobs re-queued (seconds).
+        #[arg(long, default_value_t = 30)]
+        schedule_every: u64,
     },
+    /// Export records through a running server: creates the task, shows its progress and
+    /// downloads the archive.
+    Export(export::ExportArgs),
     /// Run the retention purge once for every tenant and print what it deleted.
     Purge,
     /// Print a development token the local server accepts.
@@ -73,7 +81,8 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&reports)?);
             Ok(())
         }
-        Command::Serve { addr, demo, demo_size, json_logs, purge_every } => {
+        Command::Export(args) => export::run(args, &config).await,
+        Command::Serve { addr, demo, demo_size, json_logs, purge_every, schedule_every } => {
             init_tracing(json_logs);
             let state = config.state().await?;
             if demo {
@@ -81,7 +90,12 @@ async fn main() -> anyhow::Result<()> {
                 state.records.maintain().await?;
                 tracing::info!(created, tenants = ?auditrail_shared::demo::TENANTS, "demo data loaded");
             }
-            tokio::spawn(purge_loop(state.clone(), std::time::Duration::from_secs(purge_every.max(1))));
+            tokio::spawn(housekeeping_loop(
+                state.clone(),
+                std::time::Duration::from_secs(purge_every.max(1)),
+                std::time::Duration::from_secs(schedule_every.max(1)),
+            ));
+            tokio::spawn(job_loop(state.clone()));
             let app = router(state, Routes::All);
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
@@ -114,18 +128,45 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The in-process retention purge (the scheduler function does this in AWS).
-async fn purge_loop(state: AppState, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
+/// The in-process scheduler (the scheduler function does this in AWS): retention purge and
+/// export expiry every `purge_every`, scheduled exports and dead-worker recovery every
+/// `schedule_every`.
+async fn housekeeping_loop(state: AppState, purge_every: std::time::Duration, schedule_every: std::time::Duration) {
+    let mut tick = tokio::time::interval(schedule_every);
+    let mut last_purge: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
-        match retention::purge_all(&*state.records, &*state.blobs, &*state.settings, chrono::Utc::now()).await {
-            Ok(reports) => {
-                for r in reports.iter().filter(|r| !r.deleted.is_empty() || r.held) {
-                    tracing::info!(tenant = %r.tenant, held = r.held, deleted = ?r.deleted, "retention purge");
+        let purge = last_purge.is_none_or(|t| t.elapsed() >= purge_every);
+        if purge {
+            last_purge = Some(std::time::Instant::now());
+        }
+        match housekeeping::tick(&state, chrono::Utc::now(), purge).await {
+            Ok(r) => {
+                for p in r.purged.iter().filter(|r| !r.deleted.is_empty() || r.held) {
+                    tracing::info!(tenant = %p.tenant, held = p.held, deleted = ?p.deleted, "retention purge");
+                }
+                if r.exports_expired > 0 || !r.scheduled_exports.is_empty() || r.requeued > 0 {
+                    tracing::info!(expired = r.exports_expired, scheduled = ?r.scheduled_exports,
+                        requeued = r.requeued, "housekeeping");
                 }
             }
-            Err(e) => tracing::error!(error = %e, "retention purge failed"),
+            Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+        }
+    }
+}
+
+/// The in-process job worker (the export-worker function does this in AWS): runs queued
+/// exports when one is created, and every few seconds.
+async fn job_loop(state: AppState) {
+    let worker = state.export_worker(&format!("serve-{}", ulid::Ulid::generate()));
+    loop {
+        let woken = state.jobs_queued.notified();
+        if let Err(e) = worker.run_pending().await {
+            tracing::error!(error = %e, "export worker failed");
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | `AUDITRAIL_AUTH` | `local` (HS256 tokens) or `apigw` (API Gateway JWT authorizer) | `local` |
 //! | `AUDITRAIL_JWT_SECRET` | local HS256 key (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_CURSOR_KEY` | HMAC key for page cursors (≥ 32 bytes) | generated into the data dir |
+//! | `AUDITRAIL_EXPORT_KEY` | key sealing export passwords in task records (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_TABLE`, `AUDITRAIL_BUCKET` | DynamoDB table and S3 bucket | unset → embedded |
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub struct Config {
     pub auth: AuthMode,
     pub jwt_secret: Option<Vec<u8>>,
     pub cursor_key: Option<Vec<u8>>,
+    pub export_key: Option<Vec<u8>>,
     pub table: Option<String>,
     pub bucket: Option<String>,
 }
@@ -58,6 +60,7 @@ impl Config {
             auth,
             jwt_secret: secret_var("AUDITRAIL_JWT_SECRET")?,
             cursor_key: secret_var("AUDITRAIL_CURSOR_KEY")?,
+            export_key: secret_var("AUDITRAIL_EXPORT_KEY")?,
             table: nonempty("AUDITRAIL_TABLE"),
             bucket: nonempty("AUDITRAIL_BUCKET"),
         })
@@ -70,6 +73,7 @@ impl Config {
             auth: AuthMode::Local,
             jwt_secret: None,
             cursor_key: None,
+            export_key: None,
             table: None,
             bucket: None,
         }
@@ -102,17 +106,25 @@ impl Config {
     }
 
     /// One store serving every record-side port, a blob store, and this configuration's keys.
-    fn assemble<S, B>(&self, records: S, blobs: B, cursor_key: &[u8]) -> anyhow::Result<AppState>
+    fn assemble<S, B>(&self, records: S, blobs: B, cursor_key: &[u8], export_key: &[u8]) -> anyhow::Result<AppState>
     where
-        S: crate::store::RecordStore + crate::store::RequestStore + crate::store::SettingsStore + Clone,
+        S: crate::store::RecordStore
+            + crate::store::RequestStore
+            + crate::store::SettingsStore
+            + crate::store::TaskStore
+            + Clone,
         B: crate::store::BlobStore,
     {
         Ok(AppState {
             requests: Arc::new(records.clone()),
             settings: Arc::new(records.clone()),
+            tasks: Arc::new(records.clone()),
             records: Arc::new(records),
             blobs: Arc::new(blobs),
             auth: Arc::new(self.authenticator()?),
+            sealer: crate::export::password::Sealer::new(export_key),
+            export_limits: Default::default(),
+            jobs_queued: Default::default(),
             cursor_key: CursorKey::new(cursor_key),
             limits: ValidationLimits::default(),
             registered: Default::default(),
@@ -149,7 +161,12 @@ impl Config {
             (None, AuthMode::Local) => self.key(&None, "cursor.key")?,
             (None, AuthMode::ApiGateway) => bail!("AUDITRAIL_CURSOR_KEY must be set (≥ 32 bytes) when running on AWS"),
         };
-        self.assemble(records, blobs, &cursor_key)
+        let export_key = match (&self.export_key, self.auth) {
+            (Some(k), _) => k.clone(),
+            (None, AuthMode::Local) => self.key(&None, "export.key")?,
+            (None, AuthMode::ApiGateway) => bail!("AUDITRAIL_EXPORT_KEY must be set (≥ 32 bytes) when running on AWS"),
+        };
+        self.assemble(records, blobs, &cursor_key, &export_key)
     }
 
     #[cfg(not(feature = "aws"))]
@@ -168,7 +185,8 @@ impl Config {
             .with_context(|| format!("opening the embedded store in {}", self.data_dir.display()))?;
         let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;
         let cursor_key = self.key(&self.cursor_key, "cursor.key")?;
-        self.assemble(records, blobs, &cursor_key)
+        let export_key = self.key(&self.export_key, "export.key")?;
+        self.assemble(records, blobs, &cursor_key, &export_key)
     }
 
     #[cfg(not(feature = "embedded"))]

@@ -77,6 +77,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("gone: {0}")]
+    Gone(String),
     #[error("storage busy, retry")]
     Unavailable,
     #[error("internal error")]
@@ -101,6 +103,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,6 +119,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
+            Self::Gone(_) => "gone",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -135,7 +139,8 @@ impl ApiError {
             | Self::Unauthenticated(d)
             | Self::Forbidden(d)
             | Self::NotFound(d)
-            | Self::Conflict(d) => (d.clone(), Vec::new()),
+            | Self::Conflict(d)
+            | Self::Gone(d) => (d.clone(), Vec::new()),
             Self::Unavailable => ("the store is throttling requests; retry with backoff".into(), Vec::new()),
             Self::Internal(_) => ("an internal error occurred; it has been logged".into(), Vec::new()),
         };

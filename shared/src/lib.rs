@@ -10,6 +10,7 @@ pub mod demo;
 pub mod error;
 pub mod error_report;
 pub mod export;
+pub mod housekeeping;
 pub mod ingest;
 pub mod jobs;
 pub mod query;

@@ -71,7 +71,8 @@ impl TestApp {
             let (records, blobs) = auditrail_shared::store::dynamodb::testenv::fresh().await;
             state.records = Arc::new(records.clone());
             state.requests = Arc::new(records.clone());
-            state.settings = Arc::new(records);
+            state.settings = Arc::new(records.clone());
+            state.tasks = Arc::new(records);
             state.blobs = Arc::new(blobs);
         }
         Self { router: router(state.clone(), Routes::All), state, dir }
@@ -107,6 +108,19 @@ impl TestApp {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         Resp { status, content_type, body }
+    }
+
+    /// A call whose body is returned as bytes (downloads), with the response headers.
+    pub async fn raw(&self, method: &str, uri: &str, token: &str) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        (parts.status, parts.headers, body.collect().await.unwrap().to_bytes().to_vec())
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> Resp {

@@ -1,8 +1,10 @@
-//! The `scheduler` Lambda function: run hourly by EventBridge Scheduler, it purges every tenant
-//! by its retention settings (re-reading the legal hold before each batch).
+//! The `scheduler` Lambda function, run every few minutes by EventBridge Scheduler: scheduled
+//! exports, re-queueing of jobs whose worker died, and (once an hour) the retention purge
+//! (re-reading the legal hold before each batch) and export expiry.
 
 use auditrail_shared::config::{Config, init_tracing};
-use auditrail_shared::retention::purge_all;
+use auditrail_shared::housekeeping;
+use chrono::Timelike;
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
@@ -13,10 +15,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
         let state = state.clone();
         async move {
-            let reports = purge_all(&*state.records, &*state.blobs, &*state.settings, chrono::Utc::now()).await?;
-            let deleted: u64 = reports.iter().flat_map(|r| r.deleted.values()).sum();
-            tracing::info!(tenants = reports.len(), deleted, "retention purge done");
-            Ok::<_, lambda_runtime::Error>(json!({"tenants": reports.len(), "deleted": deleted}))
+            let now = chrono::Utc::now();
+            // The schedule fires every 5 minutes; the first run of each hour also purges.
+            let purge = now.minute() < 5;
+            let r = housekeeping::tick(&state, now, purge).await?;
+            let deleted: u64 = r.purged.iter().flat_map(|p| p.deleted.values()).sum();
+            tracing::info!(deleted, expired = r.exports_expired, scheduled = r.scheduled_exports.len(),
+                requeued = r.requeued, "housekeeping done");
+            Ok::<_, lambda_runtime::Error>(json!({
+                "deleted": deleted, "exports_expired": r.exports_expired,
+                "scheduled_exports": r.scheduled_exports, "requeued": r.requeued,
+            }))
         }
     }))
     .await

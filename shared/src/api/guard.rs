@@ -31,6 +31,11 @@ pub enum Operation {
     ListErrorReports,
     DownloadErrorReport,
     ChangeSettings,
+    CreateExport,
+    ViewExports,
+    DownloadExport,
+    DeleteExport,
+    ManageExportSchedules,
 }
 
 impl Operation {
@@ -40,7 +45,8 @@ impl Operation {
             Self::UploadErrorReport => &[Role::Agent, Role::Ingest],
             // Reports are not pseudonymised: only admins and managers read them (seed 000).
             Self::ListErrorReports | Self::DownloadErrorReport => &[Role::TenantAdmin, Role::CcManager],
-            Self::ChangeSettings => &[Role::TenantAdmin],
+            Self::ChangeSettings | Self::ManageExportSchedules => &[Role::TenantAdmin],
+            Self::CreateExport | Self::ViewExports | Self::DownloadExport | Self::DeleteExport => READERS,
             Self::SearchEvents | Self::SearchSignIns | Self::ViewSession | Self::ViewRequests => READERS,
         }
     }
@@ -56,6 +62,11 @@ impl Operation {
             Self::ListErrorReports => "AUDIT_SEARCH",
             Self::DownloadErrorReport => "ERROR_REPORT_DOWNLOAD",
             Self::ChangeSettings => "RETENTION_CHANGE",
+            Self::CreateExport => "DATA_EXPORT_CREATE",
+            Self::ViewExports => "AUDIT_SEARCH",
+            Self::DownloadExport => "DATA_EXPORT_DOWNLOAD",
+            Self::DeleteExport => "DATA_EXPORT_DELETE",
+            Self::ManageExportSchedules => "DATA_EXPORT_CHANGED",
         }
     }
 }

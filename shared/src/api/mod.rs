@@ -3,6 +3,7 @@
 
 mod error_reports;
 mod events;
+mod exports;
 mod guard;
 #[cfg(feature = "lambda")]
 pub mod lambda;
@@ -31,7 +32,9 @@ use crate::error_report::MAX_REPORT_BYTES;
 use crate::ingest::MAX_BATCH_BYTES;
 use crate::query::CursorKey;
 use crate::record::ValidationLimits;
-use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore};
+use crate::export::password::Sealer;
+use crate::export::writer::Limits;
+use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore, TaskStore};
 
 /// Everything a handler may need, built once per process.
 #[derive(Clone)]
@@ -40,7 +43,13 @@ pub struct AppState {
     pub requests: Arc<dyn RequestStore>,
     pub settings: Arc<dyn SettingsStore>,
     pub blobs: Arc<dyn BlobStore>,
+    pub tasks: Arc<dyn TaskStore>,
     pub auth: Arc<Authenticator>,
+    /// Seals export passwords (never stored in plaintext).
+    pub sealer: Sealer,
+    pub export_limits: Limits,
+    /// Wakes the in-process job workers when a task is queued (`auditrail serve`).
+    pub jobs_queued: Arc<tokio::sync::Notify>,
     pub cursor_key: CursorKey,
     pub limits: ValidationLimits,
     /// Tenants already registered by this process, so ingest writes the registry once.
@@ -57,6 +66,21 @@ impl AppState {
         self.registered.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
         Ok(())
     }
+
+    /// An export worker over this state's stores.
+    pub fn export_worker(&self, owner: &str) -> crate::export::worker::ExportWorker {
+        crate::export::worker::ExportWorker {
+            records: self.records.clone(),
+            tasks: self.tasks.clone(),
+            blobs: self.blobs.clone(),
+            settings: self.settings.clone(),
+            sealer: self.sealer.clone(),
+            limits: self.export_limits,
+            lease: chrono::Duration::minutes(5),
+            margin: std::time::Duration::from_secs(60),
+            owner: owner.to_owned(),
+        }
+    }
 }
 
 /// Which routes a process serves; each Lambda function mounts only its own.
@@ -65,6 +89,7 @@ pub enum Routes {
     All,
     Ingest,
     Query,
+    Exports,
 }
 
 /// The router for `routes`, with `GET /v1/openapi.json` describing the whole API.
@@ -125,6 +150,17 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(error_reports::download), Operation::DownloadErrorReport))
             .routes(guarded(routes!(settings::get_retention), Operation::ChangeSettings))
             .routes(guarded(routes!(settings::put_retention), Operation::ChangeSettings));
+    }
+    if matches!(routes, Routes::All | Routes::Exports) {
+        r = r
+            .routes(guarded(routes!(exports::create), Operation::CreateExport))
+            .routes(guarded(routes!(exports::list), Operation::ViewExports))
+            .routes(guarded(routes!(exports::show), Operation::ViewExports))
+            .routes(guarded(routes!(exports::download), Operation::DownloadExport))
+            .routes(guarded(routes!(exports::delete), Operation::DeleteExport))
+            .routes(guarded(routes!(exports::create_schedule), Operation::ManageExportSchedules))
+            .routes(guarded(routes!(exports::list_schedules), Operation::ManageExportSchedules))
+            .routes(guarded(routes!(exports::delete_schedule), Operation::ManageExportSchedules));
     }
     r
 }

@@ -164,7 +164,7 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn open_uploads(&self, tenant: &str, area: &str) -> StoreResult<Vec<String>> {
+    async fn open_uploads(&self, tenant: &str, area: &str) -> StoreResult<Vec<(String, String)>> {
         let mut out = Vec::new();
         let mut dir = match tokio::fs::read_dir(self.uploads(tenant, area)).await {
             Ok(d) => d,
@@ -173,7 +173,7 @@ impl BlobStore for FsBlobStore {
         };
         while let Some(entry) = dir.next_entry().await.map_err(io)? {
             if let Ok(k) = tokio::fs::read_to_string(entry.path().join("key")).await {
-                out.push(k);
+                out.push((k, entry.file_name().to_string_lossy().into_owned()));
             }
         }
         Ok(out)

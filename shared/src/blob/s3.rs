@@ -140,7 +140,7 @@ impl S3BlobStore {
     }
 
     /// Multipart uploads still open under a prefix (to prove none are orphaned).
-    pub async fn uploads_under(&self, prefix: &str) -> StoreResult<Vec<String>> {
+    pub async fn uploads_under(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
         let out = self
             .client
             .list_multipart_uploads()
@@ -149,7 +149,11 @@ impl S3BlobStore {
             .send()
             .await
             .map_err(|e| classify(e, &self.bucket))?;
-        Ok(out.uploads().iter().filter_map(|u| u.key().map(str::to_owned)).collect())
+        Ok(out
+            .uploads()
+            .iter()
+            .filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned())))
+            .collect())
     }
 
     /// Creates the bucket (tests and dev).
@@ -227,7 +231,7 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn open_uploads(&self, tenant: &str, area: &str) -> StoreResult<Vec<String>> {
+    async fn open_uploads(&self, tenant: &str, area: &str) -> StoreResult<Vec<(String, String)>> {
         self.uploads_under(&format!("tenants/{tenant}/{area}/")).await
     }
 
@@ -293,7 +297,7 @@ mod tests {
         // Two parts, the first under S3's 5 MiB minimum: completing fails with EntityTooSmall.
         let e1 = s3.put_part(&key, &id, 1, Bytes::from(vec![1u8; 1024])).await.unwrap();
         let e2 = s3.put_part(&key, &id, 2, Bytes::from(vec![2u8; 1024])).await.unwrap();
-        assert_eq!(s3.uploads_under("tenants/acme/").await.unwrap(), vec!["tenants/acme/exports/big.zip"]);
+        assert_eq!(s3.uploads_under("tenants/acme/").await.unwrap(), vec![("tenants/acme/exports/big.zip".to_owned(), id.clone())]);
         let err = s3.complete_multipart(&key, &id, &[(1, e1), (2, e2)]).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
         assert!(s3.uploads_under("tenants/acme/").await.unwrap().is_empty(), "aborted, no orphan parts");

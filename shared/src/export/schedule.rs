@@ -22,8 +22,11 @@ use crate::store::{PageRequest, RecordStore, SettingsStore, StoreError, StoreRes
 pub enum Window {
     /// The previous calendar day.
     Yesterday,
+    #[serde(rename = "last_24h")]
     Last24h,
+    #[serde(rename = "last_7d")]
     Last7d,
+    #[serde(rename = "last_30d")]
     Last30d,
     /// The previous calendar month.
     PreviousMonth,

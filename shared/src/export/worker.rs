@@ -132,6 +132,13 @@ impl ExportWorker {
         let mut ck = match body.checkpoint.clone() {
             Some(c) => c,
             None => {
+                // A worker killed between starting an upload and checkpointing it left an
+                // upload nobody knows the id of: abort it before starting afresh.
+                for (k, upload) in self.blobs.open_uploads(&tenant, key.area()).await? {
+                    if k == key.as_str() {
+                        self.blobs.abort_upload(&key, &upload).await?;
+                    }
+                }
                 let upload_id = self.blobs.start_upload(&key, body.spec.content_type()).await?;
                 let c = Checkpoint { upload_id, ..Default::default() };
                 body.checkpoint = Some(c.clone());

@@ -304,8 +304,8 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn complete_upload(&self, key: &BlobKey, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<()>;
     /// Discards an upload and its parts (idempotent).
     async fn abort_upload(&self, key: &BlobKey, upload_id: &str) -> StoreResult<()>;
-    /// Keys with an upload still open under the tenant's area (to prove none is orphaned).
-    async fn open_uploads(&self, tenant: &str, area: &str) -> StoreResult<Vec<String>>;
+    /// Uploads still open under the tenant's area, as (key, upload id).
+    async fn open_uploads(&self, tenant: &str, area: &str) -> StoreResult<Vec<(String, String)>>;
     /// A short-lived URL the client can fetch the blob from, where the back end has one (S3);
     /// `None` means the bytes are served by the API itself.
     async fn download_url(&self, key: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>>;

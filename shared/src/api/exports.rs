@@ -1,0 +1,326 @@
+//! Export tasks and export schedules (compliance roles; schedules: tenant admins). Every create,
+//! download and delete is recorded (DATA_EXPORT_*); passwords never leave the request.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, Problem, parse_json};
+use crate::export::schedule::{self, ScheduleInfo, ScheduleRequest};
+use crate::export::{self, ExportBody, ExportInfo, ExportRequest, archive_key};
+use crate::jobs::{Task, TaskKind, TaskStatus};
+use crate::query::cursor::CursorBody;
+use crate::record::{Record, ResultCode};
+use crate::store::PageRequest;
+
+/// How long a download link stays valid.
+const LINK_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+async fn audit(state: &AppState, p: &Principal, action: &str, data: Value) -> ApiResult<()> {
+    let rec = Record::system(&p.tenant_id, action, p.actor(), Some(ResultCode::Ok), data);
+    state.records.append(&p.tenant_id, &[rec]).await?;
+    Ok(())
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 26 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The caller's task of `kind`; another tenant's id is simply not there.
+async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> ApiResult<Task> {
+    let missing = || ApiError::NotFound(format!("no {} `{id}`", kind.as_str().replace('-', " ")));
+    if !valid_id(id) {
+        return Err(missing());
+    }
+    state.tasks.get_task(&p.tenant_id, kind, id).await?.ok_or_else(missing)
+}
+
+/// Create an export task (202): the filter's records as CSV or JSON lines, zipped (optionally
+/// AES-256 with a password), gzipped or plain.
+#[utoipa::path(post, path = "/v1/exports", tag = "exports",
+    request_body(content = ExportRequest, content_type = "application/json"),
+    responses(
+        (status = 202, body = ExportInfo, description = "queued; poll `GET /v1/exports/{id}`"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(State(state): State<AppState>, Extension(p): Extension<Principal>, body: Bytes) -> ApiResult<Response> {
+    let req: ExportRequest = parse_json(&body, "body")?;
+    let resolved = export::resolve(req, &p.tenant_id, &state.cursor_key, Utc::now())?;
+    state.note_tenant(&p.tenant_id).await?;
+    let task = export::create(&*state.tasks, &state.sealer, &p.tenant_id, p.actor(), resolved, None).await?;
+    let info = ExportInfo::of(&task)?;
+    audit(
+        &state,
+        &p,
+        "DATA_EXPORT_CREATE",
+        json!({"export_id": task.id, "view": info.view, "filter": info.filter, "from": info.from, "to": info.to,
+               "format": info.format, "compression": info.compression, "encrypted": info.encrypted}),
+    )
+    .await?;
+    state.jobs_queued.notify_waiters();
+    let mut resp = (StatusCode::ACCEPTED, Json(info)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/exports/{}", task.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A page of tasks, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+async fn list_tasks<T>(
+    state: &AppState,
+    p: &Principal,
+    uri: &Uri,
+    kind: TaskKind,
+    show: impl Fn(&Task) -> Result<T, crate::store::StoreError>,
+) -> ApiResult<TaskPage<T>> {
+    let params: ListParams = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+        .map_err(|e| ApiError::field("query", format!("{e}; this list accepts limit and cursor")))?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be a whole number from 1 to 100"));
+    }
+    let after = match params.cursor {
+        None => None,
+        Some(c) => Some(
+            state
+                .cursor_key
+                .open(&c, &p.tenant_id, kind.as_str())
+                .map_err(|e| ApiError::field("cursor", e.to_string()))?
+                .p,
+        ),
+    };
+    let (tasks, next) = state.tasks.list_tasks(&p.tenant_id, kind, PageRequest { limit, after }).await?;
+    let next_cursor = next.map(|pos| {
+        state.cursor_key.seal(&CursorBody { v: 1, t: p.tenant_id.clone(), f: kind.as_str().into(), from: 0, to: 0, p: pos })
+    });
+    Ok(TaskPage { items: tasks.iter().map(show).collect::<Result<_, _>>()?, next_cursor })
+}
+
+/// The tenant's exports, newest first.
+#[utoipa::path(get, path = "/v1/exports", tag = "exports", params(ListParams),
+    responses(
+        (status = 200, body = TaskPage<ExportInfo>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    uri: Uri,
+) -> ApiResult<Json<TaskPage<ExportInfo>>> {
+    Ok(Json(list_tasks(&state, &p, &uri, TaskKind::Export, ExportInfo::of).await?))
+}
+
+/// One export: status (QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED), records and bytes written,
+/// times, and the reason of a failure.
+#[utoipa::path(get, path = "/v1/exports/{id}", tag = "exports",
+    params(("id" = String, Path, description = "The export id")),
+    responses(
+        (status = 200, body = ExportInfo),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ExportInfo>> {
+    Ok(Json(ExportInfo::of(&task_of(&state, &p, TaskKind::Export, &id).await?)?))
+}
+
+/// Where to fetch an archive from (AWS: a presigned URL valid for five minutes).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownloadLink {
+    pub url: String,
+    pub expires_in_seconds: u64,
+    pub file_name: String,
+}
+
+/// Download a finished export: `303` to a short-lived link (AWS), or the archive itself
+/// (embedded store). Recorded as DATA_EXPORT_DOWNLOAD.
+#[utoipa::path(get, path = "/v1/exports/{id}/download", tag = "exports",
+    params(("id" = String, Path, description = "The export id")),
+    responses(
+        (status = 200, description = "the archive", content_type = "application/octet-stream"),
+        (status = 303, body = DownloadLink, description = "fetch the archive from `Location`"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "not finished"),
+        (status = 410, body = Problem, content_type = "application/problem+json", description = "expired"),
+    ))]
+pub async fn download(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let task = task_of(&state, &p, TaskKind::Export, &id).await?;
+    let body: ExportBody = task.body()?;
+    match task.status {
+        TaskStatus::Succeeded => {}
+        TaskStatus::Expired => return Err(ApiError::Gone(format!("export `{id}` expired; create it again"))),
+        other => {
+            return Err(ApiError::Conflict(format!(
+                "export `{id}` is {}; it can be downloaded once it is SUCCEEDED",
+                other.as_str()
+            )));
+        }
+    }
+    let key = archive_key(&task, &body.spec)?;
+    let file_name = body.spec.file_name();
+    let link = state.blobs.download_url(&key, LINK_TTL).await?;
+    let opened = match link {
+        Some(_) => None,
+        None => Some(state.blobs.open(&key).await?.ok_or_else(|| ApiError::Gone(format!("export `{id}` is gone")))?),
+    };
+    audit(&state, &p, "DATA_EXPORT_DOWNLOAD", json!({"export_id": id, "bytes": body.bytes, "records": body.records}))
+        .await?;
+    if let Some(url) = link {
+        let mut resp = (
+            StatusCode::SEE_OTHER,
+            Json(DownloadLink { url: url.clone(), expires_in_seconds: LINK_TTL.as_secs(), file_name }),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&url) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(resp);
+    }
+    let (reader, len) = opened.expect("opened when there is no link");
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024);
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(body.spec.content_type()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"auditrail-{id}-{file_name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// Delete an export: its archive (or its unfinished upload) and its task. A running worker
+/// notices and stops.
+#[utoipa::path(delete, path = "/v1/exports/{id}", tag = "exports",
+    params(("id" = String, Path, description = "The export id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let task = task_of(&state, &p, TaskKind::Export, &id).await?;
+    let body: ExportBody = task.body()?;
+    let key = archive_key(&task, &body.spec)?;
+    state.tasks.delete_task(&p.tenant_id, TaskKind::Export, &id).await?;
+    if let Some(c) = &body.checkpoint {
+        state.blobs.abort_upload(&key, &c.upload_id).await?;
+    }
+    state.blobs.delete(&key).await?;
+    audit(&state, &p, "DATA_EXPORT_DELETE", json!({"export_id": id, "status": task.status})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Schedule an export: a cron expression (or a rate) and a window relative to each run.
+#[utoipa::path(post, path = "/v1/export-schedules", tag = "exports",
+    request_body(content = ScheduleRequest, content_type = "application/json"),
+    responses(
+        (status = 201, body = ScheduleInfo),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_schedule(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: ScheduleRequest = parse_json(&body, "body")?;
+    let mut task = Task::new(&p.tenant_id, TaskKind::ExportSchedule, TaskStatus::Active, &Value::Null);
+    let body = schedule::resolve(req, &p.tenant_id, &state.cursor_key, &state.sealer, &task.id, p.actor(), Utc::now())?;
+    task.set_body(&body);
+    state.note_tenant(&p.tenant_id).await?;
+    state.tasks.create_task(&mut task).await?;
+    let info = ScheduleInfo::of(&task)?;
+    audit(
+        &state,
+        &p,
+        "DATA_EXPORT_CHANGED",
+        json!({"schedule_id": task.id, "created": {"name": info.name, "cron": info.cron, "every_minutes": info.every_minutes,
+               "window": info.window, "filter": info.filter, "encrypted": info.encrypted}}),
+    )
+    .await?;
+    let mut resp = (StatusCode::CREATED, Json(info)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/export-schedules/{}", task.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// The tenant's export schedules, newest first.
+#[utoipa::path(get, path = "/v1/export-schedules", tag = "exports", params(ListParams),
+    responses(
+        (status = 200, body = TaskPage<ScheduleInfo>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_schedules(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    uri: Uri,
+) -> ApiResult<Json<TaskPage<ScheduleInfo>>> {
+    Ok(Json(list_tasks(&state, &p, &uri, TaskKind::ExportSchedule, ScheduleInfo::of).await?))
+}
+
+/// Stop and remove a schedule (its past exports stay).
+#[utoipa::path(delete, path = "/v1/export-schedules/{id}", tag = "exports",
+    params(("id" = String, Path, description = "The schedule id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_schedule(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    task_of(&state, &p, TaskKind::ExportSchedule, &id).await?;
+    state.tasks.delete_task(&p.tenant_id, TaskKind::ExportSchedule, &id).await?;
+    audit(&state, &p, "DATA_EXPORT_CHANGED", json!({"schedule_id": id, "deleted": true})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,51 @@
+//! The periodic work: retention purges, export expiry, scheduled exports, and re-queueing jobs
+//! whose worker died. Run by the `scheduler` function (EventBridge Scheduler) in AWS and by a
+//! loop in `auditrail serve`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::api::AppState;
+use crate::export::{schedule, worker};
+use crate::jobs::{self, TaskKind};
+use crate::retention::{self, PurgeReport};
+use crate::store::StoreResult;
+
+#[derive(Debug, Default, Serialize)]
+pub struct TickReport {
+    pub purged: Vec<PurgeReport>,
+    pub exports_expired: u64,
+    pub scheduled_exports: Vec<String>,
+    pub requeued: usize,
+}
+
+/// One round. `purge` includes the retention purge (hourly is enough; the rest runs every
+/// minute locally, every few minutes in AWS). One tenant's failure does not stop the others.
+pub async fn tick(state: &AppState, now: DateTime<Utc>, purge: bool) -> StoreResult<TickReport> {
+    let mut report = TickReport::default();
+    if purge {
+        report.purged = retention::purge_all(&*state.records, &*state.blobs, &*state.settings, now).await?;
+        for tenant in state.settings.tenants().await? {
+            match worker::expire(&*state.tasks, &*state.blobs, &*state.records, &tenant, now).await {
+                Ok(n) => report.exports_expired += n,
+                Err(e) => tracing::error!(tenant = %tenant, error = %e, "export expiry failed"),
+            }
+        }
+    }
+    report.scheduled_exports = schedule::run_due(
+        &*state.tasks,
+        &*state.records,
+        &*state.settings,
+        &state.sealer,
+        &state.cursor_key,
+        now,
+    )
+    .await?;
+    for kind in [TaskKind::Export, TaskKind::Erasure] {
+        report.requeued += jobs::requeue_expired(&*state.tasks, kind, now).await?;
+    }
+    if !report.scheduled_exports.is_empty() || report.requeued > 0 {
+        state.jobs_queued.notify_waiters();
+    }
+    Ok(report)
+}
