@@ -60,7 +60,11 @@ fn problem(status: reqwest::StatusCode, body: &str) -> anyhow::Error {
         Ok(v) => {
             let mut msg = format!("{status}: {}", v["detail"].as_str().unwrap_or(""));
             for e in v["errors"].as_array().into_iter().flatten() {
-                msg.push_str(&format!("\n  {}: {}", e["field"].as_str().unwrap_or("?"), e["reason"].as_str().unwrap_or("")));
+                msg.push_str(&format!(
+                    "\n  {}: {}",
+                    e["field"].as_str().unwrap_or("?"),
+                    e["reason"].as_str().unwrap_or("")
+                ));
             }
             anyhow::anyhow!(msg)
         }
@@ -97,7 +101,12 @@ pub async fn run(args: ExportArgs, config: &Config) -> anyhow::Result<()> {
     }
     let base = args.server.trim_end_matches('/');
     let http = reqwest::Client::new();
-    let resp = http.post(format!("{base}/v1/exports")).bearer_auth(&token).json(&body).send().await
+    let resp = http
+        .post(format!("{base}/v1/exports"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
         .with_context(|| format!("cannot reach {base}"))?;
     let status = resp.status();
     let text = resp.text().await?;
@@ -145,9 +154,7 @@ pub async fn run(args: ExportArgs, config: &Config) -> anyhow::Result<()> {
     }
     let total = resp.content_length().or(done["bytes"].as_u64()).unwrap_or(0);
     let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}").expect("template"),
-    );
+    bar.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}").expect("template"));
     let tmp = args.out.with_extension("part");
     let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     while let Some(chunk) = resp.chunk().await? {

@@ -32,15 +32,9 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>, purge: bool) -> StoreRes
             }
         }
     }
-    report.scheduled_exports = schedule::run_due(
-        &*state.tasks,
-        &*state.records,
-        &*state.settings,
-        &state.sealer,
-        &state.cursor_key,
-        now,
-    )
-    .await?;
+    report.scheduled_exports =
+        schedule::run_due(&*state.tasks, &*state.records, &*state.settings, &state.sealer, &state.cursor_key, now)
+            .await?;
     for kind in [TaskKind::Export, TaskKind::Erasure] {
         report.requeued += jobs::requeue_expired(&*state.tasks, kind, now).await?;
     }

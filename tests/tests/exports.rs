@@ -143,12 +143,7 @@ async fn a_password_archive_opens_in_7zip_with_aes256_and_holds_exactly_the_filt
 #[tokio::test]
 async fn gzip_jsonl_and_plain_csv_exports_hold_the_filter() {
     let app = seeded().await;
-    let t = export(
-        &app,
-        "acme",
-        json!({"filter": {"user": "bob"}, "format": "jsonl", "compression": "gzip"}),
-    )
-    .await;
+    let t = export(&app, "acme", json!({"filter": {"user": "bob"}, "format": "jsonl", "compression": "gzip"})).await;
     assert_eq!(t["status"], "SUCCEEDED", "{t:#}");
     assert_eq!(t["file_name"], "events.jsonl.gz");
     let bytes = download(&app, "acme", t["id"].as_str().unwrap()).await;
@@ -196,7 +191,11 @@ async fn every_password_rule_violation_is_named() {
     r.assert_problem(400);
     assert_eq!(r.error_fields(), vec!["compression"]);
     let r = app
-        .post_json("/v1/exports", &tok, &json!({"filter": {"action": "NO_SUCH", "limit": 5, "from": "yesterday"}, "tz": "Mars/Base"}))
+        .post_json(
+            "/v1/exports",
+            &tok,
+            &json!({"filter": {"action": "NO_SUCH", "limit": 5, "from": "yesterday"}, "tz": "Mars/Base"}),
+        )
         .await;
     r.assert_problem(400);
     let mut fields = r.error_fields();
@@ -208,8 +207,16 @@ async fn every_password_rule_violation_is_named() {
     r.assert_problem(400);
     let r = app.post_json("/v1/exports", &tok, &json!({"filters": {}})).await;
     r.assert_problem(400);
-    assert!(app.state.tasks.list_tasks("acme", TaskKind::Export, PageRequest { limit: 10, after: None }).await.unwrap().0.is_empty(),
-        "nothing stored for a refused request");
+    assert!(
+        app.state
+            .tasks
+            .list_tasks("acme", TaskKind::Export, PageRequest { limit: 10, after: None })
+            .await
+            .unwrap()
+            .0
+            .is_empty(),
+        "nothing stored for a refused request"
+    );
 }
 
 #[tokio::test]
@@ -218,7 +225,11 @@ async fn exports_are_tenant_bound_role_checked_audited_and_never_hold_the_passwo
     let t = export(&app, "acme", json!({"password": PW})).await;
     let id = t["id"].as_str().unwrap();
     let globex = analyst(&app, "globex");
-    for (m, path) in [("GET", format!("/v1/exports/{id}")), ("GET", format!("/v1/exports/{id}/download")), ("DELETE", format!("/v1/exports/{id}"))] {
+    for (m, path) in [
+        ("GET", format!("/v1/exports/{id}")),
+        ("GET", format!("/v1/exports/{id}/download")),
+        ("DELETE", format!("/v1/exports/{id}")),
+    ] {
         let (status, _, _) = app.raw(m, &path, &globex).await;
         assert_eq!(status, 404, "{m} {path} from another tenant");
     }
@@ -237,7 +248,10 @@ async fn exports_are_tenant_bound_role_checked_audited_and_never_hold_the_passwo
     assert_eq!(status, 404);
 
     // Audit: create, download, delete recorded; the password appears nowhere in the store.
-    let f = auditrail_shared::store::EventFilter::window(chrono::Utc::now() - chrono::Duration::days(1), chrono::Utc::now() + chrono::Duration::days(1));
+    let f = auditrail_shared::store::EventFilter::window(
+        chrono::Utc::now() - chrono::Duration::days(1),
+        chrono::Utc::now() + chrono::Duration::days(1),
+    );
     let page = app.state.records.query("acme", &f, PageRequest { limit: 1000, after: None }).await.unwrap();
     let actions: Vec<&str> = page.records.iter().map(|r| r.action.as_str()).collect();
     for a in ["DATA_EXPORT_CREATE", "DATA_EXPORT_DOWNLOAD", "DATA_EXPORT_DELETE"] {
@@ -275,7 +289,9 @@ async fn a_schedule_runs_yesterdays_export_once_and_records_it() {
         .await;
     assert_eq!(r.status, 201, "{:#}", r.body);
     assert_eq!(r.body["encrypted"], true);
-    let bad = app.post_json("/v1/export-schedules", &admin, &json!({"name": "x", "cron": "every day", "window": "yesterday"})).await;
+    let bad = app
+        .post_json("/v1/export-schedules", &admin, &json!({"name": "x", "cron": "every day", "window": "yesterday"}))
+        .await;
     bad.assert_problem(400);
     assert_eq!(bad.error_fields(), vec!["cron"]);
 

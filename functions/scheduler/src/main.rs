@@ -20,8 +20,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let purge = now.minute() < 5;
             let r = housekeeping::tick(&state, now, purge).await?;
             let deleted: u64 = r.purged.iter().flat_map(|p| p.deleted.values()).sum();
-            tracing::info!(deleted, expired = r.exports_expired, scheduled = r.scheduled_exports.len(),
-                requeued = r.requeued, "housekeeping done");
+            tracing::info!(
+                deleted,
+                expired = r.exports_expired,
+                scheduled = r.scheduled_exports.len(),
+                requeued = r.requeued,
+                "housekeeping done"
+            );
             Ok::<_, lambda_runtime::Error>(json!({
                 "deleted": deleted, "exports_expired": r.exports_expired,
                 "scheduled_exports": r.scheduled_exports, "requeued": r.requeued,

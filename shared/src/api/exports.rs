@@ -53,7 +53,11 @@ async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> A
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create(State(state): State<AppState>, Extension(p): Extension<Principal>, body: Bytes) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let req: ExportRequest = parse_json(&body, "body")?;
     let resolved = export::resolve(req, &p.tenant_id, &state.cursor_key, Utc::now())?;
     state.note_tenant(&p.tenant_id).await?;
@@ -117,7 +121,14 @@ async fn list_tasks<T>(
     };
     let (tasks, next) = state.tasks.list_tasks(&p.tenant_id, kind, PageRequest { limit, after }).await?;
     let next_cursor = next.map(|pos| {
-        state.cursor_key.seal(&CursorBody { v: 1, t: p.tenant_id.clone(), f: kind.as_str().into(), from: 0, to: 0, p: pos })
+        state.cursor_key.seal(&CursorBody {
+            v: 1,
+            t: p.tenant_id.clone(),
+            f: kind.as_str().into(),
+            from: 0,
+            to: 0,
+            p: pos,
+        })
     });
     Ok(TaskPage { items: tasks.iter().map(show).collect::<Result<_, _>>()?, next_cursor })
 }

@@ -29,11 +29,11 @@ pub use guard::{GatewayClaims, Operation, record_denial};
 use crate::auth::Authenticator;
 use crate::error::ApiError;
 use crate::error_report::MAX_REPORT_BYTES;
+use crate::export::password::Sealer;
+use crate::export::writer::Limits;
 use crate::ingest::MAX_BATCH_BYTES;
 use crate::query::CursorKey;
 use crate::record::ValidationLimits;
-use crate::export::password::Sealer;
-use crate::export::writer::Limits;
 use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore, TaskStore};
 
 /// Everything a handler may need, built once per process.
@@ -79,6 +79,7 @@ impl AppState {
             lease: chrono::Duration::minutes(5),
             margin: std::time::Duration::from_secs(60),
             owner: owner.to_owned(),
+            page: crate::export::worker::PAGE,
         }
     }
 }

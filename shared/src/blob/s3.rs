@@ -149,11 +149,7 @@ impl S3BlobStore {
             .send()
             .await
             .map_err(|e| classify(e, &self.bucket))?;
-        Ok(out
-            .uploads()
-            .iter()
-            .filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned())))
-            .collect())
+        Ok(out.uploads().iter().filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned()))).collect())
     }
 
     /// Creates the bucket (tests and dev).
@@ -297,7 +293,10 @@ mod tests {
         // Two parts, the first under S3's 5 MiB minimum: completing fails with EntityTooSmall.
         let e1 = s3.put_part(&key, &id, 1, Bytes::from(vec![1u8; 1024])).await.unwrap();
         let e2 = s3.put_part(&key, &id, 2, Bytes::from(vec![2u8; 1024])).await.unwrap();
-        assert_eq!(s3.uploads_under("tenants/acme/").await.unwrap(), vec![("tenants/acme/exports/big.zip".to_owned(), id.clone())]);
+        assert_eq!(
+            s3.uploads_under("tenants/acme/").await.unwrap(),
+            vec![("tenants/acme/exports/big.zip".to_owned(), id.clone())]
+        );
         let err = s3.complete_multipart(&key, &id, &[(1, e1), (2, e2)]).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
         assert!(s3.uploads_under("tenants/acme/").await.unwrap().is_empty(), "aborted, no orphan parts");

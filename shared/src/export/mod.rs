@@ -103,6 +103,9 @@ pub struct Checkpoint {
     /// Records in the uploaded parts.
     pub records: u64,
     pub writer: WriterState,
+    /// Every part is uploaded; only completing the upload is left.
+    #[serde(default)]
+    pub finishing: bool,
 }
 
 /// The export task's body.

@@ -19,8 +19,8 @@ use crate::store::{BlobKey, BlobStore, PageRequest, RecordStore, SettingsStore, 
 
 /// Transient failures (throttling) are retried by handing the task back this many times.
 const MAX_ATTEMPTS: u32 = 5;
-/// Records per query page.
-const PAGE: usize = 1000;
+/// Records per query page (a part can only end at a page boundary).
+pub const PAGE: usize = 1000;
 
 /// What one `run` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,8 @@ pub struct ExportWorker {
     /// Stop (after a checkpoint) when less than this is left before the deadline.
     pub margin: std::time::Duration,
     pub owner: String,
+    /// Records per query page.
+    pub page: usize,
 }
 
 impl ExportWorker {
@@ -146,6 +148,9 @@ impl ExportWorker {
                 c
             }
         };
+        if ck.finishing {
+            return self.complete(task, body, &ck, &key).await;
+        }
         let spec = body.spec.clone();
         let mut writer = ArchiveWriter::new(
             spec.view,
@@ -160,7 +165,8 @@ impl ExportWorker {
         let mut cursor = ck.cursor.clone();
         let mut pending = 0u64;
         loop {
-            let page = self.records.query(&tenant, &spec.filter, PageRequest { limit: PAGE, after: cursor }).await?;
+            let page =
+                self.records.query(&tenant, &spec.filter, PageRequest { limit: self.page, after: cursor }).await?;
             writer.write(&page.records)?;
             pending += page.records.len() as u64;
             cursor = page.next;
@@ -179,8 +185,10 @@ impl ExportWorker {
             pending = 0;
             ck.writer = writer.state().clone();
             if last {
-                self.blobs.complete_upload(&key, &ck.upload_id, &ck.parts).await?;
-                return self.succeed(task, body, &ck, &key).await;
+                ck.finishing = true;
+                body.checkpoint = Some(ck.clone());
+                self.save(task, body).await?;
+                return self.complete(task, body, &ck, &key).await;
             }
             body.checkpoint = Some(ck.clone());
             self.save(task, body).await?;
@@ -190,6 +198,22 @@ impl ExportWorker {
                 return Ok(Outcome::Released);
             }
         }
+    }
+
+    /// Completes the upload; if a killed worker already completed it, the archive is there.
+    async fn complete(
+        &self,
+        task: &mut Task,
+        body: &mut ExportBody,
+        ck: &Checkpoint,
+        key: &BlobKey,
+    ) -> Result<Outcome, Stop> {
+        match self.blobs.complete_upload(key, &ck.upload_id, &ck.parts).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) if self.blobs.open(key).await?.is_some() => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.succeed(task, body, ck, key).await
     }
 
     async fn succeed(

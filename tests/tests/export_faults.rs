@@ -1,0 +1,315 @@
+//! Export workers killed at points spread over the whole run (before and after part uploads,
+//! mid-page, before completion) finish a valid archive with every record exactly once; an
+//! S3 failure ends in FAILED with no multipart upload left behind.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use auditrail_shared::auth::Role;
+use auditrail_shared::export::worker::Outcome;
+use auditrail_shared::export::writer::Limits;
+use auditrail_shared::jobs::{Task, TaskKind, TaskStatus};
+use auditrail_shared::record::{Category, Record};
+use auditrail_shared::store::{
+    AppendOutcome, BlobKey, BlobReader, BlobStore, EventFilter, PageRequest, Position, RecordPage, RecordStore,
+    StoreError, StoreResult, TaskStore,
+};
+use auditrail_tests::{TestApp, event};
+use bytes::Bytes;
+use serde_json::json;
+
+/// Counts port calls; the call numbered `at` never returns (the worker is "killed" there).
+struct Killer {
+    calls: AtomicI64,
+    at: i64,
+    hit: tokio::sync::Notify,
+    /// What each call was, in order (to aim at particular points).
+    log: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Killer {
+    fn new(at: i64) -> Arc<Self> {
+        Arc::new(Self { calls: AtomicI64::new(0), at, hit: tokio::sync::Notify::new(), log: Default::default() })
+    }
+    async fn gate(&self, what: &'static str) {
+        self.log.lock().unwrap().push(what);
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+            self.hit.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+struct R(Arc<dyn RecordStore>, Arc<Killer>);
+struct T(Arc<dyn TaskStore>, Arc<Killer>);
+struct B(Arc<dyn BlobStore>, Arc<Killer>, bool);
+
+#[async_trait]
+impl RecordStore for R {
+    async fn append(&self, t: &str, r: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
+        self.0.append(t, r).await
+    }
+    async fn get(&self, t: &str, id: &str) -> StoreResult<Option<Record>> {
+        self.0.get(t, id).await
+    }
+    async fn purge(
+        &self,
+        t: &str,
+        c: Category,
+        b: chrono::DateTime<chrono::Utc>,
+        l: usize,
+    ) -> StoreResult<Vec<Record>> {
+        self.0.purge(t, c, b, l).await
+    }
+    async fn query(&self, t: &str, f: &EventFilter, p: PageRequest) -> StoreResult<RecordPage> {
+        self.1.gate("query-before").await;
+        let page = self.0.query(t, f, p).await?;
+        self.1.gate("query-after").await;
+        Ok(page)
+    }
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+}
+
+#[async_trait]
+impl TaskStore for T {
+    async fn create_task(&self, t: &mut Task) -> StoreResult<()> {
+        self.0.create_task(t).await
+    }
+    async fn get_task(&self, t: &str, k: TaskKind, id: &str) -> StoreResult<Option<Task>> {
+        self.1.gate("get-task").await;
+        self.0.get_task(t, k, id).await
+    }
+    async fn list_tasks(&self, t: &str, k: TaskKind, p: PageRequest) -> StoreResult<(Vec<Task>, Option<Position>)> {
+        self.0.list_tasks(t, k, p).await
+    }
+    async fn save_task(&self, t: &mut Task) -> StoreResult<()> {
+        self.1.gate("save-before").await;
+        self.0.save_task(t).await?;
+        self.1.gate("save-after").await;
+        Ok(())
+    }
+    async fn delete_task(&self, t: &str, k: TaskKind, id: &str) -> StoreResult<()> {
+        self.0.delete_task(t, k, id).await
+    }
+    async fn active_tasks(&self, k: TaskKind, l: usize) -> StoreResult<Vec<Task>> {
+        self.0.active_tasks(k, l).await
+    }
+}
+
+#[async_trait]
+impl BlobStore for B {
+    async fn put(&self, k: &BlobKey, b: Bytes, ct: &str) -> StoreResult<()> {
+        self.0.put(k, b, ct).await
+    }
+    async fn get(&self, k: &BlobKey) -> StoreResult<Option<Bytes>> {
+        self.0.get(k).await
+    }
+    async fn open(&self, k: &BlobKey) -> StoreResult<Option<(BlobReader, u64)>> {
+        self.0.open(k).await
+    }
+    async fn delete(&self, k: &BlobKey) -> StoreResult<()> {
+        self.0.delete(k).await
+    }
+    async fn start_upload(&self, k: &BlobKey, ct: &str) -> StoreResult<String> {
+        self.1.gate("start-before").await;
+        let id = self.0.start_upload(k, ct).await?;
+        self.1.gate("start-after").await;
+        Ok(id)
+    }
+    async fn upload_part(&self, k: &BlobKey, id: &str, n: i32, b: Bytes) -> StoreResult<String> {
+        if self.2 && n >= 2 {
+            return Err(StoreError::Backend(anyhow::anyhow!("S3 UploadPart failed: InternalError (injected)")));
+        }
+        self.1.gate("part-before").await;
+        let tag = self.0.upload_part(k, id, n, b).await?;
+        self.1.gate("part-after").await;
+        Ok(tag)
+    }
+    async fn complete_upload(&self, k: &BlobKey, id: &str, p: &[(i32, String)]) -> StoreResult<()> {
+        self.1.gate("complete-before").await;
+        self.0.complete_upload(k, id, p).await?;
+        self.1.gate("complete-after").await;
+        Ok(())
+    }
+    async fn abort_upload(&self, k: &BlobKey, id: &str) -> StoreResult<()> {
+        self.0.abort_upload(k, id).await
+    }
+    async fn open_uploads(&self, t: &str, a: &str) -> StoreResult<Vec<(String, String)>> {
+        self.0.open_uploads(t, a).await
+    }
+    async fn download_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
+        self.0.download_url(k, ttl).await
+    }
+}
+
+/// Records big enough that the export spans several parts on either back end (S3 parts are at
+/// least 5 MiB; the embedded store's minimum is lowered for this test).
+async fn seeded() -> (TestApp, Vec<String>, Limits) {
+    let mut app = TestApp::new().await;
+    let (n, pad, part) = if auditrail_tests::backend() == "dynamodb" {
+        (2000, 4500, auditrail_shared::store::MIN_PART_BYTES)
+    } else {
+        (1500, 600, 64 * 1024)
+    };
+    if auditrail_tests::backend() == "sqlite" {
+        let blobs =
+            auditrail_shared::blob::fs::FsBlobStore::open(&app.dir.path().join("blobs")).unwrap().with_min_part(part);
+        app.state.blobs = Arc::new(blobs);
+    }
+    let mut ids = Vec::new();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                // Pseudo-random text: compresses about as badly as real payload data.
+                let noise: String = (0..pad)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        char::from(
+                            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[(seed % 62) as usize],
+                        )
+                    })
+                    .collect();
+                let mut e = event(&format!("k{i:05}"), 30 + (*i as i64 % 600), "CREATE_EVALUATION", "alice", "OK");
+                e["description"] = json!({"note": noise});
+                ids.push(format!("k{i:05}"));
+                e
+            })
+            .collect();
+        app.ingest("acme", &batch).await;
+    }
+    ids.sort();
+    (app, ids, Limits { part_bytes: part, entry_raw_bytes: 512 << 20, level: 1 })
+}
+
+fn worker(
+    app: &TestApp,
+    killer: &Arc<Killer>,
+    limits: Limits,
+    fail_s3: bool,
+) -> auditrail_shared::export::worker::ExportWorker {
+    let mut w = app.state.export_worker("w");
+    w.records = Arc::new(R(app.state.records.clone(), killer.clone()));
+    w.tasks = Arc::new(T(app.state.tasks.clone(), killer.clone()));
+    w.blobs = Arc::new(B(app.state.blobs.clone(), killer.clone(), fail_s3));
+    w.limits = limits;
+    w.lease = chrono::Duration::milliseconds(300);
+    w.page = 100;
+    w
+}
+
+async fn create(app: &TestApp) -> String {
+    let tok = app.token("acme", &[Role::ComplianceAnalyst]);
+    let r = app
+        .post_json("/v1/exports", &tok, &json!({"filter": {"action": "CREATE_EVALUATION"}, "password": "Kill_me_1"}))
+        .await;
+    assert_eq!(r.status, 202, "{:#}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+/// The archive's record ids, read back with 7-Zip.
+async fn archive_ids(app: &TestApp, id: &str) -> Vec<String> {
+    let tok = app.token("acme", &[Role::ComplianceAnalyst]);
+    let (status, headers, mut bytes) = app.raw("GET", &format!("/v1/exports/{id}/download"), &tok).await;
+    if status == 303 {
+        bytes = reqwest::get(headers["location"].to_str().unwrap()).await.unwrap().bytes().await.unwrap().to_vec();
+    } else {
+        assert_eq!(status, 200);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.zip"), &bytes).unwrap();
+    let out = std::process::Command::new("7z")
+        .args(["x", "-pKill_me_1", "-y", "-oout", "a.zip"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let mut ids = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        // The ID is the last column; descriptions here have no line breaks.
+        ids.extend(text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().to_owned()));
+    }
+    assert!(files.len() >= 2, "several parts/entries: {files:?}");
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn workers_killed_anywhere_still_produce_every_record_exactly_once() {
+    let (app, want, limits) = seeded().await;
+    // A clean run counts the port calls, so kill points can be spread over the whole run.
+    let id = create(&app).await;
+    let counter = Killer::new(i64::MAX);
+    let w = worker(&app, &counter, limits, false);
+    assert_eq!(w.run("acme", &id, None).await.unwrap(), Outcome::Finished(TaskStatus::Succeeded));
+    let total = counter.calls.load(Ordering::SeqCst);
+    let log = counter.log.lock().unwrap().clone();
+    let first = |what: &str| log.iter().position(|w| *w == what).expect("the clean run made that call") as i64 + 1;
+    // Inside the first part upload (not sent / sent but not recorded), and just before completing.
+    let aimed = [first("part-before"), first("part-after"), first("complete-before")];
+    assert!(total > 12, "{total} calls");
+    assert_eq!(archive_ids(&app, &id).await, want);
+
+    // Early, mid-page, around every kind of call, and just before the end.
+    let points: Vec<i64> = if auditrail_tests::backend() == "dynamodb" {
+        // The emulator is slow with 5 MiB parts: fewer spread points.
+        vec![2, total / 2, total - 1]
+    } else {
+        vec![1, 2, 3, total / 5, total / 3, total / 2, 2 * total / 3, total - 3, total - 1]
+    }
+    .into_iter()
+    .chain(aimed)
+    .collect();
+    for at in points {
+        let id = create(&app).await;
+        let killer = Killer::new(at);
+        let doomed = worker(&app, &killer, limits, false);
+        tokio::select! {
+            r = doomed.run("acme", &id, None) => panic!("kill point {at} of {total} was never reached: {r:?}"),
+            _ = killer.hit.notified() => {}
+        }
+        // The dead worker's lease runs out; the next worker continues from its checkpoint.
+        tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+        let next = worker(&app, &Killer::new(i64::MAX), limits, false);
+        let mut outcome = next.run("acme", &id, None).await.unwrap();
+        for _ in 0..3 {
+            if outcome != Outcome::Skipped {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+            outcome = next.run("acme", &id, None).await.unwrap();
+        }
+        assert_eq!(outcome, Outcome::Finished(TaskStatus::Succeeded), "kill at call {at} of {total}");
+        assert_eq!(archive_ids(&app, &id).await, want, "kill at call {at} of {total}");
+        assert!(
+            app.state.blobs.open_uploads("acme", "exports").await.unwrap().is_empty(),
+            "kill at call {at}: no upload left open"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_s3_failure_ends_in_failed_and_leaves_no_multipart_upload() {
+    let (app, _, limits) = seeded().await;
+    let id = create(&app).await;
+    let w = worker(&app, &Killer::new(i64::MAX), limits, true);
+    assert_eq!(w.run("acme", &id, None).await.unwrap(), Outcome::Finished(TaskStatus::Failed));
+    let tok = app.token("acme", &[Role::ComplianceAnalyst]);
+    let t = app.get(&format!("/v1/exports/{id}"), &tok).await;
+    assert_eq!(t.body["status"], "FAILED");
+    assert!(t.body["error"].as_str().unwrap().contains("UploadPart failed"), "{:#}", t.body);
+    assert!(app.state.blobs.open_uploads("acme", "exports").await.unwrap().is_empty(), "upload aborted");
+    let r = app.get(&format!("/v1/exports/{id}/download"), &tok).await;
+    r.assert_problem(409);
+    let task = app.state.tasks.get_task("acme", TaskKind::Export, &id).await.unwrap().unwrap();
+    assert!(!task.body.to_string().contains("sealed_password"), "the password is dropped when the task ends");
+}
