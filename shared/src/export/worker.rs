@@ -313,3 +313,41 @@ pub async fn expire(
     }
     Ok(expired)
 }
+
+/// The export tasks a DynamoDB stream event asks to run, as (sequence number, tenant, id):
+/// records whose new image is an export task in QUEUED.
+pub fn tasks_in_stream_event(event: &serde_json::Value) -> Vec<(String, String, String)> {
+    let s = |v: &serde_json::Value, k: &str| v[k]["S"].as_str().map(str::to_owned);
+    event["Records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let image = &r["dynamodb"]["NewImage"];
+            if s(image, "kind")? != TaskKind::Export.as_str() || s(image, "status")? != TaskStatus::Queued.as_str() {
+                return None;
+            }
+            let seq = r["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default().to_owned();
+            Some((seq, s(image, "tenant")?, s(image, "sk")?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_events_start_only_queued_exports() {
+        let rec = |kind: &str, status: &str, seq: &str| {
+            serde_json::json!({"eventName": "MODIFY", "dynamodb": {"SequenceNumber": seq, "NewImage": {
+                "pk": {"S": "T#acme#J#export"}, "sk": {"S": "01JTASK"}, "tenant": {"S": "acme"},
+                "kind": {"S": kind}, "status": {"S": status}, "ver": {"N": "3"}}}})
+        };
+        let event = serde_json::json!({"Records": [
+            rec("export", "QUEUED", "1"), rec("export", "RUNNING", "2"), rec("erasure", "QUEUED", "3"),
+            {"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "4", "OldImage": {}}}
+        ]});
+        assert_eq!(tasks_in_stream_event(&event), vec![("1".into(), "acme".into(), "01JTASK".into())]);
+    }
+}
