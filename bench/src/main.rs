@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 mod dynamo;
+mod export;
 
 #[derive(Parser)]
 struct Args {
@@ -40,6 +41,18 @@ struct Args {
     /// amplification per filter.
     #[arg(long)]
     dynamodb: Option<usize>,
+    /// Instead: export figures for these record counts (comma-separated), e.g. 10000,1000000,5000000.
+    #[arg(long, value_delimiter = ',')]
+    export: Vec<usize>,
+    /// Deflate levels to compare in the export figures.
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    level: Vec<u32>,
+    #[arg(long, hide = true)]
+    export_child: Option<usize>,
+    #[arg(long, hide = true, default_value = "zip")]
+    child_compression: String,
+    #[arg(long, hide = true, default_value = "")]
+    child_out: String,
 }
 
 const ACTIONS: [(&str, Option<&str>); 12] = [
@@ -151,6 +164,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(n) = args.dynamodb {
         return dynamo::run(n).await;
+    }
+    if let Some(n) = args.export_child {
+        return export::child(n, &args.child_compression, args.level[0], &args.child_out);
+    }
+    if !args.export.is_empty() {
+        return export::run(&args.export, &args.level);
     }
     cpu_path(args.cpu_records);
 
