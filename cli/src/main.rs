@@ -155,14 +155,19 @@ async fn housekeeping_loop(state: AppState, purge_every: std::time::Duration, sc
     }
 }
 
-/// The in-process job worker (the export-worker function does this in AWS): runs queued
-/// exports when one is created, and every few seconds.
+/// The in-process job workers (the export-worker and dpo-worker functions in AWS): run queued
+/// exports and erasures when one is created, and every few seconds.
 async fn job_loop(state: AppState) {
-    let worker = state.export_worker(&format!("serve-{}", ulid::Ulid::generate()));
+    let owner = format!("serve-{}", ulid::Ulid::generate());
+    let exports = state.export_worker(&owner);
+    let erasures = state.erasure_worker(&owner);
     loop {
         let woken = state.jobs_queued.notified();
-        if let Err(e) = worker.run_pending().await {
+        if let Err(e) = exports.run_pending().await {
             tracing::error!(error = %e, "export worker failed");
+        }
+        if let Err(e) = erasures.run_pending().await {
+            tracing::error!(error = %e, "erasure worker failed");
         }
         tokio::select! {
             _ = woken => {}

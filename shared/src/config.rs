@@ -112,6 +112,7 @@ impl Config {
             + crate::store::RequestStore
             + crate::store::SettingsStore
             + crate::store::TaskStore
+            + crate::store::SubjectStore
             + Clone,
         B: crate::store::BlobStore,
     {
@@ -119,6 +120,7 @@ impl Config {
             requests: Arc::new(records.clone()),
             settings: Arc::new(records.clone()),
             tasks: Arc::new(records.clone()),
+            subjects: Arc::new(records.clone()),
             records: Arc::new(records),
             blobs: Arc::new(blobs),
             auth: Arc::new(self.authenticator()?),

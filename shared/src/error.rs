@@ -79,6 +79,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("gone: {0}")]
     Gone(String),
+    /// Too many results to answer usefully; the caller should narrow the request.
+    #[error("too many results: {0}")]
+    TooMany(String),
     #[error("storage busy, retry")]
     Unavailable,
     #[error("internal error")]
@@ -104,6 +107,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Gone(_) => StatusCode::GONE,
+            Self::TooMany(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,6 +124,7 @@ impl ApiError {
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
             Self::Gone(_) => "gone",
+            Self::TooMany(_) => "narrow-your-search",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -140,7 +145,8 @@ impl ApiError {
             | Self::Forbidden(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
-            | Self::Gone(d) => (d.clone(), Vec::new()),
+            | Self::Gone(d)
+            | Self::TooMany(d) => (d.clone(), Vec::new()),
             Self::Unavailable => ("the store is throttling requests; retry with backoff".into(), Vec::new()),
             Self::Internal(_) => ("an internal error occurred; it has been logged".into(), Vec::new()),
         };

@@ -7,6 +7,7 @@ pub mod blob;
 pub mod config;
 #[cfg(feature = "embedded")]
 pub mod demo;
+pub mod dpo;
 pub mod error;
 pub mod error_report;
 pub mod export;

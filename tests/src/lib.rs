@@ -17,6 +17,8 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub dir: tempfile::TempDir,
+    /// The concrete AWS adapters when running on the emulator.
+    pub aws: Option<(auditrail_shared::store::dynamodb::DynamoStore, auditrail_shared::blob::s3::S3BlobStore)>,
 }
 
 /// A response as a client sees it.
@@ -67,15 +69,45 @@ impl TestApp {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut state = Config::embedded(dir.path()).state().await.unwrap();
+        let mut aws = None;
         if backend() == "dynamodb" {
             let (records, blobs) = auditrail_shared::store::dynamodb::testenv::fresh().await;
             state.records = Arc::new(records.clone());
             state.requests = Arc::new(records.clone());
             state.settings = Arc::new(records.clone());
-            state.tasks = Arc::new(records);
-            state.blobs = Arc::new(blobs);
+            state.tasks = Arc::new(records.clone());
+            state.subjects = Arc::new(records.clone());
+            state.blobs = Arc::new(blobs.clone());
+            aws = Some((records, blobs));
         }
-        Self { router: router(state.clone(), Routes::All), state, dir }
+        Self { router: router(state.clone(), Routes::All), state, dir, aws }
+    }
+
+    /// Every byte the store holds for all tenants: the SQLite files (after a checkpoint) and the
+    /// blob folder, or the emulator's whole table and bucket.
+    pub async fn everything_stored(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match &self.aws {
+            Some((table, bucket)) => {
+                out.extend_from_slice(auditrail_shared::store::dynamodb::testenv::dump_table(table).await.as_bytes());
+                out.extend_from_slice(&bucket.dump_for_tests().await.unwrap());
+            }
+            None => {
+                self.state.records.maintain().await.unwrap();
+                let mut stack = vec![self.dir.path().to_owned()];
+                while let Some(d) = stack.pop() {
+                    for e in std::fs::read_dir(&d).unwrap() {
+                        let p = e.unwrap().path();
+                        if p.is_dir() {
+                            stack.push(p);
+                        } else if !p.ends_with("keys") {
+                            out.extend_from_slice(&std::fs::read(&p).unwrap());
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub fn token(&self, tenant: &str, roles: &[Role]) -> String {

@@ -62,6 +62,9 @@ impl RecordStore for R {
     ) -> StoreResult<Vec<Record>> {
         self.0.purge(t, c, b, l).await
     }
+    async fn replace(&self, t: &str, r: &Record) -> StoreResult<()> {
+        self.0.replace(t, r).await
+    }
     async fn query(&self, t: &str, f: &EventFilter, p: PageRequest) -> StoreResult<RecordPage> {
         self.1.gate("query-before").await;
         let page = self.0.query(t, f, p).await?;

@@ -36,6 +36,11 @@ pub enum Operation {
     DownloadExport,
     DeleteExport,
     ManageExportSchedules,
+    DpoSearch,
+    DpoReport,
+    DpoErasure,
+    DpoDownload,
+    UploadAttachment,
 }
 
 impl Operation {
@@ -46,6 +51,8 @@ impl Operation {
             // Reports are not pseudonymised: only admins and managers read them (seed 000).
             Self::ListErrorReports | Self::DownloadErrorReport => &[Role::TenantAdmin, Role::CcManager],
             Self::ChangeSettings | Self::ManageExportSchedules => &[Role::TenantAdmin],
+            Self::DpoSearch | Self::DpoReport | Self::DpoErasure | Self::DpoDownload => &[Role::Dpo],
+            Self::UploadAttachment => &[Role::Agent, Role::Ingest],
             Self::CreateExport | Self::ViewExports | Self::DownloadExport | Self::DeleteExport => READERS,
             Self::SearchEvents | Self::SearchSignIns | Self::ViewSession | Self::ViewRequests => READERS,
         }
@@ -67,6 +74,11 @@ impl Operation {
             Self::DownloadExport => "DATA_EXPORT_DOWNLOAD",
             Self::DeleteExport => "DATA_EXPORT_DELETE",
             Self::ManageExportSchedules => "DATA_EXPORT_CHANGED",
+            Self::DpoSearch => "DPO_SEARCH",
+            Self::DpoReport => "DPO_REPORT",
+            Self::DpoErasure => "DPO_ERASURE",
+            Self::DpoDownload => "DPO_DOWNLOAD",
+            Self::UploadAttachment => "EVENTS_INGEST",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP routers. The same `Router` serves `auditrail serve` and every Lambda function (through
 //! `lambda_http`), so there is one code path for both.
 
+mod dpo;
 mod error_reports;
 mod events;
 mod exports;
@@ -34,7 +35,7 @@ use crate::export::writer::Limits;
 use crate::ingest::MAX_BATCH_BYTES;
 use crate::query::CursorKey;
 use crate::record::ValidationLimits;
-use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore, TaskStore};
+use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore, SubjectStore, TaskStore};
 
 /// Everything a handler may need, built once per process.
 #[derive(Clone)]
@@ -44,6 +45,7 @@ pub struct AppState {
     pub settings: Arc<dyn SettingsStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub tasks: Arc<dyn TaskStore>,
+    pub subjects: Arc<dyn SubjectStore>,
     pub auth: Arc<Authenticator>,
     /// Seals export passwords (never stored in plaintext).
     pub sealer: Sealer,
@@ -65,6 +67,18 @@ impl AppState {
         self.settings.register_tenant(tenant).await?;
         self.registered.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
         Ok(())
+    }
+
+    /// An erasure worker over this state's stores.
+    pub fn erasure_worker(&self, owner: &str) -> crate::dpo::erasure::ErasureWorker {
+        crate::dpo::erasure::ErasureWorker {
+            records: self.records.clone(),
+            tasks: self.tasks.clone(),
+            blobs: self.blobs.clone(),
+            sealer: self.sealer.clone(),
+            lease: chrono::Duration::minutes(5),
+            owner: owner.to_owned(),
+        }
     }
 
     /// An export worker over this state's stores.
@@ -91,6 +105,7 @@ pub enum Routes {
     Ingest,
     Query,
     Exports,
+    Dpo,
 }
 
 /// The router for `routes`, with `GET /v1/openapi.json` describing the whole API.
@@ -139,6 +154,8 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
         r = r.routes((schemas, paths, ingest.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))));
         let (schemas, paths, upload) = guarded(routes!(error_reports::upload), Operation::UploadErrorReport);
         r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))));
+        let (schemas, paths, upload) = guarded(routes!(dpo::upload_attachment), Operation::UploadAttachment);
+        r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(dpo::MAX_ATTACHMENT_BYTES))));
     }
     if matches!(routes, Routes::All | Routes::Query) {
         r = r
@@ -151,6 +168,14 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(error_reports::download), Operation::DownloadErrorReport))
             .routes(guarded(routes!(settings::get_retention), Operation::ChangeSettings))
             .routes(guarded(routes!(settings::put_retention), Operation::ChangeSettings));
+    }
+    if matches!(routes, Routes::All | Routes::Dpo) {
+        r = r
+            .routes(guarded(routes!(dpo::search), Operation::DpoSearch))
+            .routes(guarded(routes!(dpo::report), Operation::DpoReport))
+            .routes(guarded(routes!(dpo::erase), Operation::DpoErasure))
+            .routes(guarded(routes!(dpo::erasure_status), Operation::DpoErasure))
+            .routes(guarded(routes!(dpo::attachment), Operation::DpoDownload));
     }
     if matches!(routes, Routes::All | Routes::Exports) {
         r = r

@@ -152,6 +152,28 @@ impl S3BlobStore {
         Ok(out.uploads().iter().filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned()))).collect())
     }
 
+    /// Every object of the bucket, keys and bytes concatenated — for tests that prove a value is
+    /// gone from the whole bucket.
+    pub async fn dump_for_tests(&self) -> StoreResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let list =
+            self.client.list_objects_v2().bucket(&self.bucket).send().await.map_err(|e| classify(e, &self.bucket))?;
+        for o in list.contents() {
+            let key = o.key().unwrap_or_default();
+            out.extend_from_slice(key.as_bytes());
+            let obj = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| classify(e, &self.bucket))?;
+            out.extend_from_slice(&obj.body.collect().await.map_err(StoreError::backend)?.into_bytes());
+        }
+        Ok(out)
+    }
+
     /// Creates the bucket (tests and dev).
     pub async fn create_bucket(&self) -> StoreResult<()> {
         self.client.create_bucket().bucket(&self.bucket).send().await.map(|_| ()).map_err(|e| classify(e, &self.bucket))

@@ -56,6 +56,7 @@ pub fn check(field: &str, pw: &str) -> Vec<FieldError> {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    fingerprint_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -72,7 +73,22 @@ impl Sealer {
     /// `key` is the configured key material (≥ 32 bytes); it is hashed to the AES-256 key.
     pub fn new(key: &[u8]) -> Self {
         let k = Sha256::digest([b"auditrail export password v1\0".as_slice(), key].concat());
-        Self { cipher: Aes256Gcm::new_from_slice(&k).expect("32-byte key") }
+        let f = Sha256::digest([b"auditrail fingerprint v1\0".as_slice(), key].concat());
+        Self { cipher: Aes256Gcm::new_from_slice(&k).expect("32-byte key"), fingerprint_key: f.into() }
+    }
+
+    /// A salted, keyed hash of a personal value for audit records (HMAC-SHA256 under a key
+    /// derived from the configured key, salted with the tenant): the same person searched twice
+    /// gives the same fingerprint, but the value cannot be read back or guessed offline.
+    pub fn fingerprint(&self, tenant: &str, kind: &str, value: &str) -> String {
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key).expect("any key length");
+        m.update(tenant.as_bytes());
+        m.update(&[0]);
+        m.update(kind.as_bytes());
+        m.update(&[0]);
+        m.update(value.as_bytes());
+        m.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// `context` binds the sealed value to its owner (tenant and task), so it cannot be moved.

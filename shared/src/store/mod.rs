@@ -185,6 +185,10 @@ pub trait RecordStore: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<Record>>;
 
+    /// Overwrites a stored record (same id) with new content, re-deriving every index entry
+    /// (DPO anonymisation). `NotFound` if it is not stored.
+    async fn replace(&self, tenant: &str, record: &Record) -> StoreResult<()>;
+
     /// One page of records matching the filter, in the filter's order, ties broken by id.
     async fn query(&self, tenant: &str, filter: &EventFilter, page: PageRequest) -> StoreResult<RecordPage>;
 
@@ -244,6 +248,20 @@ pub trait SettingsStore: Send + Sync + 'static {
     /// Notes that a tenant has data (idempotent), so background jobs can find it.
     async fn register_tenant(&self, tenant: &str) -> StoreResult<()>;
     async fn tenants(&self) -> StoreResult<Vec<String>>;
+}
+
+/// The DPO subject index (`dpo::subject` keys), written with each record and removed with it.
+#[async_trait]
+pub trait SubjectStore: Send + Sync + 'static {
+    /// Ids of records with the index entry `key` (with `prefix`: entries starting with `key`),
+    /// at most `limit + 1` so a caller can tell "more than `limit`".
+    async fn subject_lookup(
+        &self,
+        tenant: &str,
+        key: &str,
+        prefix: bool,
+        limit: usize,
+    ) -> StoreResult<(Vec<String>, ReadStats)>;
 }
 
 /// A blob's address. Always under its tenant's prefix, so no key can reach another tenant.

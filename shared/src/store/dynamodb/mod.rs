@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod keys;
 mod merge;
+mod subjects;
 pub mod table;
 mod tasks;
 pub mod testenv;
@@ -209,6 +210,19 @@ impl DynamoStore {
             Err(StoreError::Invalid(reason)) => return Ok(AppendOutcome::Failed { reason }),
             Err(e) => return Err(e),
         };
+        // Subject index entries first: an entry whose record was never written is skipped by
+        // searches, while a record without its entries would be invisible to the DPO.
+        if r.subject.is_some() {
+            match self.put_subjects(r).await {
+                Ok(()) => {}
+                Err(StoreError::Throttled) => {
+                    return Ok(AppendOutcome::Failed {
+                        reason: "the store kept throttling; resend this record".into(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let res = retry_throttled(|| async {
             self.client
                 .put_item()
@@ -348,15 +362,21 @@ impl DynamoStore {
 
     /// Deletes items with BatchWriteItem, retrying unprocessed items with backoff.
     async fn batch_delete(&self, keys: Vec<Item>) -> StoreResult<()> {
-        for chunk in keys.chunks(25) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|k| {
-                    WriteRequest::builder()
-                        .delete_request(DeleteRequest::builder().set_key(Some(k.clone())).build().expect("key set"))
-                        .build()
-                })
-                .collect();
+        let requests = keys
+            .into_iter()
+            .map(|k| {
+                WriteRequest::builder()
+                    .delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key set"))
+                    .build()
+            })
+            .collect();
+        self.batch_write(requests).await
+    }
+
+    /// BatchWriteItem in chunks of 25, retrying UnprocessedItems and throttling with backoff.
+    pub(crate) async fn batch_write(&self, requests: Vec<WriteRequest>) -> StoreResult<()> {
+        for chunk in requests.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
                 let res =
@@ -474,6 +494,7 @@ impl RecordStore for DynamoStore {
         let mut keys = Vec::with_capacity(found.len());
         for r in &found {
             keys.push(Self::key(record_pk(tenant, &r.id), RECORD_SK));
+            keys.extend(subjects::subject_item_keys(r));
         }
         self.batch_delete(keys).await?;
         for r in found.iter().filter(|r| r.correlation_id.is_some()) {
@@ -494,6 +515,30 @@ impl RecordStore for DynamoStore {
             }
         }
         Ok(found)
+    }
+
+    async fn replace(&self, tenant: &str, r: &Record) -> StoreResult<()> {
+        let old = self.get(tenant, &r.id).await?.ok_or(StoreError::NotFound)?;
+        let item = record_item(r)?;
+        retry_throttled(|| async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_exists(pk)")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(e, &self.table))
+        })
+        .await?;
+        let new_keys = subjects::subject_item_keys(r);
+        let gone: Vec<Item> = subjects::subject_item_keys(&old).into_iter().filter(|k| !new_keys.contains(k)).collect();
+        self.batch_delete(gone).await?;
+        if r.subject.is_some() {
+            self.put_subjects(r).await?;
+        }
+        Ok(())
     }
 
     fn backend(&self) -> &'static str {

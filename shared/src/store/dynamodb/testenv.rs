@@ -90,3 +90,21 @@ pub async fn fresh() -> (DynamoStore, S3BlobStore) {
     blobs.create_bucket().await.expect("create bucket on the emulator");
     (store, blobs)
 }
+
+/// Every item of the table as text — for tests that prove a value is gone from the whole
+/// store (a Scan; never used on a request path).
+pub async fn dump_table(store: &DynamoStore) -> String {
+    let mut out = String::new();
+    let mut start = None;
+    loop {
+        let page =
+            store.client.scan().table_name(&store.table).set_exclusive_start_key(start).send().await.expect("scan");
+        for item in page.items() {
+            out.push_str(&format!("{item:?}\n"));
+        }
+        match page.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => return out,
+        }
+    }
+}

@@ -76,6 +76,16 @@ CREATE TABLE IF NOT EXISTS settings (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
 
+-- DPO subject index (dpo::subject keys); phone keys hold the digits reversed, so "the last N
+-- digits" is a key-range lookup.
+CREATE TABLE IF NOT EXISTS subjects (
+    tenant    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, key, record_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subject_record ON subjects(tenant, record_id);
+
 CREATE TABLE IF NOT EXISTS tasks (
     tenant  TEXT NOT NULL,
     kind    TEXT NOT NULL,
@@ -312,6 +322,50 @@ fn pair_upsert(tx: &rusqlite::Transaction<'_>, tenant: &str, corr: &str, r: &Rec
 
 const PAIR_COLUMNS: &str = "correlation_id, action, start_id, end_id, start_ts, end_ts, delay_ms, result";
 
+fn insert_subjects(tx: &rusqlite::Transaction<'_>, tenant: &str, r: &Record) -> StoreResult<()> {
+    let keys = crate::dpo::subject::keys(r);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx
+        .prepare_cached("INSERT OR IGNORE INTO subjects (tenant, key, record_id) VALUES (?1, ?2, ?3)")
+        .map_err(StoreError::backend)?;
+    for k in keys {
+        stmt.execute(rusqlite::params![tenant, k, r.id]).map_err(StoreError::backend)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl crate::store::SubjectStore for SqliteStore {
+    async fn subject_lookup(
+        &self,
+        tenant: &str,
+        key: &str,
+        prefix: bool,
+        limit: usize,
+    ) -> StoreResult<(Vec<String>, ReadStats)> {
+        let (tenant, key) = (tenant.to_owned(), key.to_owned());
+        let ids: Vec<String> = self
+            .read(move |conn| {
+                // A prefix is the key range [key, key + U+10FFFF): served by the primary key.
+                let upper = if prefix { format!("{key}\u{10FFFF}") } else { key.clone() };
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT DISTINCT record_id FROM subjects WHERE tenant = ?1 AND key >= ?2 AND key <= ?3 LIMIT ?4",
+                    )
+                    .map_err(StoreError::backend)?;
+                stmt.query_map(rusqlite::params![tenant, key, upper, limit as i64 + 1], |r| r.get(0))
+                    .map_err(StoreError::backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(StoreError::backend)
+            })
+            .await?;
+        let n = ids.len() as u64;
+        Ok((ids, ReadStats { items_read: n, items_returned: n, queries: 1 }))
+    }
+}
+
 fn pair_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestPair> {
     let time = |v: Option<i64>| v.and_then(chrono::DateTime::from_timestamp_micros);
     Ok(RequestPair {
@@ -485,6 +539,9 @@ impl RecordStore for SqliteStore {
                         ])
                         .map_err(StoreError::backend)?;
                     out.push(if n == 1 { AppendOutcome::Created } else { AppendOutcome::Duplicate });
+                    if n == 1 {
+                        insert_subjects(&tx, &tenant, r)?;
+                    }
                     if n == 1
                         && let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id)
                     {
@@ -583,6 +640,8 @@ impl RecordStore for SqliteStore {
             for (seq, body) in rows {
                 let rec = decode(&body)?;
                 tx.execute("DELETE FROM records WHERE seq = ?1", [seq]).map_err(StoreError::backend)?;
+                tx.execute("DELETE FROM subjects WHERE tenant = ?1 AND record_id = ?2", rusqlite::params![tenant, rec.id])
+                    .map_err(StoreError::backend)?;
                 if let Some(corr) = &rec.correlation_id {
                     tx.execute(
                         "DELETE FROM requests WHERE tenant = ?1 AND correlation_id = ?2 AND (start_id = ?3 OR end_id = ?3)",
@@ -594,6 +653,41 @@ impl RecordStore for SqliteStore {
             }
             tx.commit().map_err(StoreError::backend)?;
             Ok(out)
+        })
+        .await
+    }
+
+    async fn replace(&self, tenant: &str, r: &Record) -> StoreResult<()> {
+        let body = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let (tenant, r) = (tenant.to_owned(), r.clone());
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let n = tx
+                .execute(
+                    "UPDATE records SET ts = ?3, category = ?4, action = ?5, user_id = ?6, username = ?7,                      employee_id = ?8, result = ?9, session_id = ?10, correlation_id = ?11, body = ?12                      WHERE tenant = ?1 AND id = ?2",
+                    rusqlite::params![
+                        tenant,
+                        r.id,
+                        micros(r.occurred_at),
+                        r.category.as_str(),
+                        r.action,
+                        r.actor.user_id,
+                        r.actor.username.as_ref().map(|u| u.to_lowercase()),
+                        r.actor.employee_id,
+                        r.result.map(|x| x.as_str()),
+                        r.session_id,
+                        r.correlation_id,
+                        body,
+                    ],
+                )
+                .map_err(StoreError::backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.execute("DELETE FROM subjects WHERE tenant = ?1 AND record_id = ?2", rusqlite::params![tenant, r.id])
+                .map_err(StoreError::backend)?;
+            insert_subjects(&tx, &tenant, &r)?;
+            tx.commit().map_err(StoreError::backend)
         })
         .await
     }

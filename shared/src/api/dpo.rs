@@ -1,0 +1,409 @@
+//! The DPO's routes (role `dpo`): personal-data search, CSV report, erasure jobs, audited
+//! attachment downloads; and the attachment upload that personal-data records reference.
+//! Criteria reach the audit trail only as salted hashes, with counts.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::auth::Principal;
+use crate::dpo::erasure::{self, ErasureBody, ErasureResult};
+use crate::dpo::search::{self, Criteria, Group, MAX_HITS, Outcome, SearchRequest};
+use crate::error::{ApiError, ApiResult, Problem, parse_json};
+use crate::jobs::{TaskKind, TaskStatus};
+use crate::record::{Record, ResultCode};
+use crate::retention::attachment_key;
+use crate::store::BlobKey;
+
+/// Largest attachment uploaded through the API.
+pub const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
+
+fn hashed(state: &AppState, p: &Principal, c: &Criteria, req: &SearchRequest) -> Value {
+    let mut m = Map::new();
+    for (kind, value) in &c.normalised {
+        m.insert((*kind).into(), state.sealer.fingerprint(&p.tenant_id, kind, value).into());
+    }
+    if let Some(n) = c.phone_digits {
+        m.insert("phone_digits".into(), n.into());
+    }
+    if let Some(f) = req.from {
+        m.insert("from".into(), f.to_rfc3339().into());
+    }
+    if let Some(t) = req.to {
+        m.insert("to".into(), t.to_rfc3339().into());
+    }
+    Value::Object(m)
+}
+
+async fn audit(state: &AppState, p: &Principal, action: &str, result: ResultCode, data: Value) -> ApiResult<()> {
+    let rec = Record::system(&p.tenant_id, action, p.actor(), Some(result), data);
+    state.records.append(&p.tenant_id, &[rec]).await?;
+    Ok(())
+}
+
+/// Runs a search; more than 1000 hits is recorded and answered with 422.
+async fn run(state: &AppState, p: &Principal, req: &SearchRequest, action: &str) -> ApiResult<(Vec<Record>, Value)> {
+    let c = search::criteria(req)?;
+    let criteria = hashed(state, p, &c, req);
+    match search::search(&*state.records, &*state.subjects, &p.tenant_id, &c).await? {
+        Outcome::TooMany => {
+            audit(
+                state,
+                p,
+                action,
+                ResultCode::Fail,
+                json!({"criteria": criteria, "hits": format!("more than {MAX_HITS}")}),
+            )
+            .await?;
+            Err(ApiError::TooMany(format!(
+                "more than {MAX_HITS} items match; define the criteria more specifically (e.g. a shorter time span \
+                 with `from` and `to`, or more phone digits)"
+            )))
+        }
+        Outcome::Found { records, stats } => {
+            tracing::info!(tenant = %p.tenant_id, read = stats.items_read, returned = stats.items_returned, "DPO search");
+            Ok((records, criteria))
+        }
+    }
+}
+
+fn counts(records: &[Record]) -> Map<String, Value> {
+    let mut m = Map::new();
+    for g in [
+        Group::Contacts,
+        Group::DirectoryEntries,
+        Group::CampaignCustomers,
+        Group::Consents,
+        Group::AuditRecords,
+        Group::ErrorReports,
+    ] {
+        let key = serde_json::to_value(g).expect("group").as_str().expect("name").to_owned();
+        m.insert(key, records.iter().filter(|r| Group::of(r.category) == g).count().into());
+    }
+    m
+}
+
+/// Search results: the seed's groups (contacts, directory entries, outbound campaign
+/// customers, customer consents) plus audit records and error reports naming the subject.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResult {
+    pub count: usize,
+    #[schema(value_type = Object)]
+    pub counts: Map<String, Value>,
+    /// Group name → hits (each with the whole record and attachment download links).
+    #[schema(value_type = Object)]
+    pub groups: Map<String, Value>,
+}
+
+/// Search personal data by e-mail, phone (last N digits) or first + last name (OR-ed).
+#[utoipa::path(post, path = "/v1/dpo/searches", tag = "dpo",
+    request_body(content = SearchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = SearchResult),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "over 1000 hits: narrow the search"),
+    ))]
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<SearchResult>> {
+    let req: SearchRequest = parse_json(&body, "body")?;
+    let (records, criteria) = run(&state, &p, &req, "DPO_SEARCH").await?;
+    let counts = counts(&records);
+    audit(
+        &state,
+        &p,
+        "DPO_SEARCH",
+        ResultCode::Ok,
+        json!({"criteria": criteria, "hits": records.len(), "counts": counts}),
+    )
+    .await?;
+    let mut groups = Map::new();
+    for key in counts.keys() {
+        groups.insert(key.clone(), Value::Array(Vec::new()));
+    }
+    for r in &records {
+        let key = serde_json::to_value(Group::of(r.category)).expect("group").as_str().expect("name").to_owned();
+        if let Some(Value::Array(a)) = groups.get_mut(&key) {
+            a.push(search::hit(r, None));
+        }
+    }
+    Ok(Json(SearchResult { count: records.len(), counts, groups }))
+}
+
+/// `POST /v1/dpo/reports`: the search, and what to leave out (everything is selected by default).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub search: SearchRequest,
+    #[serde(default)]
+    pub exclude_items: Vec<String>,
+    #[serde(default)]
+    pub exclude_groups: Vec<Group>,
+}
+
+/// The personal-data report: a CSV with all details of the selected items.
+#[utoipa::path(post, path = "/v1/dpo/reports", tag = "dpo",
+    request_body(content = ReportRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the report", content_type = "text/csv"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn report(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: ReportRequest = parse_json(&body, "body")?;
+    let (mut records, criteria) = run(&state, &p, &req.search, "DPO_REPORT").await?;
+    records.retain(|r| !req.exclude_items.contains(&r.id) && !req.exclude_groups.contains(&Group::of(r.category)));
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    let header = [
+        "Group",
+        "ID",
+        "Time",
+        "Category",
+        "Activity",
+        "E-mails",
+        "Phones",
+        "First name",
+        "Last name",
+        "Agent",
+        "Result",
+        "Description",
+        "Data",
+        "Attachments",
+    ];
+    w.write_record(header).map_err(ApiError::internal)?;
+    for r in &records {
+        let s = r.subject.clone().unwrap_or_default();
+        let text = |v: &Option<Value>| {
+            v.as_ref()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    o => o.to_string(),
+                })
+                .unwrap_or_default()
+        };
+        let group = serde_json::to_value(Group::of(r.category))
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        w.write_record([
+            group,
+            r.id.clone(),
+            crate::query::render_time(r.occurred_at, None),
+            r.category.as_str().to_owned(),
+            r.action.clone(),
+            s.emails.join("; "),
+            s.phones.join("; "),
+            s.first_name.unwrap_or_default(),
+            s.last_name.unwrap_or_default(),
+            r.actor.full_name.clone().or(r.actor.username.clone()).unwrap_or_default(),
+            r.result.map(|x| x.as_str().to_owned()).unwrap_or_default(),
+            text(&r.description),
+            text(&r.data),
+            r.attachments
+                .iter()
+                .map(|a| format!("{} ({} bytes)", a.name, a.size.unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ])
+        .map_err(ApiError::internal)?;
+    }
+    let bytes = w.into_inner().map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    audit(
+        &state,
+        &p,
+        "DPO_REPORT",
+        ResultCode::Ok,
+        json!({"criteria": criteria, "items": records.len(), "counts": counts(&records),
+        "excluded_items": req.exclude_items.len(), "excluded_groups": req.exclude_groups}),
+    )
+    .await?;
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"personal-data-report.csv\""),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `POST /v1/dpo/erasures`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    /// Record ids from a search (1 to 1000).
+    pub items: Vec<String>,
+}
+
+/// An erasure job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureInfo {
+    pub id: String,
+    pub status: TaskStatus,
+    pub items: usize,
+    /// Items processed so far.
+    pub done: usize,
+    pub result: ErasureResult,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+impl ErasureInfo {
+    fn of(t: &crate::jobs::Task) -> Result<Self, crate::store::StoreError> {
+        let b: ErasureBody = t.body()?;
+        Ok(Self {
+            id: t.id.clone(),
+            status: t.status,
+            items: b.items.len(),
+            done: b.next,
+            result: b.result,
+            created_at: crate::query::render_time(t.created_at, None),
+            finished_at: b.finished_at.map(|f| crate::query::render_time(f, None)),
+            error: b.error,
+        })
+    }
+}
+
+/// Erase the selected items (202): personal values replaced with `{Anonymized by DPO}`, index
+/// entries, attachments, recordings, error-report blobs and export archives that contain them deleted.
+#[utoipa::path(post, path = "/v1/dpo/erasures", tag = "dpo",
+    request_body(content = ErasureRequest, content_type = "application/json"),
+    responses(
+        (status = 202, body = ErasureInfo),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn erase(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: ErasureRequest = parse_json(&body, "body")?;
+    let mut task = erasure::prepare(&*state.records, &state.sealer, &p.tenant_id, req.items, p.actor()).await?;
+    state.tasks.create_task(&mut task).await?;
+    let info = ErasureInfo::of(&task)?;
+    audit(&state, &p, "DPO_ERASURE", ResultCode::Ok, json!({"erasure_id": task.id, "items": info.items})).await?;
+    state.jobs_queued.notify_waiters();
+    let mut resp = (StatusCode::ACCEPTED, Json(info)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/dpo/erasures/{}", task.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// An erasure job's progress and what it did.
+#[utoipa::path(get, path = "/v1/dpo/erasures/{id}", tag = "dpo",
+    params(("id" = String, Path, description = "The erasure id")),
+    responses(
+        (status = 200, body = ErasureInfo),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn erasure_status(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ErasureInfo>> {
+    let missing = || ApiError::NotFound(format!("no erasure `{id}`"));
+    if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(missing());
+    }
+    let t = state.tasks.get_task(&p.tenant_id, TaskKind::Erasure, &id).await?.ok_or_else(missing)?;
+    Ok(Json(ErasureInfo::of(&t)?))
+}
+
+/// Download one attachment or recording of a record (recorded as DPO_DOWNLOAD).
+#[utoipa::path(get, path = "/v1/dpo/attachments/{record_id}/{n}", tag = "dpo",
+    params(("record_id" = String, Path, description = "The record"), ("n" = usize, Path, description = "The attachment's position")),
+    responses(
+        (status = 200, description = "the file", content_type = "application/octet-stream"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn attachment(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((record_id, n)): Path<(String, usize)>,
+) -> ApiResult<Response> {
+    let missing = || ApiError::NotFound(format!("no attachment {n} on record `{record_id}`"));
+    let r = state.records.get(&p.tenant_id, &record_id).await?.ok_or_else(missing)?;
+    let a = r.attachments.get(n).ok_or_else(missing)?;
+    let key = attachment_key(&p.tenant_id, a).ok_or_else(missing)?;
+    let (reader, len) = state.blobs.open(&key).await?.ok_or_else(missing)?;
+    audit(&state, &p, "DPO_DOWNLOAD", ResultCode::Ok, json!({"record_id": record_id, "attachment": n, "size": len}))
+        .await?;
+    let mut resp = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(reader)));
+    let h = resp.headers_mut();
+    let ct = a.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok());
+    h.insert(header::CONTENT_TYPE, ct.unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
+    Ok(resp)
+}
+
+/// A stored attachment: reference it from a record as `attachments: [{"blob": …, "name": …}]`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadedAttachment {
+    pub blob: String,
+    pub size: usize,
+    pub content_type: String,
+}
+
+/// Upload an attachment, recording or photo (≤ 10 MiB) to reference from records.
+#[utoipa::path(post, path = "/v1/attachments", tag = "dpo",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, body = UploadedAttachment),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn upload_attachment(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(StatusCode, Json<UploadedAttachment>)> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!("an attachment may be at most {MAX_ATTACHMENT_BYTES} bytes"))
+        } else {
+            ApiError::MalformedBody(e.body_text())
+        }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::field("body", "an attachment must not be empty"));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|c| c.len() <= 128)
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let blob = ulid::Ulid::generate().to_string();
+    state.note_tenant(&p.tenant_id).await?;
+    state.blobs.put(&BlobKey::new(&p.tenant_id, "attachments", &blob)?, body.clone(), &content_type).await?;
+    Ok((StatusCode::CREATED, Json(UploadedAttachment { blob, size: body.len(), content_type })))
+}

@@ -1,0 +1,373 @@
+//! Erasure jobs: the selected records are anonymised in place — every personal value replaced
+//! with `{Anonymized by DPO}`, their subject-index entries removed — and their attachments,
+//! recordings and error-report blobs deleted; export archives that may contain them are deleted
+//! too and listed in the result. Records are kept (anonymised) rather than deleted, so counts,
+//! times and the audit trail stay intact (the seed allows either).
+//!
+//! The job is a task like an export: claimed under a lease, checkpointed every few items,
+//! idempotent (anonymising twice changes nothing). The identifiers to scrub from free text are
+//! taken from the selected records when the job is created and kept sealed (AES-GCM) in the task
+//! until it ends — never in plaintext.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::subject::{ANONYMIZED, identifiers};
+use crate::export::password::Sealer;
+use crate::export::{ExportBody, archive_key};
+use crate::jobs::{self, Task, TaskKind, TaskStatus};
+use crate::record::{Actor, ActorKind, Category, Record, ResultCode, Subject};
+use crate::retention::attachment_key;
+use crate::store::{BlobKey, BlobStore, PageRequest, RecordStore, StoreError, StoreResult, TaskStore};
+
+/// Items per checkpoint.
+const BATCH: usize = 20;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct ErasureResult {
+    pub anonymized: u64,
+    /// Selected ids that were not (or no longer) stored.
+    pub missing: u64,
+    pub attachments_deleted: u64,
+    pub error_reports_deleted: u64,
+    /// Export archives deleted because they may contain erased records.
+    pub exports_deleted: Vec<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ErasureBody {
+    pub items: Vec<String>,
+    /// Items before this index are done.
+    pub next: usize,
+    /// Sealed JSON list of identifiers; dropped when the job ends.
+    pub sealed_identifiers: Option<String>,
+    pub result: ErasureResult,
+    pub requested_by: Actor,
+    pub started_at: Option<chrono::DateTime<Utc>>,
+    pub finished_at: Option<chrono::DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+/// Personal-data categories: their free text is personal through and through.
+fn personal(c: Category) -> bool {
+    matches!(
+        c,
+        Category::Contact
+            | Category::DirectoryEntry
+            | Category::CampaignCustomer
+            | Category::Consent
+            | Category::ErrorReport
+    )
+}
+
+fn scrub_text(s: &str, ids: &[String]) -> String {
+    let mut out = s.to_owned();
+    for id in ids {
+        // Case-insensitive for e-mails and names; digits match as they are.
+        loop {
+            let lower = out.to_lowercase();
+            let Some(at) = lower.find(&id.to_lowercase()) else { break };
+            if lower.len() != out.len() {
+                // Lower-casing changed byte lengths (rare scripts): fall back to an exact match.
+                out = out.replace(id.as_str(), ANONYMIZED);
+                break;
+            }
+            out.replace_range(at..at + id.len(), ANONYMIZED);
+        }
+    }
+    out
+}
+
+/// Replaces string leaves: all of them (`all`), or the identifiers inside them.
+fn scrub_value(v: &mut Value, ids: &[String], all: bool) {
+    match v {
+        Value::String(s) => {
+            *s = if all { ANONYMIZED.to_owned() } else { scrub_text(s, ids) };
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| scrub_value(x, ids, all)),
+        Value::Object(m) => m.values_mut().for_each(|x| scrub_value(x, ids, all)),
+        _ => {}
+    }
+}
+
+/// The record with every personal value replaced by `{Anonymized by DPO}`.
+pub fn anonymize(r: &Record, ids: &[String]) -> Record {
+    let mut r = r.clone();
+    let all = personal(r.category);
+    if let Some(s) = &r.subject {
+        r.subject = Some(Subject {
+            emails: s.emails.iter().map(|_| ANONYMIZED.to_owned()).collect(),
+            phones: s.phones.iter().map(|_| ANONYMIZED.to_owned()).collect(),
+            first_name: s.first_name.as_ref().map(|_| ANONYMIZED.to_owned()),
+            last_name: s.last_name.as_ref().map(|_| ANONYMIZED.to_owned()),
+        });
+    }
+    for field in [&mut r.description, &mut r.data].into_iter().flatten() {
+        scrub_value(field, ids, all);
+    }
+    for a in &mut r.attachments {
+        a.name = ANONYMIZED.to_owned();
+    }
+    for f in [&mut r.actor.username, &mut r.actor.full_name, &mut r.actor.user_id, &mut r.failure_reason_code]
+        .into_iter()
+        .flatten()
+    {
+        let scrubbed = scrub_text(f, ids);
+        if scrubbed != *f {
+            *f = scrubbed;
+        }
+    }
+    r
+}
+
+/// Checks the selection and builds the job (identifiers sealed to it).
+pub async fn prepare(
+    records: &dyn RecordStore,
+    sealer: &Sealer,
+    tenant: &str,
+    items: Vec<String>,
+    by: Actor,
+) -> Result<Task, crate::error::ApiError> {
+    use crate::error::{ApiError, FieldError};
+    if items.is_empty() || items.len() > super::search::MAX_HITS {
+        return Err(ApiError::field("items", format!("give 1 to {} record ids", super::search::MAX_HITS)));
+    }
+    let mut errs = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    let mut unique = items.clone();
+    unique.sort();
+    unique.dedup();
+    for (i, id) in items.iter().enumerate() {
+        match records.get(tenant, id).await? {
+            Some(r) => ids.extend(r.subject.as_ref().map(identifiers).unwrap_or_default()),
+            None => errs.push(FieldError::new(format!("items[{i}]"), "no such record")),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::Invalid(errs));
+    }
+    ids.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    ids.dedup();
+    let mut task = Task::new(tenant, TaskKind::Erasure, TaskStatus::Queued, &Value::Null);
+    let sealed =
+        sealer.seal(&crate::export::seal_context(tenant, &task.id), &serde_json::to_string(&ids).expect("json"));
+    task.set_body(&ErasureBody {
+        items: unique,
+        next: 0,
+        sealed_identifiers: Some(sealed),
+        result: ErasureResult::default(),
+        requested_by: by,
+        started_at: None,
+        finished_at: None,
+        error: None,
+    });
+    Ok(task)
+}
+
+#[derive(Clone)]
+pub struct ErasureWorker {
+    pub records: Arc<dyn RecordStore>,
+    pub tasks: Arc<dyn TaskStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub sealer: Sealer,
+    pub lease: Duration,
+    pub owner: String,
+}
+
+impl ErasureWorker {
+    /// Runs (or continues) one erasure job to its end; `None` when it was not claimable.
+    #[tracing::instrument(skip(self), fields(worker = %self.owner))]
+    pub async fn run(&self, tenant: &str, id: &str) -> StoreResult<Option<TaskStatus>> {
+        let Some(mut task) = jobs::claim(&*self.tasks, tenant, TaskKind::Erasure, id, &self.owner, self.lease).await?
+        else {
+            return Ok(None);
+        };
+        let mut body: ErasureBody = task.body()?;
+        body.started_at.get_or_insert_with(Utc::now);
+        let ids: Vec<String> = match body.sealed_identifiers.as_deref().map(|s| {
+            self.sealer
+                .open(&crate::export::seal_context(tenant, id), s)
+                .ok()
+                .and_then(|j| serde_json::from_str(&j).ok())
+        }) {
+            Some(Some(ids)) => ids,
+            Some(None) => {
+                return self.end(&mut task, body, Some("the sealed identifiers cannot be opened".into())).await;
+            }
+            None => Vec::new(),
+        };
+        while body.next < body.items.len() {
+            let end = (body.next + BATCH).min(body.items.len());
+            for item in body.items[body.next..end].to_vec() {
+                self.erase_one(tenant, &item, &ids, &mut body.result).await?;
+            }
+            body.next = end;
+            task.set_body(&body);
+            match jobs::checkpoint(&*self.tasks, &mut task, self.lease).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        body.result.exports_deleted = self.delete_exports(tenant, &body.items, id).await?;
+        self.end(&mut task, body, None).await
+    }
+
+    async fn end(
+        &self,
+        task: &mut Task,
+        mut body: ErasureBody,
+        error: Option<String>,
+    ) -> StoreResult<Option<TaskStatus>> {
+        body.sealed_identifiers = None;
+        body.finished_at = Some(Utc::now());
+        let status = if error.is_some() { TaskStatus::Failed } else { TaskStatus::Succeeded };
+        body.error = error;
+        task.status = status;
+        task.lease = None;
+        task.set_body(&body);
+        match self.tasks.save_task(task).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let rec = Record::system(
+            &task.tenant_id,
+            "DPO_ERASURE_COMPLETED",
+            Actor { kind: Some(ActorKind::System), username: Some("dpo-worker".into()), ..Default::default() },
+            Some(if status == TaskStatus::Succeeded { ResultCode::Ok } else { ResultCode::Fail }),
+            json!({"erasure_id": task.id, "items": body.items.len(), "result": body.result, "error": body.error}),
+        );
+        self.records.append(&task.tenant_id, &[rec]).await?;
+        Ok(Some(status))
+    }
+
+    async fn erase_one(&self, tenant: &str, id: &str, ids: &[String], result: &mut ErasureResult) -> StoreResult<()> {
+        let Some(r) = self.records.get(tenant, id).await? else {
+            result.missing += 1;
+            return Ok(());
+        };
+        for a in r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report")) {
+            if let Some(key) = attachment_key(tenant, a) {
+                self.blobs.delete(&key).await?;
+                result.attachments_deleted += 1;
+            }
+        }
+        if r.category == Category::ErrorReport {
+            self.blobs.delete(&BlobKey::new(tenant, "error-reports", &r.id)?).await?;
+            result.error_reports_deleted += 1;
+        }
+        let anon = anonymize(&r, ids);
+        self.records.replace(tenant, &anon).await?;
+        result.anonymized += 1;
+        Ok(())
+    }
+
+    /// Deletes finished export archives whose filter selects any erased record.
+    async fn delete_exports(&self, tenant: &str, items: &[String], erasure: &str) -> StoreResult<Vec<String>> {
+        let mut erased = Vec::new();
+        for id in items {
+            if let Some(r) = self.records.get(tenant, id).await? {
+                erased.push(r);
+            }
+        }
+        let mut deleted = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) =
+                self.tasks.list_tasks(tenant, TaskKind::Export, PageRequest { limit: 200, after }).await?;
+            for mut t in page {
+                if t.status != TaskStatus::Succeeded {
+                    continue;
+                }
+                let mut body: ExportBody = t.body()?;
+                let finished = body.finished_at.unwrap_or(t.updated_at);
+                // A text filter may have matched the values now anonymised: treat it as a match.
+                let mut f = body.spec.filter.clone();
+                let texty = f.text.take().is_some();
+                let hit = erased.iter().any(|r| {
+                    r.received_at <= finished
+                        && (f.matches(r)
+                            || (texty && {
+                                let mut g = f.clone();
+                                g.text = None;
+                                g.matches(r)
+                            }))
+                });
+                if !hit {
+                    continue;
+                }
+                self.blobs.delete(&archive_key(&t, &body.spec)?).await?;
+                body.error = Some(format!("deleted by DPO erasure {erasure}: it contained erased records"));
+                t.status = TaskStatus::Expired;
+                t.set_body(&body);
+                match self.tasks.save_task(&mut t).await {
+                    Ok(()) | Err(StoreError::Conflict(_)) => deleted.push(t.id.clone()),
+                    Err(e) => return Err(e),
+                }
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Runs every claimable erasure once.
+    pub async fn run_pending(&self) -> StoreResult<usize> {
+        let mut ran = 0;
+        for t in self.tasks.active_tasks(TaskKind::Erasure, 100).await? {
+            if t.claimable(Utc::now()) {
+                self.run(&t.tenant_id, &t.id).await?;
+                ran += 1;
+            }
+        }
+        Ok(ran)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn personal_records_lose_every_personal_value_and_audit_records_only_the_identifiers() {
+        let mut r = Record::system(
+            "t",
+            "CONTACT",
+            Actor::default(),
+            Some(ResultCode::Ok),
+            json!({"body": "Hi, call +420 777 123 456", "n": 3}),
+        );
+        r.category = Category::Contact;
+        r.subject = Some(Subject {
+            emails: vec!["Jan@X.cz".into()],
+            phones: vec!["+420 777 123 456".into()],
+            first_name: None,
+            last_name: None,
+        });
+        let ids = identifiers(r.subject.as_ref().unwrap());
+        let a = anonymize(&r, &ids);
+        assert_eq!(a.description, Some(json!({"body": ANONYMIZED, "n": 3})));
+        assert_eq!(a.subject.as_ref().unwrap().phones, vec![ANONYMIZED]);
+
+        let mut audit = Record::system(
+            "t",
+            "CREATE_EVALUATION",
+            Actor::default(),
+            Some(ResultCode::Ok),
+            json!({"note": "customer jan@x.cz called from 420777123456, agent Bob"}),
+        );
+        audit.category = Category::Audit;
+        let a = anonymize(&audit, &ids);
+        assert_eq!(
+            a.description,
+            Some(json!({"note": format!("customer {ANONYMIZED} called from {ANONYMIZED}, agent Bob")}))
+        );
+    }
+}

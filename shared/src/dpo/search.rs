@@ -1,0 +1,216 @@
+//! Personal-data search (seed 002): e-mail, phone (digits only, the last N ≥ 3 digits), first +
+//! last name together, a time span; criteria are OR-ed; over 1000 hits asks to narrow the search
+//! instead of returning part of them. Results come in the seed's four groups plus the audit
+//! records and error reports that name the subject.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::subject::{self, MIN_DIGITS};
+use crate::error::{ApiError, FieldError};
+use crate::record::{Category, Record};
+use crate::store::{ReadStats, RecordStore, StoreError, StoreResult, SubjectStore};
+
+/// More hits than this: narrow the search.
+pub const MAX_HITS: usize = 1000;
+
+/// `POST /v1/dpo/searches`.
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub email: Option<String>,
+    /// Digits count; separators (spaces, `-`, `(`, `)`, `.`, `/`) and `+` are ignored.
+    pub phone: Option<String>,
+    /// How many digits from the end of `phone` to match (≥ 3; default: all given).
+    pub phone_digits: Option<usize>,
+    /// Only together with `last_name`.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for SearchRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SearchRequest(<personal data redacted>)")
+    }
+}
+
+/// A checked search: index keys to look up, and the window.
+pub struct Criteria {
+    pub lookups: Vec<(String, bool)>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Normalised values by criterion, only ever stored as salted hashes.
+    pub normalised: BTreeMap<&'static str, String>,
+    pub phone_digits: Option<usize>,
+}
+
+pub fn criteria(req: &SearchRequest) -> Result<Criteria, ApiError> {
+    let mut errs = Vec::new();
+    let mut lookups = Vec::new();
+    let mut normalised = BTreeMap::new();
+    if let Some(e) = &req.email {
+        match subject::email_key(e) {
+            Some(k) => {
+                normalised.insert("email", k[2..].to_owned());
+                lookups.push((k, false));
+            }
+            None => errs.push(FieldError::new("email", "not an e-mail address")),
+        }
+    }
+    let mut used_digits = None;
+    match (&req.phone, req.phone_digits) {
+        (None, Some(_)) => errs.push(FieldError::new("phone_digits", "needs `phone`")),
+        (None, None) => {}
+        (Some(p), n) => {
+            let digits = subject::phone_digits(p);
+            if p.chars().any(|c| !(c.is_ascii_digit() || " +-()./".contains(c))) {
+                errs.push(FieldError::new("phone", "only digits and the separators + - ( ) . / and spaces"));
+            } else if digits.len() < MIN_DIGITS {
+                errs.push(FieldError::new(
+                    "phone",
+                    format!("has {} digit(s); a phone search needs at least {MIN_DIGITS}", digits.len()),
+                ));
+            } else {
+                let n = n.unwrap_or(digits.len());
+                if n < MIN_DIGITS || n > digits.len() {
+                    errs.push(FieldError::new(
+                        "phone_digits",
+                        format!("must be from {MIN_DIGITS} to the {} digits given", digits.len()),
+                    ));
+                } else {
+                    let tail = &digits[digits.len() - n..];
+                    normalised.insert("phone", tail.to_owned());
+                    used_digits = Some(n);
+                    lookups.push((format!("p:{}", tail.chars().rev().collect::<String>()), true));
+                }
+            }
+        }
+    }
+    match (&req.first_name, &req.last_name) {
+        (None, None) => {}
+        (Some(f), Some(l)) => match subject::name_key(f, l) {
+            Some(k) => {
+                normalised.insert("name", k[2..].to_owned());
+                lookups.push((k, false));
+            }
+            None => errs.push(FieldError::new("first_name", "first and last name must not be empty")),
+        },
+        (Some(_), None) => errs.push(FieldError::new("last_name", "a name search needs both first_name and last_name")),
+        (None, Some(_)) => {
+            errs.push(FieldError::new("first_name", "a name search needs both first_name and last_name"))
+        }
+    }
+    if let (Some(f), Some(t)) = (req.from, req.to)
+        && f >= t
+    {
+        errs.push(FieldError::new("to", "must be after `from`"));
+    }
+    if errs.is_empty() && lookups.is_empty() {
+        errs.push(FieldError::new("body", "give at least one of email, phone, or first_name with last_name"));
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::Invalid(errs));
+    }
+    Ok(Criteria { lookups, from: req.from, to: req.to, normalised, phone_digits: used_digits })
+}
+
+/// The seed's result groups, plus audit records and error reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Contacts,
+    DirectoryEntries,
+    CampaignCustomers,
+    Consents,
+    AuditRecords,
+    ErrorReports,
+}
+
+impl Group {
+    pub fn of(c: Category) -> Self {
+        match c {
+            Category::Contact => Self::Contacts,
+            Category::DirectoryEntry => Self::DirectoryEntries,
+            Category::CampaignCustomer => Self::CampaignCustomers,
+            Category::Consent => Self::Consents,
+            Category::ErrorReport => Self::ErrorReports,
+            _ => Self::AuditRecords,
+        }
+    }
+}
+
+pub enum Outcome {
+    Found {
+        records: Vec<Record>,
+        stats: ReadStats,
+    },
+    /// More than `MAX_HITS`.
+    TooMany,
+}
+
+/// Runs the lookups (OR), reads the records, applies the window.
+pub async fn search(
+    records: &dyn RecordStore,
+    subjects: &dyn SubjectStore,
+    tenant: &str,
+    c: &Criteria,
+) -> Result<Outcome, StoreError> {
+    let mut ids = BTreeSet::new();
+    let mut stats = ReadStats::default();
+    for (key, prefix) in &c.lookups {
+        let (found, s) = subjects.subject_lookup(tenant, key, *prefix, MAX_HITS).await?;
+        stats += s;
+        if found.len() > MAX_HITS {
+            return Ok(Outcome::TooMany);
+        }
+        ids.extend(found);
+        if ids.len() > MAX_HITS && c.from.is_none() && c.to.is_none() {
+            return Ok(Outcome::TooMany);
+        }
+    }
+    let reads: Vec<_> = ids.iter().map(|id| records.get(tenant, id)).collect();
+    let fetched: Vec<StoreResult<Option<Record>>> = futures_util::stream::iter(reads).buffered(32).collect().await;
+    let mut out = Vec::new();
+    for r in fetched {
+        if let Some(r) = r? {
+            stats.items_read += 1;
+            if c.from.is_none_or(|f| r.occurred_at >= f) && c.to.is_none_or(|t| r.occurred_at < t) {
+                out.push(r);
+            }
+        }
+    }
+    if out.len() > MAX_HITS {
+        return Ok(Outcome::TooMany);
+    }
+    out.sort_by(|a, b| {
+        (Group::of(a.category), b.occurred_at, &a.id).cmp(&(Group::of(b.category), a.occurred_at, &b.id))
+    });
+    stats.items_returned = out.len() as u64;
+    Ok(Outcome::Found { records: out, stats })
+}
+
+/// One hit as the DPO sees it: the whole record (the details view) and its downloads.
+pub fn hit(r: &Record, tz: Option<chrono_tz::Tz>) -> Value {
+    let attachments: Vec<Value> = r
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            json!({"name": a.name, "size": a.size, "kind": a.kind, "content_type": a.content_type,
+                   "download": format!("/v1/dpo/attachments/{}/{i}", r.id)})
+        })
+        .collect();
+    json!({
+        "id": r.id,
+        "group": Group::of(r.category),
+        "time": crate::query::render_time(r.occurred_at, tz),
+        "record": crate::query::render_record(r, tz),
+        "attachments": attachments,
+    })
+}

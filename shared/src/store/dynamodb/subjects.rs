@@ -1,0 +1,93 @@
+//! The DPO subject index on DynamoDB: one small item per (identifier, record).
+//!
+//! | identifier | pk | sk |
+//! |---|---|---|
+//! | e-mail | `T#{t}#SUB#e:{email}` | `e:{email}#{record id}` |
+//! | name | `T#{t}#SUB#n:{first}\|{last}` | `n:…#{record id}` |
+//! | phone | `T#{t}#SUB#p:{last 3 digits, reversed}` | `p:{all digits reversed}#{record id}` |
+//!
+//! A search on the last N ≥ 3 digits knows its partition (the last three digits) and reads
+//! `begins_with(sk, p:{N digits reversed})`: only matching items, no scan, and a busy tenant's
+//! phones spread over 1000 partitions.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+
+use super::{DynamoStore, Item, classify, get_s, retry_throttled, s};
+use crate::dpo::subject;
+use crate::record::Record;
+use crate::store::{ReadStats, StoreResult, SubjectStore};
+
+fn pk(tenant: &str, key: &str) -> String {
+    match key.strip_prefix("p:") {
+        Some(d) => format!("T#{tenant}#SUB#p:{}", &d[..d.len().min(subject::MIN_DIGITS)]),
+        None => format!("T#{tenant}#SUB#{key}"),
+    }
+}
+
+/// The primary keys of a record's subject index items.
+pub(super) fn subject_item_keys(r: &Record) -> Vec<Item> {
+    subject::keys(r)
+        .into_iter()
+        .map(|k| {
+            Item::from([("pk".to_owned(), s(pk(&r.tenant_id, &k))), ("sk".to_owned(), s(format!("{k}#{}", r.id)))])
+        })
+        .collect()
+}
+
+impl DynamoStore {
+    pub(super) async fn put_subjects(&self, r: &Record) -> StoreResult<()> {
+        let requests = subject_item_keys(r)
+            .into_iter()
+            .map(|mut item| {
+                item.insert("rid".to_owned(), s(&r.id));
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item)).build().expect("item"))
+                    .build()
+            })
+            .collect();
+        self.batch_write(requests).await
+    }
+}
+
+#[async_trait]
+impl SubjectStore for DynamoStore {
+    async fn subject_lookup(
+        &self,
+        tenant: &str,
+        key: &str,
+        prefix: bool,
+        limit: usize,
+    ) -> StoreResult<(Vec<String>, ReadStats)> {
+        let pk = pk(tenant, key);
+        let begins = if prefix { key.to_owned() } else { format!("{key}#") };
+        let mut ids = Vec::new();
+        let mut stats = ReadStats::default();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = retry_throttled(|| async {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :p AND begins_with(sk, :b)")
+                    .expression_attribute_values(":p", s(&pk))
+                    .expression_attribute_values(":b", s(&begins))
+                    .limit((limit + 1 - ids.len()).min(1000) as i32)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &self.table))
+            })
+            .await?;
+            stats.queries += 1;
+            stats.items_read += out.items().len() as u64;
+            ids.extend(out.items().iter().filter_map(|i| get_s(i, "rid").map(str::to_owned)));
+            match out.last_evaluated_key {
+                Some(k) if ids.len() <= limit => start = Some(k),
+                _ => break,
+            }
+        }
+        stats.items_returned = ids.len() as u64;
+        Ok((ids, stats))
+    }
+}
