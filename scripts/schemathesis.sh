@@ -14,7 +14,7 @@ for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$port/v1/health" >/dev/null && break
   sleep 0.1
 done
-token=$("$bin" token --tenant acme-contact --role tenant_admin,ingest --data-dir "$data")
+token=$("$bin" token --tenant acme-contact --role tenant_admin,ingest,dpo --data-dir "$data")
 .venv/bin/schemathesis run "http://127.0.0.1:$port/v1/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \

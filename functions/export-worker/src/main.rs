@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use auditrail_shared::config::{Config, init_tracing};
-use auditrail_shared::export::worker::tasks_in_stream_event;
+use auditrail_shared::jobs::{TaskKind, queued_in_stream_event};
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
             let deadline = Instant::now() + Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
             let mut failures = Vec::new();
-            for (seq, tenant, id) in tasks_in_stream_event(&event.payload) {
+            for (seq, tenant, id) in queued_in_stream_event(&event.payload, TaskKind::Export) {
                 match worker.run(&tenant, &id, Some(deadline)).await {
                     Ok(outcome) => tracing::info!(%tenant, task = %id, ?outcome, "export run"),
                     Err(e) => {

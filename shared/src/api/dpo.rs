@@ -336,7 +336,7 @@ pub async fn erasure_status(
 #[utoipa::path(get, path = "/v1/dpo/attachments/{record_id}/{n}", tag = "dpo",
     params(("record_id" = String, Path, description = "The record"), ("n" = usize, Path, description = "The attachment's position")),
     responses(
-        (status = 200, description = "the file", content_type = "application/octet-stream"),
+        (status = 200, description = "the file, with the content type it was uploaded with", content_type = "*/*"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -344,9 +344,10 @@ pub async fn erasure_status(
 pub async fn attachment(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((record_id, n)): Path<(String, usize)>,
+    Path((record_id, n)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let missing = || ApiError::NotFound(format!("no attachment {n} on record `{record_id}`"));
+    let n: usize = n.parse().map_err(|_| missing())?;
     let r = state.records.get(&p.tenant_id, &record_id).await?.ok_or_else(missing)?;
     let a = r.attachments.get(n).ok_or_else(missing)?;
     let key = attachment_key(&p.tenant_id, a).ok_or_else(missing)?;

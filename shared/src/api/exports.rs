@@ -180,7 +180,9 @@ pub struct DownloadLink {
 #[utoipa::path(get, path = "/v1/exports/{id}/download", tag = "exports",
     params(("id" = String, Path, description = "The export id")),
     responses(
-        (status = 200, description = "the archive", content_type = "application/octet-stream"),
+        (status = 200, description = "the archive", content(
+            (Vec<u8> = "application/zip"), (Vec<u8> = "application/gzip"),
+            (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 303, body = DownloadLink, description = "fetch the archive from `Location`"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),

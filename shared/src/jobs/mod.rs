@@ -177,3 +177,49 @@ pub async fn requeue_expired(tasks: &dyn TaskStore, kind: TaskKind, now: DateTim
     }
     Ok(n)
 }
+
+/// The tasks of `kind` a DynamoDB stream event asks to run, as (sequence number, tenant, id):
+/// records whose new image is such a task in QUEUED (the event source filter sends only
+/// those; this re-checks).
+pub fn queued_in_stream_event(event: &serde_json::Value, kind: TaskKind) -> Vec<(String, String, String)> {
+    let s = |v: &serde_json::Value, k: &str| v[k]["S"].as_str().map(str::to_owned);
+    event["Records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let image = &r["dynamodb"]["NewImage"];
+            if s(image, "kind")? != kind.as_str() || s(image, "status")? != TaskStatus::Queued.as_str() {
+                return None;
+            }
+            let seq = r["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default().to_owned();
+            Some((seq, s(image, "tenant")?, s(image, "sk")?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_events_start_only_queued_tasks_of_the_kind() {
+        let rec = |kind: &str, status: &str, seq: &str| {
+            serde_json::json!({"eventName": "MODIFY", "dynamodb": {"SequenceNumber": seq, "NewImage": {
+                "pk": {"S": "T#acme#J#export"}, "sk": {"S": "01JTASK"}, "tenant": {"S": "acme"},
+                "kind": {"S": kind}, "status": {"S": status}, "ver": {"N": "3"}}}})
+        };
+        let event = serde_json::json!({"Records": [
+            rec("export", "QUEUED", "1"), rec("export", "RUNNING", "2"), rec("erasure", "QUEUED", "3"),
+            {"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "4", "OldImage": {}}}
+        ]});
+        assert_eq!(
+            queued_in_stream_event(&event, TaskKind::Export),
+            vec![("1".into(), "acme".into(), "01JTASK".into())]
+        );
+        assert_eq!(
+            queued_in_stream_event(&event, TaskKind::Erasure),
+            vec![("3".into(), "acme".into(), "01JTASK".into())]
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The `dpo` Lambda function: personal-data search, report, erasure jobs and audited attachment
+//! downloads (role `dpo`), plus the attachment upload used by integrations. Erasures are run by
+//! `dpo-worker`.
+
+use auditrail_shared::api::{Routes, lambda::with_gateway_claims, router};
+use auditrail_shared::config::{Config, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    init_tracing(true);
+    let state = Config::from_env()?.state().await?;
+    lambda_http::run(with_gateway_claims(router(state, Routes::Dpo))).await
+}
