@@ -3,7 +3,7 @@
 //! tenant, so the checks can run in parallel on one store.
 //!
 //! Use `conformance_tests!(path::to::factory)` in a test module; the factory is an async fn
-//! returning `Arc<dyn RecordStore>` (it may hand out one shared store).
+//! returning `Arc<dyn FullStore>` (it may hand out one shared store).
 
 use std::sync::Arc;
 
@@ -194,6 +194,107 @@ pub async fn time_window_is_half_open(store: Arc<dyn RecordStore>) {
     assert_eq!(ids(&all(&*store, &t, &f, 5).await), vec!["at-from"]);
 }
 
+/// Everything a full back end provides (the conformance factory returns one).
+pub trait FullStore: RecordStore + super::TaskStore + super::SubjectStore {}
+impl<T: RecordStore + super::TaskStore + super::SubjectStore> FullStore for T {}
+
+/// Task saves are fenced by version, listings are newest first and paged, the active index
+/// holds exactly the pending tasks, and tenants never see each other's tasks.
+pub async fn task_saves_are_fenced_and_listed(store: Arc<dyn FullStore>) {
+    use crate::jobs::{Task, TaskKind, TaskStatus};
+    let t = tenant("tasks");
+    let mut made = Vec::new();
+    for i in 0..3 {
+        let mut task = Task::new(&t, TaskKind::Export, TaskStatus::Queued, &json!({"n": i}));
+        store.create_task(&mut task).await.unwrap();
+        assert_eq!(task.version, 1);
+        made.push(task);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let mut dup = made[0].clone();
+    assert!(matches!(store.create_task(&mut dup).await, Err(super::StoreError::Conflict(_))), "ids are unique");
+    let mut a = store.get_task(&t, TaskKind::Export, &made[0].id).await.unwrap().unwrap();
+    let mut b = a.clone();
+    a.status = TaskStatus::Running;
+    store.save_task(&mut a).await.unwrap();
+    assert_eq!(a.version, 2);
+    b.status = TaskStatus::Failed;
+    assert!(matches!(store.save_task(&mut b).await, Err(super::StoreError::Conflict(_))), "a stale copy cannot win");
+    assert_eq!(store.get_task(&t, TaskKind::Export, &a.id).await.unwrap().unwrap().status, TaskStatus::Running);
+
+    let (p1, next) = store.list_tasks(&t, TaskKind::Export, PageRequest { limit: 2, after: None }).await.unwrap();
+    let (p2, end) = store.list_tasks(&t, TaskKind::Export, PageRequest { limit: 2, after: next }).await.unwrap();
+    let listed: Vec<String> = p1.iter().chain(&p2).map(|t| t.id.clone()).collect();
+    let mut want: Vec<String> = made.iter().map(|t| t.id.clone()).collect();
+    want.reverse();
+    assert_eq!(listed, want, "newest first, every task once");
+    assert!(end.is_none());
+
+    a.status = TaskStatus::Succeeded;
+    store.save_task(&mut a).await.unwrap();
+    let active: Vec<String> = store
+        .active_tasks(TaskKind::Export, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.tenant_id == t)
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(active, vec![made[1].id.clone(), made[2].id.clone()], "pending only, oldest first");
+    assert!(store.get_task(&tenant("other"), TaskKind::Export, &a.id).await.unwrap().is_none());
+    assert!(store.get_task(&t, TaskKind::Erasure, &a.id).await.unwrap().is_none(), "kinds are separate");
+    store.delete_task(&t, TaskKind::Export, &a.id).await.unwrap();
+    assert!(store.get_task(&t, TaskKind::Export, &a.id).await.unwrap().is_none());
+}
+
+/// The subject index is written with a record, follows a replacement and goes with a purge.
+pub async fn subject_index_follows_its_records(store: Arc<dyn FullStore>) {
+    use crate::dpo::subject::{ANONYMIZED, email_key, name_key, phone_key};
+    use crate::record::Subject;
+    let t = tenant("subjects");
+    let mut contact = rec(&t, "c1", 0, "CONTACT", "agent", ResultCode::Ok);
+    contact.category = Category::Contact;
+    contact.subject = Some(Subject {
+        emails: vec!["Jan@Example.com".into()],
+        phones: vec!["+420 777 123 456".into()],
+        first_name: Some("Jan".into()),
+        last_name: Some("Novák".into()),
+    });
+    let mut entry = rec(&t, "d1", 1, "DIRECTORY_ENTRY", "agent", ResultCode::Ok);
+    entry.category = Category::DirectoryEntry;
+    entry.subject = Some(Subject { first_name: Some("jan".into()), last_name: Some("NOVÁK".into()), ..Default::default() });
+    store.append(&t, &[contact.clone(), entry]).await.unwrap();
+    let look = |key: String, prefix: bool| {
+        let (store, t) = (store.clone(), t.clone());
+        async move {
+            let (mut ids, _) = store.subject_lookup(&t, &key, prefix, 1000).await.unwrap();
+            ids.sort();
+            ids
+        }
+    };
+    let email = email_key("jan@example.com").unwrap();
+    assert_eq!(look(email.clone(), false).await, vec!["c1"]);
+    assert_eq!(look("p:654321".into(), true).await, vec!["c1"], "the last six digits");
+    assert_eq!(look(phone_key("777123456").unwrap(), true).await, vec!["c1"]);
+    assert!(look(phone_key("777123456").unwrap(), false).await.is_empty(), "exact keys are exact");
+    assert_eq!(look(name_key("Jan", "Novák").unwrap(), false).await, vec!["d1"], "contacts are not found by name");
+    assert!(store.subject_lookup(&tenant("other"), &email, false, 10).await.unwrap().0.is_empty());
+
+    let mut anon = contact.clone();
+    anon.subject = Some(Subject { emails: vec![ANONYMIZED.into()], phones: vec![ANONYMIZED.into()], ..Default::default() });
+    store.replace(&t, &anon).await.unwrap();
+    assert!(look(email.clone(), false).await.is_empty());
+    assert!(look("p:654321".into(), true).await.is_empty());
+    assert_eq!(store.get(&t, "c1").await.unwrap().unwrap().subject, anon.subject);
+    let mut ghost = anon.clone();
+    ghost.id = "nope".into();
+    assert!(matches!(store.replace(&t, &ghost).await, Err(super::StoreError::NotFound)));
+
+    let gone = store.purge(&t, Category::DirectoryEntry, t0() + Duration::days(1), 100).await.unwrap();
+    assert_eq!(ids(&gone), vec!["d1"]);
+    assert!(look(name_key("Jan", "Novák").unwrap(), false).await.is_empty(), "purged with its record");
+}
+
 /// Expands to one `#[tokio::test]` per check, each calling `$factory().await` for its store.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -203,7 +304,9 @@ macro_rules! conformance_tests {
             tenants_never_see_each_other,
             newest_first_paging_is_complete_and_stable,
             every_filter_matches_the_reference,
-            time_window_is_half_open);
+            time_window_is_half_open,
+            task_saves_are_fenced_and_listed,
+            subject_index_follows_its_records);
     };
     (@each $factory:path, $($check:ident),*) => {
         $(

@@ -702,10 +702,9 @@ impl SettingsStore for DynamoStore {
 mod tests {
     use std::sync::Arc;
 
-    use crate::store::RecordStore;
 
     /// One table for every check of this process (each check uses its own tenant).
-    async fn store() -> Arc<dyn RecordStore> {
+    async fn store() -> Arc<dyn crate::store::conformance::FullStore> {
         static STORE: tokio::sync::OnceCell<super::DynamoStore> = tokio::sync::OnceCell::const_new();
         Arc::new(STORE.get_or_init(|| async { super::testenv::fresh().await.0 }).await.clone())
     }

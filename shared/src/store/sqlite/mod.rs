@@ -706,10 +706,9 @@ mod tests {
     use std::sync::{Arc, OnceLock};
 
     use super::SqliteStore;
-    use crate::store::RecordStore;
 
     /// One store file shared by every check (each check uses its own tenant), like production.
-    async fn store() -> Arc<dyn RecordStore> {
+    async fn store() -> Arc<dyn crate::store::conformance::FullStore> {
         static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
         static STORE: OnceLock<SqliteStore> = OnceLock::new();
         let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
