@@ -51,7 +51,7 @@ async fn audit(state: &AppState, p: &Principal, action: &str, result: ResultCode
 async fn run(state: &AppState, p: &Principal, req: &SearchRequest, action: &str) -> ApiResult<(Vec<Record>, Value)> {
     let c = search::criteria(req)?;
     let criteria = hashed(state, p, &c, req);
-    match search::search(&*state.records, &*state.subjects, &p.tenant_id, &c).await? {
+    match search::search(&*state.subjects, &p.tenant_id, &c).await? {
         Outcome::TooMany => {
             audit(
                 state,

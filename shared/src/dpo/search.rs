@@ -6,14 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::subject::{self, MIN_DIGITS};
 use crate::error::{ApiError, FieldError};
 use crate::record::{Category, Record};
-use crate::store::{ReadStats, RecordStore, StoreError, StoreResult, SubjectStore};
+use crate::store::{ReadStats, StoreError, SubjectStore};
 
 /// More hits than this: narrow the search.
 pub const MAX_HITS: usize = 1000;
@@ -154,35 +153,28 @@ pub enum Outcome {
     TooMany,
 }
 
-/// Runs the lookups (OR), reads the records, applies the window.
+/// Runs the lookups (OR) and applies the window; each index entry carries its record.
 pub async fn search(
-    records: &dyn RecordStore,
     subjects: &dyn SubjectStore,
     tenant: &str,
     c: &Criteria,
 ) -> Result<Outcome, StoreError> {
-    let mut ids = BTreeSet::new();
+    let mut seen = BTreeSet::new();
     let mut stats = ReadStats::default();
+    let mut out = Vec::new();
     for (key, prefix) in &c.lookups {
         let (found, s) = subjects.subject_lookup(tenant, key, *prefix, MAX_HITS).await?;
         stats += s;
         if found.len() > MAX_HITS {
             return Ok(Outcome::TooMany);
         }
-        ids.extend(found);
-        if ids.len() > MAX_HITS && c.from.is_none() && c.to.is_none() {
-            return Ok(Outcome::TooMany);
-        }
-    }
-    let reads: Vec<_> = ids.iter().map(|id| records.get(tenant, id)).collect();
-    let fetched: Vec<StoreResult<Option<Record>>> = futures_util::stream::iter(reads).buffered(32).collect().await;
-    let mut out = Vec::new();
-    for r in fetched {
-        if let Some(r) = r? {
-            stats.items_read += 1;
-            if c.from.is_none_or(|f| r.occurred_at >= f) && c.to.is_none_or(|t| r.occurred_at < t) {
+        for r in found {
+            if c.from.is_none_or(|f| r.occurred_at >= f) && c.to.is_none_or(|t| r.occurred_at < t) && seen.insert(r.id.clone()) {
                 out.push(r);
             }
+        }
+        if out.len() > MAX_HITS {
+            return Ok(Outcome::TooMany);
         }
     }
     if out.len() > MAX_HITS {

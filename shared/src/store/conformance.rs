@@ -267,7 +267,9 @@ pub async fn subject_index_follows_its_records(store: Arc<dyn FullStore>) {
     let look = |key: String, prefix: bool| {
         let (store, t) = (store.clone(), t.clone());
         async move {
-            let (mut ids, _) = store.subject_lookup(&t, &key, prefix, 1000).await.unwrap();
+            let (found, stats) = store.subject_lookup(&t, &key, prefix, 1000).await.unwrap();
+            assert_eq!(stats.items_read, found.len() as u64, "one item read per hit");
+            let mut ids: Vec<String> = found.into_iter().map(|r| r.id).collect();
             ids.sort();
             ids
         }

@@ -253,15 +253,16 @@ pub trait SettingsStore: Send + Sync + 'static {
 /// The DPO subject index (`dpo::subject` keys), written with each record and removed with it.
 #[async_trait]
 pub trait SubjectStore: Send + Sync + 'static {
-    /// Ids of records with the index entry `key` (with `prefix`: entries starting with `key`),
-    /// at most `limit + 1` so a caller can tell "more than `limit`".
+    /// Records with the index entry `key` (with `prefix`: entries starting with `key`), at most
+    /// `limit + 1` so a caller can tell "more than `limit`". One record per matching entry:
+    /// an entry carries (DynamoDB) or joins (SQLite) its record, so nothing else is read.
     async fn subject_lookup(
         &self,
         tenant: &str,
         key: &str,
         prefix: bool,
         limit: usize,
-    ) -> StoreResult<(Vec<String>, ReadStats)>;
+    ) -> StoreResult<(Vec<Record>, ReadStats)>;
 }
 
 /// A blob's address. Always under its tenant's prefix, so no key can reach another tenant.

@@ -344,15 +344,15 @@ impl crate::store::SubjectStore for SqliteStore {
         key: &str,
         prefix: bool,
         limit: usize,
-    ) -> StoreResult<(Vec<String>, ReadStats)> {
+    ) -> StoreResult<(Vec<Record>, ReadStats)> {
         let (tenant, key) = (tenant.to_owned(), key.to_owned());
-        let ids: Vec<String> = self
+        let bodies: Vec<String> = self
             .read(move |conn| {
                 // A prefix is the key range [key, key + U+10FFFF): served by the primary key.
                 let upper = if prefix { format!("{key}\u{10FFFF}") } else { key.clone() };
                 let mut stmt = conn
                     .prepare_cached(
-                        "SELECT DISTINCT record_id FROM subjects WHERE tenant = ?1 AND key >= ?2 AND key <= ?3 LIMIT ?4",
+                        "SELECT r.body FROM (SELECT DISTINCT record_id FROM subjects                            WHERE tenant = ?1 AND key >= ?2 AND key <= ?3 LIMIT ?4) s                          JOIN records r ON r.tenant = ?1 AND r.id = s.record_id",
                     )
                     .map_err(StoreError::backend)?;
                 stmt.query_map(rusqlite::params![tenant, key, upper, limit as i64 + 1], |r| r.get(0))
@@ -361,8 +361,9 @@ impl crate::store::SubjectStore for SqliteStore {
                     .map_err(StoreError::backend)
             })
             .await?;
-        let n = ids.len() as u64;
-        Ok((ids, ReadStats { items_read: n, items_returned: n, queries: 1 }))
+        let records = bodies.iter().map(|b| decode(b)).collect::<StoreResult<Vec<_>>>()?;
+        let n = records.len() as u64;
+        Ok((records, ReadStats { items_read: n, items_returned: n, queries: 1 }))
     }
 }
 
