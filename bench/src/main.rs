@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod dpo;
 mod dynamo;
 mod export;
 
@@ -47,6 +48,15 @@ struct Args {
     /// Deflate levels to compare in the export figures.
     #[arg(long, value_delimiter = ',', default_value = "4")]
     level: Vec<u32>,
+    /// Instead: DPO search latency and erasure rate on this many records (embedded store).
+    #[arg(long)]
+    dpo: Option<usize>,
+    /// Instead: DPO items read per hit on DynamoDB (moto) with this many records.
+    #[arg(long)]
+    dpo_dynamodb: Option<usize>,
+    /// People the DPO records are about.
+    #[arg(long, default_value_t = 100_000)]
+    subjects: usize,
     #[arg(long, hide = true)]
     export_child: Option<usize>,
     #[arg(long, hide = true, default_value = "zip")]
@@ -164,6 +174,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(n) = args.dynamodb {
         return dynamo::run(n).await;
+    }
+    if let Some(n) = args.dpo {
+        return dpo::run(n, args.subjects, args.samples).await;
+    }
+    if let Some(n) = args.dpo_dynamodb {
+        return dpo::dynamodb(n, args.subjects).await;
     }
     if let Some(n) = args.export_child {
         return export::child(n, &args.child_compression, args.level[0], &args.child_out);
