@@ -41,7 +41,8 @@ pub fn records(tenant: &str, n: usize, subjects: usize, seed: u64) -> Vec<Record
     (0..n)
         .map(|i| {
             let personal = rng.random_range(0..10) < 4;
-            let (action, cat) = if personal { cats[rng.random_range(0..4)] } else { ("CREATE_EVALUATION", Category::Audit) };
+            let (action, cat) =
+                if personal { cats[rng.random_range(0..4)] } else { ("CREATE_EVALUATION", Category::Audit) };
             let mut r = Record::system(
                 tenant,
                 action,
@@ -65,6 +66,9 @@ pub fn records(tenant: &str, n: usize, subjects: usize, seed: u64) -> Vec<Record
         })
         .collect()
 }
+
+/// A named search built from a person's number.
+type Case<T> = (&'static str, fn(usize) -> T);
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
@@ -92,12 +96,15 @@ pub async fn run(n: usize, subjects: usize, samples: usize) -> anyhow::Result<()
         state.records.append("acme", chunk).await?;
     }
     state.records.maintain().await?;
-    println!("## DPO search on the embedded store ({n} records, {subjects} subjects; loaded in {:.0} s)", t.elapsed().as_secs_f64());
+    println!(
+        "## DPO search on the embedded store ({n} records, {subjects} subjects; loaded in {:.0} s)",
+        t.elapsed().as_secs_f64()
+    );
     let token = state.auth.mint("acme", "dpo", Some("dpo"), &[Role::Dpo], 36_000)?;
     let mut rng = StdRng::seed_from_u64(9);
     println!("| criterion | p50 ms | p99 ms | hits (mean) |");
     println!("|---|---:|---:|---:|");
-    let kinds: [(&str, fn(usize) -> Value); 5] = [
+    let kinds: [Case<Value>; 5] = [
         ("e-mail", |k| json!({"email": email(k).to_uppercase()})),
         ("phone, all digits", |k| json!({"phone": phone(k)})),
         ("phone, last 6 digits", |k| json!({"phone": phone(k), "phone_digits": 6})),
@@ -115,7 +122,12 @@ pub async fn run(n: usize, subjects: usize, samples: usize) -> anyhow::Result<()
             anyhow::ensure!(status == 200, "{name}: {status} {v}");
             hits += v["count"].as_u64().unwrap_or(0);
         }
-        println!("| {name} | {:.2} | {:.2} | {:.1} |", pct(&mut lat, 0.5), pct(&mut lat, 0.99), hits as f64 / samples as f64);
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.1} |",
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99),
+            hits as f64 / samples as f64
+        );
     }
 
     // Erasure rate: every hit of 100 people in one job each.
@@ -126,7 +138,9 @@ pub async fn run(n: usize, subjects: usize, samples: usize) -> anyhow::Result<()
         let (_, v) = post(&app, &token, "/v1/dpo/searches", &json!({"email": email(k), "phone": phone(k)})).await;
         let items: Vec<Value> = v["groups"]
             .as_object()
-            .map(|g| g.values().flat_map(|a| a.as_array().cloned().unwrap_or_default()).map(|h| h["id"].clone()).collect())
+            .map(|g| {
+                g.values().flat_map(|a| a.as_array().cloned().unwrap_or_default()).map(|h| h["id"].clone()).collect()
+            })
             .unwrap_or_default();
         if items.is_empty() {
             continue;
@@ -138,7 +152,10 @@ pub async fn run(n: usize, subjects: usize, samples: usize) -> anyhow::Result<()
         busy += t.elapsed().as_secs_f64();
         erased += items.len();
     }
-    println!("\nErasure: {erased} records of 100 people in {busy:.2} s of worker time = {:.0} records/s", erased as f64 / busy);
+    println!(
+        "\nErasure: {erased} records of 100 people in {busy:.2} s of worker time = {:.0} records/s",
+        erased as f64 / busy
+    );
     Ok(())
 }
 
@@ -153,21 +170,31 @@ pub async fn dynamodb(n: usize, subjects: usize) -> anyhow::Result<()> {
     println!("| criterion | searches | hits | items read | read ÷ returned |");
     println!("|---|---:|---:|---:|---:|");
     let mut rng = StdRng::seed_from_u64(9);
-    let kinds: [(&str, fn(usize) -> SearchRequest); 4] = [
+    let kinds: [Case<SearchRequest>; 4] = [
         ("e-mail", |k| SearchRequest { email: Some(email(k)), ..Default::default() }),
-        ("phone, last 6 digits", |k| SearchRequest { phone: Some(phone(k)), phone_digits: Some(6), ..Default::default() }),
+        ("phone, last 6 digits", |k| SearchRequest {
+            phone: Some(phone(k)),
+            phone_digits: Some(6),
+            ..Default::default()
+        }),
         ("first + last name", |k| SearchRequest {
             first_name: Some(FIRST[k % FIRST.len()].into()),
             last_name: Some(format!("Surname{k}")),
             ..Default::default()
         }),
-        ("e-mail OR phone", |k| SearchRequest { email: Some(email(k)), phone: Some(phone(k + 1)), ..Default::default() }),
+        ("e-mail OR phone", |k| SearchRequest {
+            email: Some(email(k)),
+            phone: Some(phone(k + 1)),
+            ..Default::default()
+        }),
     ];
     for (name, req) in kinds {
         let (mut read, mut returned) = (0u64, 0u64);
         for _ in 0..100 {
             let c = search::criteria(&req(rng.random_range(0..subjects))).map_err(|e| anyhow::anyhow!("{e}"))?;
-            if let search::Outcome::Found { stats, .. } = search::search(&*store as &dyn SubjectStore, "acme", &c).await? {
+            if let search::Outcome::Found { stats, .. } =
+                search::search(&*store as &dyn SubjectStore, "acme", &c).await?
+            {
                 read += stats.items_read;
                 returned += stats.items_returned;
             }

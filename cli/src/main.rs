@@ -46,7 +46,7 @@ enum Command {
     },
     /// Export records through a running server: creates the task, shows its progress and
     /// downloads the archive.
-    Export(export::ExportArgs),
+    Export(Box<export::ExportArgs>),
     /// Run the retention purge once for every tenant and print what it deleted.
     Purge,
     /// Print a development token the local server accepts.
@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&reports)?);
             Ok(())
         }
-        Command::Export(args) => export::run(args, &config).await,
+        Command::Export(args) => export::run(*args, &config).await,
         Command::Serve { addr, demo, demo_size, json_logs, purge_every, schedule_every } => {
             init_tracing(json_logs);
             let state = config.state().await?;

@@ -124,3 +124,42 @@ fn token_refuses_unknown_roles() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
 }
+
+#[tokio::test]
+async fn the_export_command_runs_an_export_on_the_server_and_downloads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = start(dir.path(), &["--demo", "--demo-size", "300"]).await;
+    let out_file = dir.path().join("logins.zip");
+    let out = tokio::task::spawn_blocking({
+        let (dir, out_file, base) = (dir.path().to_owned(), out_file.clone(), base.clone());
+        move || {
+            bin()
+                .args(["export", "--server", &base, "--tenant", "acme-contact", "--view", "sign-ins"])
+                .args(["--password", "Secret_1@%", "--tz", "Europe/Prague", "--out"])
+                .arg(&out_file)
+                .arg("--data-dir")
+                .arg(&dir)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("records →"), "{stderr}");
+    let listing = Command::new("7z").args(["l", "-slt", "-pSecret_1@%"]).arg(&out_file).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("Method = AES-256 Deflate") && listing.contains("Path = sign-ins-0001.csv"), "{listing}");
+
+    // A password that breaks the rule is refused with the server's message.
+    let bad = bin()
+        .args(["export", "--server", &base, "--tenant", "acme-contact", "--password", "bad pass#", "--out"])
+        .arg(dir.path().join("x.zip"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("password: "), "{}", String::from_utf8_lossy(&bad.stderr));
+}

@@ -201,8 +201,8 @@ impl ErasureWorker {
         };
         while body.next < body.items.len() {
             let end = (body.next + BATCH).min(body.items.len());
-            for item in body.items[body.next..end].to_vec() {
-                self.erase_one(tenant, &item, &ids, &mut body.result).await?;
+            for item in &body.items[body.next..end] {
+                self.erase_one(tenant, item, &ids, &mut body.result).await?;
             }
             body.next = end;
             task.set_body(&body);

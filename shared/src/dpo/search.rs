@@ -154,11 +154,7 @@ pub enum Outcome {
 }
 
 /// Runs the lookups (OR) and applies the window; each index entry carries its record.
-pub async fn search(
-    subjects: &dyn SubjectStore,
-    tenant: &str,
-    c: &Criteria,
-) -> Result<Outcome, StoreError> {
+pub async fn search(subjects: &dyn SubjectStore, tenant: &str, c: &Criteria) -> Result<Outcome, StoreError> {
     let mut seen = BTreeSet::new();
     let mut stats = ReadStats::default();
     let mut out = Vec::new();
@@ -169,7 +165,10 @@ pub async fn search(
             return Ok(Outcome::TooMany);
         }
         for r in found {
-            if c.from.is_none_or(|f| r.occurred_at >= f) && c.to.is_none_or(|t| r.occurred_at < t) && seen.insert(r.id.clone()) {
+            if c.from.is_none_or(|f| r.occurred_at >= f)
+                && c.to.is_none_or(|t| r.occurred_at < t)
+                && seen.insert(r.id.clone())
+            {
                 out.push(r);
             }
         }

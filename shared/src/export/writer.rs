@@ -108,7 +108,7 @@ impl Seek for SharedBuf {
 
 enum Chunk {
     Zip(Box<ZipWriter<SharedBuf>>, SharedBuf),
-    Gzip(GzEncoder<Vec<u8>>),
+    Gzip(Box<GzEncoder<Vec<u8>>>),
     Plain(Vec<u8>),
 }
 
@@ -225,9 +225,10 @@ impl ArchiveWriter {
                 }
                 Chunk::Zip(Box::new(zip), buf)
             }
-            Compression::Gzip => {
-                Chunk::Gzip(GzEncoder::new(Vec::with_capacity(cap), flate2::Compression::new(self.limits.level)))
-            }
+            Compression::Gzip => Chunk::Gzip(Box::new(GzEncoder::new(
+                Vec::with_capacity(cap),
+                flate2::Compression::new(self.limits.level),
+            ))),
             Compression::None => Chunk::Plain(Vec::with_capacity(cap)),
         };
         // Every ZIP entry is a complete file with its header; gzip and plain output is one file.

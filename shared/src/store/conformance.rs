@@ -262,7 +262,8 @@ pub async fn subject_index_follows_its_records(store: Arc<dyn FullStore>) {
     });
     let mut entry = rec(&t, "d1", 1, "DIRECTORY_ENTRY", "agent", ResultCode::Ok);
     entry.category = Category::DirectoryEntry;
-    entry.subject = Some(Subject { first_name: Some("jan".into()), last_name: Some("NOVÁK".into()), ..Default::default() });
+    entry.subject =
+        Some(Subject { first_name: Some("jan".into()), last_name: Some("NOVÁK".into()), ..Default::default() });
     store.append(&t, &[contact.clone(), entry]).await.unwrap();
     let look = |key: String, prefix: bool| {
         let (store, t) = (store.clone(), t.clone());
@@ -283,7 +284,8 @@ pub async fn subject_index_follows_its_records(store: Arc<dyn FullStore>) {
     assert!(store.subject_lookup(&tenant("other"), &email, false, 10).await.unwrap().0.is_empty());
 
     let mut anon = contact.clone();
-    anon.subject = Some(Subject { emails: vec![ANONYMIZED.into()], phones: vec![ANONYMIZED.into()], ..Default::default() });
+    anon.subject =
+        Some(Subject { emails: vec![ANONYMIZED.into()], phones: vec![ANONYMIZED.into()], ..Default::default() });
     store.replace(&t, &anon).await.unwrap();
     assert!(look(email.clone(), false).await.is_empty());
     assert!(look("p:654321".into(), true).await.is_empty());

@@ -702,7 +702,6 @@ impl SettingsStore for DynamoStore {
 mod tests {
     use std::sync::Arc;
 
-
     /// One table for every check of this process (each check uses its own tenant).
     async fn store() -> Arc<dyn crate::store::conformance::FullStore> {
         static STORE: tokio::sync::OnceCell<super::DynamoStore> = tokio::sync::OnceCell::const_new();
