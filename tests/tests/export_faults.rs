@@ -1,6 +1,7 @@
 //! Export workers killed at points spread over the whole run (before and after part uploads,
 //! mid-page, before completion) finish a valid archive with every record exactly once; an
-//! S3 failure ends in FAILED with no multipart upload left behind.
+//! S3 failure ends in FAILED with no multipart upload left behind; an erasure job killed
+//! half-way is finished by the next worker.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -63,7 +64,10 @@ impl RecordStore for R {
         self.0.purge(t, c, b, l).await
     }
     async fn replace(&self, t: &str, r: &Record) -> StoreResult<()> {
-        self.0.replace(t, r).await
+        self.1.gate("replace-before").await;
+        self.0.replace(t, r).await?;
+        self.1.gate("replace-after").await;
+        Ok(())
     }
     async fn query(&self, t: &str, f: &EventFilter, p: PageRequest) -> StoreResult<RecordPage> {
         self.1.gate("query-before").await;
@@ -315,4 +319,59 @@ async fn an_s3_failure_ends_in_failed_and_leaves_no_multipart_upload() {
     r.assert_problem(409);
     let task = app.state.tasks.get_task("acme", TaskKind::Export, &id).await.unwrap().unwrap();
     assert!(!task.body.to_string().contains("sealed_password"), "the password is dropped when the task ends");
+}
+
+#[tokio::test]
+async fn an_erasure_killed_half_way_is_finished_by_the_next_worker() {
+    let app = TestApp::new().await;
+    let batch: Vec<_> = (0..60)
+        .map(|i| {
+            let mut e = event(&format!("p{i:03}"), 10 + i, "CONTACT", "agent", "OK");
+            e["subject"] = json!({"emails": ["kill.me@example.com"], "phones": ["+420 777 000 111"]});
+            e["description"] = json!({"body": "call kill.me@example.com back"});
+            e
+        })
+        .collect();
+    app.ingest("acme", &batch).await;
+    let dpo = app.token("acme", &[Role::Dpo]);
+    let found = app.post_json("/v1/dpo/searches", &dpo, &json!({"email": "kill.me@example.com"})).await;
+    assert_eq!(found.body["count"], 60);
+    let items: Vec<String> = found.body["groups"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_owned())
+        .collect();
+    let r = app.post_json("/v1/dpo/erasures", &dpo, &json!({"items": items})).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+
+    let worker = |killer: &Arc<Killer>| {
+        let mut w = app.state.erasure_worker("w");
+        w.records = Arc::new(R(app.state.records.clone(), killer.clone()));
+        w.tasks = Arc::new(T(app.state.tasks.clone(), killer.clone()));
+        w.lease = chrono::Duration::milliseconds(300);
+        w
+    };
+    // Gates: claim (get + save: 3), 20 replacements (40), the checkpoint (2), then ten more
+    // replacements (20): the 66th gate is inside the second batch, ten records past the checkpoint.
+    let killer = Killer::new(66);
+    let doomed = worker(&killer);
+    tokio::select! {
+        r = doomed.run("acme", &id) => panic!("the kill point was never reached: {r:?}"),
+        _ = killer.hit.notified() => {}
+    }
+    let mid = app.get(&format!("/v1/dpo/erasures/{id}"), &dpo).await;
+    assert_eq!(mid.body["status"], "RUNNING");
+    assert_eq!(mid.body["done"], 20, "the checkpoint after the first batch");
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(worker(&Killer::new(i64::MAX)).run("acme", &id).await.unwrap(), Some(TaskStatus::Succeeded));
+    let done = app.get(&format!("/v1/dpo/erasures/{id}"), &dpo).await;
+    // The ten records of the lost batch were anonymised again (idempotent), counted once.
+    assert_eq!(done.body["result"]["anonymized"], 60);
+    let again = app.post_json("/v1/dpo/searches", &dpo, &json!({"email": "kill.me@example.com"})).await;
+    assert_eq!(again.body["count"], 0);
+    for i in 0..60 {
+        let r = app.state.records.get("acme", &format!("p{i:03}")).await.unwrap().unwrap();
+        assert_eq!(r.description.unwrap()["body"], "{Anonymized by DPO}", "p{i:03}");
+    }
 }

@@ -322,6 +322,42 @@ fn pair_upsert(tx: &rusqlite::Transaction<'_>, tenant: &str, corr: &str, r: &Rec
 
 const PAIR_COLUMNS: &str = "correlation_id, action, start_id, end_id, start_ts, end_ts, delay_ms, result";
 
+/// A record's indexed columns, in the order `?1`–`?12` of the insert and the update.
+#[allow(clippy::type_complexity)]
+fn record_row<'a>(
+    tenant: &'a str,
+    r: &'a Record,
+    body: &'a str,
+) -> (
+    &'a str,
+    &'a str,
+    i64,
+    &'static str,
+    &'a str,
+    Option<&'a str>,
+    Option<String>,
+    Option<&'a str>,
+    Option<&'static str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+) {
+    (
+        tenant,
+        &r.id,
+        micros(r.occurred_at),
+        r.category.as_str(),
+        &r.action,
+        r.actor.user_id.as_deref(),
+        r.actor.username.as_ref().map(|u| u.to_lowercase()),
+        r.actor.employee_id.as_deref(),
+        r.result.map(|x| x.as_str()),
+        r.session_id.as_deref(),
+        r.correlation_id.as_deref(),
+        body,
+    )
+}
+
 fn insert_subjects(tx: &rusqlite::Transaction<'_>, tenant: &str, r: &Record) -> StoreResult<()> {
     let keys = crate::dpo::subject::keys(r);
     if keys.is_empty() {
@@ -352,7 +388,9 @@ impl crate::store::SubjectStore for SqliteStore {
                 let upper = if prefix { format!("{key}\u{10FFFF}") } else { key.clone() };
                 let mut stmt = conn
                     .prepare_cached(
-                        "SELECT r.body FROM (SELECT DISTINCT record_id FROM subjects                            WHERE tenant = ?1 AND key >= ?2 AND key <= ?3 LIMIT ?4) s                          JOIN records r ON r.tenant = ?1 AND r.id = s.record_id",
+                        "SELECT r.body FROM (SELECT DISTINCT record_id FROM subjects \
+                         WHERE tenant = ?1 AND key >= ?2 AND key <= ?3 LIMIT ?4) s \
+                         JOIN records r ON r.tenant = ?1 AND r.id = s.record_id",
                     )
                     .map_err(StoreError::backend)?;
                 stmt.query_map(rusqlite::params![tenant, key, upper, limit as i64 + 1], |r| r.get(0))
@@ -523,22 +561,7 @@ impl RecordStore for SqliteStore {
                     )
                     .map_err(StoreError::backend)?;
                 for (r, body) in &rows {
-                    let n = stmt
-                        .execute(rusqlite::params![
-                            tenant,
-                            r.id,
-                            micros(r.occurred_at),
-                            r.category.as_str(),
-                            r.action,
-                            r.actor.user_id,
-                            r.actor.username.as_ref().map(|u| u.to_lowercase()),
-                            r.actor.employee_id,
-                            r.result.map(|x| x.as_str()),
-                            r.session_id,
-                            r.correlation_id,
-                            body,
-                        ])
-                        .map_err(StoreError::backend)?;
+                    let n = stmt.execute(record_row(&tenant, r, body)).map_err(StoreError::backend)?;
                     out.push(if n == 1 { AppendOutcome::Created } else { AppendOutcome::Duplicate });
                     if n == 1 {
                         insert_subjects(&tx, &tenant, r)?;
@@ -665,21 +688,9 @@ impl RecordStore for SqliteStore {
             let tx = conn.transaction().map_err(StoreError::backend)?;
             let n = tx
                 .execute(
-                    "UPDATE records SET ts = ?3, category = ?4, action = ?5, user_id = ?6, username = ?7,                      employee_id = ?8, result = ?9, session_id = ?10, correlation_id = ?11, body = ?12                      WHERE tenant = ?1 AND id = ?2",
-                    rusqlite::params![
-                        tenant,
-                        r.id,
-                        micros(r.occurred_at),
-                        r.category.as_str(),
-                        r.action,
-                        r.actor.user_id,
-                        r.actor.username.as_ref().map(|u| u.to_lowercase()),
-                        r.actor.employee_id,
-                        r.result.map(|x| x.as_str()),
-                        r.session_id,
-                        r.correlation_id,
-                        body,
-                    ],
+                    "UPDATE records SET ts = ?3, category = ?4, action = ?5, user_id = ?6, username = ?7, employee_id = ?8, \
+                     result = ?9, session_id = ?10, correlation_id = ?11, body = ?12 WHERE tenant = ?1 AND id = ?2",
+                    record_row(&tenant, &r, &body),
                 )
                 .map_err(StoreError::backend)?;
             if n == 0 {
