@@ -285,3 +285,40 @@ async fn erasure_leaves_no_identifier_anywhere_in_the_store() {
     let r = app.post_json("/v1/dpo/searches", &dpo(&app, "globex"), &json!({"phone": "+49 30 1234 5678"})).await;
     assert_eq!(ids(&r.body), vec!["g1"]);
 }
+
+#[tokio::test]
+async fn large_attachments_go_straight_to_s3_through_a_presigned_put() {
+    let app = TestApp::new().await;
+    let agent = app.token("acme", &[Role::Agent]);
+    let r = app.post_json("/v1/attachments/upload-url", &agent, &json!({})).await;
+    if auditrail_tests::backend() == "sqlite" {
+        r.assert_problem(409);
+        assert!(r.body["detail"].as_str().unwrap().contains("/v1/attachments"));
+        return;
+    }
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    let (blob, url) = (r.body["blob"].as_str().unwrap().to_owned(), r.body["url"].as_str().unwrap().to_owned());
+    assert!(url.contains(&format!("tenants/acme/attachments/{blob}")) && url.contains("X-Amz-Expires=900"), "{url}");
+    let put = reqwest::Client::new()
+        .put(&url)
+        .header("content-type", "application/octet-stream")
+        .body(vec![7u8; 3 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    app.ingest(
+        "acme",
+        &[personal(
+            "big1",
+            "CONTACT",
+            5,
+            json!({"phones": ["+420 111 222 333"]}),
+            json!({"attachments": [{"blob": blob, "name": "long-call.wav", "kind": "recording"}]}),
+        )],
+    )
+    .await;
+    let (status, _, bytes) = app.raw("GET", "/v1/dpo/attachments/big1/0", &dpo(&app, "acme")).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes.len(), 3 * 1024 * 1024);
+}

@@ -150,6 +150,9 @@ impl BlobStore for B {
     async fn download_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
         self.0.download_url(k, ttl).await
     }
+    async fn upload_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
+        self.0.upload_url(k, ttl).await
+    }
 }
 
 /// Records big enough that the export spans several parts on either back end (S3 parts are at

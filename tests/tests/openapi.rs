@@ -29,6 +29,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/export-schedules"),
     ("delete", "/v1/export-schedules/{id}"),
     ("post", "/v1/attachments"),
+    ("post", "/v1/attachments/upload-url"),
     ("post", "/v1/dpo/searches"),
     ("post", "/v1/dpo/reports"),
     ("post", "/v1/dpo/erasures"),

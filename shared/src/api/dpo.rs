@@ -408,3 +408,38 @@ pub async fn upload_attachment(
     state.blobs.put(&BlobKey::new(&p.tenant_id, "attachments", &blob)?, body.clone(), &content_type).await?;
     Ok((StatusCode::CREATED, Json(UploadedAttachment { blob, size: body.len(), content_type })))
 }
+
+/// Where to PUT a large attachment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadLink {
+    /// Reference it from a record as `attachments: [{"blob": …, "name": …}]` once uploaded.
+    pub blob: String,
+    /// `PUT` the file's bytes here (`Content-Type: application/octet-stream`).
+    pub url: String,
+    pub expires_in_seconds: u64,
+}
+
+/// A presigned URL (15 minutes) to upload a large attachment or recording straight to S3.
+/// The embedded store has none: there, POST the file to `/v1/attachments`.
+#[utoipa::path(post, path = "/v1/attachments/upload-url", tag = "dpo",
+    responses(
+        (status = 201, body = UploadLink),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "no presigned uploads here"),
+    ))]
+pub async fn upload_link(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<(StatusCode, Json<UploadLink>)> {
+    let blob = ulid::Ulid::generate().to_string();
+    let ttl = std::time::Duration::from_secs(15 * 60);
+    let key = BlobKey::new(&p.tenant_id, "attachments", &blob)?;
+    let url = state.blobs.upload_url(&key, ttl).await?.ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "this deployment stores attachments itself: POST the file (≤ {MAX_ATTACHMENT_BYTES} bytes) to /v1/attachments"
+        ))
+    })?;
+    state.note_tenant(&p.tenant_id).await?;
+    Ok((StatusCode::CREATED, Json(UploadLink { blob, url, expires_in_seconds: ttl.as_secs() })))
+}

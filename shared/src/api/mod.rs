@@ -156,6 +156,7 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
         r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))));
         let (schemas, paths, upload) = guarded(routes!(dpo::upload_attachment), Operation::UploadAttachment);
         r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(dpo::MAX_ATTACHMENT_BYTES))));
+        r = r.routes(guarded(routes!(dpo::upload_link), Operation::UploadAttachment));
     }
     if matches!(routes, Routes::All | Routes::Query) {
         r = r

@@ -182,6 +182,10 @@ impl BlobStore for FsBlobStore {
     async fn download_url(&self, _key: &BlobKey, _ttl: std::time::Duration) -> StoreResult<Option<String>> {
         Ok(None)
     }
+
+    async fn upload_url(&self, _key: &BlobKey, _ttl: std::time::Duration) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
 }
 
 fn hex_tag(bytes: &[u8]) -> String {

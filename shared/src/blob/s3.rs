@@ -256,6 +256,20 @@ impl BlobStore for S3BlobStore {
     async fn download_url(&self, key: &BlobKey, ttl: Duration) -> StoreResult<Option<String>> {
         self.presign_get(key, ttl).await.map(Some)
     }
+
+    async fn upload_url(&self, key: &BlobKey, ttl: Duration) -> StoreResult<Option<String>> {
+        // The bucket's default encryption (SSE-S3) applies to presigned PUTs as well.
+        let cfg = PresigningConfig::expires_in(ttl.min(MAX_PRESIGN)).map_err(StoreError::backend)?;
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .presigned(cfg)
+            .await
+            .map_err(|e| classify(e, &self.bucket))?;
+        Ok(Some(req.uri().to_string()))
+    }
 }
 
 #[cfg(test)]

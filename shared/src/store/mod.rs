@@ -328,6 +328,8 @@ pub trait BlobStore: Send + Sync + 'static {
     /// A short-lived URL the client can fetch the blob from, where the back end has one (S3);
     /// `None` means the bytes are served by the API itself.
     async fn download_url(&self, key: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>>;
+    /// A short-lived URL the client can PUT a large blob to, where the back end has one (S3).
+    async fn upload_url(&self, key: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>>;
 }
 
 /// S3's smallest part (except the last).
