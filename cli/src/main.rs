@@ -162,7 +162,10 @@ async fn job_loop(state: AppState) {
     let exports = state.export_worker(&owner);
     let erasures = state.erasure_worker(&owner);
     loop {
+        // Registered before the run, so a task queued during it wakes the next round at once.
         let woken = state.jobs_queued.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         if let Err(e) = exports.run_pending().await {
             tracing::error!(error = %e, "export worker failed");
         }

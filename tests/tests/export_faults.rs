@@ -264,8 +264,9 @@ async fn workers_killed_anywhere_still_produce_every_record_exactly_once() {
     let total = counter.calls.load(Ordering::SeqCst);
     let log = counter.log.lock().unwrap().clone();
     let first = |what: &str| log.iter().position(|w| *w == what).expect("the clean run made that call") as i64 + 1;
-    // Inside the first part upload (not sent / sent but not recorded), and just before completing.
-    let aimed = [first("part-before"), first("part-after"), first("complete-before")];
+    // An upload started but not yet checkpointed (its id is lost with the worker), inside the
+    // first part upload (not sent / sent but not recorded), and just before completing.
+    let aimed = [first("start-after"), first("part-before"), first("part-after"), first("complete-before")];
     assert!(total > 12, "{total} calls");
     assert_eq!(archive_ids(&app, &id).await, want);
 
