@@ -41,11 +41,7 @@ fn hashed(state: &AppState, p: &Principal, c: &Criteria, req: &SearchRequest) ->
     Value::Object(m)
 }
 
-async fn audit(state: &AppState, p: &Principal, action: &str, result: ResultCode, data: Value) -> ApiResult<()> {
-    let rec = Record::system(&p.tenant_id, action, p.actor(), Some(result), data);
-    state.records.append(&p.tenant_id, &[rec]).await?;
-    Ok(())
-}
+use super::record_use as audit;
 
 /// Runs a search; more than 1000 hits is recorded and answered with 422.
 async fn run(state: &AppState, p: &Principal, req: &SearchRequest, action: &str) -> ApiResult<(Vec<Record>, Value)> {
@@ -83,8 +79,7 @@ fn counts(records: &[Record]) -> Map<String, Value> {
         Group::AuditRecords,
         Group::ErrorReports,
     ] {
-        let key = serde_json::to_value(g).expect("group").as_str().expect("name").to_owned();
-        m.insert(key, records.iter().filter(|r| Group::of(r.category) == g).count().into());
+        m.insert(g.as_str().to_owned(), records.iter().filter(|r| Group::of(r.category) == g).count().into());
     }
     m
 }
@@ -132,8 +127,7 @@ pub async fn search(
         groups.insert(key.clone(), Value::Array(Vec::new()));
     }
     for r in &records {
-        let key = serde_json::to_value(Group::of(r.category)).expect("group").as_str().expect("name").to_owned();
-        if let Some(Value::Array(a)) = groups.get_mut(&key) {
+        if let Some(Value::Array(a)) = groups.get_mut(Group::of(r.category).as_str()) {
             a.push(search::hit(r, None));
         }
     }
@@ -197,10 +191,7 @@ pub async fn report(
                 })
                 .unwrap_or_default()
         };
-        let group = serde_json::to_value(Group::of(r.category))
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let group = Group::of(r.category).as_str().to_owned();
         w.write_record([
             group,
             r.id.clone(),
@@ -325,7 +316,7 @@ pub async fn erasure_status(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ErasureInfo>> {
     let missing = || ApiError::NotFound(format!("no erasure `{id}`"));
-    if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !crate::jobs::valid_id(&id) {
         return Err(missing());
     }
     let t = state.tasks.get_task(&p.tenant_id, TaskKind::Erasure, &id).await?.ok_or_else(missing)?;

@@ -17,7 +17,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::error_report::{self, ErrorReport, MAX_REPORT_BYTES};
 use crate::query::{View, render_time};
-use crate::record::{Category, Record, ResultCode};
+use crate::record::{Category, ResultCode};
 use crate::store::BlobKey;
 
 const AREA: &str = "error-reports";
@@ -159,14 +159,8 @@ pub async fn download(
     }
     let key = BlobKey::new(&p.tenant_id, AREA, &id).map_err(|_| not_found())?;
     let bytes = state.blobs.get(&key).await?.ok_or_else(not_found)?;
-    let audit = Record::system(
-        &p.tenant_id,
-        Operation::DownloadErrorReport.audit_action(),
-        p.actor(),
-        Some(ResultCode::Ok),
-        json!({"report_id": id, "size": bytes.len()}),
-    );
-    state.records.append(&p.tenant_id, &[audit]).await?;
+    let action = Operation::DownloadErrorReport.audit_action();
+    super::record_use(&state, &p, action, ResultCode::Ok, json!({"report_id": id, "size": bytes.len()})).await?;
     let mut resp = (StatusCode::OK, bytes).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -97,8 +97,7 @@ pub(super) async fn list<T: Serialize>(
 
     let mut echo = q.echo.clone();
     echo.insert("returned".into(), page.records.len().into());
-    let audit = Record::system(&p.tenant_id, op.audit_action(), p.actor(), Some(ResultCode::Ok), Value::Object(echo));
-    state.records.append(&p.tenant_id, &[audit]).await?;
+    super::record_use(state, p, op.audit_action(), ResultCode::Ok, Value::Object(echo)).await?;
 
     let items: Vec<T> = page.records.iter().map(|r| render(r, q.tz)).collect();
     Ok(Json(Page {

@@ -18,26 +18,20 @@ use crate::export::schedule::{self, ScheduleInfo, ScheduleRequest};
 use crate::export::{self, ExportBody, ExportInfo, ExportRequest, archive_key};
 use crate::jobs::{Task, TaskKind, TaskStatus};
 use crate::query::cursor::CursorBody;
-use crate::record::{Record, ResultCode};
+use crate::record::ResultCode;
 use crate::store::PageRequest;
 
 /// How long a download link stays valid.
 const LINK_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 async fn audit(state: &AppState, p: &Principal, action: &str, data: Value) -> ApiResult<()> {
-    let rec = Record::system(&p.tenant_id, action, p.actor(), Some(ResultCode::Ok), data);
-    state.records.append(&p.tenant_id, &[rec]).await?;
-    Ok(())
-}
-
-fn valid_id(id: &str) -> bool {
-    id.len() == 26 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    super::record_use(state, p, action, ResultCode::Ok, data).await
 }
 
 /// The caller's task of `kind`; another tenant's id is simply not there.
 async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> ApiResult<Task> {
     let missing = || ApiError::NotFound(format!("no {} `{id}`", kind.as_str().replace('-', " ")));
-    if !valid_id(id) {
+    if !crate::jobs::valid_id(id) {
         return Err(missing());
     }
     state.tasks.get_task(&p.tenant_id, kind, id).await?.ok_or_else(missing)

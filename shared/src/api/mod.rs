@@ -98,6 +98,20 @@ impl AppState {
     }
 }
 
+/// Records the caller's use of a route (a search, a download, an export or DPO action) as a
+/// record of their tenant.
+pub(crate) async fn record_use(
+    state: &AppState,
+    p: &crate::auth::Principal,
+    action: &str,
+    result: crate::record::ResultCode,
+    data: serde_json::Value,
+) -> Result<(), ApiError> {
+    let rec = crate::record::Record::system(&p.tenant_id, action, p.actor(), Some(result), data);
+    state.records.append(&p.tenant_id, &[rec]).await?;
+    Ok(())
+}
+
 /// Which routes a process serves; each Lambda function mounts only its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routes {

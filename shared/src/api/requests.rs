@@ -39,15 +39,7 @@ pub struct RequestList {
 }
 
 async fn audit(state: &AppState, p: &Principal, description: Value) -> ApiResult<()> {
-    let rec = Record::system(
-        &p.tenant_id,
-        Operation::ViewRequests.audit_action(),
-        p.actor(),
-        Some(ResultCode::Ok),
-        description,
-    );
-    state.records.append(&p.tenant_id, &[rec]).await?;
-    Ok(())
+    super::record_use(state, p, Operation::ViewRequests.audit_action(), ResultCode::Ok, description).await
 }
 
 /// The start and end of one asynchronous action and the delay between them. Another tenant's

@@ -132,6 +132,17 @@ pub enum Group {
 }
 
 impl Group {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contacts => "contacts",
+            Self::DirectoryEntries => "directory_entries",
+            Self::CampaignCustomers => "campaign_customers",
+            Self::Consents => "consents",
+            Self::AuditRecords => "audit_records",
+            Self::ErrorReports => "error_reports",
+        }
+    }
+
     pub fn of(c: Category) -> Self {
         match c {
             Category::Contact => Self::Contacts,
@@ -204,4 +215,23 @@ pub fn hit(r: &Record, tz: Option<chrono_tz::Tz>) -> Value {
         "record": crate::query::render_record(r, tz),
         "attachments": attachments,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_are_their_wire_names() {
+        for g in [
+            Group::Contacts,
+            Group::DirectoryEntries,
+            Group::CampaignCustomers,
+            Group::Consents,
+            Group::AuditRecords,
+            Group::ErrorReports,
+        ] {
+            assert_eq!(serde_json::to_value(g).unwrap(), g.as_str());
+        }
+    }
 }

@@ -110,6 +110,11 @@ impl Task {
         self.body = serde_json::to_value(body).expect("task bodies serialize");
     }
 
+    /// The task as its next save writes it: version bumped, `updated_at` now.
+    pub fn next_version(&self) -> Self {
+        Self { version: self.version + 1, updated_at: Utc::now(), ..self.clone() }
+    }
+
     /// Whether `now` is past the lease (or there is none).
     pub fn lease_expired(&self, now: DateTime<Utc>) -> bool {
         self.lease.as_ref().is_none_or(|l| l.until <= now)
@@ -119,6 +124,21 @@ impl Task {
     pub fn claimable(&self, now: DateTime<Utc>) -> bool {
         self.status == TaskStatus::Queued || (self.status == TaskStatus::Running && self.lease_expired(now))
     }
+}
+
+/// Whether `id` can be a task id (a ULID), checked before any store is asked.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 26 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Cuts a listing read with `limit + 1` rows to `limit`, with the position of the next page.
+pub fn page(mut tasks: Vec<Task>, limit: usize) -> (Vec<Task>, Option<crate::store::Position>) {
+    if tasks.len() <= limit {
+        return (tasks, None);
+    }
+    tasks.truncate(limit);
+    let next = tasks.last().map(|t| crate::store::Position::String(t.id.clone()));
+    (tasks, next)
 }
 
 /// Claims a task for `owner` for `lease`: `None` when it is not claimable or another worker got

@@ -122,19 +122,11 @@ impl TaskStore for DynamoStore {
                 _ => break,
             }
         }
-        let next = if tasks.len() > limit {
-            tasks.truncate(limit);
-            tasks.last().map(|t| Position::String(t.id.clone()))
-        } else {
-            None
-        };
-        Ok((tasks, next))
+        Ok(crate::jobs::page(tasks, limit))
     }
 
     async fn save_task(&self, task: &mut Task) -> StoreResult<()> {
-        let mut next = task.clone();
-        next.version += 1;
-        next.updated_at = chrono::Utc::now();
+        let next = task.next_version();
         self.put_task(&next, "ver = :v", Some(task.version)).await.map_err(|e| match e {
             StoreError::Conflict(_) => StoreError::Conflict(format!("task {} changed or vanished", task.id)),
             other => other,
@@ -176,14 +168,10 @@ impl TaskStore for DynamoStore {
                     .map_err(|e| classify(e, &self.table))
             })
             .await?;
+            // The index is eventually consistent, so a copy may be stale; no re-read here: every
+            // use of it (a claim, a re-queue) is a conditional save on the version it carries.
             for i in out.items() {
-                // The index is eventually consistent: re-read the task for its current state.
-                let t = decode(i)?;
-                if let Some(t) = self.get_task(&t.tenant_id, kind, &t.id).await?
-                    && t.status.is_pending()
-                {
-                    tasks.push(t);
-                }
+                tasks.push(decode(i)?);
                 if tasks.len() >= limit {
                     return Ok(tasks);
                 }

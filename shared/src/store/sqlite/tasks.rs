@@ -74,20 +74,11 @@ impl TaskStore for SqliteStore {
                     .map_err(StoreError::backend)
             })
             .await?;
-        let mut tasks = decode_all(rows)?;
-        let next = if tasks.len() > limit {
-            tasks.truncate(limit);
-            tasks.last().map(|t| Position::String(t.id.clone()))
-        } else {
-            None
-        };
-        Ok((tasks, next))
+        Ok(crate::jobs::page(decode_all(rows)?, limit))
     }
 
     async fn save_task(&self, task: &mut Task) -> StoreResult<()> {
-        let mut next = task.clone();
-        next.version += 1;
-        next.updated_at = chrono::Utc::now();
+        let next = task.next_version();
         let t = next.clone();
         self.write(move |conn| {
             let body = serde_json::to_string(&t).map_err(StoreError::backend)?;
