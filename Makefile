@@ -43,6 +43,6 @@ deploy: build-lambdas
 bench: tools
 	cargo run --release -p auditrail-bench --
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dynamodb 100000
-	cargo run --release -p auditrail-bench -- --export 10000,1000000,5000000 --level 4,6
+	cargo run --release -p auditrail-bench -- --export 10000,1000000,5000000 --level 5,6
 	cargo run --release -p auditrail-bench -- --dpo 1000000 --subjects 100000
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dpo-dynamodb 20000 --subjects 2000

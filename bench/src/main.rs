@@ -46,7 +46,7 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     export: Vec<usize>,
     /// Deflate levels to compare in the export figures.
-    #[arg(long, value_delimiter = ',', default_value = "4")]
+    #[arg(long, value_delimiter = ',', default_value = "5")]
     level: Vec<u32>,
     /// Instead: DPO search latency and erasure rate on this many records (embedded store).
     #[arg(long)]

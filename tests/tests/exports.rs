@@ -163,6 +163,22 @@ async fn gzip_jsonl_and_plain_csv_exports_hold_the_filter() {
     ids.sort();
     assert_eq!(ids, expected((0..40).filter(|i| i % 2 == 1)));
 
+    // A ZIP without a password: plain deflate entries whose CRC-32 7-Zip checks.
+    let t = export(&app, "acme", json!({"filter": {"action": "LOGIN"}, "compression": "zip"})).await;
+    assert_eq!(t["encrypted"], false);
+    let bytes = download(&app, "acme", t["id"].as_str().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.zip"), &bytes).unwrap();
+    let (ok, listing) = sevenzip(&["l", "-slt", "p.zip"], dir.path());
+    assert!(ok && listing.contains("Method = Deflate") && listing.contains("Encrypted = -"), "{listing}");
+    let (ok, out) = sevenzip(&["t", "p.zip"], dir.path());
+    assert!(ok && out.contains("Everything is Ok"), "{out}");
+    let (ok, out) = sevenzip(&["x", "-y", "-oout", "p.zip"], dir.path());
+    assert!(ok, "{out}");
+    let mut ids = csv_ids(&std::fs::read(dir.path().join("out/events-0001.csv")).unwrap(), "Date");
+    ids.sort();
+    assert_eq!(ids, expected((0..40).filter(|i| i % 2 == 1)));
+
     // Sign-in view: seed 003's columns.
     let t = export(&app, "acme", json!({"filter": {"view": "sign-ins", "period": "7d"}, "compression": "none"})).await;
     let bytes = download(&app, "acme", t["id"].as_str().unwrap()).await;
