@@ -33,7 +33,7 @@ watch:
 
 build-lambdas:
 	bash scripts/setup-tools.sh --lambda
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports
 	@ls -l target/lambda/*/bootstrap
 
 deploy: build-lambdas

@@ -53,6 +53,59 @@ fn every_route_is_wired_in_the_sam_template() {
     }
 }
 
+/// Each function behind API Gateway gets exactly the routes its router serves: an HttpApi event
+/// for every route of its `Routes`, and no event for a route it would answer with 404. The
+/// always-mounted health, catalogue and OpenAPI routes are wired once (to `query`).
+#[tokio::test]
+async fn each_function_is_wired_to_exactly_the_routes_it_serves() {
+    use auditrail_shared::api::{Routes, served};
+    let app = TestApp::new().await;
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    // Per function (`Binary: name`), the `Method:` / `Path:` pairs of its events.
+    let mut wired: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut method = None;
+    for line in template.lines().map(str::trim) {
+        if let Some(bin) = line.strip_prefix("Binary: ") {
+            wired.push((bin.to_owned(), Vec::new()));
+        } else if let Some(m) = line.strip_prefix("Method: ") {
+            method = Some(m.to_lowercase());
+        } else if let (Some(p), Some((_, routes))) = (line.strip_prefix("Path: "), wired.last_mut()) {
+            routes.push((method.take().expect("Method before Path"), p.to_owned()));
+        }
+    }
+    let functions: Vec<&str> = wired.iter().map(|(b, _)| b.as_str()).collect();
+    let mut dirs: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    let mut in_template = functions.clone();
+    in_template.sort();
+    assert_eq!(in_template, dirs, "every function crate is a function in the template, and only those");
+    let always = [("get", "/v1/health"), ("get", "/v1/catalogue"), ("get", "/v1/openapi.json")];
+    let always: Vec<(String, String)> = always.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    for (bin, mut events) in wired {
+        let routes = match bin.as_str() {
+            "ingest" => Routes::Ingest,
+            "query" => Routes::Query,
+            "exports" => Routes::Exports,
+            "dpo" => Routes::Dpo,
+            "error-reports" => Routes::ErrorReports,
+            // Workers and the scheduler serve no HTTP.
+            _ => {
+                assert!(events.is_empty(), "{bin} serves no routes but has HttpApi events {events:?}");
+                continue;
+            }
+        };
+        let mut serves: Vec<_> = served(app.state.clone(), routes);
+        if bin != "query" {
+            serves.retain(|r| !always.contains(r));
+        }
+        events.sort();
+        assert_eq!(events, serves, "{bin}: template events vs the routes its router serves");
+    }
+}
+
 #[tokio::test]
 async fn every_route_is_documented_and_every_documented_route_is_served() {
     let app = TestApp::new().await;

@@ -120,6 +120,7 @@ pub enum Routes {
     Query,
     Exports,
     Dpo,
+    ErrorReports,
 }
 
 /// The router for `routes`, with `GET /v1/openapi.json` describing the whole API.
@@ -132,6 +133,25 @@ pub fn router(state: AppState, routes: Routes) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// The `(method, path)` pairs `routes` serves (methods lower-case, paths as documented),
+/// `GET /v1/openapi.json` included: what a function behind API Gateway must be wired to.
+pub fn served(state: AppState, routes: Routes) -> Vec<(String, String)> {
+    let (_, doc) = api(state, routes).split_for_parts();
+    let doc = serde_json::to_value(doc).unwrap_or_default();
+    let mut out = vec![("get".to_owned(), "/v1/openapi.json".to_owned())];
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            for method in item.as_object().into_iter().flat_map(|m| m.keys()) {
+                if matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head") {
+                    out.push((method.clone(), path.clone()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Gives every request an id (the caller's `x-request-id` if it is sane, else a ULID), a
@@ -166,8 +186,6 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
     if matches!(routes, Routes::All | Routes::Ingest) {
         let (schemas, paths, ingest) = guarded(routes!(events::ingest), Operation::IngestEvents);
         r = r.routes((schemas, paths, ingest.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))));
-        let (schemas, paths, upload) = guarded(routes!(error_reports::upload), Operation::UploadErrorReport);
-        r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))));
         let (schemas, paths, upload) = guarded(routes!(dpo::upload_attachment), Operation::UploadAttachment);
         r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(dpo::MAX_ATTACHMENT_BYTES))));
         r = r.routes(guarded(routes!(dpo::upload_link), Operation::UploadAttachment));
@@ -179,10 +197,15 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(events::session), Operation::ViewSession))
             .routes(guarded(routes!(requests::list), Operation::ViewRequests))
             .routes(guarded(routes!(requests::trace), Operation::ViewRequests))
-            .routes(guarded(routes!(error_reports::list_reports), Operation::ListErrorReports))
-            .routes(guarded(routes!(error_reports::download), Operation::DownloadErrorReport))
             .routes(guarded(routes!(settings::get_retention), Operation::ChangeSettings))
             .routes(guarded(routes!(settings::put_retention), Operation::ChangeSettings));
+    }
+    if matches!(routes, Routes::All | Routes::ErrorReports) {
+        let (schemas, paths, upload) = guarded(routes!(error_reports::upload), Operation::UploadErrorReport);
+        r = r
+            .routes((schemas, paths, upload.layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))))
+            .routes(guarded(routes!(error_reports::list_reports), Operation::ListErrorReports))
+            .routes(guarded(routes!(error_reports::download), Operation::DownloadErrorReport));
     }
     if matches!(routes, Routes::All | Routes::Dpo) {
         r = r

@@ -167,15 +167,23 @@ impl ExportWorker {
         loop {
             let page =
                 self.records.query(&tenant, &spec.filter, PageRequest { limit: self.page, after: cursor }).await?;
-            writer.write(&page.records)?;
             pending += page.records.len() as u64;
             cursor = page.next;
             let last = cursor.is_none();
-            if !(last || writer.is_full()) {
-                continue;
-            }
+            // Rows and compression are CPU work (a 16 MiB entry is compressed whole, ~0.1 s):
+            // done on the blocking pool so the runtime's threads keep serving.
+            let (w, part) = tokio::task::spawn_blocking(move || {
+                let part = writer.write(&page.records).and_then(|()| {
+                    if last || writer.is_full() { writer.finish_part(last).map(Some) } else { Ok(None) }
+                });
+                (writer, part)
+            })
+            .await
+            .map_err(|e| Stop::Failed { reason: format!("archive writer stopped: {e}"), transient: false })?;
+            writer = w;
             // A part ends at a page boundary, so the cursor is exactly where the next part starts.
-            if let Some(bytes) = writer.finish_part(last)? {
+            let Some(part) = part? else { continue };
+            if let Some(bytes) = part {
                 let number = ck.parts.len() as i32 + 1;
                 let tag = self.blobs.upload_part(&key, &ck.upload_id, number, bytes.into()).await?;
                 ck.parts.push((number, tag));

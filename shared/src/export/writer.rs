@@ -22,11 +22,11 @@ use aes::cipher::{KeyIvInit, StreamCipher};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use hmac::{Hmac, Mac};
-use libdeflater::{CompressionLvl, Compressor};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 
+use super::deflate::{Deflater, Wrapper};
 use super::rows::{ExportView, RowEncoder};
 use super::{Compression, Format};
 use crate::record::Record;
@@ -76,8 +76,6 @@ pub enum WriteError {
     TooLarge,
     #[error("archive writer: {0}")]
     Io(#[from] std::io::Error),
-    #[error("archive writer: the compressor ran out of room (libdeflate bound)")]
-    Compress,
 }
 
 const LOCAL_SIG: u32 = 0x0403_4b50;
@@ -85,7 +83,6 @@ const CD_SIG: u32 = 0x0201_4b50;
 const EOCD_SIG: u32 = 0x0605_4b50;
 /// AE-2: salt (16 for AES-256) + password verifier (2) before the data, code (10) after it.
 const AES_SALT: usize = 16;
-const AES_OVERHEAD: u64 = (AES_SALT + 2 + 10) as u64;
 /// WinZip's AES extra field: id 0x9901, 7 bytes: vendor version 2 (AE-2), "AE", strength 3
 /// (AES-256), the real method (8, deflate).
 const AES_EXTRA: [u8; 11] = [0x01, 0x99, 7, 0, 2, 0, b'A', b'E', 3, 8, 0];
@@ -110,11 +107,10 @@ pub struct ArchiveWriter {
     open: bool,
     /// The open entry's rows.
     raw: Vec<u8>,
-    /// The part being filled: whole entries (or rows, uncompressed).
+    /// The part being filled: whole entries (or rows, uncompressed). libdeflate writes into its
+    /// reserved capacity, so only the bytes of the part are ever resident.
     part: Vec<u8>,
-    /// The compressor's output; allocated zeroed once, so only pages it wrote are resident.
-    packed: Vec<u8>,
-    compressor: Option<Compressor>,
+    deflater: Option<Deflater>,
 }
 
 impl ArchiveWriter {
@@ -137,9 +133,7 @@ impl ArchiveWriter {
         let year = local.year().clamp(1980, 2107) as u16;
         let dos_date = ((year - 1980) << 9) | ((local.month() as u16) << 5) | local.day() as u16;
         let dos_time = ((local.hour() as u16) << 11) | ((local.minute() as u16) << 5) | (local.second() as u16 / 2);
-        let level = i32::try_from(limits.level.clamp(1, 12)).unwrap_or(5);
-        let compressor =
-            (compression != Compression::None).then(|| Compressor::new(CompressionLvl::new(level).unwrap_or_default()));
+        let deflater = (compression != Compression::None).then(|| Deflater::new(limits.level));
         Self {
             view,
             format,
@@ -153,8 +147,7 @@ impl ArchiveWriter {
             open: false,
             raw: Vec::new(),
             part: Vec::new(),
-            packed: Vec::new(),
-            compressor,
+            deflater,
         }
     }
 
@@ -191,7 +184,8 @@ impl ArchiveWriter {
             self.raw.reserve(self.limits.entry_raw_bytes + (1 << 20));
         }
         if self.part.capacity() == 0 {
-            self.part.reserve(self.limits.part_bytes + self.limits.entry_raw_bytes / 2);
+            // A part closes at `part_bytes`, after an entry that may be a whole raw entry long.
+            self.part.reserve(self.limits.part_bytes + self.limits.entry_raw_bytes + (1 << 20));
         }
         if self.compression == Compression::Zip || self.state.raw_bytes == 0 {
             let mut header = Vec::new();
@@ -248,23 +242,12 @@ impl ArchiveWriter {
 
     /// Compresses the open entry into the part.
     fn close_entry(&mut self) -> Result<(), WriteError> {
-        let compressor = self.compressor.as_mut().expect("a compressor whenever something is compressed");
-        let bound = match self.compression {
-            Compression::Gzip => compressor.gzip_compress_bound(self.raw.len()),
-            _ => compressor.deflate_compress_bound(self.raw.len()),
-        };
-        if self.packed.len() < bound {
-            self.packed = vec![0; bound.max(self.limits.entry_raw_bytes + (1 << 20))];
-        }
-        let n = match self.compression {
-            Compression::Gzip => compressor.gzip_compress(&self.raw, &mut self.packed),
-            _ => compressor.deflate_compress(&self.raw, &mut self.packed),
-        }
-        .map_err(|_| WriteError::Compress)?;
-        if self.compression == Compression::Zip {
-            self.zip_entry(n)?;
-        } else {
-            self.part.extend_from_slice(&self.packed[..n]);
+        let deflater = self.deflater.as_mut().expect("a deflater whenever something is compressed");
+        match self.compression {
+            Compression::Zip => self.zip_entry()?,
+            _ => {
+                deflater.compress_into(Wrapper::Gzip, &self.raw, &mut self.part);
+            }
         }
         self.raw.clear();
         self.open = false;
@@ -273,39 +256,51 @@ impl ArchiveWriter {
     }
 
     /// Appends the open entry as a ZIP file: local header, then (AE-2) salt, verifier, the
-    /// encrypted deflate data and the authentication code, or the deflate data alone.
-    fn zip_entry(&mut self, n: usize) -> Result<(), WriteError> {
+    /// encrypted deflate data and the authentication code, or the deflate data alone. The
+    /// header's packed size is filled in once the data is written.
+    fn zip_entry(&mut self) -> Result<(), WriteError> {
         let offset = self.state.offset + self.part.len() as u64;
         let raw = self.raw.len() as u64;
-        let encrypted = self.password.is_some();
-        let packed = n as u64 + if encrypted { AES_OVERHEAD } else { 0 };
-        if offset > ZIP32_MAX || packed > ZIP32_MAX || raw > ZIP32_MAX || self.state.entries.len() >= 0xFFFF {
+        if offset > ZIP32_MAX || raw > ZIP32_MAX || self.state.entries.len() >= 0xFFFF {
             return Err(WriteError::TooLarge);
         }
         // AE-2 leaves the CRC out (the authentication code covers the data).
-        let crc = if encrypted { 0 } else { libdeflater::crc32(&self.raw) };
-        let entry = ZipEntry(offset, packed, raw, crc);
+        let crc = if self.password.is_some() { 0 } else { crc32fast::hash(&self.raw) };
+        let mut entry = ZipEntry(offset, 0, raw, crc);
         let number = self.state.chunks + 1;
+        let header_at = self.part.len();
         self.header(LOCAL_SIG, &entry, number);
+        let data_at = self.part.len();
+        let deflater = self.deflater.as_mut().expect("a deflater whenever something is compressed");
         match &self.password {
             Some(pw) => {
                 let mut salt = [0u8; AES_SALT];
                 rand::rng().fill_bytes(&mut salt);
                 let mut keys = [0u8; 66];
                 pbkdf2::pbkdf2_hmac::<Sha1>(pw.as_bytes(), &salt, 1000, &mut keys);
+                self.part.extend_from_slice(&salt);
+                self.part.extend_from_slice(&keys[64..66]);
+                let n = deflater.compress_into(Wrapper::Raw, &self.raw, &mut self.part);
+                let data = &mut self.part[data_at + AES_SALT + 2..];
+                debug_assert_eq!(data.len(), n);
                 let mut iv = [0u8; 16];
                 iv[0] = 1;
-                let data = &mut self.packed[..n];
                 Aes256Ctr::new((&keys[..32]).into(), (&iv).into()).apply_keystream(data);
                 let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(&keys[32..64]).expect("any key length");
                 mac.update(data);
-                self.part.extend_from_slice(&salt);
-                self.part.extend_from_slice(&keys[64..66]);
-                self.part.extend_from_slice(data);
                 self.part.extend_from_slice(&mac.finalize().into_bytes()[..10]);
             }
-            None => self.part.extend_from_slice(&self.packed[..n]),
+            None => {
+                deflater.compress_into(Wrapper::Raw, &self.raw, &mut self.part);
+            }
         }
+        entry.1 = (self.part.len() - data_at) as u64;
+        if entry.1 > ZIP32_MAX {
+            return Err(WriteError::TooLarge);
+        }
+        // The local header's compressed size: after signature, versions, flags, method, time,
+        // date and CRC.
+        self.part[header_at + 18..header_at + 22].copy_from_slice(&(entry.1 as u32).to_le_bytes());
         self.state.entries.push(entry);
         Ok(())
     }
