@@ -163,6 +163,12 @@ async fn gzip_jsonl_and_plain_csv_exports_hold_the_filter() {
     ids.sort();
     assert_eq!(ids, expected((0..40).filter(|i| i % 2 == 1)));
 
+    // Nothing matches: still a finished, empty file (JSON lines have no header row).
+    let t = export(&app, "acme", json!({"filter": {"user": "nobody"}, "format": "jsonl", "compression": "none"})).await;
+    assert_eq!(t["status"], "SUCCEEDED", "{t:#}");
+    assert_eq!(t["records"], 0);
+    assert!(download(&app, "acme", t["id"].as_str().unwrap()).await.is_empty());
+
     // A ZIP without a password: plain deflate entries whose CRC-32 7-Zip checks.
     let t = export(&app, "acme", json!({"filter": {"action": "LOGIN"}, "compression": "zip"})).await;
     assert_eq!(t["encrypted"], false);

@@ -232,7 +232,9 @@ impl ArchiveWriter {
         if last && self.compression == Compression::Zip {
             self.append_directory()?;
         }
-        if self.part.is_empty() {
+        // Nothing left, unless the archive would have no part at all (JSON lines of nothing,
+        // uncompressed): a multipart upload needs one, so it is one empty part.
+        if self.part.is_empty() && !(last && self.state.offset == 0) {
             return Ok(None);
         }
         let part = std::mem::take(&mut self.part);
@@ -242,12 +244,11 @@ impl ArchiveWriter {
 
     /// Compresses the open entry into the part.
     fn close_entry(&mut self) -> Result<(), WriteError> {
-        let deflater = self.deflater.as_mut().expect("a deflater whenever something is compressed");
-        match self.compression {
-            Compression::Zip => self.zip_entry()?,
-            _ => {
-                deflater.compress_into(Wrapper::Gzip, &self.raw, &mut self.part);
-            }
+        if self.compression == Compression::Zip {
+            self.zip_entry()?;
+        } else {
+            let deflater = self.deflater.as_mut().expect("a deflater whenever something is compressed");
+            deflater.compress_into(Wrapper::Gzip, &self.raw, &mut self.part);
         }
         self.raw.clear();
         self.open = false;
