@@ -148,7 +148,7 @@ impl Config {
         use crate::store::dynamodb::DynamoStore;
         let table = self.table.clone().context("AUDITRAIL_TABLE must be set together with AUDITRAIL_BUCKET")?;
         let bucket = self.bucket.clone().context("AUDITRAIL_BUCKET must be set together with AUDITRAIL_TABLE")?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = crate::store::dynamodb::sdk_config().await;
         let records = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
         records.check().await.with_context(|| format!("AUDITRAIL_TABLE={table}"))?;
         // The emulator (AWS_ENDPOINT_URL) needs path-style addressing.
