@@ -8,6 +8,7 @@
 //! | `AUDITRAIL_JWT_SECRET` | local HS256 key (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_CURSOR_KEY` | HMAC key for page cursors (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_EXPORT_KEY` | key sealing export passwords in task records (≥ 32 bytes) | generated into the data dir |
+//! | `AUDITRAIL_CURSOR_KEY_PARAMETER`, `AUDITRAIL_EXPORT_KEY_PARAMETER` | on AWS: names of SSM SecureString parameters holding those keys, read at start-up (the SAM template sets them) | — |
 //! | `AUDITRAIL_TABLE`, `AUDITRAIL_BUCKET` | DynamoDB table and S3 bucket | unset → embedded |
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,9 @@ pub struct Config {
     pub jwt_secret: Option<Vec<u8>>,
     pub cursor_key: Option<Vec<u8>>,
     pub export_key: Option<Vec<u8>>,
+    /// SSM SecureString parameter names the keys are read from (AWS storage only).
+    pub cursor_key_parameter: Option<String>,
+    pub export_key_parameter: Option<String>,
     pub table: Option<String>,
     pub bucket: Option<String>,
 }
@@ -61,6 +65,8 @@ impl Config {
             jwt_secret: secret_var("AUDITRAIL_JWT_SECRET")?,
             cursor_key: secret_var("AUDITRAIL_CURSOR_KEY")?,
             export_key: secret_var("AUDITRAIL_EXPORT_KEY")?,
+            cursor_key_parameter: nonempty("AUDITRAIL_CURSOR_KEY_PARAMETER"),
+            export_key_parameter: nonempty("AUDITRAIL_EXPORT_KEY_PARAMETER"),
             table: nonempty("AUDITRAIL_TABLE"),
             bucket: nonempty("AUDITRAIL_BUCKET"),
         })
@@ -74,6 +80,8 @@ impl Config {
             jwt_secret: None,
             cursor_key: None,
             export_key: None,
+            cursor_key_parameter: None,
+            export_key_parameter: None,
             table: None,
             bucket: None,
         }
@@ -157,18 +165,33 @@ impl Config {
             aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
         let blobs = S3BlobStore::new(s3, bucket.clone());
         blobs.check().await.with_context(|| format!("AUDITRAIL_BUCKET={bucket}"))?;
-        let cursor_key = match (&self.cursor_key, self.auth) {
-            (Some(k), _) => k.clone(),
-            // Local auth on AWS storage (cargo lambda watch against moto): keys from the data dir.
-            (None, AuthMode::Local) => self.key(&None, "cursor.key")?,
-            (None, AuthMode::ApiGateway) => bail!("AUDITRAIL_CURSOR_KEY must be set (≥ 32 bytes) when running on AWS"),
-        };
-        let export_key = match (&self.export_key, self.auth) {
-            (Some(k), _) => k.clone(),
-            (None, AuthMode::Local) => self.key(&None, "export.key")?,
-            (None, AuthMode::ApiGateway) => bail!("AUDITRAIL_EXPORT_KEY must be set (≥ 32 bytes) when running on AWS"),
-        };
+        let cursor_key =
+            self.aws_key(&sdk, &self.cursor_key, &self.cursor_key_parameter, "CURSOR", "cursor.key").await?;
+        let export_key =
+            self.aws_key(&sdk, &self.export_key, &self.export_key_parameter, "EXPORT", "export.key").await?;
         self.assemble(records, blobs, &cursor_key, &export_key)
+    }
+
+    /// A key on AWS storage: given directly, else read from its SSM parameter; with local auth
+    /// (`cargo lambda watch` against moto) it may come from the data directory.
+    #[cfg(feature = "aws")]
+    async fn aws_key(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        direct: &Option<Vec<u8>>,
+        parameter: &Option<String>,
+        which: &str,
+        file: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        match (direct, parameter, self.auth) {
+            (Some(k), _, _) => Ok(k.clone()),
+            (None, Some(name), _) => secret_from_ssm(sdk, name).await,
+            (None, None, AuthMode::Local) => self.key(&None, file),
+            (None, None, AuthMode::ApiGateway) => bail!(
+                "AUDITRAIL_{which}_KEY_PARAMETER (an SSM SecureString parameter name) or AUDITRAIL_{which}_KEY \
+                 (≥ 32 bytes) must be set when running on AWS"
+            ),
+        }
     }
 
     #[cfg(not(feature = "aws"))]
@@ -197,6 +220,30 @@ impl Config {
     }
 }
 
+/// Reads a key from an SSM SecureString parameter (decrypted). Only SecureStrings are accepted,
+/// and at least 32 bytes; errors name the parameter, never its value.
+#[cfg(feature = "aws")]
+pub async fn secret_from_ssm(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Vec<u8>> {
+    use aws_sdk_ssm::types::ParameterType;
+    let out =
+        aws_sdk_ssm::Client::new(sdk).get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
+            anyhow::anyhow!("reading the SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(&e))
+        })?;
+    let param = out.parameter.with_context(|| format!("the SSM parameter {name} has no value"))?;
+    match param.r#type {
+        Some(ParameterType::SecureString) => {}
+        other => bail!(
+            "the SSM parameter {name} must be a SecureString (it is {}): keys are not kept in plain parameters",
+            other.as_ref().map_or("untyped", |t| t.as_str())
+        ),
+    }
+    let value = param.value.with_context(|| format!("the SSM parameter {name} has no value"))?;
+    if value.len() < 32 {
+        bail!("the SSM parameter {name} must hold at least 32 bytes");
+    }
+    Ok(value.into_bytes())
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -218,4 +265,38 @@ pub fn init_tracing(json: bool) {
     let json = json || std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+}
+
+#[cfg(all(test, feature = "aws"))]
+mod ssm_tests {
+    use aws_sdk_ssm::types::ParameterType;
+
+    use super::secret_from_ssm;
+    use crate::store::dynamodb::testenv;
+
+    /// Keys come only from SecureStrings of ≥ 32 bytes; no error ever shows a value.
+    #[tokio::test]
+    async fn keys_are_read_from_securestring_parameters_only() {
+        let sdk = testenv::sdk_config(&testenv::endpoint()).await;
+        let ssm = aws_sdk_ssm::Client::new(&sdk);
+        let run = ulid::Ulid::generate().to_string().to_lowercase();
+        let put = |name: &str, value: &str, kind: ParameterType| {
+            ssm.put_parameter().name(format!("/auditrail/{run}/{name}")).value(value).r#type(kind).send()
+        };
+        let good = "k".repeat(24) + "-secret-cursor-key-01";
+        put("good", &good, ParameterType::SecureString).await.unwrap();
+        put("plain", &("p".repeat(24) + "-plain-text-key-0001"), ParameterType::String).await.unwrap();
+        put("short", "short-secret-value", ParameterType::SecureString).await.unwrap();
+
+        let key = secret_from_ssm(&sdk, &format!("/auditrail/{run}/good")).await.unwrap();
+        assert_eq!(key, good.as_bytes());
+
+        let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/plain")).await.unwrap_err().to_string();
+        assert!(e.contains("must be a SecureString") && e.contains("/plain"), "{e}");
+        assert!(!e.contains("plain-text-key"), "no value in errors: {e}");
+        let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/short")).await.unwrap_err().to_string();
+        assert!(e.contains("at least 32 bytes") && !e.contains("short-secret-value"), "{e}");
+        let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/missing")).await.unwrap_err().to_string();
+        assert!(e.contains(&format!("/auditrail/{run}/missing")) && e.contains("ParameterNotFound"), "{e}");
+    }
 }

@@ -106,6 +106,32 @@ async fn each_function_is_wired_to_exactly_the_routes_it_serves() {
     }
 }
 
+/// Every function builds the whole state on AWS, which needs both keys: the template passes
+/// every function the two SecureString parameter names and the policy to read them, and no
+/// key value (or parameter-typed value) reaches any function's configuration.
+#[test]
+fn every_function_reads_both_keys_from_securestring_parameters() {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    let globals = &template[template.find("Globals:").unwrap()..template.find("Resources:").unwrap()];
+    for var in [
+        "AUDITRAIL_CURSOR_KEY_PARAMETER: !Ref CursorKeyParameter",
+        "AUDITRAIL_EXPORT_KEY_PARAMETER: !Ref ExportKeyParameter",
+    ] {
+        assert!(globals.contains(var), "Globals pass {var}");
+    }
+    assert!(
+        !template.contains("AUDITRAIL_CURSOR_KEY:") && !template.contains("AUDITRAIL_EXPORT_KEY:"),
+        "no key values in env"
+    );
+    assert!(!template.contains("AWS::SSM::Parameter::Value"), "no parameter values resolved into the template");
+    let functions = template.matches("Type: AWS::Serverless::Function").count();
+    assert_eq!(
+        template.matches("        - !Ref ReadKeysPolicy").count(),
+        functions,
+        "every function may read the keys"
+    );
+}
+
 #[tokio::test]
 async fn every_route_is_documented_and_every_documented_route_is_served() {
     let app = TestApp::new().await;
