@@ -196,20 +196,20 @@ impl ArchiveWriter {
         self.open = true;
     }
 
-    /// Adds records (in export order).
+    /// Adds records (in export order). An entry may close after any record (so the rows held in
+    /// memory never exceed the entry limit by more than one record); a part only at the end of
+    /// a call, where the caller's cursor is.
     pub fn write(&mut self, records: &[Record]) -> Result<(), WriteError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        self.start();
-        let sink = if self.compression == Compression::None { &mut self.part } else { &mut self.raw };
-        let before = sink.len();
+        let compressed = self.compression != Compression::None;
         for r in records {
+            self.start();
+            let sink = if compressed { &mut self.raw } else { &mut self.part };
+            let before = sink.len();
             self.rows.row(r, sink);
-        }
-        self.state.raw_bytes += (sink.len() - before) as u64;
-        if self.compression != Compression::None && self.raw.len() >= self.limits.entry_raw_bytes {
-            self.close_entry()?;
+            self.state.raw_bytes += (sink.len() - before) as u64;
+            if compressed && self.raw.len() >= self.limits.entry_raw_bytes {
+                self.close_entry()?;
+            }
         }
         Ok(())
     }
@@ -358,5 +358,67 @@ impl ArchiveWriter {
         p.extend_from_slice(&(cd_start as u32).to_le_bytes());
         p.extend_from_slice(&[0, 0]); // no comment
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Actor, ResultCode};
+
+    fn records(n: usize) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                let actor = Actor { username: Some(format!("agent.{}", i % 7)), ..Default::default() };
+                let mut r = Record::system("t", "LOGIN", actor, Some(ResultCode::Ok), serde_json::json!({"n": i}));
+                r.id = format!("r{i:06}");
+                r
+            })
+            .collect()
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    /// One page can close several entries (rows in memory stay within the entry limit), while
+    /// the part closes only when asked; the directory points at every entry's local header.
+    #[test]
+    fn entries_close_inside_a_page_and_the_directory_finds_them_all() {
+        let limits = Limits { part_bytes: 1 << 20, entry_raw_bytes: 4096, level: 5 };
+        for password in [None, Some("Pw_1".to_owned())] {
+            let mut w = ArchiveWriter::new(
+                ExportView::Events,
+                Format::Csv,
+                Compression::Zip,
+                None,
+                password.clone(),
+                Utc::now(),
+                limits,
+                WriterState::default(),
+            );
+            w.write(&records(300)).unwrap();
+            assert!(w.state().chunks >= 5, "several entries from one page: {}", w.state().chunks);
+            assert!(w.raw.len() < 4096 + 1024, "rows held: {}", w.raw.len());
+            let zip = w.finish_part(true).unwrap().unwrap();
+            let eocd = zip.len() - 22;
+            assert_eq!(u32_at(&zip, eocd), EOCD_SIG);
+            let count = u16::from_le_bytes([zip[eocd + 10], zip[eocd + 11]]) as usize;
+            assert_eq!(count, w.state().entries.len());
+            let mut at = u32_at(&zip, eocd + 16) as usize;
+            for n in 1..=count {
+                assert_eq!(u32_at(&zip, at), CD_SIG);
+                let local = u32_at(&zip, at + 42) as usize;
+                assert_eq!(u32_at(&zip, local), LOCAL_SIG, "entry {n} offset");
+                let name_len = u16::from_le_bytes([zip[at + 28], zip[at + 29]]) as usize;
+                let extra_len = u16::from_le_bytes([zip[at + 30], zip[at + 31]]) as usize;
+                assert_eq!(&zip[at + 46..at + 46 + name_len], format!("events-{n:04}.csv").as_bytes());
+                // Local and central headers agree on the packed size.
+                assert_eq!(u32_at(&zip, local + 18), u32_at(&zip, at + 20));
+                assert_eq!(extra_len, if password.is_some() { AES_EXTRA.len() } else { 0 });
+                at += 46 + name_len + extra_len;
+            }
+            assert_eq!(at, eocd);
+        }
     }
 }
