@@ -34,10 +34,8 @@ impl Deflater {
         let level = level.clamp(1, 12) as i32;
         // SAFETY: any level in 0..=12 is valid; a null result is an allocation failure.
         let p = unsafe { libdeflate_alloc_compressor(level) };
-        Self(
-            NonNull::new(p)
-                .unwrap_or_else(|| std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 1 << 20]>())),
-        )
+        // Out of memory: a panic, which the export worker turns into a FAILED task.
+        Self(NonNull::new(p).expect("libdeflate could not allocate a compressor (out of memory)"))
     }
 
     /// Appends `input`, compressed, to `out`; returns the number of bytes appended.
