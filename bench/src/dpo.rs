@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use auditrail_shared::api::{AppState, Routes, router};
+use auditrail_shared::api::{AppState, router, routes};
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::Config;
 use auditrail_shared::dpo::search::{self, SearchRequest};
@@ -90,7 +90,7 @@ async fn post(app: &axum::Router, token: &str, path: &str, body: &Value) -> (u16
 pub async fn run(n: usize, subjects: usize, samples: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let state: AppState = Config::embedded(dir.path()).state().await?;
-    let app = router(state.clone(), Routes::All);
+    let app = router::<routes::All>(state.clone());
     let t = Instant::now();
     for chunk in records("acme", n, subjects, 5).chunks(1000) {
         state.records.append("acme", chunk).await?;

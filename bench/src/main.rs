@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use auditrail_shared::api::{Routes, router};
+use auditrail_shared::api::{router, routes};
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::Config;
 use auditrail_shared::ingest::{self, Framing};
@@ -191,7 +191,7 @@ async fn main() -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let state = Config::embedded(dir.path()).state().await?;
-    let app = router(state.clone(), Routes::All);
+    let app = router::<routes::All>(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use auditrail_shared::api::{AppState, Routes, router};
+use auditrail_shared::api::{AppState, router, routes};
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::{Config, init_tracing};
 use auditrail_shared::{housekeeping, retention};
@@ -96,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
                 std::time::Duration::from_secs(schedule_every.max(1)),
             ));
             tokio::spawn(job_loop(state.clone()));
-            let app = router(state, Routes::All);
+            let app = router::<routes::All>(state);
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             tracing::info!(addr = %local, data_dir = %cli.data_dir.display(), "auditrail serving");

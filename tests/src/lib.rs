@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use auditrail_shared::api::{AppState, Routes, router};
+use auditrail_shared::api::{AppState, router, routes};
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::Config;
 use axum::Router;
@@ -80,7 +80,7 @@ impl TestApp {
             state.blobs = Arc::new(blobs.clone());
             aws = Some((records, blobs));
         }
-        Self { router: router(state.clone(), Routes::All), state, dir, aws }
+        Self { router: router::<routes::All>(state.clone()), state, dir, aws }
     }
 
     /// Every byte the store holds for all tenants: the SQLite files (after a checkpoint) and the

@@ -1,11 +1,11 @@
 //! The `query` Lambda function: the query routes of the shared router behind API Gateway.
 
-use auditrail_shared::api::{Routes, lambda::with_gateway_claims, router};
+use auditrail_shared::api::{lambda::with_gateway_claims, router, routes};
 use auditrail_shared::config::{Config, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing(true);
     let state = Config::from_env()?.state().await?;
-    lambda_http::run(with_gateway_claims(router(state, Routes::Query))).await
+    lambda_http::run(with_gateway_claims(router::<routes::Query>(state))).await
 }

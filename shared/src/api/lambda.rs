@@ -37,7 +37,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::api::{Routes, router};
+    use crate::api::{router, routes};
     use crate::auth::Authenticator;
     use crate::config::Config;
 
@@ -63,7 +63,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut state = Config::embedded(dir.path()).state().await.unwrap();
         state.auth = Arc::new(Authenticator::ApiGateway);
-        let app = with_gateway_claims(router(state, Routes::Query));
+        let app = with_gateway_claims(router::<routes::Query>(state));
         let call = |claims| {
             let app = app.clone();
             async move {

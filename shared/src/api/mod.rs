@@ -112,35 +112,81 @@ pub(crate) async fn record_use(
     Ok(())
 }
 
-/// Which routes a process serves; each Lambda function mounts only its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Routes {
-    All,
-    Ingest,
-    Query,
-    Exports,
-    Dpo,
-    ErrorReports,
+/// Which routes a process serves, as types: each Lambda binary names its set at compile time,
+/// so it links only its own handlers (and only `query` links the whole API for the document).
+pub mod routes {
+    /// A set of routes.
+    pub trait Set {
+        const INGEST: bool = false;
+        const QUERY: bool = false;
+        const EXPORTS: bool = false;
+        const DPO: bool = false;
+        const ERROR_REPORTS: bool = false;
+        /// `GET /v1/openapi.json`, the whole API's document (wired to `query` on AWS).
+        const DOC: bool = false;
+    }
+    /// Every route: `auditrail serve`, tests.
+    pub struct All;
+    impl Set for All {
+        const INGEST: bool = true;
+        const QUERY: bool = true;
+        const EXPORTS: bool = true;
+        const DPO: bool = true;
+        const ERROR_REPORTS: bool = true;
+        const DOC: bool = true;
+    }
+    /// Records and attachments in (`ingest`).
+    pub struct Ingest;
+    impl Set for Ingest {
+        const INGEST: bool = true;
+    }
+    /// Every read view, settings, catalogue and the document (`query`).
+    pub struct Query;
+    impl Set for Query {
+        const QUERY: bool = true;
+        const DOC: bool = true;
+    }
+    /// Export tasks and schedules (`exports`).
+    pub struct Exports;
+    impl Set for Exports {
+        const EXPORTS: bool = true;
+    }
+    /// DPO search, report, erasure (`dpo`).
+    pub struct Dpo;
+    impl Set for Dpo {
+        const DPO: bool = true;
+    }
+    /// Client error reports (`error-reports`).
+    pub struct ErrorReports;
+    impl Set for ErrorReports {
+        const ERROR_REPORTS: bool = true;
+    }
 }
 
-/// The router for `routes`, with `GET /v1/openapi.json` describing the whole API.
-pub fn router(state: AppState, routes: Routes) -> Router {
-    let (router, _) = api(state.clone(), routes).split_for_parts();
-    let doc = openapi::document(api(state.clone(), Routes::All));
+/// The router for the routes of `R`; with `R::DOC`, also `GET /v1/openapi.json` describing the
+/// whole API.
+pub fn router<R: routes::Set>(state: AppState) -> Router {
+    let (mut router, _) = api::<R>(state.clone()).split_for_parts();
+    if R::DOC {
+        let doc = openapi::document(api::<routes::All>(state.clone()));
+        router = router.route("/v1/openapi.json", get(move || std::future::ready(Json(doc.clone()))));
+    }
     router
-        .route("/v1/openapi.json", get(move || std::future::ready(Json(doc.clone()))))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
 }
 
-/// The `(method, path)` pairs `routes` serves (methods lower-case, paths as documented),
-/// `GET /v1/openapi.json` included: what a function behind API Gateway must be wired to.
-pub fn served(state: AppState, routes: Routes) -> Vec<(String, String)> {
-    let (_, doc) = api(state, routes).split_for_parts();
+/// The `(method, path)` pairs the routes of `R` serve (methods lower-case, paths as
+/// documented, the document itself included): what a function behind API Gateway must be wired to.
+pub fn served<R: routes::Set>(state: AppState) -> Vec<(String, String)> {
+    let (_, doc) = api::<R>(state).split_for_parts();
     let doc = serde_json::to_value(doc).unwrap_or_default();
-    let mut out = vec![("get".to_owned(), "/v1/openapi.json".to_owned())];
+    let mut out = Vec::new();
+    if R::DOC {
+        out.push(("get".to_owned(), "/v1/openapi.json".to_owned()));
+    }
     if let Some(paths) = doc["paths"].as_object() {
         for (path, item) in paths {
             for method in item.as_object().into_iter().flat_map(|m| m.keys()) {
@@ -178,19 +224,19 @@ async fn request_span(req: axum::extract::Request, next: axum::middleware::Next)
 }
 
 /// Every route with its OpenAPI operation; a handler cannot be mounted without its docs.
-fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
+fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
     let guarded = |(schemas, paths, method_router): UtoipaMethodRouter<AppState>, op: Operation| {
         (schemas, paths, method_router.route_layer(from_fn_with_state((state.clone(), op), guard::check)))
     };
     let mut r = OpenApiRouter::new().routes(routes!(meta::health)).routes(routes!(meta::catalogue));
-    if matches!(routes, Routes::All | Routes::Ingest) {
+    if R::INGEST {
         let (schemas, paths, ingest) = guarded(routes!(events::ingest), Operation::IngestEvents);
         r = r.routes((schemas, paths, ingest.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))));
         let (schemas, paths, upload) = guarded(routes!(dpo::upload_attachment), Operation::UploadAttachment);
         r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(dpo::MAX_ATTACHMENT_BYTES))));
         r = r.routes(guarded(routes!(dpo::upload_link), Operation::UploadAttachment));
     }
-    if matches!(routes, Routes::All | Routes::Query) {
+    if R::QUERY {
         r = r
             .routes(guarded(routes!(events::search), Operation::SearchEvents))
             .routes(guarded(routes!(events::sign_ins), Operation::SearchSignIns))
@@ -200,14 +246,14 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(settings::get_retention), Operation::ChangeSettings))
             .routes(guarded(routes!(settings::put_retention), Operation::ChangeSettings));
     }
-    if matches!(routes, Routes::All | Routes::ErrorReports) {
+    if R::ERROR_REPORTS {
         let (schemas, paths, upload) = guarded(routes!(error_reports::upload), Operation::UploadErrorReport);
         r = r
             .routes((schemas, paths, upload.layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))))
             .routes(guarded(routes!(error_reports::list_reports), Operation::ListErrorReports))
             .routes(guarded(routes!(error_reports::download), Operation::DownloadErrorReport));
     }
-    if matches!(routes, Routes::All | Routes::Dpo) {
+    if R::DPO {
         r = r
             .routes(guarded(routes!(dpo::search), Operation::DpoSearch))
             .routes(guarded(routes!(dpo::report), Operation::DpoReport))
@@ -215,7 +261,7 @@ fn api(state: AppState, routes: Routes) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(dpo::erasure_status), Operation::DpoErasure))
             .routes(guarded(routes!(dpo::attachment), Operation::DpoDownload));
     }
-    if matches!(routes, Routes::All | Routes::Exports) {
+    if R::EXPORTS {
         r = r
             .routes(guarded(routes!(exports::create), Operation::CreateExport))
             .routes(guarded(routes!(exports::list), Operation::ViewExports))
