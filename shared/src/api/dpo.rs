@@ -71,14 +71,7 @@ async fn run(state: &AppState, p: &Principal, req: &SearchRequest, action: &str)
 
 fn counts(records: &[Record]) -> Map<String, Value> {
     let mut m = Map::new();
-    for g in [
-        Group::Contacts,
-        Group::DirectoryEntries,
-        Group::CampaignCustomers,
-        Group::Consents,
-        Group::AuditRecords,
-        Group::ErrorReports,
-    ] {
+    for g in Group::ALL {
         m.insert(g.as_str().to_owned(), records.iter().filter(|r| Group::of(r.category) == g).count().into());
     }
     m

@@ -132,6 +132,16 @@ pub enum Group {
 }
 
 impl Group {
+    /// Every group, in the order the answers list them.
+    pub const ALL: [Group; 6] = [
+        Self::Contacts,
+        Self::DirectoryEntries,
+        Self::CampaignCustomers,
+        Self::Consents,
+        Self::AuditRecords,
+        Self::ErrorReports,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Contacts => "contacts",
@@ -223,14 +233,7 @@ mod tests {
 
     #[test]
     fn group_names_are_their_wire_names() {
-        for g in [
-            Group::Contacts,
-            Group::DirectoryEntries,
-            Group::CampaignCustomers,
-            Group::Consents,
-            Group::AuditRecords,
-            Group::ErrorReports,
-        ] {
+        for g in Group::ALL {
             assert_eq!(serde_json::to_value(g).unwrap(), g.as_str());
         }
     }
