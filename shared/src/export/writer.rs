@@ -169,9 +169,13 @@ impl ArchiveWriter {
         }
     }
 
-    /// Where rows go: the open entry, or straight into the part when nothing is compressed.
-    fn sink(&mut self) -> &mut Vec<u8> {
-        if self.compression == Compression::None { &mut self.part } else { &mut self.raw }
+    /// Runs the row encoder on where rows go (the open entry, or straight into the part when
+    /// nothing is compressed), counting the row bytes.
+    fn emit(&mut self, encode: impl FnOnce(&mut RowEncoder, &mut Vec<u8>)) {
+        let sink = if self.compression == Compression::None { &mut self.part } else { &mut self.raw };
+        let before = sink.len();
+        encode(&mut self.rows, sink);
+        self.state.raw_bytes += (sink.len() - before) as u64;
     }
 
     /// Starts an entry: every ZIP file has the header row; gzip and plain output is one file.
@@ -188,10 +192,7 @@ impl ArchiveWriter {
             self.part.reserve(self.limits.part_bytes + self.limits.entry_raw_bytes + (1 << 20));
         }
         if self.compression == Compression::Zip || self.state.raw_bytes == 0 {
-            let mut header = Vec::new();
-            self.rows.header(&mut header);
-            self.state.raw_bytes += header.len() as u64;
-            self.sink().extend_from_slice(&header);
+            self.emit(|rows, out| rows.header(out));
         }
         self.open = true;
     }
@@ -203,10 +204,7 @@ impl ArchiveWriter {
         let compressed = self.compression != Compression::None;
         for r in records {
             self.start();
-            let sink = if compressed { &mut self.raw } else { &mut self.part };
-            let before = sink.len();
-            self.rows.row(r, sink);
-            self.state.raw_bytes += (sink.len() - before) as u64;
+            self.emit(|rows, out| rows.row(r, out));
             if compressed && self.raw.len() >= self.limits.entry_raw_bytes {
                 self.close_entry()?;
             }
