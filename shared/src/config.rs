@@ -165,10 +165,11 @@ impl Config {
             aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
         let blobs = S3BlobStore::new(s3, bucket.clone());
         blobs.check().await.with_context(|| format!("AUDITRAIL_BUCKET={bucket}"))?;
-        let cursor_key =
-            self.aws_key(&sdk, &self.cursor_key, &self.cursor_key_parameter, "CURSOR", "cursor.key").await?;
-        let export_key =
-            self.aws_key(&sdk, &self.export_key, &self.export_key_parameter, "EXPORT", "export.key").await?;
+        // Independent round trips at every cold start: read both keys at once.
+        let (cursor_key, export_key) = tokio::try_join!(
+            self.aws_key(&sdk, &self.cursor_key, &self.cursor_key_parameter, "CURSOR", "cursor.key"),
+            self.aws_key(&sdk, &self.export_key, &self.export_key_parameter, "EXPORT", "export.key"),
+        )?;
         self.assemble(records, blobs, &cursor_key, &export_key)
     }
 
