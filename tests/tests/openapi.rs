@@ -37,11 +37,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/dpo/attachments/{record_id}/{n}"),
 ];
 
+/// The SAM template's text.
+fn template() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap()
+}
+
 /// Every route reaches a function through API Gateway: the SAM template has an HttpApi event
 /// for each (the OpenAPI document itself included).
 #[test]
 fn every_route_is_wired_in_the_sam_template() {
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    let template = template();
     let squashed: String = template.split_whitespace().collect::<Vec<_>>().join(" ");
     for (method, path) in ROUTES.iter().chain(&[("get", "/v1/openapi.json")]) {
         let wired = format!("Method: {} Path: {path}", method.to_uppercase());
@@ -61,7 +66,7 @@ fn every_route_is_wired_in_the_sam_template() {
 async fn each_function_is_wired_to_exactly_the_routes_it_serves() {
     use auditrail_shared::api::{routes, served};
     let app = TestApp::new().await;
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    let template = template();
     // Per function (`Binary: name`), the `Method:` / `Path:` pairs of its events.
     let mut wired: Vec<(String, Vec<(String, String)>)> = Vec::new();
     let mut method = None;
@@ -112,7 +117,7 @@ async fn each_function_is_wired_to_exactly_the_routes_it_serves() {
 /// key value (or parameter-typed value) reaches any function's configuration.
 #[test]
 fn every_function_reads_both_keys_from_securestring_parameters() {
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    let template = template();
     let globals = &template[template.find("Globals:").unwrap()..template.find("Resources:").unwrap()];
     for var in [
         "AUDITRAIL_CURSOR_KEY_PARAMETER: !Ref CursorKeyParameter",
