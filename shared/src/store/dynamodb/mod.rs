@@ -10,20 +10,6 @@ pub mod table;
 mod tasks;
 pub mod testenv;
 
-/// The one HTTPS client of the AWS SDK clients (DynamoDB, S3, and the credential providers):
-/// hyper + rustls on ring, with the system's trusted roots. The SDK's `default-https-client`
-/// would pull rustls on aws-lc, a C library of ~2 MB in every Lambda binary.
-pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
-}
-
-/// The SDK configuration from the environment (region, credentials chain, `AWS_ENDPOINT_URL`),
-/// on [`aws_http_client`].
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
-}
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +29,20 @@ use super::{
     RequestQuery, RequestStore, SettingsStore, StoreError, StoreResult,
 };
 use crate::record::{Category, Phase, Record, ResultCode};
+
+/// The one HTTPS client of the AWS SDK clients (DynamoDB, S3, and the credential providers):
+/// hyper + rustls on ring, with the system's trusted roots. The SDK's `default-https-client`
+/// would pull rustls on aws-lc, a C library of ~2 MB in every Lambda binary.
+pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// The SDK configuration from the environment (region, credentials chain, `AWS_ENDPOINT_URL`),
+/// on [`aws_http_client`].
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
+}
 
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
