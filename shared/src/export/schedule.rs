@@ -3,7 +3,7 @@
 //! in `auditrail serve`) creates an export task for every schedule that is due; the schedule's
 //! own conditional save makes sure one run creates one export, however many schedulers run.
 
-use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -33,26 +33,43 @@ pub enum Window {
 }
 
 impl Window {
+    /// The window of a run at `at`, in `tz`: always `from < to`. Calendar windows start at local
+    /// midnight; where a zone skips midnight (America/Santiago, Africa/Cairo, … on the day
+    /// clocks go forward) the day starts at its first instant that exists, and where midnight
+    /// happens twice, at the first of them.
     pub fn bounds(self, at: DateTime<Utc>, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
         let local = at.with_timezone(&tz);
-        let midnight = |d: chrono::NaiveDate| {
-            tz.from_local_datetime(&d.and_time(NaiveTime::MIN)).earliest().map(|t| t.with_timezone(&Utc)).unwrap_or(at)
-        };
-        match self {
+        let (from, to) = match self {
             Self::Yesterday => {
                 let today = local.date_naive();
-                (midnight(today - Duration::days(1)), midnight(today))
+                (day_start(tz, today.pred_opt().unwrap_or(today)), day_start(tz, today))
             }
             Self::Last24h => (at - Duration::hours(24), at),
             Self::Last7d => (at - Duration::days(7), at),
             Self::Last30d => (at - Duration::days(30), at),
             Self::PreviousMonth => {
-                let first = local.date_naive().with_day(1).expect("day 1 exists");
-                let prev = (first - Duration::days(1)).with_day(1).expect("day 1 exists");
-                (midnight(prev), midnight(first))
+                let first = local.date_naive().with_day(1).unwrap_or(local.date_naive());
+                let prev = first.pred_opt().unwrap_or(first).with_day(1).unwrap_or(first);
+                (day_start(tz, prev), day_start(tz, first))
             }
-        }
+        };
+        // Only a calendar day that never happened in the zone (Pacific/Apia skipped 30 December
+        // 2011) gives an empty window; its run exports the 24 hours before instead.
+        if from < to { (from, to) } else { (to - Duration::hours(24), to) }
     }
+}
+
+/// The first instant of local date `day` in `tz`: its midnight (the earlier one when midnight
+/// happens twice), or, when the zone skips midnight that day, the first minute after the gap.
+fn day_start(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
+    let midnight = day.and_time(NaiveTime::MIN);
+    // Gaps last at most a day (Apia, 2011); a minute-by-minute search finds their end, which is
+    // on a whole minute in every zone of the tz database since 1970.
+    (0..=2 * 24 * 60)
+        .find_map(|m| tz.from_local_datetime(&(midnight + Duration::minutes(m))).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        // Unreachable with the tz database; the UTC reading of midnight keeps the order anyway.
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
 }
 
 /// `POST /v1/export-schedules`.
@@ -325,4 +342,109 @@ async fn run_one(
     );
     records.append(&tenant, &[rec]).await?;
     Ok(Some(task.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone, Utc};
+    use chrono_tz::Tz;
+    use proptest::prelude::*;
+
+    use super::{Window, day_start};
+
+    const WINDOWS: [Window; 5] =
+        [Window::Yesterday, Window::Last24h, Window::Last7d, Window::Last30d, Window::PreviousMonth];
+
+    /// Zones whose clocks jump over or repeat local midnight.
+    const MIDNIGHT_GAPS: [&str; 6] =
+        ["America/Santiago", "Africa/Cairo", "America/Havana", "Asia/Beirut", "America/Asuncion", "Pacific/Apia"];
+
+    fn utc(s: &str) -> chrono::DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// What a user checks of a window: it is not empty, calendar windows start and end at the
+    /// first instant of a local day, and the rolling ones are exactly as long as they say.
+    fn check(w: Window, at: chrono::DateTime<Utc>, tz: Tz) {
+        let (from, to) = w.bounds(at, tz);
+        assert!(from < to, "{w:?} at {at} in {tz}: {from} .. {to}");
+        match w {
+            Window::Last24h => assert_eq!((to - from).num_hours(), 24),
+            Window::Last7d => assert_eq!((to - from).num_days(), 7),
+            Window::Last30d => assert_eq!((to - from).num_days(), 30),
+            Window::Yesterday | Window::PreviousMonth => {
+                assert!(to <= at, "{w:?} ends after the run: {to} > {at} in {tz}");
+                let today = at.with_timezone(&tz).date_naive();
+                let end_day = if w == Window::Yesterday { today } else { today.with_day0(0).unwrap() };
+                assert_eq!(to, day_start(tz, end_day), "{w:?} at {at} in {tz}");
+                // Every instant just before `to` is on an earlier local day.
+                let before = (to - chrono::Duration::seconds(1)).with_timezone(&tz).date_naive();
+                assert!(before < end_day, "{w:?} at {at} in {tz}: {before} is not before {end_day}");
+            }
+        }
+    }
+
+    use chrono::Datelike;
+
+    #[test]
+    fn santiago_day_without_midnight_starts_at_one() {
+        // 2022-09-11: Chile went from 00:00 -04 straight to 01:00 -03.
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let (from, to) = Window::Yesterday.bounds(utc("2022-09-12T12:00:00Z"), tz);
+        assert_eq!(from, utc("2022-09-11T04:00:00Z"));
+        assert_eq!(to, utc("2022-09-12T03:00:00Z"));
+        let (from, to) = Window::Yesterday.bounds(utc("2022-09-11T12:00:00Z"), tz);
+        assert_eq!((from, to), (utc("2022-09-10T04:00:00Z"), utc("2022-09-11T04:00:00Z")));
+    }
+
+    #[test]
+    fn cairo_day_without_midnight_starts_at_one() {
+        // 2023-04-28: Egypt went from 00:00 EET straight to 01:00 EEST.
+        let tz: Tz = "Africa/Cairo".parse().unwrap();
+        let (from, to) = Window::Yesterday.bounds(utc("2023-04-28T12:00:00Z"), tz);
+        assert_eq!((from, to), (utc("2023-04-26T22:00:00Z"), utc("2023-04-27T22:00:00Z")));
+        let (from, _) = Window::Yesterday.bounds(utc("2023-04-29T12:00:00Z"), tz);
+        assert_eq!(from, utc("2023-04-27T22:00:00Z"));
+    }
+
+    #[test]
+    fn every_window_is_valid_on_every_day_of_a_decade_in_zones_that_skip_midnight() {
+        for zone in MIDNIGHT_GAPS {
+            let tz: Tz = zone.parse().unwrap();
+            let mut day = NaiveDate::from_ymd_opt(2010, 1, 1).unwrap();
+            while day.year() < 2026 {
+                for hour in [0, 1, 12, 23] {
+                    let local = day.and_hms_opt(hour, 30, 0).unwrap();
+                    let Some(at) = tz.from_local_datetime(&local).earliest() else { continue };
+                    for w in WINDOWS {
+                        check(w, at.with_timezone(&Utc), tz);
+                    }
+                }
+                day = day.succ_opt().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_day_that_never_happened_still_gives_a_window() {
+        // Samoa skipped 2011-12-30 altogether.
+        let tz: Tz = "Pacific/Apia".parse().unwrap();
+        let (from, to) = Window::Yesterday.bounds(utc("2011-12-31T00:00:00Z"), tz);
+        assert!(from < to);
+        assert_eq!((to - from).num_hours(), 24);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn any_window_in_any_zone_at_any_time_is_valid(
+            zone in 0..chrono_tz::TZ_VARIANTS.len(),
+            secs in 0i64..4_102_444_800, // 1970 .. 2100
+            w in 0..WINDOWS.len(),
+        ) {
+            let tz = chrono_tz::TZ_VARIANTS[zone];
+            let at = Utc.timestamp_opt(secs, 0).unwrap();
+            check(WINDOWS[w], at, tz);
+        }
+    }
 }
