@@ -195,7 +195,7 @@ async fn seeded() -> (TestApp, Vec<String>, Limits) {
         app.ingest("acme", &batch).await;
     }
     ids.sort();
-    (app, ids, Limits { part_bytes: part, entry_raw_bytes: part / 2, level: 1 })
+    (app, ids, Limits { part_bytes: part, entry_raw_bytes: part / 2, level: 1, ..Limits::default() })
 }
 
 fn worker(

@@ -42,13 +42,29 @@ pub struct Limits {
     /// libdeflate level (1–12). 5 is the measured balance: > 100 MB of CSV/s per core with
     /// archives 1.06× the size of 7-Zip's (see README "Measured"); 6 gives 1.05× at ~85 MB/s.
     pub level: u32,
+    /// Offsets and sizes from which the ZIP directory is written with ZIP64 records (the 32-bit
+    /// fields hold 0xFFFFFFFF); lowered only by tests, so small archives exercise ZIP64.
+    pub zip64_from: u64,
+    /// Parts after which the part size grows by another `part_bytes`: S3 takes at most 10,000
+    /// parts, and with 8 MiB growing every 1,000 parts an upload reaches 440 GiB before that
+    /// (parts of at most 80 MiB in memory).
+    pub parts_per_step: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { part_bytes: 8 * 1024 * 1024, entry_raw_bytes: 16 * 1024 * 1024, level: 5 }
+        Self {
+            part_bytes: 8 * 1024 * 1024,
+            entry_raw_bytes: 16 * 1024 * 1024,
+            level: 5,
+            zip64_from: u32::MAX as u64,
+            parts_per_step: 1000,
+        }
     }
 }
+
+/// S3's limit on the parts of one multipart upload.
+pub const MAX_PARTS: u32 = 10_000;
 
 /// A closed ZIP entry, as the central directory needs it: offset of its local header, packed
 /// size (with the AES salt, verifier and code), row bytes, CRC-32 (0 under AE-2). A JSON array,
@@ -63,6 +79,10 @@ pub struct WriterState {
     pub offset: u64,
     /// Entries (ZIP files / gzip members) closed so far.
     pub chunks: u32,
+    /// Parts handed out so far (checkpoints written before this field read as 0: their part
+    /// size then grows a little later, which is harmless).
+    #[serde(default)]
+    pub parts: u32,
     /// Uncompressed row bytes written so far.
     pub raw_bytes: u64,
     /// The closed ZIP entries, for the central directory.
@@ -72,7 +92,7 @@ pub struct WriterState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("the archive would exceed 4 GiB or 65,535 entries (ZIP64 is not written); narrow the filter")]
+    #[error("the export would need more than 10,000 upload parts (about 440 GiB); narrow the filter")]
     TooLarge,
     #[error("archive writer: {0}")]
     Io(#[from] std::io::Error),
@@ -81,6 +101,10 @@ pub enum WriteError {
 const LOCAL_SIG: u32 = 0x0403_4b50;
 const CD_SIG: u32 = 0x0201_4b50;
 const EOCD_SIG: u32 = 0x0605_4b50;
+const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
+const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
+/// The ZIP64 extended-information extra field's id.
+const ZIP64_EXTRA_ID: u16 = 0x0001;
 /// AE-2: salt (16 for AES-256) + password verifier (2) before the data, code (10) after it.
 const AES_SALT: usize = 16;
 /// WinZip's AES extra field: id 0x9901, 7 bytes: vendor version 2 (AE-2), "AE", strength 3
@@ -88,7 +112,6 @@ const AES_SALT: usize = 16;
 const AES_EXTRA: [u8; 11] = [0x01, 0x99, 7, 0, 2, 0, b'A', b'E', 3, 8, 0];
 const METHOD_DEFLATE: u16 = 8;
 const METHOD_AES: u16 = 99;
-const ZIP32_MAX: u64 = u32::MAX as u64 - 1;
 
 type Aes256Ctr = ctr::Ctr128LE<aes::Aes256>;
 
@@ -188,8 +211,8 @@ impl ArchiveWriter {
             self.raw.reserve(self.limits.entry_raw_bytes + (1 << 20));
         }
         if self.part.capacity() == 0 {
-            // A part closes at `part_bytes`, after an entry that may be a whole raw entry long.
-            self.part.reserve(self.limits.part_bytes + self.limits.entry_raw_bytes + (1 << 20));
+            // A part closes at its size, after an entry that may be a whole raw entry long.
+            self.part.reserve(self.part_size() + self.limits.entry_raw_bytes + (1 << 20));
         }
         if self.compression == Compression::Zip || self.state.raw_bytes == 0 {
             self.emit(|rows, out| rows.header(out));
@@ -214,7 +237,15 @@ impl ArchiveWriter {
 
     /// Whether the current part should be closed and uploaded now.
     pub fn is_full(&self) -> bool {
-        self.part.len() >= self.limits.part_bytes
+        self.part.len() >= self.part_size()
+    }
+
+    /// The size at which the current part closes: `part_bytes`, one `part_bytes` more after
+    /// every `parts_per_step` parts, so an upload never needs more than S3's 10,000 parts
+    /// before it is hundreds of GiB long.
+    fn part_size(&self) -> usize {
+        let steps = (self.state.parts / self.limits.parts_per_step.max(1)) as usize;
+        self.limits.part_bytes.saturating_mul(steps + 1)
     }
 
     /// Closes the current part (and the open entry) and returns its bytes; with `last`, the part
@@ -235,8 +266,12 @@ impl ArchiveWriter {
         if self.part.is_empty() && !(last && self.state.offset == 0) {
             return Ok(None);
         }
+        if self.state.parts >= MAX_PARTS {
+            return Err(WriteError::TooLarge);
+        }
         let part = std::mem::take(&mut self.part);
         self.state.offset += part.len() as u64;
+        self.state.parts += 1;
         Ok(Some(part))
     }
 
@@ -259,10 +294,9 @@ impl ArchiveWriter {
     /// header's packed size is filled in once the data is written.
     fn zip_entry(&mut self) -> Result<(), WriteError> {
         let offset = self.state.offset + self.part.len() as u64;
+        // An entry's rows are at most `entry_raw_bytes` (16 MiB) plus one record, so its sizes
+        // always fit the local header; only offsets and counts may need ZIP64 (the directory).
         let raw = self.raw.len() as u64;
-        if offset > ZIP32_MAX || raw > ZIP32_MAX || self.state.entries.len() >= 0xFFFF {
-            return Err(WriteError::TooLarge);
-        }
         // AE-2 leaves the CRC out (the authentication code covers the data).
         let crc = if self.password.is_some() { 0 } else { crc32fast::hash(&self.raw) };
         let mut entry = ZipEntry(offset, 0, raw, crc);
@@ -294,9 +328,6 @@ impl ArchiveWriter {
             }
         }
         entry.1 = (self.part.len() - data_at) as u64;
-        if entry.1 > ZIP32_MAX {
-            return Err(WriteError::TooLarge);
-        }
         // The local header's compressed size: after signature, versions, flags, method, time,
         // date and CRC.
         self.part[header_at + 18..header_at + 22].copy_from_slice(&(entry.1 as u32).to_le_bytes());
@@ -305,11 +336,29 @@ impl ArchiveWriter {
     }
 
     /// A local header (`LOCAL_SIG`) or central-directory record (`CD_SIG`) for entry `number`.
+    /// A directory record whose local header lies at or past `zip64_from` holds 0xFFFFFFFF as
+    /// the offset and the real one in a ZIP64 extra field.
     fn header(&mut self, sig: u32, e: &ZipEntry, number: u32) {
         let encrypted = self.password.is_some();
         let name = Self::file_name(self.view, self.format, Compression::Zip, Some(number));
-        let version: u16 = if encrypted { 51 } else { 20 };
-        let extra: &[u8] = if encrypted { &AES_EXTRA } else { &[] };
+        let zip64 = sig == CD_SIG && e.0 >= self.limits.zip64_from;
+        // 2.0 deflate, 4.5 ZIP64, 5.1 AES.
+        let version: u16 = if encrypted {
+            51
+        } else if zip64 {
+            45
+        } else {
+            20
+        };
+        let mut extra = Vec::new();
+        if zip64 {
+            extra.extend_from_slice(&ZIP64_EXTRA_ID.to_le_bytes());
+            extra.extend_from_slice(&8u16.to_le_bytes());
+            extra.extend_from_slice(&e.0.to_le_bytes());
+        }
+        if encrypted {
+            extra.extend_from_slice(&AES_EXTRA);
+        }
         let p = &mut self.part;
         p.extend_from_slice(&sig.to_le_bytes());
         if sig == CD_SIG {
@@ -328,32 +377,51 @@ impl ArchiveWriter {
         if sig == CD_SIG {
             p.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // comment length, disk, internal attributes
             p.extend_from_slice(&((0o100_644u32) << 16).to_le_bytes()); // a regular file, rw-r--r--
-            p.extend_from_slice(&(e.0 as u32).to_le_bytes());
+            p.extend_from_slice(&(if zip64 { u32::MAX } else { e.0 as u32 }).to_le_bytes());
         }
         p.extend_from_slice(name.as_bytes());
-        p.extend_from_slice(extra);
+        p.extend_from_slice(&extra);
     }
 
-    /// The central directory and its end record, from the entries in the checkpoint.
+    /// The central directory and its end record, from the entries in the checkpoint; past
+    /// 65,534 entries or with the directory at or past `zip64_from`, preceded by the ZIP64 end
+    /// record and its locator (APPNOTE 4.3.14-15), the classic record's fields saturated.
     fn append_directory(&mut self) -> Result<(), WriteError> {
         let cd_start = self.state.offset + self.part.len() as u64;
         let entries = std::mem::take(&mut self.state.entries);
         for (i, e) in entries.iter().enumerate() {
             self.header(CD_SIG, e, i as u32 + 1);
         }
-        let count = u16::try_from(entries.len()).map_err(|_| WriteError::TooLarge)?;
+        let count = entries.len() as u64;
         self.state.entries = entries;
-        let cd_size = self.state.offset + self.part.len() as u64 - cd_start;
-        if cd_start > ZIP32_MAX || cd_size > ZIP32_MAX {
-            return Err(WriteError::TooLarge);
-        }
+        let cd_end = self.state.offset + self.part.len() as u64;
+        let cd_size = cd_end - cd_start;
+        let from = self.limits.zip64_from;
+        let zip64 = count >= 0xFFFF || cd_start >= from || cd_size >= from;
         let p = &mut self.part;
+        if zip64 {
+            p.extend_from_slice(&ZIP64_EOCD_SIG.to_le_bytes());
+            p.extend_from_slice(&44u64.to_le_bytes()); // the record's size after this field
+            p.extend_from_slice(&((3u16 << 8) | 45).to_le_bytes()); // made by: Unix, 4.5
+            p.extend_from_slice(&45u16.to_le_bytes());
+            p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // this disk, the directory's disk
+            p.extend_from_slice(&count.to_le_bytes());
+            p.extend_from_slice(&count.to_le_bytes());
+            p.extend_from_slice(&cd_size.to_le_bytes());
+            p.extend_from_slice(&cd_start.to_le_bytes());
+            p.extend_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
+            p.extend_from_slice(&0u32.to_le_bytes()); // the ZIP64 end record's disk
+            p.extend_from_slice(&cd_end.to_le_bytes());
+            p.extend_from_slice(&1u32.to_le_bytes()); // disks in all
+        }
+        let count16 = if zip64 { 0xFFFF } else { count as u16 };
+        let word = |v: u64| if zip64 { u32::MAX } else { v as u32 };
         p.extend_from_slice(&EOCD_SIG.to_le_bytes());
         p.extend_from_slice(&[0, 0, 0, 0]); // this disk, the directory's disk
-        p.extend_from_slice(&count.to_le_bytes());
-        p.extend_from_slice(&count.to_le_bytes());
-        p.extend_from_slice(&(cd_size as u32).to_le_bytes());
-        p.extend_from_slice(&(cd_start as u32).to_le_bytes());
+        p.extend_from_slice(&count16.to_le_bytes());
+        p.extend_from_slice(&count16.to_le_bytes());
+        p.extend_from_slice(&word(cd_size).to_le_bytes());
+        p.extend_from_slice(&word(cd_start).to_le_bytes());
         p.extend_from_slice(&[0, 0]); // no comment
         Ok(())
     }
@@ -383,7 +451,7 @@ mod tests {
     /// the part closes only when asked; the directory points at every entry's local header.
     #[test]
     fn entries_close_inside_a_page_and_the_directory_finds_them_all() {
-        let limits = Limits { part_bytes: 1 << 20, entry_raw_bytes: 4096, level: 5 };
+        let limits = Limits { part_bytes: 1 << 20, entry_raw_bytes: 4096, level: 5, ..Limits::default() };
         for password in [None, Some("Pw_1".to_owned())] {
             let mut w = ArchiveWriter::new(
                 ExportView::Events,
@@ -418,5 +486,168 @@ mod tests {
             }
             assert_eq!(at, eocd);
         }
+    }
+
+    /// Writes a whole archive of `records` page by page, as the worker does; returns its parts.
+    fn archive(compression: Compression, password: Option<&str>, limits: Limits, records: &[Record]) -> Vec<Vec<u8>> {
+        let mut w = ArchiveWriter::new(
+            ExportView::Events,
+            Format::Csv,
+            compression,
+            None,
+            password.map(str::to_owned),
+            Utc::now(),
+            limits,
+            WriterState::default(),
+        );
+        let mut parts = Vec::new();
+        let pages: Vec<&[Record]> = records.chunks(10).collect();
+        for (i, page) in pages.iter().enumerate() {
+            w.write(page).unwrap();
+            let last = i + 1 == pages.len();
+            if (last || w.is_full())
+                && let Some(p) = w.finish_part(last).unwrap()
+            {
+                parts.push(p);
+            }
+        }
+        parts
+    }
+
+    fn seven_zip(args: &[&str], file: &std::path::Path) -> String {
+        let out = std::process::Command::new("7z").args(args).arg(file).output().expect("7z (p7zip-full) is installed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "7z {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    }
+
+    /// Offsets past `zip64_from` (4 GiB in production, 0 here) go into ZIP64 extra fields and
+    /// the ZIP64 end records; 7-Zip tests every entry (with the password) and Python's zipfile
+    /// reads the unencrypted one and checks its CRCs.
+    #[test]
+    fn zip64_directory_is_read_by_7zip_and_python() {
+        let limits =
+            Limits { part_bytes: 1 << 20, entry_raw_bytes: 2048, level: 1, zip64_from: 0, ..Limits::default() };
+        let rows = records(200);
+        for password in [None, Some("Pw_1@%")] {
+            let zip = archive(Compression::Zip, password, limits, &rows).concat();
+            let at = zip.len() - 22 - 20 - 56;
+            assert_eq!(u32_at(&zip, at), ZIP64_EOCD_SIG, "ZIP64 end record before the locator");
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("e.zip");
+            std::fs::write(&file, &zip).unwrap();
+            let pw = format!("-p{}", password.unwrap_or(""));
+            let listing = seven_zip(&["l", "-slt", &pw], &file);
+            let entries = listing.matches("Path = events-").count();
+            assert!(entries >= 5, "{entries} entries");
+            seven_zip(&["t", &pw], &file);
+            if password.is_none() {
+                let out = std::process::Command::new("python3")
+                    .args([
+                        "-c",
+                        "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; \
+                                  print(len(z.namelist()), sum(z.read(n).count(b'\\n') for n in z.namelist()))",
+                    ])
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(out.status.success(), "python: {text}{}", String::from_utf8_lossy(&out.stderr));
+                // Every row once, plus one header row per entry.
+                assert_eq!(text.trim(), format!("{entries} {}", 200 + entries));
+            }
+        }
+    }
+
+    /// More than 65,535 entries: the count is only in the ZIP64 end record, and every entry is
+    /// found.
+    #[test]
+    fn more_than_65535_entries_are_written_as_zip64() {
+        let limits = Limits { part_bytes: 64 << 20, entry_raw_bytes: 1, level: 1, ..Limits::default() };
+        let rows = records(70_000);
+        let zip = archive(Compression::Zip, None, limits, &rows).concat();
+        let eocd = zip.len() - 22;
+        assert_eq!(u16::from_le_bytes([zip[eocd + 10], zip[eocd + 11]]), 0xFFFF);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("e.zip");
+        std::fs::write(&file, &zip).unwrap();
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); n = z.namelist(); \
+                          print(len(n), n[-1], z.read(n[-1]).count(b'\\n'))",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "python: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(text.trim(), "70000 events-70000.csv 2");
+        let listing = seven_zip(&["l"], &file);
+        assert!(listing.contains("70000 files"), "{}", &listing[listing.len().saturating_sub(300)..]);
+    }
+
+    /// Parts grow by `part_bytes` every `parts_per_step` parts, in every compression mode, so
+    /// the same export needs far fewer than 10,000 parts; the archive is still whole.
+    #[test]
+    fn part_size_grows_so_an_upload_stays_within_s3s_part_limit() {
+        let limits =
+            Limits { part_bytes: 4096, entry_raw_bytes: 4096, level: 1, parts_per_step: 3, ..Limits::default() };
+        let rows = records(20_000);
+        for compression in [Compression::None, Compression::Gzip, Compression::Zip] {
+            let parts = archive(compression, None, limits, &rows);
+            let flat = archive(compression, None, Limits { parts_per_step: u32::MAX, ..limits }, &rows);
+            assert!(
+                parts.len() * 2 < flat.len(),
+                "{compression:?}: {} parts, {} without growth",
+                parts.len(),
+                flat.len()
+            );
+            for (k, p) in parts[..parts.len() - 1].iter().enumerate() {
+                let want = 1024 * (k / 3 + 1);
+                assert!(p.len() >= want, "{compression:?} part {k}: {} < {want}", p.len());
+            }
+            if compression != Compression::Zip {
+                // The same bytes either way (a gzip member per entry; plain rows).
+                let plain = |ps: &[Vec<u8>]| {
+                    let all = ps.concat();
+                    if compression == Compression::Gzip {
+                        let mut out = Vec::new();
+                        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&all[..]), &mut out).unwrap();
+                        out
+                    } else {
+                        all
+                    }
+                };
+                assert_eq!(plain(&parts), plain(&flat));
+            }
+        }
+    }
+
+    /// Past S3's 10,000 parts the writer stops with a reason instead of an upload S3 refuses.
+    #[test]
+    fn the_10001st_part_is_refused_with_a_reason() {
+        let limits =
+            Limits { part_bytes: 1, entry_raw_bytes: 1, level: 1, parts_per_step: u32::MAX, ..Limits::default() };
+        let mut w = ArchiveWriter::new(
+            ExportView::Events,
+            Format::Jsonl,
+            Compression::None,
+            None,
+            None,
+            Utc::now(),
+            limits,
+            WriterState::default(),
+        );
+        let rows = records(1);
+        for _ in 0..MAX_PARTS {
+            w.write(&rows).unwrap();
+            assert!(w.is_full());
+            w.finish_part(false).unwrap().unwrap();
+        }
+        w.write(&rows).unwrap();
+        let err = w.finish_part(false).unwrap_err();
+        assert!(matches!(err, WriteError::TooLarge), "{err}");
+        assert!(err.to_string().contains("10,000"));
     }
 }
