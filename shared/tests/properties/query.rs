@@ -195,3 +195,18 @@ fn huge_durations_are_refused_not_panics() {
     }
     assert_eq!(parse_duration("9223372036854775807ms"), Some(Duration::milliseconds(i64::MAX)));
 }
+
+/// Found by `list_queries_give_a_filter_or_named_problems`: `?=x` gave an error with no field.
+#[test]
+fn a_blank_parameter_name_is_reported_as_query() {
+    for raw in ["=0000-01-01T00%3A00%3A00%2B00%3A00", "=", "+=1"] {
+        match params::parse(raw, View::Events, "acme", &key(), now()) {
+            Err(ApiError::Invalid(errs)) => assert_eq!(errs[0].field, "query", "{raw}"),
+            other => panic!("{raw}: {other:?}"),
+        }
+        match parse_requests(raw, "acme", &key(), now()) {
+            Err(ApiError::Invalid(errs)) => assert_eq!(errs[0].field, "query", "{raw}"),
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+}

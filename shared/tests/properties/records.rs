@@ -171,3 +171,16 @@ proptest! {
         prop_assert_eq!(first, second);
     }
 }
+
+/// Found by `any_json_is_a_record_or_named_errors`: a blank key gave an error with no field.
+#[test]
+fn a_blank_key_is_reported_under_the_object_it_is_in() {
+    for body in [r#"{"":null}"#, r#"{"    ":1}"#] {
+        let errs = validate(body.as_bytes()).unwrap_err();
+        assert_eq!(errs[0].field, "record", "{body}");
+        assert!(errs[0].reason.starts_with("unknown field"), "{errs:?}");
+    }
+    let nested = validate(br#"{"occurred_at":"2026-11-20T10:00:00Z","action":"LOGIN","result":"OK","actor":{"":1}}"#)
+        .unwrap_err();
+    assert_eq!(nested[0].field, "actor", "{nested:?}");
+}
