@@ -224,7 +224,7 @@ impl Authenticator {
             iss: LOCAL_ISSUER.into(),
             aud: AUDIENCE.into(),
             iat: now,
-            exp: now + ttl_secs,
+            exp: now.saturating_add(ttl_secs),
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, encoding)?)
     }

@@ -28,14 +28,19 @@ pub fn json_field_error(e: serde_path_to_error::Error<serde_json::Error>, root: 
     let path = e.path().to_string();
     let inner = e.into_inner().to_string();
     let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-    let named =
-        reason.split('`').nth(1).filter(|_| reason.starts_with("missing field") || reason.starts_with("unknown field"));
+    // A blank key cannot name a field: the error then names the object it is in.
+    let named = reason
+        .split('`')
+        .nth(1)
+        .filter(|n| !n.trim().is_empty())
+        .filter(|_| reason.starts_with("missing field") || reason.starts_with("unknown field"));
     let field = match (path.as_str(), named) {
         (".", Some(name)) => name.to_owned(),
         (".", None) => root.to_owned(),
         (p, Some(name)) if p != name && !p.ends_with(&format!(".{name}")) => format!("{p}.{name}"),
         (p, _) => p.to_owned(),
     };
+    let field = if field.trim().is_empty() { root.to_owned() } else { field };
     FieldError::new(field, reason)
 }
 

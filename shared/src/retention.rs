@@ -137,7 +137,12 @@ pub async fn purge_tenant(
                 report.held = true;
                 break;
             }
-            let before = now - Duration::days(i64::from(retention.days[&category]));
+            // Checked: a stored period too long for a date purges nothing rather than panicking.
+            let Some(before) =
+                Duration::try_days(i64::from(retention.days[&category])).and_then(|d| now.checked_sub_signed(d))
+            else {
+                break;
+            };
             let gone = records.purge(tenant, category, before, BATCH).await?;
             for a in gone.iter().flat_map(|r| r.attachments.iter()) {
                 if let Some(key) = attachment_key(tenant, a) {

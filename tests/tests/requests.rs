@@ -93,3 +93,26 @@ async fn bad_request_queries_are_problems() {
     let agent = app.token("acme", &[Role::Agent]);
     app.get("/v1/requests/fast", &agent).await.assert_problem(403);
 }
+
+#[tokio::test]
+async fn durations_too_large_for_a_clock_are_problems_not_panics() {
+    let (app, t) = seeded().await;
+    // Each once panicked inside chrono (`TimeDelta::days out of bounds`) and dropped the connection.
+    for q in [
+        "unfinished_for=999999999999d",
+        "unfinished_for=9223372036854775807h",
+        "unfinished_for=99999999999999999m",
+        "unfinished_for=9223372036854775807s",
+        "unfinished_for=9223372036854775807ms",
+        "unfinished_for=401d",
+        "unfinished_for=0s",
+    ] {
+        let r = app.get(&format!("/v1/requests?{q}"), &t).await;
+        let fields = r.assert_problem(400).error_fields();
+        assert_eq!(fields, vec!["unfinished_for"], "{q}");
+        let reason = r.body["errors"][0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("at most 400d"), "{q}: {reason}");
+    }
+    let ok = app.get("/v1/requests?unfinished_for=400d", &t).await;
+    assert_eq!(ok.status.as_u16(), 200, "{:#}", ok.body);
+}

@@ -123,7 +123,7 @@ impl ScheduleBody {
                 let cron: croner::Cron = c.parse().ok()?;
                 cron.find_next_occurrence(&after.with_timezone(&self.zone()), false).ok().map(|t| t.with_timezone(&Utc))
             }
-            (None, Some(m)) => Some(after + Duration::minutes(m)),
+            (None, Some(m)) => after.checked_add_signed(Duration::try_minutes(m)?),
             (None, None) => None,
         }
     }
@@ -143,8 +143,8 @@ fn parse_every(s: &str) -> Option<i64> {
     let n: i64 = n.parse().ok()?;
     let minutes = match unit {
         "m" => n,
-        "h" => n * 60,
-        "d" => n * 1440,
+        "h" => n.checked_mul(60)?,
+        "d" => n.checked_mul(1440)?,
         _ => return None,
     };
     (15..=366 * 1440).contains(&minutes).then_some(minutes)

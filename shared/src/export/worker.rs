@@ -238,7 +238,7 @@ impl ExportWorker {
         body.checkpoint = None;
         body.spec.sealed_password = None;
         body.finished_at = Some(now);
-        body.expires_at = Some(now + Duration::days(i64::from(days)));
+        body.expires_at = Duration::try_days(i64::from(days)).and_then(|d| now.checked_add_signed(d));
         task.status = TaskStatus::Succeeded;
         task.lease = None;
         task.set_body(body);

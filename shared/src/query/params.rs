@@ -141,18 +141,24 @@ fn filter_hash(view: &str, mut pairs: Vec<(String, String)>) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &h.finalize()[..16])
 }
 
+/// The field an unknown parameter is reported under: its name, or `query` for a blank name.
+fn unknown_name(k: &str) -> &str {
+    if k.trim().is_empty() { "query" } else { k }
+}
+
 /// Parses `30s`, `10m`, `2h`, `1d` or `250ms`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(split);
     let n: i64 = n.parse().ok()?;
+    // Checked constructors: a number too large for a duration is refused, never a panic.
     match unit {
         "ms" => Some(Duration::milliseconds(n)),
-        "s" => Some(Duration::seconds(n)),
-        "m" => Some(Duration::minutes(n)),
-        "h" => Some(Duration::hours(n)),
-        "d" => Some(Duration::days(n)),
+        "s" => Duration::try_seconds(n),
+        "m" => Duration::try_minutes(n),
+        "h" => Duration::try_hours(n),
+        "d" => Duration::try_days(n),
         _ => None,
     }
 }
@@ -206,7 +212,10 @@ pub fn parse_requests(
             },
             "unfinished_for" => match parse_duration(&v) {
                 Some(d) if d > Duration::zero() && d <= Duration::days(MAX_RANGE_DAYS) => unfinished = Some(d),
-                _ => errs.push(FieldError::new("unfinished_for", "a duration such as 30s, 10m, 2h or 1d")),
+                _ => errs.push(FieldError::new(
+                    "unfinished_for",
+                    format!("a duration such as 30s, 10m, 2h or 1d, more than 0 and at most {MAX_RANGE_DAYS}d"),
+                )),
             },
             "from" => from = Some(parse_time(&v).map_err(|e| errs.push(FieldError::new("from", e))).ok()),
             "to" => to = Some(parse_time(&v).map_err(|e| errs.push(FieldError::new("to", e))).ok()),
@@ -219,8 +228,10 @@ pub fn parse_requests(
                 Ok(z) => tz = Some(z),
                 Err(_) => errs.push(FieldError::new("tz", "not an IANA time zone name (e.g. Europe/Prague)")),
             },
-            other => errs
-                .push(FieldError::new(other, format!("unknown parameter; this list accepts {}", ALLOWED.join(", ")))),
+            other => errs.push(FieldError::new(
+                unknown_name(other),
+                format!("unknown parameter; this list accepts {}", ALLOWED.join(", ")),
+            )),
         }
     }
     let to_t = to.flatten().unwrap_or(now);
@@ -304,7 +315,10 @@ pub fn parse(
 
     for (k, v) in pairs {
         if !allowed.contains(&k.as_str()) {
-            errs.push(FieldError::new(&k, format!("unknown parameter; this list accepts {}", allowed.join(", "))));
+            errs.push(FieldError::new(
+                unknown_name(&k),
+                format!("unknown parameter; this list accepts {}", allowed.join(", ")),
+            ));
             continue;
         }
         if !matches!(k.as_str(), "cursor" | "limit" | "tz") {
