@@ -6,6 +6,7 @@ mod error_reports;
 mod events;
 mod exports;
 mod guard;
+pub mod hardening;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 mod meta;
@@ -171,11 +172,7 @@ pub fn router<R: routes::Set>(state: AppState) -> Router {
         let doc = openapi::document(api::<routes::All>(state.clone()));
         router = router.route("/v1/openapi.json", get(move || std::future::ready(Json(doc.clone()))));
     }
-    router
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(request_span))
-        .with_state(state)
+    hardening::layers(router.fallback(not_found).method_not_allowed_fallback(method_not_allowed)).with_state(state)
 }
 
 /// The `(method, path)` pairs the routes of `R` serve (methods lower-case, paths as
@@ -202,7 +199,10 @@ pub fn served<R: routes::Set>(state: AppState) -> Vec<(String, String)> {
 
 /// Gives every request an id (the caller's `x-request-id` if it is sane, else a ULID), a
 /// tracing span carrying it, and the id in the response, so a 500's log line can be found.
-async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+pub(crate) async fn request_span(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use tracing::Instrument;
     let id = req
         .headers()
@@ -211,6 +211,7 @@ async fn request_span(req: axum::extract::Request, next: axum::middleware::Next)
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| ulid::Ulid::generate().to_string());
+    req.extensions_mut().insert(hardening::RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
