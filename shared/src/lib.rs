@@ -15,6 +15,7 @@ pub mod housekeeping;
 pub mod ingest;
 pub mod jobs;
 pub mod json_bounds;
+pub mod private_fs;
 pub mod query;
 pub mod record;
 pub mod retention;
