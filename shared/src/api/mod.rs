@@ -226,7 +226,17 @@ pub(crate) async fn request_span(
 
 /// Every route with its OpenAPI operation; a handler cannot be mounted without its docs.
 fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
-    let guarded = |(schemas, paths, method_router): UtoipaMethodRouter<AppState>, op: Operation| {
+    let guarded = |(schemas, mut paths, method_router): UtoipaMethodRouter<AppState>, op: Operation| {
+        // The document says who may call each operation (`x-roles`), as the guard enforces it.
+        let roles: Vec<&str> = op.roles().iter().map(|r| r.as_str()).collect();
+        for item in paths.paths.values_mut() {
+            for o in
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
+                let ext = utoipa::openapi::extensions::ExtensionsBuilder::new().add("x-roles", roles.clone()).build();
+                o.extensions.get_or_insert_with(Default::default).merge(ext);
+            }
+        }
         (schemas, paths, method_router.route_layer(from_fn_with_state((state.clone(), op), guard::check)))
     };
     let mut r = OpenApiRouter::new().routes(routes!(meta::health)).routes(routes!(meta::catalogue));
