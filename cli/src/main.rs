@@ -11,6 +11,7 @@ use auditrail_shared::{housekeeping, retention};
 use clap::{Parser, Subcommand};
 
 mod export;
+mod serve;
 
 #[derive(Parser)]
 #[command(name = "auditrail", version, about = "Audit trail and compliance back end for contact-centre software")]
@@ -43,6 +44,13 @@ enum Command {
         /// How often scheduled exports are checked and dead workers' jobs re-queued (seconds).
         #[arg(long, default_value_t = 30)]
         schedule_every: u64,
+        /// Seconds a client has to send a request's head (also between requests on a kept-alive
+        /// connection) before the connection is closed.
+        #[arg(long, env = "AUDITRAIL_HEADER_TIMEOUT", default_value_t = 10)]
+        header_timeout: u64,
+        /// Seconds a client has to send a request's whole body, from its head on.
+        #[arg(long, env = "AUDITRAIL_BODY_TIMEOUT", default_value_t = 60)]
+        body_timeout: u64,
     },
     /// Export records through a running server: creates the task, shows its progress and
     /// downloads the archive.
@@ -71,7 +79,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = Config::embedded(&cli.data_dir);
+    // The same `AUDITRAIL_*` variables as the functions (keys, auth mode, storage); the data
+    // directory from `--data-dir`, which overrides `AUDITRAIL_DATA_DIR`.
+    let config = Config { data_dir: cli.data_dir.clone(), ..Config::from_env()? };
     match cli.command {
         Command::Purge => {
             init_tracing(false);
@@ -82,7 +92,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export(args) => export::run(*args, &config).await,
-        Command::Serve { addr, demo, demo_size, json_logs, purge_every, schedule_every } => {
+        Command::Serve {
+            addr,
+            demo,
+            demo_size,
+            json_logs,
+            purge_every,
+            schedule_every,
+            header_timeout,
+            body_timeout,
+        } => {
             init_tracing(json_logs);
             let state = config.state().await?;
             if demo {
@@ -100,15 +119,12 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             tracing::info!(addr = %local, data_dir = %cli.data_dir.display(), "auditrail serving");
-            eprintln!(
-                "Auditrail on http://{local}  (get a token: auditrail token --tenant acme-contact --role compliance_analyst)"
-            );
-            // Batches are large request bodies: do not let Nagle meet delayed ACKs.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
-            Ok(())
+            eprintln!("Auditrail on http://{local}  (get a token: {})", token_hint(&cli.data_dir));
+            let timeouts = serve::Timeouts {
+                header: std::time::Duration::from_secs(header_timeout.max(1)),
+                body: std::time::Duration::from_secs(body_timeout.max(1)),
+            };
+            serve::run(listener, app, timeouts, shutdown()).await
         }
         Command::Token { tenant, roles, user, username, ttl } => {
             anyhow::ensure!(ttl > 0, "--ttl must be positive");
@@ -126,6 +142,22 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The command that mints a token this server accepts: with the data directory it reads its
+/// key from, unless that is the default.
+fn token_hint(data_dir: &std::path::Path) -> String {
+    let mut hint = "auditrail token --tenant acme-contact --role compliance_analyst".to_owned();
+    if data_dir != std::path::Path::new(".auditrail") {
+        let shown = data_dir.display().to_string();
+        let safe = shown.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:@".contains(&b));
+        if safe {
+            hint.push_str(&format!(" --data-dir {shown}"));
+        } else {
+            hint.push_str(&format!(" --data-dir '{}'", shown.replace('\'', r"'\''")));
+        }
+    }
+    hint
 }
 
 /// The in-process scheduler (the scheduler function does this in AWS): retention purge and

@@ -163,3 +163,72 @@ async fn the_export_command_runs_an_export_on_the_server_and_downloads_it() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("password: "), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+/// Starts `serve` with extra environment and returns its first line on stderr (the hint).
+async fn start_with_env(dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String, String) {
+    use std::io::BufRead;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = bin()
+        .args(["serve", "--addr", &addr, "--data-dir"])
+        .arg(dir)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let hint = lines.find_map(|l| l.ok().filter(|l| l.contains("get a token"))).expect("a start-up hint");
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (Server(child), format!("http://{addr}"), hint)
+}
+
+#[tokio::test]
+async fn the_start_up_hint_prints_a_token_command_that_works_with_its_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("my data");
+    let (_server, base, hint) = start_with_env(&data, &[]).await;
+    let command = hint.split("get a token: ").nth(1).unwrap().trim_end_matches(')');
+    // Run it as a user would paste it, from another directory.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(command.replacen("auditrail", env!("CARGO_BIN_EXE_auditrail"), 1))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{hint}: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let r = reqwest::Client::new().get(format!("{base}/v1/events")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{hint}");
+}
+
+#[tokio::test]
+async fn serve_reads_the_documented_auditrail_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "an-env-secret-of-at-least-32-bytes!!";
+    let (_server, base, _) = start_with_env(dir.path(), &[("AUDITRAIL_JWT_SECRET", secret)]).await;
+    let client = reqwest::Client::new();
+    // A token signed with the secret from the environment is accepted …
+    let from_env = auditrail_shared::auth::Authenticator::local(secret.as_bytes())
+        .mint("acme", "u1", None, &[auditrail_shared::auth::Role::ComplianceAnalyst], 600)
+        .unwrap();
+    let r = client.get(format!("{base}/v1/events")).bearer_auth(from_env).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // … and `auditrail token` with the same environment mints one too.
+    let out = bin()
+        .args(["token", "--tenant", "acme", "--role", "compliance_analyst", "--data-dir"])
+        .arg(dir.path())
+        .env("AUDITRAIL_JWT_SECRET", secret)
+        .output()
+        .unwrap();
+    let t = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(client.get(format!("{base}/v1/events")).bearer_auth(t).send().await.unwrap().status(), 200);
+    // A bad value is refused at start-up with the variable's name.
+    let out = bin()
+        .args(["token", "--tenant", "a", "--role", "agent"])
+        .env("AUDITRAIL_JWT_SECRET", "short")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AUDITRAIL_JWT_SECRET"));
+}

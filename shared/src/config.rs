@@ -99,7 +99,7 @@ impl Config {
             anyhow::ensure!(k.len() >= 32, "{} is shorter than 32 bytes", path.display());
             return Ok(k);
         }
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::private_fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut k = vec![0u8; 32];
         rand::rng().fill_bytes(&mut k);
         write_private(&path, &k)?;
@@ -205,7 +205,7 @@ impl Config {
 
     #[cfg(feature = "embedded")]
     fn embedded_state(&self) -> anyhow::Result<AppState> {
-        std::fs::create_dir_all(&self.data_dir)
+        crate::private_fs::create_dir(&self.data_dir)
             .with_context(|| format!("AUDITRAIL_DATA_DIR: cannot create {}", self.data_dir.display()))?;
         let records = crate::store::sqlite::SqliteStore::open(&self.data_dir.join("auditrail.db"))
             .with_context(|| format!("opening the embedded store in {}", self.data_dir.display()))?;

@@ -23,6 +23,9 @@ use crate::record::{Actor, ActorKind, Attachment, Category, Record, ResultCode, 
 pub const MAX_REPORT_BYTES: usize = 10 * 1024 * 1024;
 /// The seed's default rolling-buffer size.
 pub const MAX_LOG_ENTRIES: usize = 1000;
+/// What a report may hold once parsed: a full log with traces is some tens of thousands of
+/// values; 10 MiB of tiny values would be millions (hundreds of MB as `Value`s).
+pub const REPORT_BOUNDS: crate::json_bounds::Bounds = crate::json_bounds::Bounds { max_values: 200_000, max_depth: 64 };
 
 /// The agent's Finesse identity, teams and queues (never a password).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -120,6 +123,7 @@ pub fn decode_body(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8
 
 /// Parses and checks a report.
 pub fn parse(bytes: &[u8]) -> Result<ErrorReport, ApiError> {
+    crate::json_bounds::check(bytes, "report", REPORT_BOUNDS)?;
     let report: ErrorReport = parse_json(bytes, "report")?;
     let mut errs = Vec::new();
     if let Err(e) = parse_time(&report.created_at) {
@@ -279,6 +283,33 @@ mod tests {
         let body = json!({"created_at": "2026-11-24T10:00:00Z", "username": "jdoe", "log": log});
         match parse(body.to_string().as_bytes()) {
             Err(ApiError::Invalid(e)) => assert_eq!(e[0].field, "log"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_report_of_millions_of_tiny_values_is_refused_before_parsing() {
+        let mut body = br#"{"created_at":"2026-11-24T10:00:00Z","username":"a","log":[],"x":["#.to_vec();
+        body.extend(std::iter::repeat_n(b"0,".as_slice(), 5 * 1024 * 1024 - 100).flatten());
+        body.extend(b"0]}");
+        let gz = {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            enc.write_all(&body).unwrap();
+            enc.finish().unwrap()
+        };
+        assert!(gz.len() < 64 * 1024, "{} bytes", gz.len());
+        let decoded = decode_body(&gz, Some("gzip")).unwrap();
+        match parse(&decoded) {
+            Err(ApiError::Invalid(e)) => {
+                assert_eq!(e[0].field, "report");
+                assert!(e[0].reason.contains("more than 200000 JSON values"), "{}", e[0].reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        let deep =
+            format!(r#"{{"created_at":"2026-11-24T10:00:00Z","username":"a","log":[],"x":{}}}"#, "[".repeat(100_000));
+        match parse(deep.as_bytes()) {
+            Err(ApiError::Invalid(e)) => assert!(e[0].reason.contains("nested more than 64"), "{}", e[0].reason),
             other => panic!("{other:?}"),
         }
     }

@@ -14,6 +14,8 @@ pub mod export;
 pub mod housekeeping;
 pub mod ingest;
 pub mod jobs;
+pub mod json_bounds;
+pub mod private_fs;
 pub mod query;
 pub mod record;
 pub mod retention;

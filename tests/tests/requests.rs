@@ -116,3 +116,31 @@ async fn durations_too_large_for_a_clock_are_problems_not_panics() {
     let ok = app.get("/v1/requests?unfinished_for=400d", &t).await;
     assert_eq!(ok.status.as_u16(), 200, "{:#}", ok.body);
 }
+
+#[tokio::test]
+async fn request_times_are_shown_in_the_viewers_zone_and_bad_zones_are_refused() {
+    let (app, t) = seeded().await;
+    let offset = |s: &Value| s.as_str().unwrap().to_owned();
+    let list = app.get("/v1/requests?min_delay_ms=0&tz=Asia/Tokyo", &t).await;
+    for item in list.items() {
+        assert!(offset(&item["started_at"]).ends_with("+09:00"), "{item:#}");
+        assert!(offset(&item["ended_at"]).ends_with("+09:00"), "{item:#}");
+    }
+    assert!(offset(&list.body["from"]).ends_with("+09:00"));
+    let one = app.get("/v1/requests/fast?tz=Asia/Tokyo", &t).await;
+    assert_eq!(one.status.as_u16(), 200, "{:#}", one.body);
+    for v in [
+        &one.body["started_at"],
+        &one.body["ended_at"],
+        &one.body["start"]["occurred_at"],
+        &one.body["end"]["occurred_at"],
+    ] {
+        assert!(offset(v).ends_with("+09:00"), "{:#}", one.body);
+    }
+    let utc = app.get("/v1/requests/fast", &t).await;
+    assert!(offset(&utc.body["started_at"]).ends_with('Z'));
+    for path in ["/v1/requests?min_delay_ms=0&tz=Mars/Olympus", "/v1/requests/fast?tz=Mars/Olympus"] {
+        assert_eq!(app.get(path, &t).await.assert_problem(400).error_fields(), vec!["tz"], "{path}");
+    }
+    assert_eq!(app.get("/v1/requests/fast?color=red", &t).await.assert_problem(400).error_fields(), vec!["color"]);
+}

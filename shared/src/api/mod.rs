@@ -6,6 +6,7 @@ mod error_reports;
 mod events;
 mod exports;
 mod guard;
+pub mod hardening;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 mod meta;
@@ -171,11 +172,7 @@ pub fn router<R: routes::Set>(state: AppState) -> Router {
         let doc = openapi::document(api::<routes::All>(state.clone()));
         router = router.route("/v1/openapi.json", get(move || std::future::ready(Json(doc.clone()))));
     }
-    router
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(request_span))
-        .with_state(state)
+    hardening::layers(router.fallback(not_found).method_not_allowed_fallback(method_not_allowed)).with_state(state)
 }
 
 /// The `(method, path)` pairs the routes of `R` serve (methods lower-case, paths as
@@ -202,7 +199,10 @@ pub fn served<R: routes::Set>(state: AppState) -> Vec<(String, String)> {
 
 /// Gives every request an id (the caller's `x-request-id` if it is sane, else a ULID), a
 /// tracing span carrying it, and the id in the response, so a 500's log line can be found.
-async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+pub(crate) async fn request_span(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use tracing::Instrument;
     let id = req
         .headers()
@@ -211,6 +211,7 @@ async fn request_span(req: axum::extract::Request, next: axum::middleware::Next)
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| ulid::Ulid::generate().to_string());
+    req.extensions_mut().insert(hardening::RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
@@ -225,7 +226,17 @@ async fn request_span(req: axum::extract::Request, next: axum::middleware::Next)
 
 /// Every route with its OpenAPI operation; a handler cannot be mounted without its docs.
 fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
-    let guarded = |(schemas, paths, method_router): UtoipaMethodRouter<AppState>, op: Operation| {
+    let guarded = |(schemas, mut paths, method_router): UtoipaMethodRouter<AppState>, op: Operation| {
+        // The document says who may call each operation (`x-roles`), as the guard enforces it.
+        let roles: Vec<&str> = op.roles().iter().map(|r| r.as_str()).collect();
+        for item in paths.paths.values_mut() {
+            for o in
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
+                let ext = utoipa::openapi::extensions::ExtensionsBuilder::new().add("x-roles", roles.clone()).build();
+                o.extensions.get_or_insert_with(Default::default).merge(ext);
+            }
+        }
         (schemas, paths, method_router.route_layer(from_fn_with_state((state.clone(), op), guard::check)))
     };
     let mut r = OpenApiRouter::new().routes(routes!(meta::health)).routes(routes!(meta::catalogue));

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::Uri;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +22,8 @@ use crate::store::{PageRequest, RequestPair};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestTrace {
     #[serde(flatten)]
-    pub pair: RequestPair,
+    #[schema(value_type = RequestPair)]
+    pub pair: Value,
     #[schema(value_type = Option<Record>)]
     pub start: Option<Value>,
     #[schema(value_type = Option<Record>)]
@@ -31,11 +33,42 @@ pub struct RequestTrace {
 /// A page of request pairs.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestList {
-    pub items: Vec<RequestPair>,
+    #[schema(value_type = Vec<RequestPair>)]
+    pub items: Vec<Value>,
     pub count: usize,
     pub next_cursor: Option<String>,
     pub from: String,
     pub to: String,
+}
+
+/// A pair with its times in the viewer's zone.
+fn render_pair(pair: &RequestPair, tz: Option<Tz>) -> Value {
+    let mut v = serde_json::to_value(pair).unwrap_or(Value::Null);
+    for (key, t) in [("started_at", pair.started_at), ("ended_at", pair.ended_at)] {
+        if let Some(t) = t {
+            v[key] = render_time(t, tz).into();
+        }
+    }
+    v
+}
+
+/// The one parameter of a single request's view: `tz`.
+fn parse_trace_query(raw: &str) -> ApiResult<Option<Tz>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::field("query", format!("not a valid query string: {e}")))?;
+    let mut tz = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "tz" => {
+                tz = Some(
+                    v.parse::<Tz>()
+                        .map_err(|_| ApiError::field("tz", "not an IANA time zone name (e.g. Europe/Prague)"))?,
+                )
+            }
+            other => return Err(ApiError::field(other, "unknown parameter; this view accepts tz")),
+        }
+    }
+    Ok(tz)
 }
 
 async fn audit(state: &AppState, p: &Principal, description: Value) -> ApiResult<()> {
@@ -45,9 +78,11 @@ async fn audit(state: &AppState, p: &Principal, description: Value) -> ApiResult
 /// The start and end of one asynchronous action and the delay between them. Another tenant's
 /// correlation id is simply not found.
 #[utoipa::path(get, path = "/v1/requests/{correlation_id}", tag = "requests",
-    params(("correlation_id" = String, Path, description = "The correlation id both records carry")),
+    params(("correlation_id" = String, Path, description = "The correlation id both records carry"),
+        ("tz" = Option<String>, Query, description = "IANA zone the times are shown in (default UTC)")),
     responses(
         (status = 200, body = RequestTrace),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -56,7 +91,9 @@ pub async fn trace(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(correlation_id): Path<String>,
+    uri: Uri,
 ) -> ApiResult<Json<RequestTrace>> {
+    let tz = parse_trace_query(uri.query().unwrap_or(""))?;
     let pair = state
         .requests
         .pair(&p.tenant_id, &correlation_id)
@@ -67,7 +104,7 @@ pub async fn trace(
         let tenant = p.tenant_id.clone();
         async move {
             match id {
-                Some(id) => state.records.get(&tenant, &id).await.map(|r| r.map(|r| render_record(&r, None))),
+                Some(id) => state.records.get(&tenant, &id).await.map(|r| r.map(|r| render_record(&r, tz))),
                 None => Ok(None),
             }
         }
@@ -75,7 +112,7 @@ pub async fn trace(
     let start = fetch(pair.start_id.clone()).await?;
     let end = fetch(pair.end_id.clone()).await?;
     audit(&state, &p, json!({"correlation_id": correlation_id})).await?;
-    Ok(Json(RequestTrace { pair, start, end }))
+    Ok(Json(RequestTrace { pair: render_pair(&pair, tz), start, end }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -119,7 +156,7 @@ pub async fn list(
     Ok(Json(RequestList {
         count: page.pairs.len(),
         next_cursor: q.next_cursor(&state.cursor_key, &p.tenant_id, page.next),
-        items: page.pairs,
+        items: page.pairs.iter().map(|pair| render_pair(pair, q.tz)).collect(),
         from: render_time(q.from, q.tz),
         to: render_time(q.to, q.tz),
     }))

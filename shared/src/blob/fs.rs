@@ -23,7 +23,7 @@ fn io(e: std::io::Error) -> StoreError {
 
 impl FsBlobStore {
     pub fn open(root: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(root).map_err(StoreError::backend)?;
+        crate::private_fs::create_dir(root).map_err(StoreError::backend)?;
         Ok(Self { root: root.to_owned(), min_part: MIN_PART_BYTES })
     }
 
@@ -58,9 +58,9 @@ impl BlobStore for FsBlobStore {
     async fn put(&self, key: &BlobKey, bytes: Bytes, _content_type: &str) -> StoreResult<()> {
         let path = self.path(key);
         let dir = path.parent().expect("blob keys have a parent").to_owned();
-        tokio::fs::create_dir_all(&dir).await.map_err(StoreError::backend)?;
+        crate::private_fs::create_dir_async(&dir).await.map_err(StoreError::backend)?;
         let tmp = dir.join(format!(".{}.tmp", ulid::Ulid::generate()));
-        tokio::fs::write(&tmp, &bytes).await.map_err(StoreError::backend)?;
+        crate::private_fs::write(&tmp, &bytes).await.map_err(StoreError::backend)?;
         tokio::fs::rename(&tmp, &path).await.map_err(StoreError::backend)
     }
 
@@ -94,8 +94,8 @@ impl BlobStore for FsBlobStore {
     async fn start_upload(&self, key: &BlobKey, _content_type: &str) -> StoreResult<String> {
         let id = ulid::Ulid::generate().to_string();
         let dir = self.upload_dir(key, &id)?;
-        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-        tokio::fs::write(dir.join("key"), key.as_str()).await.map_err(io)?;
+        crate::private_fs::create_dir_async(&dir).await.map_err(io)?;
+        crate::private_fs::write(&dir.join("key"), key.as_str().as_bytes()).await.map_err(io)?;
         Ok(id)
     }
 
@@ -109,7 +109,7 @@ impl BlobStore for FsBlobStore {
         }
         let tag = hex_tag(&bytes);
         let tmp = dir.join(format!(".{}.tmp", ulid::Ulid::generate()));
-        tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
+        crate::private_fs::write(&tmp, &bytes).await.map_err(io)?;
         tokio::fs::rename(&tmp, dir.join(format!("part-{number:05}"))).await.map_err(io)?;
         Ok(tag)
     }
@@ -126,9 +126,9 @@ impl BlobStore for FsBlobStore {
             }
             let path = self.path(key);
             let parent = path.parent().expect("blob keys have a parent").to_owned();
-            tokio::fs::create_dir_all(&parent).await.map_err(io)?;
+            crate::private_fs::create_dir_async(&parent).await.map_err(io)?;
             let tmp = parent.join(format!(".{}.tmp", ulid::Ulid::generate()));
-            let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+            let mut out = crate::private_fs::create_file(&tmp).await.map_err(io)?;
             for (i, (n, tag)) in parts.iter().enumerate() {
                 let bytes = tokio::fs::read(dir.join(format!("part-{n:05}")))
                     .await

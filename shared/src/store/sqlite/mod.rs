@@ -120,6 +120,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        // Owner-only before SQLite opens it: the -wal and -shm files take its mode.
+        crate::private_fs::ensure_file(path).map_err(StoreError::backend)?;
         let conn = Connection::open(path).map_err(StoreError::backend)?;
         configure(&conn).map_err(StoreError::backend)?;
         let mode: String =
