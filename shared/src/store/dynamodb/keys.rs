@@ -249,6 +249,24 @@ mod tests {
     }
 
     #[test]
+    fn every_sign_in_action_is_in_the_employee_index_whatever_its_category() {
+        let mut r = Record::system("t", "USER_LOGIN", Default::default(), Some(ResultCode::Ok), serde_json::json!({}));
+        r.actor.employee_id = Some("7".into());
+        assert_eq!(r.category, Category::Audit);
+        assert!(index_keys(&r).contains(&("g8", "T#t#E#7".to_string())));
+        r.action = "CREATE_EVALUATION".into();
+        assert!(index_keys(&r).iter().all(|(k, _)| *k != "g8"), "other records' employee ids are not indexed");
+
+        let mut f = EventFilter::window(Utc::now() - chrono::Duration::days(3), Utc::now());
+        f.actions = vec!["LOGIN".into(), "USER_LOGIN".into()];
+        f.employee_id = Some("7".into());
+        let p = plan("t", &f);
+        assert_eq!((p.index, p.residual.actions.len()), ("g8", 2), "the actions stay a filter");
+        f.actions.push("CREATE_EVALUATION".into());
+        assert_ne!(plan("t", &f).index, "g8", "not only sign-ins: the employee index would miss some");
+    }
+
+    #[test]
     fn the_most_selective_index_wins() {
         let mut f = EventFilter::window(Utc::now() - chrono::Duration::days(3), Utc::now());
         f.actions = vec!["LOGIN".into()];
