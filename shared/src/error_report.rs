@@ -144,6 +144,79 @@ pub fn parse(bytes: &[u8]) -> Result<ErrorReport, ApiError> {
     if errs.is_empty() { Ok(report) } else { Err(ApiError::Invalid(errs)) }
 }
 
+/// What a secret's value becomes in a stored report; the key stays.
+pub const REDACTED: &str = "{redacted}";
+
+/// Parts of key names (lower-cased, letters and digits only) that mark a secret.
+const SECRET_KEY_PARTS: [&str; 11] = [
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "credential",
+    "authorization",
+];
+
+fn is_secret_key(key: &str) -> bool {
+    let k: String = key.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    SECRET_KEY_PARTS.iter().any(|part| k.contains(part))
+}
+
+/// Replaces the value of every secret-looking key (`finesse_password`, `token`, `api_key`,
+/// `Authorization`, …, at any depth, in objects and arrays) with `REDACTED`, and returns the
+/// bytes to store and the JSON paths redacted (e.g. `configuration.finesse_password`,
+/// `traces.finesse[0].headers.authorization`). Bytes without a secret are returned unchanged.
+pub fn redact(bytes: Vec<u8>) -> Result<(Vec<u8>, Vec<String>), ApiError> {
+    let mut doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedBody(format!("malformed JSON: {e}")))?;
+    let mut paths = Vec::new();
+    redact_value(&mut doc, &mut String::new(), &mut paths);
+    if paths.is_empty() {
+        return Ok((bytes, paths));
+    }
+    Ok((serde_json::to_vec(&doc).map_err(ApiError::internal)?, paths))
+}
+
+fn redact_value(v: &mut Value, path: &mut String, out: &mut Vec<String>) {
+    let len = path.len();
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if len > 0 {
+                    path.push('.');
+                }
+                path.push_str(k);
+                let secret = is_secret_key(k)
+                    && match &*child {
+                        Value::Null | Value::Bool(_) => false,
+                        Value::String(s) => !s.is_empty() && s != REDACTED,
+                        _ => true,
+                    };
+                if secret {
+                    *child = Value::String(REDACTED.into());
+                    out.push(path.clone());
+                } else {
+                    redact_value(child, path, out);
+                }
+                path.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter_mut().enumerate() {
+                path.push_str(&format!("[{i}]"));
+                redact_value(child, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl ErrorReport {
     pub fn teams(&self) -> &[String] {
         self.agent.as_ref().map(|a| a.teams.as_slice()).unwrap_or_default()
@@ -326,6 +399,42 @@ mod tests {
         assert!(matches!(decode_body(&bomb, Some("gzip")), Err(ApiError::PayloadTooLarge(_))));
         assert!(matches!(decode_body(b"not gzip", Some("gzip")), Err(ApiError::MalformedBody(_))));
         assert!(matches!(decode_body(b"{}", Some("br")), Err(ApiError::UnsupportedMediaType(_))));
+    }
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth_and_in_any_case() {
+        let body = json!({"created_at": "2026-11-24T10:00:00Z", "username": "jdoe", "log": [
+                {"request": {"headers": {"Authorization": "Basic amRvZTpodW50ZXIy"}}}],
+            "configuration": {"finesse_password": "hunter2", "FinesseURI": "https://f:8445", "API-Key": "k-1",
+                "nested": {"Secret": 42, "credentials": {"user": "a", "pass": "b"}, "tokens": ["t1", "t2"]},
+                "pwd": "", "passwd": null, "token_required": true, "servers": [{"pwd": "p0"}, {"host": "h"}]}});
+        let (bytes, mut paths) = redact(body.to_string().into_bytes()).unwrap();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "configuration.API-Key",
+                "configuration.finesse_password",
+                "configuration.nested.Secret",
+                "configuration.nested.credentials",
+                "configuration.nested.tokens",
+                "configuration.servers[0].pwd",
+                "log[0].request.headers.Authorization",
+            ]
+        );
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for secret in ["hunter2", "k-1", "42", "t1", "p0", "amRvZTpodW50ZXIy", "\"pass\""] {
+            assert!(!text.contains(secret), "{secret} is still in {text}");
+        }
+        let stored: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(stored["configuration"]["finesse_password"], REDACTED);
+        assert_eq!(stored["configuration"]["FinesseURI"], "https://f:8445");
+        assert_eq!(stored["configuration"]["token_required"], true);
+        assert_eq!(stored["configuration"]["servers"][1]["host"], "h");
+        assert_eq!(parse(&bytes).unwrap().username, "jdoe", "a redacted report is still a report");
+
+        let clean = br#"{"created_at":"2026-11-24T10:00:00Z","username":"jdoe","log":[]}"#.to_vec();
+        assert_eq!(redact(clean.clone()).unwrap(), (clean, vec![]), "untouched bytes when there is no secret");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Auditrail's library: the record and its catalogue, validation, query planning, storage ports
 //! and adapters, authentication, and the HTTP routers every binary mounts.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod blob;

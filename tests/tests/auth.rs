@@ -93,3 +93,86 @@ async fn unknown_routes_and_methods_are_problems() {
     let cat = app.call("GET", "/v1/catalogue", None, None, Body::empty()).await;
     assert!(cat.body["count"].as_u64().unwrap() > 10);
 }
+
+/// Every route × every role that may not use it: 403, and the `UNAUTHORIZED` record names the
+/// operation attempted (a read is never recorded as a change), under an `audit` action so a
+/// denial never shows up in another view (error reports, sign-ins).
+#[tokio::test]
+async fn every_routes_denial_is_recorded_under_its_own_action() {
+    use auditrail_shared::api::{routes, served};
+    const X: &str = "01JDZZZZZZZZZZZZZZZZZZZZZZ";
+    let table: &[(&str, &str, &str, &str)] = &[
+        ("post", "/v1/events", "/v1/events", "EVENTS_INGEST"),
+        ("get", "/v1/events", "/v1/events", "AUDIT_SEARCH"),
+        ("get", "/v1/sign-ins", "/v1/sign-ins", "SIGN_IN_SEARCH"),
+        ("get", "/v1/sessions/{session_id}/events", "/v1/sessions/s-1/events", "SESSION_VIEW"),
+        ("get", "/v1/requests", "/v1/requests", "REQUEST_TRACE_VIEW"),
+        ("get", "/v1/requests/{correlation_id}", "/v1/requests/c-1", "REQUEST_TRACE_VIEW"),
+        ("post", "/v1/error-reports", "/v1/error-reports", "ERROR_REPORT_UPLOAD"),
+        ("get", "/v1/error-reports", "/v1/error-reports", "AUDIT_SEARCH"),
+        ("get", "/v1/error-reports/{id}", &format!("/v1/error-reports/{X}"), "ERROR_REPORT_DOWNLOAD"),
+        ("get", "/v1/settings/retention", "/v1/settings/retention", "SETTINGS_VIEW"),
+        ("put", "/v1/settings/retention", "/v1/settings/retention", "RETENTION_CHANGE"),
+        ("get", "/v1/settings/access", "/v1/settings/access", "SETTINGS_VIEW"),
+        ("put", "/v1/settings/access", "/v1/settings/access", "ACCESS_SETTINGS_CHANGE"),
+        ("post", "/v1/exports", "/v1/exports", "DATA_EXPORT_CREATE"),
+        ("get", "/v1/exports", "/v1/exports", "EXPORT_TASK_VIEW"),
+        ("get", "/v1/exports/{id}", &format!("/v1/exports/{X}"), "EXPORT_TASK_VIEW"),
+        ("get", "/v1/exports/{id}/download", &format!("/v1/exports/{X}/download"), "DATA_EXPORT_DOWNLOAD"),
+        ("delete", "/v1/exports/{id}", &format!("/v1/exports/{X}"), "DATA_EXPORT_DELETE"),
+        ("post", "/v1/export-schedules", "/v1/export-schedules", "DATA_EXPORT_CHANGED"),
+        ("get", "/v1/export-schedules", "/v1/export-schedules", "EXPORT_SCHEDULE_VIEW"),
+        ("delete", "/v1/export-schedules/{id}", &format!("/v1/export-schedules/{X}"), "DATA_EXPORT_CHANGED"),
+        ("post", "/v1/attachments", "/v1/attachments", "ATTACHMENT_UPLOAD"),
+        ("post", "/v1/attachments/upload-url", "/v1/attachments/upload-url", "ATTACHMENT_UPLOAD"),
+        ("post", "/v1/dpo/searches", "/v1/dpo/searches", "DPO_SEARCH"),
+        ("post", "/v1/dpo/reports", "/v1/dpo/reports", "DPO_REPORT"),
+        ("post", "/v1/dpo/erasures", "/v1/dpo/erasures", "DPO_ERASURE"),
+        ("get", "/v1/dpo/erasures/{id}", &format!("/v1/dpo/erasures/{X}"), "DPO_ERASURE_VIEW"),
+        ("get", "/v1/dpo/attachments/{record_id}/{n}", "/v1/dpo/attachments/r-1/0", "DPO_DOWNLOAD"),
+    ];
+    let app = TestApp::new().await;
+    let public = ["/v1/health", "/v1/catalogue", "/v1/openapi.json"];
+    for (method, path) in served::<routes::All>(app.state.clone()) {
+        if !public.contains(&path.as_str()) {
+            assert!(
+                table.iter().any(|(m, p, _, _)| *m == method && *p == path),
+                "{method} {path}: add it to this table"
+            );
+        }
+    }
+
+    let mut refused = std::collections::HashMap::new();
+    let tokens = Role::ALL.map(|role| app.token("acme", &[role]));
+    for (method, _, uri, _) in table {
+        let m = method.to_uppercase();
+        let [a, b, c, d, e, f] = tokens.each_ref().map(|t| app.call(&m, uri, Some(t), None, Body::empty()));
+        let (a, b, c, d, e, f) = tokio::join!(a, b, c, d, e, f);
+        for r in [a, b, c, d, e, f] {
+            if r.status.as_u16() == 403 {
+                r.assert_problem(403);
+                *refused.entry((m.clone(), uri.to_string())).or_insert(0) += 1;
+            }
+        }
+        assert!(refused.contains_key(&(method.to_uppercase(), uri.to_string())), "{method} {uri} refused no role");
+    }
+
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    let denials = app.get("/v1/events?result=UNAUTHORIZED&limit=1000", &admin).await;
+    let mut seen = std::collections::HashMap::new();
+    for d in denials.items() {
+        let key = (
+            d["description"]["method"].as_str().unwrap().to_owned(),
+            d["description"]["path"].as_str().unwrap().to_owned(),
+        );
+        let (_, _, _, want) = table.iter().find(|(m, _, u, _)| (m.to_uppercase(), u.to_string()) == key).unwrap();
+        assert_eq!(d["action"], *want, "{key:?}");
+        assert_eq!(d["category"], "audit", "{key:?}");
+        *seen.entry(key).or_insert(0) += 1;
+    }
+    assert_eq!(seen, refused, "one UNAUTHORIZED record per refused call");
+    for (_, _, _, action) in table {
+        let def = auditrail_shared::record::lookup(action).unwrap_or_else(|| panic!("{action} not in the catalogue"));
+        assert_eq!(def.category, auditrail_shared::record::Category::Audit, "{action}");
+    }
+}

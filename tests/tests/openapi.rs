@@ -20,6 +20,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/error-reports/{id}"),
     ("get", "/v1/settings/retention"),
     ("put", "/v1/settings/retention"),
+    ("get", "/v1/settings/access"),
+    ("put", "/v1/settings/access"),
     ("post", "/v1/exports"),
     ("get", "/v1/exports"),
     ("get", "/v1/exports/{id}"),

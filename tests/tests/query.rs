@@ -240,3 +240,76 @@ async fn searches_are_themselves_audited() {
     assert_eq!(rec["description"]["user"], "alice");
     assert_eq!(rec["actor"]["user_id"], "user-acme");
 }
+
+/// Every sign-in action of the catalogue (Huawei AICC, Keycloak, Eleveo QM, Chatvisor) sent with
+/// its default category — `USER_LOGIN`, `USER_LOGOUT` and `LOGGED_IN` default to `audit` — is in
+/// the sign-in log, under the operation the row shows, by account and employee id; and so is a
+/// Keycloak `LOGIN` a client stored as `audit`.
+#[tokio::test]
+async fn every_sign_in_action_is_in_the_sign_in_log_whatever_its_category() {
+    use auditrail_shared::record::catalogue;
+    let app = TestApp::new().await;
+    let actions = catalogue::sign_in_actions();
+    for must in
+        ["USER_LOGIN", "USER_LOGOUT", "LOGGED_IN", "LOGIN", "LOGOUT", "LOGIN_ERROR", "SIGN_IN", "FORCIBLE_SIGN_OUT"]
+    {
+        assert!(actions.contains(&must), "{must} is a sign-in action");
+    }
+    let mut recs: Vec<Value> = actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut r = event(&format!("si-{i}"), 10 + i as i64, a, "acc7", "OK");
+            r["actor"]["employee_id"] = json!("7007");
+            r
+        })
+        .collect();
+    let mut as_audit = event("kc-audit", 5, "LOGIN", "acc8", "OK");
+    as_audit["category"] = json!("audit");
+    as_audit["actor"]["employee_id"] = json!("8008");
+    recs.push(as_audit);
+    recs.push(event("not-a-sign-in", 6, "CREATE_EVALUATION", "acc7", "OK"));
+    app.ingest("acme", &recs).await;
+    let t = app.token("acme", &[Role::ComplianceAnalyst]);
+
+    let all = app.get("/v1/sign-ins?period=1d&limit=100", &t).await;
+    let got: Vec<&str> = all.items().iter().map(|i| i["action"].as_str().unwrap()).collect();
+    for a in actions {
+        assert!(got.contains(a), "{a} is missing from the sign-in log: {got:?}");
+    }
+    assert_eq!(all.items().len(), actions.len() + 1, "{got:?}");
+    assert!(!all.ids().contains(&"not-a-sign-in".to_string()));
+    for row in all.items() {
+        let action = row["action"].as_str().unwrap();
+        assert_eq!(row["operation"], auditrail_shared::api::operation_label(action));
+        let op = row["operation"].as_str().unwrap().replace(' ', "%20");
+        let by_op = app.get(&format!("/v1/sign-ins?period=1d&limit=100&operation={op}"), &t).await;
+        assert!(by_op.ids().contains(&row["id"].as_str().unwrap().to_owned()), "{action} not under {op}");
+    }
+    let by_emp = app.get("/v1/sign-ins?period=1d&limit=100&employee_id=7007", &t).await;
+    assert_eq!(by_emp.items().len(), actions.len(), "{:#}", by_emp.body);
+    assert_eq!(app.get("/v1/sign-ins?period=1d&employee_id=8008", &t).await.ids(), vec!["kc-audit"]);
+    assert_eq!(app.get("/v1/sign-ins?period=1d&account=acc8", &t).await.ids(), vec!["kc-audit"]);
+    let page1 = app.get("/v1/sign-ins?period=1d&limit=5", &t).await;
+    let c = page1.body["next_cursor"].as_str().unwrap();
+    let page2 = app.get(&format!("/v1/sign-ins?period=1d&limit=100&cursor={c}"), &t).await;
+    assert_eq!(page1.items().len() + page2.items().len(), actions.len() + 1);
+
+    // An export of the sign-in view selects the same rows.
+    let r = app
+        .post_json("/v1/exports", &t, &json!({"filter": {"view": "sign-ins", "period": "1d"}, "compression": "none"}))
+        .await;
+    assert_eq!(r.status.as_u16(), 202, "{:#}", r.body);
+}
+
+/// Viewing a co-browsing session is on record with the session viewed.
+#[tokio::test]
+async fn a_session_view_records_the_session() {
+    let app = TestApp::new().await;
+    let t = app.token("acme", &[Role::CcManager]);
+    app.get("/v1/sessions/cb-42/events", &t).await;
+    app.get("/v1/sessions/cb-43/events?limit=5", &t).await;
+    let views = app.get("/v1/events?action=SESSION_VIEW", &t).await;
+    let sessions: Vec<&str> = views.items().iter().map(|v| v["description"]["session_id"].as_str().unwrap()).collect();
+    assert_eq!(sessions, vec!["cb-43", "cb-42"]);
+}

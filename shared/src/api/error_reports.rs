@@ -28,10 +28,15 @@ pub struct Uploaded {
     /// Uncompressed bytes stored.
     pub size: usize,
     pub entries: usize,
+    /// JSON paths whose values were secrets (a key such as `finesse_password`, `token`,
+    /// `api_key`, `authorization`) and were stored as `{redacted}`; the keys stay.
+    pub redacted: Vec<String>,
 }
 
 /// Upload an error report (JSON, optionally `Content-Encoding: gzip`; ≤ 10 MiB uncompressed,
-/// ≤ 1000 log entries).
+/// ≤ 1000 log entries). The value of every secret-looking key (passwords, tokens, API keys,
+/// credentials, authorization headers; at any depth) is stored as `{redacted}` and its path
+/// listed in `redacted`.
 #[utoipa::path(post, path = "/v1/error-reports", tag = "error-reports",
     request_body(content = ErrorReport, content_type = "application/json"),
     responses(
@@ -58,6 +63,8 @@ pub async fn upload(
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let bytes = error_report::decode_body(&body, encoding)?;
     let report = error_report::parse(&bytes)?;
+    // Secrets never reach the store: redacted before the blob is written.
+    let (bytes, redacted) = error_report::redact(bytes)?;
     let id = ulid::Ulid::generate().to_string();
     let key = BlobKey::new(&p.tenant_id, AREA, &id)?;
     state.note_tenant(&p.tenant_id).await?;
@@ -70,7 +77,7 @@ pub async fn upload(
         }
         return Err(e.into());
     }
-    Ok((StatusCode::CREATED, Json(Uploaded { id, size: bytes.len(), entries: report.log.len() })))
+    Ok((StatusCode::CREATED, Json(Uploaded { id, size: bytes.len(), entries: report.log.len(), redacted })))
 }
 
 /// One row of the error-report list.

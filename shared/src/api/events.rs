@@ -206,7 +206,9 @@ pub struct SignInParams {
     tz: Option<String>,
 }
 
-/// The sign-in log (seed 003), including Keycloak and QM logins and logouts.
+/// The sign-in log (seed 003): every sign-in action of the catalogue (Huawei AICC, Keycloak, QM,
+/// Chatvisor) whatever category it was stored under. Agents may read it once a tenant admin
+/// grants it (`PUT /v1/settings/access`).
 #[utoipa::path(get, path = "/v1/sign-ins", tag = "events", params(SignInParams),
     responses(
         (status = 200, body = Page<SignInRow>),

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem, parse_json};
+use crate::export::rows::ExportView;
 use crate::export::schedule::{self, ScheduleInfo, ScheduleRequest};
 use crate::export::{self, ExportBody, ExportInfo, ExportRequest, archive_key};
 use crate::jobs::{Task, TaskKind, TaskStatus};
@@ -28,6 +29,21 @@ async fn audit(state: &AppState, p: &Principal, action: &str, data: Value) -> Ap
     super::record_use(state, p, action, ResultCode::Ok, data).await
 }
 
+/// The caller's export: an agent (in through the sign-in log grant) sees only their own; another
+/// user's or tenant's id is simply not there.
+async fn export_of(state: &AppState, p: &Principal, id: &str) -> ApiResult<Task> {
+    let task = task_of(state, p, TaskKind::Export, id).await?;
+    if super::agent_scoped(p) && !requested_by(&task, p) {
+        return Err(ApiError::NotFound(format!("no export `{id}`")));
+    }
+    Ok(task)
+}
+
+/// Whether `p` created the export task.
+fn requested_by(task: &Task, p: &Principal) -> bool {
+    task.body::<ExportBody>().is_ok_and(|b| b.spec.requested_by.user_id.as_deref() == Some(p.user_id.as_str()))
+}
+
 /// The caller's task of `kind`; another tenant's id is simply not there.
 async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> ApiResult<Task> {
     let missing = || ApiError::NotFound(format!("no {} `{id}`", kind.as_str().replace('-', " ")));
@@ -38,7 +54,9 @@ async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> A
 }
 
 /// Create an export task (202): the filter's records as CSV or JSON lines, zipped (optionally
-/// AES-256 with a password), gzipped or plain.
+/// AES-256 with a password), gzipped or plain. Agents granted the sign-in log export
+/// (`PUT /v1/settings/access`) may export only `filter.view = "sign-ins"`, and see, download
+/// and delete only their own export tasks.
 #[utoipa::path(post, path = "/v1/exports", tag = "exports",
     request_body(content = ExportRequest, content_type = "application/json"),
     responses(
@@ -54,6 +72,11 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let req: ExportRequest = parse_json(&body, "body")?;
     let resolved = export::resolve(req, &p.tenant_id, &state.cursor_key, Utc::now())?;
+    if super::agent_scoped(&p) && resolved.view != ExportView::SignIns {
+        let reason = "agents may export only the sign-in log: set `filter.view` to `sign-ins`";
+        super::record_denial(&state, &p, super::Operation::CreateExport, "POST", "/v1/exports", reason).await;
+        return Err(ApiError::Forbidden(reason.into()));
+    }
     state.note_tenant(&p.tenant_id).await?;
     let task = export::create(&*state.tasks, &state.sealer, &p.tenant_id, p.actor(), resolved, None).await?;
     let info = ExportInfo::of(&task)?;
@@ -95,6 +118,7 @@ async fn list_tasks<T>(
     p: &Principal,
     uri: &Uri,
     kind: TaskKind,
+    keep: impl Fn(&Task) -> bool,
     show: impl Fn(&Task) -> Result<T, crate::store::StoreError>,
 ) -> ApiResult<TaskPage<T>> {
     let params: ListParams = serde_urlencoded::from_str(uri.query().unwrap_or(""))
@@ -113,7 +137,29 @@ async fn list_tasks<T>(
                 .p,
         ),
     };
-    let (tasks, next) = state.tasks.list_tasks(&p.tenant_id, kind, PageRequest { limit, after }).await?;
+    // Read on until the page is full of tasks the caller may see (positions are task ids).
+    let mut tasks = Vec::new();
+    let mut after = after;
+    let next = loop {
+        let (read, more) = state.tasks.list_tasks(&p.tenant_id, kind, PageRequest { limit, after }).await?;
+        let mut read = read.into_iter();
+        for t in read.by_ref() {
+            if keep(&t) {
+                tasks.push(t);
+                if tasks.len() == limit {
+                    break;
+                }
+            }
+        }
+        if tasks.len() == limit {
+            let rest = read.next().is_some() || more.is_some();
+            break tasks.last().filter(|_| rest).map(|t| crate::store::Position::String(t.id.clone()));
+        }
+        match more {
+            None => break None,
+            Some(m) => after = Some(m),
+        }
+    };
     let next_cursor = next.map(|pos| {
         state.cursor_key.seal(&CursorBody {
             v: 1,
@@ -140,7 +186,9 @@ pub async fn list(
     Extension(p): Extension<Principal>,
     uri: Uri,
 ) -> ApiResult<Json<TaskPage<ExportInfo>>> {
-    Ok(Json(list_tasks(&state, &p, &uri, TaskKind::Export, ExportInfo::of).await?))
+    let own_only = super::agent_scoped(&p);
+    let keep = |t: &Task| !own_only || requested_by(t, &p);
+    Ok(Json(list_tasks(&state, &p, &uri, TaskKind::Export, keep, ExportInfo::of).await?))
 }
 
 /// One export: status (QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED), records and bytes written,
@@ -158,7 +206,7 @@ pub async fn show(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ExportInfo>> {
-    Ok(Json(ExportInfo::of(&task_of(&state, &p, TaskKind::Export, &id).await?)?))
+    Ok(Json(ExportInfo::of(&export_of(&state, &p, &id).await?)?))
 }
 
 /// Where to fetch an archive from (AWS: a presigned URL valid for five minutes).
@@ -189,7 +237,7 @@ pub async fn download(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let task = task_of(&state, &p, TaskKind::Export, &id).await?;
+    let task = export_of(&state, &p, &id).await?;
     let body: ExportBody = task.body()?;
     match task.status {
         TaskStatus::Succeeded => {}
@@ -248,7 +296,7 @@ pub async fn delete(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let task = task_of(&state, &p, TaskKind::Export, &id).await?;
+    let task = export_of(&state, &p, &id).await?;
     let body: ExportBody = task.body()?;
     let key = archive_key(&task, &body.spec)?;
     state.tasks.delete_task(&p.tenant_id, TaskKind::Export, &id).await?;
@@ -309,7 +357,7 @@ pub async fn list_schedules(
     Extension(p): Extension<Principal>,
     uri: Uri,
 ) -> ApiResult<Json<TaskPage<ScheduleInfo>>> {
-    Ok(Json(list_tasks(&state, &p, &uri, TaskKind::ExportSchedule, ScheduleInfo::of).await?))
+    Ok(Json(list_tasks(&state, &p, &uri, TaskKind::ExportSchedule, |_| true, ScheduleInfo::of).await?))
 }
 
 /// Stop and remove a schedule (its past exports stay).

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use crate::access::{self, AgentGrant};
 use crate::auth::{Authenticator, Principal, READERS, Role};
 use crate::error::ApiError;
 use crate::record::{Record, ResultCode};
@@ -30,15 +31,22 @@ pub enum Operation {
     UploadErrorReport,
     ListErrorReports,
     DownloadErrorReport,
+    /// `GET` of a settings document (retention, access).
+    ViewSettings,
+    /// `PUT /v1/settings/retention`.
     ChangeSettings,
+    /// `PUT /v1/settings/access`.
+    ChangeAccess,
     CreateExport,
     ViewExports,
     DownloadExport,
     DeleteExport,
+    ViewExportSchedules,
     ManageExportSchedules,
     DpoSearch,
     DpoReport,
     DpoErasure,
+    DpoErasureStatus,
     DpoDownload,
     UploadAttachment,
 }
@@ -50,14 +58,30 @@ impl Operation {
             Self::UploadErrorReport => &[Role::Agent, Role::Ingest],
             // Reports are not pseudonymised: only admins and managers read them (seed 000).
             Self::ListErrorReports | Self::DownloadErrorReport => &[Role::TenantAdmin, Role::CcManager],
-            Self::ChangeSettings | Self::ManageExportSchedules => &[Role::TenantAdmin],
-            Self::DpoSearch | Self::DpoReport | Self::DpoErasure | Self::DpoDownload => &[Role::Dpo],
+            Self::ViewSettings | Self::ChangeSettings | Self::ChangeAccess => &[Role::TenantAdmin],
+            Self::ViewExportSchedules | Self::ManageExportSchedules => &[Role::TenantAdmin],
+            Self::DpoSearch | Self::DpoReport | Self::DpoErasure | Self::DpoErasureStatus | Self::DpoDownload => {
+                &[Role::Dpo]
+            }
             Self::UploadAttachment => &[Role::Agent, Role::Ingest],
             Self::CreateExport | Self::ViewExports | Self::DownloadExport | Self::DeleteExport => READERS,
             Self::SearchEvents | Self::SearchSignIns | Self::ViewSession | Self::ViewRequests => READERS,
         }
     }
 
+    /// What a tenant admin may open to agents on top of `roles` (`PUT /v1/settings/access`).
+    pub fn agent_grant(self) -> Option<AgentGrant> {
+        match self {
+            Self::SearchSignIns => Some(AgentGrant::ReadSignIns),
+            Self::CreateExport | Self::ViewExports | Self::DownloadExport | Self::DeleteExport => {
+                Some(AgentGrant::ExportSignIns)
+            }
+            _ => None,
+        }
+    }
+
+    /// The action this route's use is recorded under, and so its denial: always an `audit`
+    /// action naming what was attempted (a read is never recorded as a change).
     pub fn audit_action(self) -> &'static str {
         match self {
             Self::IngestEvents => "EVENTS_INGEST",
@@ -65,20 +89,25 @@ impl Operation {
             Self::SearchSignIns => "SIGN_IN_SEARCH",
             Self::ViewSession => "SESSION_VIEW",
             Self::ViewRequests => "REQUEST_TRACE_VIEW",
-            Self::UploadErrorReport => "ERROR_REPORT",
+            // Not `ERROR_REPORT`: that is a stored report's own record (category error_report).
+            Self::UploadErrorReport => "ERROR_REPORT_UPLOAD",
             Self::ListErrorReports => "AUDIT_SEARCH",
             Self::DownloadErrorReport => "ERROR_REPORT_DOWNLOAD",
+            Self::ViewSettings => "SETTINGS_VIEW",
             Self::ChangeSettings => "RETENTION_CHANGE",
+            Self::ChangeAccess => "ACCESS_SETTINGS_CHANGE",
             Self::CreateExport => "DATA_EXPORT_CREATE",
-            Self::ViewExports => "AUDIT_SEARCH",
+            Self::ViewExports => "EXPORT_TASK_VIEW",
             Self::DownloadExport => "DATA_EXPORT_DOWNLOAD",
             Self::DeleteExport => "DATA_EXPORT_DELETE",
+            Self::ViewExportSchedules => "EXPORT_SCHEDULE_VIEW",
             Self::ManageExportSchedules => "DATA_EXPORT_CHANGED",
             Self::DpoSearch => "DPO_SEARCH",
             Self::DpoReport => "DPO_REPORT",
             Self::DpoErasure => "DPO_ERASURE",
+            Self::DpoErasureStatus => "DPO_ERASURE_VIEW",
             Self::DpoDownload => "DPO_DOWNLOAD",
-            Self::UploadAttachment => "EVENTS_INGEST",
+            Self::UploadAttachment => "ATTACHMENT_UPLOAD",
         }
     }
 }
@@ -107,13 +136,36 @@ pub async fn check(State((state, op)): State<(AppState, Operation)>, mut req: Re
         }
     };
     if !principal.has_any(op.roles()) {
-        let need = op.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or ");
-        let reason = format!("this needs the role {need}");
-        record_denial(&state, &principal, op, req.method().as_str(), req.uri().path(), &reason).await;
-        return ApiError::Forbidden(reason).into_response();
+        match granted_to_agent(&state, &principal, op).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let need = op.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or ");
+                let mut reason = format!("this needs the role {need}");
+                if op.agent_grant().is_some() {
+                    reason.push_str(", or agent once a tenant admin grants agents the sign-in log");
+                }
+                record_denial(&state, &principal, op, req.method().as_str(), req.uri().path(), &reason).await;
+                return ApiError::Forbidden(reason).into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// Whether an agent may use `op` because the tenant's access settings grant it.
+async fn granted_to_agent(state: &AppState, p: &Principal, op: Operation) -> Result<bool, crate::store::StoreError> {
+    match op.agent_grant() {
+        Some(g) if p.has_any(&[Role::Agent]) => Ok(access::load(&*state.settings, &p.tenant_id).await?.allows(g)),
+        _ => Ok(false),
+    }
+}
+
+/// Whether the caller is in only through an agent grant: then they see the sign-in view and
+/// their own export tasks, nothing else.
+pub fn agent_scoped(p: &Principal) -> bool {
+    !p.has_any(READERS)
 }
 
 /// Records a refused call as an `UNAUTHORIZED` record. A failure to record is logged, never

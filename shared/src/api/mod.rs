@@ -26,7 +26,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 pub use events::operation_label;
-pub use guard::{GatewayClaims, Operation, record_denial};
+pub use guard::{GatewayClaims, Operation, agent_scoped, record_denial};
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
@@ -254,8 +254,10 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(events::session), Operation::ViewSession))
             .routes(guarded(routes!(requests::list), Operation::ViewRequests))
             .routes(guarded(routes!(requests::trace), Operation::ViewRequests))
-            .routes(guarded(routes!(settings::get_retention), Operation::ChangeSettings))
-            .routes(guarded(routes!(settings::put_retention), Operation::ChangeSettings));
+            .routes(guarded(routes!(settings::get_retention), Operation::ViewSettings))
+            .routes(guarded(routes!(settings::put_retention), Operation::ChangeSettings))
+            .routes(guarded(routes!(settings::get_access), Operation::ViewSettings))
+            .routes(guarded(routes!(settings::put_access), Operation::ChangeAccess));
     }
     if R::ERROR_REPORTS {
         let (schemas, paths, upload) = guarded(routes!(error_reports::upload), Operation::UploadErrorReport);
@@ -269,7 +271,7 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(dpo::search), Operation::DpoSearch))
             .routes(guarded(routes!(dpo::report), Operation::DpoReport))
             .routes(guarded(routes!(dpo::erase), Operation::DpoErasure))
-            .routes(guarded(routes!(dpo::erasure_status), Operation::DpoErasure))
+            .routes(guarded(routes!(dpo::erasure_status), Operation::DpoErasureStatus))
             .routes(guarded(routes!(dpo::attachment), Operation::DpoDownload));
     }
     if R::EXPORTS {
@@ -280,7 +282,7 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(exports::download), Operation::DownloadExport))
             .routes(guarded(routes!(exports::delete), Operation::DeleteExport))
             .routes(guarded(routes!(exports::create_schedule), Operation::ManageExportSchedules))
-            .routes(guarded(routes!(exports::list_schedules), Operation::ManageExportSchedules))
+            .routes(guarded(routes!(exports::list_schedules), Operation::ViewExportSchedules))
             .routes(guarded(routes!(exports::delete_schedule), Operation::ManageExportSchedules));
     }
     r

@@ -1,4 +1,5 @@
-//! Tenant settings: retention per category and the legal hold (tenant admins only).
+//! Tenant settings (tenant admins only): retention per category and the legal hold; what agents
+//! may do with the sign-in log.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -6,6 +7,7 @@ use axum::extract::{Extension, State};
 use serde_json::json;
 
 use super::AppState;
+use crate::access::{self, Access};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem, parse_json};
 use crate::record::{Record, ResultCode};
@@ -64,5 +66,49 @@ pub async fn put_retention(
         ));
     }
     state.records.append(&p.tenant_id, &audit).await?;
+    Ok(Json(new))
+}
+
+/// What agents may do with the sign-in log (nothing until granted).
+#[utoipa::path(get, path = "/v1/settings/access", tag = "settings",
+    responses(
+        (status = 200, body = Access),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_access(State(state): State<AppState>, Extension(p): Extension<Principal>) -> ApiResult<Json<Access>> {
+    Ok(Json(access::load(&*state.settings, &p.tenant_id).await?))
+}
+
+/// Grant or revoke agents the sign-in log (seed 003): `read` opens `GET /v1/sign-ins`, `export`
+/// opens export tasks of the sign-in view (each agent sees only their own). Recorded as
+/// `ACCESS_SETTINGS_CHANGE` with the old and new settings.
+#[utoipa::path(put, path = "/v1/settings/access", tag = "settings",
+    request_body(content = Access, content_type = "application/json"),
+    responses(
+        (status = 200, body = Access),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_access(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<Access>> {
+    let new: Access = parse_json(&body, "body")?;
+    let old = access::load(&*state.settings, &p.tenant_id).await?;
+    state
+        .settings
+        .put_setting(&p.tenant_id, access::SETTING, &serde_json::to_value(new).map_err(ApiError::internal)?)
+        .await?;
+    let rec = Record::system(
+        &p.tenant_id,
+        "ACCESS_SETTINGS_CHANGE",
+        p.actor(),
+        Some(ResultCode::Ok),
+        json!({"old": old, "new": new}),
+    );
+    state.records.append(&p.tenant_id, &[rec]).await?;
     Ok(Json(new))
 }

@@ -416,12 +416,25 @@ pub fn parse(
 
     match &view {
         View::Events => {}
-        View::SignIns => filter.categories = vec![Category::SignIn],
+        // By action, never by the category a client happened to store a sign-in under
+        // (Eleveo `USER_LOGIN` and Chatvisor `LOGGED_IN` default to `audit`).
+        View::SignIns if filter.actions.is_empty() => {
+            filter.actions = catalogue::sign_in_actions().iter().map(|a| (*a).to_owned()).collect();
+            filter.actions.sort();
+        }
+        View::SignIns => {}
         View::Session(s) => {
             filter.session_id = Some(s.clone());
             filter.order = Order::OldestFirst;
+            // The SESSION_VIEW record names the session viewed.
+            echo.insert("session_id".into(), s.clone().into());
         }
-        View::ErrorReports => filter.categories = vec![Category::ErrorReport],
+        // Only stored reports: an index record of an upload, never a record of a refused one.
+        View::ErrorReports => {
+            filter.categories = vec![Category::ErrorReport];
+            filter.actions = vec!["ERROR_REPORT".into()];
+            filter.result = Some(ResultCode::Ok);
+        }
     }
 
     // The window: explicit bounds, a period, or the view's default.
@@ -539,10 +552,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.filter.actions, vec!["FORCIBLE_SIGN_IN"]);
-        assert_eq!(q.filter.categories, vec![Category::SignIn]);
+        assert!(q.filter.categories.is_empty(), "selected by action, not category");
         assert_eq!(q.filter.result, Some(ResultCode::Fail));
         assert_eq!(q.filter.user.as_deref(), Some("a1"));
         assert_eq!(q.filter.to - q.filter.from, Duration::days(3));
+    }
+
+    #[test]
+    fn sign_in_operations_cover_every_catalogue_sign_in_action_once() {
+        let ops = ["Sign In", "Sign Out", "Forcible Sign In", "Forcible Sign Out"];
+        for a in catalogue::sign_in_actions() {
+            let owners: Vec<&str> = ops.into_iter().filter(|o| sign_in_operation(o).unwrap().contains(a)).collect();
+            assert_eq!(owners.len(), 1, "{a} is under {owners:?}");
+            assert_eq!(owners[0], crate::api::operation_label(a), "{a}: the row's label and the filter disagree");
+        }
+        for o in ops {
+            assert!(sign_in_operation(o).unwrap().iter().all(|a| catalogue::is_sign_in(a)), "{o}");
+        }
+        let q = parse("period=7d", View::SignIns, "acme", &key(), Utc::now()).unwrap();
+        let mut all: Vec<&str> = catalogue::sign_in_actions().to_vec();
+        all.sort();
+        assert_eq!(q.filter.actions, all);
+        assert!(q.filter.categories.is_empty());
     }
 
     #[test]

@@ -69,6 +69,19 @@ pub fn lookup(name: &str) -> Option<&'static ActionDef> {
     INDEX.get(name).copied()
 }
 
+static SIGN_IN_ACTIONS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| ACTIONS.iter().filter(|a| a.allows(Category::SignIn)).map(|a| a.name).collect());
+
+/// The sign-in log's actions: every catalogue action that may be a sign-in (Huawei AICC,
+/// Keycloak, Eleveo QM, Chatvisor), whatever category a client stored it under.
+pub fn sign_in_actions() -> &'static [&'static str] {
+    &SIGN_IN_ACTIONS
+}
+
+pub fn is_sign_in(action: &str) -> bool {
+    lookup(action).is_some_and(|a| a.allows(Category::SignIn))
+}
+
 /// Why an action name is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionProblem {

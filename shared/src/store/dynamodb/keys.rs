@@ -19,7 +19,7 @@
 //! | `g5` result | `T#{t}#X#{result}#{yyyymm}` | result is FAIL or UNAUTHORIZED |
 //! | `g6` session | `T#{t}#S#{session}` | session id |
 //! | `g7` correlation | `T#{t}#K#{correlation}` | correlation id |
-//! | `g8` employee | `T#{t}#E#{employee id}` | a sign-in with an employee id |
+//! | `g8` employee | `T#{t}#E#{employee id}` | a sign-in (category or catalogue sign-in action) with an employee id |
 //! | `g9` slow requests | `T#{t}#DELAY` (sort `dk` = delay `#` correlation) | a request pair is complete |
 //! | `g10` open requests | `T#{t}#OPEN` (sort `os` = start `#` correlation) | a start has no end yet |
 
@@ -98,10 +98,22 @@ pub fn index_keys(r: &Record) -> Vec<(&'static str, String)> {
     }
     // Seed 003 searches sign-ins by employee id; other records carry it too, but indexing them
     // all would cost every audit record a fifth write unit for a filter no view offers.
-    if let (Some(e), Category::SignIn) = (&r.actor.employee_id, r.category) {
+    if let Some(e) = r.actor.employee_id.as_ref().filter(|_| is_sign_in(r)) {
         out.push(("g8", format!("T#{t}#E#{e}")));
     }
     out
+}
+
+/// A sign-in: stored under `sign_in`, or a sign-in action of the catalogue stored under another
+/// category (Eleveo `USER_LOGIN` defaults to `audit`).
+fn is_sign_in(r: &Record) -> bool {
+    r.category == Category::SignIn || crate::record::catalogue::is_sign_in(&r.action)
+}
+
+/// Whether the filter selects only sign-ins, so the employee index (`g8`) holds all it can match.
+fn sign_ins_only(f: &EventFilter) -> bool {
+    f.categories == [Category::SignIn]
+        || (!f.actions.is_empty() && f.actions.iter().all(|a| crate::record::catalogue::is_sign_in(a)))
 }
 
 /// Calendar buckets (days or months) covering `[from, to)`, newest first or oldest first.
@@ -180,9 +192,9 @@ pub fn plan(tenant: &str, f: &EventFilter) -> Plan {
         ("g6", single(format!("T#{t}#S#{s}")))
     } else if let Some(c) = residual.correlation_id.take() {
         ("g7", single(format!("T#{t}#K#{c}")))
-    } else if let (Some(e), [Category::SignIn]) = (&f.employee_id, f.categories.as_slice()) {
+    } else if let Some(e) = f.employee_id.as_ref().filter(|_| sign_ins_only(f)) {
+        // The entries are sign-ins of any category, so the category and action stay residual.
         residual.employee_id = None;
-        residual.categories.clear();
         ("g8", single(format!("T#{t}#E#{e}")))
     } else if !user_keys.is_empty() {
         residual.user_keys.clear();
@@ -234,6 +246,24 @@ mod tests {
         let to = Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
         assert_eq!(buckets(from, to, false, true), vec!["20261101", "20261031", "20261030"]);
         assert_eq!(buckets(from, to, true, false), vec!["202610", "202611"]);
+    }
+
+    #[test]
+    fn every_sign_in_action_is_in_the_employee_index_whatever_its_category() {
+        let mut r = Record::system("t", "USER_LOGIN", Default::default(), Some(ResultCode::Ok), serde_json::json!({}));
+        r.actor.employee_id = Some("7".into());
+        assert_eq!(r.category, Category::Audit);
+        assert!(index_keys(&r).contains(&("g8", "T#t#E#7".to_string())));
+        r.action = "CREATE_EVALUATION".into();
+        assert!(index_keys(&r).iter().all(|(k, _)| *k != "g8"), "other records' employee ids are not indexed");
+
+        let mut f = EventFilter::window(Utc::now() - chrono::Duration::days(3), Utc::now());
+        f.actions = vec!["LOGIN".into(), "USER_LOGIN".into()];
+        f.employee_id = Some("7".into());
+        let p = plan("t", &f);
+        assert_eq!((p.index, p.residual.actions.len()), ("g8", 2), "the actions stay a filter");
+        f.actions.push("CREATE_EVALUATION".into());
+        assert_ne!(plan("t", &f).index, "g8", "not only sign-ins: the employee index would miss some");
     }
 
     #[test]
