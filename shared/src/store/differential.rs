@@ -49,7 +49,7 @@ fn gen_record() -> impl Strategy<Value = GenRecord> {
             proptest::option::weighted(0.4, 0usize..3),
             proptest::option::weighted(0.4, 0usize..3),
             proptest::option::weighted(0.5, 0usize..3),
-            proptest::collection::vec(0..WORDS.len(), 0..4),
+            proptest::collection::vec(0..WORDS.len(), 1..4),
             any::<bool>(),
         ),
     )
@@ -104,16 +104,16 @@ struct GenFilter {
 fn gen_filter() -> impl Strategy<Value = GenFilter> {
     use proptest::option::weighted as some;
     (
-        (-1i64..30, 1i64..32, proptest::collection::vec(0..ACTIONS.len(), 0..3)),
+        (-1i64..30, 1i64..40, proptest::collection::vec(0..ACTIONS.len(), 0..3)),
         (
             proptest::collection::vec(0..Category::ALL.len(), 0..2),
-            some(0.3, (0..USERS.len(), 0u8..3, proptest::bool::weighted(0.2))),
+            some(0.4, (0..USERS.len(), 0u8..3, proptest::bool::weighted(0.2))),
             some(0.25, 0..RESULTS.len()),
             some(0.15, 0usize..3),
             some(0.15, 0usize..3),
             some(0.15, 0usize..3),
         ),
-        (some(0.3, (0..WORDS.len(), 0u8..3)), any::<bool>(), 1usize..8),
+        (some(0.5, (0..WORDS.len(), 0u8..3)), any::<bool>(), 1usize..8),
     )
         .prop_map(
             |((from, span, actions), (categories, user, result, session, corr, employee), (text, oldest_first, limit))| {
@@ -183,7 +183,7 @@ fn sqlite_dynamodb_and_the_matcher_give_the_same_pages() {
     let dynamo: Arc<dyn RecordStore> = Arc::new(rt.block_on(super::dynamodb::testenv::fresh()).0);
 
     let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
-    let case = (proptest::collection::vec(gen_record(), 0..30), proptest::collection::vec(gen_filter(), 1..5));
+    let case = (proptest::collection::vec(gen_record(), 0..30), proptest::collection::vec(gen_filter(), 4..10));
     let result = runner.run(&case, |(gens, filters)| {
         rt.block_on(async {
             let tenant = super::conformance::tenant("diff");
