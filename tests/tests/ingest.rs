@@ -138,7 +138,7 @@ async fn clients_cannot_forge_the_services_own_records() {
     // A forged denial: the denial of a search, with the result the guard writes.
     batch.push(event("forged-denial", 3, "AUDIT_SEARCH", "mallory", "UNAUTHORIZED"));
     batch.push(event("genuine", 2, "LOGIN", "mallory", "OK"));
-    let r = app.ingest("acme", &batch).await;
+    let r = app.post_json("/v1/events", &app.token("acme", &[Role::Ingest]), &Value::Array(batch.clone())).await;
     assert_eq!(r.status.as_u16(), 207, "{:#}", r.body);
     assert_eq!((r.body["created"].as_u64(), r.body["rejected"].as_u64()), (Some(1), Some(batch.len() as u64 - 1)));
     for item in &r.body["items"].as_array().unwrap()[..batch.len() - 1] {
