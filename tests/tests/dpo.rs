@@ -330,7 +330,8 @@ async fn the_report_neutralises_formula_cells() {
     app.ingest("acme", &[personal("f1", "CONTACT", 10, subject, json!({"description": "\tTAB", "data": {"v": 1}}))])
         .await;
     let body = json!({"search": {"phone": "777888999"}});
-    let r = app.call("POST", "/v1/dpo/reports", Some(&dpo(&app, "acme")), Some("application/json"), body.to_string()).await;
+    let r =
+        app.call("POST", "/v1/dpo/reports", Some(&dpo(&app, "acme")), Some("application/json"), body.to_string()).await;
     assert_eq!(r.status, 200, "{:#}", r.body);
     let text = r.body.as_str().unwrap().to_owned();
     let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()

@@ -379,8 +379,12 @@ async fn formula_cells_are_neutralised_in_every_csv_and_json_lines_stay_as_sent(
     assert_eq!(rows[1][0], "'+1+1", "{rows:?}");
     assert_eq!(rows[1][6], "'-1", "{rows:?}");
 
-    let t = export(&app, "acme", json!({"filter": {"action": "CREATE_EVALUATION"}, "format": "jsonl", "compression": "none"}))
-        .await;
+    let t = export(
+        &app,
+        "acme",
+        json!({"filter": {"action": "CREATE_EVALUATION"}, "format": "jsonl", "compression": "none"}),
+    )
+    .await;
     let bytes = download(&app, "acme", t["id"].as_str().unwrap()).await;
     let line: Value = serde_json::from_slice(bytes.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(line["actor"]["username"], username, "JSON lines keep the value as sent");

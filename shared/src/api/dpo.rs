@@ -186,9 +186,7 @@ pub async fn report(
                 .unwrap_or_default()
         };
         let group = Group::of(r.category).as_str().to_owned();
-        write_row(
-            &mut bytes,
-            [
+        let row = [
             group,
             r.id.clone(),
             crate::query::render_time(r.occurred_at, None),
@@ -207,8 +205,8 @@ pub async fn report(
                 .map(|a| format!("{} ({} bytes)", a.name, a.size.unwrap_or(0)))
                 .collect::<Vec<_>>()
                 .join("; "),
-            ],
-        );
+        ];
+        write_row(&mut bytes, row);
     }
     audit(
         &state,

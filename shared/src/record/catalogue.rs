@@ -90,7 +90,9 @@ pub fn lookup(name: &str) -> Option<&'static ActionDef> {
 /// Why an action name is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionProblem {
-    Unknown { suggestions: Vec<&'static str> },
+    Unknown {
+        suggestions: Vec<&'static str>,
+    },
     BadCustom(&'static str),
     /// Only Auditrail writes it.
     ServerOnly(&'static str),

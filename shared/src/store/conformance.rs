@@ -214,7 +214,9 @@ pub async fn non_ascii_text_folds_alike(store: Arc<dyn RecordStore>) {
         })
         .collect();
     store.append(&t, &recs).await.unwrap();
-    let cases: [(&str, Option<&str>, Option<&str>, &[&str]); 10] = [
+    /// What is checked, the user and text filters, the ids found.
+    type Case = (&'static str, Option<&'static str>, Option<&'static str>, &'static [&'static str]);
+    let cases: [Case; 10] = [
         ("user, lower-case Czech", Some("jiří.čermák"), None, &["cz"]),
         ("user, upper-case Czech", Some("JIŘÍ.ČERMÁK"), None, &["cz"]),
         ("user, lower-case Cyrillic", Some("иван.петров"), None, &["ru"]),

@@ -53,9 +53,23 @@ fn gen_record() -> impl Strategy<Value = GenRecord> {
             any::<bool>(),
         ),
     )
-        .prop_map(|((minute, action, as_sign_in, user, uid), (result, session, corr, employee, words, json_description))| {
-            GenRecord { minute, action, as_sign_in, user, uid, result, session, corr, employee, words, json_description }
-        })
+        .prop_map(
+            |((minute, action, as_sign_in, user, uid), (result, session, corr, employee, words, json_description))| {
+                GenRecord {
+                    minute,
+                    action,
+                    as_sign_in,
+                    user,
+                    uid,
+                    result,
+                    session,
+                    corr,
+                    employee,
+                    words,
+                    json_description,
+                }
+            },
+        )
 }
 
 fn build(tenant: &str, i: usize, g: &GenRecord) -> Record {
@@ -116,7 +130,11 @@ fn gen_filter() -> impl Strategy<Value = GenFilter> {
         (some(0.5, (0..WORDS.len(), 0u8..3)), any::<bool>(), 1usize..8),
     )
         .prop_map(
-            |((from, span, actions), (categories, user, result, session, corr, employee), (text, oldest_first, limit))| {
+            |(
+                (from, span, actions),
+                (categories, user, result, session, corr, employee),
+                (text, oldest_first, limit),
+            )| {
                 GenFilter {
                     from,
                     span,

@@ -127,10 +127,7 @@ impl EventFilter {
             && self.result.is_none_or(|x| r.result == Some(x))
             && self.session_id.as_ref().is_none_or(|s| r.session_id.as_deref() == Some(s.as_str()))
             && self.correlation_id.as_ref().is_none_or(|s| r.correlation_id.as_deref() == Some(s.as_str()))
-            && self
-                .text
-                .as_ref()
-                .is_none_or(|t| r.description_text().is_some_and(|d| fold(&d).contains(&fold(t))))
+            && self.text.as_ref().is_none_or(|t| r.description_text().is_some_and(|d| fold(&d).contains(&fold(t))))
     }
 }
 
