@@ -322,3 +322,28 @@ async fn large_attachments_go_straight_to_s3_through_a_presigned_put() {
     assert_eq!(status, 200);
     assert_eq!(bytes.len(), 3 * 1024 * 1024);
 }
+
+#[tokio::test]
+async fn the_report_neutralises_formula_cells() {
+    let app = TestApp::new().await;
+    let subject = json!({"phones": ["+420 777 888 999"], "first_name": "=1+2", "last_name": "@cmd"});
+    app.ingest("acme", &[personal("f1", "CONTACT", 10, subject, json!({"description": "\tTAB", "data": {"v": 1}}))])
+        .await;
+    let body = json!({"search": {"phone": "777888999"}});
+    let r =
+        app.call("POST", "/v1/dpo/reports", Some(&dpo(&app, "acme")), Some("application/json"), body.to_string()).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let text = r.body.as_str().unwrap().to_owned();
+    let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+    let row = rows.iter().find(|r| r[col("ID")] == "f1").expect("f1 in the report");
+    assert_eq!(row[col("Phones")], "'+420 777 888 999");
+    assert_eq!(row[col("First name")], "'=1+2");
+    assert_eq!(row[col("Last name")], "'@cmd");
+    assert_eq!(row[col("Description")], "'\tTAB");
+}

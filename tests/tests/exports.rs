@@ -335,3 +335,58 @@ async fn a_schedule_runs_yesterdays_export_once_and_records_it() {
     let list = app.get("/v1/export-schedules", &admin).await;
     assert_eq!(list.items()[0]["last_export_id"], created[0].as_str());
 }
+
+/// Rows of a CSV file as the csv crate reads them (header included).
+fn csv_rows(bytes: &[u8]) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes)
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn formula_cells_are_neutralised_in_every_csv_and_json_lines_stay_as_sent() {
+    let app = TestApp::new().await;
+    let username = "=HYPERLINK(\"http://evil.example\",\"click\")";
+    let full_name = "@SUM(A1:A9)";
+    let description = "-2+3+cmd|' /C calc'!A0";
+    let mut audit = event("f1", 5, "CREATE_EVALUATION", "x", "OK");
+    audit["actor"]["username"] = json!(username);
+    audit["actor"]["full_name"] = json!(full_name);
+    audit["description"] = json!(description);
+    let mut sign_in = event("f2", 4, "SIGN_IN", "x", "FAIL");
+    sign_in["actor"]["username"] = json!("+1+1");
+    sign_in["failure_reason_code"] = json!("-1");
+    app.ingest("acme", &[audit, sign_in]).await;
+
+    let t = export(&app, "acme", json!({"filter": {"action": "CREATE_EVALUATION"}, "password": PW})).await;
+    assert_eq!(t["status"], "SUCCEEDED", "{t:#}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.zip"), download(&app, "acme", t["id"].as_str().unwrap()).await).unwrap();
+    let (ok, out) = sevenzip(&["x", &format!("-p{PW}"), "-y", "-oout", "a.zip"], dir.path());
+    assert!(ok, "{out}");
+    let rows = csv_rows(&std::fs::read(dir.path().join("out/events-0001.csv")).unwrap());
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+    assert_eq!(rows[1][col("Username")], format!("'{username}"));
+    assert_eq!(rows[1][col("User full name")], format!("'{full_name}"));
+    assert_eq!(rows[1][col("Description")], format!("'{description}"));
+    assert_eq!(rows[1][col("Activity")], "CREATE_EVALUATION", "other cells unchanged");
+
+    let t = export(&app, "acme", json!({"filter": {"view": "sign-ins", "period": "7d"}, "compression": "none"})).await;
+    let rows = csv_rows(&download(&app, "acme", t["id"].as_str().unwrap()).await);
+    assert_eq!(rows[1][0], "'+1+1", "{rows:?}");
+    assert_eq!(rows[1][6], "'-1", "{rows:?}");
+
+    let t = export(
+        &app,
+        "acme",
+        json!({"filter": {"action": "CREATE_EVALUATION"}, "format": "jsonl", "compression": "none"}),
+    )
+    .await;
+    let bytes = download(&app, "acme", t["id"].as_str().unwrap()).await;
+    let line: Value = serde_json::from_slice(bytes.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["actor"]["username"], username, "JSON lines keep the value as sent");
+    assert_eq!(line["description"], description);
+}

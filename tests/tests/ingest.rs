@@ -115,3 +115,38 @@ async fn custom_namespace_is_accepted() {
     let r = app.ingest("acme", &[event("c1", 1, "custom:WRAP_UP_CODE_SET", "agent7", "OK")]).await;
     assert_eq!(r.body["created"], 1);
 }
+
+#[tokio::test]
+async fn clients_cannot_forge_the_services_own_records() {
+    let app = TestApp::new().await;
+    let catalogue = app.call("GET", "/v1/catalogue", None, None, axum::body::Body::empty()).await;
+    let server_only: Vec<String> = catalogue.body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["server_only"] == true)
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    for name in ["DPO_ERASURE_COMPLETED", "AUDIT_SEARCH", "DATA_EXPORT_DOWNLOAD", "EVENTS_INGEST", "RETENTION_PURGE"] {
+        assert!(server_only.iter().any(|n| n == name), "{name} not server-only in the catalogue");
+    }
+    let login = catalogue.body["actions"].as_array().unwrap().iter().find(|a| a["name"] == "LOGIN").unwrap();
+    assert_eq!(login["server_only"], false);
+
+    let mut batch: Vec<Value> =
+        server_only.iter().enumerate().map(|(i, a)| event(&format!("forged-{i}"), 3, a, "mallory", "OK")).collect();
+    // A forged denial: the denial of a search, with the result the guard writes.
+    batch.push(event("forged-denial", 3, "AUDIT_SEARCH", "mallory", "UNAUTHORIZED"));
+    batch.push(event("genuine", 2, "LOGIN", "mallory", "OK"));
+    let r = app.post_json("/v1/events", &app.token("acme", &[Role::Ingest]), &Value::Array(batch.clone())).await;
+    assert_eq!(r.status.as_u16(), 207, "{:#}", r.body);
+    assert_eq!((r.body["created"].as_u64(), r.body["rejected"].as_u64()), (Some(1), Some(batch.len() as u64 - 1)));
+    for item in &r.body["items"].as_array().unwrap()[..batch.len() - 1] {
+        assert_eq!(item["errors"][0]["field"], "action", "{item}");
+        let reason = item["errors"][0]["reason"].as_str().unwrap();
+        assert!(reason.contains("only by Auditrail"), "{reason}");
+    }
+    let reader = app.token("acme", &[Role::TenantAdmin]);
+    let users = app.get("/v1/events?user=mallory&limit=100", &reader).await;
+    assert_eq!(users.ids(), vec!["genuine"]);
+}

@@ -16,6 +16,7 @@ use crate::auth::Principal;
 use crate::dpo::erasure::{self, ErasureBody, ErasureResult};
 use crate::dpo::search::{self, Criteria, Group, MAX_HITS, Outcome, SearchRequest};
 use crate::error::{ApiError, ApiResult, Problem, parse_json};
+use crate::export::cells::write_row;
 use crate::jobs::{TaskKind, TaskStatus};
 use crate::record::{Record, ResultCode};
 use crate::retention::attachment_key;
@@ -156,7 +157,7 @@ pub async fn report(
     let req: ReportRequest = parse_json(&body, "body")?;
     let (mut records, criteria) = run(&state, &p, &req.search, "DPO_REPORT").await?;
     records.retain(|r| !req.exclude_items.contains(&r.id) && !req.exclude_groups.contains(&Group::of(r.category)));
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    let mut bytes = Vec::new();
     let header = [
         "Group",
         "ID",
@@ -173,7 +174,7 @@ pub async fn report(
         "Data",
         "Attachments",
     ];
-    w.write_record(header).map_err(ApiError::internal)?;
+    write_row(&mut bytes, header);
     for r in &records {
         let s = r.subject.clone().unwrap_or_default();
         let text = |v: &Option<Value>| {
@@ -185,7 +186,7 @@ pub async fn report(
                 .unwrap_or_default()
         };
         let group = Group::of(r.category).as_str().to_owned();
-        w.write_record([
+        let row = [
             group,
             r.id.clone(),
             crate::query::render_time(r.occurred_at, None),
@@ -204,10 +205,9 @@ pub async fn report(
                 .map(|a| format!("{} ({} bytes)", a.name, a.size.unwrap_or(0)))
                 .collect::<Vec<_>>()
                 .join("; "),
-        ])
-        .map_err(ApiError::internal)?;
+        ];
+        write_row(&mut bytes, row);
     }
-    let bytes = w.into_inner().map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
     audit(
         &state,
         &p,

@@ -52,6 +52,28 @@ pub enum Operation {
 }
 
 impl Operation {
+    pub const ALL: [Operation; 19] = [
+        Self::IngestEvents,
+        Self::SearchEvents,
+        Self::SearchSignIns,
+        Self::ViewSession,
+        Self::ViewRequests,
+        Self::UploadErrorReport,
+        Self::ListErrorReports,
+        Self::DownloadErrorReport,
+        Self::ChangeSettings,
+        Self::CreateExport,
+        Self::ViewExports,
+        Self::DownloadExport,
+        Self::DeleteExport,
+        Self::ManageExportSchedules,
+        Self::DpoSearch,
+        Self::DpoReport,
+        Self::DpoErasure,
+        Self::DpoDownload,
+        Self::UploadAttachment,
+    ];
+
     pub fn roles(self) -> &'static [Role] {
         match self {
             Self::IngestEvents => &[Role::Ingest],
@@ -180,5 +202,93 @@ pub async fn record_denial(state: &AppState, p: &Principal, op: Operation, metho
     );
     if let Err(e) = state.records.append(&p.tenant_id, &[rec]).await {
         tracing::error!(error = %e, tenant = %p.tenant_id, "could not record a denied call");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::Operation;
+    use crate::record::catalogue;
+
+    /// The call text from `start` (just after an opening parenthesis) to its closing one.
+    fn call_text(src: &str, start: usize) -> &str {
+        let mut depth = 1;
+        let mut in_str = false;
+        let bytes = src.as_bytes();
+        let mut i = start;
+        while i < bytes.len() && depth > 0 {
+            match bytes[i] {
+                b'\\' if in_str => i += 1,
+                b'"' => in_str = !in_str,
+                b'(' if !in_str => depth += 1,
+                b')' if !in_str => depth -= 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        &src[start..i.min(src.len())]
+    }
+
+    /// Action-shaped string literals (`AUDIT_SEARCH`) in a piece of code.
+    fn action_literals(code: &str) -> Vec<String> {
+        code.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                s.len() > 2
+                    && s.starts_with(|c: char| c.is_ascii_uppercase())
+                    && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Only production code: tests build records of any action.
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default().to_owned();
+                out.push((path.display().to_string(), code));
+            }
+        }
+    }
+
+    /// Every action the server writes about itself must be server-only, or a client could forge
+    /// it. Finds the actions in the code (the writers' calls and every route's denial action), so
+    /// a new one cannot be forgotten in the catalogue.
+    #[test]
+    fn every_action_the_server_writes_is_server_only() {
+        let mut written: Vec<(String, String)> = Vec::new();
+        for op in Operation::ALL {
+            written.push((format!("{op:?}"), op.audit_action().to_owned()));
+        }
+        let mut files = Vec::new();
+        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        for (path, code) in &files {
+            // The demo data set and the conformance suite store client records directly.
+            if path.ends_with("demo.rs") || path.ends_with("conformance.rs") || path.contains("catalogue") {
+                continue;
+            }
+            for writer in ["Record::system(", "record_use(", "audit(", "run(&state"] {
+                for (at, _) in code.match_indices(writer) {
+                    for name in action_literals(call_text(code, at + writer.len())) {
+                        written.push((path.clone(), name));
+                    }
+                }
+            }
+        }
+        for must in ["DPO_ERASURE_COMPLETED", "RETENTION_PURGE", "DATA_EXPORT_RUN_SCHEDULED", "ERROR_REPORT"] {
+            assert!(written.iter().any(|(_, n)| n == must), "the scan no longer finds {must}: {written:?}");
+        }
+        for (place, name) in written {
+            let def = catalogue::lookup(&name).unwrap_or_else(|| panic!("{place} writes {name}, not in the catalogue"));
+            assert!(def.server_only(), "{place} writes {name}, which clients may also send: mark it server-only");
+        }
     }
 }

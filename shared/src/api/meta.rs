@@ -27,12 +27,22 @@ pub struct Catalogue {
     /// Actions outside the catalogue must start with this prefix.
     custom_prefix: &'static str,
     count: usize,
-    actions: &'static [ActionDef],
+    actions: Vec<CatalogueEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogueEntry {
+    #[serde(flatten)]
+    def: &'static ActionDef,
+    /// Written only by Auditrail itself (its own use, denials, DPO and export jobs); ingest
+    /// rejects it with a reason on the `action` field.
+    server_only: bool,
 }
 
 /// Every action of the seed products with its category, source, module and data fields.
 #[utoipa::path(get, path = "/v1/catalogue", tag = "meta", security(()), responses((status = 200, body = Catalogue)))]
 pub async fn catalogue() -> Json<Catalogue> {
-    let actions = catalogue::all();
+    let actions: Vec<_> =
+        catalogue::all().iter().map(|def| CatalogueEntry { def, server_only: def.server_only() }).collect();
     Json(Catalogue { custom_prefix: CATALOGUE_CUSTOM_PREFIX, count: actions.len(), actions })
 }

@@ -3,6 +3,7 @@
 //! checkpointing after every part; the archive is downloaded through an audited, short-lived
 //! link and expires after the tenant's `export_archive_days`.
 
+pub mod cells;
 pub mod deflate;
 pub mod password;
 pub mod rows;

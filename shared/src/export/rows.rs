@@ -5,6 +5,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::Format;
+use super::cells::write_row;
 use crate::api::operation_label;
 use crate::query::{render_record, render_time};
 use crate::record::{Phase, Record, ResultCode};
@@ -60,51 +61,19 @@ pub struct RowEncoder {
     view: ExportView,
     format: Format,
     tz: Option<Tz>,
-    csv: csv::Writer<Sink>,
-    sink: Sink,
     scratch: String,
-}
-
-/// Where the CSV writer puts its bytes until `drain` moves them to the caller's buffer.
-#[derive(Clone, Default)]
-struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 impl RowEncoder {
     pub fn new(view: ExportView, format: Format, tz: Option<Tz>) -> Self {
-        let sink = Sink::default();
-        Self {
-            view,
-            format,
-            tz,
-            csv: csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(sink.clone()),
-            sink,
-            scratch: String::new(),
-        }
+        Self { view, format, tz, scratch: String::new() }
     }
 
     /// The header row (CSV) or nothing (JSON lines).
     pub fn header(&mut self, out: &mut Vec<u8>) {
         if self.format == Format::Csv {
-            self.csv.write_record(self.view.header()).expect("writes to memory");
-            self.drain(out);
+            write_row(out, self.view.header());
         }
-    }
-
-    fn drain(&mut self, out: &mut Vec<u8>) {
-        self.csv.flush().expect("writes to memory");
-        let mut buf = self.sink.0.lock().unwrap_or_else(|p| p.into_inner());
-        out.extend_from_slice(&buf);
-        buf.clear();
     }
 
     /// Appends one record's row to `out`.
@@ -145,8 +114,9 @@ impl RowEncoder {
                             Some(Phase::End) => "end",
                             None => "",
                         };
-                        self.csv
-                            .write_record([
+                        write_row(
+                            out,
+                            [
                                 time.as_str(),
                                 r.action.as_str(),
                                 r.actor.full_name.as_deref().unwrap_or(""),
@@ -161,12 +131,13 @@ impl RowEncoder {
                                 r.session_id.as_deref().unwrap_or(""),
                                 r.source_ip.as_deref().unwrap_or(""),
                                 r.id.as_str(),
-                            ])
-                            .expect("writes to memory");
+                            ],
+                        );
                     }
                     ExportView::SignIns => {
-                        self.csv
-                            .write_record([
+                        write_row(
+                            out,
+                            [
                                 s(&r.actor.username),
                                 s(&r.actor.employee_id),
                                 operation_label(&r.action).to_owned(),
@@ -175,11 +146,10 @@ impl RowEncoder {
                                 s(&r.source_ip),
                                 s(&r.failure_reason_code),
                                 r.id.clone(),
-                            ])
-                            .expect("writes to memory");
+                            ],
+                        );
                     }
                 }
-                self.drain(out);
             }
         }
     }

@@ -55,7 +55,25 @@ impl ActionDef {
     pub fn allows(&self, category: Category) -> bool {
         self.category == category || self.also.contains(&category)
     }
+
+    /// Whether only Auditrail itself writes this action (its own use, denials, DPO and export
+    /// jobs); ingest refuses it so a client cannot forge the service's records.
+    pub fn server_only(&self) -> bool {
+        self.source == Source::Auditrail || SERVER_WRITTEN_SEED_ACTIONS.contains(&self.name)
+    }
 }
+
+/// Seed actions (Eleveo QM's audit and export screens) that Auditrail writes about its own use;
+/// every action of `Source::Auditrail` is server-only too. A test in `api` checks that every
+/// action the code writes is server-only.
+const SERVER_WRITTEN_SEED_ACTIONS: &[&str] = &[
+    "AUDIT_SEARCH",
+    "DATA_EXPORT_CREATE",
+    "DATA_EXPORT_DELETE",
+    "DATA_EXPORT_CHANGED",
+    "DATA_EXPORT_DOWNLOAD",
+    "DATA_EXPORT_RUN_SCHEDULED",
+];
 
 static INDEX: LazyLock<HashMap<&'static str, &'static ActionDef>> =
     LazyLock::new(|| ACTIONS.iter().map(|a| (a.name, a)).collect());
@@ -85,8 +103,12 @@ pub fn is_sign_in(action: &str) -> bool {
 /// Why an action name is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionProblem {
-    Unknown { suggestions: Vec<&'static str> },
+    Unknown {
+        suggestions: Vec<&'static str>,
+    },
     BadCustom(&'static str),
+    /// Only Auditrail writes it.
+    ServerOnly(&'static str),
 }
 
 impl std::fmt::Display for ActionProblem {
@@ -102,6 +124,10 @@ impl std::fmt::Display for ActionProblem {
                 suggestions.join(", ")
             ),
             Self::BadCustom(why) => f.write_str(why),
+            Self::ServerOnly(name) => write!(
+                f,
+                "{name} is written only by Auditrail itself (server-only in GET /v1/catalogue) and cannot be ingested"
+            ),
         }
     }
 }
@@ -193,6 +219,21 @@ mod tests {
         match resolve("page_change") {
             Err(ActionProblem::Unknown { suggestions }) => assert!(suggestions.contains(&"PAGE-CHANGE")),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn auditrails_own_actions_are_server_only_and_the_seed_products_are_not() {
+        for def in all() {
+            if def.source == Source::Auditrail {
+                assert!(def.server_only(), "{}", def.name);
+            }
+        }
+        for name in SERVER_WRITTEN_SEED_ACTIONS {
+            assert!(lookup(name).is_some_and(|d| d.server_only()), "{name} is not in the catalogue");
+        }
+        for name in ["LOGIN", "SIGN_IN", "CLICK", "DATA_EXPORT_RUN_MANUAL", "CONTACT"] {
+            assert!(!lookup(name).unwrap().server_only(), "{name}");
         }
     }
 

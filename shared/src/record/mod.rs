@@ -192,6 +192,13 @@ pub struct Record {
     pub attachments: Vec<Attachment>,
 }
 
+/// Case folding, defined once: every case-insensitive comparison (the user filter, text search,
+/// on SQLite, on DynamoDB and in `EventFilter::matches`) compares folded text, so `čez` finds
+/// `ČEZ` and `иван` finds `Иван` on every back end alike. Unicode lowercase, not ASCII-only.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
 impl Record {
     /// Description as searchable text (a JSON description is searched in its serialised form).
     pub fn description_text(&self) -> Option<String> {

@@ -145,6 +145,10 @@ impl IncomingRecord {
         };
 
         let category = match catalogue::resolve(&self.action) {
+            Ok(Resolved::Known(def)) if def.server_only() => {
+                c.err("action", catalogue::ActionProblem::ServerOnly(def.name).to_string());
+                def.category
+            }
             Ok(Resolved::Known(def)) => match self.category {
                 Some(cat) if !def.allows(cat) => {
                     c.err(

@@ -194,6 +194,53 @@ pub async fn time_window_is_half_open(store: Arc<dyn RecordStore>) {
     assert_eq!(ids(&all(&*store, &t, &f, 5).await), vec!["at-from"]);
 }
 
+/// Case folds alike on every back end and in the matcher (`record::fold`): user and text
+/// filters find Czech, Russian and Japanese names (as in the demo) in any case.
+pub async fn non_ascii_text_folds_alike(store: Arc<dyn RecordStore>) {
+    let t = tenant("fold");
+    let people = [
+        ("cz", "Jiří.Čermák", "Faktura pro ČEZ, a.s. – Příliš žluťoučký kůň"),
+        ("ru", "ИВАН.ПЕТРОВ", "Звонок от ИВАНА Петрова"),
+        ("jp", "田中太郎", "山田さんへの電話 TANAKA"),
+        ("ascii", "Bob", "plain CEZ text"),
+    ];
+    let recs: Vec<Record> = people
+        .iter()
+        .enumerate()
+        .map(|(i, (id, user, text))| {
+            let mut r = rec(&t, id, i as i64, "LOGIN", user, ResultCode::Ok);
+            r.description = Some(json!(text));
+            r
+        })
+        .collect();
+    store.append(&t, &recs).await.unwrap();
+    /// What is checked, the user and text filters, the ids found.
+    type Case = (&'static str, Option<&'static str>, Option<&'static str>, &'static [&'static str]);
+    let cases: [Case; 10] = [
+        ("user, lower-case Czech", Some("jiří.čermák"), None, &["cz"]),
+        ("user, upper-case Czech", Some("JIŘÍ.ČERMÁK"), None, &["cz"]),
+        ("user, lower-case Cyrillic", Some("иван.петров"), None, &["ru"]),
+        ("user, Japanese", Some("田中太郎"), None, &["jp"]),
+        ("text, Czech upper in the record", None, Some("čez"), &["cz"]),
+        ("text, Czech lower in the record", None, Some("ŽLUŤOUČKÝ"), &["cz"]),
+        ("text, Cyrillic", None, Some("ивана петрова"), &["ru"]),
+        ("text, Japanese", None, Some("電話"), &["jp"]),
+        ("text, ASCII in a Japanese record", None, Some("tanaka"), &["jp"]),
+        ("text, ASCII only", None, Some("cez"), &["ascii"]),
+    ];
+    for (what, user, text, want) in cases {
+        let mut f = window();
+        f.user = user.map(str::to_owned);
+        f.text = text.map(str::to_owned);
+        let mut got: Vec<String> = all(&*store, &t, &f, 3).await.into_iter().map(|r| r.id).collect();
+        got.sort();
+        assert_eq!(got, want.to_vec(), "{} on {}: {f:?}", what, store.backend());
+        let mut reference: Vec<&str> = recs.iter().filter(|r| f.matches(r)).map(|r| r.id.as_str()).collect();
+        reference.sort();
+        assert_eq!(reference, want.to_vec(), "{what} in the matcher");
+    }
+}
+
 /// Everything a full back end provides (the conformance factory returns one).
 pub trait FullStore: RecordStore + super::TaskStore + super::SubjectStore {}
 impl<T: RecordStore + super::TaskStore + super::SubjectStore> FullStore for T {}
@@ -309,6 +356,7 @@ macro_rules! conformance_tests {
             newest_first_paging_is_complete_and_stable,
             every_filter_matches_the_reference,
             time_window_is_half_open,
+            non_ascii_text_folds_alike,
             task_saves_are_fenced_and_listed,
             subject_index_follows_its_records);
     };

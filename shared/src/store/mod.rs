@@ -5,6 +5,8 @@
 //! reads, because the best plan differs per back end; positions are opaque to callers.
 
 pub mod conformance;
+#[cfg(all(test, feature = "aws", feature = "embedded"))]
+mod differential;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 #[cfg(feature = "embedded")]
@@ -15,7 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Category, Record, ResultCode};
+use crate::record::{Category, Record, ResultCode, fold};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -75,7 +77,7 @@ pub struct EventFilter {
     pub actions: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<Category>,
-    /// Matches the actor's username case-insensitively; a record without a username (e.g. a
+    /// Matches the actor's username case-folded (`record::fold`); a record without a username (e.g. a
     /// system actor) matches on its user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -87,7 +89,7 @@ pub struct EventFilter {
     pub session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
-    /// Case-insensitive substring of the description.
+    /// Substring of the description, compared case-folded (`record::fold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     #[serde(default)]
@@ -118,17 +120,14 @@ impl EventFilter {
             && (self.actions.is_empty() || self.actions.contains(&r.action))
             && (self.categories.is_empty() || self.categories.contains(&r.category))
             && self.user.as_ref().is_none_or(|u| match &r.actor.username {
-                Some(n) => n.eq_ignore_ascii_case(u),
+                Some(n) => fold(n) == fold(u),
                 None => r.actor.user_id.as_deref() == Some(u.as_str()),
             })
             && self.employee_id.as_ref().is_none_or(|e| r.actor.employee_id.as_deref() == Some(e.as_str()))
             && self.result.is_none_or(|x| r.result == Some(x))
             && self.session_id.as_ref().is_none_or(|s| r.session_id.as_deref() == Some(s.as_str()))
             && self.correlation_id.as_ref().is_none_or(|s| r.correlation_id.as_deref() == Some(s.as_str()))
-            && self
-                .text
-                .as_ref()
-                .is_none_or(|t| r.description_text().is_some_and(|d| d.to_lowercase().contains(&t.to_lowercase())))
+            && self.text.as_ref().is_none_or(|t| r.description_text().is_some_and(|d| fold(&d).contains(&fold(t))))
     }
 }
 

@@ -67,7 +67,7 @@ fn month(t: DateTime<Utc>) -> String {
 /// The user key: lower-cased username, or `~` + user id for actors without a username.
 pub fn user_key(r: &Record) -> Option<String> {
     match (&r.actor.username, &r.actor.user_id) {
-        (Some(n), _) => Some(n.to_lowercase()),
+        (Some(n), _) => Some(crate::record::fold(n)),
         (None, Some(id)) => Some(format!("~{id}")),
         (None, None) => None,
     }
@@ -173,7 +173,7 @@ impl Residual {
 pub fn plan(tenant: &str, f: &EventFilter) -> Plan {
     let newest = f.order == crate::store::Order::NewestFirst;
     let t = tenant;
-    let user_keys: Vec<String> = f.user.iter().flat_map(|u| [u.to_lowercase(), format!("~{u}")]).collect();
+    let user_keys: Vec<String> = f.user.iter().flat_map(|u| [crate::record::fold(u), format!("~{u}")]).collect();
     let mut residual = Residual {
         actions: f.actions.clone(),
         categories: f.categories.iter().map(|c| c.as_str().to_owned()).collect(),
@@ -182,7 +182,7 @@ pub fn plan(tenant: &str, f: &EventFilter) -> Plan {
         session_id: f.session_id.clone(),
         correlation_id: f.correlation_id.clone(),
         employee_id: f.employee_id.clone(),
-        text: f.text.as_ref().map(|t| t.to_lowercase()),
+        text: f.text.as_deref().map(crate::record::fold),
     };
     let single = |pk: String| vec![vec![pk]];
     let monthly = |prefix: &dyn Fn(&str) -> Vec<String>| -> Vec<Vec<String>> {

@@ -182,7 +182,7 @@ fn record_item(r: &Record) -> StoreResult<Item> {
         item.insert("emp".into(), s(v.clone()));
     }
     if let Some(d) = r.description_text() {
-        item.insert("dl".into(), s(d.to_lowercase()));
+        item.insert("dl".into(), s(crate::record::fold(&d)));
     }
     for (k, v) in index_keys(r) {
         item.insert(k.into(), s(v));

@@ -21,7 +21,7 @@ use super::{
     AppendOutcome, EventFilter, Order, PageRequest, ReadStats, RecordPage, RecordStore, RequestPage, RequestPair,
     RequestQuery, RequestStore, SettingsStore, StoreError, StoreResult,
 };
-use crate::record::{Category, Phase, Record, ResultCode};
+use crate::record::{Category, Phase, Record, ResultCode, fold};
 
 mod tasks;
 
@@ -112,6 +112,14 @@ struct Inner {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // SQLite's own `lower()` folds ASCII only; text search folds as every other back end does.
+    // A substring search reads every candidate row anyway, so folding per row costs no index.
+    conn.create_scalar_function(
+        "auditrail_fold",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8 | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|s| fold(&s))),
+    )?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
@@ -255,7 +263,7 @@ fn plan(tenant: &str, f: &EventFilter, after: Option<(i64, String)>, limit: usiz
             .into_iter()
             .flat_map(|v| {
                 let mut by_name = v.clone();
-                by_name.push(("username", u.to_lowercase().into()));
+                by_name.push(("username", fold(u).into()));
                 let mut by_id = v;
                 by_id.push(("user_id", u.clone().into()));
                 [by_name, by_id]
@@ -282,8 +290,11 @@ fn plan(tenant: &str, f: &EventFilter, after: Option<(i64, String)>, limit: usiz
                 sql.push_str(&format!(" AND {col} = ?{}", params.len()));
             }
             if let Some(t) = &f.text {
-                params.push(t.to_lowercase().into());
-                sql.push_str(&format!(" AND instr(lower(json_extract(body, '$.description')), ?{}) > 0", params.len()));
+                params.push(fold(t).into());
+                sql.push_str(&format!(
+                    " AND instr(auditrail_fold(json_extract(body, '$.description')), ?{}) > 0",
+                    params.len()
+                ));
             }
             if let Some((ts, id)) = &after {
                 params.push((*ts).into());
@@ -351,7 +362,7 @@ fn record_row<'a>(
         r.category.as_str(),
         &r.action,
         r.actor.user_id.as_deref(),
-        r.actor.username.as_ref().map(|u| u.to_lowercase()),
+        r.actor.username.as_deref().map(fold),
         r.actor.employee_id.as_deref(),
         r.result.map(|x| x.as_str()),
         r.session_id.as_deref(),
