@@ -25,7 +25,12 @@ impl FieldError {
 /// Names the field a JSON deserialisation error is about: its path, or — for a missing or
 /// unknown field, which serde reports at the parent — the field itself.
 pub fn json_field_error(e: serde_path_to_error::Error<serde_json::Error>, root: &str) -> FieldError {
+    // A blank key leaves a trailing separator (`actor.`): the field is the object it is in.
     let path = e.path().to_string();
+    let path = match path.trim_end_matches('.') {
+        "" => ".".to_owned(),
+        p => p.to_owned(),
+    };
     let inner = e.into_inner().to_string();
     let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
     // A blank key cannot name a field: the error then names the object it is in.

@@ -45,6 +45,11 @@ async fn agents_use_the_sign_in_log_only_once_a_tenant_admin_grants_it() {
     app.call("PUT", "/v1/settings/access", Some(&a), Some("application/json"), body.clone()).await.assert_problem(403);
     let bad = json!({"agent_sign_in_log": {"reed": true}}).to_string();
     app.call("PUT", "/v1/settings/access", Some(&admin), Some("application/json"), bad).await.assert_problem(400);
+    // serde would read these as structs; an array grants nothing and must not read as a grant.
+    for (bad, field) in [("[]", "body"), (r#"{"agent_sign_in_log": [true, true]}"#, "agent_sign_in_log")] {
+        let r = app.call("PUT", "/v1/settings/access", Some(&admin), Some("application/json"), bad.to_owned()).await;
+        assert_eq!(r.assert_problem(400).error_fields(), vec![field], "{bad}");
+    }
 
     // Read only.
     grant(&app, "acme", true, false).await;

@@ -96,6 +96,16 @@ pub async fn put_access(
     Extension(p): Extension<Principal>,
     body: Bytes,
 ) -> ApiResult<Json<Access>> {
+    // serde reads a struct from an array too (`[]` would be "grant nothing", `[true, true]`
+    // "grant both"): the settings and each group in them must be objects.
+    let shape: serde_json::Value = parse_json(&body, "body")?;
+    let grants = shape.get("agent_sign_in_log");
+    if !shape.is_object() {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    }
+    if grants.is_some_and(|g| !g.is_object()) {
+        return Err(ApiError::field("agent_sign_in_log", "must be an object with `read` and `export`"));
+    }
     let new: Access = parse_json(&body, "body")?;
     let old = access::load(&*state.settings, &p.tenant_id).await?;
     state
