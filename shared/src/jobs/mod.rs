@@ -223,8 +223,10 @@ pub async fn requeue_expired(tasks: &dyn TaskStore, kind: TaskKind, now: DateTim
     let mut n = 0;
     for mut t in tasks.active_tasks(kind, 1000).await? {
         if t.status == TaskStatus::Running && t.lease_expired(now) {
-            match release(tasks, &mut t).await {
-                Ok(()) => n += 1,
+            // A worker that stopped without a word (crash, time limit) used up an attempt.
+            let stopped = StoreError::backend(anyhow::anyhow!("the worker stopped before the lease expired"));
+            match retry_or_fail(tasks, &mut t, &stopped).await {
+                Ok(_) => n += 1,
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
