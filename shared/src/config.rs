@@ -157,7 +157,7 @@ impl Config {
         let table = self.table.clone().context("AUDITRAIL_TABLE must be set together with AUDITRAIL_BUCKET")?;
         let bucket = self.bucket.clone().context("AUDITRAIL_BUCKET must be set together with AUDITRAIL_TABLE")?;
         let sdk = crate::store::dynamodb::sdk_config().await;
-        let records = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
+        let records = DynamoStore::new(crate::store::dynamodb::dynamodb_client(&sdk), table.clone());
         records.check().await.with_context(|| format!("AUDITRAIL_TABLE={table}"))?;
         // The emulator (AWS_ENDPOINT_URL) needs path-style addressing.
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();

@@ -248,6 +248,8 @@ pub struct ErasureInfo {
     pub created_at: String,
     pub finished_at: Option<String>,
     pub error: Option<String>,
+    /// Runs that ended in an error so far (FAILED after 5, or at once for a permanent error).
+    pub attempts: u32,
 }
 
 impl ErasureInfo {
@@ -261,7 +263,8 @@ impl ErasureInfo {
             result: b.result,
             created_at: crate::query::render_time(t.created_at, None),
             finished_at: b.finished_at.map(|f| crate::query::render_time(f, None)),
-            error: b.error,
+            error: b.error.or_else(|| t.failure.clone()),
+            attempts: t.attempts,
         })
     }
 }

@@ -199,21 +199,41 @@ impl ErasureWorker {
             }
             None => Vec::new(),
         };
+        match self.work(tenant, id, &mut task, &mut body, &ids).await {
+            Ok(()) => self.end(&mut task, body, None).await,
+            Err(StoreError::Conflict(_)) => Ok(None),
+            // The shared lifecycle: re-queued if transient and under the limit, else FAILED.
+            Err(e) => match jobs::retry_or_fail(&*self.tasks, &mut task, &e).await {
+                Ok(TaskStatus::Failed) => {
+                    let reason = task.failure.clone();
+                    self.end(&mut task, body, reason).await
+                }
+                Ok(status) => Ok(Some(status)),
+                Err(StoreError::Conflict(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    async fn work(
+        &self,
+        tenant: &str,
+        id: &str,
+        task: &mut Task,
+        body: &mut ErasureBody,
+        ids: &[String],
+    ) -> StoreResult<()> {
         while body.next < body.items.len() {
             let end = (body.next + BATCH).min(body.items.len());
             for item in &body.items[body.next..end] {
-                self.erase_one(tenant, item, &ids, &mut body.result).await?;
+                self.erase_one(tenant, item, ids, &mut body.result).await?;
             }
             body.next = end;
-            task.set_body(&body);
-            match jobs::checkpoint(&*self.tasks, &mut task, self.lease).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict(_)) => return Ok(None),
-                Err(e) => return Err(e),
-            }
+            task.set_body(&*body);
+            jobs::checkpoint(&*self.tasks, task, self.lease).await?;
         }
         body.result.exports_deleted = self.delete_exports(tenant, &body.items, id).await?;
-        self.end(&mut task, body, None).await
+        Ok(())
     }
 
     async fn end(

@@ -286,6 +286,8 @@ pub struct ExportInfo {
     pub finished_at: Option<String>,
     pub expires_at: Option<String>,
     pub error: Option<String>,
+    /// Runs that ended in an error so far (FAILED after 5, or at once for a permanent error).
+    pub attempts: u32,
     pub schedule_id: Option<String>,
     pub requested_by: Option<String>,
 }
@@ -315,7 +317,8 @@ impl ExportInfo {
             started_at: b.started_at.map(t),
             finished_at: b.finished_at.map(t),
             expires_at: b.expires_at.map(t),
-            error: b.error.clone(),
+            error: b.error.clone().or_else(|| task.failure.clone()),
+            attempts: task.attempts.max(b.attempts),
             schedule_id: b.spec.schedule_id.clone(),
             requested_by: b.spec.requested_by.username.clone().or(b.spec.requested_by.user_id.clone()),
         })

@@ -18,7 +18,6 @@ use crate::retention;
 use crate::store::{BlobKey, BlobStore, PageRequest, RecordStore, SettingsStore, StoreError, StoreResult, TaskStore};
 
 /// Transient failures (throttling) are retried by handing the task back this many times.
-const MAX_ATTEMPTS: u32 = 5;
 /// Records per query page (a part can only end at a page boundary).
 pub const PAGE: usize = 1000;
 
@@ -86,13 +85,22 @@ impl ExportWorker {
                 tracing::warn!(task = %id, "export lease lost; another worker continues");
                 Ok(Outcome::LeaseLost)
             }
-            Err(Stop::Failed { reason, transient }) if transient && body.attempts < MAX_ATTEMPTS => {
-                tracing::warn!(task = %id, %reason, attempt = body.attempts, "export interrupted; re-queued");
-                body.attempts += 1;
+            // The shared lifecycle (jobs::retry_or_fail): attempts on the task, re-queued if
+            // transient and under the limit, FAILED with the reason otherwise.
+            Err(Stop::Failed { reason, transient }) if transient && task.attempts + 1 < jobs::MAX_ATTEMPTS => {
+                task.attempts += 1;
+                tracing::warn!(task = %id, %reason, attempt = task.attempts, "export interrupted; re-queued");
+                body.attempts = task.attempts;
                 task.set_body(&body);
                 jobs::release(&*self.tasks, &mut task).await.map(|_| Outcome::Released).or_else(lost)
             }
-            Err(Stop::Failed { reason, .. }) => self.fail(&mut task, &mut body, reason).await,
+            Err(Stop::Failed { reason, transient }) => {
+                task.attempts += 1;
+                body.attempts = task.attempts;
+                let reason =
+                    if transient { format!("gave up after {} attempts: {reason}", task.attempts) } else { reason };
+                self.fail(&mut task, &mut body, reason).await
+            }
         }
     }
 
@@ -102,6 +110,7 @@ impl ExportWorker {
             let key = archive_key(task, &body.spec)?;
             self.blobs.abort_upload(&key, &c.upload_id).await?;
         }
+        task.failure = Some(reason.clone());
         body.error = Some(reason);
         body.finished_at = Some(Utc::now());
         body.spec.sealed_password = None;

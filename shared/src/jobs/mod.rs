@@ -82,6 +82,12 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// Runs that ended in an error (see [`retry_or_fail`]).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the task is FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     pub body: serde_json::Value,
 }
 
@@ -97,6 +103,8 @@ impl Task {
             created_at: now,
             updated_at: now,
             lease: None,
+            attempts: 0,
+            failure: None,
             body: serde_json::to_value(body).expect("task bodies serialize"),
         }
     }
@@ -182,14 +190,43 @@ pub async fn release(tasks: &dyn TaskStore, task: &mut Task) -> StoreResult<()> 
     tasks.save_task(task).await
 }
 
+/// Runs of a task that may end in a transient error before it is FAILED.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The one end of a run that failed, for every job kind: the attempt is counted; a permanent
+/// error, or a transient one at the [`MAX_ATTEMPTS`]th attempt, makes the task FAILED with the
+/// reason, otherwise it goes back to the queue. Returns the new status. A `Conflict` means the
+/// lease was lost (the new owner decides).
+pub async fn retry_or_fail(tasks: &dyn TaskStore, task: &mut Task, error: &StoreError) -> StoreResult<TaskStatus> {
+    task.attempts += 1;
+    task.lease = None;
+    if error.is_transient() && task.attempts < MAX_ATTEMPTS {
+        tracing::warn!(task = %task.id, %error, attempt = task.attempts, "task run failed; re-queued");
+        task.status = TaskStatus::Queued;
+    } else {
+        let reason = if error.is_transient() {
+            format!("gave up after {} attempts: {error}", task.attempts)
+        } else {
+            format!("permanent error: {error}")
+        };
+        tracing::error!(task = %task.id, %reason, "task failed");
+        task.status = TaskStatus::Failed;
+        task.failure = Some(reason);
+    }
+    tasks.save_task(task).await?;
+    Ok(task.status)
+}
+
 /// Puts running tasks whose lease expired back into the queue (the sweeper: in AWS a new stream
 /// record starts a worker for each). Returns how many were re-queued.
 pub async fn requeue_expired(tasks: &dyn TaskStore, kind: TaskKind, now: DateTime<Utc>) -> StoreResult<usize> {
     let mut n = 0;
     for mut t in tasks.active_tasks(kind, 1000).await? {
         if t.status == TaskStatus::Running && t.lease_expired(now) {
-            match release(tasks, &mut t).await {
-                Ok(()) => n += 1,
+            // A worker that stopped without a word (crash, time limit) used up an attempt.
+            let stopped = StoreError::backend(anyhow::anyhow!("the worker stopped before the lease expired"));
+            match retry_or_fail(tasks, &mut t, &stopped).await {
+                Ok(_) => n += 1,
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -221,6 +258,39 @@ pub fn queued_in_stream_event(event: &serde_json::Value, kind: TaskKind) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Permanent errors fail at once with the reason; transient ones re-queue until the limit.
+    #[tokio::test]
+    async fn a_failed_run_is_retried_if_transient_and_failed_with_a_reason_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("j.db")).unwrap();
+        let lease = Duration::seconds(60);
+        let new = || async {
+            let mut t = Task::new("acme", TaskKind::Erasure, TaskStatus::Queued, &serde_json::json!({}));
+            store.create_task(&mut t).await.unwrap();
+            t
+        };
+
+        let t = new().await;
+        let mut run = claim(&store, "acme", TaskKind::Erasure, &t.id, "w", lease).await.unwrap().unwrap();
+        let status = retry_or_fail(&store, &mut run, &StoreError::Invalid("bad key".into())).await.unwrap();
+        let got = store.get_task("acme", TaskKind::Erasure, &t.id).await.unwrap().unwrap();
+        assert_eq!((status, got.status, got.attempts), (TaskStatus::Failed, TaskStatus::Failed, 1));
+        assert!(got.failure.as_deref().unwrap().contains("bad key"), "{got:?}");
+
+        let t = new().await;
+        for i in 1..=MAX_ATTEMPTS {
+            let mut run = claim(&store, "acme", TaskKind::Erasure, &t.id, "w", lease).await.unwrap().unwrap();
+            retry_or_fail(&store, &mut run, &StoreError::Throttled).await.unwrap();
+            let got = store.get_task("acme", TaskKind::Erasure, &t.id).await.unwrap().unwrap();
+            assert_eq!(got.attempts, i);
+            let want = if i < MAX_ATTEMPTS { TaskStatus::Queued } else { TaskStatus::Failed };
+            assert_eq!(got.status, want, "attempt {i}");
+        }
+        let got = store.get_task("acme", TaskKind::Erasure, &t.id).await.unwrap().unwrap();
+        assert!(got.failure.as_deref().unwrap().contains("5 attempts"), "{got:?}");
+        assert!(claim(&store, "acme", TaskKind::Erasure, &t.id, "w", lease).await.unwrap().is_none());
+    }
 
     #[test]
     fn stream_events_start_only_queued_tasks_of_the_kind() {

@@ -41,6 +41,12 @@ impl StoreError {
     pub fn backend(e: impl Into<anyhow::Error>) -> Self {
         Self::Backend(e.into())
     }
+
+    /// Whether trying again later may succeed: throttling, timeouts and back-end failures
+    /// (5xx, I/O). Invalid input, missing and corrupt data fail the same way every time.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Throttled | Self::Backend(_))
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

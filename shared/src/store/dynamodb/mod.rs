@@ -44,6 +44,29 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
 }
 
+/// The DynamoDB client of the store: the SDK's own retries off, so the adapter's
+/// [`retry_throttled`] is the one retry policy (with its attempt limit and time budget).
+pub fn dynamodb_client(cfg: &aws_config::SdkConfig) -> Client {
+    Client::from_conf(dynamodb_conf(cfg).build())
+}
+
+/// The configuration builder behind [`dynamodb_client`] (tests put a faulty HTTP client in it).
+pub fn dynamodb_conf(cfg: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(cfg).retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+}
+
+/// Total time one store call may spend retrying (`AUDITRAIL_STORE_RETRY_BUDGET_MS`, default
+/// 10 s: well under the functions' time limit); past it the throttling error is returned.
+pub fn retry_budget() -> Duration {
+    static BUDGET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        std::env::var("AUDITRAIL_STORE_RETRY_BUDGET_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(10), Duration::from_millis)
+    })
+}
+
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// Concurrent conditional writes per append.
@@ -99,25 +122,43 @@ pub(crate) fn classify<
     }
 }
 
-/// Exponential backoff with full jitter: 20 ms · 2^attempt, capped at 2 s.
-pub(crate) async fn backoff(attempt: u32) {
+/// The pause before retry `attempt`: exponential with jitter, 20 ms · 2^attempt, capped at 2 s.
+fn backoff_delay(attempt: u32) -> Duration {
     let cap = (20u64 << attempt.min(7)).min(2000);
-    let ms = rand::rng().random_range(cap / 2..=cap);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
 }
 
-/// Runs a call until it succeeds, fails for another reason than throttling, or has been
-/// throttled `MAX_ATTEMPTS` times (then the throttling error is returned).
-pub(crate) async fn retry_throttled<T, F, Fut>(mut call: F) -> StoreResult<T>
+/// Exponential backoff with jitter (see [`backoff_delay`]).
+pub(crate) async fn backoff(attempt: u32) {
+    tokio::time::sleep(backoff_delay(attempt)).await;
+}
+
+/// Runs a call until it succeeds, fails for another reason than throttling, has been throttled
+/// `MAX_ATTEMPTS` times, or the next pause would end past [`retry_budget`] (then the throttling
+/// error is returned, which callers treat as transient).
+pub(crate) async fn retry_throttled<T, F, Fut>(call: F) -> StoreResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = StoreResult<T>>,
 {
+    retry_within(retry_budget(), call).await
+}
+
+async fn retry_within<T, F, Fut>(budget: Duration, mut call: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let started = std::time::Instant::now();
     let mut attempt = 0;
     loop {
         match call().await {
             Err(StoreError::Throttled) if attempt + 1 < MAX_ATTEMPTS => {
-                backoff(attempt).await;
+                let pause = backoff_delay(attempt);
+                if started.elapsed() + pause > budget {
+                    return Err(StoreError::Throttled);
+                }
+                tokio::time::sleep(pause).await;
                 attempt += 1;
             }
             other => return other,
@@ -729,8 +770,6 @@ mod tests {
 mod fault_tests {
     use std::sync::atomic::Ordering;
 
-    use aws_sdk_dynamodb::config::retry::RetryConfig;
-
     use super::testenv;
     use super::*;
     use crate::store::conformance::{rec, t0};
@@ -742,10 +781,7 @@ mod fault_tests {
         let (clean, _) = testenv::fresh().await;
         let (http, counts) = faults::faulty_client(0.3);
         let cfg = testenv::sdk_config(&testenv::endpoint()).await;
-        let conf = aws_sdk_dynamodb::config::Builder::from(&cfg)
-            .http_client(http)
-            .retry_config(RetryConfig::disabled())
-            .build();
+        let conf = dynamodb_conf(&cfg).http_client(http).build();
         let faulty = DynamoStore::new(Client::from_conf(conf), clean.table.clone());
         let tenant = "fault";
         let records: Vec<Record> = (0..10_000)
@@ -809,6 +845,41 @@ mod fault_tests {
         assert!(counts.unprocessed.load(Ordering::Relaxed) > 0, "{counts:?}");
         assert!(clean.get(small, "f00042").await.unwrap().is_none());
         assert!(clean.get(tenant, "f00042").await.unwrap().is_some(), "another tenant is untouched");
+    }
+
+    /// One throttled call on the production client: a bounded number of HTTP attempts (the
+    /// adapter's, none from the SDK beneath it), given up within the budget as `Throttled`.
+    #[tokio::test]
+    async fn a_throttled_call_makes_bounded_attempts_within_the_budget() {
+        let (clean, _) = testenv::fresh().await;
+        let cfg = testenv::sdk_config(&testenv::endpoint()).await;
+        for (budget, most) in [(Duration::from_secs(10), u64::from(MAX_ATTEMPTS)), (Duration::from_millis(100), 4)] {
+            let (http, counts) = faults::faulty_client(1.0);
+            let store =
+                DynamoStore::new(Client::from_conf(dynamodb_conf(&cfg).http_client(http).build()), &clean.table);
+            let started = std::time::Instant::now();
+            let out = retry_within(budget, || async {
+                store
+                    .client
+                    .get_item()
+                    .table_name(&store.table)
+                    .key("pk", s("x"))
+                    .key("sk", s("y"))
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &store.table))
+            })
+            .await;
+            assert!(matches!(out, Err(StoreError::Throttled)), "{out:?}");
+            let attempts = counts.throttled.load(Ordering::Relaxed);
+            assert!((1..=most).contains(&attempts), "{attempts} HTTP attempts within {budget:?}");
+            assert!(started.elapsed() <= budget, "{:?} spent, budget {budget:?}", started.elapsed());
+        }
+        // The store's own entry points obey it too.
+        let (http, counts) = faults::faulty_client(1.0);
+        let store = DynamoStore::new(Client::from_conf(dynamodb_conf(&cfg).http_client(http).build()), &clean.table);
+        assert!(matches!(store.get("t", "r").await, Err(StoreError::Throttled)));
+        assert!(counts.throttled.load(Ordering::Relaxed) <= u64::from(MAX_ATTEMPTS), "{counts:?}");
     }
 
     #[tokio::test]

@@ -84,7 +84,7 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 pub async fn fresh() -> (DynamoStore, S3BlobStore) {
     let cfg = sdk_config(&endpoint()).await;
     let name = format!("t-{}", ulid::Ulid::generate().to_string().to_lowercase());
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&cfg), name.clone());
+    let store = DynamoStore::new(super::dynamodb_client(&cfg), name.clone());
     store.create_table().await.expect("create table on the emulator");
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&cfg).force_path_style(true).build());
     let blobs = S3BlobStore::new(s3, name);
