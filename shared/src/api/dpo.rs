@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::auth::Principal;
 use crate::dpo::erasure::{self, ErasureBody, ErasureResult};
-use crate::dpo::search::{self, Criteria, Group, MAX_HITS, Outcome, SearchRequest};
-use crate::error::{ApiError, ApiResult, Problem, parse_json};
+use crate::dpo::search::{self, Criteria, Group, HARD_MAX_HITS, MAX_HITS, Outcome, SearchRequest};
+use crate::error::{ApiError, ApiResult, PROBLEM_JSON, Problem, parse_json};
 use crate::export::cells::write_row;
 use crate::jobs::{TaskKind, TaskStatus};
 use crate::record::{Record, ResultCode};
@@ -39,29 +39,90 @@ fn hashed(state: &AppState, p: &Principal, c: &Criteria, req: &SearchRequest) ->
     if let Some(t) = req.to {
         m.insert("to".into(), t.to_rfc3339().into());
     }
+    if req.accept_large {
+        m.insert("accept_large".into(), true.into());
+    }
     Value::Object(m)
+}
+
+/// A search or report error: an API error, or the advice to narrow a large search.
+pub enum DpoError {
+    Api(ApiError),
+    /// More hits than allowed: `count` of them (`None`: more than the hard ceiling).
+    Large {
+        count: Option<usize>,
+    },
+}
+
+impl From<ApiError> for DpoError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<crate::store::StoreError> for DpoError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl IntoResponse for DpoError {
+    fn into_response(self) -> Response {
+        let count = match self {
+            Self::Api(e) => return e.into_response(),
+            Self::Large { count } => count,
+        };
+        let detail = match count {
+            Some(n) => format!(
+                "{n} items match (more than {MAX_HITS}); define the criteria more specifically (e.g. a shorter time \
+                 span with `from` and `to`, or more phone digits), or go on with `\"accept_large\": true` (at most \
+                 {HARD_MAX_HITS} items)"
+            ),
+            None => format!(
+                "more than {HARD_MAX_HITS} items match, more than one search returns; define the criteria more \
+                 specifically (e.g. a shorter time span with `from` and `to`, or more phone digits)"
+            ),
+        };
+        let problem = ApiError::TooMany(detail).problem();
+        let mut body = serde_json::to_value(&problem).unwrap_or_default();
+        body["count"] = count.map_or(Value::Null, Value::from);
+        body["advice_limit"] = MAX_HITS.into();
+        body["hard_limit"] = HARD_MAX_HITS.into();
+        let mut resp = (StatusCode::UNPROCESSABLE_ENTITY, body.to_string()).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        resp
+    }
+}
+
+/// The 422 answer to a large search: a problem with the hit count and the limits.
+#[derive(Serialize, ToSchema)]
+pub struct LargeSearch {
+    #[serde(flatten)]
+    pub problem: Problem,
+    /// How many items match; `null` when more than `hard_limit`.
+    pub count: Option<usize>,
+    /// Above this many hits the DPO is advised to narrow the search (1000, seed 002).
+    pub advice_limit: usize,
+    /// No search returns more than this many hits (10,000), even with `accept_large`.
+    pub hard_limit: usize,
 }
 
 use super::record_use as audit;
 
-/// Runs a search; more than 1000 hits is recorded and answered with 422.
-async fn run(state: &AppState, p: &Principal, req: &SearchRequest, action: &str) -> ApiResult<(Vec<Record>, Value)> {
+/// Runs a search; too many hits is recorded and answered with 422, the count and the limits.
+async fn run(
+    state: &AppState,
+    p: &Principal,
+    req: &SearchRequest,
+    action: &str,
+) -> Result<(Vec<Record>, Value), DpoError> {
     let c = search::criteria(req)?;
     let criteria = hashed(state, p, &c, req);
     match search::search(&*state.subjects, &p.tenant_id, &c).await? {
-        Outcome::TooMany => {
-            audit(
-                state,
-                p,
-                action,
-                ResultCode::Fail,
-                json!({"criteria": criteria, "hits": format!("more than {MAX_HITS}")}),
-            )
-            .await?;
-            Err(ApiError::TooMany(format!(
-                "more than {MAX_HITS} items match; define the criteria more specifically (e.g. a shorter time span \
-                 with `from` and `to`, or more phone digits)"
-            )))
+        Outcome::TooMany { count } => {
+            let hits = count.map_or(Value::from(format!("more than {HARD_MAX_HITS}")), Value::from);
+            audit(state, p, action, ResultCode::Fail, json!({"criteria": criteria, "hits": hits})).await?;
+            Err(DpoError::Large { count })
         }
         Outcome::Found { records, stats } => {
             tracing::info!(tenant = %p.tenant_id, read = stats.items_read, returned = stats.items_returned, "DPO search");
@@ -98,13 +159,14 @@ pub struct SearchResult {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "over 1000 hits: narrow the search"),
+        (status = 422, body = LargeSearch, content_type = "application/problem+json",
+            description = "over 1000 hits (without `accept_large`) or over 10,000: the count, and the advice to narrow the search"),
     ))]
 pub async fn search(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     body: Bytes,
-) -> ApiResult<Json<SearchResult>> {
+) -> Result<Json<SearchResult>, DpoError> {
     let req: SearchRequest = parse_json(&body, "body")?;
     let (records, criteria) = run(&state, &p, &req, "DPO_SEARCH").await?;
     let counts = counts(&records);
@@ -147,13 +209,14 @@ pub struct ReportRequest {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = LargeSearch, content_type = "application/problem+json",
+            description = "over 1000 hits (without `search.accept_large`) or over 10,000: the count, and the advice to narrow the search"),
     ))]
 pub async fn report(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     body: Bytes,
-) -> ApiResult<Response> {
+) -> Result<Response, DpoError> {
     let req: ReportRequest = parse_json(&body, "body")?;
     let (mut records, criteria) = run(&state, &p, &req.search, "DPO_REPORT").await?;
     records.retain(|r| !req.exclude_items.contains(&r.id) && !req.exclude_groups.contains(&Group::of(r.category)));

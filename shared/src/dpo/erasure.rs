@@ -63,21 +63,54 @@ fn personal(c: Category) -> bool {
     )
 }
 
-fn scrub_text(s: &str, ids: &[String]) -> String {
+/// Case folding for matching identifiers in free text, one char at a time so every folded
+/// char maps back to the source char it came from.
+fn fold(c: char) -> impl Iterator<Item = char> {
+    c.to_lowercase()
+}
+
+/// Every case-folded occurrence of each identifier replaced with `{Anonymized by DPO}` in one
+/// forward pass per identifier, never searching inside a replacement (or a marker already
+/// there): it always ends, even when the identifier is a part of the marker ("Ano", "DPO").
+pub(crate) fn scrub_text(s: &str, ids: &[String]) -> String {
     let mut out = s.to_owned();
     for id in ids {
-        // Case-insensitive for e-mails and names; digits match as they are.
-        loop {
-            let lower = out.to_lowercase();
-            let Some(at) = lower.find(&id.to_lowercase()) else { break };
-            if lower.len() != out.len() {
-                // Lower-casing changed byte lengths (rare scripts): fall back to an exact match.
-                out = out.replace(id.as_str(), ANONYMIZED);
-                break;
+        let needle: Vec<char> = id.chars().flat_map(fold).collect();
+        if needle.is_empty() {
+            continue;
+        }
+        let parts: Vec<String> = out.split(ANONYMIZED).map(|seg| scrub_segment(seg, &needle)).collect();
+        out = parts.join(ANONYMIZED);
+    }
+    out
+}
+
+/// One forward pass over `seg`: the folded text is searched left to right; a match replaces the
+/// whole source chars it covers, and the search goes on after them.
+fn scrub_segment(seg: &str, needle: &[char]) -> String {
+    // The folded chars, each with the byte range of the source char it came from.
+    let mut folded: Vec<(char, usize, usize)> = Vec::with_capacity(seg.len());
+    for (at, c) in seg.char_indices() {
+        folded.extend(fold(c).map(|f| (f, at, at + c.len_utf8())));
+    }
+    let mut out = String::with_capacity(seg.len());
+    let (mut copied, mut i) = (0, 0);
+    while i + needle.len() <= folded.len() {
+        if folded[i..i + needle.len()].iter().map(|f| f.0).eq(needle.iter().copied()) {
+            let (start, end) = (folded[i].1, folded[i + needle.len() - 1].2);
+            out.push_str(&seg[copied..start.max(copied)]);
+            out.push_str(ANONYMIZED);
+            copied = end;
+            // Past every folded char of the covered source chars.
+            i += needle.len();
+            while i < folded.len() && folded[i].1 < end {
+                i += 1;
             }
-            out.replace_range(at..at + id.len(), ANONYMIZED);
+        } else {
+            i += 1;
         }
     }
+    out.push_str(&seg[copied..]);
     out
 }
 
@@ -353,7 +386,46 @@ impl ErasureWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    fn folded(s: &str) -> String {
+        s.chars().flat_map(fold).collect()
+    }
+
+    #[test]
+    fn identifiers_inside_the_marker_are_scrubbed_once_and_the_pass_ends() {
+        for name in ["Ano", "Dpo", "Zed", "Nym", "{Anonymized by DPO}", "by", "}"] {
+            let text = format!("Hello {name}, {} and {}", name.to_uppercase(), name.to_lowercase());
+            let out = scrub_text(&text, &[name.to_owned()]);
+            assert_eq!(out, format!("Hello {ANONYMIZED}, {ANONYMIZED} and {ANONYMIZED}"), "{name}");
+            assert_eq!(scrub_text(&out, &[name.to_owned()]), out, "idempotent");
+        }
+        // Non-ASCII folding whose lengths change (İ folds to two chars).
+        assert_eq!(
+            scrub_text("paní ČEZKOVÁ a İstanbul", &["čezková".into(), "i̇stanbul".into()]),
+            format!("paní {ANONYMIZED} a {ANONYMIZED}")
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn scrubbing_any_identifier_ends_and_leaves_no_occurrence(
+            text in "(\\PC|Ano|DPO|\\{Anonymized by DPO\\}|İ|ß|Σ){0,40}",
+            ids in proptest::collection::vec("(\\PC|Ano|nym|İ|ẞ|Σ){1,6}", 1..4),
+        ) {
+            let out = scrub_text(&text, &ids);
+            for id in &ids {
+                let needle = folded(id);
+                for seg in out.split(ANONYMIZED) {
+                    prop_assert!(!folded(seg).contains(&needle), "{id:?} left in {seg:?} of {out:?}");
+                }
+            }
+            prop_assert_eq!(scrub_text(&out, &ids), out.clone());
+        }
+    }
 
     #[test]
     fn personal_records_lose_every_personal_value_and_audit_records_only_the_identifiers() {

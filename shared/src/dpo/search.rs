@@ -1,6 +1,8 @@
 //! Personal-data search (seed 002): e-mail, phone (digits only, the last N ≥ 3 digits), first +
-//! last name together, a time span; criteria are OR-ed; over 1000 hits asks to narrow the search
-//! instead of returning part of them. Results come in the seed's four groups plus the audit
+//! last name together, a time span (applied in the index lookup); criteria are OR-ed. Over 1000
+//! hits the seed suggests narrowing the search: the answer says how many and asks; the DPO may go
+//! on with `accept_large`, up to a hard ceiling of 10,000 hits that bounds the memory a search
+//! holds. Never part of the hits. Results come in the seed's four groups plus the audit
 //! records and error reports that name the subject.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,8 +16,11 @@ use crate::error::{ApiError, FieldError};
 use crate::record::{Category, Record};
 use crate::store::{ReadStats, StoreError, SubjectStore};
 
-/// More hits than this: narrow the search.
+/// More hits than this: the DPO is advised to narrow the search (and may go on, `accept_large`).
 pub const MAX_HITS: usize = 1000;
+
+/// More hits than this are never returned: narrow the search. Bounds what one search holds.
+pub const HARD_MAX_HITS: usize = 10_000;
 
 /// `POST /v1/dpo/searches`.
 #[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -31,6 +36,9 @@ pub struct SearchRequest {
     pub last_name: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Go on past the advice to narrow a search of more than 1000 hits (up to 10,000).
+    #[serde(default)]
+    pub accept_large: bool,
 }
 
 impl std::fmt::Debug for SearchRequest {
@@ -47,6 +55,8 @@ pub struct Criteria {
     /// Normalised values by criterion, only ever stored as salted hashes.
     pub normalised: BTreeMap<&'static str, String>,
     pub phone_digits: Option<usize>,
+    /// The most hits to return: `MAX_HITS`, or `HARD_MAX_HITS` when the DPO accepted more.
+    pub limit: usize,
 }
 
 pub fn criteria(req: &SearchRequest) -> Result<Criteria, ApiError> {
@@ -116,7 +126,8 @@ pub fn criteria(req: &SearchRequest) -> Result<Criteria, ApiError> {
     if !errs.is_empty() {
         return Err(ApiError::Invalid(errs));
     }
-    Ok(Criteria { lookups, from: req.from, to: req.to, normalised, phone_digits: used_digits })
+    let limit = if req.accept_large { HARD_MAX_HITS } else { MAX_HITS };
+    Ok(Criteria { lookups, from: req.from, to: req.to, normalised, phone_digits: used_digits, limit })
 }
 
 /// The seed's result groups, plus audit records and error reports.
@@ -170,35 +181,32 @@ pub enum Outcome {
         records: Vec<Record>,
         stats: ReadStats,
     },
-    /// More than `MAX_HITS`.
-    TooMany,
+    /// More than the criteria's limit: `count` hits, or more than `HARD_MAX_HITS` (`None`).
+    TooMany {
+        count: Option<usize>,
+    },
 }
 
-/// Runs the lookups (OR) and applies the window; each index entry carries its record.
+/// Runs the lookups (OR) in the window; each index entry carries its record. Holds at most
+/// `HARD_MAX_HITS + 1` records, also when it only counts for the advice.
 pub async fn search(subjects: &dyn SubjectStore, tenant: &str, c: &Criteria) -> Result<Outcome, StoreError> {
     let mut seen = BTreeSet::new();
     let mut stats = ReadStats::default();
     let mut out = Vec::new();
     for (key, prefix) in &c.lookups {
-        let (found, s) = subjects.subject_lookup(tenant, key, *prefix, MAX_HITS).await?;
+        let (found, s) = subjects.subject_lookup(tenant, key, *prefix, (c.from, c.to), HARD_MAX_HITS).await?;
         stats += s;
-        if found.len() > MAX_HITS {
-            return Ok(Outcome::TooMany);
-        }
         for r in found {
-            if c.from.is_none_or(|f| r.occurred_at >= f)
-                && c.to.is_none_or(|t| r.occurred_at < t)
-                && seen.insert(r.id.clone())
-            {
+            if seen.insert(r.id.clone()) {
                 out.push(r);
             }
         }
-        if out.len() > MAX_HITS {
-            return Ok(Outcome::TooMany);
+        if out.len() > HARD_MAX_HITS {
+            return Ok(Outcome::TooMany { count: None });
         }
     }
-    if out.len() > MAX_HITS {
-        return Ok(Outcome::TooMany);
+    if out.len() > c.limit {
+        return Ok(Outcome::TooMany { count: Some(out.len()) });
     }
     out.sort_by(|a, b| {
         (Group::of(a.category), b.occurred_at, &a.id).cmp(&(Group::of(b.category), a.occurred_at, &b.id))

@@ -315,7 +315,7 @@ pub async fn subject_index_follows_its_records(store: Arc<dyn FullStore>) {
     let look = |key: String, prefix: bool| {
         let (store, t) = (store.clone(), t.clone());
         async move {
-            let (found, stats) = store.subject_lookup(&t, &key, prefix, 1000).await.unwrap();
+            let (found, stats) = store.subject_lookup(&t, &key, prefix, (None, None), 1000).await.unwrap();
             assert_eq!(stats.items_read, found.len() as u64, "one item read per hit");
             let mut ids: Vec<String> = found.into_iter().map(|r| r.id).collect();
             ids.sort();
@@ -328,7 +328,16 @@ pub async fn subject_index_follows_its_records(store: Arc<dyn FullStore>) {
     assert_eq!(look(phone_key("777123456").unwrap(), true).await, vec!["c1"]);
     assert!(look(phone_key("777123456").unwrap(), false).await.is_empty(), "exact keys are exact");
     assert_eq!(look(name_key("Jan", "Novák").unwrap(), false).await, vec!["d1"], "contacts are not found by name");
-    assert!(store.subject_lookup(&tenant("other"), &email, false, 10).await.unwrap().0.is_empty());
+    // The window applies in the lookup, before the limit: a limit of 0 still finds the one record
+    // in the window (and tells "more" only when more are in it).
+    let m = Duration::minutes(1);
+    let (inside, _) = store.subject_lookup(&t, "p:654", true, (Some(t0()), Some(t0() + m)), 0).await.unwrap();
+    assert_eq!(inside.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["c1"]);
+    let (later, _) = store.subject_lookup(&t, &email, false, (Some(t0() + m), None), 1000).await.unwrap();
+    assert!(later.is_empty(), "c1 occurred before the window");
+    let (before, _) = store.subject_lookup(&t, &email, false, (None, Some(t0())), 1000).await.unwrap();
+    assert!(before.is_empty(), "`to` is exclusive");
+    assert!(store.subject_lookup(&tenant("other"), &email, false, (None, None), 10).await.unwrap().0.is_empty());
 
     let mut anon = contact.clone();
     anon.subject =

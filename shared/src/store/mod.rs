@@ -258,14 +258,17 @@ pub trait SettingsStore: Send + Sync + 'static {
 /// The DPO subject index (`dpo::subject` keys), written with each record and removed with it.
 #[async_trait]
 pub trait SubjectStore: Send + Sync + 'static {
-    /// Records with the index entry `key` (with `prefix`: entries starting with `key`), at most
-    /// `limit + 1` so a caller can tell "more than `limit`". One record per matching entry:
-    /// an entry carries (DynamoDB) or joins (SQLite) its record, so nothing else is read.
+    /// Records with the index entry `key` (with `prefix`: entries starting with `key`) that
+    /// occurred in `[from, to)`, at most `limit + 1` so a caller can tell "more than `limit`":
+    /// the window applies before the limit, so a subject with many records can be narrowed to a
+    /// period. One record per matching entry: an entry carries (DynamoDB) or joins (SQLite) its
+    /// record, so nothing else is read.
     async fn subject_lookup(
         &self,
         tenant: &str,
         key: &str,
         prefix: bool,
+        window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
         limit: usize,
     ) -> StoreResult<(Vec<Record>, ReadStats)>;
 }
@@ -288,8 +291,12 @@ impl BlobKey {
                 && s != ".."
                 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         };
-        if !ok(tenant) || !ok(area) || !ok(name) {
-            return Err(StoreError::Invalid("blob key parts may only use letters, digits, `_`, `.` and `-`".into()));
+        // A name may be a record id (error reports): every id the record rules allow (`:` too).
+        let name_ok = ok(&name.replace(':', "_"));
+        if !ok(tenant) || !ok(area) || !name_ok {
+            return Err(StoreError::Invalid(
+                "blob key parts may only use letters, digits, `_`, `.`, `:` and `-`".into(),
+            ));
         }
         Ok(Self { tenant: tenant.to_owned(), area: area.to_owned(), path: format!("tenants/{tenant}/{area}/{name}") })
     }

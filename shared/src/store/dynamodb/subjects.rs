@@ -60,6 +60,7 @@ impl SubjectStore for DynamoStore {
         tenant: &str,
         key: &str,
         prefix: bool,
+        (from, to): (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>),
         limit: usize,
     ) -> StoreResult<(Vec<Record>, ReadStats)> {
         let pk = pk(tenant, key);
@@ -75,7 +76,7 @@ impl SubjectStore for DynamoStore {
                     .key_condition_expression("pk = :p AND begins_with(sk, :b)")
                     .expression_attribute_values(":p", s(&pk))
                     .expression_attribute_values(":b", s(&begins))
-                    .limit((limit + 1 - ids.len()).min(1000) as i32)
+                    .limit((limit + 1 - ids.len()).clamp(1, 1000) as i32)
                     .set_exclusive_start_key(start.clone())
                     .send()
                     .await
@@ -84,8 +85,12 @@ impl SubjectStore for DynamoStore {
             .await?;
             stats.queries += 1;
             stats.items_read += out.items().len() as u64;
+            // The window applies before the limit: entries outside it are read and dropped.
             for i in out.items() {
-                ids.push(decode(i)?);
+                let r: Record = decode(i)?;
+                if from.is_none_or(|f| r.occurred_at >= f) && to.is_none_or(|t| r.occurred_at < t) {
+                    ids.push(r);
+                }
             }
             match out.last_evaluated_key {
                 Some(k) if ids.len() <= limit => start = Some(k),

@@ -392,21 +392,24 @@ impl crate::store::SubjectStore for SqliteStore {
         tenant: &str,
         key: &str,
         prefix: bool,
+        (from, to): (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>),
         limit: usize,
     ) -> StoreResult<(Vec<Record>, ReadStats)> {
         let (tenant, key) = (tenant.to_owned(), key.to_owned());
+        let (from, to) = (from.map_or(i64::MIN, micros), to.map_or(i64::MAX, micros));
         let bodies: Vec<String> = self
             .read(move |conn| {
-                // A prefix is the key range [key, key + U+10FFFF): served by the primary key.
+                // A prefix is the key range [key, key + U+10FFFF): served by the primary key. The
+                // window is applied in the join, before the limit.
                 let upper = if prefix { format!("{key}\u{10FFFF}") } else { key.clone() };
                 let mut stmt = conn
                     .prepare_cached(
-                        "SELECT r.body FROM (SELECT DISTINCT record_id FROM subjects \
-                         WHERE tenant = ?1 AND key >= ?2 AND key <= ?3 LIMIT ?4) s \
-                         JOIN records r ON r.tenant = ?1 AND r.id = s.record_id",
+                        "SELECT r.body FROM records r WHERE r.tenant = ?1 AND r.ts >= ?5 AND r.ts < ?6 \
+                         AND r.id IN (SELECT record_id FROM subjects WHERE tenant = ?1 AND key >= ?2 AND key <= ?3) \
+                         LIMIT ?4",
                     )
                     .map_err(StoreError::backend)?;
-                stmt.query_map(rusqlite::params![tenant, key, upper, limit as i64 + 1], |r| r.get(0))
+                stmt.query_map(rusqlite::params![tenant, key, upper, limit as i64 + 1, from, to], |r| r.get(0))
                     .map_err(StoreError::backend)?
                     .collect::<Result<_, _>>()
                     .map_err(StoreError::backend)
