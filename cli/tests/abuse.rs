@@ -207,6 +207,10 @@ async fn the_served_api_holds_under_abuse() {
         "cursor=AAAA",
         "cursor=%FF",
         "min_delay_ms=99999999999999999999",
+        // Once a panic inside chrono (TimeDelta::days out of bounds).
+        "unfinished_for=999999999999d",
+        "unfinished_for=9223372036854775807ms",
+        "period=99999999999d",
         "x=1&x=2&x=3",
         "&&&==&",
     ];
