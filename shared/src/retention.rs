@@ -170,6 +170,8 @@ pub async fn purge_tenant(
             json!({"deleted": report.deleted, "blobs_deleted": report.blobs_deleted}),
         );
         records.append(tenant, &[rec]).await?;
+        // Purged means gone from every file of the store, not only from its tables.
+        records.wipe_removed().await?;
     }
     Ok(report)
 }

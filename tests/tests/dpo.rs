@@ -347,3 +347,180 @@ async fn the_report_neutralises_formula_cells() {
     assert_eq!(row[col("Last name")], "'@cmd");
     assert_eq!(row[col("Description")], "'\tTAB");
 }
+
+/// Runs one erasure of `items` to its end and returns its status view.
+async fn erase(app: &TestApp, tok: &str, items: &[&str]) -> Value {
+    let r = app.post_json("/v1/dpo/erasures", tok, &json!({"items": items})).await;
+    assert_eq!(r.status, 202, "{:#}", r.body);
+    app.state.erasure_worker("t").run_pending().await.unwrap();
+    let done = app.get(&format!("/v1/dpo/erasures/{}", r.body["id"].as_str().unwrap()), tok).await;
+    assert_eq!(done.body["status"], "SUCCEEDED", "{:#}", done.body);
+    done.body
+}
+
+/// The stored archive of export `id` of acme, if any.
+async fn archive(app: &TestApp, id: &str) -> Option<axum::body::Bytes> {
+    use auditrail_shared::jobs::TaskKind;
+    let t = app.state.tasks.get_task("acme", TaskKind::Export, id).await.unwrap().unwrap();
+    let b: auditrail_shared::export::ExportBody = t.body().unwrap();
+    app.state.blobs.get(&auditrail_shared::export::archive_key(&t, &b.spec).unwrap()).await.unwrap()
+}
+
+/// The status view of export `id`.
+async fn export_status(app: &TestApp, tok: &str, id: &str) -> Value {
+    app.get(&format!("/v1/exports/{id}"), tok).await.body
+}
+
+#[tokio::test]
+async fn erasure_takes_only_search_hits_counts_what_changed_and_deletes_only_archives_that_held_them() {
+    let (app, _) = seeded_with(false).await;
+    let tok = dpo(&app, "acme");
+    app.ingest("acme", &[event("plain", 10, "CREATE_EVALUATION", "supervisor", "OK")]).await;
+
+    // Items that are no hit of any DPO search are refused, each with its reason; nothing queued.
+    let r = app.post_json("/v1/dpo/erasures", &tok, &json!({"items": ["c1", "nope", "plain", "g1"]})).await;
+    r.assert_problem(400);
+    let errors = r.body["errors"].as_array().unwrap();
+    let reason = |field: &str| {
+        errors
+            .iter()
+            .find(|e| e["field"] == field)
+            .map(|e| e["reason"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(r.error_fields(), vec!["items[1]", "items[2]", "items[3]"], "{:#}", r.body);
+    assert_eq!(reason("items[1]"), "no such record");
+    assert!(reason("items[2]").contains("not a hit of any DPO search"), "{}", reason("items[2]"));
+    assert_eq!(reason("items[3]"), "no such record", "another tenant's record is not there");
+    let queued = app.state.tasks.active_tasks(auditrail_shared::jobs::TaskKind::Erasure, 10).await.unwrap();
+    assert!(queued.is_empty(), "a refused request queues nothing");
+
+    // Three finished exports by two analysts: her contacts, her directory entry, and logins.
+    let analyst = app.token("acme", &[Role::ComplianceAnalyst]);
+    let other_analyst =
+        app.state.auth.mint("acme", "user-other", Some("other"), &[Role::ComplianceAnalyst], 600).unwrap();
+    let mut exports = Vec::new();
+    for (tok, filter) in [
+        (&analyst, json!({"category": "contact"})),
+        (&other_analyst, json!({"category": "directory_entry"})),
+        (&other_analyst, json!({"action": "LOGIN"})),
+    ] {
+        let e = app.post_json("/v1/exports", tok, &json!({"filter": filter, "compression": "none"})).await;
+        assert_eq!(e.status, 202, "{:#}", e.body);
+        exports.push(e.body["id"].as_str().unwrap().to_owned());
+    }
+    app.state.export_worker("t").run_pending().await.unwrap();
+    for id in &exports {
+        assert_eq!(export_status(&app, &analyst, id).await["status"], "SUCCEEDED");
+    }
+
+    // Erasing her contact changes one record and deletes only the archive that held it.
+    let done = erase(&app, &tok, &["c1"]).await;
+    let result = &done["result"];
+    assert_eq!(result["anonymized"], 1, "{result:#}");
+    assert_eq!(result["unchanged"], 0);
+    assert_eq!(result["attachments_deleted"], 1);
+    assert_eq!(result["exports_deleted"], json!([exports[0]]), "{result:#}");
+    let gone = export_status(&app, &analyst, &exports[0]).await;
+    assert_eq!(gone["status"], "EXPIRED");
+    assert!(gone["error"].as_str().unwrap().contains(done["id"].as_str().unwrap()), "{gone:#}");
+    for id in &exports[1..] {
+        assert_eq!(export_status(&app, &analyst, id).await["status"], "SUCCEEDED", "{id} did not hold her contact");
+    }
+    assert!(archive(&app, &exports[0]).await.is_none(), "the archive that held her contact is deleted");
+    assert!(archive(&app, &exports[1]).await.is_some(), "the other analyst's archive is still there");
+
+    // Erasing it again is refused with the reason.
+    let again = app.post_json("/v1/dpo/erasures", &tok, &json!({"items": ["c1"]})).await;
+    again.assert_problem(400);
+    assert_eq!(again.body["errors"][0]["reason"], "already anonymised by a DPO erasure");
+
+    // Two erasures of the same record asked for before either runs: the second changes nothing
+    // and says so.
+    let a = app.post_json("/v1/dpo/erasures", &tok, &json!({"items": ["d1"]})).await;
+    let b = app.post_json("/v1/dpo/erasures", &tok, &json!({"items": ["d1"]})).await;
+    assert_eq!((a.status.as_u16(), b.status.as_u16()), (202, 202));
+    app.state.erasure_worker("t").run_pending().await.unwrap();
+    let mut results = Vec::new();
+    for id in [&a.body["id"], &b.body["id"]] {
+        let s = app.get(&format!("/v1/dpo/erasures/{}", id.as_str().unwrap()), &tok).await;
+        assert_eq!(s.body["status"], "SUCCEEDED", "{:#}", s.body);
+        results
+            .push((s.body["result"]["anonymized"].as_u64().unwrap(), s.body["result"]["unchanged"].as_u64().unwrap()));
+    }
+    results.sort();
+    assert_eq!(results, vec![(0, 1), (1, 0)], "one erasure changed d1, the other found nothing left");
+    assert_eq!(export_status(&app, &analyst, &exports[1]).await["status"], "EXPIRED", "d1's archive is deleted once");
+}
+
+#[tokio::test]
+async fn identifiers_typed_into_searches_and_exports_are_found_by_the_dpo_and_erased() {
+    let app = TestApp::new().await;
+    let analyst = app.token("acme", &[Role::ComplianceAnalyst]);
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    let mail = "Max.Muster@Example.org";
+    // An analyst looks for a person in the audit log and the sign-in log, and exports.
+    let r = app.get("/v1/events?q=max.muster%40example.org", &analyst).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let r = app.get("/v1/sign-ins?account=Max%20Muster", &analyst).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let r = app.get("/v1/events?q=%2B49%2030%20123%20456", &analyst).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let exp = app.post_json("/v1/exports", &analyst, &json!({"filter": {"q": mail}, "compression": "none"})).await;
+    assert_eq!(exp.status, 202, "{:#}", exp.body);
+    let export_id = exp.body["id"].as_str().unwrap().to_owned();
+    let sched = app
+        .post_json(
+            "/v1/export-schedules",
+            &admin,
+            &json!({"name": "watch", "every": "1h", "window": "yesterday", "filter": {"user": mail}}),
+        )
+        .await;
+    assert_eq!(sched.status, 201, "{:#}", sched.body);
+    let schedule_id = sched.body["id"].as_str().unwrap().to_owned();
+
+    // The DPO finds those self-audit records by her e-mail, her name and her number.
+    let tok = dpo(&app, "acme");
+    let found = app
+        .post_json(
+            "/v1/dpo/searches",
+            &tok,
+            &json!({"email": "max.muster@example.org", "first_name": "Max", "last_name": "Muster", "phone": "30 123 456"}),
+        )
+        .await;
+    assert_eq!(found.status, 200, "{:#}", found.body);
+    let actions: Vec<&str> = found.body["groups"]["audit_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["record"]["action"].as_str().unwrap())
+        .collect();
+    for a in ["AUDIT_SEARCH", "SIGN_IN_SEARCH", "DATA_EXPORT_CREATE", "DATA_EXPORT_CHANGED"] {
+        assert!(actions.contains(&a), "{a} found: {actions:?}");
+    }
+    assert_eq!(actions.iter().filter(|a| **a == "AUDIT_SEARCH").count(), 2, "the e-mail and the number: {actions:?}");
+
+    // Erasing them scrubs the records and the filters of the export and the schedule.
+    let items = ids(&found.body);
+    let items: Vec<&str> = items.iter().map(String::as_str).collect();
+    let done = erase(&app, &tok, &items).await;
+    assert_eq!(done["result"]["anonymized"], items.len(), "{done:#}");
+    let mut scrubbed: Vec<String> = serde_json::from_value(done["result"]["filters_scrubbed"].clone()).unwrap();
+    scrubbed.sort();
+    let mut expected = vec![export_id.clone(), schedule_id.clone()];
+    expected.sort();
+    assert_eq!(scrubbed, expected);
+    let e = app.get(&format!("/v1/exports/{export_id}"), &analyst).await;
+    assert_eq!(e.body["filter"]["q"], "{Anonymized by DPO}", "{:#}", e.body);
+    let list = app.get("/v1/export-schedules", &admin).await;
+    let s = list.items().iter().find(|s| s["id"] == schedule_id.as_str()).expect("the schedule stays");
+    assert_eq!(s["filter"]["user"], "{Anonymized by DPO}", "{s:#}");
+    let again = app.post_json("/v1/dpo/searches", &tok, &json!({"email": mail})).await;
+    assert_eq!(again.body["count"], 0, "{:#}", again.body);
+
+    // Nowhere in the store, in any file, right after the job (no checkpoint by the test).
+    let all = String::from_utf8_lossy(&app.everything_stored().await).to_lowercase();
+    for needle in ["max.muster", "max muster", "30 123 456"] {
+        assert!(!all.contains(needle), "`{needle}` is still stored");
+    }
+}

@@ -80,9 +80,15 @@ async fn defaults_are_documented_values_and_changes_are_audited() {
 #[tokio::test]
 async fn records_older_than_the_retention_disappear_everywhere() {
     let app = seeded().await;
+    let mut marked = event("old-marked", 60 * 24 * 50, "CREATE_EVALUATION", "u", "OK");
+    marked["description"] = json!({"note": "purge-me-7f3a9c"});
+    app.ingest("acme", &[marked]).await;
     let admin = app.token("acme", &[Role::TenantAdmin]);
     put_retention(&app, &admin, json!({"days": {"audit": 30}, "legal_hold": false}).to_string()).await;
     purge(&app).await;
+    // Gone from every file of the store as soon as the purge returns (WAL included).
+    let stored = app.everything_stored().await;
+    assert!(!stored.windows(14).any(|w| w == b"purge-me-7f3a9c"[..14].as_ref()), "purged text still stored");
     let ids = stored_ids(&app, "acme").await;
     assert!(ids.contains(&"new-audit".to_string()));
     assert!(!ids.contains(&"old-audit".to_string()), "older than 30 days: purged");
@@ -93,7 +99,7 @@ async fn records_older_than_the_retention_disappear_everywhere() {
     assert_eq!(listed.ids(), vec!["new-audit"]);
     assert_eq!(stored_ids(&app, "globex").await, vec!["globex-old"], "another tenant's settings do not apply");
     let purges = app.get("/v1/events?action=RETENTION_PURGE", &admin).await;
-    assert_eq!(purges.items()[0]["description"]["deleted"]["audit"], 1);
+    assert_eq!(purges.items()[0]["description"]["deleted"]["audit"], 2);
 }
 
 #[tokio::test]

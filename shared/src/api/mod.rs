@@ -108,7 +108,10 @@ pub(crate) async fn record_use(
     result: crate::record::ResultCode,
     data: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let rec = crate::record::Record::system(&p.tenant_id, action, p.actor(), Some(result), data);
+    let mut rec = crate::record::Record::system(&p.tenant_id, action, p.actor(), Some(result), data);
+    // What the caller typed into a filter may name a person: the record is then found by a DPO
+    // search for them, and scrubbed by their erasure.
+    rec.subject = rec.description.as_ref().and_then(crate::dpo::subject::typed_subject);
     state.records.append(&p.tenant_id, &[rec]).await?;
     Ok(())
 }

@@ -1,40 +1,57 @@
-//! Erasure jobs: the selected records are anonymised in place — every personal value replaced
-//! with `{Anonymized by DPO}`, their subject-index entries removed — and their attachments,
-//! recordings and error-report blobs deleted; export archives that may contain them are deleted
-//! too and listed in the result. Records are kept (anonymised) rather than deleted, so counts,
-//! times and the audit trail stay intact (the seed allows either).
+//! Erasure jobs: the selected records — hits of a DPO search, each checked when the job is asked
+//! for — are anonymised in place: every personal value replaced with `{Anonymized by DPO}`, their
+//! subject-index entries removed, their attachments, recordings and error-report blobs deleted.
+//! Export archives that contain a record the job really changed are deleted and named in the
+//! result, and export tasks and schedules whose filter names the person get the identifiers
+//! scrubbed from it. Records are kept (anonymised) rather than deleted, so counts, times and the
+//! audit trail stay intact (the seed allows either). When the job ends the store wipes what it
+//! removed (on the embedded store: a WAL checkpoint with truncation, `secure_delete` on), so no
+//! file of the data directory still holds an erased value.
 //!
-//! The job is a task like an export: claimed under a lease, checkpointed every few items,
-//! idempotent (anonymising twice changes nothing). The identifiers to scrub from free text are
-//! taken from the selected records when the job is created and kept sealed (AES-GCM) in the task
-//! until it ends — never in plaintext.
+//! The job is a task like an export: claimed under a lease, checkpointed every batch, idempotent.
+//! Each batch is planned first — which of its records will change, and which finished exports
+//! contain them — and the plan is checkpointed before anything is changed, so a worker killed in
+//! the middle resumes with exact counts and without losing an archive to delete. The identifiers
+//! to scrub from free text are taken from the selected records when the job is created and kept
+//! sealed (AES-GCM) in the task until it ends — never in plaintext.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::subject::{ANONYMIZED, identifiers};
+use super::subject::{ANONYMIZED, TERM_KEYS, identifiers};
 use crate::export::password::Sealer;
 use crate::export::{ExportBody, archive_key};
 use crate::jobs::{self, Task, TaskKind, TaskStatus};
 use crate::record::{Actor, ActorKind, Category, Record, ResultCode, Subject};
 use crate::retention::attachment_key;
-use crate::store::{BlobKey, BlobStore, PageRequest, RecordStore, StoreError, StoreResult, TaskStore};
+use crate::store::{BlobKey, BlobStore, EventFilter, PageRequest, RecordStore, StoreError, StoreResult, TaskStore};
 
 /// Items per checkpoint.
 const BATCH: usize = 20;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErasureResult {
+    /// Records whose personal values were really replaced.
     pub anonymized: u64,
-    /// Selected ids that were not (or no longer) stored.
+    /// Selected records with nothing left to erase when the job reached them (e.g. anonymised
+    /// by another erasure in the meantime).
+    #[serde(default)]
+    pub unchanged: u64,
+    /// Selected records no longer stored when the job reached them (purged in the meantime).
     pub missing: u64,
     pub attachments_deleted: u64,
     pub error_reports_deleted: u64,
-    /// Export archives deleted because they may contain erased records.
+    /// Export tasks whose archive contained an erased record: the archive is deleted, the task
+    /// EXPIRED with the reason.
     pub exports_deleted: Vec<String>,
+    /// Export tasks and schedules whose filter named the person: the identifiers in the filter
+    /// are replaced with `{Anonymized by DPO}`.
+    #[serde(default)]
+    pub filters_scrubbed: Vec<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -42,6 +59,12 @@ pub struct ErasureBody {
     pub items: Vec<String>,
     /// Items before this index are done.
     pub next: usize,
+    /// The batch `items[next..end]` as planned before any change; `None` between batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+    /// Finished exports found to contain a record this job changes; deleted when all items are.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exports: BTreeSet<String>,
     /// Sealed JSON list of identifiers; dropped when the job ends.
     pub sealed_identifiers: Option<String>,
     pub result: ErasureResult,
@@ -49,6 +72,14 @@ pub struct ErasureBody {
     pub started_at: Option<chrono::DateTime<Utc>>,
     pub finished_at: Option<chrono::DateTime<Utc>>,
     pub error: Option<String>,
+}
+
+/// One planned batch.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Batch {
+    pub end: usize,
+    /// The batch's records that differ from their anonymised form, or still have blobs.
+    pub changing: Vec<String>,
 }
 
 /// Personal-data categories: their free text is personal through and through.
@@ -156,7 +187,26 @@ pub fn anonymize(r: &Record, ids: &[String]) -> Record {
     r
 }
 
-/// Checks the selection and builds the job (identifiers sealed to it).
+/// Why a selected id cannot be erased, or the record's identifiers.
+fn eligible(r: Option<&Record>) -> Result<Vec<String>, &'static str> {
+    let r = r.ok_or("no such record")?;
+    if !super::subject::keys(r).is_empty() {
+        return Ok(r.subject.as_ref().map(identifiers).unwrap_or_default());
+    }
+    let s = r.subject.as_ref();
+    let anonymised = s.is_some_and(|s| {
+        s.emails.iter().chain(&s.phones).chain(&s.first_name).chain(&s.last_name).any(|v| v == ANONYMIZED)
+    });
+    Err(if anonymised {
+        "already anonymised by a DPO erasure"
+    } else {
+        "not a hit of any DPO search: the record names no e-mail, phone or first and last name, so it holds no \
+         personal data to erase"
+    })
+}
+
+/// Checks the selection — every item must be a hit of a DPO search, or the request is refused
+/// with the reason per item — and builds the job (identifiers sealed to it).
 pub async fn prepare(
     records: &dyn RecordStore,
     sealer: &Sealer,
@@ -174,9 +224,10 @@ pub async fn prepare(
     unique.sort();
     unique.dedup();
     for (i, id) in items.iter().enumerate() {
-        match records.get(tenant, id).await? {
-            Some(r) => ids.extend(r.subject.as_ref().map(identifiers).unwrap_or_default()),
-            None => errs.push(FieldError::new(format!("items[{i}]"), "no such record")),
+        let found = records.get(tenant, id).await?;
+        match eligible(found.as_ref()) {
+            Ok(found) => ids.extend(found),
+            Err(reason) => errs.push(FieldError::new(format!("items[{i}]"), reason)),
         }
     }
     if !errs.is_empty() {
@@ -190,6 +241,8 @@ pub async fn prepare(
     task.set_body(&ErasureBody {
         items: unique,
         next: 0,
+        batch: None,
+        exports: BTreeSet::new(),
         sealed_identifiers: Some(sealed),
         result: ErasureResult::default(),
         requested_by: by,
@@ -198,6 +251,40 @@ pub async fn prepare(
         error: None,
     });
     Ok(task)
+}
+
+/// A finished export, as far as "does its archive contain this record" goes.
+struct Written {
+    id: String,
+    filter: EventFilter,
+    finished: chrono::DateTime<Utc>,
+}
+
+/// Replaces the identifiers in the string values under the typed filter fields.
+fn scrub_terms(v: &mut Value, ids: &[String], under_term: bool) -> bool {
+    match v {
+        Value::String(s) if under_term => {
+            let out = scrub_text(s, ids);
+            let changed = out != *s;
+            *s = out;
+            changed
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |c, x| scrub_terms(x, ids, under_term) | c),
+        Value::Object(m) => {
+            m.iter_mut().fold(false, |c, (k, x)| scrub_terms(x, ids, under_term || TERM_KEYS.contains(&k.as_str())) | c)
+        }
+        _ => false,
+    }
+}
+
+fn scrub_filter(f: &mut EventFilter, ids: &[String]) -> bool {
+    let mut changed = false;
+    for v in [&mut f.user, &mut f.employee_id, &mut f.text].into_iter().flatten() {
+        let out = scrub_text(v, ids);
+        changed |= out != *v;
+        *v = out;
+    }
+    changed
 }
 
 #[derive(Clone)]
@@ -256,17 +343,136 @@ impl ErasureWorker {
         body: &mut ErasureBody,
         ids: &[String],
     ) -> StoreResult<()> {
+        let written = self.written_exports(tenant).await?;
         while body.next < body.items.len() {
-            let end = (body.next + BATCH).min(body.items.len());
-            for item in &body.items[body.next..end] {
+            let batch = match body.batch.clone() {
+                Some(b) => b,
+                None => {
+                    let b = self.plan(tenant, body, ids, &written).await?;
+                    body.batch = Some(b.clone());
+                    task.set_body(&*body);
+                    jobs::checkpoint(&*self.tasks, task, self.lease).await?;
+                    b
+                }
+            };
+            for item in &batch.changing {
                 self.erase_one(tenant, item, ids, &mut body.result).await?;
             }
-            body.next = end;
+            body.next = batch.end;
+            body.batch = None;
             task.set_body(&*body);
             jobs::checkpoint(&*self.tasks, task, self.lease).await?;
         }
-        body.result.exports_deleted = self.delete_exports(tenant, &body.items, id).await?;
-        Ok(())
+        self.delete_exports(tenant, body, id).await?;
+        body.result.filters_scrubbed = self.scrub_filters(tenant, ids).await?;
+        task.set_body(&*body);
+        jobs::checkpoint(&*self.tasks, task, self.lease).await?;
+        // Nothing removed may outlive the job in a file of the store (WAL, free pages).
+        self.records.wipe_removed().await
+    }
+
+    /// Plans the next batch: which records will change, and which written archives hold them.
+    /// Counts what will not change (already anonymised, gone) in `body.result`.
+    async fn plan(
+        &self,
+        tenant: &str,
+        body: &mut ErasureBody,
+        ids: &[String],
+        written: &[Written],
+    ) -> StoreResult<Batch> {
+        let end = (body.next + BATCH).min(body.items.len());
+        let mut changing = Vec::new();
+        for item in &body.items[body.next..end] {
+            let Some(r) = self.records.get(tenant, item).await? else {
+                body.result.missing += 1;
+                continue;
+            };
+            let has_blobs = r.category == Category::ErrorReport
+                || r.attachments.iter().any(|a| a.kind.as_deref() != Some("error_report") && a.name != ANONYMIZED);
+            if anonymize(&r, ids) == r && !has_blobs {
+                body.result.unchanged += 1;
+                continue;
+            }
+            // The record as it was written: an archive holds it if the export's filter selected
+            // it and it was stored before the export finished.
+            for w in written.iter().filter(|w| r.received_at <= w.finished && w.filter.matches(&r)) {
+                body.exports.insert(w.id.clone());
+            }
+            changing.push(item.clone());
+        }
+        Ok(Batch { end, changing })
+    }
+
+    /// The tenant's finished exports whose archive is still stored.
+    async fn written_exports(&self, tenant: &str) -> StoreResult<Vec<Written>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) =
+                self.tasks.list_tasks(tenant, TaskKind::Export, PageRequest { limit: 200, after }).await?;
+            for t in page.into_iter().filter(|t| t.status == TaskStatus::Succeeded) {
+                let body: ExportBody = t.body()?;
+                out.push(Written {
+                    finished: body.finished_at.unwrap_or(t.updated_at),
+                    filter: body.spec.filter,
+                    id: t.id,
+                });
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Replaces the identifiers in the filters of export tasks and schedules that name the
+    /// person; returns their ids.
+    async fn scrub_filters(&self, tenant: &str, ids: &[String]) -> StoreResult<Vec<String>> {
+        let mut scrubbed = Vec::new();
+        for kind in [TaskKind::Export, TaskKind::ExportSchedule] {
+            let mut after = None;
+            loop {
+                let (page, next) = self.tasks.list_tasks(tenant, kind, PageRequest { limit: 200, after }).await?;
+                for mut t in page {
+                    let mut body: Value = t.body()?;
+                    let changed = match kind {
+                        TaskKind::Export => {
+                            let mut b: ExportBody =
+                                serde_json::from_value(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                            let mut echo = Value::Object(std::mem::take(&mut b.spec.echo));
+                            let c = scrub_terms(&mut echo, ids, true) | scrub_filter(&mut b.spec.filter, ids);
+                            if let Value::Object(m) = echo {
+                                b.spec.echo = m;
+                            }
+                            body = serde_json::to_value(b).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                            c
+                        }
+                        _ => body.get_mut("filter").is_some_and(|f| scrub_terms(f, ids, true)),
+                    };
+                    if !changed {
+                        continue;
+                    }
+                    t.set_body(&body);
+                    match self.tasks.save_task(&mut t).await {
+                        // Changed meanwhile (a running export's checkpoint): the next attempt
+                        // scrubs it again.
+                        Err(StoreError::Conflict(_)) => {
+                            return Err(StoreError::Backend(anyhow::anyhow!(
+                                "task {} changed while its filter was scrubbed",
+                                t.id
+                            )));
+                        }
+                        r => r?,
+                    }
+                    scrubbed.push(t.id.clone());
+                }
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(scrubbed)
     }
 
     async fn end(
@@ -319,55 +525,33 @@ impl ErasureWorker {
         Ok(())
     }
 
-    /// Deletes finished export archives whose filter selects any erased record.
-    async fn delete_exports(&self, tenant: &str, items: &[String], erasure: &str) -> StoreResult<Vec<String>> {
-        let mut erased = Vec::new();
-        for id in items {
-            if let Some(r) = self.records.get(tenant, id).await? {
-                erased.push(r);
-            }
-        }
+    /// Deletes the archives of the exports found to contain an erased record; the tasks stay,
+    /// EXPIRED with the reason. Idempotent: an archive this erasure deleted before is named again.
+    async fn delete_exports(&self, tenant: &str, body: &mut ErasureBody, erasure: &str) -> StoreResult<()> {
+        let reason = format!("deleted by DPO erasure {erasure}: it contained erased records");
         let mut deleted = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, next) =
-                self.tasks.list_tasks(tenant, TaskKind::Export, PageRequest { limit: 200, after }).await?;
-            for mut t in page {
-                if t.status != TaskStatus::Succeeded {
+        for export in &body.exports {
+            let Some(mut t) = self.tasks.get_task(tenant, TaskKind::Export, export).await? else {
+                continue; // deleted by its owner meanwhile, archive and all
+            };
+            let mut eb: ExportBody = t.body()?;
+            match t.status {
+                TaskStatus::Succeeded => {}
+                TaskStatus::Expired if eb.error.as_deref() == Some(reason.as_str()) => {
+                    deleted.push(t.id.clone());
                     continue;
                 }
-                let mut body: ExportBody = t.body()?;
-                let finished = body.finished_at.unwrap_or(t.updated_at);
-                // A text filter may have matched the values now anonymised: treat it as a match.
-                let mut f = body.spec.filter.clone();
-                let texty = f.text.take().is_some();
-                let hit = erased.iter().any(|r| {
-                    r.received_at <= finished
-                        && (f.matches(r)
-                            || (texty && {
-                                let mut g = f.clone();
-                                g.text = None;
-                                g.matches(r)
-                            }))
-                });
-                if !hit {
-                    continue;
-                }
-                self.blobs.delete(&archive_key(&t, &body.spec)?).await?;
-                body.error = Some(format!("deleted by DPO erasure {erasure}: it contained erased records"));
-                t.status = TaskStatus::Expired;
-                t.set_body(&body);
-                match self.tasks.save_task(&mut t).await {
-                    Ok(()) | Err(StoreError::Conflict(_)) => deleted.push(t.id.clone()),
-                    Err(e) => return Err(e),
-                }
+                _ => continue,
             }
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
+            self.blobs.delete(&archive_key(&t, &eb.spec)?).await?;
+            eb.error = Some(reason.clone());
+            t.status = TaskStatus::Expired;
+            t.set_body(&eb);
+            self.tasks.save_task(&mut t).await?;
+            deleted.push(t.id.clone());
         }
-        Ok(deleted)
+        body.result.exports_deleted = deleted;
+        Ok(())
     }
 
     /// Runs every claimable erasure once.

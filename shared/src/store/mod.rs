@@ -203,6 +203,14 @@ pub trait RecordStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Makes what was removed or overwritten unreadable in every file of the store, before a
+    /// DPO erasure or a retention purge reports that it is done (on SQLite: a WAL checkpoint that
+    /// truncates the log; `secure_delete` already zeroes freed pages). A no-op where the back end
+    /// keeps no such copies the product can reach (DynamoDB).
+    async fn wipe_removed(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// A short name for logs and reports (`sqlite`, `dynamodb`).
     fn backend(&self) -> &'static str;
 }
