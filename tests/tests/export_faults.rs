@@ -356,8 +356,9 @@ async fn an_erasure_killed_half_way_is_finished_by_the_next_worker() {
         w.lease = chrono::Duration::milliseconds(300);
         w
     };
-    // Gates: claim (get + save: 3), 20 replacements (40), the checkpoint (2), then ten more
-    // replacements (20): the 66th gate is inside the second batch, ten records past the checkpoint.
+    // Gates: claim (get + save: 3); per batch the plan's checkpoint (2), 20 replacements (40),
+    // the checkpoint (2): the 66th gate is inside the second batch, after its plan was saved and
+    // eight of its records were anonymised.
     let killer = Killer::new(66);
     let doomed = worker(&killer);
     tokio::select! {
@@ -370,12 +371,52 @@ async fn an_erasure_killed_half_way_is_finished_by_the_next_worker() {
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     assert_eq!(worker(&Killer::new(i64::MAX)).run("acme", &id).await.unwrap(), Some(TaskStatus::Succeeded));
     let done = app.get(&format!("/v1/dpo/erasures/{id}"), &dpo).await;
-    // The ten records of the lost batch were anonymised again (idempotent), counted once.
-    assert_eq!(done.body["result"]["anonymized"], 60);
+    // The records of the lost batch were anonymised again (idempotent), counted once, and not
+    // as "unchanged": the saved plan says they were changed by this job.
+    assert_eq!(done.body["result"]["anonymized"], 60, "{:#}", done.body);
+    assert_eq!(done.body["result"]["unchanged"], 0, "{:#}", done.body);
     let again = app.post_json("/v1/dpo/searches", &dpo, &json!({"email": "kill.me@example.com"})).await;
     assert_eq!(again.body["count"], 0);
     for i in 0..60 {
         let r = app.state.records.get("acme", &format!("p{i:03}")).await.unwrap().unwrap();
         assert_eq!(r.description.unwrap()["body"], "{Anonymized by DPO}", "p{i:03}");
     }
+}
+
+#[tokio::test]
+async fn an_erasure_whose_workers_keep_dying_ends_failed_with_its_record_and_without_its_identifiers() {
+    let app = TestApp::new().await;
+    let mut e = event("p1", 10, "CONTACT", "agent", "OK");
+    e["subject"] = json!({"emails": ["die.hard@example.com"]});
+    app.ingest("acme", &[e]).await;
+    let dpo = app.token("acme", &[Role::Dpo]);
+    let r = app.post_json("/v1/dpo/erasures", &dpo, &json!({"items": ["p1"]})).await;
+    assert_eq!(r.status, 202, "{:#}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let later = || chrono::Utc::now() + chrono::Duration::minutes(10);
+    for attempt in 1..=auditrail_shared::jobs::MAX_ATTEMPTS {
+        // Killed right after its claim (get + save: 3 gates), in the plan's checkpoint.
+        let killer = Killer::new(4);
+        let mut w = app.state.erasure_worker("w");
+        w.tasks = Arc::new(T(app.state.tasks.clone(), killer.clone()));
+        tokio::select! {
+            r = w.run("acme", &id) => panic!("the kill point was never reached: {r:?}"),
+            _ = killer.hit.notified() => {}
+        }
+        auditrail_shared::jobs::requeue_expired(&*app.state.tasks, TaskKind::Erasure, later()).await.unwrap();
+        let s = app.get(&format!("/v1/dpo/erasures/{id}"), &dpo).await;
+        assert_eq!((s.body["status"].as_str(), s.body["attempts"].as_u64()), (Some("QUEUED"), Some(attempt as u64)));
+    }
+    // The next worker only ends it, with the erasure's own cleanup and record.
+    app.state.erasure_worker("w").run_pending().await.unwrap();
+    let s = app.get(&format!("/v1/dpo/erasures/{id}"), &dpo).await;
+    assert_eq!(s.body["status"], "FAILED", "{:#}", s.body);
+    assert!(s.body["error"].as_str().unwrap().contains("gave up after 5 attempts"), "{:#}", s.body);
+    let task = app.state.tasks.get_task("acme", TaskKind::Erasure, &id).await.unwrap().unwrap();
+    assert!(task.body["sealed_identifiers"].is_null(), "the identifiers are dropped when the job ends");
+    let ended =
+        app.get("/v1/events?action=DPO_ERASURE_COMPLETED", &app.token("acme", &[Role::ComplianceAnalyst])).await;
+    assert_eq!(ended.items().len(), 1, "{:#}", ended.body);
+    assert_eq!(ended.items()[0]["result"], "FAIL");
+    assert_eq!(ended.items()[0]["description"]["erasure_id"], id.as_str());
 }

@@ -336,6 +336,44 @@ async fn a_schedule_runs_yesterdays_export_once_and_records_it() {
     assert_eq!(list.items()[0]["last_export_id"], created[0].as_str());
 }
 
+#[tokio::test]
+async fn a_schedule_that_can_never_run_again_ends_failed_with_the_reason_and_a_record() {
+    let app = seeded().await;
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    let r = app
+        .post_json(
+            "/v1/export-schedules",
+            &admin,
+            &json!({"name": "hourly", "every": "1h", "window": "last_24h", "filter": {"action": "LOGIN"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    assert_eq!(r.body["status"], "ACTIVE");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    // The stored filter stops resolving (as when an action leaves the catalogue).
+    let kind = auditrail_shared::jobs::TaskKind::ExportSchedule;
+    let mut t = app.state.tasks.get_task("acme", kind, &id).await.unwrap().unwrap();
+    let mut body = t.body.clone();
+    body["filter"]["action"] = json!("NO_SUCH_ACTION");
+    t.set_body(&body);
+    app.state.tasks.save_task(&mut t).await.unwrap();
+
+    let later = chrono::Utc::now() + chrono::Duration::hours(2);
+    let tick = auditrail_shared::housekeeping::tick(&app.state, later, false).await.unwrap();
+    assert!(tick.scheduled_exports.is_empty());
+    let list = app.get("/v1/export-schedules", &admin).await;
+    let s = list.items().iter().find(|s| s["id"] == id.as_str()).unwrap().clone();
+    assert_eq!(s["status"], "FAILED", "{s:#}");
+    assert!(s["error"].as_str().unwrap().contains("no longer resolves"), "{s:#}");
+    let runs = app.get("/v1/events?action=DATA_EXPORT_RUN_SCHEDULED", &admin).await;
+    assert_eq!(runs.items().len(), 1, "{:#}", runs.body);
+    assert_eq!(runs.items()[0]["result"], "FAIL");
+    assert!(runs.items()[0]["description"]["error"].as_str().unwrap().contains("NO_SUCH_ACTION"));
+    // It never runs again, and is not recorded again.
+    auditrail_shared::housekeeping::tick(&app.state, later + chrono::Duration::hours(2), false).await.unwrap();
+    assert_eq!(app.get("/v1/events?action=DATA_EXPORT_RUN_SCHEDULED", &admin).await.items().len(), 1);
+}
+
 /// Rows of a CSV file as the csv crate reads them (header included).
 fn csv_rows(bytes: &[u8]) -> Vec<Vec<String>> {
     csv::ReaderBuilder::new()

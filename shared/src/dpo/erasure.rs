@@ -306,6 +306,9 @@ impl ErasureWorker {
             return Ok(None);
         };
         let mut body: ErasureBody = task.body()?;
+        if let Some(reason) = jobs::given_up(&task) {
+            return self.end(&mut task, body, Some(reason)).await;
+        }
         body.started_at.get_or_insert_with(Utc::now);
         let ids: Vec<String> = match body.sealed_identifiers.as_deref().map(|s| {
             self.sealer

@@ -236,6 +236,10 @@ pub struct ScheduleInfo {
     pub last_run_at: Option<String>,
     pub last_export_id: Option<String>,
     pub created_by: Option<String>,
+    /// `ACTIVE`, or `FAILED` when a run failed in a way that would repeat every time (e.g. the
+    /// filter no longer resolves); see `error`. A failed schedule never runs again.
+    pub status: TaskStatus,
+    pub error: Option<String>,
 }
 
 impl ScheduleInfo {
@@ -257,6 +261,8 @@ impl ScheduleInfo {
             last_run_at: b.last_run_at.map(|t| render_time(t, tz)),
             last_export_id: b.last_export_id.clone(),
             created_by: b.created_by.username.clone(),
+            status: task.status,
+            error: task.failure.clone(),
         })
     }
 }
@@ -306,15 +312,8 @@ async fn run_one(
     }
     let run_at = body.next_run_at;
     let tenant = schedule.tenant_id.clone();
-    let password = match &body.sealed_password {
-        Some(s) => Some(
-            sealer
-                .open(&seal_context(&tenant, &schedule.id), s)
-                .map_err(|e| StoreError::Corrupt(format!("schedule {}: {e}", schedule.id)))?,
-        ),
-        None => None,
-    };
     // Claim the run first: of several schedulers, only the one whose save wins creates it.
+    let last_run_at = body.last_run_at;
     body.last_run_at = Some(run_at);
     body.next_run_at = body.next_after(now).unwrap_or(now + Duration::days(36500));
     schedule.set_body(&body);
@@ -323,11 +322,58 @@ async fn run_one(
         Err(StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e),
     }
-    let resolved = super::resolve(body.request(run_at, password), &tenant, key, run_at)
-        .map_err(|e| StoreError::Invalid(format!("schedule {} no longer resolves: {e}", schedule.id)))?;
     let system = Actor { kind: Some(ActorKind::System), username: Some("scheduler".into()), ..Default::default() };
-    let task =
-        super::create(tasks, sealer, &tenant, body.created_by.clone(), resolved, Some(schedule.id.clone())).await?;
+    let started = async {
+        let password = match &body.sealed_password {
+            Some(s) => Some(
+                sealer
+                    .open(&seal_context(&tenant, &schedule.id), s)
+                    .map_err(|e| StoreError::Corrupt(format!("the schedule's password cannot be opened: {e}")))?,
+            ),
+            None => None,
+        };
+        let resolved = super::resolve(body.request(run_at, password), &tenant, key, run_at).map_err(|e| {
+            let why = match e {
+                crate::error::ApiError::Invalid(errs) => {
+                    errs.iter().map(|f| format!("{}: {}", f.field, f.reason)).collect::<Vec<_>>().join("; ")
+                }
+                other => other.to_string(),
+            };
+            StoreError::Invalid(format!("the schedule no longer resolves: {why}"))
+        })?;
+        super::create(tasks, sealer, &tenant, body.created_by.clone(), resolved, Some(schedule.id.clone())).await
+    }
+    .await;
+    let task = match started {
+        Ok(task) => task,
+        // Give the run back, so the next round tries it again.
+        Err(e) if e.is_transient() => {
+            body.last_run_at = last_run_at;
+            body.next_run_at = run_at;
+            schedule.set_body(&body);
+            if let Err(e) = tasks.save_task(&mut schedule).await {
+                tracing::warn!(error = %e, schedule = %schedule.id, "could not give a failed run back");
+            }
+            return Err(e);
+        }
+        // It would fail the same way every time: the schedule ends FAILED with the reason, shown
+        // in the schedule list and recorded, instead of a log line every round.
+        Err(e) => {
+            let reason = e.to_string();
+            schedule.status = TaskStatus::Failed;
+            schedule.failure = Some(reason.clone());
+            tasks.save_task(&mut schedule).await?;
+            let rec = Record::system(
+                &tenant,
+                "DATA_EXPORT_RUN_SCHEDULED",
+                system,
+                Some(ResultCode::Fail),
+                json!({"schedule_id": schedule.id, "name": body.name, "run_at": run_at, "error": reason}),
+            );
+            records.append(&tenant, &[rec]).await?;
+            return Err(e);
+        }
+    };
     body.last_export_id = Some(task.id.clone());
     schedule.set_body(&body);
     if let Err(e) = tasks.save_task(&mut schedule).await {

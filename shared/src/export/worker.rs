@@ -79,6 +79,10 @@ impl ExportWorker {
             return Ok(Outcome::Skipped);
         };
         let mut body: ExportBody = task.body()?;
+        if let Some(reason) = jobs::given_up(&task) {
+            body.attempts = task.attempts;
+            return self.fail(&mut task, &mut body, reason).await;
+        }
         match self.work(&mut task, &mut body, deadline).await {
             Ok(o) => Ok(o),
             Err(Stop::LeaseLost) => {

@@ -218,21 +218,44 @@ pub async fn retry_or_fail(tasks: &dyn TaskStore, task: &mut Task, error: &Store
 }
 
 /// Puts running tasks whose lease expired back into the queue (the sweeper: in AWS a new stream
-/// record starts a worker for each). Returns how many were re-queued.
+/// record starts a worker for each). A worker that stopped without a word (crash, time limit)
+/// used up an attempt. After the [`MAX_ATTEMPTS`]th, the task is queued once more with its
+/// failure set, so that a worker ends it FAILED with its kind's cleanup ([`given_up`]: an export
+/// aborts its upload and drops its password, an erasure drops its sealed identifiers and records
+/// its end); if even that worker dies, the sweeper marks it FAILED itself. Returns how many were
+/// re-queued or failed.
 pub async fn requeue_expired(tasks: &dyn TaskStore, kind: TaskKind, now: DateTime<Utc>) -> StoreResult<usize> {
     let mut n = 0;
     for mut t in tasks.active_tasks(kind, 1000).await? {
         if t.status == TaskStatus::Running && t.lease_expired(now) {
-            // A worker that stopped without a word (crash, time limit) used up an attempt.
-            let stopped = StoreError::backend(anyhow::anyhow!("the worker stopped before the lease expired"));
-            match retry_or_fail(tasks, &mut t, &stopped).await {
-                Ok(_) => n += 1,
+            t.attempts += 1;
+            t.lease = None;
+            if t.attempts >= MAX_ATTEMPTS {
+                let reason = format!(
+                    "gave up after {} attempts: the worker stopped before its lease expired",
+                    t.attempts.min(MAX_ATTEMPTS)
+                );
+                tracing::error!(task = %t.id, %reason, "task given up");
+                t.failure = Some(reason);
+            } else {
+                tracing::warn!(task = %t.id, attempt = t.attempts, "worker stopped; task re-queued");
+            }
+            t.status = if t.attempts > MAX_ATTEMPTS { TaskStatus::Failed } else { TaskStatus::Queued };
+            match tasks.save_task(&mut t).await {
+                Ok(()) => n += 1,
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
         }
     }
     Ok(n)
+}
+
+/// Whether a claimed task was given up by the sweeper and is only to be ended FAILED, with the
+/// reason; workers check this right after the claim.
+pub fn given_up(task: &Task) -> Option<String> {
+    (task.attempts >= MAX_ATTEMPTS)
+        .then(|| task.failure.clone().unwrap_or_else(|| format!("gave up after {} attempts", task.attempts)))
 }
 
 /// The tasks of `kind` a DynamoDB stream event asks to run, as (sequence number, tenant, id):
@@ -290,6 +313,31 @@ mod tests {
         let got = store.get_task("acme", TaskKind::Erasure, &t.id).await.unwrap().unwrap();
         assert!(got.failure.as_deref().unwrap().contains("5 attempts"), "{got:?}");
         assert!(claim(&store, "acme", TaskKind::Erasure, &t.id, "w", lease).await.unwrap().is_none());
+    }
+
+    /// Workers that die without a word: re-queued until the limit, then queued once more to be
+    /// ended by a worker (`given_up`), then FAILED by the sweeper if that worker dies too.
+    #[tokio::test]
+    async fn the_sweeper_requeues_dead_workers_then_has_the_task_ended_then_fails_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("j.db")).unwrap();
+        let mut t = Task::new("acme", TaskKind::Export, TaskStatus::Queued, &serde_json::json!({}));
+        store.create_task(&mut t).await.unwrap();
+        let later = || Utc::now() + Duration::seconds(120);
+        for i in 1..=MAX_ATTEMPTS + 1 {
+            let run = claim(&store, "acme", TaskKind::Export, &t.id, "w", Duration::seconds(60)).await.unwrap();
+            let run = run.expect("claimable while queued");
+            assert_eq!(given_up(&run).is_some(), i > MAX_ATTEMPTS, "run {i}");
+            // The worker dies; the sweeper comes by after the lease.
+            assert_eq!(requeue_expired(&store, TaskKind::Export, later()).await.unwrap(), 1);
+            let got = store.get_task("acme", TaskKind::Export, &t.id).await.unwrap().unwrap();
+            assert_eq!(got.attempts, i);
+            let want = if i <= MAX_ATTEMPTS { TaskStatus::Queued } else { TaskStatus::Failed };
+            assert_eq!(got.status, want, "after run {i}");
+            if i >= MAX_ATTEMPTS {
+                assert!(got.failure.as_deref().unwrap().contains("gave up after 5 attempts"), "{got:?}");
+            }
+        }
     }
 
     #[test]
