@@ -170,6 +170,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::jobs::task::BadBody> for ApiError {
+    fn from(e: crate::jobs::task::BadBody) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

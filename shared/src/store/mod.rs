@@ -17,6 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::jobs::task::{BadBody, Task, TaskKind};
 use crate::record::{Category, Record, ResultCode, fold};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,22 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<BadBody> for StoreError {
+    fn from(e: BadBody) -> Self {
+        Self::Corrupt(e.0)
+    }
+}
+
+/// Cuts a listing read with `limit + 1` rows to `limit`, with the position of the next page.
+pub fn task_page(mut tasks: Vec<Task>, limit: usize) -> (Vec<Task>, Option<Position>) {
+    if tasks.len() <= limit {
+        return (tasks, None);
+    }
+    tasks.truncate(limit);
+    let next = tasks.last().map(|t| Position::String(t.id.clone()));
+    (tasks, next)
+}
 
 /// What happened to one record of an append, in input order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -359,26 +376,21 @@ pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
     /// Stores a new task as version 1; `Conflict` if its id exists.
-    async fn create_task(&self, task: &mut crate::jobs::Task) -> StoreResult<()>;
-    async fn get_task(
-        &self,
-        tenant: &str,
-        kind: crate::jobs::TaskKind,
-        id: &str,
-    ) -> StoreResult<Option<crate::jobs::Task>>;
+    async fn create_task(&self, task: &mut Task) -> StoreResult<()>;
+    async fn get_task(&self, tenant: &str, kind: TaskKind, id: &str) -> StoreResult<Option<Task>>;
     /// A tenant's tasks of one kind, newest first.
     async fn list_tasks(
         &self,
         tenant: &str,
-        kind: crate::jobs::TaskKind,
+        kind: TaskKind,
         page: PageRequest,
-    ) -> StoreResult<(Vec<crate::jobs::Task>, Option<Position>)>;
+    ) -> StoreResult<(Vec<Task>, Option<Position>)>;
     /// Writes the task as the next version if the stored one is still `task.version`
     /// (`Conflict` otherwise), and bumps `task.version` and `updated_at`.
-    async fn save_task(&self, task: &mut crate::jobs::Task) -> StoreResult<()>;
-    async fn delete_task(&self, tenant: &str, kind: crate::jobs::TaskKind, id: &str) -> StoreResult<()>;
+    async fn save_task(&self, task: &mut Task) -> StoreResult<()>;
+    async fn delete_task(&self, tenant: &str, kind: TaskKind, id: &str) -> StoreResult<()>;
     /// Queued and running tasks of a kind across tenants, oldest first (workers, sweeper).
-    async fn active_tasks(&self, kind: crate::jobs::TaskKind, limit: usize) -> StoreResult<Vec<crate::jobs::Task>>;
+    async fn active_tasks(&self, kind: TaskKind, limit: usize) -> StoreResult<Vec<Task>>;
 }
 
 #[cfg(test)]

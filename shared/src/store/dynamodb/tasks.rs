@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{DynamoStore, Item, classify, get_s, n, retry_throttled, s};
-use crate::jobs::{Task, TaskKind};
+use crate::jobs::task::{Task, TaskKind};
 use crate::store::{PageRequest, Position, StoreError, StoreResult, TaskStore};
 
 pub fn task_pk(tenant: &str, kind: TaskKind) -> String {
@@ -122,7 +122,7 @@ impl TaskStore for DynamoStore {
                 _ => break,
             }
         }
-        Ok(crate::jobs::page(tasks, limit))
+        Ok(crate::store::task_page(tasks, limit))
     }
 
     async fn save_task(&self, task: &mut Task) -> StoreResult<()> {

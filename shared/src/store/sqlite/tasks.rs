@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 
 use super::SqliteStore;
-use crate::jobs::{Task, TaskKind};
+use crate::jobs::task::{Task, TaskKind};
 use crate::store::{PageRequest, Position, StoreError, StoreResult, TaskStore};
 
 fn decode(body: &str) -> StoreResult<Task> {
@@ -74,7 +74,7 @@ impl TaskStore for SqliteStore {
                     .map_err(StoreError::backend)
             })
             .await?;
-        Ok(crate::jobs::page(decode_all(rows)?, limit))
+        Ok(crate::store::task_page(decode_all(rows)?, limit))
     }
 
     async fn save_task(&self, task: &mut Task) -> StoreResult<()> {
