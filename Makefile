@@ -29,7 +29,7 @@ unit:
 
 watch:
 	bash scripts/setup-tools.sh --lambda
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda watch -A 127.0.0.1 -P 9010
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda watch --features local -A 127.0.0.1 -P 9010
 
 build-lambdas:
 	bash scripts/setup-tools.sh --lambda

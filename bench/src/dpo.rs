@@ -89,7 +89,7 @@ async fn post(app: &axum::Router, token: &str, path: &str, body: &Value) -> (u16
 
 pub async fn run(n: usize, subjects: usize, samples: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let state: AppState = Config::embedded(dir.path()).state().await?;
+    let state = AppState::from_config(&Config::embedded(dir.path())).await?;
     let app = router::<routes::All>(state.clone());
     let t = Instant::now();
     for chunk in records("acme", n, subjects, 5).chunks(1000) {

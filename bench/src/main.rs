@@ -190,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
     cpu_path(args.cpu_records);
 
     let dir = tempfile::tempdir()?;
-    let state = Config::embedded(dir.path()).state().await?;
+    let state = auditrail_shared::api::AppState::from_config(&Config::embedded(dir.path())).await?;
     let app = router::<routes::All>(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use auditrail_shared::api::{AppState, router, routes};
+use auditrail_shared::app::App;
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::{Config, init_tracing};
 use auditrail_shared::{housekeeping, retention};
@@ -85,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Purge => {
             init_tracing(false);
-            let state = config.state().await?;
+            let state = config.app().await?;
             let reports =
                 retention::purge_all(&*state.records, &*state.blobs, &*state.settings, chrono::Utc::now()).await?;
             println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -103,18 +104,20 @@ async fn main() -> anyhow::Result<()> {
             body_timeout,
         } => {
             init_tracing(json_logs);
-            let state = config.state().await?;
+            // A server checks its table and bucket once at start-up (a typo fails here).
+            let config = Config { check_on_start: true, ..config };
+            let state = AppState::from_config(&config).await?;
             if demo {
                 let created = auditrail_shared::demo::load(&*state.records, chrono::Utc::now(), demo_size).await?;
                 state.records.maintain().await?;
                 tracing::info!(created, tenants = ?auditrail_shared::demo::TENANTS, "demo data loaded");
             }
             tokio::spawn(housekeeping_loop(
-                state.clone(),
+                state.app.clone(),
                 std::time::Duration::from_secs(purge_every.max(1)),
                 std::time::Duration::from_secs(schedule_every.max(1)),
             ));
-            tokio::spawn(job_loop(state.clone()));
+            tokio::spawn(job_loop(state.app.clone()));
             let app = router::<routes::All>(state);
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
@@ -163,7 +166,7 @@ fn token_hint(data_dir: &std::path::Path) -> String {
 /// The in-process scheduler (the scheduler function does this in AWS): retention purge and
 /// export expiry every `purge_every`, scheduled exports and dead-worker recovery every
 /// `schedule_every`.
-async fn housekeeping_loop(state: AppState, purge_every: std::time::Duration, schedule_every: std::time::Duration) {
+async fn housekeeping_loop(state: App, purge_every: std::time::Duration, schedule_every: std::time::Duration) {
     let mut tick = tokio::time::interval(schedule_every);
     let mut last_purge: Option<std::time::Instant> = None;
     loop {
@@ -189,7 +192,7 @@ async fn housekeeping_loop(state: AppState, purge_every: std::time::Duration, sc
 
 /// The in-process job workers (the export-worker and dpo-worker functions in AWS): run queued
 /// exports and erasures when one is created, and every few seconds.
-async fn job_loop(state: AppState) {
+async fn job_loop(state: App) {
     let owner = format!("serve-{}", ulid::Ulid::generate());
     let exports = state.export_worker(&owner);
     let erasures = state.erasure_worker(&owner);

@@ -10,17 +10,15 @@
 //! | `AUDITRAIL_EXPORT_KEY` | key sealing export passwords in task records (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_CURSOR_KEY_PARAMETER`, `AUDITRAIL_EXPORT_KEY_PARAMETER` | on AWS: names of SSM SecureString parameters holding those keys, read at start-up (the SAM template sets them) | — |
 //! | `AUDITRAIL_TABLE`, `AUDITRAIL_BUCKET` | DynamoDB table and S3 bucket | unset → embedded |
+//! | `AUDITRAIL_CHECK_ON_START` | `1`: check the table and bucket exist at start-up (two round trips) | `1` for `serve`, `0` in Lambda |
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use rand::RngCore;
 
-use crate::api::AppState;
+use crate::app::App;
 use crate::auth::Authenticator;
-use crate::query::CursorKey;
-use crate::record::ValidationLimits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -40,6 +38,9 @@ pub struct Config {
     pub export_key_parameter: Option<String>,
     pub table: Option<String>,
     pub bucket: Option<String>,
+    /// Check at start-up that the table and bucket exist (`AUDITRAIL_CHECK_ON_START=1`; on by
+    /// default for `auditrail serve`, off in Lambda so a cold start costs no extra round trips).
+    pub check_on_start: bool,
 }
 
 fn secret_var(name: &str) -> anyhow::Result<Option<Vec<u8>>> {
@@ -69,6 +70,11 @@ impl Config {
             export_key_parameter: nonempty("AUDITRAIL_EXPORT_KEY_PARAMETER"),
             table: nonempty("AUDITRAIL_TABLE"),
             bucket: nonempty("AUDITRAIL_BUCKET"),
+            check_on_start: match nonempty("AUDITRAIL_CHECK_ON_START").as_deref() {
+                None | Some("0" | "false") => false,
+                Some("1" | "true") => true,
+                Some(other) => bail!("AUDITRAIL_CHECK_ON_START must be 1 or 0, not `{other}`"),
+            },
         })
     }
 
@@ -84,6 +90,7 @@ impl Config {
             export_key_parameter: None,
             table: None,
             bucket: None,
+            check_on_start: false,
         }
     }
 
@@ -113,90 +120,74 @@ impl Config {
         })
     }
 
-    /// One store serving every record-side port, a blob store, and this configuration's keys.
-    fn assemble<S, B>(&self, records: S, blobs: B, cursor_key: &[u8], export_key: &[u8]) -> anyhow::Result<AppState>
-    where
-        S: crate::store::RecordStore
-            + crate::store::RequestStore
-            + crate::store::SettingsStore
-            + crate::store::TaskStore
-            + crate::store::SubjectStore
-            + Clone,
-        B: crate::store::BlobStore,
-    {
-        Ok(AppState {
-            requests: Arc::new(records.clone()),
-            settings: Arc::new(records.clone()),
-            tasks: Arc::new(records.clone()),
-            subjects: Arc::new(records.clone()),
-            records: Arc::new(records),
-            blobs: Arc::new(blobs),
-            auth: Arc::new(self.authenticator()?),
-            sealer: crate::export::password::Sealer::new(export_key),
-            export_limits: Default::default(),
-            jobs_queued: Default::default(),
-            cursor_key: CursorKey::new(cursor_key),
-            limits: ValidationLimits::default(),
-            registered: Default::default(),
-        })
-    }
-
-    /// Builds the state with the store the configuration names: DynamoDB + S3 when
+    /// Builds the service container with the store the configuration names: DynamoDB + S3 when
     /// `AUDITRAIL_TABLE` / `AUDITRAIL_BUCKET` are set, else the embedded store.
-    pub async fn state(&self) -> anyhow::Result<AppState> {
+    pub async fn app(&self) -> anyhow::Result<App> {
         if self.table.is_some() || self.bucket.is_some() {
-            return self.aws_state().await;
+            return self.aws_app().await;
         }
-        self.embedded_state()
+        self.embedded_app()
     }
 
     #[cfg(feature = "aws")]
-    async fn aws_state(&self) -> anyhow::Result<AppState> {
+    async fn aws_app(&self) -> anyhow::Result<App> {
         use crate::blob::s3::S3BlobStore;
         use crate::store::dynamodb::DynamoStore;
         let table = self.table.clone().context("AUDITRAIL_TABLE must be set together with AUDITRAIL_BUCKET")?;
         let bucket = self.bucket.clone().context("AUDITRAIL_BUCKET must be set together with AUDITRAIL_TABLE")?;
         let sdk = crate::store::dynamodb::sdk_config().await;
         let records = DynamoStore::new(crate::store::dynamodb::dynamodb_client(&sdk), table.clone());
-        records.check().await.with_context(|| format!("AUDITRAIL_TABLE={table}"))?;
         // The emulator (AWS_ENDPOINT_URL) needs path-style addressing.
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
         let s3 =
             aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
         let blobs = S3BlobStore::new(s3, bucket.clone());
-        blobs.check().await.with_context(|| format!("AUDITRAIL_BUCKET={bucket}"))?;
-        // Independent round trips at every cold start: read both keys at once.
-        let (cursor_key, export_key) = tokio::try_join!(
-            self.aws_key(&sdk, &self.cursor_key, &self.cursor_key_parameter, "CURSOR", "cursor.key"),
-            self.aws_key(&sdk, &self.export_key, &self.export_key_parameter, "EXPORT", "export.key"),
-        )?;
-        self.assemble(records, blobs, &cursor_key, &export_key)
+        // A cold start makes at most one round trip before the first event: the keys' one
+        // GetParameters. Checking the table and bucket costs two more; `serve` and
+        // `AUDITRAIL_CHECK_ON_START=1` ask for it, so a typo fails at start-up, not at first use.
+        if self.check_on_start {
+            tokio::try_join!(
+                async { records.check().await.with_context(|| format!("AUDITRAIL_TABLE={table}")) },
+                async { blobs.check().await.with_context(|| format!("AUDITRAIL_BUCKET={bucket}")) },
+            )?;
+        }
+        let (cursor_key, export_key) = self.aws_keys(&sdk).await?;
+        Ok(App::new(records, blobs, &cursor_key, &export_key))
     }
 
-    /// A key on AWS storage: given directly, else read from its SSM parameter; with local auth
-    /// (`cargo lambda watch` against moto) it may come from the data directory.
+    /// Both keys on AWS storage: given directly, else read from their SSM parameters in one
+    /// GetParameters call; with local auth (`cargo lambda watch` against moto) they may come from
+    /// the data directory.
     #[cfg(feature = "aws")]
-    async fn aws_key(
-        &self,
-        sdk: &aws_config::SdkConfig,
-        direct: &Option<Vec<u8>>,
-        parameter: &Option<String>,
-        which: &str,
-        file: &str,
-    ) -> anyhow::Result<Vec<u8>> {
-        match (direct, parameter, self.auth) {
-            (Some(k), _, _) => Ok(k.clone()),
-            (None, Some(name), _) => secret_from_ssm(sdk, name).await,
-            (None, None, AuthMode::Local) => self.key(&None, file),
-            (None, None, AuthMode::ApiGateway) => bail!(
-                "AUDITRAIL_{which}_KEY_PARAMETER (an SSM SecureString parameter name) or AUDITRAIL_{which}_KEY \
-                 (≥ 32 bytes) must be set when running on AWS"
-            ),
+    async fn aws_keys(&self, sdk: &aws_config::SdkConfig) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+        let wanted = [
+            ("CURSOR", &self.cursor_key, &self.cursor_key_parameter, "cursor.key"),
+            ("EXPORT", &self.export_key, &self.export_key_parameter, "export.key"),
+        ];
+        let names: Vec<String> = wanted
+            .iter()
+            .filter(|(_, direct, _, _)| direct.is_none())
+            .filter_map(|(_, _, p, _)| (*p).clone())
+            .collect();
+        let mut from_ssm = if names.is_empty() { Default::default() } else { secrets_from_ssm(sdk, &names).await? };
+        let mut keys = Vec::new();
+        for (which, direct, parameter, file) in wanted {
+            keys.push(match (direct, parameter, self.auth) {
+                (Some(k), _, _) => k.clone(),
+                (None, Some(name), _) => from_ssm.remove(name).context("GetParameters left a parameter out")?,
+                (None, None, AuthMode::Local) => self.key(&None, file)?,
+                (None, None, AuthMode::ApiGateway) => bail!(
+                    "AUDITRAIL_{which}_KEY_PARAMETER (an SSM SecureString parameter name) or AUDITRAIL_{which}_KEY \
+                     (≥ 32 bytes) must be set when running on AWS"
+                ),
+            });
         }
+        let export = keys.pop().expect("two keys");
+        Ok((keys.pop().expect("two keys"), export))
     }
 
     #[cfg(not(feature = "aws"))]
-    async fn aws_state(&self) -> anyhow::Result<AppState> {
+    async fn aws_app(&self) -> anyhow::Result<App> {
         bail!(
             "AUDITRAIL_TABLE / AUDITRAIL_BUCKET are set, but this binary was built without the AWS back end; \
              unset them to use the embedded store"
@@ -204,7 +195,7 @@ impl Config {
     }
 
     #[cfg(feature = "embedded")]
-    fn embedded_state(&self) -> anyhow::Result<AppState> {
+    fn embedded_app(&self) -> anyhow::Result<App> {
         crate::private_fs::create_dir(&self.data_dir)
             .with_context(|| format!("AUDITRAIL_DATA_DIR: cannot create {}", self.data_dir.display()))?;
         let records = crate::store::sqlite::SqliteStore::open(&self.data_dir.join("auditrail.db"))
@@ -212,37 +203,63 @@ impl Config {
         let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;
         let cursor_key = self.key(&self.cursor_key, "cursor.key")?;
         let export_key = self.key(&self.export_key, "export.key")?;
-        self.assemble(records, blobs, &cursor_key, &export_key)
+        Ok(App::new(records, blobs, &cursor_key, &export_key))
     }
 
     #[cfg(not(feature = "embedded"))]
-    fn embedded_state(&self) -> anyhow::Result<AppState> {
-        bail!("this binary has no embedded store; set AUDITRAIL_TABLE and AUDITRAIL_BUCKET")
+    fn embedded_app(&self) -> anyhow::Result<App> {
+        bail!(
+            "this binary has no embedded store (Lambda functions run on DynamoDB + S3 only); set AUDITRAIL_TABLE \
+             and AUDITRAIL_BUCKET"
+        )
     }
 }
 
-/// Reads a key from an SSM SecureString parameter (decrypted). Only SecureStrings are accepted,
-/// and at least 32 bytes; errors name the parameter, never its value.
+/// Reads keys from SSM SecureString parameters (decrypted) in one GetParameters call: name →
+/// bytes. Only SecureStrings are accepted, and at least 32 bytes; errors name the parameter,
+/// never its value.
 #[cfg(feature = "aws")]
-pub async fn secret_from_ssm(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Vec<u8>> {
+pub async fn secrets_from_ssm(
+    sdk: &aws_config::SdkConfig,
+    names: &[String],
+) -> anyhow::Result<std::collections::HashMap<String, Vec<u8>>> {
     use aws_sdk_ssm::types::ParameterType;
-    let out =
-        aws_sdk_ssm::Client::new(sdk).get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
-            anyhow::anyhow!("reading the SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(&e))
+    let out = aws_sdk_ssm::Client::new(sdk)
+        .get_parameters()
+        .set_names(Some(names.to_vec()))
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "reading the SSM parameters {}: {}",
+                names.join(", "),
+                aws_sdk_ssm::error::DisplayErrorContext(&e)
+            )
         })?;
-    let param = out.parameter.with_context(|| format!("the SSM parameter {name} has no value"))?;
-    match param.r#type {
-        Some(ParameterType::SecureString) => {}
-        other => bail!(
-            "the SSM parameter {name} must be a SecureString (it is {}): keys are not kept in plain parameters",
-            other.as_ref().map_or("untyped", |t| t.as_str())
-        ),
+    if let Some(missing) = out.invalid_parameters.as_ref().filter(|m| !m.is_empty()) {
+        bail!("the SSM parameter(s) {} do not exist (ParameterNotFound)", missing.join(", "));
     }
-    let value = param.value.with_context(|| format!("the SSM parameter {name} has no value"))?;
-    if value.len() < 32 {
-        bail!("the SSM parameter {name} must hold at least 32 bytes");
+    let mut keys = std::collections::HashMap::new();
+    for param in out.parameters.unwrap_or_default() {
+        let name = param.name.clone().unwrap_or_default();
+        match param.r#type {
+            Some(ParameterType::SecureString) => {}
+            other => bail!(
+                "the SSM parameter {name} must be a SecureString (it is {}): keys are not kept in plain parameters",
+                other.as_ref().map_or("untyped", |t| t.as_str())
+            ),
+        }
+        let value = param.value.with_context(|| format!("the SSM parameter {name} has no value"))?;
+        if value.len() < 32 {
+            bail!("the SSM parameter {name} must hold at least 32 bytes");
+        }
+        keys.insert(name, value.into_bytes());
     }
-    Ok(value.into_bytes())
+    for n in names {
+        anyhow::ensure!(keys.contains_key(n), "the SSM parameter {n} has no value");
+    }
+    Ok(keys)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -272,7 +289,11 @@ pub fn init_tracing(json: bool) {
 mod ssm_tests {
     use aws_sdk_ssm::types::ParameterType;
 
-    use super::secret_from_ssm;
+    use super::secrets_from_ssm;
+
+    async fn secret_from_ssm(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Vec<u8>> {
+        Ok(secrets_from_ssm(sdk, &[name.to_owned()]).await?.remove(name).unwrap())
+    }
     use crate::store::dynamodb::testenv;
 
     /// Keys come only from SecureStrings of ≥ 32 bytes; no error ever shows a value.
@@ -299,5 +320,14 @@ mod ssm_tests {
         assert!(e.contains("at least 32 bytes") && !e.contains("short-secret-value"), "{e}");
         let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/missing")).await.unwrap_err().to_string();
         assert!(e.contains(&format!("/auditrail/{run}/missing")) && e.contains("ParameterNotFound"), "{e}");
+
+        // Both keys in one call, each under its name.
+        let other = "o".repeat(24) + "-secret-export-key-01";
+        put("other", &other, ParameterType::SecureString).await.unwrap();
+        let both = secrets_from_ssm(&sdk, &[format!("/auditrail/{run}/good"), format!("/auditrail/{run}/other")])
+            .await
+            .unwrap();
+        assert_eq!(both[&format!("/auditrail/{run}/good")], good.as_bytes());
+        assert_eq!(both[&format!("/auditrail/{run}/other")], other.as_bytes());
     }
 }

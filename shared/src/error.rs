@@ -7,8 +7,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::store::StoreError;
-
 /// One wrong field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -166,24 +164,6 @@ impl ApiError {
             status: status.as_u16(),
             detail,
             errors,
-        }
-    }
-}
-
-impl From<crate::jobs::task::BadBody> for ApiError {
-    fn from(e: crate::jobs::task::BadBody) -> Self {
-        StoreError::from(e).into()
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Throttled => Self::Unavailable,
-            StoreError::NotFound => Self::NotFound("no such item".into()),
-            StoreError::Conflict(m) => Self::Conflict(m),
-            StoreError::Invalid(m) => Self::field("record", m),
-            other => Self::Internal(other.into()),
         }
     }
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::api::AppState;
+use crate::app::App;
 use crate::export::{schedule, worker};
 use crate::jobs::{self, TaskKind};
 use crate::retention::{self, PurgeReport};
@@ -21,7 +21,7 @@ pub struct TickReport {
 
 /// One round. `purge` includes the retention purge (hourly is enough; the rest runs every
 /// minute locally, every few minutes in AWS). One tenant's failure does not stop the others.
-pub async fn tick(state: &AppState, now: DateTime<Utc>, purge: bool) -> StoreResult<TickReport> {
+pub async fn tick(state: &App, now: DateTime<Utc>, purge: bool) -> StoreResult<TickReport> {
     let mut report = TickReport::default();
     if purge {
         report.purged = retention::purge_all(&*state.records, &*state.blobs, &*state.settings, now).await?;

@@ -3,9 +3,11 @@
 
 pub mod access;
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod blob;
 pub mod config;
+pub mod crypto;
 #[cfg(feature = "embedded")]
 pub mod demo;
 pub mod dpo;

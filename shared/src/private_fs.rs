@@ -80,7 +80,7 @@ mod tests {
     async fn the_data_directory_is_readable_by_its_owner_only() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
-        let state = Config::embedded(&dir).state().await.unwrap();
+        let state = Config::embedded(&dir).app().await.unwrap();
         let rec = Record::system("acme", "AUDIT_SEARCH", Actor::default(), None, serde_json::json!({"q": "x"}));
         state.records.append("acme", &[rec]).await.unwrap();
         let key = BlobKey::new("acme", "attachments", "a1").unwrap();

@@ -68,7 +68,7 @@ pub fn backend() -> &'static str {
 impl TestApp {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut state = Config::embedded(dir.path()).state().await.unwrap();
+        let mut state = AppState::from_config(&Config::embedded(dir.path())).await.unwrap();
         let mut aws = None;
         if backend() == "dynamodb" {
             let (records, blobs) = auditrail_shared::store::dynamodb::testenv::fresh().await;

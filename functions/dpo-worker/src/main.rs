@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing(true);
-    let state = Config::from_env()?.state().await?;
+    let state = Config::from_env()?.app().await?;
     let worker = state.erasure_worker(&format!("lambda-{}", std::process::id()));
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let worker = worker.clone();

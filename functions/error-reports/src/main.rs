@@ -2,12 +2,12 @@
 //! download — behind API Gateway. The only function that touches the error-report blobs on
 //! request paths (the DPO worker and the purge delete them).
 
-use auditrail_shared::api::{lambda::with_gateway_claims, router, routes};
+use auditrail_shared::api::{AppState, lambda::with_gateway_claims, router, routes};
 use auditrail_shared::config::{Config, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing(true);
-    let state = Config::from_env()?.state().await?;
+    let state = AppState::from_config(&Config::from_env()?).await?;
     lambda_http::run(with_gateway_claims(router::<routes::ErrorReports>(state))).await
 }

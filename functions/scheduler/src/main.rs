@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing(true);
-    let state = Config::from_env()?.state().await?;
+    let state = Config::from_env()?.app().await?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
         let state = state.clone();
         async move {

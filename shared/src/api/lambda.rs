@@ -61,7 +61,7 @@ mod tests {
     #[tokio::test]
     async fn gateway_claims_authenticate_through_the_same_router() {
         let dir = tempfile::tempdir().unwrap();
-        let mut state = Config::embedded(dir.path()).state().await.unwrap();
+        let mut state = crate::api::AppState::from_config(&Config::embedded(dir.path())).await.unwrap();
         state.auth = Arc::new(Authenticator::ApiGateway);
         let app = with_gateway_claims(router::<routes::Query>(state));
         let call = |claims| {

@@ -28,74 +28,42 @@ use utoipa_axum::routes;
 pub use events::operation_label;
 pub use guard::{GatewayClaims, Operation, agent_scoped, record_denial};
 
+use crate::app::App;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
 use crate::error_report::MAX_REPORT_BYTES;
-use crate::export::password::Sealer;
-use crate::export::writer::Limits;
 use crate::ingest::MAX_BATCH_BYTES;
-use crate::query::CursorKey;
-use crate::record::ValidationLimits;
-use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore, SubjectStore, TaskStore};
 
-/// Everything a handler may need, built once per process.
+/// The router's state: the service container and what only HTTP needs — the authenticator
+/// that turns a bearer token (or API Gateway's claims) into a principal. Everything else is
+/// reached through the container (`state.records`, `state.export_worker(..)`).
 #[derive(Clone)]
 pub struct AppState {
-    pub records: Arc<dyn RecordStore>,
-    pub requests: Arc<dyn RequestStore>,
-    pub settings: Arc<dyn SettingsStore>,
-    pub blobs: Arc<dyn BlobStore>,
-    pub tasks: Arc<dyn TaskStore>,
-    pub subjects: Arc<dyn SubjectStore>,
+    pub app: App,
     pub auth: Arc<Authenticator>,
-    /// Seals export passwords (never stored in plaintext).
-    pub sealer: Sealer,
-    pub export_limits: Limits,
-    /// Wakes the in-process job workers when a task is queued (`auditrail serve`).
-    pub jobs_queued: Arc<tokio::sync::Notify>,
-    pub cursor_key: CursorKey,
-    pub limits: ValidationLimits,
-    /// Tenants already registered by this process, so ingest writes the registry once.
-    pub registered: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl AppState {
-    /// Registers a tenant that is about to have data (once per process), so retention finds it.
-    pub async fn note_tenant(&self, tenant: &str) -> Result<(), crate::store::StoreError> {
-        if self.registered.lock().unwrap_or_else(|p| p.into_inner()).contains(tenant) {
-            return Ok(());
-        }
-        self.settings.register_tenant(tenant).await?;
-        self.registered.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
-        Ok(())
+    pub fn new(app: App, auth: Authenticator) -> Self {
+        Self { app, auth: Arc::new(auth) }
     }
 
-    /// An erasure worker over this state's stores.
-    pub fn erasure_worker(&self, owner: &str) -> crate::dpo::erasure::ErasureWorker {
-        crate::dpo::erasure::ErasureWorker {
-            records: self.records.clone(),
-            tasks: self.tasks.clone(),
-            blobs: self.blobs.clone(),
-            sealer: self.sealer.clone(),
-            lease: chrono::Duration::minutes(5),
-            owner: owner.to_owned(),
-        }
+    /// The container and the authenticator the configuration names.
+    pub async fn from_config(config: &crate::config::Config) -> anyhow::Result<Self> {
+        Ok(Self::new(config.app().await?, config.authenticator()?))
     }
+}
 
-    /// An export worker over this state's stores.
-    pub fn export_worker(&self, owner: &str) -> crate::export::worker::ExportWorker {
-        crate::export::worker::ExportWorker {
-            records: self.records.clone(),
-            tasks: self.tasks.clone(),
-            blobs: self.blobs.clone(),
-            settings: self.settings.clone(),
-            sealer: self.sealer.clone(),
-            limits: self.export_limits,
-            lease: chrono::Duration::minutes(5),
-            margin: std::time::Duration::from_secs(60),
-            owner: owner.to_owned(),
-            page: crate::export::worker::PAGE,
-        }
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut App {
+        &mut self.app
     }
 }
 

@@ -22,13 +22,13 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::subject::{ANONYMIZED, TERM_KEYS, identifiers};
-use crate::export::password::Sealer;
-use crate::export::{ExportBody, archive_key};
+use super::subject::{ANONYMIZED, identifiers};
+use crate::crypto::{Sealer, seal_context};
+use crate::export::withdraw;
 use crate::jobs::{self, Task, TaskKind, TaskStatus};
 use crate::record::{Actor, ActorKind, Category, Record, ResultCode, Subject};
 use crate::retention::attachment_key;
-use crate::store::{BlobKey, BlobStore, EventFilter, PageRequest, RecordStore, StoreError, StoreResult, TaskStore};
+use crate::store::{BlobKey, BlobStore, RecordStore, StoreError, StoreResult, TaskStore};
 
 /// Items per checkpoint.
 const BATCH: usize = 20;
@@ -236,8 +236,7 @@ pub async fn prepare(
     ids.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     ids.dedup();
     let mut task = Task::new(tenant, TaskKind::Erasure, TaskStatus::Queued, &Value::Null);
-    let sealed =
-        sealer.seal(&crate::export::seal_context(tenant, &task.id), &serde_json::to_string(&ids).expect("json"));
+    let sealed = sealer.seal(&seal_context(tenant, &task.id), &serde_json::to_string(&ids).expect("json"));
     task.set_body(&ErasureBody {
         items: unique,
         next: 0,
@@ -251,40 +250,6 @@ pub async fn prepare(
         error: None,
     });
     Ok(task)
-}
-
-/// A finished export, as far as "does its archive contain this record" goes.
-struct Written {
-    id: String,
-    filter: EventFilter,
-    finished: chrono::DateTime<Utc>,
-}
-
-/// Replaces the identifiers in the string values under the typed filter fields.
-fn scrub_terms(v: &mut Value, ids: &[String], under_term: bool) -> bool {
-    match v {
-        Value::String(s) if under_term => {
-            let out = scrub_text(s, ids);
-            let changed = out != *s;
-            *s = out;
-            changed
-        }
-        Value::Array(a) => a.iter_mut().fold(false, |c, x| scrub_terms(x, ids, under_term) | c),
-        Value::Object(m) => {
-            m.iter_mut().fold(false, |c, (k, x)| scrub_terms(x, ids, under_term || TERM_KEYS.contains(&k.as_str())) | c)
-        }
-        _ => false,
-    }
-}
-
-fn scrub_filter(f: &mut EventFilter, ids: &[String]) -> bool {
-    let mut changed = false;
-    for v in [&mut f.user, &mut f.employee_id, &mut f.text].into_iter().flatten() {
-        let out = scrub_text(v, ids);
-        changed |= out != *v;
-        *v = out;
-    }
-    changed
 }
 
 #[derive(Clone)]
@@ -310,18 +275,16 @@ impl ErasureWorker {
             return self.end(&mut task, body, Some(reason)).await;
         }
         body.started_at.get_or_insert_with(Utc::now);
-        let ids: Vec<String> = match body.sealed_identifiers.as_deref().map(|s| {
-            self.sealer
-                .open(&crate::export::seal_context(tenant, id), s)
-                .ok()
-                .and_then(|j| serde_json::from_str(&j).ok())
-        }) {
-            Some(Some(ids)) => ids,
-            Some(None) => {
-                return self.end(&mut task, body, Some("the sealed identifiers cannot be opened".into())).await;
-            }
-            None => Vec::new(),
-        };
+        let ids: Vec<String> =
+            match body.sealed_identifiers.as_deref().map(|s| {
+                self.sealer.open(&seal_context(tenant, id), s).ok().and_then(|j| serde_json::from_str(&j).ok())
+            }) {
+                Some(Some(ids)) => ids,
+                Some(None) => {
+                    return self.end(&mut task, body, Some("the sealed identifiers cannot be opened".into())).await;
+                }
+                None => Vec::new(),
+            };
         match self.work(tenant, id, &mut task, &mut body, &ids).await {
             Ok(()) => self.end(&mut task, body, None).await,
             Err(StoreError::Conflict(_)) => Ok(None),
@@ -346,7 +309,7 @@ impl ErasureWorker {
         body: &mut ErasureBody,
         ids: &[String],
     ) -> StoreResult<()> {
-        let written = self.written_exports(tenant).await?;
+        let written = withdraw::written(&*self.tasks, tenant).await?;
         while body.next < body.items.len() {
             let batch = match body.batch.clone() {
                 Some(b) => b,
@@ -366,8 +329,11 @@ impl ErasureWorker {
             task.set_body(&*body);
             jobs::checkpoint(&*self.tasks, task, self.lease).await?;
         }
-        self.delete_exports(tenant, body, id).await?;
-        body.result.filters_scrubbed = self.scrub_filters(tenant, ids).await?;
+        let reason = format!("deleted by DPO erasure {id}: it contained erased records");
+        body.result.exports_deleted =
+            withdraw::withdraw(&*self.tasks, &*self.blobs, tenant, &body.exports, &reason).await?;
+        body.result.filters_scrubbed =
+            withdraw::scrub_filters(&*self.tasks, tenant, &|s: &str| scrub_text(s, ids)).await?;
         task.set_body(&*body);
         jobs::checkpoint(&*self.tasks, task, self.lease).await?;
         // Nothing removed may outlive the job in a file of the store (WAL, free pages).
@@ -381,7 +347,7 @@ impl ErasureWorker {
         tenant: &str,
         body: &mut ErasureBody,
         ids: &[String],
-        written: &[Written],
+        written: &[withdraw::Written],
     ) -> StoreResult<Batch> {
         let end = (body.next + BATCH).min(body.items.len());
         let mut changing = Vec::new();
@@ -398,84 +364,12 @@ impl ErasureWorker {
             }
             // The record as it was written: an archive holds it if the export's filter selected
             // it and it was stored before the export finished.
-            for w in written.iter().filter(|w| r.received_at <= w.finished && w.filter.matches(&r)) {
+            for w in written.iter().filter(|w| w.holds(&r)) {
                 body.exports.insert(w.id.clone());
             }
             changing.push(item.clone());
         }
         Ok(Batch { end, changing })
-    }
-
-    /// The tenant's finished exports whose archive is still stored.
-    async fn written_exports(&self, tenant: &str) -> StoreResult<Vec<Written>> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, next) =
-                self.tasks.list_tasks(tenant, TaskKind::Export, PageRequest { limit: 200, after }).await?;
-            for t in page.into_iter().filter(|t| t.status == TaskStatus::Succeeded) {
-                let body: ExportBody = t.body()?;
-                out.push(Written {
-                    finished: body.finished_at.unwrap_or(t.updated_at),
-                    filter: body.spec.filter,
-                    id: t.id,
-                });
-            }
-            match next {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
-            }
-        }
-    }
-
-    /// Replaces the identifiers in the filters of export tasks and schedules that name the
-    /// person; returns their ids.
-    async fn scrub_filters(&self, tenant: &str, ids: &[String]) -> StoreResult<Vec<String>> {
-        let mut scrubbed = Vec::new();
-        for kind in [TaskKind::Export, TaskKind::ExportSchedule] {
-            let mut after = None;
-            loop {
-                let (page, next) = self.tasks.list_tasks(tenant, kind, PageRequest { limit: 200, after }).await?;
-                for mut t in page {
-                    let mut body: Value = t.body()?;
-                    let changed = match kind {
-                        TaskKind::Export => {
-                            let mut b: ExportBody =
-                                serde_json::from_value(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                            let mut echo = Value::Object(std::mem::take(&mut b.spec.echo));
-                            let c = scrub_terms(&mut echo, ids, true) | scrub_filter(&mut b.spec.filter, ids);
-                            if let Value::Object(m) = echo {
-                                b.spec.echo = m;
-                            }
-                            body = serde_json::to_value(b).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                            c
-                        }
-                        _ => body.get_mut("filter").is_some_and(|f| scrub_terms(f, ids, true)),
-                    };
-                    if !changed {
-                        continue;
-                    }
-                    t.set_body(&body);
-                    match self.tasks.save_task(&mut t).await {
-                        // Changed meanwhile (a running export's checkpoint): the next attempt
-                        // scrubs it again.
-                        Err(StoreError::Conflict(_)) => {
-                            return Err(StoreError::Backend(anyhow::anyhow!(
-                                "task {} changed while its filter was scrubbed",
-                                t.id
-                            )));
-                        }
-                        r => r?,
-                    }
-                    scrubbed.push(t.id.clone());
-                }
-                match next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
-            }
-        }
-        Ok(scrubbed)
     }
 
     async fn end(
@@ -525,35 +419,6 @@ impl ErasureWorker {
         let anon = anonymize(&r, ids);
         self.records.replace(tenant, &anon).await?;
         result.anonymized += 1;
-        Ok(())
-    }
-
-    /// Deletes the archives of the exports found to contain an erased record; the tasks stay,
-    /// EXPIRED with the reason. Idempotent: an archive this erasure deleted before is named again.
-    async fn delete_exports(&self, tenant: &str, body: &mut ErasureBody, erasure: &str) -> StoreResult<()> {
-        let reason = format!("deleted by DPO erasure {erasure}: it contained erased records");
-        let mut deleted = Vec::new();
-        for export in &body.exports {
-            let Some(mut t) = self.tasks.get_task(tenant, TaskKind::Export, export).await? else {
-                continue; // deleted by its owner meanwhile, archive and all
-            };
-            let mut eb: ExportBody = t.body()?;
-            match t.status {
-                TaskStatus::Succeeded => {}
-                TaskStatus::Expired if eb.error.as_deref() == Some(reason.as_str()) => {
-                    deleted.push(t.id.clone());
-                    continue;
-                }
-                _ => continue,
-            }
-            self.blobs.delete(&archive_key(&t, &eb.spec)?).await?;
-            eb.error = Some(reason.clone());
-            t.status = TaskStatus::Expired;
-            t.set_body(&eb);
-            self.tasks.save_task(&mut t).await?;
-            deleted.push(t.id.clone());
-        }
-        body.result.exports_deleted = deleted;
         Ok(())
     }
 

@@ -8,6 +8,7 @@ pub mod deflate;
 pub mod password;
 pub mod rows;
 pub mod schedule;
+pub mod withdraw;
 pub mod worker;
 pub mod writer;
 
@@ -18,6 +19,7 @@ use serde_json::{Map, Value};
 
 pub use self::rows::ExportView;
 use self::writer::WriterState;
+use crate::crypto::{Sealer, seal_context};
 use crate::error::{ApiError, FieldError};
 use crate::jobs::{Task, TaskKind, TaskStatus};
 use crate::query::{CursorKey, View, render_time};
@@ -151,11 +153,6 @@ pub fn archive_key(task: &Task, spec: &ExportSpec) -> Result<BlobKey, StoreError
     let name = spec.file_name();
     let ext = name.split_once('.').map(|(_, e)| e).unwrap_or("bin");
     BlobKey::new(&task.tenant_id, "exports", &format!("{}.{ext}", task.id))
-}
-
-/// The password's sealing context: the tenant and the task (or schedule) it belongs to.
-pub fn seal_context(tenant: &str, id: &str) -> String {
-    format!("{tenant}/{id}")
 }
 
 /// A request checked and resolved against `now`, before anything is stored.
@@ -328,7 +325,7 @@ impl ExportInfo {
 /// Stores a resolved request as a queued export task (the password sealed to the task).
 pub async fn create(
     tasks: &dyn crate::store::TaskStore,
-    sealer: &password::Sealer,
+    sealer: &Sealer,
     tenant: &str,
     requested_by: Actor,
     r: Resolved,

@@ -8,8 +8,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::password::Sealer;
-use super::{Compression, ExportRequest, Format, seal_context};
+use super::{Compression, ExportRequest, Format};
+use crate::crypto::{Sealer, seal_context};
 use crate::error::{ApiError, FieldError};
 use crate::jobs::{Task, TaskKind, TaskStatus};
 use crate::query::{CursorKey, render_time};

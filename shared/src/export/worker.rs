@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use chrono::{Duration, Utc};
 
-use super::password::Sealer;
 use super::writer::{ArchiveWriter, Limits, WriteError};
-use super::{Checkpoint, ExportBody, archive_key, seal_context};
+use super::{Checkpoint, ExportBody, archive_key};
+use crate::crypto::{Sealer, seal_context};
 use crate::jobs::{self, Task, TaskKind, TaskStatus};
 use crate::record::{Actor, ActorKind, Record, ResultCode};
 use crate::retention;

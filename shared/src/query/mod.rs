@@ -6,6 +6,11 @@ pub mod cursor;
 pub mod params;
 
 pub use cursor::CursorKey;
+
+/// The filter fields whose values a user types and which may name a person (a query's `q`, the
+/// user filters, a team or employee id), wherever a filter is kept: the self-audit records of
+/// searches and exports, export tasks and schedules. DPO search indexes them, erasure scrubs them.
+pub const TERM_KEYS: [&str; 7] = ["q", "user", "account", "agent", "employee_id", "team", "text"];
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT, MAX_RANGE_DAYS, ParsedQuery, View};
 
 use chrono::{DateTime, Utc};

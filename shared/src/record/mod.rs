@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 mod catalogue_data;
+pub mod subject;
 pub mod validate;
 
 use chrono::{DateTime, Utc};

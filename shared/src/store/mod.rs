@@ -17,6 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ApiError;
 use crate::jobs::task::{BadBody, Task, TaskKind};
 use crate::record::{Category, Record, ResultCode, fold};
 
@@ -51,6 +52,25 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How a store failure reaches an HTTP client (the API layer's error lives below the store).
+impl From<BadBody> for ApiError {
+    fn from(e: BadBody) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Throttled => Self::Unavailable,
+            StoreError::NotFound => Self::NotFound("no such item".into()),
+            StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::Invalid(m) => Self::field("record", m),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
 
 impl From<BadBody> for StoreError {
     fn from(e: BadBody) -> Self {

@@ -1,8 +1,8 @@
 //! Export schedules: cron expressions and `every` rates resolve or name their field; a stored
 //! rate of any size gives a next run or none, never a panic.
 
+use auditrail_shared::crypto::Sealer;
 use auditrail_shared::error::parse_json;
-use auditrail_shared::export::password::Sealer;
 use auditrail_shared::export::schedule::{ScheduleBody, ScheduleRequest, resolve};
 use auditrail_shared::query::CursorKey;
 use auditrail_shared::record::Actor;

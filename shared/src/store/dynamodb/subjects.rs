@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use super::{DynamoStore, Item, classify, decode, retry_throttled, s};
-use crate::dpo::subject;
 use crate::record::Record;
+use crate::record::subject;
 use crate::store::{ReadStats, StoreResult, SubjectStore};
 
 fn pk(tenant: &str, key: &str) -> String {

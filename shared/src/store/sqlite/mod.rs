@@ -372,7 +372,7 @@ fn record_row<'a>(
 }
 
 fn insert_subjects(tx: &rusqlite::Transaction<'_>, tenant: &str, r: &Record) -> StoreResult<()> {
-    let keys = crate::dpo::subject::keys(r);
+    let keys = crate::record::subject::keys(r);
     if keys.is_empty() {
         return Ok(());
     }

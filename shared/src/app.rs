@@ -1,0 +1,101 @@
+//! The service container: the adapters behind every port, the keys and the limits, built once
+//! per process by [`crate::config`] and shared by every face — the HTTP router (which wraps it
+//! in [`crate::api::AppState`] with what only HTTP needs), the job workers, housekeeping, the
+//! Lambda mains and the CLI. It knows no router.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::crypto::Sealer;
+use crate::dpo::erasure::ErasureWorker;
+use crate::export::worker::ExportWorker;
+use crate::export::writer::Limits;
+use crate::query::CursorKey;
+use crate::record::ValidationLimits;
+use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore, StoreError, SubjectStore, TaskStore};
+
+/// How long a worker's lease on a task lasts before another may take it over.
+pub const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Everything the product's code needs, built once per process. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub records: Arc<dyn RecordStore>,
+    pub requests: Arc<dyn RequestStore>,
+    pub settings: Arc<dyn SettingsStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub tasks: Arc<dyn TaskStore>,
+    pub subjects: Arc<dyn SubjectStore>,
+    /// Seals export passwords and erasure identifiers (never stored in plaintext), and keys
+    /// the fingerprints of DPO criteria.
+    pub sealer: Sealer,
+    pub export_limits: Limits,
+    /// Wakes the in-process job workers when a task is queued (`auditrail serve`).
+    pub jobs_queued: Arc<tokio::sync::Notify>,
+    pub cursor_key: CursorKey,
+    pub limits: ValidationLimits,
+    /// Tenants already registered by this process, so ingest writes the registry once.
+    pub registered: Arc<Mutex<HashSet<String>>>,
+}
+
+impl App {
+    /// One store serving every record-side port, a blob store, and the keys.
+    pub fn new<S, B>(store: S, blobs: B, cursor_key: &[u8], export_key: &[u8]) -> Self
+    where
+        S: RecordStore + RequestStore + SettingsStore + TaskStore + SubjectStore + Clone,
+        B: BlobStore,
+    {
+        Self {
+            requests: Arc::new(store.clone()),
+            settings: Arc::new(store.clone()),
+            tasks: Arc::new(store.clone()),
+            subjects: Arc::new(store.clone()),
+            records: Arc::new(store),
+            blobs: Arc::new(blobs),
+            sealer: Sealer::new(export_key),
+            export_limits: Limits::default(),
+            jobs_queued: Default::default(),
+            cursor_key: CursorKey::new(cursor_key),
+            limits: ValidationLimits::default(),
+            registered: Default::default(),
+        }
+    }
+
+    /// Registers a tenant that is about to have data (once per process), so retention finds it.
+    pub async fn note_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+        if self.registered.lock().unwrap_or_else(|p| p.into_inner()).contains(tenant) {
+            return Ok(());
+        }
+        self.settings.register_tenant(tenant).await?;
+        self.registered.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
+        Ok(())
+    }
+
+    /// An erasure worker over this container's stores.
+    pub fn erasure_worker(&self, owner: &str) -> ErasureWorker {
+        ErasureWorker {
+            records: self.records.clone(),
+            tasks: self.tasks.clone(),
+            blobs: self.blobs.clone(),
+            sealer: self.sealer.clone(),
+            lease: LEASE,
+            owner: owner.to_owned(),
+        }
+    }
+
+    /// An export worker over this container's stores.
+    pub fn export_worker(&self, owner: &str) -> ExportWorker {
+        ExportWorker {
+            records: self.records.clone(),
+            tasks: self.tasks.clone(),
+            blobs: self.blobs.clone(),
+            settings: self.settings.clone(),
+            sealer: self.sealer.clone(),
+            limits: self.export_limits,
+            lease: LEASE,
+            margin: std::time::Duration::from_secs(60),
+            owner: owner.to_owned(),
+            page: crate::export::worker::PAGE,
+        }
+    }
+}
