@@ -81,6 +81,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let state = Config::embedded(&dir).app().await.unwrap();
+        Config::embedded(&dir).authenticator().unwrap(); // the token key
         let rec = Record::system("acme", "AUDIT_SEARCH", Actor::default(), None, serde_json::json!({"q": "x"}));
         state.records.append("acme", &[rec]).await.unwrap();
         let key = BlobKey::new("acme", "attachments", "a1").unwrap();

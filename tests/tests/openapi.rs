@@ -132,6 +132,8 @@ fn every_function_reads_both_keys_from_securestring_parameters() {
         "no key values in env"
     );
     assert!(!template.contains("AWS::SSM::Parameter::Value"), "no parameter values resolved into the template");
+    // The functions read both keys in one GetParameters call (config::secrets_from_ssm).
+    assert!(template.contains("Action: [ssm:GetParameters]"), "the policy allows the call the code makes");
     let functions = template.matches("Type: AWS::Serverless::Function").count();
     assert_eq!(
         template.matches("        - !Ref ReadKeysPolicy").count(),
