@@ -26,6 +26,7 @@ use tower::ServiceExt;
 mod dpo;
 mod dynamo;
 mod export;
+mod init;
 
 #[derive(Parser)]
 struct Args {
@@ -57,6 +58,14 @@ struct Args {
     /// People the DPO records are about.
     #[arg(long, default_value_t = 100_000)]
     subjects: usize,
+    /// Instead: Lambda init time of every function's host build in this directory (e.g.
+    /// target/release after `cargo build --release -p ingest -p query …`), against a runtime-API
+    /// stub and the emulator.
+    #[arg(long)]
+    init: Option<std::path::PathBuf>,
+    /// Starts per function for the init figures.
+    #[arg(long, default_value_t = 5)]
+    init_runs: usize,
     #[arg(long, hide = true)]
     export_child: Option<usize>,
     #[arg(long, hide = true, default_value = "zip")]
@@ -180,6 +189,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(n) = args.dpo_dynamodb {
         return dpo::dynamodb(n, args.subjects).await;
+    }
+    if let Some(dir) = &args.init {
+        return init::run(dir, args.init_runs.max(1)).await;
     }
     if let Some(n) = args.export_child {
         return export::child(n, &args.child_compression, args.level[0], &args.child_out);
