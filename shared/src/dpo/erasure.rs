@@ -78,7 +78,7 @@ pub struct ErasureBody {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Batch {
     pub end: usize,
-    /// The batch's records that differ from their anonymised form, or still have blobs.
+    /// The batch's records that differ from their anonymised form.
     pub changing: Vec<String>,
 }
 
@@ -356,9 +356,8 @@ impl ErasureWorker {
                 body.result.missing += 1;
                 continue;
             };
-            let has_blobs = r.category == Category::ErrorReport
-                || r.attachments.iter().any(|a| a.kind.as_deref() != Some("error_report") && a.name != ANONYMIZED);
-            if anonymize(&r, ids) == r && !has_blobs {
+            // Blobs are deleted before the record is replaced, so an anonymised record has none.
+            if anonymize(&r, ids) == r {
                 body.result.unchanged += 1;
                 continue;
             }
