@@ -60,7 +60,10 @@ pub fn typed_subject(data: &serde_json::Value) -> Option<Subject> {
     let mut s = Subject::default();
     for t in found {
         let t = t.trim();
-        for w in t.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '<' | '>' | '"' | '\'')) {
+        // The value as typed (what a DPO search for it looks up), and each word of it (an
+        // address inside `"Max" <max@example.org>, …`).
+        let words = t.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '<' | '>' | '"' | '\''));
+        for w in std::iter::once(t).chain(words) {
             if norm_email(w).is_some() && !s.emails.iter().any(|e| e == w) {
                 s.emails.push(w.to_owned());
             }

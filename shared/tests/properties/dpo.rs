@@ -79,3 +79,43 @@ proptest! {
         prop_assert_eq!(&c.lookups[0].0, &format!("p:{tail}"));
     }
 }
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Whatever a user types into a filter, reading identifiers out of it never panics, and an
+    /// e-mail or a phone number typed whole is found by the DPO search for it.
+    #[test]
+    fn typed_identifiers_are_found_by_the_search_for_them(
+        typed in prop_oneof![
+            nasty_text(),
+            "[a-zA-Z0-9.čŽ+]{1,12}@[a-z]{1,8}\\.[a-z]{2,3}",
+            "\\+?[0-9 ()./-]{3,20}",
+            "[A-Za-zÁ-ž]{1,8} [A-Za-zÁ-ž]{1,10}",
+        ],
+        key in prop_oneof![Just("q"), Just("user"), Just("account"), Just("team"), Just("from")],
+    ) {
+        use auditrail_shared::dpo::subject::{email_key, keys, phone_digits, typed_subject};
+        let data = json!({ key: typed.clone(), "limit": 50 });
+        let subject = typed_subject(&data);
+        if key == "from" {
+            prop_assert!(subject.is_none(), "a time bound is no identifier");
+            return Ok(());
+        }
+        let mut r = auditrail_shared::record::Record::system("t", "AUDIT_SEARCH", Default::default(), None, data);
+        r.subject = subject;
+        let indexed = keys(&r);
+        let req = |body: Value| criteria(&parse_json::<SearchRequest>(body.to_string().as_bytes(), "body").unwrap());
+        if let Some(k) = email_key(typed.trim()).filter(|_| !typed.trim().contains(char::is_whitespace)) {
+            prop_assert!(indexed.contains(&k), "{typed:?} → {indexed:?}");
+            let c = req(json!({"email": typed.trim()})).unwrap();
+            prop_assert!(c.lookups.iter().any(|(l, _)| indexed.contains(l)));
+        }
+        let t = typed.trim();
+        if t.chars().all(|c| c.is_ascii_digit() || " +-()./".contains(c)) && phone_digits(t).len() >= 3 {
+            let c = req(json!({"phone": t})).unwrap();
+            let (prefix, _) = &c.lookups[0];
+            prop_assert!(indexed.iter().any(|k| k.starts_with(prefix.as_str())), "{t:?} → {indexed:?}");
+        }
+    }
+}
