@@ -126,8 +126,15 @@ pub fn parse(bytes: &[u8]) -> Result<ErrorReport, ApiError> {
     crate::json_bounds::check(bytes, "report", REPORT_BOUNDS)?;
     let report: ErrorReport = parse_json(bytes, "report")?;
     let mut errs = Vec::new();
-    if let Err(e) = parse_time(&report.created_at) {
-        errs.push(FieldError::new("created_at", e));
+    match parse_time(&report.created_at) {
+        Err(e) => errs.push(FieldError::new("created_at", e)),
+        // The same bounds as a record's `occurred_at`: the report becomes a record at that time.
+        Ok(t) => {
+            let skew = crate::record::ValidationLimits::default().future_skew;
+            if let Some(why) = crate::record::validate::out_of_range(t, Utc::now(), skew) {
+                errs.push(FieldError::new("created_at", why));
+            }
+        }
     }
     if report.username.trim().is_empty() || report.username.len() > 256 {
         errs.push(FieldError::new("username", "must be 1 to 256 characters"));
@@ -348,6 +355,21 @@ mod tests {
         assert_eq!(r.log[0]["n"], 500, "the oldest entries were dropped");
         let bytes = serde_json::to_vec(&r).unwrap();
         assert_eq!(parse(&bytes).unwrap().log.len(), 1000);
+    }
+
+    #[test]
+    fn a_report_time_out_of_range_is_named() {
+        let later = (Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+        for (at, why) in [("1999-12-31T23:59:59Z", "before 2000"), (later.as_str(), "in the future")] {
+            let body = json!({"created_at": at, "username": "jdoe", "log": []});
+            match parse(body.to_string().as_bytes()) {
+                Err(ApiError::Invalid(e)) => {
+                    assert_eq!(e[0].field, "created_at");
+                    assert!(e[0].reason.contains(why), "{}", e[0].reason);
+                }
+                other => panic!("{at}: {other:?}"),
+            }
+        }
     }
 
     #[test]

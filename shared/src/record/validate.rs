@@ -129,15 +129,12 @@ impl IncomingRecord {
         };
 
         let occurred_at = match parse_time(&self.occurred_at) {
-            Ok(t) if t > now + limits.future_skew => {
-                c.err("occurred_at", "is more than 24 hours in the future; check the client clock");
+            Ok(t) => {
+                if let Some(why) = out_of_range(t, now, limits.future_skew) {
+                    c.err("occurred_at", why);
+                }
                 t
             }
-            Ok(t) if t.timestamp() < 946_684_800 => {
-                c.err("occurred_at", "is before 2000-01-01");
-                t
-            }
-            Ok(t) => t,
             Err(e) => {
                 c.err("occurred_at", e);
                 now
@@ -303,6 +300,17 @@ impl Category {
     /// Categories whose records are events with an outcome (personal-data records are not).
     pub fn is_event_like(self) -> bool {
         matches!(self, Self::Audit | Self::SignIn | Self::Cobrowse)
+    }
+}
+
+/// Why a client's event time cannot be right: before 2000, or more than `skew` ahead of `now`.
+pub fn out_of_range(t: DateTime<Utc>, now: DateTime<Utc>, skew: Duration) -> Option<&'static str> {
+    if now.checked_add_signed(skew).is_some_and(|latest| t > latest) {
+        Some("is more than 24 hours in the future; check the client clock")
+    } else if t.timestamp() < 946_684_800 {
+        Some("is before 2000-01-01")
+    } else {
+        None
     }
 }
 
