@@ -271,8 +271,9 @@ mod tests {
         let mut files = Vec::new();
         sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
         for (path, code) in &files {
-            // The demo data set and the conformance suite store client records directly.
-            if path.ends_with("demo.rs") || path.ends_with("conformance.rs") || path.contains("catalogue") {
+            // The demo data set and the conformance suite store client records directly. (By file
+            // name: the checkout's own path may contain `catalogue`.)
+            if path.ends_with("demo.rs") || path.ends_with("conformance.rs") || path.ends_with("catalogue.rs") {
                 continue;
             }
             for writer in ["Record::system(", "record_use(", "audit(", "run(&state"] {

@@ -1,5 +1,10 @@
 //! The action catalogue: every event type of the seed products, compiled into the binary.
 //!
+//! The actions are data: `catalogue.toml` beside this file, grouped by source and module, one
+//! line per action, embedded and parsed once on first use. Parsing rejects an unknown key,
+//! source, category or mode, a malformed or duplicate name and an empty group, naming the
+//! line; the tests below parse the embedded file, so a bad line fails `cargo test`.
+//!
 //! Unknown actions are rejected with the nearest known names. Integrations that need their own
 //! events use the custom namespace: `custom:` followed by 1–64 of `A-Z a-z 0-9 _ . -`
 //! (e.g. `custom:WRAP_UP_CODE_SET`); custom actions are stored under `audit` unless the record
@@ -8,16 +13,15 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use super::Category;
-use super::catalogue_data::ACTIONS;
 
 pub const CATALOGUE_CUSTOM_PREFIX: &str = "custom:";
 const CUSTOM_NAME_MAX: usize = 64;
 
 /// Which product an action comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Chatvisor,
@@ -30,7 +34,7 @@ pub enum Source {
 }
 
 /// Synchronous actions log one record with a result; asynchronous ones a start and an end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Sync,
@@ -75,12 +79,126 @@ const SERVER_WRITTEN_SEED_ACTIONS: &[&str] = &[
     "DATA_EXPORT_RUN_SCHEDULED",
 ];
 
+/// `catalogue.toml`: sources, each with its modules, each with its actions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueFile {
+    source: Vec<SourceGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceGroup {
+    name: Source,
+    module: Vec<ModuleGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleGroup {
+    name: String,
+    actions: Vec<toml::Spanned<ActionLine>>,
+}
+
+/// One line of `catalogue.toml`; `also`, `data_fields` and `mode` may be left out (empty, empty,
+/// `sync`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionLine {
+    name: String,
+    category: Category,
+    #[serde(default)]
+    also: Vec<Category>,
+    label: String,
+    description: String,
+    #[serde(default)]
+    data_fields: Vec<String>,
+    #[serde(default = "sync")]
+    mode: Mode,
+}
+
+fn sync() -> Mode {
+    Mode::Sync
+}
+
+/// Whether `name` may be a catalogue action: 1 to 64 of `A-Z 0-9 _ -`, starting with a letter
+/// (Chatvisor's `PAGE-CHANGE` has a hyphen); so never in the custom namespace.
+fn is_action_name(name: &str) -> bool {
+    name.len() <= CUSTOM_NAME_MAX
+        && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
+        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+}
+
+/// The 1-based line of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Parses and checks a catalogue file; the error names the line (and the action) at fault.
+fn parse(text: &str) -> Result<Vec<ActionDef>, String> {
+    let file: CatalogueFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    if file.source.is_empty() {
+        return Err("no source".to_owned());
+    }
+    for group in file.source {
+        if group.module.is_empty() {
+            return Err(format!("source {:?} has no module", group.name));
+        }
+        for module in group.module {
+            if module.name.trim().is_empty() || module.actions.is_empty() {
+                return Err(format!("module {:?} of source {:?} has no name or no action", module.name, group.name));
+            }
+            let module_name = leak(module.name);
+            for a in module.actions {
+                let line = line_of(text, a.span().start);
+                let a = a.into_inner();
+                let at = |why: &str| format!("line {line}, action {}: {why}", a.name);
+                if !is_action_name(&a.name) {
+                    return Err(at("a name is 1 to 64 of `A-Z 0-9 _ -`, starting with a letter"));
+                }
+                if !seen.insert(a.name.clone()) {
+                    return Err(at("duplicate name"));
+                }
+                if a.label.trim().is_empty() || a.description.trim().is_empty() {
+                    return Err(at("empty label or description"));
+                }
+                if a.also.iter().enumerate().any(|(i, c)| *c == a.category || a.also[..i].contains(c)) {
+                    return Err(at("`also` repeats a category"));
+                }
+                if a.data_fields.iter().any(|f| f.trim().is_empty()) {
+                    return Err(at("empty data field"));
+                }
+                out.push(ActionDef {
+                    name: leak(a.name),
+                    category: a.category,
+                    also: Vec::leak(a.also),
+                    source: group.name,
+                    module: module_name,
+                    label: leak(a.label),
+                    description: leak(a.description),
+                    data_fields: Vec::leak(a.data_fields.into_iter().map(leak).collect()),
+                    mode: a.mode,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every action, in the order of `catalogue.toml`; its strings live as long as the process.
+static ACTIONS: LazyLock<Vec<ActionDef>> = LazyLock::new(|| {
+    parse(include_str!("catalogue.toml")).unwrap_or_else(|e| panic!("shared/src/record/catalogue.toml: {e}"))
+});
+
 static INDEX: LazyLock<HashMap<&'static str, &'static ActionDef>> =
     LazyLock::new(|| ACTIONS.iter().map(|a| (a.name, a)).collect());
 
 /// Every known action, in catalogue order.
 pub fn all() -> &'static [ActionDef] {
-    ACTIONS
+    &ACTIONS
 }
 
 pub fn lookup(name: &str) -> Option<&'static ActionDef> {
@@ -176,6 +294,112 @@ mod tests {
     #[test]
     fn names_are_unique() {
         assert_eq!(INDEX.len(), ACTIONS.len());
+    }
+
+    #[test]
+    fn every_name_follows_the_action_name_rule() {
+        for def in all() {
+            assert!(is_action_name(def.name), "{}", def.name);
+            assert!(matches!(resolve(def.name), Ok(Resolved::Known(d)) if d == def), "{}", def.name);
+        }
+        for bad in ["", "lower", "1ST", "A B", "custom:X", "ÄCTION", &"A".repeat(65)] {
+            assert!(!is_action_name(bad), "{bad}");
+        }
+    }
+
+    /// The catalogue as converted from the seeds; adding or removing an action changes a count here.
+    #[test]
+    fn every_source_has_its_actions_in_order() {
+        let want = [
+            (Source::Chatvisor, 21),
+            (Source::HuaweiAicc, 4),
+            (Source::EleveoQm, 87),
+            (Source::EleveoUm, 16),
+            (Source::Keycloak, 100),
+            (Source::PersonalData, 4),
+            (Source::Auditrail, 23),
+        ];
+        let mut got: Vec<(Source, usize)> = Vec::new();
+        for def in all() {
+            match got.last_mut() {
+                Some((source, n)) if *source == def.source => *n += 1,
+                _ => {
+                    assert!(got.iter().all(|(s, _)| *s != def.source), "{:?} is not in one group", def.source);
+                    got.push((def.source, 1));
+                }
+            }
+        }
+        assert_eq!(got, want);
+        assert_eq!(all().len(), 255);
+    }
+
+    #[test]
+    fn every_category_is_used_and_only_qm_interactions_and_administration_are_async() {
+        for category in Category::ALL {
+            assert!(all().iter().any(|d| d.category == category), "{category:?}");
+        }
+        for def in all() {
+            let qm_async = def.source == Source::EleveoQm && matches!(def.module, "Interactions" | "Administration");
+            assert_eq!(def.mode == Mode::Async, qm_async, "{}", def.name);
+            assert!(!def.also.contains(&def.category), "{}", def.name);
+        }
+        assert_eq!(all().iter().filter(|d| d.mode == Mode::Async).count(), 29);
+    }
+
+    #[test]
+    fn defaults_apply_to_a_short_line_and_the_order_is_kept() {
+        let text = r#"
+[[source]]
+name = "keycloak"
+
+[[source.module]]
+name = "Built-in"
+actions = [
+    { name = "B_SECOND", category = "sign_in", also = ["audit"], label = "L", description = "D", data_fields = ["x", "y"], mode = "async" },
+    { name = "A_FIRST", category = "audit", label = "L2", description = "D2" },
+]
+"#;
+        let defs = parse(text).unwrap();
+        assert_eq!(defs.iter().map(|d| d.name).collect::<Vec<_>>(), ["B_SECOND", "A_FIRST"]);
+        assert_eq!(defs[0].also, [Category::Audit]);
+        assert_eq!(defs[0].data_fields, ["x", "y"]);
+        assert_eq!(defs[0].mode, Mode::Async);
+        assert_eq!((defs[1].also, defs[1].data_fields, defs[1].mode), (&[][..], &[][..], Mode::Sync));
+        assert_eq!((defs[1].source, defs[1].module, defs[1].label), (Source::Keycloak, "Built-in", "L2"));
+    }
+
+    #[test]
+    fn a_malformed_line_is_an_error_naming_the_line_and_the_action() {
+        let file = |line: &str| {
+            format!(
+                "[[source]]\nname = \"chatvisor\"\n\n[[source.module]]\nname = \"General\"\nactions = [\n    \
+                 {{ name = \"FINE\", category = \"audit\", label = \"L\", description = \"D\" }},\n    {line}\n]\n"
+            )
+        };
+        let good = r#"{ name = "GOOD", category = "audit", label = "L", description = "D" },"#;
+        assert_eq!(parse(&file(good)).unwrap().len(), 2);
+        for (line, why) in [
+            (r#"{ name = "BAD_CAT", category = "sign-in", label = "L", description = "D" },"#, "sign-in"),
+            (r#"{ name = "BAD_ALSO", category = "audit", also = ["nope"], label = "L", description = "D" },"#, "nope"),
+            (r#"{ name = "BAD_MODE", category = "audit", label = "L", description = "D", mode = "later" },"#, "later"),
+            (r#"{ name = "BAD_KEY", category = "audit", label = "L", description = "D", modes = "sync" },"#, "modes"),
+            (r#"{ name = "NO_LABEL", category = "audit", description = "D" },"#, "label"),
+            (r#"{ name = "FINE", category = "audit", label = "L", description = "D" },"#, "duplicate"),
+            (r#"{ name = "bad name", category = "audit", label = "L", description = "D" },"#, "A-Z"),
+            (r#"{ name = "EMPTY", category = "audit", label = " ", description = "D" },"#, "empty"),
+            (r#"{ name = "TWICE", category = "audit", also = ["audit"], label = "L", description = "D" },"#, "repeats"),
+        ] {
+            let err = parse(&file(line)).expect_err(line);
+            let name = line.split('"').nth(1).unwrap();
+            assert!(err.contains("line 8") && err.contains(name) && err.contains(why), "{line}: {err}");
+        }
+        let bad_source = file(good).replace("\"chatvisor\"", "\"genesys\"");
+        let err = parse(&bad_source).unwrap_err();
+        assert!(err.contains("line 2") && err.contains("genesys"), "{err}");
+        let err = parse("[[source]]\nname = \"chatvisor\"\n[[source.module]]\nname = \"General\"\nactions = []\n")
+            .unwrap_err();
+        assert!(err.contains("General") && err.contains("no action"), "{err}");
+        assert!(parse("[[source]]\nname = \"chatvisor\"\nmodule = []\n").unwrap_err().contains("no module"));
     }
 
     #[test]

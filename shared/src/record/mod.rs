@@ -1,7 +1,6 @@
 //! The record: one envelope for everything Auditrail stores, its catalogue and its validation.
 
 pub mod catalogue;
-mod catalogue_data;
 pub mod subject;
 pub mod validate;
 
