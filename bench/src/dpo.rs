@@ -161,7 +161,7 @@ pub async fn run(n: usize, subjects: usize, samples: usize) -> anyhow::Result<()
 
 /// Items read per hit of the same searches on DynamoDB (moto); latency on an emulator means nothing.
 pub async fn dynamodb(n: usize, subjects: usize) -> anyhow::Result<()> {
-    let (store, _) = auditrail_shared::store::dynamodb::testenv::fresh().await;
+    let (store, _) = auditrail_shared::testkit::moto::fresh().await;
     let store = Arc::new(store);
     for chunk in records("acme", n, subjects, 5).chunks(1000) {
         store.append("acme", chunk).await?;

@@ -7,14 +7,15 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use auditrail_shared::record::{Category, Record, ResultCode};
-use auditrail_shared::store::dynamodb::{testenv, write_units};
+use auditrail_shared::store::dynamodb::write_units;
 use auditrail_shared::store::{EventFilter, PageRequest, RecordStore};
+use auditrail_shared::testkit::moto;
 use chrono::{Duration, Utc};
 
 use crate::record;
 
 pub async fn run(n: usize) -> anyhow::Result<()> {
-    let (store, _) = testenv::fresh().await;
+    let (store, _) = moto::fresh().await;
     let now = Utc::now();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(11);
     // 3 tenants, one with 80 % of the volume, over 30 days.

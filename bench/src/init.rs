@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use auditrail_shared::store::dynamodb::{DynamoStore, dynamodb_client, testenv};
+use auditrail_shared::store::dynamodb::{DynamoStore, dynamodb_client};
+use auditrail_shared::testkit::moto as testenv;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};

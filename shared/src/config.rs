@@ -294,7 +294,7 @@ mod ssm_tests {
     async fn secret_from_ssm(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Vec<u8>> {
         Ok(secrets_from_ssm(sdk, &[name.to_owned()]).await?.remove(name).unwrap())
     }
-    use crate::store::dynamodb::testenv;
+    use crate::testkit::moto as testenv;
 
     /// Keys come only from SecureStrings of ≥ 32 bytes; no error ever shows a value.
     #[tokio::test]

@@ -23,3 +23,5 @@ pub mod query;
 pub mod record;
 pub mod retention;
 pub mod store;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

@@ -71,7 +71,7 @@ impl TestApp {
         let mut state = AppState::from_config(&Config::embedded(dir.path())).await.unwrap();
         let mut aws = None;
         if backend() == "dynamodb" {
-            let (records, blobs) = auditrail_shared::store::dynamodb::testenv::fresh().await;
+            let (records, blobs) = auditrail_shared::testkit::moto::fresh().await;
             state.records = Arc::new(records.clone());
             state.requests = Arc::new(records.clone());
             state.settings = Arc::new(records.clone());
@@ -90,8 +90,8 @@ impl TestApp {
         let mut out = Vec::new();
         match &self.aws {
             Some((table, bucket)) => {
-                out.extend_from_slice(auditrail_shared::store::dynamodb::testenv::dump_table(table).await.as_bytes());
-                out.extend_from_slice(&bucket.dump_for_tests().await.unwrap());
+                out.extend_from_slice(auditrail_shared::testkit::moto::dump_table(table).await.as_bytes());
+                out.extend_from_slice(&auditrail_shared::testkit::moto::dump_bucket(bucket).await);
             }
             None => {
                 let mut stack = vec![self.dir.path().to_owned()];

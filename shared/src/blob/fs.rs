@@ -28,6 +28,7 @@ impl FsBlobStore {
     }
 
     /// Lowers the smallest part size (tests that want many parts from little data).
+    #[cfg(any(test, feature = "testkit"))]
     pub fn with_min_part(mut self, bytes: usize) -> Self {
         self.min_part = bytes;
         self
@@ -191,4 +192,20 @@ impl BlobStore for FsBlobStore {
 fn hex_tag(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, OnceLock};
+
+    use super::FsBlobStore;
+
+    /// One directory for every check (each check uses its own tenant), like production.
+    async fn blobs() -> Arc<dyn crate::store::BlobStore> {
+        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+        Arc::new(FsBlobStore::open(&dir.path().join("blobs")).unwrap())
+    }
+
+    crate::conformance_tests!(blobs: blobs);
 }

@@ -18,8 +18,8 @@ pub const MAX_PRESIGN: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Clone)]
 pub struct S3BlobStore {
-    client: Client,
-    bucket: String,
+    pub(crate) client: Client,
+    pub(crate) bucket: String,
 }
 
 fn classify<
@@ -152,29 +152,8 @@ impl S3BlobStore {
         Ok(out.uploads().iter().filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned()))).collect())
     }
 
-    /// Every object of the bucket, keys and bytes concatenated — for tests that prove a value is
-    /// gone from the whole bucket.
-    pub async fn dump_for_tests(&self) -> StoreResult<Vec<u8>> {
-        let mut out = Vec::new();
-        let list =
-            self.client.list_objects_v2().bucket(&self.bucket).send().await.map_err(|e| classify(e, &self.bucket))?;
-        for o in list.contents() {
-            let key = o.key().unwrap_or_default();
-            out.extend_from_slice(key.as_bytes());
-            let obj = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| classify(e, &self.bucket))?;
-            out.extend_from_slice(&obj.body.collect().await.map_err(StoreError::backend)?.into_bytes());
-        }
-        Ok(out)
-    }
-
-    /// Creates the bucket (tests and dev).
+    /// Creates the bucket (tests, benches and dev set-up).
+    #[cfg(any(test, feature = "testkit"))]
     pub async fn create_bucket(&self) -> StoreResult<()> {
         self.client.create_bucket().bucket(&self.bucket).send().await.map(|_| ()).map_err(|e| classify(e, &self.bucket))
     }
@@ -274,12 +253,22 @@ impl BlobStore for S3BlobStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use crate::store::dynamodb::testenv;
+    use crate::testkit::moto;
+
+    /// One bucket for every check of this process (each check uses its own tenant).
+    async fn blobs() -> Arc<dyn BlobStore> {
+        static BLOBS: tokio::sync::OnceCell<S3BlobStore> = tokio::sync::OnceCell::const_new();
+        Arc::new(BLOBS.get_or_init(|| async { moto::fresh().await.1 }).await.clone())
+    }
+
+    crate::conformance_tests!(blobs: blobs);
 
     #[tokio::test]
     async fn put_get_delete_round_trip_under_the_tenant_prefix() {
-        let (_, s3) = testenv::fresh().await;
+        let (_, s3) = moto::fresh().await;
         let key = BlobKey::new("acme", "attachments", "a1.wav").unwrap();
         s3.put(&key, Bytes::from_static(b"RIFF"), "audio/wav").await.unwrap();
         assert_eq!(s3.get(&key).await.unwrap().as_deref(), Some(&b"RIFF"[..]));
@@ -293,37 +282,19 @@ mod tests {
 
     #[tokio::test]
     async fn presigned_urls_expire_in_minutes() {
-        let (_, s3) = testenv::fresh().await;
+        let (_, s3) = moto::fresh().await;
         let key = BlobKey::new("acme", "exports", "e1.zip").unwrap();
         s3.put(&key, Bytes::from_static(b"PK"), "application/zip").await.unwrap();
         let url = s3.presign_get(&key, Duration::from_secs(3600)).await.unwrap();
         assert!(url.contains("tenants/acme/exports/e1.zip"), "{url}");
         assert!(url.contains("X-Amz-Expires=900"), "capped at 15 minutes: {url}");
-        let body = reqwest_free_get(&url).await;
+        let body = crate::testkit::plain_http("GET", &url, None).await;
         assert_eq!(body, b"PK");
-    }
-
-    /// A plain HTTP GET without another client dependency.
-    async fn reqwest_free_get(url: &str) -> Vec<u8> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let rest = url.strip_prefix("http://").expect("emulator URL");
-        let (host, path) = rest.split_once('/').unwrap();
-        let mut sock = tokio::net::TcpStream::connect(host).await.unwrap();
-        sock.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
-        let mut buf = Vec::new();
-        sock.read_to_end(&mut buf).await.unwrap();
-        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        assert!(
-            buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200"),
-            "{}",
-            String::from_utf8_lossy(&buf[..split])
-        );
-        buf[split..].to_vec()
     }
 
     #[tokio::test]
     async fn a_failed_multipart_upload_is_aborted_and_leaves_nothing() {
-        let (_, s3) = testenv::fresh().await;
+        let (_, s3) = moto::fresh().await;
         let key = BlobKey::new("acme", "exports", "big.zip").unwrap();
         let id = s3.create_multipart(&key, "application/zip").await.unwrap();
         // Two parts, the first under S3's 5 MiB minimum: completing fails with EntityTooSmall.
@@ -341,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_bucket_names_the_variable() {
-        let cfg = testenv::sdk_config(&testenv::endpoint()).await;
+        let cfg = moto::sdk_config(&moto::endpoint()).await;
         let s3 = S3BlobStore::new(
             Client::from_conf(aws_sdk_s3::config::Builder::from(&cfg).force_path_style(true).build()),
             "no-such-bucket",

@@ -11,9 +11,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::json;
 
-use super::conformance::rec;
 use super::{EventFilter, Order, PageRequest, RecordStore};
 use crate::record::{Category, Record, ResultCode};
+use crate::testkit::conformance::rec;
 
 /// Ten minutes before midnight at the end of October: records cross a day and a month (the
 /// DynamoDB adapter's partitions).
@@ -198,13 +198,13 @@ fn sqlite_dynamodb_and_the_matcher_give_the_same_pages() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Arc<dyn RecordStore> = Arc::new(super::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
-    let dynamo: Arc<dyn RecordStore> = Arc::new(rt.block_on(super::dynamodb::testenv::fresh()).0);
+    let dynamo: Arc<dyn RecordStore> = Arc::new(rt.block_on(crate::testkit::moto::fresh()).0);
 
     let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
     let case = (proptest::collection::vec(gen_record(), 0..30), proptest::collection::vec(gen_filter(), 4..10));
     let result = runner.run(&case, |(gens, filters)| {
         rt.block_on(async {
-            let tenant = super::conformance::tenant("diff");
+            let tenant = crate::testkit::conformance::tenant("diff");
             let recs: Vec<Record> = gens.iter().enumerate().map(|(i, g)| build(&tenant, i, g)).collect();
             sqlite.append(&tenant, &recs).await.expect("sqlite append");
             dynamo.append(&tenant, &recs).await.expect("dynamodb append");

@@ -1,10 +1,10 @@
 //! Storage ports: what the domain needs from a record store and a blob store.
 //!
-//! Adapters: `sqlite` (embedded, the default) and, behind features, DynamoDB and S3. Both pass
-//! the conformance suite in `conformance`. A port takes the whole filter and plans its own
-//! reads, because the best plan differs per back end; positions are opaque to callers.
+//! Adapters: `sqlite` (embedded, the default) and, behind features, DynamoDB and S3; one file
+//! per port in each. Both pass the conformance suite in `testkit::conformance`. A port takes the
+//! whole filter and plans its own reads, because the best plan differs per back end; positions
+//! are opaque to callers.
 
-pub mod conformance;
 #[cfg(all(test, feature = "aws", feature = "embedded"))]
 mod differential;
 #[cfg(feature = "aws")]

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 
 use super::keys::{Plan, RECORD_SK, Residual, index_name, plan, record_pk};
-use super::{DynamoStore, Item, classify, decode, get_s};
+use super::{DynamoStore, Item, decode, get_s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, PageRequest, ReadStats, RecordPage, StoreError, StoreResult};
 
@@ -84,37 +84,27 @@ async fn fetch(
     let filter = filter_expression(&plan.residual, &mut names, &mut values);
     // With a filter DynamoDB may return nothing from a full page; keep reading until something
     // matches or the partition ends.
-    while st.buf.is_empty() && !st.exhausted {
-        let start = st.start.take();
-        let out = super::retry_throttled(|| async {
-            store
-                .client
-                .query()
-                .table_name(&store.table)
-                .index_name(super::keys::gsi(plan.index))
-                .key_condition_expression("#p = :p AND tsid BETWEEN :lo AND :hi")
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .set_filter_expression(filter.clone())
-                .scan_index_forward(f.order == Order::OldestFirst)
-                .limit(want.clamp(1, 1000) as i32)
-                .set_exclusive_start_key(start.clone())
-                .send()
-                .await
-                .map_err(|e| classify(e, &store.table))
-        })
-        .await?;
-        stats.queries += 1;
-        stats.items_read += out.scanned_count as u64;
-        for item in out.items.unwrap_or_default() {
-            let tsid = get_s(&item, "tsid").unwrap_or_default().to_owned();
-            st.buf.push_back((tsid, decode(&item)?));
-        }
-        match out.last_evaluated_key {
-            Some(k) => st.start = Some(k),
-            None => st.exhausted = true,
-        }
+    if !st.buf.is_empty() || st.exhausted {
+        return Ok(());
     }
+    let query = |_| {
+        store
+            .client
+            .query()
+            .table_name(&store.table)
+            .index_name(super::keys::gsi(plan.index))
+            .key_condition_expression("#p = :p AND tsid BETWEEN :lo AND :hi")
+            .set_expression_attribute_names(Some(names.clone()))
+            .set_expression_attribute_values(Some(values.clone()))
+            .set_filter_expression(filter.clone())
+            .scan_index_forward(f.order == Order::OldestFirst)
+            .limit(want.clamp(1, 1000) as i32)
+    };
+    let keep = |item: &Item| Ok(Some((get_s(item, "tsid").unwrap_or_default().to_owned(), decode(item)?)));
+    let read = store.read_pages(st.start.take(), 1, stats, query, keep).await?;
+    st.buf.extend(read.items);
+    st.exhausted = read.next.is_none();
+    st.start = read.next;
     Ok(())
 }
 

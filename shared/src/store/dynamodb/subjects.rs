@@ -15,7 +15,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
-use super::{DynamoStore, Item, classify, decode, retry_throttled, s};
+use super::{DynamoStore, Item, decode, s};
 use crate::record::Record;
 use crate::record::subject;
 use crate::store::{ReadStats, StoreResult, SubjectStore};
@@ -65,38 +65,22 @@ impl SubjectStore for DynamoStore {
     ) -> StoreResult<(Vec<Record>, ReadStats)> {
         let pk = pk(tenant, key);
         let begins = if prefix { key.to_owned() } else { format!("{key}#") };
-        let mut ids = Vec::new();
         let mut stats = ReadStats::default();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = retry_throttled(|| async {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :p AND begins_with(sk, :b)")
-                    .expression_attribute_values(":p", s(&pk))
-                    .expression_attribute_values(":b", s(&begins))
-                    .limit((limit + 1 - ids.len()).clamp(1, 1000) as i32)
-                    .set_exclusive_start_key(start.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &self.table))
-            })
-            .await?;
-            stats.queries += 1;
-            stats.items_read += out.items().len() as u64;
-            // The window applies before the limit: entries outside it are read and dropped.
-            for i in out.items() {
-                let r: Record = decode(i)?;
-                if from.is_none_or(|f| r.occurred_at >= f) && to.is_none_or(|t| r.occurred_at < t) {
-                    ids.push(r);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if ids.len() <= limit => start = Some(k),
-                _ => break,
-            }
-        }
+        let query = |still: usize| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p AND begins_with(sk, :b)")
+                .expression_attribute_values(":p", s(&pk))
+                .expression_attribute_values(":b", s(&begins))
+                .limit(still.clamp(1, 1000) as i32)
+        };
+        // The window applies before the limit: entries outside it are read and dropped.
+        let in_window = |i: &Item| {
+            let r: Record = decode(i)?;
+            Ok((from.is_none_or(|f| r.occurred_at >= f) && to.is_none_or(|t| r.occurred_at < t)).then_some(r))
+        };
+        let ids = self.read_pages(None, limit + 1, &mut stats, query, in_window).await?.items;
         stats.items_returned = ids.len() as u64;
         Ok((ids, stats))
     }

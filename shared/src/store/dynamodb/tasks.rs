@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{DynamoStore, Item, classify, get_s, n, retry_throttled, s};
 use crate::jobs::task::{Task, TaskKind};
-use crate::store::{PageRequest, Position, StoreError, StoreResult, TaskStore};
+use crate::store::{PageRequest, Position, ReadStats, StoreError, StoreResult, TaskStore};
 
 pub fn task_pk(tenant: &str, kind: TaskKind) -> String {
     format!("T#{tenant}#J#{}", kind.as_str())
@@ -95,33 +95,18 @@ impl TaskStore for DynamoStore {
             }
         };
         let limit = page.limit.clamp(1, 1000);
-        let mut tasks = Vec::new();
-        let mut start = start;
-        // Items can be large (checkpoints); follow LastEvaluatedKey across the 1 MB page limit.
-        loop {
-            let want = (limit + 1 - tasks.len()) as i32;
-            let out = retry_throttled(|| async {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :p")
-                    .expression_attribute_values(":p", s(&pk))
-                    .scan_index_forward(false)
-                    .limit(want)
-                    .set_exclusive_start_key(start.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &self.table))
-            })
-            .await?;
-            for i in out.items() {
-                tasks.push(decode(i)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if tasks.len() <= limit => start = Some(k),
-                _ => break,
-            }
-        }
+        // Items can be large (checkpoints): a page may end before the limit.
+        let query = |still: usize| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", s(&pk))
+                .scan_index_forward(false)
+                .limit(still as i32)
+        };
+        let tasks =
+            self.read_pages(start, limit + 1, &mut ReadStats::default(), query, |i| decode(i).map(Some)).await?.items;
         Ok(crate::store::task_page(tasks, limit))
     }
 
@@ -152,34 +137,19 @@ impl TaskStore for DynamoStore {
     }
 
     async fn active_tasks(&self, kind: TaskKind, limit: usize) -> StoreResult<Vec<Task>> {
-        let mut tasks = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = retry_throttled(|| async {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("gsi11")
-                    .key_condition_expression("g11 = :k")
-                    .expression_attribute_values(":k", AttributeValue::S(active_key(kind)))
-                    .set_exclusive_start_key(start.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &self.table))
-            })
-            .await?;
-            // The index is eventually consistent, so a copy may be stale; no re-read here: every
-            // use of it (a claim, a re-queue) is a conditional save on the version it carries.
-            for i in out.items() {
-                tasks.push(decode(i)?);
-                if tasks.len() >= limit {
-                    return Ok(tasks);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(tasks),
-            }
-        }
+        let query = |_| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi11")
+                .key_condition_expression("g11 = :k")
+                .expression_attribute_values(":k", AttributeValue::S(active_key(kind)))
+        };
+        // The index is eventually consistent, so a copy may be stale; no re-read here: every use
+        // of it (a claim, a re-queue) is a conditional save on the version it carries.
+        let mut tasks =
+            self.read_pages(None, limit, &mut ReadStats::default(), query, |i| decode(i).map(Some)).await?.items;
+        tasks.truncate(limit);
+        Ok(tasks)
     }
 }

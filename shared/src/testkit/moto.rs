@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
 
-use super::DynamoStore;
 use crate::blob::s3::S3BlobStore;
+use crate::store::ReadStats;
+use crate::store::dynamodb::{DynamoStore, aws_http_client, dynamodb_client};
 
 static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
 
@@ -72,7 +73,7 @@ pub fn endpoint() -> String {
 /// SDK configuration for the emulator (static test credentials, us-east-1).
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(super::aws_http_client())
+        .http_client(aws_http_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
@@ -84,7 +85,7 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 pub async fn fresh() -> (DynamoStore, S3BlobStore) {
     let cfg = sdk_config(&endpoint()).await;
     let name = format!("t-{}", ulid::Ulid::generate().to_string().to_lowercase());
-    let store = DynamoStore::new(super::dynamodb_client(&cfg), name.clone());
+    let store = DynamoStore::new(dynamodb_client(&cfg), name.clone());
     store.create_table().await.expect("create table on the emulator");
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&cfg).force_path_style(true).build());
     let blobs = S3BlobStore::new(s3, name);
@@ -95,16 +96,33 @@ pub async fn fresh() -> (DynamoStore, S3BlobStore) {
 /// Every item of the table as text — for tests that prove a value is gone from the whole
 /// store (a Scan; never used on a request path).
 pub async fn dump_table(store: &DynamoStore) -> String {
-    let mut out = String::new();
-    let mut start = None;
+    let scan = |_| store.client.scan().table_name(&store.table);
+    let keep = |item: &crate::store::dynamodb::Item| Ok(Some(format!("{item:?}\n")));
+    store.read_pages(None, usize::MAX, &mut ReadStats::default(), scan, keep).await.expect("scan").items.concat()
+}
+
+/// Every object of the bucket, keys and bytes concatenated — for tests that prove a value is
+/// gone from the whole bucket.
+pub async fn dump_bucket(blobs: &S3BlobStore) -> Vec<u8> {
+    let (client, bucket) = (&blobs.client, &blobs.bucket);
+    let mut out = Vec::new();
+    let mut token = None;
     loop {
-        let page =
-            store.client.scan().table_name(&store.table).set_exclusive_start_key(start).send().await.expect("scan");
-        for item in page.items() {
-            out.push_str(&format!("{item:?}\n"));
+        let list = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list the bucket");
+        for o in list.contents() {
+            let key = o.key().unwrap_or_default();
+            out.extend_from_slice(key.as_bytes());
+            let obj = client.get_object().bucket(bucket).key(key).send().await.expect("get an object");
+            out.extend_from_slice(&obj.body.collect().await.expect("read an object").into_bytes());
         }
-        match page.last_evaluated_key {
-            Some(k) => start = Some(k),
+        match list.next_continuation_token {
+            Some(t) => token = Some(t),
             None => return out,
         }
     }

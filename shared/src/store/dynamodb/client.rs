@@ -1,0 +1,304 @@
+//! The DynamoDB client and the adapter's one retry policy: the SDK's own retries are off, and
+//! every call goes through [`retry_throttled`] (attempt limit and time budget). Also the item-level
+//! calls every port uses — a consistent GetItem, an UpdateItem, BatchWriteItem with its
+//! unprocessed items — and the one paging loop, [`DynamoStore::read_pages`], that follows
+//! `LastEvaluatedKey` for every Query and Scan.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
+use rand::Rng;
+
+use super::{DynamoStore, Item, s};
+use crate::store::{ReadStats, StoreError, StoreResult};
+
+/// The one HTTPS client of the AWS SDK clients (DynamoDB, S3, and the credential providers):
+/// hyper + rustls on ring, with the system's trusted roots. The SDK's `default-https-client`
+/// would pull rustls on aws-lc, a C library of ~2 MB in every Lambda binary.
+pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// The SDK configuration from the environment (region, credentials chain, `AWS_ENDPOINT_URL`),
+/// on [`aws_http_client`].
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
+}
+
+/// The DynamoDB client of the store: the SDK's own retries off, so the adapter's
+/// [`retry_throttled`] is the one retry policy (with its attempt limit and time budget).
+pub fn dynamodb_client(cfg: &aws_config::SdkConfig) -> Client {
+    Client::from_conf(dynamodb_conf(cfg).build())
+}
+
+/// The configuration builder behind [`dynamodb_client`] (tests put a faulty HTTP client in it).
+pub fn dynamodb_conf(cfg: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(cfg).retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+}
+
+/// Total time one store call may spend retrying (`AUDITRAIL_STORE_RETRY_BUDGET_MS`, default
+/// 10 s: well under the functions' time limit); past it the throttling error is returned.
+pub fn retry_budget() -> Duration {
+    static BUDGET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        std::env::var("AUDITRAIL_STORE_RETRY_BUDGET_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(10), Duration::from_millis)
+    })
+}
+
+/// Attempts for a throttled call before it is reported as failed.
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
+
+/// Maps an SDK error to the store's error, so callers never match on SDK types.
+pub(crate) fn classify<
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+>(
+    e: SdkError<E, R>,
+    table: &str,
+) -> StoreError {
+    let code = e.code().unwrap_or_default().to_owned();
+    match code.as_str() {
+        "ConditionalCheckFailedException" | "TransactionCanceledException" => StoreError::Conflict(code),
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "InternalServerError"
+        | "ServiceUnavailable" => StoreError::Throttled,
+        "ResourceNotFoundException" => {
+            StoreError::Backend(anyhow::anyhow!("DynamoDB table `{table}` not found (AUDITRAIL_TABLE)"))
+        }
+        "ValidationException" | "ItemCollectionSizeLimitExceededException" => {
+            StoreError::Invalid(e.message().unwrap_or("rejected by DynamoDB").to_owned())
+        }
+        _ => match e {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Throttled,
+            other => StoreError::backend(other),
+        },
+    }
+}
+
+/// The pause before retry `attempt`: exponential with jitter, 20 ms · 2^attempt, capped at 2 s.
+fn backoff_delay(attempt: u32) -> Duration {
+    let cap = (20u64 << attempt.min(7)).min(2000);
+    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
+}
+
+/// Exponential backoff with jitter (see [`backoff_delay`]).
+pub(crate) async fn backoff(attempt: u32) {
+    tokio::time::sleep(backoff_delay(attempt)).await;
+}
+
+/// Runs a call until it succeeds, fails for another reason than throttling, has been throttled
+/// `MAX_ATTEMPTS` times, or the next pause would end past [`retry_budget`] (then the throttling
+/// error is returned, which callers treat as transient).
+pub(crate) async fn retry_throttled<T, F, Fut>(call: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    retry_within(retry_budget(), call).await
+}
+
+pub(crate) async fn retry_within<T, F, Fut>(budget: Duration, mut call: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let started = std::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(StoreError::Throttled) if attempt + 1 < MAX_ATTEMPTS => {
+                let pause = backoff_delay(attempt);
+                if started.elapsed() + pause > budget {
+                    return Err(StoreError::Throttled);
+                }
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One page of a Query or a Scan as DynamoDB answered it.
+pub(crate) struct RawPage {
+    items: Vec<Item>,
+    /// Items evaluated, before any FilterExpression.
+    scanned: u64,
+    last_evaluated_key: Option<Item>,
+}
+
+/// A read that DynamoDB answers page by page: a Query or a Scan.
+pub(crate) trait PagedRead: Sized {
+    /// The same read, starting right after `key` (from the first item when `None`).
+    fn after(self, key: Option<Item>) -> Self;
+    /// Sends it for one page.
+    fn page(self, table: &str) -> impl std::future::Future<Output = StoreResult<RawPage>> + Send;
+}
+
+impl PagedRead for QueryFluentBuilder {
+    fn after(self, key: Option<Item>) -> Self {
+        self.set_exclusive_start_key(key)
+    }
+
+    async fn page(self, table: &str) -> StoreResult<RawPage> {
+        let out = self.send().await.map_err(|e| classify(e, table))?;
+        Ok(RawPage {
+            scanned: out.scanned_count.max(0) as u64,
+            last_evaluated_key: out.last_evaluated_key,
+            items: out.items.unwrap_or_default(),
+        })
+    }
+}
+
+impl PagedRead for ScanFluentBuilder {
+    fn after(self, key: Option<Item>) -> Self {
+        self.set_exclusive_start_key(key)
+    }
+
+    async fn page(self, table: &str) -> StoreResult<RawPage> {
+        let out = self.send().await.map_err(|e| classify(e, table))?;
+        Ok(RawPage {
+            scanned: out.scanned_count.max(0) as u64,
+            last_evaluated_key: out.last_evaluated_key,
+            items: out.items.unwrap_or_default(),
+        })
+    }
+}
+
+/// What a paged read kept, and where it stopped.
+pub(crate) struct Paged<T> {
+    pub items: Vec<T>,
+    /// The exclusive start key of the page after the last one read; `None` once the last page
+    /// of the read has been read.
+    pub next: Option<Item>,
+}
+
+impl DynamoStore {
+    /// The one paging loop of the adapter. Reads `build(still wanted)` from `start`, page after
+    /// page (each page retried while throttled), following `LastEvaluatedKey` until `want` items
+    /// are kept or the last page is read. `keep` decodes an item, or drops it (`None`, e.g. outside
+    /// a window). Every item of a page read is offered to `keep`, so `next` is exactly where the
+    /// read stopped and a caller that wants at most `want` cuts the rest. Each page counts as one
+    /// query in `stats`, with the items DynamoDB evaluated for it.
+    pub(crate) async fn read_pages<B: PagedRead, T>(
+        &self,
+        start: Option<Item>,
+        want: usize,
+        stats: &mut ReadStats,
+        build: impl Fn(usize) -> B,
+        mut keep: impl FnMut(&Item) -> StoreResult<Option<T>>,
+    ) -> StoreResult<Paged<T>> {
+        let mut items = Vec::new();
+        let mut next = start;
+        loop {
+            let still = want.saturating_sub(items.len());
+            let page = retry_throttled(|| build(still).after(next.clone()).page(&self.table)).await?;
+            stats.queries += 1;
+            stats.items_read += page.scanned;
+            for item in &page.items {
+                if let Some(t) = keep(item)? {
+                    items.push(t);
+                }
+            }
+            next = page.last_evaluated_key;
+            if next.is_none() || items.len() >= want {
+                return Ok(Paged { items, next });
+            }
+        }
+    }
+
+    /// A strongly consistent GetItem, retried while throttled.
+    pub(crate) async fn get_item(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+        let out = retry_throttled(|| async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s(sk))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(e, &self.table))
+        })
+        .await?;
+        Ok(out.item)
+    }
+
+    /// Runs an UpdateItem builder with throttling retries; `None` when its condition failed
+    /// (there was nothing to change).
+    pub(crate) async fn update_with_retry(
+        &self,
+        build: impl Fn() -> UpdateItemFluentBuilder,
+    ) -> StoreResult<Option<Item>> {
+        let res = retry_throttled(|| async {
+            build().return_values(ReturnValue::AllNew).send().await.map_err(|e| classify(e, &self.table))
+        })
+        .await;
+        match res {
+            Ok(out) => Ok(out.attributes),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn key(pk: String, sk: &str) -> Item {
+        HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+    }
+
+    /// Deletes items with BatchWriteItem, retrying unprocessed items with backoff.
+    pub(crate) async fn batch_delete(&self, keys: Vec<Item>) -> StoreResult<()> {
+        let requests = keys
+            .into_iter()
+            .map(|k| {
+                WriteRequest::builder()
+                    .delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key set"))
+                    .build()
+            })
+            .collect();
+        self.batch_write(requests).await
+    }
+
+    /// BatchWriteItem in chunks of 25, retrying UnprocessedItems and throttling with backoff.
+    pub(crate) async fn batch_write(&self, requests: Vec<WriteRequest>) -> StoreResult<()> {
+        for chunk in requests.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let res =
+                    self.client.batch_write_item().request_items(self.table.clone(), pending.clone()).send().await;
+                match res {
+                    Ok(out) => {
+                        pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                        if !pending.is_empty() {
+                            if attempt + 1 >= MAX_ATTEMPTS {
+                                return Err(StoreError::Throttled);
+                            }
+                            backoff(attempt).await;
+                            attempt += 1;
+                        }
+                    }
+                    Err(e) => match classify(e, &self.table) {
+                        StoreError::Throttled if attempt + 1 < MAX_ATTEMPTS => {
+                            backoff(attempt).await;
+                            attempt += 1;
+                        }
+                        other => return Err(other),
+                    },
+                }
+            }
+        }
+        Ok(())
+    }
+}

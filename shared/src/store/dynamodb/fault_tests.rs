@@ -1,0 +1,138 @@
+//! The adapter under injected faults (`testkit::faults`) on the emulator: throttling and
+//! unprocessed batches lose and duplicate nothing, retries stay within their budget.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+
+use super::client::{MAX_ATTEMPTS, classify, dynamodb_conf, retry_within};
+use super::{DynamoStore, s};
+use crate::record::{Category, Record, ResultCode};
+use crate::store::{AppendOutcome, EventFilter, PageRequest, RecordStore, StoreError};
+use crate::testkit::conformance::{rec, t0};
+use crate::testkit::{faults, moto};
+
+/// 10k records under ~30 % throttling and unprocessed batches (SDK retries off, so every
+/// fault reaches the adapter): none lost, none stored twice, replays all duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_unprocessed_items_lose_nothing_and_duplicate_nothing() {
+    let (clean, _) = moto::fresh().await;
+    let (http, counts) = faults::faulty_client(0.3);
+    let cfg = moto::sdk_config(&moto::endpoint()).await;
+    let conf = dynamodb_conf(&cfg).http_client(http).build();
+    let faulty = DynamoStore::new(Client::from_conf(conf), clean.table.clone());
+    let tenant = "fault";
+    let records: Vec<Record> = (0..10_000)
+        .map(|i| {
+            let mut r = rec(tenant, &format!("f{i:05}"), i / 10, "LOGIN", &format!("u{}", i % 50), ResultCode::Ok);
+            r.tenant_id = tenant.into();
+            r
+        })
+        .collect();
+    let mut stored = 0;
+    let started = std::time::Instant::now();
+    let mut pending: Vec<Record> = records.clone();
+    // A client resends what was reported failed, as the API tells it to.
+    for _ in 0..5 {
+        let mut again = Vec::new();
+        for chunk in pending.chunks(1000) {
+            for (r, o) in chunk.iter().zip(faulty.append(tenant, chunk).await.unwrap()) {
+                match o {
+                    AppendOutcome::Created => stored += 1,
+                    AppendOutcome::Duplicate => panic!("{} reported duplicate on first store", r.id),
+                    AppendOutcome::Failed { .. } => again.push(r.clone()),
+                }
+            }
+        }
+        pending = again;
+        if pending.is_empty() {
+            break;
+        }
+    }
+    assert!(pending.is_empty(), "{} records still failing", pending.len());
+    assert_eq!(stored, 10_000);
+    eprintln!("10k records stored under faults in {:?}: {counts:?}", started.elapsed());
+    assert!(counts.throttled.load(Ordering::Relaxed) > 2000, "faults were injected: {counts:?}");
+
+    // Read everything back through the clean client: every id exactly once.
+    let mut f = EventFilter::window(t0() - chrono::Duration::days(1), t0() + chrono::Duration::days(30));
+    f.order = crate::store::Order::OldestFirst;
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        // Large pages: the emulator answers a GSI query by walking the whole table.
+        let page = clean.query(tenant, &f, PageRequest { limit: 10_000, after }).await.unwrap();
+        ids.extend(page.records.into_iter().map(|r| r.id));
+        match page.next {
+            Some(p) => after = Some(p),
+            None => break,
+        }
+    }
+    let unique: std::collections::BTreeSet<_> = ids.iter().cloned().collect();
+    assert_eq!((ids.len(), unique.len()), (10_000, 10_000));
+
+    eprintln!("read back in {:?}", started.elapsed());
+
+    // Batch deletes under unprocessed-item faults still delete everything asked.
+    let small = "fault-purge";
+    let recs: Vec<Record> = records[..500].iter().map(|r| Record { tenant_id: small.into(), ..r.clone() }).collect();
+    clean.append(small, &recs).await.unwrap();
+    let purged = faulty.purge(small, Category::SignIn, t0() + chrono::Duration::days(30), 1000).await.unwrap();
+    assert_eq!(purged.len(), 500);
+    assert!(counts.unprocessed.load(Ordering::Relaxed) > 0, "{counts:?}");
+    assert!(clean.get(small, "f00042").await.unwrap().is_none());
+    assert!(clean.get(tenant, "f00042").await.unwrap().is_some(), "another tenant is untouched");
+}
+
+/// One throttled call on the production client: a bounded number of HTTP attempts (the
+/// adapter's, none from the SDK beneath it), given up within the budget as `Throttled`.
+#[tokio::test]
+async fn a_throttled_call_makes_bounded_attempts_within_the_budget() {
+    let (clean, _) = moto::fresh().await;
+    let cfg = moto::sdk_config(&moto::endpoint()).await;
+    for (budget, most) in [(Duration::from_secs(10), u64::from(MAX_ATTEMPTS)), (Duration::from_millis(100), 4)] {
+        let (http, counts) = faults::faulty_client(1.0);
+        let store = DynamoStore::new(Client::from_conf(dynamodb_conf(&cfg).http_client(http).build()), &clean.table);
+        let started = std::time::Instant::now();
+        let out = retry_within(budget, || async {
+            store
+                .client
+                .get_item()
+                .table_name(&store.table)
+                .key("pk", s("x"))
+                .key("sk", s("y"))
+                .send()
+                .await
+                .map_err(|e| classify(e, &store.table))
+        })
+        .await;
+        assert!(matches!(out, Err(StoreError::Throttled)), "{out:?}");
+        let attempts = counts.throttled.load(Ordering::Relaxed);
+        assert!((1..=most).contains(&attempts), "{attempts} HTTP attempts within {budget:?}");
+        assert!(started.elapsed() <= budget, "{:?} spent, budget {budget:?}", started.elapsed());
+    }
+    // The store's own entry points obey it too.
+    let (http, counts) = faults::faulty_client(1.0);
+    let store = DynamoStore::new(Client::from_conf(dynamodb_conf(&cfg).http_client(http).build()), &clean.table);
+    assert!(matches!(store.get("t", "r").await, Err(StoreError::Throttled)));
+    assert!(counts.throttled.load(Ordering::Relaxed) <= u64::from(MAX_ATTEMPTS), "{counts:?}");
+}
+
+#[tokio::test]
+async fn an_oversized_item_is_refused_before_any_write() {
+    let (store, _) = moto::fresh().await;
+    let mut r = rec("big", "huge", 1, "LOGIN", "u", ResultCode::Ok);
+    r.data = Some(serde_json::json!({"blob": "x".repeat(420 * 1024)}));
+    let out = store.append("big", &[r]).await.unwrap();
+    assert!(matches!(&out[0], AppendOutcome::Failed { reason } if reason.contains("400 KB")), "{out:?}");
+    assert!(store.get("big", "huge").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_missing_table_names_the_variable() {
+    let cfg = moto::sdk_config(&moto::endpoint()).await;
+    let store = DynamoStore::new(Client::new(&cfg), "no-such-table");
+    let e = store.check().await.unwrap_err().to_string();
+    assert!(e.contains("AUDITRAIL_TABLE") && e.contains("no-such-table"), "{e}");
+}

@@ -1,0 +1,169 @@
+//! Request pairs on DynamoDB: one item per correlation id (`T#{tenant}#Q#{corr}`, `Q`), updated
+//! by each side as it is appended; once both are known it carries the delay and enters the
+//! slow-requests index (`g9`), while a start alone sits in the open-requests index (`g10`).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::DateTime;
+
+use super::keys::{self, PAIR_SK, pair_pk, tsid};
+use super::{DynamoStore, Item, get_n, get_s, n, s};
+use crate::record::{Phase, Record, ResultCode};
+use crate::store::{PageRequest, ReadStats, RequestPage, RequestPair, RequestQuery, RequestStore, StoreResult};
+
+impl DynamoStore {
+    /// Records one side of a request pair, then the delay once both sides are known.
+    pub(super) async fn pair_upsert(&self, r: &Record, phase: Phase, corr: &str) -> StoreResult<()> {
+        let t = &r.tenant_id;
+        let pk = pair_pk(t, corr);
+        let ts = r.occurred_at.timestamp_micros();
+        let key = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
+            b.table_name(&self.table).key("pk", s(pk.clone())).key("sk", s(PAIR_SK))
+        };
+        let after = match phase {
+            Phase::Start => {
+                self.update_with_retry(|| {
+                    key(self.client.update_item())
+                        .update_expression("SET #a = if_not_exists(#a, :a), start_id = :id, start_ts = :ts")
+                        .expression_attribute_names("#a", "action")
+                        .expression_attribute_values(":a", s(r.action.clone()))
+                        .expression_attribute_values(":id", s(r.id.clone()))
+                        .expression_attribute_values(":ts", n(ts))
+                })
+                .await?
+            }
+            Phase::End => {
+                self.update_with_retry(|| {
+                    key(self.client.update_item())
+                        .update_expression(
+                            "SET #a = if_not_exists(#a, :a), end_id = :id, end_ts = :ts, #r = :r REMOVE g10, os",
+                        )
+                        .expression_attribute_names("#a", "action")
+                        .expression_attribute_names("#r", "result")
+                        .expression_attribute_values(":a", s(r.action.clone()))
+                        .expression_attribute_values(":id", s(r.id.clone()))
+                        .expression_attribute_values(":ts", n(ts))
+                        .expression_attribute_values(":r", s(r.result.map(|x| x.as_str()).unwrap_or("FAIL")))
+                })
+                .await?
+            }
+        };
+        let Some(item) = after else { return Ok(()) };
+        match (get_n(&item, "start_ts"), get_n(&item, "end_ts")) {
+            (Some(start), Some(end)) => {
+                let delay = (end - start) / 1000;
+                self.update_with_retry(|| {
+                    key(self.client.update_item())
+                        .update_expression("SET delay_ms = :d, g9 = :g, dk = :k REMOVE g10, os")
+                        .expression_attribute_values(":d", n(delay))
+                        .expression_attribute_values(":g", s(format!("T#{t}#DELAY")))
+                        .expression_attribute_values(":k", s(format!("{:015}#{corr}", delay.max(0))))
+                })
+                .await?;
+            }
+            (Some(start), None) => {
+                self.update_with_retry(|| {
+                    key(self.client.update_item())
+                        .update_expression("SET g10 = :g, os = :o")
+                        .condition_expression("attribute_not_exists(end_ts)")
+                        .expression_attribute_values(":g", s(format!("T#{t}#OPEN")))
+                        .expression_attribute_values(":o", s(tsid(start, corr)))
+                })
+                .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn pair_from(item: &Item) -> RequestPair {
+    let time = |k: &str| get_n(item, k).and_then(DateTime::from_timestamp_micros);
+    RequestPair {
+        correlation_id: get_s(item, "pk").and_then(|p| p.splitn(4, '#').nth(3)).unwrap_or_default().to_owned(),
+        action: get_s(item, "action").unwrap_or_default().to_owned(),
+        start_id: get_s(item, "start_id").map(str::to_owned),
+        end_id: get_s(item, "end_id").map(str::to_owned),
+        started_at: time("start_ts"),
+        ended_at: time("end_ts"),
+        delay_ms: get_n(item, "delay_ms"),
+        result: get_s(item, "result").and_then(ResultCode::parse),
+    }
+}
+
+#[async_trait]
+impl RequestStore for DynamoStore {
+    async fn pair(&self, tenant: &str, correlation_id: &str) -> StoreResult<Option<RequestPair>> {
+        Ok(self.get_item(pair_pk(tenant, correlation_id), PAIR_SK).await?.as_ref().map(pair_from))
+    }
+
+    async fn pairs(&self, tenant: &str, q: &RequestQuery, page: PageRequest) -> StoreResult<RequestPage> {
+        let limit = page.limit.max(1);
+        let (index, pk_attr, sort_attr, pk, lo, hi, filter) = match q {
+            RequestQuery::SlowerThan { min_delay_ms, from, to } => (
+                "g9",
+                "g9",
+                "dk",
+                format!("T#{tenant}#DELAY"),
+                format!("{:015}", (*min_delay_ms).max(0)),
+                "~".to_string(),
+                Some((from.timestamp_micros(), to.timestamp_micros())),
+            ),
+            RequestQuery::Unfinished { started_before, from } => (
+                "g10",
+                "g10",
+                "os",
+                format!("T#{tenant}#OPEN"),
+                format!("{:020}", from.timestamp_micros()),
+                format!("{:020}", started_before.timestamp_micros()),
+                None,
+            ),
+        };
+        let start: Option<Item> = page.after.as_ref().and_then(|p| p.get("k")).and_then(|k| k.as_str()).map(|k| {
+            let corr = k.rsplit_once('#').map(|(_, c)| c).unwrap_or_default();
+            HashMap::from([
+                ("pk".to_string(), s(pair_pk(tenant, corr))),
+                ("sk".to_string(), s(PAIR_SK)),
+                (pk_attr.to_string(), s(pk.clone())),
+                (sort_attr.to_string(), s(k)),
+            ])
+        });
+        let mut stats = ReadStats::default();
+        let query = |still: usize| {
+            let qb = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::gsi(index))
+                .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
+                .expression_attribute_names("#p", pk_attr)
+                .expression_attribute_names("#s", sort_attr)
+                .expression_attribute_values(":p", s(pk.clone()))
+                .expression_attribute_values(":lo", s(lo.clone()))
+                .expression_attribute_values(":hi", s(hi.clone()))
+                .scan_index_forward(false)
+                .limit(still as i32);
+            match filter {
+                Some((from, to)) => qb
+                    .filter_expression("start_ts >= :f AND start_ts < :t")
+                    .expression_attribute_values(":f", n(from))
+                    .expression_attribute_values(":t", n(to)),
+                None => qb,
+            }
+        };
+        let mut pairs = self
+            .read_pages(start, limit + 1, &mut stats, query, |item| {
+                Ok(Some((pair_from(item), get_s(item, sort_attr).map(str::to_owned))))
+            })
+            .await?
+            .items;
+        let more = pairs.len() > limit;
+        pairs.truncate(limit);
+        let next =
+            if more { pairs.last().and_then(|(_, k)| k.clone()).map(|k| serde_json::json!({ "k": k })) } else { None };
+        let pairs: Vec<RequestPair> = pairs.into_iter().map(|(p, _)| p).collect();
+        stats.items_returned = pairs.len() as u64;
+        Ok(RequestPage { pairs, next, stats })
+    }
+}

@@ -1,0 +1,266 @@
+//! Records on DynamoDB: one item per record (`T#{tenant}#R#{id}`, `R`) carrying its body and
+//! its index entries as sparse GSI keys (see `keys`); a conditional put makes appends idempotent.
+//! Reads go through the planner (`keys::plan`) and the k-way merge (`merge`).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use super::keys::{PAIR_SK, RECORD_SK, TENANTS_PK, index_keys, pair_pk, record_pk, tsid, user_key};
+use super::{DynamoStore, Item, classify, get_n, get_s, merge, n, retry_throttled, s, subjects};
+use crate::record::{Category, Record};
+use crate::store::{AppendOutcome, EventFilter, Order, PageRequest, RecordPage, RecordStore, StoreError, StoreResult};
+
+/// DynamoDB's item size limit.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Concurrent conditional writes per append.
+const WRITE_CONCURRENCY: usize = 32;
+
+pub(crate) fn decode(item: &Item) -> StoreResult<Record> {
+    let body = get_s(item, "body").ok_or_else(|| StoreError::Corrupt("record item without body".into()))?;
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Write units a record costs by the key design: one per started KB of the item, for the item
+/// and for each index entry it projects into (projections are ALL).
+pub fn write_units(r: &Record) -> StoreResult<u64> {
+    let item = record_item(r)?;
+    let size: usize = item.iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(8)).sum();
+    let per_copy = size.div_ceil(1024) as u64;
+    Ok(per_copy * (1 + index_keys(r).len() as u64))
+}
+
+/// The record item: its keys, index keys and the attributes residual filters read.
+fn record_item(r: &Record) -> StoreResult<Item> {
+    let body = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let ts = r.occurred_at.timestamp_micros();
+    let mut item: Item = HashMap::new();
+    item.insert("pk".into(), s(record_pk(&r.tenant_id, &r.id)));
+    item.insert("sk".into(), s(RECORD_SK));
+    item.insert("tsid".into(), s(tsid(ts, &r.id)));
+    item.insert("ts".into(), n(ts));
+    item.insert("category".into(), s(r.category.as_str()));
+    item.insert("action".into(), s(r.action.clone()));
+    if let Some(u) = user_key(r) {
+        item.insert("uk".into(), s(u));
+    }
+    if let Some(x) = r.result {
+        item.insert("result".into(), s(x.as_str()));
+    }
+    if let Some(v) = &r.session_id {
+        item.insert("sid".into(), s(v.clone()));
+    }
+    if let Some(v) = &r.correlation_id {
+        item.insert("corr".into(), s(v.clone()));
+    }
+    if let Some(v) = &r.actor.employee_id {
+        item.insert("emp".into(), s(v.clone()));
+    }
+    if let Some(d) = r.description_text() {
+        item.insert("dl".into(), s(crate::record::fold(&d)));
+    }
+    for (k, v) in index_keys(r) {
+        item.insert(k.into(), s(v));
+    }
+    item.insert("body".into(), s(body));
+    let size: usize = item.iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(24)).sum();
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "the record is {size} bytes stored; DynamoDB items are at most 400 KB"
+        )));
+    }
+    Ok(item)
+}
+
+impl DynamoStore {
+    /// One conditional put with retries: Created, Duplicate, or Failed after every retry.
+    async fn put_record(&self, r: &Record) -> StoreResult<AppendOutcome> {
+        let item = match record_item(r) {
+            Ok(i) => i,
+            Err(StoreError::Invalid(reason)) => return Ok(AppendOutcome::Failed { reason }),
+            Err(e) => return Err(e),
+        };
+        // Subject index entries first: an entry whose record was never written is skipped by
+        // searches, while a record without its entries would be invisible to the DPO.
+        if r.subject.is_some() {
+            match self.put_subjects(r).await {
+                Ok(()) => {}
+                Err(StoreError::Throttled) => {
+                    return Ok(AppendOutcome::Failed {
+                        reason: "the store kept throttling; resend this record".into(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let res = retry_throttled(|| async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(pk)")
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify(e, &self.table))
+        })
+        .await;
+        match res {
+            Ok(out) => {
+                self.count_write(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                if let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id) {
+                    self.pair_upsert(r, phase, corr).await?;
+                }
+                Ok(AppendOutcome::Created)
+            }
+            Err(StoreError::Conflict(_)) => Ok(AppendOutcome::Duplicate),
+            Err(StoreError::Throttled) => {
+                Ok(AppendOutcome::Failed { reason: "the store kept throttling; resend this record".into() })
+            }
+            Err(StoreError::Invalid(reason)) => Ok(AppendOutcome::Failed { reason }),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn count_write(&self, units: Option<f64>) {
+        self.counters.records_written.fetch_add(1, Ordering::Relaxed);
+        if let Some(u) = units {
+            self.counters.write_tenths.fetch_add((u * 10.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Notes the oldest record time of a tenant, which bounds the retention purge.
+    async fn note_oldest(&self, tenant: &str, ts: i64) -> StoreResult<()> {
+        self.update_with_retry(|| {
+            self.tenant_update(tenant)
+                .update_expression("SET oldest = :t")
+                .condition_expression("attribute_not_exists(oldest) OR oldest > :t")
+                .expression_attribute_values(":t", n(ts))
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl RecordStore for DynamoStore {
+    async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
+        // Records of one batch may repeat an id: write those one after the other so the second
+        // is a duplicate, never a race.
+        let mut seen = std::collections::HashSet::new();
+        let (first, repeats): (Vec<_>, Vec<_>) =
+            records.iter().enumerate().partition(|(_, r)| seen.insert(r.id.as_str()));
+        let mut results: Vec<Option<StoreResult<AppendOutcome>>> = (0..records.len()).map(|_| None).collect();
+        let writes: Vec<_> =
+            first.into_iter().map(|(i, r)| Box::pin(async move { (i, self.put_record(r).await) })).collect();
+        let done: Vec<(usize, StoreResult<AppendOutcome>)> =
+            futures_util::stream::iter(writes).buffer_unordered(WRITE_CONCURRENCY).collect().await;
+        for (i, res) in done {
+            results[i] = Some(res);
+        }
+        for (i, r) in repeats {
+            results[i] = Some(self.put_record(r).await);
+        }
+        let outcomes =
+            results.into_iter().map(|r| r.expect("every record has an outcome")).collect::<StoreResult<Vec<_>>>()?;
+        if let Some(min) = records
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == AppendOutcome::Created)
+            .map(|(r, _)| r.occurred_at.timestamp_micros())
+            .min()
+        {
+            self.note_oldest(tenant, min).await?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>> {
+        self.get_item(record_pk(tenant, id), RECORD_SK).await?.as_ref().map(decode).transpose()
+    }
+
+    async fn query(&self, tenant: &str, filter: &EventFilter, page: PageRequest) -> StoreResult<RecordPage> {
+        let page = merge::run(self, tenant, filter, page).await?;
+        self.counters.items_read.fetch_add(page.stats.items_read, Ordering::Relaxed);
+        self.counters.items_returned.fetch_add(page.stats.items_returned, Ordering::Relaxed);
+        Ok(page)
+    }
+
+    async fn purge(
+        &self,
+        tenant: &str,
+        category: Category,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Record>> {
+        let reg = self.get_item(TENANTS_PK.to_owned(), tenant).await?;
+        let Some(oldest) = reg.as_ref().and_then(|i| get_n(i, "oldest")).and_then(DateTime::from_timestamp_micros)
+        else {
+            return Ok(Vec::new());
+        };
+        if oldest >= before {
+            return Ok(Vec::new());
+        }
+        // Oldest first through the time index, only this category, never past `before`.
+        let mut f = EventFilter::window(oldest, before);
+        f.categories = vec![category];
+        f.order = Order::OldestFirst;
+        let found = merge::run_on_time_index(self, tenant, &f, limit).await?;
+        let mut keys = Vec::with_capacity(found.len());
+        for r in &found {
+            keys.push(Self::key(record_pk(tenant, &r.id), RECORD_SK));
+            keys.extend(subjects::subject_item_keys(r));
+        }
+        self.batch_delete(keys).await?;
+        for r in found.iter().filter(|r| r.correlation_id.is_some()) {
+            let corr = r.correlation_id.as_deref().unwrap_or_default();
+            let res = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(pair_pk(tenant, corr)))
+                .key("sk", s(PAIR_SK))
+                .condition_expression("start_id = :id OR end_id = :id")
+                .expression_attribute_values(":id", s(r.id.clone()))
+                .send()
+                .await;
+            match res.map_err(|e| classify(e, &self.table)) {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    async fn replace(&self, tenant: &str, r: &Record) -> StoreResult<()> {
+        let old = self.get(tenant, &r.id).await?.ok_or(StoreError::NotFound)?;
+        let item = record_item(r)?;
+        retry_throttled(|| async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_exists(pk)")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(e, &self.table))
+        })
+        .await?;
+        let new_keys = subjects::subject_item_keys(r);
+        let gone: Vec<Item> = subjects::subject_item_keys(&old).into_iter().filter(|k| !new_keys.contains(k)).collect();
+        self.batch_delete(gone).await?;
+        if r.subject.is_some() {
+            self.put_subjects(r).await?;
+        }
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "dynamodb"
+    }
+}

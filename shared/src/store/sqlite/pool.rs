@@ -1,0 +1,124 @@
+//! The database file and its connections: one writer behind a mutex, a pool of read-only
+//! readers, every connection configured alike (busy timeout, Unicode folding, `secure_delete`),
+//! the writer in WAL mode. Every call runs on the blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{Inner, SCHEMA, SqliteStore};
+use crate::record::fold;
+use crate::store::{StoreError, StoreResult};
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // SQLite's own `lower()` folds ASCII only; text search folds as every other back end does.
+    // A substring search reads every candidate row anyway, so folding per row costs no index.
+    conn.create_scalar_function(
+        "auditrail_fold",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8 | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|s| fold(&s))),
+    )?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        // Owner-only before SQLite opens it: the -wal and -shm files take its mode.
+        crate::private_fs::ensure_file(path).map_err(StoreError::backend)?;
+        let conn = Connection::open(path).map_err(StoreError::backend)?;
+        configure(&conn).map_err(StoreError::backend)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(StoreError::backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(anyhow::anyhow!("SQLite refused WAL mode (got {mode})")));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(StoreError::backend)?;
+        // Nine indexes over millions of rows: a 2 MB default page cache turns every insert into
+        // random reads. 64 MiB keeps the index pages the writer touches in memory.
+        conn.pragma_update(None, "cache_size", -65_536).map_err(StoreError::backend)?;
+        conn.execute_batch(SCHEMA).map_err(StoreError::backend)?;
+        conn.execute_batch("PRAGMA optimize=0x10002;").map_err(StoreError::backend)?;
+        Ok(Self {
+            inner: Arc::new(Inner { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer connection on the blocking pool.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(StoreError::backend)?
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &inner.path,
+                        OpenFlags::SQLITE_OPEN_READ_WRITE
+                            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                            | OpenFlags::SQLITE_OPEN_URI,
+                    )
+                    .map_err(StoreError::backend)?;
+                    configure(&c).map_err(StoreError::backend)?;
+                    c.pragma_update(None, "query_only", "ON").map_err(StoreError::backend)?;
+                    c.pragma_update(None, "cache_size", -16_384).map_err(StoreError::backend)?;
+                    c
+                }
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(StoreError::backend)?
+    }
+
+    /// Refreshes the planner statistics (after a bulk load) and checkpoints the WAL.
+    pub async fn optimize(&self) -> StoreResult<()> {
+        self.write(|c| c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").map_err(StoreError::backend)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    #[test]
+    fn opens_in_wal_mode_with_secure_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("x.db")).unwrap();
+        let conn = s.inner.writer.lock().unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let secure: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), secure), ("wal", 1));
+    }
+}

@@ -1,0 +1,73 @@
+-- The embedded store's schema (applied at every open; every statement is idempotent).
+-- Access patterns and the index serving each: see `store/sqlite/mod.rs`.
+
+CREATE TABLE IF NOT EXISTS records (
+    seq            INTEGER PRIMARY KEY,
+    tenant         TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    ts             INTEGER NOT NULL,
+    category       TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    user_id        TEXT,
+    username       TEXT,
+    employee_id    TEXT,
+    result         TEXT,
+    session_id     TEXT,
+    correlation_id TEXT,
+    body           TEXT NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS rec_time        ON records(tenant, ts, id);
+CREATE INDEX IF NOT EXISTS rec_action      ON records(tenant, action, ts, id);
+CREATE INDEX IF NOT EXISTS rec_category    ON records(tenant, category, ts, id);
+CREATE INDEX IF NOT EXISTS rec_user_id     ON records(tenant, user_id, ts, id) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_username    ON records(tenant, username, ts, id) WHERE username IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_employee    ON records(tenant, employee_id, ts, id) WHERE employee_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_result      ON records(tenant, result, ts, id) WHERE result IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_session     ON records(tenant, session_id, ts, id) WHERE session_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rec_correlation ON records(tenant, correlation_id, ts, id) WHERE correlation_id IS NOT NULL;
+
+-- Asynchronous actions paired at write time: one row per correlation id.
+CREATE TABLE IF NOT EXISTS requests (
+    tenant         TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    start_id       TEXT,
+    end_id         TEXT,
+    start_ts       INTEGER,
+    end_ts         INTEGER,
+    delay_ms       INTEGER,
+    result         TEXT,
+    PRIMARY KEY (tenant, correlation_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS req_delay ON requests(tenant, delay_ms, correlation_id) WHERE delay_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS req_open  ON requests(tenant, start_ts, correlation_id) WHERE end_id IS NULL;
+
+CREATE TABLE IF NOT EXISTS settings (
+    tenant TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
+
+-- DPO subject index (dpo::subject keys); phone keys hold the digits reversed, so "the last N
+-- digits" is a key-range lookup.
+CREATE TABLE IF NOT EXISTS subjects (
+    tenant    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, key, record_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subject_record ON subjects(tenant, record_id);
+
+CREATE TABLE IF NOT EXISTS tasks (
+    tenant  TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    status  TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body    TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS task_active ON tasks(kind, id) WHERE status IN ('QUEUED', 'RUNNING');
