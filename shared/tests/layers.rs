@@ -72,14 +72,14 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Every `crate::…` path in the code (test modules cut off), with `use crate::{a, b::c}` groups.
 fn crate_paths(src: &str) -> Vec<String> {
-    // From the `#[cfg(..test..)]` line before `mod tests {` on.
-    let code = match src.find("\nmod tests {") {
-        Some(at) => {
-            let attr = src[..at].rfind('\n').map_or(0, |i| i + 1);
-            if src[attr..at].starts_with("#[cfg(") && src[attr..at].contains("test") { &src[..attr] } else { src }
-        }
-        None => src,
-    };
+    // From the first `#[cfg(..test..)]` line before a `mod … {` on (test modules close a file).
+    let lines: Vec<&str> = src.lines().collect();
+    let cut = (0..lines.len().saturating_sub(1))
+        .find(|&i| {
+            lines[i].starts_with("#[cfg(") && lines[i].contains("test") && lines[i + 1].starts_with("mod ")
+        })
+        .unwrap_or(lines.len());
+    let code = lines[..cut].join("\n");
     let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
     let mut out = Vec::new();
     let mut rest = code.as_str();
