@@ -16,6 +16,7 @@ use super::{AppState, Operation};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ingest::{self, BatchResult, Framing, MAX_BATCH_BYTES};
+use crate::query::sign_in::SignInRow;
 use crate::query::{self, ParsedQuery, View, render_time};
 use crate::record::{Actor, ActorKind, Category, IncomingRecord, Record, ResultCode};
 use crate::store::PageRequest;
@@ -158,32 +159,6 @@ pub async fn search(
     list(&state, &p, &uri, View::Events, Operation::SearchEvents, query::render_record).await
 }
 
-/// The sign-in log's operation label (seed 003) for an action.
-pub fn operation_label(action: &str) -> &'static str {
-    match action {
-        "FORCIBLE_SIGN_IN" => "Forcible Sign In",
-        "FORCIBLE_SIGN_OUT" => "Forcible Sign Out",
-        "SIGN_OUT" | "LOGOUT" | "LOGOUT_ERROR" | "USER_LOGOUT" => "Sign Out",
-        _ => "Sign In",
-    }
-}
-
-/// One row of the sign-in log, with the columns of seed 003.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SignInRow {
-    pub id: String,
-    pub account: Option<String>,
-    pub employee_id: Option<String>,
-    /// Sign In, Sign Out, Forcible Sign In or Forcible Sign Out.
-    pub operation: &'static str,
-    pub action: String,
-    pub time: String,
-    /// Successful or Failed.
-    pub result: &'static str,
-    pub sign_in_ip: Option<String>,
-    pub failure_reason_code: Option<String>,
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -222,20 +197,7 @@ pub async fn sign_ins(
     Extension(p): Extension<Principal>,
     uri: Uri,
 ) -> ApiResult<Json<Page<SignInRow>>> {
-    list(&state, &p, &uri, View::SignIns, Operation::SearchSignIns, |r, tz| SignInRow {
-        id: r.id.clone(),
-        account: r.actor.username.clone(),
-        employee_id: r.actor.employee_id.clone(),
-        operation: operation_label(&r.action),
-        action: r.action.clone(),
-        time: render_time(r.occurred_at, tz),
-        result: match r.result {
-            Some(ResultCode::Ok) => "Successful",
-            _ => "Failed",
-        },
-        sign_in_ip: r.source_ip.clone(),
-        failure_reason_code: r.failure_reason_code.clone(),
-    })
+    list(&state, &p, &uri, View::SignIns, Operation::SearchSignIns, SignInRow::new)
     .await
 }
 

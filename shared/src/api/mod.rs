@@ -25,7 +25,6 @@ use axum::{Json, Router};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-pub use events::operation_label;
 pub use guard::{GatewayClaims, Operation, agent_scoped, record_denial};
 
 use crate::auth::Authenticator;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Format;
 use super::cells::write_row;
-use crate::api::operation_label;
+use crate::query::sign_in::{self, SignInRow};
 use crate::query::{render_record, render_time};
 use crate::record::{Phase, Record, ResultCode};
 
@@ -49,9 +49,7 @@ impl ExportView {
                 "ID",
             ],
             // Seed 003's columns.
-            Self::SignIns => {
-                &["Account", "Employee ID", "Operation", "Time", "Result", "Sign-in IP", "Failure Reason Code", "ID"]
-            }
+            Self::SignIns => &sign_in::CSV_HEADER,
         }
     }
 }
@@ -82,26 +80,18 @@ impl RowEncoder {
             Format::Jsonl => {
                 let v = match self.view {
                     ExportView::Events => render_record(r, self.tz),
-                    ExportView::SignIns => serde_json::json!({
-                        "id": r.id,
-                        "account": r.actor.username,
-                        "employee_id": r.actor.employee_id,
-                        "operation": operation_label(&r.action),
-                        "action": r.action,
-                        "time": render_time(r.occurred_at, self.tz),
-                        "result": sign_in_result(r.result),
-                        "sign_in_ip": r.source_ip,
-                        "failure_reason_code": r.failure_reason_code,
-                    }),
+                    // Through a JSON value, as before: the keys in the order a JSON object keeps.
+                    ExportView::SignIns => {
+                        serde_json::to_value(SignInRow::new(r, self.tz)).expect("a row is a JSON object")
+                    }
                 };
                 serde_json::to_writer(&mut *out, &v).expect("writes to memory");
                 out.push(b'\n');
             }
             Format::Csv => {
-                let time = render_time(r.occurred_at, self.tz);
-                let s = |o: &Option<String>| o.as_deref().unwrap_or("").to_owned();
                 match self.view {
                     ExportView::Events => {
+                        let time = render_time(r.occurred_at, self.tz);
                         self.scratch.clear();
                         if let Some(d) = &r.description {
                             match d {
@@ -134,30 +124,9 @@ impl RowEncoder {
                             ],
                         );
                     }
-                    ExportView::SignIns => {
-                        write_row(
-                            out,
-                            [
-                                s(&r.actor.username),
-                                s(&r.actor.employee_id),
-                                operation_label(&r.action).to_owned(),
-                                time,
-                                sign_in_result(r.result).to_owned(),
-                                s(&r.source_ip),
-                                s(&r.failure_reason_code),
-                                r.id.clone(),
-                            ],
-                        );
-                    }
+                    ExportView::SignIns => write_row(out, SignInRow::new(r, self.tz).csv_cells()),
                 }
             }
         }
-    }
-}
-
-fn sign_in_result(r: Option<ResultCode>) -> &'static str {
-    match r {
-        Some(ResultCode::Ok) => "Successful",
-        _ => "Failed",
     }
 }

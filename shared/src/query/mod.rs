@@ -4,6 +4,7 @@
 
 pub mod cursor;
 pub mod params;
+pub mod sign_in;
 
 pub use cursor::CursorKey;
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT, MAX_RANGE_DAYS, ParsedQuery, View};

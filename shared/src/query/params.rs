@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 use super::cursor::{CursorBody, CursorError, CursorKey};
+use super::sign_in;
 use crate::error::{ApiError, FieldError};
 use crate::record::catalogue;
 use crate::record::validate::parse_time;
@@ -108,23 +109,8 @@ impl ParsedQuery {
     }
 }
 
-/// The sign-in log's operation names (seed 003) and the actions they stand for.
-pub fn sign_in_operation(s: &str) -> Option<&'static [&'static str]> {
-    Some(match s.to_ascii_lowercase().replace(['_', '-'], " ").as_str() {
-        "sign in" => &["SIGN_IN", "LOGIN", "LOGIN_ERROR", "USER_LOGIN", "LOGGED_IN"],
-        "sign out" => &["SIGN_OUT", "LOGOUT", "LOGOUT_ERROR", "USER_LOGOUT"],
-        "forcible sign in" => &["FORCIBLE_SIGN_IN"],
-        "forcible sign out" => &["FORCIBLE_SIGN_OUT"],
-        _ => return None,
-    })
-}
-
 fn parse_result(s: &str) -> Option<ResultCode> {
-    ResultCode::parse(&s.to_ascii_uppercase()).or(match s.to_ascii_lowercase().as_str() {
-        "successful" | "success" => Some(ResultCode::Ok),
-        "failed" | "failure" => Some(ResultCode::Fail),
-        _ => None,
-    })
+    ResultCode::parse(&s.to_ascii_uppercase()).or_else(|| sign_in::result_from_label(s))
 }
 
 /// A short hash of a view's filter parameters (order-insensitive), binding cursors to them.
@@ -352,7 +338,7 @@ pub fn parse(
                     }
                 }
             }
-            "operation" => match sign_in_operation(&v) {
+            "operation" => match sign_in::operation_actions(&v) {
                 Some(actions) => filter.actions.extend(actions.iter().map(|a| (*a).to_owned())),
                 None => errs.push(FieldError::new(
                     "operation",
@@ -559,16 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn sign_in_operations_cover_every_catalogue_sign_in_action_once() {
-        let ops = ["Sign In", "Sign Out", "Forcible Sign In", "Forcible Sign Out"];
-        for a in catalogue::sign_in_actions() {
-            let owners: Vec<&str> = ops.into_iter().filter(|o| sign_in_operation(o).unwrap().contains(a)).collect();
-            assert_eq!(owners.len(), 1, "{a} is under {owners:?}");
-            assert_eq!(owners[0], crate::api::operation_label(a), "{a}: the row's label and the filter disagree");
-        }
-        for o in ops {
-            assert!(sign_in_operation(o).unwrap().iter().all(|a| catalogue::is_sign_in(a)), "{o}");
-        }
+    fn sign_in_view_defaults_to_every_catalogue_sign_in_action() {
         let q = parse("period=7d", View::SignIns, "acme", &key(), Utc::now()).unwrap();
         let mut all: Vec<&str> = catalogue::sign_in_actions().to_vec();
         all.sort();
