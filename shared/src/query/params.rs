@@ -132,21 +132,11 @@ fn unknown_name(k: &str) -> &str {
     if k.trim().is_empty() { "query" } else { k }
 }
 
-/// Parses `30s`, `10m`, `2h`, `1d` or `250ms`.
+/// The one duration parser: `30s`, `10m`, `2h`, `1d`, `250ms` (humantime's forms, so also
+/// `1h 30m` or `2weeks`). A duration too large for a chrono duration is refused, never a panic.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    // Checked constructors: a number too large for a duration is refused, never a panic.
-    match unit {
-        "ms" => Some(Duration::milliseconds(n)),
-        "s" => Duration::try_seconds(n),
-        "m" => Duration::try_minutes(n),
-        "h" => Duration::try_hours(n),
-        "d" => Duration::try_days(n),
-        _ => None,
-    }
+    let d = humantime::parse_duration(s.trim()).ok()?;
+    Duration::from_std(d).ok()
 }
 
 /// `GET /v1/requests` parameters.
