@@ -21,3 +21,4 @@ pub mod query;
 pub mod record;
 pub mod retention;
 pub mod store;
+pub mod stream_worker;
