@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::problems::{BadRequest, Denied, TooLarge, Unavailable, UnsupportedType};
 use super::{AppState, Operation};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
 use crate::ingest::{self, BatchResult, Framing, MAX_BATCH_BYTES};
 use crate::query::sign_in::SignInRow;
 use crate::query::{self, ParsedQuery, View, render_time};
@@ -31,12 +32,7 @@ use crate::store::PageRequest;
     responses(
         (status = 200, description = "every item stored", body = BatchResult),
         (status = 207, description = "some items rejected or failed", body = BatchResult),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, TooLarge, UnsupportedType, Unavailable,
     ))]
 pub async fn ingest(
     State(state): State<AppState>,
@@ -146,10 +142,7 @@ pub struct EventsParams {
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsParams),
     responses(
         (status = 200, body = Page<Record>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, Unavailable,
     ))]
 pub async fn search(
     State(state): State<AppState>,
@@ -187,10 +180,7 @@ pub struct SignInParams {
 #[utoipa::path(get, path = "/v1/sign-ins", tag = "events", params(SignInParams),
     responses(
         (status = 200, body = Page<SignInRow>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, Unavailable,
     ))]
 pub async fn sign_ins(
     State(state): State<AppState>,
@@ -234,10 +224,7 @@ pub struct SessionParams {
     params(("session_id" = String, Path, description = "The co-browsing session"), SessionParams),
     responses(
         (status = 200, body = Page<SessionEvent>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, Unavailable,
     ))]
 pub async fn session(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
+use super::problems::{BadRequest, Denied, NotFound};
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem, parse_json};
@@ -61,9 +62,7 @@ async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> A
     request_body(content = ExportRequest, content_type = "application/json"),
     responses(
         (status = 202, body = ExportInfo, description = "queued; poll `GET /v1/exports/{id}`"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -177,9 +176,7 @@ async fn list_tasks<T>(
 #[utoipa::path(get, path = "/v1/exports", tag = "exports", params(ListParams),
     responses(
         (status = 200, body = TaskPage<ExportInfo>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -197,9 +194,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The export id")),
     responses(
         (status = 200, body = ExportInfo),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn show(
     State(state): State<AppState>,
@@ -226,11 +221,9 @@ pub struct DownloadLink {
             (Vec<u8> = "application/zip"), (Vec<u8> = "application/gzip"),
             (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 303, body = DownloadLink, description = "fetch the archive from `Location`"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "not finished"),
         (status = 410, body = Problem, content_type = "application/problem+json", description = "expired"),
+        Denied, NotFound,
     ))]
 pub async fn download(
     State(state): State<AppState>,
@@ -287,9 +280,7 @@ pub async fn download(
     params(("id" = String, Path, description = "The export id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -313,9 +304,7 @@ pub async fn delete(
     request_body(content = ScheduleRequest, content_type = "application/json"),
     responses(
         (status = 201, body = ScheduleInfo),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn create_schedule(
     State(state): State<AppState>,
@@ -348,9 +337,7 @@ pub async fn create_schedule(
 #[utoipa::path(get, path = "/v1/export-schedules", tag = "exports", params(ListParams),
     responses(
         (status = 200, body = TaskPage<ScheduleInfo>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn list_schedules(
     State(state): State<AppState>,
@@ -365,9 +352,7 @@ pub async fn list_schedules(
     params(("id" = String, Path, description = "The schedule id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn delete_schedule(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@ pub mod hardening;
 pub mod lambda;
 mod meta;
 pub mod openapi;
+pub mod problems;
 mod requests;
 mod settings;
 
