@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::problems::{BadRequest, Denied, NotFound, TooLarge};
 use super::AppState;
+use super::problems::{BadRequest, Denied, NotFound, TooLarge};
 use crate::auth::Principal;
 use crate::dpo::erasure::{self, ErasureBody, ErasureResult};
 use crate::dpo::search::{self, Criteria, Group, HARD_MAX_HITS, MAX_HITS, Outcome, SearchRequest};
@@ -134,7 +134,7 @@ async fn run(
 
 fn counts(records: &[Record]) -> Map<String, Value> {
     let mut m = Map::new();
-    for g in Group::ALL {
+    for &g in Group::ALL {
         m.insert(g.as_str().to_owned(), records.iter().filter(|r| Group::of(r.category) == g).count().into());
     }
     m

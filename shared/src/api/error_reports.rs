@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::problems::{BadRequest, Denied, NotFound, TooLarge, UnsupportedType};
 use super::events::{Page, list};
+use super::problems::{BadRequest, Denied, NotFound, TooLarge, UnsupportedType};
 use super::{AppState, Operation};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};

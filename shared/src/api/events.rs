@@ -187,8 +187,7 @@ pub async fn sign_ins(
     Extension(p): Extension<Principal>,
     uri: Uri,
 ) -> ApiResult<Json<Page<SignInRow>>> {
-    list(&state, &p, &uri, View::SignIns, Operation::SearchSignIns, SignInRow::new)
-    .await
+    list(&state, &p, &uri, View::SignIns, Operation::SearchSignIns, SignInRow::new).await
 }
 
 /// One event of a co-browsing session timeline.

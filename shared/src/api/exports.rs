@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::problems::{BadRequest, Denied, NotFound};
 use super::AppState;
+use super::problems::{BadRequest, Denied, NotFound};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem, parse_json};
 use crate::export::rows::ExportView;

@@ -6,8 +6,8 @@ use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use serde_json::json;
 
-use super::problems::{BadRequest, Denied};
 use super::AppState;
+use super::problems::{BadRequest, Denied};
 use crate::access::{self, Access};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, parse_json};

@@ -204,8 +204,7 @@ pub fn resolve(req: ExportRequest, tenant: &str, key: &CursorKey, now: DateTime<
     let mut filter_map = req.filter;
     let view = match filter_map.remove("view") {
         None => ExportView::Events,
-        Some(Value::String(v)) if v == "events" => ExportView::Events,
-        Some(Value::String(v)) if v == "sign-ins" => ExportView::SignIns,
+        Some(Value::String(v)) if v.parse::<ExportView>().is_ok() => v.parse().unwrap_or(ExportView::Events),
         Some(_) => {
             errs.push(FieldError::new("filter.view", "must be `events` or `sign-ins`"));
             ExportView::Events

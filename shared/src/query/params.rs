@@ -341,7 +341,10 @@ pub fn parse(
                         Some(c) => filter.categories.push(c),
                         None => errs.push(FieldError::new(
                             "category",
-                            format!("`{c}` is not one of {}", Category::ALL.map(|c| c.as_str()).join(", ")),
+                            format!(
+                                "`{c}` is not one of {}",
+                                Category::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
                         )),
                     }
                 }
