@@ -174,7 +174,7 @@ pub struct Resolved {
 fn filter_query(filter: &Map<String, Value>, errs: &mut Vec<FieldError>) -> String {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (k, v) in filter {
-        if matches!(k.as_str(), "limit" | "cursor" | "tz") {
+        if crate::query::paging::Paging::is_page_control(k) {
             let why = match k.as_str() {
                 "tz" => "give `tz` beside `filter`, not inside it",
                 _ => "not a filter; an export contains every matching record",

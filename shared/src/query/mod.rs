@@ -3,6 +3,7 @@
 //! times in the viewer's zone.
 
 pub mod cursor;
+pub mod paging;
 pub mod params;
 pub mod sign_in;
 
