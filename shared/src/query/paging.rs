@@ -1,7 +1,8 @@
 //! The parameters every list shares, parsed once: `limit`, `cursor`, `tz` and the window
 //! (`from`/`to`, or `period` where a list takes it). The activity log, the sign-in log,
 //! session timelines, error reports, `/v1/requests` and export filters (through the list's
-//! parser) all read them here, with the same messages.
+//! parser) all read them here, with the same messages; the task lists (`/v1/exports`,
+//! `/v1/export-schedules`) read `limit` and `cursor` here too.
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -18,6 +19,7 @@ pub struct Paging {
     pub limit: usize,
     pub cursor: Option<String>,
     pub tz: Option<Tz>,
+    max_limit: usize,
     from: Option<String>,
     to: Option<String>,
     period: Option<String>,
@@ -25,7 +27,7 @@ pub struct Paging {
 
 impl Default for Paging {
     fn default() -> Self {
-        Self { limit: DEFAULT_LIMIT, cursor: None, tz: None, from: None, to: None, period: None }
+        Self { limit: DEFAULT_LIMIT, cursor: None, tz: None, max_limit: MAX_LIMIT, from: None, to: None, period: None }
     }
 }
 
@@ -45,6 +47,11 @@ pub(super) fn single(errs: &mut Vec<FieldError>, k: &str, slot: &mut Option<Stri
 }
 
 impl Paging {
+    /// For a list whose pages hold at most `max` items (task lists: 100).
+    pub fn with_max_limit(max: usize) -> Self {
+        Self { max_limit: max, ..Self::default() }
+    }
+
     /// Whether a parameter steers the page rather than selects records: such parameters are
     /// neither bound into the cursor nor echoed in the search's audit record.
     pub fn is_page_control(k: &str) -> bool {
@@ -60,8 +67,10 @@ impl Paging {
             "period" => single(errs, "period", &mut self.period, v.to_owned()),
             "cursor" => single(errs, "cursor", &mut self.cursor, v.to_owned()),
             "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => self.limit = n,
-                _ => errs.push(FieldError::new("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
+                Ok(n) if (1..=self.max_limit).contains(&n) => self.limit = n,
+                _ => {
+                    errs.push(FieldError::new("limit", format!("must be a whole number from 1 to {}", self.max_limit)))
+                }
             },
             "tz" => match v.parse::<Tz>() {
                 Ok(z) => self.tz = Some(z),
