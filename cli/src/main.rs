@@ -135,7 +135,10 @@ async fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|r| {
                     Role::parse(r.trim()).with_context(|| {
-                        format!("unknown role `{r}`; roles: {}", Role::ALL.map(|r| r.as_str()).join(", "))
+                        format!(
+                            "unknown role `{r}`; roles: {}",
+                            Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                        )
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

@@ -166,7 +166,7 @@ async fn the_served_api_holds_under_abuse() {
 
     // Every route × every role that must not have it: 403; no token: 401.
     for (method, path, allowed) in &ops {
-        for role in Role::ALL.into_iter().filter(|r| !allowed.iter().any(|a| a == r.as_str())) {
+        for role in Role::ALL.iter().copied().filter(|r| !allowed.iter().any(|a| a == r.as_str())) {
             let what = format!("{method} {path} as {}", role.as_str());
             let (status, _) =
                 check(&what, send(method, path).bearer_auth(token(dir, "acme", role)).send().await.unwrap()).await;

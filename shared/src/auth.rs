@@ -14,8 +14,21 @@ use serde::{Deserialize, Serialize};
 pub const LOCAL_ISSUER: &str = "auditrail-local";
 pub const AUDIENCE: &str = "auditrail";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     /// Service clients: write records, upload error reports.
     Ingest,
@@ -30,22 +43,17 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Self::Ingest, Self::Agent, Self::CcManager, Self::ComplianceAnalyst, Self::TenantAdmin, Self::Dpo];
+    /// Every role, in declaration order.
+    pub const ALL: &'static [Role] = <Self as strum::VariantArray>::VARIANTS;
 
+    /// The role's wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ingest => "ingest",
-            Self::Agent => "agent",
-            Self::CcManager => "cc_manager",
-            Self::ComplianceAnalyst => "compliance_analyst",
-            Self::TenantAdmin => "tenant_admin",
-            Self::Dpo => "dpo",
-        }
+        self.into()
     }
 
+    /// The role of a wire name (exact case).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -244,6 +252,17 @@ fn parse_roles_claim(raw: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_role_round_trips_with_serdes_name() {
+        for &r in super::Role::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+            assert_eq!(serde_json::from_value::<super::Role>(r.as_str().into()).unwrap(), r);
+            assert_eq!(super::Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(super::Role::ALL.len(), 6);
+        assert_eq!(super::Role::parse("Tenant_Admin"), None, "exact case, as serde");
+    }
+
     use super::*;
     use base64::Engine;
 

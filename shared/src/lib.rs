@@ -23,5 +23,6 @@ pub mod query;
 pub mod record;
 pub mod retention;
 pub mod store;
+pub mod stream_worker;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -51,7 +51,7 @@ pub struct Retention {
 impl Default for Retention {
     fn default() -> Self {
         Self {
-            days: Category::ALL.into_iter().map(|c| (c, default_days(c))).collect(),
+            days: Category::ALL.iter().map(|&c| (c, default_days(c))).collect(),
             legal_hold: false,
             export_archive_days: DEFAULT_EXPORT_ARCHIVE_DAYS,
         }
@@ -77,7 +77,10 @@ impl RetentionUpdate {
             match Category::parse(&name) {
                 None => errs.push(FieldError::new(
                     format!("days.{name}"),
-                    format!("not a category; one of {}", Category::ALL.map(|c| c.as_str()).join(", ")),
+                    format!(
+                        "not a category; one of {}",
+                        Category::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
                 )),
                 Some(_) if !(MIN_DAYS..=MAX_DAYS).contains(&days) => {
                     errs.push(FieldError::new(format!("days.{name}"), format!("from {MIN_DAYS} to {MAX_DAYS} days")))
@@ -130,7 +133,7 @@ pub async fn purge_tenant(
     now: DateTime<Utc>,
 ) -> StoreResult<PurgeReport> {
     let mut report = PurgeReport { tenant: tenant.to_owned(), ..Default::default() };
-    for category in Category::ALL {
+    for &category in Category::ALL {
         loop {
             let retention = load(settings, tenant).await?;
             if retention.legal_hold {

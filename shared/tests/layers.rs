@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("adapters", &["store::sqlite", "store::dynamodb", "blob::fs", "blob::s3"]),
     ("core", &["query", "ingest", "auth", "access", "error_report"]),
     ("jobs", &["jobs", "export", "dpo", "retention"]),
-    ("wiring", &["config", "app", "housekeeping", "demo"]),
+    ("wiring", &["config", "app", "housekeeping", "demo", "stream_worker"]),
     ("faces", &["api"]),
 ];
 
@@ -75,9 +75,7 @@ fn crate_paths(src: &str) -> Vec<String> {
     // From the first `#[cfg(..test..)]` line before a `mod … {` on (test modules close a file).
     let lines: Vec<&str> = src.lines().collect();
     let cut = (0..lines.len().saturating_sub(1))
-        .find(|&i| {
-            lines[i].starts_with("#[cfg(") && lines[i].contains("test") && lines[i + 1].starts_with("mod ")
-        })
+        .find(|&i| lines[i].starts_with("#[cfg(") && lines[i].contains("test") && lines[i + 1].starts_with("mod "))
         .unwrap_or(lines.len());
     let code = lines[..cut].join("\n");
     let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");

@@ -281,7 +281,7 @@ async fn every_sign_in_action_is_in_the_sign_in_log_whatever_its_category() {
     assert!(!all.ids().contains(&"not-a-sign-in".to_string()));
     for row in all.items() {
         let action = row["action"].as_str().unwrap();
-        assert_eq!(row["operation"], auditrail_shared::api::operation_label(action));
+        assert_eq!(row["operation"], auditrail_shared::query::sign_in::operation_label(action));
         let op = row["operation"].as_str().unwrap().replace(' ', "%20");
         let by_op = app.get(&format!("/v1/sign-ins?period=1d&limit=100&operation={op}"), &t).await;
         assert!(by_op.ids().contains(&row["id"].as_str().unwrap().to_owned()), "{action} not under {op}");

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::problems::{BadRequest, Denied, NotFound, TooLarge};
 use crate::auth::Principal;
 use crate::dpo::erasure::{self, ErasureBody, ErasureResult};
 use crate::dpo::search::{self, Criteria, Group, HARD_MAX_HITS, MAX_HITS, Outcome, SearchRequest};
@@ -133,7 +134,7 @@ async fn run(
 
 fn counts(records: &[Record]) -> Map<String, Value> {
     let mut m = Map::new();
-    for g in Group::ALL {
+    for &g in Group::ALL {
         m.insert(g.as_str().to_owned(), records.iter().filter(|r| Group::of(r.category) == g).count().into());
     }
     m
@@ -156,11 +157,9 @@ pub struct SearchResult {
     request_body(content = SearchRequest, content_type = "application/json"),
     responses(
         (status = 200, body = SearchResult),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = LargeSearch, content_type = "application/problem+json",
             description = "over 1000 hits (without `accept_large`) or over 10,000: the count, and the advice to narrow the search"),
+        Denied, BadRequest,
     ))]
 pub async fn search(
     State(state): State<AppState>,
@@ -206,11 +205,9 @@ pub struct ReportRequest {
     request_body(content = ReportRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "the report", content_type = "text/csv"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = LargeSearch, content_type = "application/problem+json",
             description = "over 1000 hits (without `search.accept_large`) or over 10,000: the count, and the advice to narrow the search"),
+        Denied, BadRequest,
     ))]
 pub async fn report(
     State(state): State<AppState>,
@@ -338,9 +335,7 @@ impl ErasureInfo {
     request_body(content = ErasureRequest, content_type = "application/json"),
     responses(
         (status = 202, body = ErasureInfo),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn erase(
     State(state): State<AppState>,
@@ -365,9 +360,7 @@ pub async fn erase(
     params(("id" = String, Path, description = "The erasure id")),
     responses(
         (status = 200, body = ErasureInfo),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn erasure_status(
     State(state): State<AppState>,
@@ -387,9 +380,7 @@ pub async fn erasure_status(
     params(("record_id" = String, Path, description = "The record"), ("n" = usize, Path, description = "The attachment's position")),
     responses(
         (status = 200, description = "the file, with the content type it was uploaded with", content_type = "*/*"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn attachment(
     State(state): State<AppState>,
@@ -426,10 +417,7 @@ pub struct UploadedAttachment {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
         (status = 201, body = UploadedAttachment),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, TooLarge,
     ))]
 pub async fn upload_attachment(
     State(state): State<AppState>,
@@ -474,9 +462,8 @@ pub struct UploadLink {
 #[utoipa::path(post, path = "/v1/attachments/upload-url", tag = "dpo",
     responses(
         (status = 201, body = UploadLink),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "no presigned uploads here"),
+        Denied,
     ))]
 pub async fn upload_link(
     State(state): State<AppState>,

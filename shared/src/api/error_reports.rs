@@ -12,9 +12,10 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::events::{Page, list};
+use super::problems::{BadRequest, Denied, NotFound, TooLarge, UnsupportedType};
 use super::{AppState, Operation};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
 use crate::error_report::{self, ErrorReport, MAX_REPORT_BYTES};
 use crate::query::{View, render_time};
 use crate::record::{Category, ResultCode};
@@ -41,11 +42,7 @@ pub struct Uploaded {
     request_body(content = ErrorReport, content_type = "application/json"),
     responses(
         (status = 201, body = Uploaded),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -112,9 +109,7 @@ pub struct ReportParams {
 #[utoipa::path(get, path = "/v1/error-reports", tag = "error-reports", params(ReportParams),
     responses(
         (status = 200, body = Page<ReportRow>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn list_reports(
     State(state): State<AppState>,
@@ -150,9 +145,7 @@ pub async fn list_reports(
     params(("id" = String, Path, description = "The report id returned by the upload")),
     responses(
         (status = 200, body = ErrorReport),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn download(
     State(state): State<AppState>,

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::problems::{BadRequest, Denied, TooLarge, Unavailable, UnsupportedType};
 use super::{AppState, Operation};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
 use crate::ingest::{self, BatchResult, Framing, MAX_BATCH_BYTES};
+use crate::query::sign_in::SignInRow;
 use crate::query::{self, ParsedQuery, View, render_time};
 use crate::record::{Actor, ActorKind, Category, IncomingRecord, Record, ResultCode};
 use crate::store::PageRequest;
@@ -30,12 +32,7 @@ use crate::store::PageRequest;
     responses(
         (status = 200, description = "every item stored", body = BatchResult),
         (status = 207, description = "some items rejected or failed", body = BatchResult),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, TooLarge, UnsupportedType, Unavailable,
     ))]
 pub async fn ingest(
     State(state): State<AppState>,
@@ -145,10 +142,7 @@ pub struct EventsParams {
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsParams),
     responses(
         (status = 200, body = Page<Record>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, Unavailable,
     ))]
 pub async fn search(
     State(state): State<AppState>,
@@ -156,32 +150,6 @@ pub async fn search(
     uri: Uri,
 ) -> ApiResult<Json<Page<Value>>> {
     list(&state, &p, &uri, View::Events, Operation::SearchEvents, query::render_record).await
-}
-
-/// The sign-in log's operation label (seed 003) for an action.
-pub fn operation_label(action: &str) -> &'static str {
-    match action {
-        "FORCIBLE_SIGN_IN" => "Forcible Sign In",
-        "FORCIBLE_SIGN_OUT" => "Forcible Sign Out",
-        "SIGN_OUT" | "LOGOUT" | "LOGOUT_ERROR" | "USER_LOGOUT" => "Sign Out",
-        _ => "Sign In",
-    }
-}
-
-/// One row of the sign-in log, with the columns of seed 003.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SignInRow {
-    pub id: String,
-    pub account: Option<String>,
-    pub employee_id: Option<String>,
-    /// Sign In, Sign Out, Forcible Sign In or Forcible Sign Out.
-    pub operation: &'static str,
-    pub action: String,
-    pub time: String,
-    /// Successful or Failed.
-    pub result: &'static str,
-    pub sign_in_ip: Option<String>,
-    pub failure_reason_code: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -212,31 +180,14 @@ pub struct SignInParams {
 #[utoipa::path(get, path = "/v1/sign-ins", tag = "events", params(SignInParams),
     responses(
         (status = 200, body = Page<SignInRow>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, Unavailable,
     ))]
 pub async fn sign_ins(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     uri: Uri,
 ) -> ApiResult<Json<Page<SignInRow>>> {
-    list(&state, &p, &uri, View::SignIns, Operation::SearchSignIns, |r, tz| SignInRow {
-        id: r.id.clone(),
-        account: r.actor.username.clone(),
-        employee_id: r.actor.employee_id.clone(),
-        operation: operation_label(&r.action),
-        action: r.action.clone(),
-        time: render_time(r.occurred_at, tz),
-        result: match r.result {
-            Some(ResultCode::Ok) => "Successful",
-            _ => "Failed",
-        },
-        sign_in_ip: r.source_ip.clone(),
-        failure_reason_code: r.failure_reason_code.clone(),
-    })
-    .await
+    list(&state, &p, &uri, View::SignIns, Operation::SearchSignIns, SignInRow::new).await
 }
 
 /// One event of a co-browsing session timeline.
@@ -272,10 +223,7 @@ pub struct SessionParams {
     params(("session_id" = String, Path, description = "The co-browsing session"), SessionParams),
     responses(
         (status = 200, body = Page<SessionEvent>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, Unavailable,
     ))]
 pub async fn session(
     State(state): State<AppState>,

@@ -6,19 +6,21 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::problems::{BadRequest, Denied, NotFound};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Problem, parse_json};
+use crate::error::{ApiError, ApiResult, FieldError, Problem, parse_json};
 use crate::export::rows::ExportView;
 use crate::export::schedule::{self, ScheduleInfo, ScheduleRequest};
 use crate::export::{self, ExportBody, ExportInfo, ExportRequest, archive_key};
 use crate::jobs::{Task, TaskKind, TaskStatus};
 use crate::query::cursor::CursorBody;
+use crate::query::paging::{Paging, Window};
 use crate::record::ResultCode;
 use crate::store::PageRequest;
 
@@ -61,9 +63,7 @@ async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> A
     request_body(content = ExportRequest, content_type = "application/json"),
     responses(
         (status = 202, body = ExportInfo, description = "queued; poll `GET /v1/exports/{id}`"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -96,9 +96,10 @@ pub async fn create(
     Ok(resp)
 }
 
+/// Query parameters of the task lists (documentation; parsing lives in `query::paging`).
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct ListParams {
     /// 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
@@ -121,22 +122,25 @@ async fn list_tasks<T>(
     keep: impl Fn(&Task) -> bool,
     show: impl Fn(&Task) -> Result<T, crate::store::StoreError>,
 ) -> ApiResult<TaskPage<T>> {
-    let params: ListParams = serde_urlencoded::from_str(uri.query().unwrap_or(""))
-        .map_err(|e| ApiError::field("query", format!("{e}; this list accepts limit and cursor")))?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be a whole number from 1 to 100"));
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+        .map_err(|e| ApiError::field("query", format!("not a valid query string: {e}")))?;
+    let mut errs = Vec::new();
+    let mut paging = Paging::with_max_limit(100);
+    for (k, v) in pairs {
+        if !(matches!(k.as_str(), "limit" | "cursor") && paging.take(&k, &v, &mut errs)) {
+            errs.push(FieldError::new(
+                "query",
+                format!("unknown field `{k}`, expected `limit` or `cursor`; this list accepts limit and cursor"),
+            ));
+        }
     }
-    let after = match params.cursor {
-        None => None,
-        Some(c) => Some(
-            state
-                .cursor_key
-                .open(&c, &p.tenant_id, kind.as_str())
-                .map_err(|e| ApiError::field("cursor", e.to_string()))?
-                .p,
-        ),
-    };
+    // A task list's cursor is bound to the tenant and the kind; it has no window.
+    let none = Window { from: DateTime::UNIX_EPOCH, to: DateTime::UNIX_EPOCH };
+    let (_, after) = paging.resume(&state.cursor_key, &p.tenant_id, kind.as_str(), none, &mut errs);
+    if !errs.is_empty() {
+        return Err(ApiError::Invalid(errs));
+    }
+    let limit = paging.limit;
     // Read on until the page is full of tasks the caller may see (positions are task ids).
     let mut tasks = Vec::new();
     let mut after = after;
@@ -177,9 +181,7 @@ async fn list_tasks<T>(
 #[utoipa::path(get, path = "/v1/exports", tag = "exports", params(ListParams),
     responses(
         (status = 200, body = TaskPage<ExportInfo>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -197,9 +199,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The export id")),
     responses(
         (status = 200, body = ExportInfo),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn show(
     State(state): State<AppState>,
@@ -226,11 +226,9 @@ pub struct DownloadLink {
             (Vec<u8> = "application/zip"), (Vec<u8> = "application/gzip"),
             (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 303, body = DownloadLink, description = "fetch the archive from `Location`"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "not finished"),
         (status = 410, body = Problem, content_type = "application/problem+json", description = "expired"),
+        Denied, NotFound,
     ))]
 pub async fn download(
     State(state): State<AppState>,
@@ -287,9 +285,7 @@ pub async fn download(
     params(("id" = String, Path, description = "The export id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -313,9 +309,7 @@ pub async fn delete(
     request_body(content = ScheduleRequest, content_type = "application/json"),
     responses(
         (status = 201, body = ScheduleInfo),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn create_schedule(
     State(state): State<AppState>,
@@ -348,9 +342,7 @@ pub async fn create_schedule(
 #[utoipa::path(get, path = "/v1/export-schedules", tag = "exports", params(ListParams),
     responses(
         (status = 200, body = TaskPage<ScheduleInfo>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn list_schedules(
     State(state): State<AppState>,
@@ -365,9 +357,7 @@ pub async fn list_schedules(
     params(("id" = String, Path, description = "The schedule id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, NotFound,
     ))]
 pub async fn delete_schedule(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@ pub mod hardening;
 pub mod lambda;
 mod meta;
 pub mod openapi;
+pub mod problems;
 mod requests;
 mod settings;
 
@@ -25,7 +26,6 @@ use axum::{Json, Router};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-pub use events::operation_label;
 pub use guard::{GatewayClaims, Operation, agent_scoped, record_denial};
 
 use crate::app::App;

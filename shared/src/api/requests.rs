@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
+use super::problems::{BadRequest, Denied, NotFound, Unavailable};
 use super::{AppState, Operation};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
 use crate::query::params::parse_requests;
 use crate::query::{render_record, render_time};
 use crate::record::{Record, ResultCode};
@@ -82,10 +83,7 @@ async fn audit(state: &AppState, p: &Principal, description: Value) -> ApiResult
         ("tz" = Option<String>, Query, description = "IANA zone the times are shown in (default UTC)")),
     responses(
         (status = 200, body = RequestTrace),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, NotFound,
     ))]
 pub async fn trace(
     State(state): State<AppState>,
@@ -137,10 +135,7 @@ pub struct RequestParams {
 #[utoipa::path(get, path = "/v1/requests", tag = "requests", params(RequestParams),
     responses(
         (status = 200, body = RequestList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest, Unavailable,
     ))]
 pub async fn list(
     State(state): State<AppState>,

@@ -7,9 +7,10 @@ use axum::extract::{Extension, State};
 use serde_json::json;
 
 use super::AppState;
+use super::problems::{BadRequest, Denied};
 use crate::access::{self, Access};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Problem, parse_json};
+use crate::error::{ApiError, ApiResult, parse_json};
 use crate::record::{Record, ResultCode};
 use crate::retention::{self, Retention, RetentionUpdate};
 
@@ -17,8 +18,7 @@ use crate::retention::{self, Retention, RetentionUpdate};
 #[utoipa::path(get, path = "/v1/settings/retention", tag = "settings",
     responses(
         (status = 200, body = Retention),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied,
     ))]
 pub async fn get_retention(
     State(state): State<AppState>,
@@ -32,9 +32,7 @@ pub async fn get_retention(
     request_body(content = RetentionUpdate, content_type = "application/json"),
     responses(
         (status = 200, body = Retention),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn put_retention(
     State(state): State<AppState>,
@@ -73,8 +71,7 @@ pub async fn put_retention(
 #[utoipa::path(get, path = "/v1/settings/access", tag = "settings",
     responses(
         (status = 200, body = Access),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied,
     ))]
 pub async fn get_access(State(state): State<AppState>, Extension(p): Extension<Principal>) -> ApiResult<Json<Access>> {
     Ok(Json(access::load(&*state.settings, &p.tenant_id).await?))
@@ -87,9 +84,7 @@ pub async fn get_access(State(state): State<AppState>, Extension(p): Extension<P
     request_body(content = Access, content_type = "application/json"),
     responses(
         (status = 200, body = Access),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Denied, BadRequest,
     ))]
 pub async fn put_access(
     State(state): State<AppState>,

@@ -131,8 +131,22 @@ pub fn criteria(req: &SearchRequest) -> Result<Criteria, ApiError> {
 }
 
 /// The seed's result groups, plus audit records and error reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Group {
     Contacts,
     DirectoryEntries,
@@ -144,24 +158,11 @@ pub enum Group {
 
 impl Group {
     /// Every group, in the order the answers list them.
-    pub const ALL: [Group; 6] = [
-        Self::Contacts,
-        Self::DirectoryEntries,
-        Self::CampaignCustomers,
-        Self::Consents,
-        Self::AuditRecords,
-        Self::ErrorReports,
-    ];
+    pub const ALL: &'static [Group] = <Self as strum::VariantArray>::VARIANTS;
 
+    /// The group's wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Contacts => "contacts",
-            Self::DirectoryEntries => "directory_entries",
-            Self::CampaignCustomers => "campaign_customers",
-            Self::Consents => "consents",
-            Self::AuditRecords => "audit_records",
-            Self::ErrorReports => "error_reports",
-        }
+        self.into()
     }
 
     pub fn of(c: Category) -> Self {
@@ -241,8 +242,9 @@ mod tests {
 
     #[test]
     fn group_names_are_their_wire_names() {
-        for g in Group::ALL {
+        for &g in Group::ALL {
             assert_eq!(serde_json::to_value(g).unwrap(), g.as_str());
+            assert_eq!(serde_json::from_value::<Group>(g.as_str().into()).unwrap(), g);
         }
     }
 }

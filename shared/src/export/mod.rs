@@ -171,7 +171,7 @@ pub struct Resolved {
 fn filter_query(filter: &Map<String, Value>, errs: &mut Vec<FieldError>) -> String {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (k, v) in filter {
-        if matches!(k.as_str(), "limit" | "cursor" | "tz") {
+        if crate::query::paging::Paging::is_page_control(k) {
             let why = match k.as_str() {
                 "tz" => "give `tz` beside `filter`, not inside it",
                 _ => "not a filter; an export contains every matching record",
@@ -201,8 +201,7 @@ pub fn resolve(req: ExportRequest, tenant: &str, key: &CursorKey, now: DateTime<
     let mut filter_map = req.filter;
     let view = match filter_map.remove("view") {
         None => ExportView::Events,
-        Some(Value::String(v)) if v == "events" => ExportView::Events,
-        Some(Value::String(v)) if v == "sign-ins" => ExportView::SignIns,
+        Some(Value::String(v)) if v.parse::<ExportView>().is_ok() => v.parse().unwrap_or(ExportView::Events),
         Some(_) => {
             errs.push(FieldError::new("filter.view", "must be `events` or `sign-ins`"));
             ExportView::Events

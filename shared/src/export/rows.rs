@@ -6,13 +6,26 @@ use serde::{Deserialize, Serialize};
 
 use super::Format;
 use super::cells::write_row;
-use crate::api::operation_label;
+use crate::query::sign_in::{self, SignInRow};
 use crate::query::{render_record, render_time};
-use crate::record::{Phase, Record, ResultCode};
+use crate::record::{Record, ResultCode};
 
 /// Which listing an export reproduces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum ExportView {
     /// The activity log (`GET /v1/events`).
     Events,
@@ -21,11 +34,9 @@ pub enum ExportView {
 }
 
 impl ExportView {
+    /// The view's wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Events => "events",
-            Self::SignIns => "sign-ins",
-        }
+        self.into()
     }
 
     pub fn header(self) -> &'static [&'static str] {
@@ -49,9 +60,7 @@ impl ExportView {
                 "ID",
             ],
             // Seed 003's columns.
-            Self::SignIns => {
-                &["Account", "Employee ID", "Operation", "Time", "Result", "Sign-in IP", "Failure Reason Code", "ID"]
-            }
+            Self::SignIns => &sign_in::CSV_HEADER,
         }
     }
 }
@@ -82,82 +91,61 @@ impl RowEncoder {
             Format::Jsonl => {
                 let v = match self.view {
                     ExportView::Events => render_record(r, self.tz),
-                    ExportView::SignIns => serde_json::json!({
-                        "id": r.id,
-                        "account": r.actor.username,
-                        "employee_id": r.actor.employee_id,
-                        "operation": operation_label(&r.action),
-                        "action": r.action,
-                        "time": render_time(r.occurred_at, self.tz),
-                        "result": sign_in_result(r.result),
-                        "sign_in_ip": r.source_ip,
-                        "failure_reason_code": r.failure_reason_code,
-                    }),
+                    // Through a JSON value, as before: the keys in the order a JSON object keeps.
+                    ExportView::SignIns => {
+                        serde_json::to_value(SignInRow::new(r, self.tz)).expect("a row is a JSON object")
+                    }
                 };
                 serde_json::to_writer(&mut *out, &v).expect("writes to memory");
                 out.push(b'\n');
             }
-            Format::Csv => {
-                let time = render_time(r.occurred_at, self.tz);
-                let s = |o: &Option<String>| o.as_deref().unwrap_or("").to_owned();
-                match self.view {
-                    ExportView::Events => {
-                        self.scratch.clear();
-                        if let Some(d) = &r.description {
-                            match d {
-                                serde_json::Value::String(t) => self.scratch.push_str(t),
-                                other => self.scratch.push_str(&other.to_string()),
-                            }
+            Format::Csv => match self.view {
+                ExportView::Events => {
+                    let time = render_time(r.occurred_at, self.tz);
+                    self.scratch.clear();
+                    if let Some(d) = &r.description {
+                        match d {
+                            serde_json::Value::String(t) => self.scratch.push_str(t),
+                            other => self.scratch.push_str(&other.to_string()),
                         }
-                        let phase = match r.phase {
-                            Some(Phase::Start) => "start",
-                            Some(Phase::End) => "end",
-                            None => "",
-                        };
-                        write_row(
-                            out,
-                            [
-                                time.as_str(),
-                                r.action.as_str(),
-                                r.actor.full_name.as_deref().unwrap_or(""),
-                                r.actor.username.as_deref().unwrap_or(""),
-                                self.scratch.as_str(),
-                                r.result.map(ResultCode::as_str).unwrap_or(""),
-                                r.category.as_str(),
-                                r.actor.user_id.as_deref().unwrap_or(""),
-                                r.actor.employee_id.as_deref().unwrap_or(""),
-                                phase,
-                                r.correlation_id.as_deref().unwrap_or(""),
-                                r.session_id.as_deref().unwrap_or(""),
-                                r.source_ip.as_deref().unwrap_or(""),
-                                r.id.as_str(),
-                            ],
-                        );
                     }
-                    ExportView::SignIns => {
-                        write_row(
-                            out,
-                            [
-                                s(&r.actor.username),
-                                s(&r.actor.employee_id),
-                                operation_label(&r.action).to_owned(),
-                                time,
-                                sign_in_result(r.result).to_owned(),
-                                s(&r.source_ip),
-                                s(&r.failure_reason_code),
-                                r.id.clone(),
-                            ],
-                        );
-                    }
+                    let phase = r.phase.map(<&str>::from).unwrap_or("");
+                    write_row(
+                        out,
+                        [
+                            time.as_str(),
+                            r.action.as_str(),
+                            r.actor.full_name.as_deref().unwrap_or(""),
+                            r.actor.username.as_deref().unwrap_or(""),
+                            self.scratch.as_str(),
+                            r.result.map(ResultCode::as_str).unwrap_or(""),
+                            r.category.as_str(),
+                            r.actor.user_id.as_deref().unwrap_or(""),
+                            r.actor.employee_id.as_deref().unwrap_or(""),
+                            phase,
+                            r.correlation_id.as_deref().unwrap_or(""),
+                            r.session_id.as_deref().unwrap_or(""),
+                            r.source_ip.as_deref().unwrap_or(""),
+                            r.id.as_str(),
+                        ],
+                    );
                 }
-            }
+                ExportView::SignIns => write_row(out, SignInRow::new(r, self.tz).csv_cells()),
+            },
         }
     }
 }
 
-fn sign_in_result(r: Option<ResultCode>) -> &'static str {
-    match r {
-        Some(ResultCode::Ok) => "Successful",
-        _ => "Failed",
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_view_round_trips_with_serdes_name() {
+        for &v in <ExportView as strum::VariantArray>::VARIANTS {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+            assert_eq!(v.as_str().parse::<ExportView>().unwrap(), v);
+        }
+        assert_eq!(ExportView::SignIns.as_str(), "sign-ins");
     }
 }

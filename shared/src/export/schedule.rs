@@ -138,16 +138,12 @@ impl ScheduleBody {
     }
 }
 
+/// `every` in whole minutes, from 15 minutes to 366 days.
 fn parse_every(s: &str) -> Option<i64> {
-    let (n, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = n.parse().ok()?;
-    let minutes = match unit {
-        "m" => n,
-        "h" => n.checked_mul(60)?,
-        "d" => n.checked_mul(1440)?,
-        _ => return None,
-    };
-    (15..=366 * 1440).contains(&minutes).then_some(minutes)
+    let d = crate::query::params::parse_duration(s)?;
+    let whole_minutes = d.subsec_nanos() == 0 && d.num_seconds() % 60 == 0;
+    let minutes = d.num_minutes();
+    (whole_minutes && (15..=366 * 1440).contains(&minutes)).then_some(minutes)
 }
 
 /// Checks a schedule request (the filter as an export would be checked) and builds its body.
@@ -396,7 +392,17 @@ mod tests {
     use chrono_tz::Tz;
     use proptest::prelude::*;
 
-    use super::{Window, day_start};
+    use super::{Window, day_start, parse_every};
+
+    #[test]
+    fn every_takes_whole_minutes_from_15m_to_366d() {
+        for (s, m) in [("15m", 15), ("6h", 360), ("1d", 1440), ("7d", 10_080), ("366d", 527_040), (" 90m ", 90)] {
+            assert_eq!(parse_every(s), Some(m), "{s}");
+        }
+        for s in ["14m", "367d", "901s", "15", "", "soon", "-1d", "999999999999d", "9223372036854775807h"] {
+            assert_eq!(parse_every(s), None, "{s}");
+        }
+    }
 
     const WINDOWS: [Window; 5] =
         [Window::Yesterday, Window::Last24h, Window::Last7d, Window::Last30d, Window::PreviousMonth];

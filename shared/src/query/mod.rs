@@ -3,7 +3,9 @@
 //! times in the viewer's zone.
 
 pub mod cursor;
+pub mod paging;
 pub mod params;
+pub mod sign_in;
 
 pub use cursor::CursorKey;
 

@@ -6,10 +6,11 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
-use super::cursor::{CursorBody, CursorError, CursorKey};
+use super::cursor::{CursorBody, CursorKey};
+use super::paging::{Paging, Window, single};
+use super::sign_in;
 use crate::error::{ApiError, FieldError};
 use crate::record::catalogue;
-use crate::record::validate::parse_time;
 use crate::record::{Category, ResultCode};
 use crate::store::{EventFilter, Order, Position};
 
@@ -108,23 +109,8 @@ impl ParsedQuery {
     }
 }
 
-/// The sign-in log's operation names (seed 003) and the actions they stand for.
-pub fn sign_in_operation(s: &str) -> Option<&'static [&'static str]> {
-    Some(match s.to_ascii_lowercase().replace(['_', '-'], " ").as_str() {
-        "sign in" => &["SIGN_IN", "LOGIN", "LOGIN_ERROR", "USER_LOGIN", "LOGGED_IN"],
-        "sign out" => &["SIGN_OUT", "LOGOUT", "LOGOUT_ERROR", "USER_LOGOUT"],
-        "forcible sign in" => &["FORCIBLE_SIGN_IN"],
-        "forcible sign out" => &["FORCIBLE_SIGN_OUT"],
-        _ => return None,
-    })
-}
-
 fn parse_result(s: &str) -> Option<ResultCode> {
-    ResultCode::parse(&s.to_ascii_uppercase()).or(match s.to_ascii_lowercase().as_str() {
-        "successful" | "success" => Some(ResultCode::Ok),
-        "failed" | "failure" => Some(ResultCode::Fail),
-        _ => None,
-    })
+    ResultCode::parse(&s.to_ascii_uppercase()).or_else(|| sign_in::result_from_label(s))
 }
 
 /// A short hash of a view's filter parameters (order-insensitive), binding cursors to them.
@@ -146,21 +132,11 @@ fn unknown_name(k: &str) -> &str {
     if k.trim().is_empty() { "query" } else { k }
 }
 
-/// Parses `30s`, `10m`, `2h`, `1d` or `250ms`.
+/// The one duration parser: `30s`, `10m`, `2h`, `1d`, `250ms` (humantime's forms, so also
+/// `1h 30m` or `2weeks`). A duration too large for a chrono duration is refused, never a panic.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    // Checked constructors: a number too large for a duration is refused, never a panic.
-    match unit {
-        "ms" => Some(Duration::milliseconds(n)),
-        "s" => Duration::try_seconds(n),
-        "m" => Duration::try_minutes(n),
-        "h" => Duration::try_hours(n),
-        "d" => Duration::try_days(n),
-        _ => None,
-    }
+    let d = humantime::parse_duration(s.trim()).ok()?;
+    Duration::from_std(d).ok()
 }
 
 /// `GET /v1/requests` parameters.
@@ -196,14 +172,18 @@ pub fn parse_requests(
         .map_err(|e| ApiError::field("query", format!("not a valid query string: {e}")))?;
     const ALLOWED: [&str; 7] = ["min_delay_ms", "unfinished_for", "from", "to", "limit", "cursor", "tz"];
     let mut errs = Vec::new();
-    let (mut min_delay, mut unfinished, mut from, mut to, mut cursor, mut tz, mut limit) =
-        (None, None, None, None, None, None, DEFAULT_LIMIT);
+    let mut paging = Paging::default();
+    let (mut min_delay, mut unfinished) = (None, None);
     let mut hashed = Vec::new();
     let mut echo = serde_json::Map::new();
     for (k, v) in pairs {
-        if !matches!(k.as_str(), "cursor" | "limit" | "tz") {
+        if !Paging::is_page_control(&k) {
             hashed.push((k.clone(), v.clone()));
             echo.insert(k.clone(), v.clone().into());
+        }
+        // No `period` here: a list of requests takes only from/to.
+        if k != "period" && paging.take(&k, &v, &mut errs) {
+            continue;
         }
         match k.as_str() {
             "min_delay_ms" => match v.parse::<i64>() {
@@ -217,43 +197,15 @@ pub fn parse_requests(
                     format!("a duration such as 30s, 10m, 2h or 1d, more than 0 and at most {MAX_RANGE_DAYS}d"),
                 )),
             },
-            "from" => from = Some(parse_time(&v).map_err(|e| errs.push(FieldError::new("from", e))).ok()),
-            "to" => to = Some(parse_time(&v).map_err(|e| errs.push(FieldError::new("to", e))).ok()),
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                _ => errs.push(FieldError::new("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
-            },
-            "cursor" => cursor = Some(v),
-            "tz" => match v.parse::<Tz>() {
-                Ok(z) => tz = Some(z),
-                Err(_) => errs.push(FieldError::new("tz", "not an IANA time zone name (e.g. Europe/Prague)")),
-            },
             other => errs.push(FieldError::new(
                 unknown_name(other),
                 format!("unknown parameter; this list accepts {}", ALLOWED.join(", ")),
             )),
         }
     }
-    let to_t = to.flatten().unwrap_or(now);
-    let from_t = from.flatten().unwrap_or(to_t - Duration::days(DEFAULT_DAYS));
-    if from_t >= to_t {
-        errs.push(FieldError::new("to", "must be after from"));
-    } else if to_t - from_t > Duration::days(MAX_RANGE_DAYS) {
-        errs.push(FieldError::new("from", format!("the range may span at most {MAX_RANGE_DAYS} days")));
-    }
+    let window = paging.window(now, DEFAULT_DAYS, &mut errs);
     let hash = filter_hash("requests", hashed);
-    let (mut from_t, mut to_t) = (from_t, to_t);
-    let mut after = None;
-    if let Some(c) = &cursor {
-        match key.open(c, tenant, &hash) {
-            Ok(body) => {
-                from_t = DateTime::from_timestamp_micros(body.from).unwrap_or(from_t);
-                to_t = DateTime::from_timestamp_micros(body.to).unwrap_or(to_t);
-                after = Some(body.p);
-            }
-            Err(e) => errs.push(FieldError::new("cursor", e.to_string())),
-        }
-    }
+    let (Window { from: from_t, to: to_t }, after) = paging.resume(key, tenant, &hash, window, &mut errs);
     let query = match (min_delay, unfinished) {
         (Some(min_delay_ms), None) => Some(RequestQuery::SlowerThan { min_delay_ms, from: from_t, to: to_t }),
         (None, Some(d)) => Some(RequestQuery::Unfinished { started_before: (now - d).min(to_t), from: from_t }),
@@ -272,7 +224,7 @@ pub fn parse_requests(
     };
     match query {
         Some(query) if errs.is_empty() => {
-            Ok(ParsedRequests { query, limit, after, tz, hash, from: from_t, to: to_t, echo })
+            Ok(ParsedRequests { query, limit: paging.limit, after, tz: paging.tz, hash, from: from_t, to: to_t, echo })
         }
         _ => Err(ApiError::Invalid(errs)),
     }
@@ -293,16 +245,9 @@ pub fn parse(
     let mut errs: Vec<FieldError> = Vec::new();
     let allowed = view.allowed();
     let mut filter = EventFilter::window(now, now);
-    let (mut from, mut to, mut period) = (None, None, None);
-    let (mut limit, mut cursor, mut tz) = (DEFAULT_LIMIT, None, None);
+    let mut paging = Paging::default();
     let mut hashed: Vec<(String, String)> = Vec::new();
     let mut echo = serde_json::Map::new();
-    let single = |errs: &mut Vec<FieldError>, k: &str, slot: &mut Option<String>, v: String| {
-        if slot.is_some() {
-            errs.push(FieldError::new(k, "given more than once"));
-        }
-        *slot = Some(v);
-    };
     let mut text_fields: [(&str, Option<String>); 7] = [
         ("user", None),
         ("account", None),
@@ -321,7 +266,7 @@ pub fn parse(
             ));
             continue;
         }
-        if !matches!(k.as_str(), "cursor" | "limit" | "tz") {
+        if !Paging::is_page_control(&k) {
             hashed.push((k.clone(), v.clone()));
             match echo.get_mut(&k) {
                 Some(serde_json::Value::Array(a)) => a.push(v.clone().into()),
@@ -331,19 +276,10 @@ pub fn parse(
                 }
             }
         }
+        if paging.take(&k, &v, &mut errs) {
+            continue;
+        }
         match k.as_str() {
-            "from" => single(&mut errs, "from", &mut from, v),
-            "to" => single(&mut errs, "to", &mut to, v),
-            "period" => single(&mut errs, "period", &mut period, v),
-            "cursor" => single(&mut errs, "cursor", &mut cursor, v),
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                _ => errs.push(FieldError::new("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
-            },
-            "tz" => match v.parse::<Tz>() {
-                Ok(z) => tz = Some(z),
-                Err(_) => errs.push(FieldError::new("tz", "not an IANA time zone name (e.g. Europe/Prague)")),
-            },
             "action" => {
                 for a in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
                     match catalogue::resolve(a) {
@@ -352,7 +288,7 @@ pub fn parse(
                     }
                 }
             }
-            "operation" => match sign_in_operation(&v) {
+            "operation" => match sign_in::operation_actions(&v) {
                 Some(actions) => filter.actions.extend(actions.iter().map(|a| (*a).to_owned())),
                 None => errs.push(FieldError::new(
                     "operation",
@@ -365,7 +301,10 @@ pub fn parse(
                         Some(c) => filter.categories.push(c),
                         None => errs.push(FieldError::new(
                             "category",
-                            format!("`{c}` is not one of {}", Category::ALL.map(|c| c.as_str()).join(", ")),
+                            format!(
+                                "`{c}` is not one of {}",
+                                Category::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
                         )),
                     }
                 }
@@ -438,59 +377,17 @@ pub fn parse(
     }
 
     // The window: explicit bounds, a period, or the view's default.
-    let parse_bound = |errs: &mut Vec<FieldError>, k: &str, v: &Option<String>| {
-        v.as_ref().and_then(|s| parse_time(s).map_err(|e| errs.push(FieldError::new(k, e))).ok())
-    };
-    let from_t = parse_bound(&mut errs, "from", &from);
-    let to_t = parse_bound(&mut errs, "to", &to);
-    let default_days = match (&view, period.as_deref()) {
-        (_, Some(_)) if from.is_some() || to.is_some() => {
-            errs.push(FieldError::new("period", "use either period or from/to, not both"));
-            DEFAULT_DAYS
-        }
-        (_, Some("1d")) => 1,
-        (_, Some("3d")) => 3,
-        (_, Some("7d")) => 7,
-        (_, Some(_)) => {
-            errs.push(FieldError::new("period", "one of 1d, 3d, 7d (or give from/to for a custom range)"));
-            DEFAULT_DAYS
-        }
-        (View::Session(_), None) => MAX_RANGE_DAYS,
-        (_, None) => DEFAULT_DAYS,
-    };
-    let to_t = to_t.unwrap_or(now);
-    let from_t = from_t.unwrap_or(to_t - Duration::days(default_days));
-    if from.is_some() || to.is_some() {
-        if from_t >= to_t {
-            errs.push(FieldError::new("to", "must be after from"));
-        } else if to_t - from_t > Duration::days(MAX_RANGE_DAYS) {
-            errs.push(FieldError::new("from", format!("the range may span at most {MAX_RANGE_DAYS} days")));
-        }
-    }
-    filter.from = from_t;
-    filter.to = to_t;
-
+    let default_days = if matches!(view, View::Session(_)) { MAX_RANGE_DAYS } else { DEFAULT_DAYS };
+    let window = paging.window(now, default_days, &mut errs);
     let hash = filter_hash(&view.name(), hashed);
-
-    let mut after = None;
-    if let Some(c) = &cursor {
-        match key.open(c, tenant, &hash) {
-            Ok(body) => {
-                // Keep the window the first page resolved, so a default window does not slide.
-                filter.from = DateTime::from_timestamp_micros(body.from).unwrap_or(filter.from);
-                filter.to = DateTime::from_timestamp_micros(body.to).unwrap_or(filter.to);
-                after = Some(body.p);
-            }
-            Err(e @ (CursorError::Tampered | CursorError::OtherFilter)) => {
-                errs.push(FieldError::new("cursor", e.to_string()))
-            }
-        }
-    }
+    let (window, after) = paging.resume(key, tenant, &hash, window, &mut errs);
+    filter.from = window.from;
+    filter.to = window.to;
 
     if !errs.is_empty() {
         return Err(ApiError::Invalid(errs));
     }
-    Ok(ParsedQuery { filter, limit, after, tz, hash, echo })
+    Ok(ParsedQuery { filter, limit: paging.limit, after, tz: paging.tz, hash, echo })
 }
 
 #[cfg(test)]
@@ -541,6 +438,29 @@ mod tests {
         assert_eq!(fields("period=1d", View::Events), vec!["period"]);
     }
 
+    /// One paging type: the same page parameters give the same problems on every list.
+    #[test]
+    fn every_list_reads_paging_alike() {
+        for raw in [
+            "limit=0",
+            "limit=1001",
+            "tz=Mars/Olympus",
+            "cursor=abc",
+            "from=x",
+            "to=2026-13-01",
+            "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "from=2026-01-01T00:00:00Z&from=2026-01-02T00:00:00Z",
+        ] {
+            let requests = match parse_requests(&format!("min_delay_ms=1&{raw}"), "acme", &key(), Utc::now()) {
+                Err(ApiError::Invalid(e)) => e.into_iter().map(|e| e.field).collect::<Vec<_>>(),
+                other => panic!("{raw}: expected errors, got {other:?}"),
+            };
+            assert_eq!(fields(raw, View::Events), requests, "{raw}");
+            assert!(!requests.is_empty(), "{raw}");
+        }
+    }
+
     #[test]
     fn sign_in_view_maps_operations_and_results() {
         let q = parse(
@@ -559,16 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn sign_in_operations_cover_every_catalogue_sign_in_action_once() {
-        let ops = ["Sign In", "Sign Out", "Forcible Sign In", "Forcible Sign Out"];
-        for a in catalogue::sign_in_actions() {
-            let owners: Vec<&str> = ops.into_iter().filter(|o| sign_in_operation(o).unwrap().contains(a)).collect();
-            assert_eq!(owners.len(), 1, "{a} is under {owners:?}");
-            assert_eq!(owners[0], crate::api::operation_label(a), "{a}: the row's label and the filter disagree");
-        }
-        for o in ops {
-            assert!(sign_in_operation(o).unwrap().iter().all(|a| catalogue::is_sign_in(a)), "{o}");
-        }
+    fn sign_in_view_defaults_to_every_catalogue_sign_in_action() {
         let q = parse("period=7d", View::SignIns, "acme", &key(), Utc::now()).unwrap();
         let mut all: Vec<&str> = catalogue::sign_in_actions().to_vec();
         all.sort();

@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn every_category_is_used_and_only_qm_interactions_and_administration_are_async() {
-        for category in Category::ALL {
+        for &category in Category::ALL {
             assert!(all().iter().any(|d| d.category == category), "{category:?}");
         }
         for def in all() {

@@ -12,8 +12,24 @@ pub use catalogue::{ActionDef, CATALOGUE_CUSTOM_PREFIX, Mode, Source, lookup};
 pub use validate::{IncomingRecord, ValidationLimits};
 
 /// What kind of thing a record is; decides its view, retention and DPO group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Category {
     Audit,
     SignIn,
@@ -26,68 +42,71 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 8] = [
-        Self::Audit,
-        Self::SignIn,
-        Self::Cobrowse,
-        Self::Contact,
-        Self::Consent,
-        Self::DirectoryEntry,
-        Self::CampaignCustomer,
-        Self::ErrorReport,
-    ];
+    /// Every category, in declaration order.
+    pub const ALL: &'static [Category] = <Self as strum::VariantArray>::VARIANTS;
 
+    /// The category's wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Audit => "audit",
-            Self::SignIn => "sign_in",
-            Self::Cobrowse => "cobrowse",
-            Self::Contact => "contact",
-            Self::Consent => "consent",
-            Self::DirectoryEntry => "directory_entry",
-            Self::CampaignCustomer => "campaign_customer",
-            Self::ErrorReport => "error_report",
-        }
+        self.into()
     }
 
+    /// The category of a wire name (exact case).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
+        s.parse().ok()
     }
 }
 
 /// `OK` / `FAIL` / `UNAUTHORIZED` as in the Eleveo audit log; sign-ins show OK as Successful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ResultCode {
-    #[serde(rename = "OK")]
     Ok,
-    #[serde(rename = "FAIL")]
     Fail,
-    #[serde(rename = "UNAUTHORIZED")]
     Unauthorized,
 }
 
 impl ResultCode {
+    /// The result's wire name (serde's): `OK`, `FAIL`, `UNAUTHORIZED`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "OK",
-            Self::Fail => "FAIL",
-            Self::Unauthorized => "UNAUTHORIZED",
-        }
+        self.into()
     }
 
+    /// The result of a wire name (exact case).
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "OK" => Some(Self::Ok),
-            "FAIL" => Some(Self::Fail),
-            "UNAUTHORIZED" => Some(Self::Unauthorized),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
 /// Phase of an asynchronous action: the start has no result, the end has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Phase {
     Start,
     End,
@@ -231,6 +250,35 @@ impl Record {
             data: None,
             subject: None,
             attachments: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_category_and_result_round_trips_with_serdes_name() {
+        for &c in Category::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+            assert_eq!(serde_json::from_value::<Category>(c.as_str().into()).unwrap(), c);
+            assert_eq!(Category::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Category::ALL.len(), 8);
+        assert_eq!(Category::parse("SIGN_IN"), None, "exact case, as serde");
+        for &r in <ResultCode as strum::VariantArray>::VARIANTS {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+            assert_eq!(serde_json::from_value::<ResultCode>(r.as_str().into()).unwrap(), r);
+            assert_eq!(ResultCode::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(
+            <ResultCode as strum::VariantArray>::VARIANTS.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            ["OK", "FAIL", "UNAUTHORIZED"]
+        );
+        assert_eq!(ResultCode::parse("ok"), None);
+        for &p in <Phase as strum::VariantArray>::VARIANTS {
+            assert_eq!(serde_json::to_value(p).unwrap(), <&str>::from(p));
         }
     }
 }
