@@ -44,7 +44,7 @@ fn module_of(rel: &Path) -> String {
 /// Test-only files, not part of the product's graph.
 fn is_test_code(rel: &Path) -> bool {
     let name = rel.file_stem().unwrap_or_default().to_string_lossy();
-    matches!(name.as_ref(), "conformance" | "differential" | "testenv" | "faults") || rel.starts_with("testkit")
+    matches!(name.as_ref(), "conformance" | "differential" | "fault_tests" | "faults") || rel.starts_with("testkit")
 }
 
 /// The module a `crate::a::b` path names.
@@ -75,7 +75,10 @@ fn crate_paths(src: &str) -> Vec<String> {
     // From the first `#[cfg(..test..)]` line before a `mod … {` on (test modules close a file).
     let lines: Vec<&str> = src.lines().collect();
     let cut = (0..lines.len().saturating_sub(1))
-        .find(|&i| lines[i].starts_with("#[cfg(") && lines[i].contains("test") && lines[i + 1].starts_with("mod "))
+        .find(|&i| {
+            let (attr, item) = (lines[i], lines[i + 1].trim_end());
+            attr.starts_with("#[cfg(") && attr.contains("test") && item.starts_with("mod ") && item.ends_with('{')
+        })
         .unwrap_or(lines.len());
     let code = lines[..cut].join("\n");
     let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
@@ -191,7 +194,7 @@ fn the_module_graph_has_no_cycle() {
 
 #[test]
 fn the_reader_sees_grouped_and_nested_imports() {
-    let src = "use crate::{record::Record, jobs::task::Task};\nlet x = crate::store::sqlite::open();\n// crate::api in a comment\n#[cfg(test)]\nmod tests { use crate::api; }";
+    let src = "#[cfg(test)]\nmod declared;\nuse crate::{record::Record, jobs::task::Task};\nlet x = crate::store::sqlite::open();\n// crate::api in a comment\n#[cfg(all(test, feature = \"aws\"))]\nmod tests {\n    use crate::api;\n}";
     let targets: Vec<String> = crate_paths(src).iter().map(|p| target_of(p)).collect();
     assert_eq!(targets, vec!["record", "jobs::task", "store::sqlite"]);
 }
