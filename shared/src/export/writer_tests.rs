@@ -1,0 +1,224 @@
+//! The archive writer's tests (7-Zip, Python's zipfile and the csv crate read what it writes),
+//! beside it so `writer.rs` stays the product code.
+
+use super::*;
+use crate::record::{Actor, ResultCode};
+
+fn records(n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            let actor = Actor { username: Some(format!("agent.{}", i % 7)), ..Default::default() };
+            let mut r = Record::system("t", "LOGIN", actor, Some(ResultCode::Ok), serde_json::json!({"n": i}));
+            r.id = format!("r{i:06}");
+            r
+        })
+        .collect()
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// One page can close several entries (rows in memory stay within the entry limit), while
+/// the part closes only when asked; the directory points at every entry's local header.
+#[test]
+fn entries_close_inside_a_page_and_the_directory_finds_them_all() {
+    let limits = Limits { part_bytes: 1 << 20, entry_raw_bytes: 4096, level: 5, ..Limits::default() };
+    for password in [None, Some("Pw_1".to_owned())] {
+        let mut w = ArchiveWriter::new(
+            ExportView::Events,
+            Format::Csv,
+            Compression::Zip,
+            None,
+            password.clone(),
+            Utc::now(),
+            limits,
+            WriterState::default(),
+        );
+        w.write(&records(300)).unwrap();
+        assert!(w.state().chunks >= 5, "several entries from one page: {}", w.state().chunks);
+        assert!(w.raw.len() < 4096 + 1024, "rows held: {}", w.raw.len());
+        let zip = w.finish_part(true).unwrap().unwrap();
+        let eocd = zip.len() - 22;
+        assert_eq!(u32_at(&zip, eocd), EOCD_SIG);
+        let count = u16::from_le_bytes([zip[eocd + 10], zip[eocd + 11]]) as usize;
+        assert_eq!(count, w.state().entries.len());
+        let mut at = u32_at(&zip, eocd + 16) as usize;
+        for n in 1..=count {
+            assert_eq!(u32_at(&zip, at), CD_SIG);
+            let local = u32_at(&zip, at + 42) as usize;
+            assert_eq!(u32_at(&zip, local), LOCAL_SIG, "entry {n} offset");
+            let name_len = u16::from_le_bytes([zip[at + 28], zip[at + 29]]) as usize;
+            let extra_len = u16::from_le_bytes([zip[at + 30], zip[at + 31]]) as usize;
+            assert_eq!(&zip[at + 46..at + 46 + name_len], format!("events-{n:04}.csv").as_bytes());
+            // Local and central headers agree on the packed size.
+            assert_eq!(u32_at(&zip, local + 18), u32_at(&zip, at + 20));
+            assert_eq!(extra_len, if password.is_some() { AES_EXTRA.len() } else { 0 });
+            at += 46 + name_len + extra_len;
+        }
+        assert_eq!(at, eocd);
+    }
+}
+
+/// Writes a whole archive of `records` page by page, as the worker does; returns its parts.
+fn archive(compression: Compression, password: Option<&str>, limits: Limits, records: &[Record]) -> Vec<Vec<u8>> {
+    let mut w = ArchiveWriter::new(
+        ExportView::Events,
+        Format::Csv,
+        compression,
+        None,
+        password.map(str::to_owned),
+        Utc::now(),
+        limits,
+        WriterState::default(),
+    );
+    let mut parts = Vec::new();
+    let pages: Vec<&[Record]> = records.chunks(10).collect();
+    for (i, page) in pages.iter().enumerate() {
+        w.write(page).unwrap();
+        let last = i + 1 == pages.len();
+        if (last || w.is_full())
+            && let Some(p) = w.finish_part(last).unwrap()
+        {
+            parts.push(p);
+        }
+    }
+    parts
+}
+
+fn seven_zip(args: &[&str], file: &std::path::Path) -> String {
+    let out = std::process::Command::new("7z").args(args).arg(file).output().expect("7z (p7zip-full) is installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "7z {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// Offsets past `zip64_from` (4 GiB in production, 0 here) go into ZIP64 extra fields and
+/// the ZIP64 end records; 7-Zip tests every entry (with the password) and Python's zipfile
+/// reads the unencrypted one and checks its CRCs.
+#[test]
+fn zip64_directory_is_read_by_7zip_and_python() {
+    let limits =
+        Limits { part_bytes: 1 << 20, entry_raw_bytes: 2048, level: 1, zip64_from: 0, ..Limits::default() };
+    let rows = records(200);
+    for password in [None, Some("Pw_1@%")] {
+        let zip = archive(Compression::Zip, password, limits, &rows).concat();
+        let at = zip.len() - 22 - 20 - 56;
+        assert_eq!(u32_at(&zip, at), ZIP64_EOCD_SIG, "ZIP64 end record before the locator");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("e.zip");
+        std::fs::write(&file, &zip).unwrap();
+        let pw = format!("-p{}", password.unwrap_or(""));
+        let listing = seven_zip(&["l", "-slt", &pw], &file);
+        let entries = listing.matches("Path = events-").count();
+        assert!(entries >= 5, "{entries} entries");
+        seven_zip(&["t", &pw], &file);
+        if password.is_none() {
+            let out = std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; \
+                              print(len(z.namelist()), sum(z.read(n).count(b'\\n') for n in z.namelist()))",
+                ])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "python: {text}{}", String::from_utf8_lossy(&out.stderr));
+            // Every row once, plus one header row per entry.
+            assert_eq!(text.trim(), format!("{entries} {}", 200 + entries));
+        }
+    }
+}
+
+/// More than 65,535 entries: the count is only in the ZIP64 end record, and every entry is
+/// found.
+#[test]
+fn more_than_65535_entries_are_written_as_zip64() {
+    let limits = Limits { part_bytes: 64 << 20, entry_raw_bytes: 1, level: 1, ..Limits::default() };
+    let rows = records(70_000);
+    let zip = archive(Compression::Zip, None, limits, &rows).concat();
+    let eocd = zip.len() - 22;
+    assert_eq!(u16::from_le_bytes([zip[eocd + 10], zip[eocd + 11]]), 0xFFFF);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.zip");
+    std::fs::write(&file, &zip).unwrap();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); n = z.namelist(); \
+                      print(len(n), n[-1], z.read(n[-1]).count(b'\\n'))",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "python: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text.trim(), "70000 events-70000.csv 2");
+    let listing = seven_zip(&["l"], &file);
+    assert!(listing.contains("70000 files"), "{}", &listing[listing.len().saturating_sub(300)..]);
+}
+
+/// Parts grow by `part_bytes` every `parts_per_step` parts, in every compression mode, so
+/// the same export needs far fewer than 10,000 parts; the archive is still whole.
+#[test]
+fn part_size_grows_so_an_upload_stays_within_s3s_part_limit() {
+    let limits =
+        Limits { part_bytes: 4096, entry_raw_bytes: 4096, level: 1, parts_per_step: 3, ..Limits::default() };
+    let rows = records(20_000);
+    for compression in [Compression::None, Compression::Gzip, Compression::Zip] {
+        let parts = archive(compression, None, limits, &rows);
+        let flat = archive(compression, None, Limits { parts_per_step: u32::MAX, ..limits }, &rows);
+        assert!(
+            parts.len() * 2 < flat.len(),
+            "{compression:?}: {} parts, {} without growth",
+            parts.len(),
+            flat.len()
+        );
+        for (k, p) in parts[..parts.len() - 1].iter().enumerate() {
+            let want = 1024 * (k / 3 + 1);
+            assert!(p.len() >= want, "{compression:?} part {k}: {} < {want}", p.len());
+        }
+        if compression != Compression::Zip {
+            // The same bytes either way (a gzip member per entry; plain rows).
+            let plain = |ps: &[Vec<u8>]| {
+                let all = ps.concat();
+                if compression == Compression::Gzip {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&all[..]), &mut out).unwrap();
+                    out
+                } else {
+                    all
+                }
+            };
+            assert_eq!(plain(&parts), plain(&flat));
+        }
+    }
+}
+
+/// Past S3's 10,000 parts the writer stops with a reason instead of an upload S3 refuses.
+#[test]
+fn the_10001st_part_is_refused_with_a_reason() {
+    let limits =
+        Limits { part_bytes: 1, entry_raw_bytes: 1, level: 1, parts_per_step: u32::MAX, ..Limits::default() };
+    let mut w = ArchiveWriter::new(
+        ExportView::Events,
+        Format::Jsonl,
+        Compression::None,
+        None,
+        None,
+        Utc::now(),
+        limits,
+        WriterState::default(),
+    );
+    let rows = records(1);
+    for _ in 0..MAX_PARTS {
+        w.write(&rows).unwrap();
+        assert!(w.is_full());
+        w.finish_part(false).unwrap().unwrap();
+    }
+    w.write(&rows).unwrap();
+    let err = w.finish_part(false).unwrap_err();
+    assert!(matches!(err, WriteError::TooLarge), "{err}");
+    assert!(err.to_string().contains("10,000"));
+}
