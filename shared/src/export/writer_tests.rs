@@ -98,8 +98,7 @@ fn seven_zip(args: &[&str], file: &std::path::Path) -> String {
 /// reads the unencrypted one and checks its CRCs.
 #[test]
 fn zip64_directory_is_read_by_7zip_and_python() {
-    let limits =
-        Limits { part_bytes: 1 << 20, entry_raw_bytes: 2048, level: 1, zip64_from: 0, ..Limits::default() };
+    let limits = Limits { part_bytes: 1 << 20, entry_raw_bytes: 2048, level: 1, zip64_from: 0, ..Limits::default() };
     let rows = records(200);
     for password in [None, Some("Pw_1@%")] {
         let zip = archive(Compression::Zip, password, limits, &rows).concat();
@@ -163,18 +162,12 @@ fn more_than_65535_entries_are_written_as_zip64() {
 /// the same export needs far fewer than 10,000 parts; the archive is still whole.
 #[test]
 fn part_size_grows_so_an_upload_stays_within_s3s_part_limit() {
-    let limits =
-        Limits { part_bytes: 4096, entry_raw_bytes: 4096, level: 1, parts_per_step: 3, ..Limits::default() };
+    let limits = Limits { part_bytes: 4096, entry_raw_bytes: 4096, level: 1, parts_per_step: 3, ..Limits::default() };
     let rows = records(20_000);
     for compression in [Compression::None, Compression::Gzip, Compression::Zip] {
         let parts = archive(compression, None, limits, &rows);
         let flat = archive(compression, None, Limits { parts_per_step: u32::MAX, ..limits }, &rows);
-        assert!(
-            parts.len() * 2 < flat.len(),
-            "{compression:?}: {} parts, {} without growth",
-            parts.len(),
-            flat.len()
-        );
+        assert!(parts.len() * 2 < flat.len(), "{compression:?}: {} parts, {} without growth", parts.len(), flat.len());
         for (k, p) in parts[..parts.len() - 1].iter().enumerate() {
             let want = 1024 * (k / 3 + 1);
             assert!(p.len() >= want, "{compression:?} part {k}: {} < {want}", p.len());
@@ -199,8 +192,7 @@ fn part_size_grows_so_an_upload_stays_within_s3s_part_limit() {
 /// Past S3's 10,000 parts the writer stops with a reason instead of an upload S3 refuses.
 #[test]
 fn the_10001st_part_is_refused_with_a_reason() {
-    let limits =
-        Limits { part_bytes: 1, entry_raw_bytes: 1, level: 1, parts_per_step: u32::MAX, ..Limits::default() };
+    let limits = Limits { part_bytes: 1, entry_raw_bytes: 1, level: 1, parts_per_step: u32::MAX, ..Limits::default() };
     let mut w = ArchiveWriter::new(
         ExportView::Events,
         Format::Jsonl,

@@ -110,7 +110,11 @@ async fn a_throttled_call_makes_bounded_attempts_within_the_budget() {
         assert!(matches!(out, Err(StoreError::Throttled)), "{out:?}");
         let attempts = counts.throttled.load(Ordering::Relaxed);
         assert!((1..=most).contains(&attempts), "{attempts} HTTP attempts within {budget:?}");
-        assert!(started.elapsed() <= budget, "{:?} spent, budget {budget:?}", started.elapsed());
+        // The budget bounds the waiting: no pause is begun that would end past it. The calls
+        // themselves take what they take (on a loaded 2-core runner, the SDK's own work on one
+        // canned answer has taken 100 ms), so the bound is the budget plus that slack.
+        let slack = Duration::from_secs(1);
+        assert!(started.elapsed() <= budget + slack, "{:?} spent, budget {budget:?}", started.elapsed());
     }
     // The store's own entry points obey it too.
     let (http, counts) = faults::faulty_client(1.0);
