@@ -5,7 +5,6 @@
 
 use std::fmt::{Debug, Display};
 use std::future::Future;
-use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -39,12 +38,12 @@ where
 #[cfg(feature = "lambda")]
 pub async fn run<F, Fut, O, E>(kind: TaskKind, run: F) -> Result<(), lambda_http::lambda_runtime::Error>
 where
-    F: Fn(String, String, Instant) -> Fut,
+    F: Fn(String, String, std::time::Instant) -> Fut,
     Fut: Future<Output = Result<O, E>>,
     O: Debug,
     E: Display,
 {
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
     use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 
