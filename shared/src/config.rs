@@ -164,17 +164,20 @@ impl Config {
             ("CURSOR", &self.cursor_key, &self.cursor_key_parameter, "cursor.key"),
             ("EXPORT", &self.export_key, &self.export_key_parameter, "export.key"),
         ];
-        let names: Vec<String> = wanted
+        let mut names: Vec<String> = wanted
             .iter()
             .filter(|(_, direct, _, _)| direct.is_none())
             .filter_map(|(_, _, p, _)| (*p).clone())
             .collect();
-        let mut from_ssm = if names.is_empty() { Default::default() } else { secrets_from_ssm(sdk, &names).await? };
+        // One name for both keys is read once (and, below, used twice).
+        names.sort();
+        names.dedup();
+        let from_ssm = if names.is_empty() { Default::default() } else { secrets_from_ssm(sdk, &names).await? };
         let mut keys = Vec::new();
         for (which, direct, parameter, file) in wanted {
             keys.push(match (direct, parameter, self.auth) {
                 (Some(k), _, _) => k.clone(),
-                (None, Some(name), _) => from_ssm.remove(name).context("GetParameters left a parameter out")?,
+                (None, Some(name), _) => from_ssm.get(name).cloned().context("GetParameters left a parameter out")?,
                 (None, None, AuthMode::Local) => self.key(&None, file)?,
                 (None, None, AuthMode::ApiGateway) => bail!(
                     "AUDITRAIL_{which}_KEY_PARAMETER (an SSM SecureString parameter name) or AUDITRAIL_{which}_KEY \
