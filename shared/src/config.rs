@@ -288,49 +288,100 @@ pub fn init_tracing(json: bool) {
     let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
 }
 
-#[cfg(all(test, feature = "aws"))]
-mod ssm_tests {
-    use aws_sdk_ssm::types::ParameterType;
+#[cfg(test)]
+mod tests {
+    /// The embedded data directory (built by the configuration) is private.
+    #[cfg(all(unix, feature = "embedded"))]
+    mod private_data_dir {
+        use std::os::unix::fs::PermissionsExt;
 
-    use super::secrets_from_ssm;
+        use crate::config::Config;
+        use crate::record::{Actor, Record};
+        use crate::store::BlobKey;
 
-    async fn secret_from_ssm(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Vec<u8>> {
-        Ok(secrets_from_ssm(sdk, &[name.to_owned()]).await?.remove(name).unwrap())
+        fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, bool, u32)>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let meta = e.metadata().unwrap();
+                out.push((e.path(), meta.is_dir(), meta.permissions().mode() & 0o777));
+                if meta.is_dir() {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+
+        #[tokio::test]
+        async fn the_data_directory_is_readable_by_its_owner_only() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("data");
+            let state = Config::embedded(&dir).app().await.unwrap();
+            Config::embedded(&dir).authenticator().unwrap(); // the token key
+            let rec = Record::system("acme", "AUDIT_SEARCH", Actor::default(), None, serde_json::json!({"q": "x"}));
+            state.records.append("acme", &[rec]).await.unwrap();
+            let key = BlobKey::new("acme", "attachments", "a1").unwrap();
+            state.blobs.put(&key, bytes::Bytes::from_static(b"secret"), "text/plain").await.unwrap();
+            let up = BlobKey::new("acme", "exports", "e1").unwrap();
+            let id = state.blobs.start_upload(&up, "application/zip").await.unwrap();
+            state.blobs.upload_part(&up, &id, 1, bytes::Bytes::from_static(b"part")).await.unwrap();
+
+            let mut seen = vec![(dir.clone(), true, std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777)];
+            walk(&dir, &mut seen);
+            let names: Vec<String> = seen.iter().map(|(p, _, _)| p.display().to_string()).collect();
+            for needed in ["auditrail.db", "auditrail.db-wal", "auditrail.db-shm", "a1", "part-00001", "jwt.key"] {
+                assert!(names.iter().any(|n| n.ends_with(needed)), "{needed} in {names:#?}");
+            }
+            for (path, is_dir, mode) in seen {
+                let want = if is_dir { 0o700 } else { 0o600 };
+                assert_eq!(mode, want, "{} is {mode:o}", path.display());
+            }
+        }
     }
-    use crate::testkit::moto as testenv;
 
-    /// Keys come only from SecureStrings of ≥ 32 bytes; no error ever shows a value.
-    #[tokio::test]
-    async fn keys_are_read_from_securestring_parameters_only() {
-        let sdk = testenv::sdk_config(&testenv::endpoint()).await;
-        let ssm = aws_sdk_ssm::Client::new(&sdk);
-        let run = ulid::Ulid::generate().to_string().to_lowercase();
-        let put = |name: &str, value: &str, kind: ParameterType| {
-            ssm.put_parameter().name(format!("/auditrail/{run}/{name}")).value(value).r#type(kind).send()
-        };
-        let good = "k".repeat(24) + "-secret-cursor-key-01";
-        put("good", &good, ParameterType::SecureString).await.unwrap();
-        put("plain", &("p".repeat(24) + "-plain-text-key-0001"), ParameterType::String).await.unwrap();
-        put("short", "short-secret-value", ParameterType::SecureString).await.unwrap();
+    /// Keys from SSM.
+    #[cfg(feature = "aws")]
+    mod ssm {
+        use aws_sdk_ssm::types::ParameterType;
 
-        let key = secret_from_ssm(&sdk, &format!("/auditrail/{run}/good")).await.unwrap();
-        assert_eq!(key, good.as_bytes());
+        use crate::config::secrets_from_ssm;
 
-        let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/plain")).await.unwrap_err().to_string();
-        assert!(e.contains("must be a SecureString") && e.contains("/plain"), "{e}");
-        assert!(!e.contains("plain-text-key"), "no value in errors: {e}");
-        let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/short")).await.unwrap_err().to_string();
-        assert!(e.contains("at least 32 bytes") && !e.contains("short-secret-value"), "{e}");
-        let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/missing")).await.unwrap_err().to_string();
-        assert!(e.contains(&format!("/auditrail/{run}/missing")) && e.contains("ParameterNotFound"), "{e}");
+        async fn secret_from_ssm(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Vec<u8>> {
+            Ok(secrets_from_ssm(sdk, &[name.to_owned()]).await?.remove(name).unwrap())
+        }
+        use crate::testkit::moto as testenv;
 
-        // Both keys in one call, each under its name.
-        let other = "o".repeat(24) + "-secret-export-key-01";
-        put("other", &other, ParameterType::SecureString).await.unwrap();
-        let both = secrets_from_ssm(&sdk, &[format!("/auditrail/{run}/good"), format!("/auditrail/{run}/other")])
-            .await
-            .unwrap();
-        assert_eq!(both[&format!("/auditrail/{run}/good")], good.as_bytes());
-        assert_eq!(both[&format!("/auditrail/{run}/other")], other.as_bytes());
+        /// Keys come only from SecureStrings of ≥ 32 bytes; no error ever shows a value.
+        #[tokio::test]
+        async fn keys_are_read_from_securestring_parameters_only() {
+            let sdk = testenv::sdk_config(&testenv::endpoint()).await;
+            let ssm = aws_sdk_ssm::Client::new(&sdk);
+            let run = ulid::Ulid::generate().to_string().to_lowercase();
+            let put = |name: &str, value: &str, kind: ParameterType| {
+                ssm.put_parameter().name(format!("/auditrail/{run}/{name}")).value(value).r#type(kind).send()
+            };
+            let good = "k".repeat(24) + "-secret-cursor-key-01";
+            put("good", &good, ParameterType::SecureString).await.unwrap();
+            put("plain", &("p".repeat(24) + "-plain-text-key-0001"), ParameterType::String).await.unwrap();
+            put("short", "short-secret-value", ParameterType::SecureString).await.unwrap();
+
+            let key = secret_from_ssm(&sdk, &format!("/auditrail/{run}/good")).await.unwrap();
+            assert_eq!(key, good.as_bytes());
+
+            let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/plain")).await.unwrap_err().to_string();
+            assert!(e.contains("must be a SecureString") && e.contains("/plain"), "{e}");
+            assert!(!e.contains("plain-text-key"), "no value in errors: {e}");
+            let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/short")).await.unwrap_err().to_string();
+            assert!(e.contains("at least 32 bytes") && !e.contains("short-secret-value"), "{e}");
+            let e = secret_from_ssm(&sdk, &format!("/auditrail/{run}/missing")).await.unwrap_err().to_string();
+            assert!(e.contains(&format!("/auditrail/{run}/missing")) && e.contains("ParameterNotFound"), "{e}");
+
+            // Both keys in one call, each under its name.
+            let other = "o".repeat(24) + "-secret-export-key-01";
+            put("other", &other, ParameterType::SecureString).await.unwrap();
+            let both = secrets_from_ssm(&sdk, &[format!("/auditrail/{run}/good"), format!("/auditrail/{run}/other")])
+                .await
+                .unwrap();
+            assert_eq!(both[&format!("/auditrail/{run}/good")], good.as_bytes());
+            assert_eq!(both[&format!("/auditrail/{run}/other")], other.as_bytes());
+        }
     }
 }

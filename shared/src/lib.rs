@@ -24,5 +24,6 @@ pub mod record;
 pub mod retention;
 pub mod store;
 pub mod stream_worker;
+pub mod task;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -6,12 +6,10 @@
 //! `QUEUED`, or `RUNNING` with an expired lease, checkpoints its progress in the task body, and
 //! renews the lease with every checkpoint.
 
-pub mod task;
-
 use chrono::{DateTime, Duration, Utc};
 
-pub use self::task::{BadBody, Lease, Task, TaskKind, TaskStatus, valid_id};
 use crate::store::{StoreError, StoreResult, TaskStore};
+pub use crate::task::{BadBody, Lease, Task, TaskKind, TaskStatus, valid_id};
 
 /// Claims a task for `owner` for `lease`: `None` when it is not claimable or another worker got
 /// it first.

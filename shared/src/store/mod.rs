@@ -5,8 +5,6 @@
 //! whole filter and plans its own reads, because the best plan differs per back end; positions
 //! are opaque to callers.
 
-#[cfg(all(test, feature = "aws", feature = "embedded"))]
-mod differential;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 #[cfg(feature = "embedded")]
@@ -18,8 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::jobs::task::{BadBody, Task, TaskKind};
 use crate::record::{Category, Record, ResultCode, fold};
+use crate::task::{BadBody, Task, TaskKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -5,9 +5,17 @@
 //!   settings, tasks, subjects, blobs), and `conformance_tests!`, which runs the listed checks on a
 //!   back end; a check that is written but not listed fails a test of the suite.
 //! - `moto` (with `aws`): the DynamoDB/S3 emulator, fresh tables and buckets, whole-store dumps.
-//! - `faults` (with `aws`): an HTTP client that throttles and leaves batches unprocessed.
+//! - `faults` (with `aws`): an HTTP client that throttles and leaves batches unprocessed; its
+//!   tests on the DynamoDB adapter are `dynamo_faults`.
+//! - `differential` (tests): random records and filters give the same pages on every back end.
 
 pub mod conformance;
+// Random records and filters on SQLite, DynamoDB (moto) and the matcher: the same pages.
+#[cfg(all(test, feature = "aws", feature = "embedded"))]
+mod differential;
+// The DynamoDB adapter under injected faults.
+#[cfg(all(test, feature = "aws"))]
+mod dynamo_faults;
 #[cfg(feature = "aws")]
 pub mod faults;
 #[cfg(feature = "aws")]

@@ -8,8 +8,6 @@
 //! design and the planner) and `merge` (reading a plan).
 
 mod client;
-#[cfg(test)]
-mod fault_tests;
 pub mod keys;
 mod merge;
 mod pairs;
@@ -28,6 +26,8 @@ use std::sync::atomic::AtomicU64;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+#[cfg(test)]
+pub(crate) use self::client::{MAX_ATTEMPTS, retry_within};
 pub use self::client::{aws_http_client, dynamodb_client, dynamodb_conf, retry_budget, sdk_config};
 pub(crate) use self::client::{classify, retry_throttled};
 pub(crate) use self::records::decode;
@@ -74,7 +74,7 @@ impl DynamoStore {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 

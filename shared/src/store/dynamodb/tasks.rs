@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{DynamoStore, Item, classify, get_s, n, retry_throttled, s};
-use crate::jobs::task::{Task, TaskKind};
 use crate::store::{PageRequest, Position, ReadStats, StoreError, StoreResult, TaskStore};
+use crate::task::{Task, TaskKind};
 
 pub fn task_pk(tenant: &str, kind: TaskKind) -> String {
     format!("T#{tenant}#J#{}", kind.as_str())

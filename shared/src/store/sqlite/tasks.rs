@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 
 use super::SqliteStore;
-use crate::jobs::task::{Task, TaskKind};
 use crate::store::{PageRequest, Position, StoreError, StoreResult, TaskStore};
+use crate::task::{Task, TaskKind};
 
 fn decode(body: &str) -> StoreResult<Task> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("task: {e}")))

@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 
-use super::client::{MAX_ATTEMPTS, classify, dynamodb_conf, retry_within};
-use super::{DynamoStore, s};
+use super::conformance::{rec, t0};
+use super::{faults, moto};
 use crate::record::{Category, Record, ResultCode};
+use crate::store::dynamodb::{DynamoStore, MAX_ATTEMPTS, classify, dynamodb_conf, retry_within, s};
 use crate::store::{AppendOutcome, EventFilter, PageRequest, RecordStore, StoreError};
-use crate::testkit::conformance::{rec, t0};
-use crate::testkit::{faults, moto};
 
 /// 10k records under ~30 % throttling and unprocessed batches (SDK retries off, so every
 /// fault reaches the adapter): none lost, none stored twice, replays all duplicates.

@@ -1,7 +1,7 @@
 //! The task model: one document per tenant and kind (an export, an export schedule, a DPO
 //! erasure), with its status, lease, attempts and a kind-specific JSON body. A leaf: it knows
 //! no store, no job code and no HTTP, so the storage ports, the adapters and the jobs can all
-//! use it. The lifecycle (claim, checkpoint, retry or fail) is in [`super`].
+//! use it. The lifecycle (claim, checkpoint, retry or fail) is in [`crate::jobs`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};

@@ -11,9 +11,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::json;
 
-use super::{EventFilter, Order, PageRequest, RecordStore};
+use super::conformance::rec;
 use crate::record::{Category, Record, ResultCode};
-use crate::testkit::conformance::rec;
+use crate::store::{EventFilter, Order, PageRequest, RecordStore};
 
 /// Ten minutes before midnight at the end of October: records cross a day and a month (the
 /// DynamoDB adapter's partitions).
@@ -197,7 +197,8 @@ fn reference(recs: &[Record], f: &EventFilter) -> Vec<String> {
 fn sqlite_dynamodb_and_the_matcher_give_the_same_pages() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sqlite: Arc<dyn RecordStore> = Arc::new(super::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+    let sqlite: Arc<dyn RecordStore> =
+        Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
     let dynamo: Arc<dyn RecordStore> = Arc::new(rt.block_on(crate::testkit::moto::fresh()).0);
 
     let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
