@@ -14,7 +14,7 @@ use crate::error::{ApiError, FieldError};
 use crate::jobs::{Task, TaskKind, TaskStatus};
 use crate::query::{CursorKey, render_time};
 use crate::record::{Actor, ActorKind, Record, ResultCode};
-use crate::store::{PageRequest, RecordStore, SettingsStore, StoreError, StoreResult, TaskStore};
+use crate::store::{RecordStore, SettingsStore, StoreError, StoreResult, TaskStore};
 
 /// The window each run exports, relative to the run's scheduled time in the schedule's zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -274,20 +274,14 @@ pub async fn run_due(
 ) -> StoreResult<Vec<String>> {
     let mut created = Vec::new();
     for tenant in settings.tenants().await? {
-        let mut after = None;
-        loop {
-            let (page, next) =
-                tasks.list_tasks(&tenant, TaskKind::ExportSchedule, PageRequest { limit: 200, after }).await?;
+        let mut pages = crate::jobs::pages(tasks, &tenant, TaskKind::ExportSchedule);
+        while let Some(page) = pages.next().await? {
             for t in page {
                 match run_one(tasks, records, sealer, key, t, now).await {
                     Ok(Some(id)) => created.push(id),
                     Ok(None) => {}
                     Err(e) => tracing::error!(tenant = %tenant, error = %e, "scheduled export failed to start"),
                 }
-            }
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
             }
         }
     }

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{ExportBody, archive_key};
-use crate::jobs::{Task, TaskKind, TaskStatus};
+use crate::jobs::{TaskKind, TaskStatus};
 use crate::query::TERM_KEYS;
 use crate::record::Record;
-use crate::store::{BlobStore, EventFilter, PageRequest, StoreError, StoreResult, TaskStore};
+use crate::store::{BlobStore, EventFilter, StoreError, StoreResult, TaskStore};
 
 /// A finished export whose archive is stored.
 pub struct Written {
@@ -28,25 +28,12 @@ impl Written {
     }
 }
 
-/// Every task of `kind` of the tenant, page by page.
-async fn all_tasks(tasks: &dyn TaskStore, tenant: &str, kind: TaskKind) -> StoreResult<Vec<Task>> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let (page, next) = tasks.list_tasks(tenant, kind, PageRequest { limit: 200, after }).await?;
-        out.extend(page);
-        match next {
-            Some(n) => after = Some(n),
-            None => return Ok(out),
-        }
-    }
-}
-
 /// The tenant's finished exports whose archive is still stored.
 pub async fn written(tasks: &dyn TaskStore, tenant: &str) -> StoreResult<Vec<Written>> {
     let mut out = Vec::new();
-    for t in all_tasks(tasks, tenant, TaskKind::Export).await? {
-        if t.status == TaskStatus::Succeeded {
+    let mut pages = crate::jobs::pages(tasks, tenant, TaskKind::Export);
+    while let Some(page) = pages.next().await? {
+        for t in page.into_iter().filter(|t| t.status == TaskStatus::Succeeded) {
             let body: ExportBody = t.body()?;
             out.push(Written {
                 finished: body.finished_at.unwrap_or(t.updated_at),
@@ -128,36 +115,36 @@ pub async fn scrub_filters(
 ) -> StoreResult<Vec<String>> {
     let mut scrubbed = Vec::new();
     for kind in [TaskKind::Export, TaskKind::ExportSchedule] {
-        for mut t in all_tasks(tasks, tenant, kind).await? {
-            let changed = if kind == TaskKind::Export {
-                let mut b: ExportBody = t.body()?;
-                let mut echo = Value::Object(std::mem::take(&mut b.spec.echo));
-                let c = scrub_terms(&mut echo, scrub, true) | scrub_filter(&mut b.spec.filter, scrub);
-                if let Value::Object(m) = echo {
-                    b.spec.echo = m;
+        let mut pages = crate::jobs::pages(tasks, tenant, kind);
+        while let Some(page) = pages.next().await? {
+            for mut t in page {
+                let changed = if kind == TaskKind::Export {
+                    let mut b: ExportBody = t.body()?;
+                    let mut echo = Value::Object(std::mem::take(&mut b.spec.echo));
+                    let c = scrub_terms(&mut echo, scrub, true) | scrub_filter(&mut b.spec.filter, scrub);
+                    if let Value::Object(m) = echo {
+                        b.spec.echo = m;
+                    }
+                    t.set_body(&b);
+                    c
+                } else {
+                    t.body.get_mut("filter").is_some_and(|f| scrub_terms(f, scrub, true))
+                };
+                if !changed {
+                    continue;
                 }
-                t.set_body(&b);
-                c
-            } else {
-                let mut body = t.body.clone();
-                let c = body.get_mut("filter").is_some_and(|f| scrub_terms(f, scrub, true));
-                t.body = body;
-                c
-            };
-            if !changed {
-                continue;
-            }
-            match tasks.save_task(&mut t).await {
-                // Changed meanwhile (a running export's checkpoint): the next attempt scrubs it.
-                Err(StoreError::Conflict(_)) => {
-                    return Err(StoreError::Backend(anyhow::anyhow!(
-                        "task {} changed while its filter was scrubbed",
-                        t.id
-                    )));
+                match tasks.save_task(&mut t).await {
+                    // Changed meanwhile (a running export's checkpoint): the next attempt scrubs it.
+                    Err(StoreError::Conflict(_)) => {
+                        return Err(StoreError::Backend(anyhow::anyhow!(
+                            "task {} changed while its filter was scrubbed",
+                            t.id
+                        )));
+                    }
+                    r => r?,
                 }
-                r => r?,
+                scrubbed.push(t.id);
             }
-            scrubbed.push(t.id);
         }
     }
     Ok(scrubbed)

@@ -300,9 +300,8 @@ pub async fn expire(
     now: chrono::DateTime<Utc>,
 ) -> StoreResult<u64> {
     let mut expired = 0;
-    let mut after = None;
-    loop {
-        let (page, next) = tasks.list_tasks(tenant, TaskKind::Export, PageRequest { limit: 200, after }).await?;
+    let mut pages = crate::jobs::pages(tasks, tenant, TaskKind::Export);
+    while let Some(page) = pages.next().await? {
         for mut t in page {
             if t.status != TaskStatus::Succeeded {
                 continue;
@@ -316,10 +315,6 @@ pub async fn expire(
                     Err(e) => return Err(e),
                 }
             }
-        }
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
         }
     }
     if expired > 0 {

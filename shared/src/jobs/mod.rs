@@ -11,6 +11,35 @@ use chrono::{DateTime, Duration, Utc};
 use crate::store::{StoreError, StoreResult, TaskStore};
 pub use crate::task::{BadBody, Lease, Task, TaskKind, TaskStatus, valid_id};
 
+/// The tasks of one tenant and kind, read a page of 200 at a time, so a sweep over them holds one
+/// page in memory: `while let Some(page) = pages.next().await? { … }`.
+pub struct TaskPages<'a> {
+    tasks: &'a dyn TaskStore,
+    tenant: &'a str,
+    kind: TaskKind,
+    after: Option<crate::store::Position>,
+    done: bool,
+}
+
+/// Every task of `kind` of `tenant`, page by page.
+pub fn pages<'a>(tasks: &'a dyn TaskStore, tenant: &'a str, kind: TaskKind) -> TaskPages<'a> {
+    TaskPages { tasks, tenant, kind, after: None, done: false }
+}
+
+impl TaskPages<'_> {
+    /// The next page, or `None` after the last.
+    pub async fn next(&mut self) -> StoreResult<Option<Vec<Task>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let request = crate::store::PageRequest { limit: 200, after: self.after.take() };
+        let (page, next) = self.tasks.list_tasks(self.tenant, self.kind, request).await?;
+        self.done = next.is_none();
+        self.after = next;
+        Ok(Some(page))
+    }
+}
+
 /// Claims a task for `owner` for `lease`: `None` when it is not claimable or another worker got
 /// it first.
 pub async fn claim(
