@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt
+.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt openapi
 
 run:
 	cargo run --release -p auditrail -- serve --demo --addr $(ADDR)
@@ -48,3 +48,7 @@ bench: tools
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dpo-dynamodb 20000 --subjects 2000
 	cargo build --release -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --init target/release
+
+# Writes docs/openapi.json (served as GET /v1/openapi.json) from the handlers' annotations.
+openapi:
+	AUDITRAIL_UPDATE_OPENAPI=1 cargo nextest run --workspace --all-features -E 'test(openapi_document_is_current)'
