@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
+#[cfg(feature = "local-auth")]
 use chrono::Utc;
+#[cfg(feature = "local-auth")]
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +89,7 @@ impl Principal {
 }
 
 /// Claims of an Auditrail token.
+#[cfg(feature = "local-auth")]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -142,16 +145,19 @@ fn principal_from(
 /// How this deployment authenticates.
 pub enum Authenticator {
     /// HS256 tokens signed with a local key (`auditrail serve`, `cargo lambda watch`).
+    #[cfg(feature = "local-auth")]
     Local { encoding: EncodingKey, decoding: DecodingKey },
     /// Claims already verified by the API Gateway JWT authorizer.
     ApiGateway,
 }
 
 impl Authenticator {
+    #[cfg(feature = "local-auth")]
     pub fn local(secret: &[u8]) -> Self {
         Self::Local { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
     }
 
+    #[cfg(feature = "local-auth")]
     fn validation() -> Validation {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_issuer(&[LOCAL_ISSUER]);
@@ -162,6 +168,7 @@ impl Authenticator {
     }
 
     /// Verifies an `Authorization` header value (local mode).
+    #[cfg(feature = "local-auth")]
     pub fn verify_bearer(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
         let Self::Local { decoding, .. } = self else {
             return Err(AuthFailure::new("no API Gateway authorizer context on this request"));
@@ -211,6 +218,7 @@ impl Authenticator {
     }
 
     /// Mints a local token (`auditrail token`, tests).
+    #[cfg(feature = "local-auth")]
     pub fn mint(
         &self,
         tenant: &str,

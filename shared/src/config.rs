@@ -116,7 +116,13 @@ impl Config {
     pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
         Ok(match self.auth {
             AuthMode::ApiGateway => Authenticator::ApiGateway,
+            #[cfg(feature = "local-auth")]
             AuthMode::Local => Authenticator::local(&self.key(&self.jwt_secret, "jwt.key")?),
+            #[cfg(not(feature = "local-auth"))]
+            AuthMode::Local => bail!(
+                "AUDITRAIL_AUTH=local, but this build verifies no tokens itself: set AUDITRAIL_AUTH=apigw \
+                 behind API Gateway's JWT authorizer, or build with the `local` feature"
+            ),
         })
     }
 

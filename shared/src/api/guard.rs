@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -140,8 +139,9 @@ fn authenticate(auth: &Authenticator, req: &Request) -> Result<Principal, crate:
             let claims = req.extensions().get::<GatewayClaims>().cloned().unwrap_or_default();
             Authenticator::from_gateway_claims(&claims.0)
         }
+        #[cfg(feature = "local-auth")]
         Authenticator::Local { .. } => {
-            let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
+            let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
             auth.verify_bearer(header)
         }
     }
