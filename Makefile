@@ -34,7 +34,9 @@ watch:
 build-lambdas:
 	bash scripts/setup-tools.sh --lambda
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports
-	@ls -l target/lambda/*/bootstrap
+	@for f in target/lambda/*/bootstrap; do \
+	  printf '%-14s %6.2f MB (stripped arm64 bootstrap)\n' "$$(basename $$(dirname $$f))" "$$(awk -v s="$$(stat -c %s $$f)" 'BEGIN { print s / 1e6 }')"; \
+	done
 
 deploy: build-lambdas
 	PATH="$(CURDIR)/.venv-sam/bin:$(CURDIR)/.venv/bin:$$PATH" sam build --template infra/template.yaml && \
