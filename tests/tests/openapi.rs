@@ -37,6 +37,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/dpo/erasures"),
     ("get", "/v1/dpo/erasures/{id}"),
     ("get", "/v1/dpo/attachments/{record_id}/{n}"),
+    ("get", "/v1/console/config"),
+    ("post", "/v1/console/dev-sign-in"),
 ];
 
 /// The SAM template's text.
