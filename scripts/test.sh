@@ -8,6 +8,10 @@ step() { printf '\n==> %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 step "tools (moto, cfn-lint, sam, 7-Zip)"
 bash scripts/setup-tools.sh
 
+step "web console build (embedded by auditrail and the console function; tests serve the real files)"
+npm --prefix console ci
+npm --prefix console run build
+
 step "format"
 cargo fmt --all -- --check
 

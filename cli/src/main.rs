@@ -118,11 +118,19 @@ async fn main() -> anyhow::Result<()> {
                 std::time::Duration::from_secs(schedule_every.max(1)),
             ));
             tokio::spawn(job_loop(state.app.clone()));
-            let app = router::<routes::All>(state);
+            // The web console at `/`, the API at `/v1`, one origin.
+            let console = auditrail_console_assets::Console::new(state.console.issuer.as_deref());
+            if !auditrail_console_assets::built() {
+                tracing::warn!("this binary has no web console built in: run `make console`, then build again");
+            }
+            let app = auditrail_console_assets::with_api(router::<routes::All>(state), console);
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             tracing::info!(addr = %local, data_dir = %cli.data_dir.display(), "auditrail serving");
-            eprintln!("Auditrail on http://{local}  (get a token: {})", token_hint(&cli.data_dir));
+            eprintln!(
+                "Auditrail on http://{local}/  (console; API under /v1; get a token: {})",
+                token_hint(&cli.data_dir)
+            );
             let timeouts = serve::Timeouts {
                 header: std::time::Duration::from_secs(header_timeout.max(1)),
                 body: std::time::Duration::from_secs(body_timeout.max(1)),

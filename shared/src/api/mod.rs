@@ -281,7 +281,7 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
 pub fn console_router(state: console::ConsoleState) -> Router {
     let (router, _) =
         OpenApiRouter::new().routes(routes!(console::config)).routes(routes!(console::dev_sign_in)).split_for_parts();
-    hardening::layers(router.method_not_allowed_fallback(method_not_allowed)).with_state(state)
+    hardening::layers(router.fallback(not_found).method_not_allowed_fallback(method_not_allowed)).with_state(state)
 }
 
 async fn not_found() -> ApiError {
