@@ -12,6 +12,7 @@
 //! | `AUDITRAIL_OIDC_SCOPES` | scopes the console asks for | `openid profile email` |
 //! | `AUDITRAIL_OIDC_TENANT_CLAIM` | claim (dotted path) holding the tenant id | `tenant_id` |
 //! | `AUDITRAIL_OIDC_ROLES_CLAIM` | claim (dotted path) holding the roles | `realm_access.roles` |
+//! | `AUDITRAIL_OIDC_MIN_REFRESH_SECS` | least seconds between key-set fetches for unknown key ids | `30` |
 //! | `AUDITRAIL_JWT_SECRET` | local HS256 key (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_CURSOR_KEY` | HMAC key for page cursors (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_EXPORT_KEY` | key sealing export passwords in task records (≥ 32 bytes) | generated into the data dir |
@@ -46,6 +47,8 @@ pub struct OidcConfig {
     pub scopes: Option<String>,
     pub tenant_claim: Option<String>,
     pub roles_claim: Option<String>,
+    /// The least seconds between two key-set fetches caused by unknown key ids (default 30).
+    pub min_refresh_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +99,12 @@ impl Config {
             scopes: nonempty("AUDITRAIL_OIDC_SCOPES"),
             tenant_claim: nonempty("AUDITRAIL_OIDC_TENANT_CLAIM"),
             roles_claim: nonempty("AUDITRAIL_OIDC_ROLES_CLAIM"),
+            min_refresh_secs: match nonempty("AUDITRAIL_OIDC_MIN_REFRESH_SECS") {
+                None => None,
+                Some(v) => {
+                    Some(v.parse().with_context(|| format!("AUDITRAIL_OIDC_MIN_REFRESH_SECS: `{v}` is not seconds"))?)
+                }
+            },
         };
         Ok(Self {
             oidc,
@@ -155,9 +164,33 @@ impl Config {
     pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
         Ok(match self.auth {
             AuthMode::ApiGateway => Authenticator::ApiGateway,
-            AuthMode::Oidc => bail!("AUDITRAIL_AUTH=oidc is not available yet"),
+            AuthMode::Oidc => self.oidc_authenticator()?,
             AuthMode::Local => Authenticator::local(&self.key(&self.jwt_secret, "jwt.key")?),
         })
+    }
+
+    #[cfg(feature = "oidc")]
+    fn oidc_authenticator(&self) -> anyhow::Result<Authenticator> {
+        use crate::auth::oidc::{DEFAULT_ROLES_CLAIM, DEFAULT_TENANT_CLAIM, OidcSettings, OidcVerifier};
+        let o = &self.oidc;
+        let issuer = o.issuer.clone().context("AUDITRAIL_AUTH=oidc needs AUDITRAIL_OIDC_ISSUER (the issuer URL)")?;
+        let audience = o.audience.clone().or_else(|| o.client_id.clone()).context(
+            "AUDITRAIL_AUTH=oidc needs AUDITRAIL_OIDC_AUDIENCE (the `aud` tokens carry) or AUDITRAIL_OIDC_CLIENT_ID",
+        )?;
+        let min_refresh = std::time::Duration::from_secs(o.min_refresh_secs.unwrap_or(30));
+        Ok(Authenticator::Oidc(Box::new(OidcVerifier::new(OidcSettings {
+            issuer,
+            audience,
+            azp_fallback: o.azp_fallback,
+            tenant_claim: o.tenant_claim.clone().unwrap_or_else(|| DEFAULT_TENANT_CLAIM.to_owned()),
+            roles_claim: o.roles_claim.clone().unwrap_or_else(|| DEFAULT_ROLES_CLAIM.to_owned()),
+            min_refresh,
+        })?)))
+    }
+
+    #[cfg(not(feature = "oidc"))]
+    fn oidc_authenticator(&self) -> anyhow::Result<Authenticator> {
+        bail!("AUDITRAIL_AUTH=oidc is for `auditrail serve`; this binary was built without it")
     }
 
     /// Builds the service container with the store the configuration names: DynamoDB + S3 when

@@ -55,6 +55,8 @@ impl ConsoleConfig {
         let auth_mode = match auth {
             Authenticator::Local { .. } => ConsoleAuthMode::Local,
             Authenticator::ApiGateway => ConsoleAuthMode::Apigw,
+            #[cfg(feature = "oidc")]
+            Authenticator::Oidc(_) => ConsoleAuthMode::Oidc,
         };
         Self {
             auth_mode,
@@ -71,7 +73,7 @@ impl ConsoleConfig {
         let mut c = Self::for_auth(auth);
         if c.auth_mode != ConsoleAuthMode::Local {
             c.issuer = config.oidc.issuer.clone();
-            c.client_id = config.oidc.client_id.clone();
+            c.client_id = config.oidc.client_id.clone().or_else(|| config.oidc.audience.clone());
         }
         if let Some(s) = &config.oidc.scopes {
             c.scopes = s.clone();

@@ -1,9 +1,13 @@
 //! Who is calling: bearer tokens → one `Principal`, and the roles each operation needs.
 //!
 //! Locally the server verifies HS256 tokens signed with a key from the data directory (or
-//! `AUDITRAIL_JWT_SECRET`); behind API Gateway the HTTP API's JWT authorizer has already
+//! `AUDITRAIL_JWT_SECRET`), or (the `oidc` mode, `oidc.rs`) an OpenID Connect issuer's RS256/ES256
+//! access tokens against its JWKS; behind API Gateway the HTTP API's JWT authorizer has already
 //! verified the token and the handlers read its claims from the request context. The tenant
 //! always comes from the `tenant_id` claim, never from a request body or path.
+
+#[cfg(feature = "oidc")]
+pub mod oidc;
 
 use std::collections::HashMap;
 
@@ -145,6 +149,19 @@ pub enum Authenticator {
     Local { encoding: EncodingKey, decoding: DecodingKey },
     /// Claims already verified by the API Gateway JWT authorizer.
     ApiGateway,
+    /// An OpenID Connect issuer's access tokens (`auditrail serve --auth oidc`).
+    #[cfg(feature = "oidc")]
+    Oidc(Box<oidc::OidcVerifier>),
+}
+
+/// The token of an `Authorization: Bearer …` header value.
+fn bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
+    let header = header.ok_or_else(|| AuthFailure::new("missing Authorization: Bearer token"))?;
+    Ok(header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| AuthFailure::new("the Authorization header must be `Bearer <token>`"))?
+        .trim())
 }
 
 impl Authenticator {
@@ -161,17 +178,22 @@ impl Authenticator {
         v
     }
 
+    /// Verifies an `Authorization` header value in the modes that verify tokens themselves
+    /// (`local`, `oidc`); the `oidc` mode may fetch the issuer's keys, hence async.
+    pub async fn verify_header(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
+        match self {
+            #[cfg(feature = "oidc")]
+            Self::Oidc(v) => v.verify(bearer(header)?).await,
+            _ => self.verify_bearer(header),
+        }
+    }
+
     /// Verifies an `Authorization` header value (local mode).
     pub fn verify_bearer(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
         let Self::Local { decoding, .. } = self else {
             return Err(AuthFailure::new("no API Gateway authorizer context on this request"));
         };
-        let header = header.ok_or_else(|| AuthFailure::new("missing Authorization: Bearer token"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| AuthFailure::new("the Authorization header must be `Bearer <token>`"))?
-            .trim();
+        let token = bearer(header)?;
         match jsonwebtoken::decode::<Claims>(token, decoding, &Self::validation()) {
             Ok(data) => {
                 let c = data.claims;
