@@ -57,8 +57,19 @@ impl Key {
         Self { kid: kid.to_owned(), signing: EncodingKey::from_ec_der(&der), jwk }
     }
 
+    /// The committed test-only RS256 key (RSA key generation is slow in a debug build).
+    fn rs256(kid: &str) -> Self {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let der = std::fs::read(format!("{dir}/oidc-test-rs256.der")).unwrap();
+        let mut jwk: Value =
+            serde_json::from_slice(&std::fs::read(format!("{dir}/oidc-test-rs256.jwk.json")).unwrap()).unwrap();
+        jwk["kid"] = json!(kid);
+        Self { kid: kid.to_owned(), signing: EncodingKey::from_rsa_der(&der), jwk }
+    }
+
     fn sign(&self, claims: &Value) -> String {
-        let mut h = Header::new(Algorithm::ES256);
+        let alg = if self.jwk["kty"] == "RSA" { Algorithm::RS256 } else { Algorithm::ES256 };
+        let mut h = Header::new(alg);
         h.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&h, claims, &self.signing).unwrap()
     }
@@ -231,4 +242,17 @@ async fn oidc_mode_accepts_the_issuers_tokens_only() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(events(&base, &k2.sign(&claims(&idp, |_| {}))).await, (200, String::new()));
     assert_eq!(events(&base, &good).await.0, 200, "the old key still works while published");
+
+    // An RS256 key (Keycloak's default) works the same way.
+    let rsa = Key::rs256("rsa-1");
+    idp.keys.lock().unwrap().push(rsa.jwk.clone());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(events(&base, &rsa.sign(&claims(&idp, |_| {}))).await, (200, String::new()));
+    // A token whose header claims ES256 under the RSA key's id is refused.
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some("rsa-1".into());
+    let mixed = jsonwebtoken::encode(&h, &claims(&idp, |_| {}), &k1.signing).unwrap();
+    let (status, detail) = events(&base, &mixed).await;
+    assert_eq!(status, 401, "{detail}");
+    assert!(detail.contains("signs RS256 tokens"), "{detail}");
 }
