@@ -115,14 +115,23 @@ pub async fn config(State(state): State<ConsoleState>) -> Json<ConsoleConfig> {
 #[serde(deny_unknown_fields)]
 pub struct DevSignInRequest {
     /// The tenant to sign in to: 1-64 letters, digits, `_`, `-`, `.`.
-    #[schema(example = "demo")]
+    #[schema(example = "acme-contact", pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub tenant: String,
-    /// One role: `ingest`, `agent`, `cc_manager`, `compliance_analyst`, `tenant_admin` or `dpo`.
-    #[schema(example = "compliance_analyst")]
+    /// One role.
+    #[schema(schema_with = role_schema)]
     pub role: String,
-    /// The user id (the token's `sub` and username): 1-128 printable characters.
-    #[schema(example = "jdoe")]
+    /// The user id (the token's `sub` and username): 1-128 characters, no control characters.
+    #[schema(example = "jdoe", min_length = 1, max_length = 128)]
     pub user: String,
+}
+
+/// The role names, in the document as an enumeration (checked in the handler with a reason).
+fn role_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(Role::ALL.iter().map(|r| r.as_str())))
+        .examples([serde_json::json!("compliance_analyst")])
+        .build()
 }
 
 /// A bearer token for the API.
