@@ -191,10 +191,17 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             tracing::info!(addr = %local, data_dir = %cli.data_dir.display(), "auditrail serving");
-            eprintln!(
-                "Auditrail on http://{local}/  (console; API under /v1; get a token: {})",
-                token_hint(&cli.data_dir)
-            );
+            match config.auth {
+                auditrail_shared::config::AuthMode::Local => eprintln!(
+                    "Auditrail on http://{local}/ (the web console: use its development sign-in; the API under /v1; \
+                     a token for curl: {})",
+                    token_hint(&cli.data_dir)
+                ),
+                _ => eprintln!(
+                    "Auditrail on http://{local}/ (the web console: sign in at {}; the API under /v1)",
+                    config.oidc.issuer.as_deref().unwrap_or_default()
+                ),
+            }
             let timeouts = serve::Timeouts {
                 header: std::time::Duration::from_secs(header_timeout.max(1)),
                 body: std::time::Duration::from_secs(body_timeout.max(1)),

@@ -98,7 +98,7 @@ impl Console {
             return serve(method, headers, name, file, cache);
         }
         let last = name.rsplit('/').next().unwrap_or_default();
-        if name.starts_with("assets/") || last.contains('.') {
+        if name != "index.html" && (name.starts_with("assets/") || last.contains('.')) {
             return text(StatusCode::NOT_FOUND, "no such file in the console\n");
         }
         // An app route (`/activity`, `/records/01J…`): the page, whose router shows it.
@@ -233,6 +233,23 @@ mod tests {
                 .contains("connect-src 'self' https://id.example.com;")
         );
         assert!(Console::new(None).csp().contains("form-action 'self'"));
+    }
+
+    /// `/` is the page when the console is built, else the page saying how to build it.
+    #[test]
+    fn the_root_is_the_page_or_says_how_to_build_it() {
+        let console = Console::new(None);
+        for path in ["/", "/index.html", "/activity"] {
+            let r = console.respond(&Method::GET, path, &HeaderMap::new());
+            if built() {
+                assert_eq!(r.status(), StatusCode::OK, "{path}");
+            } else {
+                assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+                assert!(NOT_BUILT.contains("make console"));
+            }
+            assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8", "{path}");
+            assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY), "{path}");
+        }
     }
 
     #[test]
