@@ -242,7 +242,7 @@ impl Authenticator {
         ttl_secs: i64,
     ) -> anyhow::Result<String> {
         let Self::Local { encoding, .. } = self else {
-            anyhow::bail!("tokens are minted by your identity provider in API Gateway mode");
+            anyhow::bail!("tokens are minted by your identity provider in the oidc and apigw auth modes");
         };
         anyhow::ensure!(valid_tenant(tenant), "tenant ids use 1-64 letters, digits, `_`, `-`, `.`");
         let now = Utc::now().timestamp();
