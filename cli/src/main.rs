@@ -193,8 +193,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(addr = %local, data_dir = %cli.data_dir.display(), "auditrail serving");
             match config.auth {
                 auditrail_shared::config::AuthMode::Local => eprintln!(
-                    "Auditrail on http://{local}/ (the web console: use its development sign-in; the API under /v1; \
-                     a token for curl: {})",
+                    "Auditrail on http://{local}/ (the web console, with its development sign-in; the API under \
+                     /v1; get a token: {})",
                     token_hint(&cli.data_dir)
                 ),
                 _ => eprintln!(
