@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt console
+.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt console openapi
 
 # The web console (console/, TypeScript + Vite) built into console/dist, which `auditrail` and the
 # `console` function embed at compile time: build it before them.
@@ -54,3 +54,7 @@ bench: tools
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dpo-dynamodb 20000 --subjects 2000
 	cargo build --release -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -p console
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --init target/release
+
+# Writes docs/openapi.json (served as GET /v1/openapi.json) from the handlers' annotations.
+openapi:
+	AUDITRAIL_UPDATE_OPENAPI=1 cargo nextest run --workspace --all-features -E 'test(openapi_document_is_current)'

@@ -144,6 +144,7 @@ impl Config {
 
     /// A key from the environment, or one kept in the data directory (created on first use,
     /// readable by the owner only) so tokens and cursors survive restarts.
+    #[cfg(any(feature = "local-auth", feature = "embedded", feature = "aws"))]
     fn key(&self, given: &Option<Vec<u8>>, file: &str) -> anyhow::Result<Vec<u8>> {
         if let Some(k) = given {
             return Ok(k.clone());
@@ -165,7 +166,13 @@ impl Config {
         Ok(match self.auth {
             AuthMode::ApiGateway => Authenticator::ApiGateway,
             AuthMode::Oidc => self.oidc_authenticator()?,
+            #[cfg(feature = "local-auth")]
             AuthMode::Local => Authenticator::local(&self.key(&self.jwt_secret, "jwt.key")?),
+            #[cfg(not(feature = "local-auth"))]
+            AuthMode::Local => bail!(
+                "AUDITRAIL_AUTH=local, but this build verifies no tokens itself: set AUDITRAIL_AUTH=apigw \
+                 behind API Gateway's JWT authorizer, or build with the `local` feature"
+            ),
         })
     }
 
@@ -338,6 +345,7 @@ pub async fn secrets_from_ssm(
     Ok(keys)
 }
 
+#[cfg(any(feature = "local-auth", feature = "embedded", feature = "aws"))]
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -350,19 +358,62 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Tracing for binaries: JSON when `AWS_LAMBDA_LOG_FORMAT=JSON` (Lambda) or `json` is asked for,
-/// level from `RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL`.
+/// level from `RUST_LOG` (`info`, `auditrail_shared=debug,warn`, …) or `AWS_LAMBDA_LOG_LEVEL`,
+/// else `info`. `Targets` rather than `EnvFilter`: per-target levels are all this needs, and
+/// `EnvFilter` links a regex engine into every function.
 pub fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| EnvFilter::new(l.to_lowercase())))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    use tracing_subscriber::prelude::*;
+    let filter = log_filter(std::env::var("RUST_LOG").ok(), std::env::var("AWS_LAMBDA_LOG_LEVEL").ok());
     let json = json || std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if json {
+        registry.with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_target(false)).try_init()
+    } else {
+        registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()
+    };
+}
+
+/// The log filter from `RUST_LOG`, else Lambda's `AWS_LAMBDA_LOG_LEVEL` (`INFO`, `DEBUG`, …), else
+/// `info`; an unreadable value falls through to the next.
+fn log_filter(rust_log: Option<String>, lambda_level: Option<String>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::filter::Targets;
+    // Each directive is a level or `target=level`; anything else (a bare word would be read as a
+    // target, silently turning every other log off) makes the whole value unreadable.
+    let parse = |s: &str| {
+        let s = s.trim().to_lowercase();
+        let level = |l: &str| l.parse::<LevelFilter>().is_ok();
+        let sane = !s.is_empty()
+            && s.split(',').all(|d| match d.split_once('=') {
+                Some((target, l)) => !target.trim().is_empty() && level(l.trim()),
+                None => level(d.trim()),
+            });
+        if sane { s.parse::<Targets>().ok() } else { None }
+    };
+    rust_log
+        .as_deref()
+        .and_then(parse)
+        .or_else(|| lambda_level.as_deref().and_then(parse))
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_filter_reads_rust_log_then_lambdas_level_then_info() {
+        use tracing::Level;
+        let f = |r: Option<&str>, l: Option<&str>| super::log_filter(r.map(Into::into), l.map(Into::into));
+        let debug_here = f(Some("auditrail_shared=debug,warn"), None);
+        assert!(debug_here.would_enable("auditrail_shared::export", &Level::DEBUG));
+        assert!(!debug_here.would_enable("aws_smithy_runtime", &Level::INFO));
+        assert!(debug_here.would_enable("aws_smithy_runtime", &Level::WARN));
+        let lambda = f(None, Some("DEBUG"));
+        assert!(lambda.would_enable("anything", &Level::DEBUG));
+        let fallback = f(Some(""), Some("not a level"));
+        assert!(fallback.would_enable("anything", &Level::INFO));
+        assert!(!fallback.would_enable("anything", &Level::DEBUG));
+    }
+
     /// The embedded data directory (built by the configuration) is private.
     #[cfg(all(unix, feature = "embedded"))]
     mod private_data_dir {

@@ -53,6 +53,7 @@ impl ConsoleConfig {
     /// The configuration for an authenticator with no issuer configured.
     pub fn for_auth(auth: &Authenticator) -> Self {
         let auth_mode = match auth {
+            #[cfg(feature = "local-auth")]
             Authenticator::Local { .. } => ConsoleAuthMode::Local,
             Authenticator::ApiGateway => ConsoleAuthMode::Apigw,
             #[cfg(feature = "oidc")]
@@ -158,10 +159,17 @@ pub struct TokenResponse {
         BadRequest, NotFound,
     ))]
 pub async fn dev_sign_in(State(state): State<ConsoleState>, body: Bytes) -> ApiResult<Json<TokenResponse>> {
-    if !state.config.dev_sign_in || !matches!(*state.auth, Authenticator::Local { .. }) {
-        return Err(ApiError::NotFound(
+    let not_here = || {
+        ApiError::NotFound(
             "the development sign-in exists only in the `local` auth mode; sign in at the OpenID Connect issuer".into(),
-        ));
+        )
+    };
+    #[cfg(feature = "local-auth")]
+    let local = matches!(*state.auth, Authenticator::Local { .. });
+    #[cfg(not(feature = "local-auth"))]
+    let local = false;
+    if !state.config.dev_sign_in || !local {
+        return Err(not_here());
     }
     let req: DevSignInRequest = parse_json(&body, "body")?;
     let mut errors = Vec::new();
@@ -180,7 +188,15 @@ pub async fn dev_sign_in(State(state): State<ConsoleState>, body: Bytes) -> ApiR
     let Some(role) = role.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Invalid(errors));
     };
-    let access_token =
-        state.auth.mint(&req.tenant, user, Some(user), &[role], DEV_TOKEN_TTL_SECS).map_err(ApiError::internal)?;
-    Ok(Json(TokenResponse { access_token, token_type: "Bearer", expires_in: DEV_TOKEN_TTL_SECS }))
+    #[cfg(feature = "local-auth")]
+    {
+        let access_token =
+            state.auth.mint(&req.tenant, user, Some(user), &[role], DEV_TOKEN_TTL_SECS).map_err(ApiError::internal)?;
+        Ok(Json(TokenResponse { access_token, token_type: "Bearer", expires_in: DEV_TOKEN_TTL_SECS }))
+    }
+    #[cfg(not(feature = "local-auth"))]
+    {
+        let _ = (role, user);
+        Err(not_here())
+    }
 }

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -139,13 +138,13 @@ fn authenticate<'a>(
     req: &Request,
 ) -> impl std::future::Future<Output = Result<Principal, crate::auth::AuthFailure>> + Send + 'a {
     let gateway = req.extensions().get::<GatewayClaims>().cloned().unwrap_or_default();
-    let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok()).map(str::to_owned);
     async move {
-        match auth {
-            Authenticator::ApiGateway => Authenticator::from_gateway_claims(&gateway.0),
-            // Local and OIDC tokens are verified here (OIDC may fetch the issuer's keys).
-            _ => auth.verify_header(header.as_deref()).await,
+        if matches!(auth, Authenticator::ApiGateway) {
+            return Authenticator::from_gateway_claims(&gateway.0);
         }
+        // Local and OIDC tokens are verified here (OIDC may fetch the issuer's keys).
+        auth.verify_header(header.as_deref()).await
     }
 }
 

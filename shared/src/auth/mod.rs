@@ -11,7 +11,9 @@ pub mod oidc;
 
 use std::collections::HashMap;
 
+#[cfg(feature = "local-auth")]
 use chrono::Utc;
+#[cfg(feature = "local-auth")]
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +93,7 @@ impl Principal {
 }
 
 /// Claims of an Auditrail token.
+#[cfg(feature = "local-auth")]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -146,6 +149,7 @@ fn principal_from(
 /// How this deployment authenticates.
 pub enum Authenticator {
     /// HS256 tokens signed with a local key (`auditrail serve`, `cargo lambda watch`).
+    #[cfg(feature = "local-auth")]
     Local { encoding: EncodingKey, decoding: DecodingKey },
     /// Claims already verified by the API Gateway JWT authorizer.
     ApiGateway,
@@ -155,6 +159,7 @@ pub enum Authenticator {
 }
 
 /// The token of an `Authorization: Bearer …` header value.
+#[cfg(any(feature = "local-auth", feature = "oidc"))]
 fn bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
     let header = header.ok_or_else(|| AuthFailure::new("missing Authorization: Bearer token"))?;
     Ok(header
@@ -165,10 +170,12 @@ fn bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
 }
 
 impl Authenticator {
+    #[cfg(feature = "local-auth")]
     pub fn local(secret: &[u8]) -> Self {
         Self::Local { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
     }
 
+    #[cfg(feature = "local-auth")]
     fn validation() -> Validation {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_issuer(&[LOCAL_ISSUER]);
@@ -184,11 +191,17 @@ impl Authenticator {
         match self {
             #[cfg(feature = "oidc")]
             Self::Oidc(v) => v.verify(bearer(header)?).await,
-            _ => self.verify_bearer(header),
+            #[cfg(feature = "local-auth")]
+            Self::Local { .. } => self.verify_bearer(header),
+            Self::ApiGateway => {
+                let _ = header;
+                Err(AuthFailure::new("no API Gateway authorizer context on this request"))
+            }
         }
     }
 
     /// Verifies an `Authorization` header value (local mode).
+    #[cfg(feature = "local-auth")]
     pub fn verify_bearer(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
         let Self::Local { decoding, .. } = self else {
             return Err(AuthFailure::new("no API Gateway authorizer context on this request"));
@@ -233,6 +246,7 @@ impl Authenticator {
     }
 
     /// Mints a local token (`auditrail token`, tests).
+    #[cfg(feature = "local-auth")]
     pub fn mint(
         &self,
         tenant: &str,
