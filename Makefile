@@ -3,9 +3,15 @@
 SHELL := /bin/bash
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt openapi
+.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt console openapi
 
-run:
+# The web console (console/, TypeScript + Vite) built into console/dist, which `auditrail` and the
+# `console` function embed at compile time: build it before them.
+console:
+	npm --prefix console ci
+	npm --prefix console run build
+
+run: console
 	cargo run --release -p auditrail -- serve --demo --addr $(ADDR)
 
 test:
@@ -24,16 +30,16 @@ lint:
 lint-infra: tools
 	bash scripts/lint-infra.sh
 
-unit:
+unit: console
 	cargo nextest run --workspace --all-features
 
 watch:
 	bash scripts/setup-tools.sh --lambda
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda watch --features local -A 127.0.0.1 -P 9010
 
-build-lambdas:
+build-lambdas: console
 	bash scripts/setup-tools.sh --lambda
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -p console
 	@for f in target/lambda/*/bootstrap; do \
 	  printf '%-14s %6.2f MB (stripped arm64 bootstrap)\n' "$$(basename $$(dirname $$f))" "$$(awk -v s="$$(stat -c %s $$f)" 'BEGIN { print s / 1e6 }')"; \
 	done
@@ -48,7 +54,7 @@ bench: tools
 	cargo run --release -p auditrail-bench -- --export 10000,1000000,5000000 --level 5,6
 	cargo run --release -p auditrail-bench -- --dpo 1000000 --subjects 100000
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dpo-dynamodb 20000 --subjects 2000
-	cargo build --release -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports
+	cargo build --release -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -p console
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --init target/release
 
 # Writes docs/openapi.json (served as GET /v1/openapi.json) from the handlers' annotations.

@@ -8,6 +8,10 @@ step() { printf '\n==> %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 step "tools (moto, cfn-lint, sam, 7-Zip)"
 bash scripts/setup-tools.sh
 
+step "web console build (embedded by auditrail and the console function; tests serve the real files)"
+npm --prefix console ci
+npm --prefix console run build
+
 step "format"
 cargo fmt --all -- --check
 
@@ -15,7 +19,7 @@ step "clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 # The functions as deployed (`lambda` + `aws`, no embedded store, no local tokens): a feature
 # set --all-features never compiles.
-cargo clippy -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -- -D warnings
+cargo clippy -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -p console -- -D warnings
 
 step "infrastructure lint (cfn-lint, sam validate --lint)"
 bash scripts/lint-infra.sh

@@ -19,8 +19,8 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-const FUNCTIONS: [&str; 8] =
-    ["ingest", "query", "exports", "export-worker", "dpo", "dpo-worker", "scheduler", "error-reports"];
+const FUNCTIONS: [&str; 9] =
+    ["ingest", "query", "exports", "export-worker", "dpo", "dpo-worker", "scheduler", "error-reports", "console"];
 
 /// Forwards every request to the emulator, counting them and the time they took there.
 struct Proxy {

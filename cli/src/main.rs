@@ -52,6 +52,8 @@ enum Command {
         /// Seconds a client has to send a request's whole body, from its head on.
         #[arg(long, env = "AUDITRAIL_BODY_TIMEOUT", default_value_t = 60)]
         body_timeout: u64,
+        #[command(flatten)]
+        auth: AuthArgs,
     },
     /// Export records through a running server: creates the task, shows its progress and
     /// downloads the archive.
@@ -75,6 +77,63 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+}
+
+/// How `serve` authenticates; each flag overrides its `AUDITRAIL_*` variable.
+#[derive(clap::Args)]
+struct AuthArgs {
+    /// `local`: tokens of `auditrail token` and the console's development sign-in (HS256, this
+    /// server's key); `oidc`: an OpenID Connect issuer's RS256/ES256 access tokens [env:
+    /// AUDITRAIL_AUTH]
+    #[arg(long = "auth", value_parser = ["local", "oidc"])]
+    mode: Option<String>,
+    /// The issuer URL, exactly as tokens carry it in `iss` (e.g. a Keycloak realm's) [env:
+    /// AUDITRAIL_OIDC_ISSUER]
+    #[arg(long)]
+    oidc_issuer: Option<String>,
+    /// The `aud` tokens must carry [default: the client id] [env: AUDITRAIL_OIDC_AUDIENCE]
+    #[arg(long)]
+    oidc_audience: Option<String>,
+    /// Accept a token without that `aud` whose `azp` is the audience (Keycloak access tokens)
+    /// [env: AUDITRAIL_OIDC_AZP_FALLBACK=1]
+    #[arg(long)]
+    oidc_azp_fallback: bool,
+    /// The console's client id at the issuer [env: AUDITRAIL_OIDC_CLIENT_ID]
+    #[arg(long)]
+    oidc_client_id: Option<String>,
+    /// Dotted path of the claim holding the tenant id [default: tenant_id] [env:
+    /// AUDITRAIL_OIDC_TENANT_CLAIM]
+    #[arg(long)]
+    oidc_tenant_claim: Option<String>,
+    /// Dotted path of the claim holding the roles [default: realm_access.roles] [env:
+    /// AUDITRAIL_OIDC_ROLES_CLAIM]
+    #[arg(long)]
+    oidc_roles_claim: Option<String>,
+}
+
+impl AuthArgs {
+    fn apply(self, mut config: Config) -> Config {
+        use auditrail_shared::config::AuthMode;
+        match self.mode.as_deref() {
+            Some("local") => config.auth = AuthMode::Local,
+            Some("oidc") => config.auth = AuthMode::Oidc,
+            _ => {}
+        }
+        let o = &mut config.oidc;
+        for (flag, field) in [
+            (self.oidc_issuer, &mut o.issuer),
+            (self.oidc_audience, &mut o.audience),
+            (self.oidc_client_id, &mut o.client_id),
+            (self.oidc_tenant_claim, &mut o.tenant_claim),
+            (self.oidc_roles_claim, &mut o.roles_claim),
+        ] {
+            if flag.is_some() {
+                *field = flag;
+            }
+        }
+        o.azp_fallback |= self.oidc_azp_fallback;
+        config
+    }
 }
 
 #[tokio::main]
@@ -102,10 +161,15 @@ async fn main() -> anyhow::Result<()> {
             schedule_every,
             header_timeout,
             body_timeout,
+            auth,
         } => {
             init_tracing(json_logs);
             // A server checks its table and bucket once at start-up (a typo fails here).
-            let config = Config { check_on_start: true, ..config };
+            let config = auth.apply(Config { check_on_start: true, ..config });
+            anyhow::ensure!(
+                config.auth != auditrail_shared::config::AuthMode::ApiGateway,
+                "AUDITRAIL_AUTH=apigw is for the Lambda functions behind API Gateway; `serve` takes local or oidc"
+            );
             let state = AppState::from_config(&config).await?;
             if demo {
                 let created = auditrail_shared::demo::load(&*state.records, chrono::Utc::now(), demo_size).await?;
@@ -118,11 +182,26 @@ async fn main() -> anyhow::Result<()> {
                 std::time::Duration::from_secs(schedule_every.max(1)),
             ));
             tokio::spawn(job_loop(state.app.clone()));
-            let app = router::<routes::All>(state);
+            // The web console at `/`, the API at `/v1`, one origin.
+            let console = auditrail_console_assets::Console::new(state.console.issuer.as_deref());
+            if !auditrail_console_assets::built() {
+                tracing::warn!("this binary has no web console built in: run `make console`, then build again");
+            }
+            let app = auditrail_console_assets::with_api(router::<routes::All>(state), console);
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             tracing::info!(addr = %local, data_dir = %cli.data_dir.display(), "auditrail serving");
-            eprintln!("Auditrail on http://{local}  (get a token: {})", token_hint(&cli.data_dir));
+            match config.auth {
+                auditrail_shared::config::AuthMode::Local => eprintln!(
+                    "Auditrail on http://{local}/ (the web console, with its development sign-in; the API under \
+                     /v1; get a token: {})",
+                    token_hint(&cli.data_dir)
+                ),
+                _ => eprintln!(
+                    "Auditrail on http://{local}/ (the web console: sign in at {}; the API under /v1)",
+                    config.oidc.issuer.as_deref().unwrap_or_default()
+                ),
+            }
             let timeouts = serve::Timeouts {
                 header: std::time::Duration::from_secs(header_timeout.max(1)),
                 body: std::time::Duration::from_secs(body_timeout.max(1)),

@@ -4,7 +4,15 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `AUDITRAIL_DATA_DIR` | embedded store and local keys | `.auditrail` |
-//! | `AUDITRAIL_AUTH` | `local` (HS256 tokens) or `apigw` (API Gateway JWT authorizer) | `local` |
+//! | `AUDITRAIL_AUTH` | `local` (HS256 tokens), `oidc` (an OpenID Connect issuer's RS256/ES256 tokens) or `apigw` (API Gateway JWT authorizer) | `local` |
+//! | `AUDITRAIL_OIDC_ISSUER` | the issuer (`oidc`; on AWS, the authorizer's, for the console) | — |
+//! | `AUDITRAIL_OIDC_AUDIENCE` | the `aud` access tokens must carry (`oidc`) | the client id |
+//! | `AUDITRAIL_OIDC_AZP_FALLBACK` | `1`: accept a token without that `aud` whose `azp` is the audience (Keycloak) | `0` |
+//! | `AUDITRAIL_OIDC_CLIENT_ID` | the console's client id at the issuer | — |
+//! | `AUDITRAIL_OIDC_SCOPES` | scopes the console asks for | `openid profile email` |
+//! | `AUDITRAIL_OIDC_TENANT_CLAIM` | claim (dotted path) holding the tenant id | `tenant_id` |
+//! | `AUDITRAIL_OIDC_ROLES_CLAIM` | claim (dotted path) holding the roles | `realm_access.roles` |
+//! | `AUDITRAIL_OIDC_MIN_REFRESH_SECS` | least seconds between key-set fetches for unknown key ids | `30` |
 //! | `AUDITRAIL_JWT_SECRET` | local HS256 key (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_CURSOR_KEY` | HMAC key for page cursors (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_EXPORT_KEY` | key sealing export passwords in task records (≥ 32 bytes) | generated into the data dir |
@@ -23,13 +31,31 @@ use crate::auth::Authenticator;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
     Local,
+    /// Access tokens of one OpenID Connect issuer, verified here against its JWKS.
+    Oidc,
     ApiGateway,
+}
+
+/// The OpenID Connect settings (`AUDITRAIL_OIDC_*`).
+#[derive(Debug, Clone, Default)]
+pub struct OidcConfig {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Accept `azp` = audience when `aud` lacks it (Keycloak access tokens).
+    pub azp_fallback: bool,
+    pub client_id: Option<String>,
+    pub scopes: Option<String>,
+    pub tenant_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    /// The least seconds between two key-set fetches caused by unknown key ids (default 30).
+    pub min_refresh_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub auth: AuthMode,
+    pub oidc: OidcConfig,
     pub jwt_secret: Option<Vec<u8>>,
     pub cursor_key: Option<Vec<u8>>,
     pub export_key: Option<Vec<u8>>,
@@ -56,11 +82,32 @@ impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         let auth = match std::env::var("AUDITRAIL_AUTH").as_deref() {
             Ok("local") | Err(_) => AuthMode::Local,
+            Ok("oidc") => AuthMode::Oidc,
             Ok("apigw") => AuthMode::ApiGateway,
-            Ok(other) => bail!("AUDITRAIL_AUTH must be `local` or `apigw`, not `{other}`"),
+            Ok(other) => bail!("AUDITRAIL_AUTH must be `local`, `oidc` or `apigw`, not `{other}`"),
         };
         let nonempty = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let oidc = OidcConfig {
+            issuer: nonempty("AUDITRAIL_OIDC_ISSUER"),
+            audience: nonempty("AUDITRAIL_OIDC_AUDIENCE"),
+            azp_fallback: match nonempty("AUDITRAIL_OIDC_AZP_FALLBACK").as_deref() {
+                None | Some("0" | "false") => false,
+                Some("1" | "true") => true,
+                Some(other) => bail!("AUDITRAIL_OIDC_AZP_FALLBACK must be 1 or 0, not `{other}`"),
+            },
+            client_id: nonempty("AUDITRAIL_OIDC_CLIENT_ID"),
+            scopes: nonempty("AUDITRAIL_OIDC_SCOPES"),
+            tenant_claim: nonempty("AUDITRAIL_OIDC_TENANT_CLAIM"),
+            roles_claim: nonempty("AUDITRAIL_OIDC_ROLES_CLAIM"),
+            min_refresh_secs: match nonempty("AUDITRAIL_OIDC_MIN_REFRESH_SECS") {
+                None => None,
+                Some(v) => {
+                    Some(v.parse().with_context(|| format!("AUDITRAIL_OIDC_MIN_REFRESH_SECS: `{v}` is not seconds"))?)
+                }
+            },
+        };
         Ok(Self {
+            oidc,
             data_dir: nonempty("AUDITRAIL_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".auditrail")),
             auth,
             jwt_secret: secret_var("AUDITRAIL_JWT_SECRET")?,
@@ -83,6 +130,7 @@ impl Config {
         Self {
             data_dir: data_dir.to_owned(),
             auth: AuthMode::Local,
+            oidc: OidcConfig::default(),
             jwt_secret: None,
             cursor_key: None,
             export_key: None,
@@ -96,6 +144,7 @@ impl Config {
 
     /// A key from the environment, or one kept in the data directory (created on first use,
     /// readable by the owner only) so tokens and cursors survive restarts.
+    #[cfg(any(feature = "local-auth", feature = "embedded", feature = "aws"))]
     fn key(&self, given: &Option<Vec<u8>>, file: &str) -> anyhow::Result<Vec<u8>> {
         if let Some(k) = given {
             return Ok(k.clone());
@@ -116,6 +165,7 @@ impl Config {
     pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
         Ok(match self.auth {
             AuthMode::ApiGateway => Authenticator::ApiGateway,
+            AuthMode::Oidc => self.oidc_authenticator()?,
             #[cfg(feature = "local-auth")]
             AuthMode::Local => Authenticator::local(&self.key(&self.jwt_secret, "jwt.key")?),
             #[cfg(not(feature = "local-auth"))]
@@ -124,6 +174,30 @@ impl Config {
                  behind API Gateway's JWT authorizer, or build with the `local` feature"
             ),
         })
+    }
+
+    #[cfg(feature = "oidc")]
+    fn oidc_authenticator(&self) -> anyhow::Result<Authenticator> {
+        use crate::auth::oidc::{DEFAULT_ROLES_CLAIM, DEFAULT_TENANT_CLAIM, OidcSettings, OidcVerifier};
+        let o = &self.oidc;
+        let issuer = o.issuer.clone().context("AUDITRAIL_AUTH=oidc needs AUDITRAIL_OIDC_ISSUER (the issuer URL)")?;
+        let audience = o.audience.clone().or_else(|| o.client_id.clone()).context(
+            "AUDITRAIL_AUTH=oidc needs AUDITRAIL_OIDC_AUDIENCE (the `aud` tokens carry) or AUDITRAIL_OIDC_CLIENT_ID",
+        )?;
+        let min_refresh = std::time::Duration::from_secs(o.min_refresh_secs.unwrap_or(30));
+        Ok(Authenticator::Oidc(Box::new(OidcVerifier::new(OidcSettings {
+            issuer,
+            audience,
+            azp_fallback: o.azp_fallback,
+            tenant_claim: o.tenant_claim.clone().unwrap_or_else(|| DEFAULT_TENANT_CLAIM.to_owned()),
+            roles_claim: o.roles_claim.clone().unwrap_or_else(|| DEFAULT_ROLES_CLAIM.to_owned()),
+            min_refresh,
+        })?)))
+    }
+
+    #[cfg(not(feature = "oidc"))]
+    fn oidc_authenticator(&self) -> anyhow::Result<Authenticator> {
+        bail!("AUDITRAIL_AUTH=oidc is for `auditrail serve`; this binary was built without it")
     }
 
     /// Builds the service container with the store the configuration names: DynamoDB + S3 when
@@ -185,7 +259,7 @@ impl Config {
                 (Some(k), _, _) => k.clone(),
                 (None, Some(name), _) => from_ssm.get(name).cloned().context("GetParameters left a parameter out")?,
                 (None, None, AuthMode::Local) => self.key(&None, file)?,
-                (None, None, AuthMode::ApiGateway) => bail!(
+                (None, None, AuthMode::ApiGateway | AuthMode::Oidc) => bail!(
                     "AUDITRAIL_{which}_KEY_PARAMETER (an SSM SecureString parameter name) or AUDITRAIL_{which}_KEY \
                      (≥ 32 bytes) must be set when running on AWS"
                 ),
@@ -271,6 +345,7 @@ pub async fn secrets_from_ssm(
     Ok(keys)
 }
 
+#[cfg(any(feature = "local-auth", feature = "embedded", feature = "aws"))]
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();

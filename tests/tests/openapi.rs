@@ -37,6 +37,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/dpo/erasures"),
     ("get", "/v1/dpo/erasures/{id}"),
     ("get", "/v1/dpo/attachments/{record_id}/{n}"),
+    ("get", "/v1/console/config"),
+    ("post", "/v1/console/dev-sign-in"),
 ];
 
 /// The SAM template's text.
@@ -100,6 +102,13 @@ async fn each_function_is_wired_to_exactly_the_routes_it_serves() {
             "exports" => served::<routes::Exports>(state),
             "dpo" => served::<routes::Dpo>(state),
             "error-reports" => served::<routes::ErrorReports>(state),
+            // The console's public routes, and its files at `/` and every other GET path.
+            "console" => {
+                let mut s = served::<routes::Console>(state);
+                s.extend([("get".to_owned(), "/".to_owned()), ("get".to_owned(), "/{proxy+}".to_owned())]);
+                s.sort();
+                s
+            }
             // Workers and the scheduler serve no HTTP.
             _ => {
                 assert!(events.is_empty(), "{bin} serves no routes but has HttpApi events {events:?}");
@@ -114,7 +123,7 @@ async fn each_function_is_wired_to_exactly_the_routes_it_serves() {
     }
 }
 
-/// Every function builds the whole state on AWS, which needs both keys: the template passes
+/// Every function but `console` builds the whole state on AWS, which needs both keys: the template passes
 /// every function the two SecureString parameter names and the policy to read them, and no
 /// key value (or parameter-typed value) reaches any function's configuration.
 #[test]
@@ -134,12 +143,15 @@ fn every_function_reads_both_keys_from_securestring_parameters() {
     assert!(!template.contains("AWS::SSM::Parameter::Value"), "no parameter values resolved into the template");
     // The functions read both keys in one GetParameters call (config::secrets_from_ssm).
     assert!(template.contains("Action: [ssm:GetParameters]"), "the policy allows the call the code makes");
+    // Every function but `console`, which holds no data and reads no key.
     let functions = template.matches("Type: AWS::Serverless::Function").count();
     assert_eq!(
         template.matches("        - !Ref ReadKeysPolicy").count(),
-        functions,
-        "every function may read the keys"
+        functions - 1,
+        "every function but console may read the keys"
     );
+    let console = &template[template.find("  ConsoleFunction:").unwrap()..template.find("  ConsoleLogs:").unwrap()];
+    assert!(!console.contains("Policies"), "the console function gets no access beyond its logs");
 }
 
 #[tokio::test]

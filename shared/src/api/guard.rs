@@ -133,22 +133,23 @@ impl Operation {
     }
 }
 
-fn authenticate(auth: &Authenticator, req: &Request) -> Result<Principal, crate::auth::AuthFailure> {
-    match auth {
-        Authenticator::ApiGateway => {
-            let claims = req.extensions().get::<GatewayClaims>().cloned().unwrap_or_default();
-            Authenticator::from_gateway_claims(&claims.0)
+fn authenticate<'a>(
+    auth: &'a Authenticator,
+    req: &Request,
+) -> impl std::future::Future<Output = Result<Principal, crate::auth::AuthFailure>> + Send + 'a {
+    let gateway = req.extensions().get::<GatewayClaims>().cloned().unwrap_or_default();
+    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    async move {
+        if matches!(auth, Authenticator::ApiGateway) {
+            return Authenticator::from_gateway_claims(&gateway.0);
         }
-        #[cfg(feature = "local-auth")]
-        Authenticator::Local { .. } => {
-            let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-            auth.verify_bearer(header)
-        }
+        // Local and OIDC tokens are verified here (OIDC may fetch the issuer's keys).
+        auth.verify_header(header.as_deref()).await
     }
 }
 
 pub async fn check(State((state, op)): State<(AppState, Operation)>, mut req: Request, next: Next) -> Response {
-    let principal = match authenticate(&state.auth, &req) {
+    let principal = match authenticate(&state.auth, &req).await {
         Ok(p) => p,
         Err(failure) => {
             if let Some(p) = &failure.tenant {

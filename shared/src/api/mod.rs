@@ -1,6 +1,7 @@
 //! HTTP routers. The same `Router` serves `auditrail serve` and every Lambda function (through
 //! `lambda_http`), so there is one code path for both.
 
+pub mod console;
 mod dpo;
 mod error_reports;
 mod events;
@@ -41,16 +42,21 @@ use crate::ingest::MAX_BATCH_BYTES;
 pub struct AppState {
     pub app: App,
     pub auth: Arc<Authenticator>,
+    /// What `GET /v1/console/config` answers.
+    pub console: Arc<console::ConsoleConfig>,
 }
 
 impl AppState {
     pub fn new(app: App, auth: Authenticator) -> Self {
-        Self { app, auth: Arc::new(auth) }
+        let console = Arc::new(console::ConsoleConfig::for_auth(&auth));
+        Self { app, auth: Arc::new(auth), console }
     }
 
     /// The container and the authenticator the configuration names.
     pub async fn from_config(config: &crate::config::Config) -> anyhow::Result<Self> {
-        Ok(Self::new(config.app().await?, config.authenticator()?))
+        let auth = config.authenticator()?;
+        let console = Arc::new(console::ConsoleConfig::from_config(config, &auth));
+        Ok(Self { app: config.app().await?, auth: Arc::new(auth), console })
     }
 }
 
@@ -96,6 +102,8 @@ pub mod routes {
         const ERROR_REPORTS: bool = false;
         /// `GET /v1/openapi.json`, the whole API's document (wired to `query` on AWS).
         const DOC: bool = false;
+        /// The console's public routes, `/v1/console/*` (the `console` function on AWS).
+        const CONSOLE: bool = false;
     }
     /// Every route: `auditrail serve`, tests.
     pub struct All;
@@ -106,6 +114,12 @@ pub mod routes {
         const DPO: bool = true;
         const ERROR_REPORTS: bool = true;
         const DOC: bool = true;
+        const CONSOLE: bool = true;
+    }
+    /// The web console's routes (`console`; its files are served by `auditrail-console-assets`).
+    pub struct Console;
+    impl Set for Console {
+        const CONSOLE: bool = true;
     }
     /// Records and attachments in (`ingest`).
     pub struct Ingest;
@@ -213,6 +227,9 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
         (schemas, paths, method_router.route_layer(from_fn_with_state((state.clone(), op), guard::check)))
     };
     let mut r = OpenApiRouter::new().routes(routes!(meta::health)).routes(routes!(meta::catalogue));
+    if R::CONSOLE {
+        r = r.routes(routes!(console::config)).routes(routes!(console::dev_sign_in));
+    }
     if R::INGEST {
         let (schemas, paths, ingest) = guarded(routes!(events::ingest), Operation::IngestEvents);
         r = r.routes((schemas, paths, ingest.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))));
@@ -259,6 +276,14 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(exports::delete_schedule), Operation::ManageExportSchedules));
     }
     r
+}
+
+/// The console's public routes alone, on their own state (no store): the `console` Lambda
+/// function mounts this under the console's files.
+pub fn console_router(state: console::ConsoleState) -> Router {
+    let (router, _) =
+        OpenApiRouter::new().routes(routes!(console::config)).routes(routes!(console::dev_sign_in)).split_for_parts();
+    hardening::layers(router.fallback(not_found).method_not_allowed_fallback(method_not_allowed)).with_state(state)
 }
 
 async fn not_found() -> ApiError {

@@ -1,9 +1,13 @@
 //! Who is calling: bearer tokens → one `Principal`, and the roles each operation needs.
 //!
 //! Locally the server verifies HS256 tokens signed with a key from the data directory (or
-//! `AUDITRAIL_JWT_SECRET`); behind API Gateway the HTTP API's JWT authorizer has already
+//! `AUDITRAIL_JWT_SECRET`), or (the `oidc` mode, `oidc.rs`) an OpenID Connect issuer's RS256/ES256
+//! access tokens against its JWKS; behind API Gateway the HTTP API's JWT authorizer has already
 //! verified the token and the handlers read its claims from the request context. The tenant
 //! always comes from the `tenant_id` claim, never from a request body or path.
+
+#[cfg(feature = "oidc")]
+pub mod oidc;
 
 use std::collections::HashMap;
 
@@ -149,6 +153,20 @@ pub enum Authenticator {
     Local { encoding: EncodingKey, decoding: DecodingKey },
     /// Claims already verified by the API Gateway JWT authorizer.
     ApiGateway,
+    /// An OpenID Connect issuer's access tokens (`auditrail serve --auth oidc`).
+    #[cfg(feature = "oidc")]
+    Oidc(Box<oidc::OidcVerifier>),
+}
+
+/// The token of an `Authorization: Bearer …` header value.
+#[cfg(any(feature = "local-auth", feature = "oidc"))]
+fn bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
+    let header = header.ok_or_else(|| AuthFailure::new("missing Authorization: Bearer token"))?;
+    Ok(header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| AuthFailure::new("the Authorization header must be `Bearer <token>`"))?
+        .trim())
 }
 
 impl Authenticator {
@@ -167,18 +185,28 @@ impl Authenticator {
         v
     }
 
+    /// Verifies an `Authorization` header value in the modes that verify tokens themselves
+    /// (`local`, `oidc`); the `oidc` mode may fetch the issuer's keys, hence async.
+    pub async fn verify_header(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
+        match self {
+            #[cfg(feature = "oidc")]
+            Self::Oidc(v) => v.verify(bearer(header)?).await,
+            #[cfg(feature = "local-auth")]
+            Self::Local { .. } => self.verify_bearer(header),
+            Self::ApiGateway => {
+                let _ = header;
+                Err(AuthFailure::new("no API Gateway authorizer context on this request"))
+            }
+        }
+    }
+
     /// Verifies an `Authorization` header value (local mode).
     #[cfg(feature = "local-auth")]
     pub fn verify_bearer(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
         let Self::Local { decoding, .. } = self else {
             return Err(AuthFailure::new("no API Gateway authorizer context on this request"));
         };
-        let header = header.ok_or_else(|| AuthFailure::new("missing Authorization: Bearer token"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| AuthFailure::new("the Authorization header must be `Bearer <token>`"))?
-            .trim();
+        let token = bearer(header)?;
         match jsonwebtoken::decode::<Claims>(token, decoding, &Self::validation()) {
             Ok(data) => {
                 let c = data.claims;
@@ -228,7 +256,7 @@ impl Authenticator {
         ttl_secs: i64,
     ) -> anyhow::Result<String> {
         let Self::Local { encoding, .. } = self else {
-            anyhow::bail!("tokens are minted by your identity provider in API Gateway mode");
+            anyhow::bail!("tokens are minted by your identity provider in the oidc and apigw auth modes");
         };
         anyhow::ensure!(valid_tenant(tenant), "tenant ids use 1-64 letters, digits, `_`, `-`, `.`");
         let now = Utc::now().timestamp();
