@@ -3,13 +3,19 @@
 SHELL := /bin/bash
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt console openapi
+.PHONY: run test tools lint lint-infra unit watch build-lambdas deploy bench fmt openapi console console-test
 
 # The web console (console/, TypeScript + Vite) built into console/dist, which `auditrail` and the
 # `console` function embed at compile time: build it before them.
 console:
 	npm --prefix console ci
 	npm --prefix console run build
+
+# The console's unit tests (Vitest) and browser tests (Chromium against auditrail serve --demo).
+console-test: console
+	npm --prefix console test
+	cargo build -p auditrail --all-features
+	npm --prefix console run e2e
 
 run: console
 	cargo run --release -p auditrail -- serve --demo --addr $(ADDR)

@@ -4,6 +4,8 @@
 #              and with --lambda: cargo-lambda + zig (cross-compiling the functions)
 #   .venv-sam  AWS SAM CLI (its own venv: it pins boto3 differently from moto)
 #   7-Zip      Debian's p7zip-full, to check export archives
+#   Chromium   Debian's chromium + chromium-driver, for the console's browser tests
+#   console    npm ci in console/ (Vite, Vitest, playwright-core, axe-core; pinned by package-lock.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lambda=0
@@ -52,5 +54,25 @@ if ! command -v 7z >/dev/null 2>&1; then
   }
 else
   echo "  7-Zip: present"
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "  Chromium: installing chromium + chromium-driver"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || {
+    $SUDO apt-get update -qq >/dev/null
+    $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  }
+else
+  echo "  Chromium: present"
+fi
+
+# The console's packages, exactly as locked (playwright-core never downloads a browser).
+if [ ! -d console/node_modules ] || [ console/package-lock.json -nt console/node_modules/.package-lock.json ]; then
+  echo "  console: npm ci"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm --prefix console ci --no-audit --no-fund >/dev/null
+else
+  echo "  console: node_modules current"
 fi
 echo "  tools ready in $(( $(date +%s) - started ))s"

@@ -5,12 +5,15 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n==> %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 
-step "tools (moto, cfn-lint, sam, 7-Zip)"
+step "tools (moto, cfn-lint, sam, 7-Zip, Chromium, console packages)"
 bash scripts/setup-tools.sh
 
 step "web console build (embedded by auditrail and the console function; tests serve the real files)"
 npm --prefix console ci
 npm --prefix console run build
+
+step "console unit tests (Vitest: password rule, filter <-> query string, message catalogue)"
+npm --prefix console test
 
 step "format"
 cargo fmt --all -- --check
@@ -42,6 +45,11 @@ cargo nextest run --workspace --all-features
 step "end-to-end tests again on DynamoDB + S3 (moto)"
 # Same feature set as above, so nothing is rebuilt.
 AUDITRAIL_TEST_BACKEND=dynamodb cargo nextest run --workspace --all-features -E 'package(auditrail-tests)'
+
+step "console: browser end-to-end tests (headless Chromium against auditrail serve --demo)"
+# The debug binary the tests start (same features as the nextest run: nothing is rebuilt).
+cargo build -p auditrail --all-features
+npm --prefix console run e2e
 
 step "schemathesis against auditrail serve"
 bash scripts/schemathesis.sh

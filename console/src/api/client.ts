@@ -1,0 +1,40 @@
+// The API client: request and response types generated from the served OpenAPI document
+// (`npm run gen` → schema.d.ts), so a route or field the document lacks fails `tsc`.
+import createClient, { type Middleware } from "openapi-fetch";
+import type { components, paths } from "./schema";
+import { auth } from "../auth";
+
+export type Schemas = components["schemas"];
+export type Record_ = Schemas["Record"];
+export type SignInRow = Schemas["SignInRow"];
+export type ExportInfo = Schemas["ExportInfo"];
+export type CatalogueEntry = Schemas["CatalogueEntry"];
+
+const bearer: Middleware = {
+  async onRequest({ request }) {
+    const token = await auth.token();
+    if (token) request.headers.set("authorization", `Bearer ${token}`);
+    return request;
+  },
+};
+
+export const api = createClient<paths>({ baseUrl: location.origin, querySerializer: { array: { style: "form", explode: true } } });
+api.use(bearer);
+
+/** A failed API call as the screens show it. */
+export class ApiProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+/** The data of an openapi-fetch answer, or an `ApiProblem` with the problem JSON's detail. */
+export function ok<T>(r: { data?: T; error?: unknown; response: Response }): T {
+  if (r.response.ok && r.data !== undefined) return r.data;
+  if (r.response.ok) return undefined as T;
+  const e = r.error as { detail?: string; title?: string } | undefined;
+  throw new ApiProblem(r.response.status, e?.detail ?? e?.title ?? r.response.statusText);
+}

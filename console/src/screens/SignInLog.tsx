@@ -1,0 +1,154 @@
+// Seed 003's sign-in log: 1 Day / 3 Days / 7 Days / Customization, Account, Employee ID, Query / Reset.
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { t, lang } from "../i18n";
+import { api, ok, type SignInRow } from "../api/client";
+import { signInFromQuery, signInToQuery, windowOf, DEFAULT_SIGNIN, type SignInFilter } from "../filters";
+import { navigate } from "../router";
+import { zone, formatTime } from "../zone";
+import { ErrorBox, ZonePicker } from "./common";
+import { ExportDialog } from "./ExportDialog";
+import { ExportTasks } from "./Exports";
+
+export function signInApiQuery(f: SignInFilter, tz: string) {
+  const base = { account: f.account || undefined, employee_id: f.employee_id || undefined, tz };
+  if (f.period === "custom") return { ...base, ...windowOf(f) };
+  return { ...base, period: f.period };
+}
+
+export function SignInLog({ search }: { search: string }) {
+  const filter = useMemo(() => signInFromQuery(search), [search]);
+  const [draft, setDraft] = useState(filter);
+  const [rows, setRows] = useState<SignInRow[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [loading, setLoading] = useState(false);
+  const [dialog, setDialog] = useState<"export" | "tasks" | null>(null);
+  const tz = zone.value;
+  useEffect(() => setDraft(filter), [filter]);
+  const load = async (after: string | null) => {
+    setLoading(true);
+    setError(null);
+    try {
+      const page = ok(await api.GET("/v1/sign-ins", { params: { query: { ...signInApiQuery(filter, tz), limit: 100, cursor: after ?? undefined } } }));
+      setRows((old) => (after ? [...old, ...page.items] : page.items));
+      setCursor(page.next_cursor ?? null);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setLoading(false);
+    }
+  };
+  useEffect(() => void load(null), [search, tz]);
+  const go = (f: SignInFilter) => {
+    const q = signInToQuery(f);
+    navigate(`/sign-ins${q ? `?${q}` : ""}`);
+  };
+  return (
+    <section class="screen">
+      <h1>{t("nav.signins")}</h1>
+      <form
+        class="filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          go(draft);
+        }}
+      >
+        <label class="field">
+          {t("filter.period")}
+          <select name="period" value={draft.period} onChange={(e) => setDraft({ ...draft, period: e.currentTarget.value as SignInFilter["period"] })}>
+            <option value="1d">{t("period.1d")}</option>
+            <option value="3d">{t("period.3d")}</option>
+            <option value="7d">{t("period.7d")}</option>
+            <option value="custom">{t("period.custom")}</option>
+          </select>
+        </label>
+        {draft.period === "custom" && (
+          <>
+            <label class="field">
+              {t("filter.from")}
+              <input type="datetime-local" name="from" value={draft.from} onChange={(e) => setDraft({ ...draft, from: e.currentTarget.value })} />
+            </label>
+            <label class="field">
+              {t("filter.to")}
+              <input type="datetime-local" name="to" value={draft.to} onChange={(e) => setDraft({ ...draft, to: e.currentTarget.value })} />
+            </label>
+          </>
+        )}
+        <label class="field">
+          {t("col.account")}
+          <input name="account" value={draft.account} onInput={(e) => setDraft({ ...draft, account: e.currentTarget.value })} />
+        </label>
+        <label class="field">
+          {t("col.employee")}
+          <input name="employee_id" value={draft.employee_id} onInput={(e) => setDraft({ ...draft, employee_id: e.currentTarget.value })} />
+        </label>
+        <div class="buttons">
+          <button type="submit" class="primary">
+            {t("btn.query")}
+          </button>
+          <button type="button" onClick={() => go(DEFAULT_SIGNIN)}>
+            {t("btn.reset")}
+          </button>
+          <button type="button" onClick={() => setDialog("export")}>
+            {t("btn.newExport")}
+          </button>
+          <button type="button" onClick={() => setDialog("tasks")}>
+            {t("btn.exportView")}
+          </button>
+        </div>
+        <ZonePicker value={tz} onChange={(z) => (zone.value = z)} />
+      </form>
+      <ErrorBox error={error} />
+      <p class="status" aria-live="polite">
+        {t("msg.rows", { n: rows.length })}
+        {loading ? ` · ${t("msg.loading")}` : ""}
+      </p>
+      {!loading && !error && rows.length === 0 && <p class="empty">{filter.account || filter.employee_id ? t("msg.empty.filtered") : t("msg.empty.none")}</p>}
+      <table class="signins">
+        <thead>
+          <tr>
+            <th scope="col">{t("col.account")}</th>
+            <th scope="col">{t("col.employee")}</th>
+            <th scope="col">{t("col.operation")}</th>
+            <th scope="col">
+              {t("col.optime")} ({tz})
+            </th>
+            <th scope="col">{t("col.result")}</th>
+            <th scope="col">{t("col.ip")}</th>
+            <th scope="col">{t("col.failure")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.id} data-id={r.id}>
+              <td>{r.account ?? ""}</td>
+              <td>{r.employee_id ?? ""}</td>
+              <td>{r.operation}</td>
+              <td>{formatTime(r.time, tz, lang.value)}</td>
+              <td>{r.result}</td>
+              <td>{r.sign_in_ip ?? ""}</td>
+              <td>{r.failure_reason_code ?? ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {cursor && (
+        <button type="button" onClick={() => void load(cursor)}>
+          {t("btn.more")}
+        </button>
+      )}
+      {dialog === "export" && <ExportDialog view="sign-ins" filter={signInApiQuery(filter, tz)} tz={tz} onClose={() => setDialog(null)} onCreated={() => undefined} />}
+      {dialog === "tasks" && (
+        <div class="backdrop">
+          <div class="dialog wide" role="dialog" aria-modal="true" aria-labelledby="tasks-title">
+            <h2 id="tasks-title">{t("btn.exportView")}</h2>
+            <ExportTasks view="sign-ins" />
+            <button type="button" onClick={() => setDialog(null)}>
+              {t("btn.close")}
+            </button>
+          </div>
+        </div>
+      )}
+    </section>
+  );
+}
