@@ -153,7 +153,7 @@ pub struct SearchResult {
 }
 
 /// Search personal data by e-mail, phone (last N digits) or first + last name (OR-ed).
-#[utoipa::path(post, path = "/v1/dpo/searches", tag = "dpo",
+#[utoipa::path(post, path = "/v1/dpo/searches", operation_id = "dpo_search", tag = "dpo",
     request_body(content = SearchRequest, content_type = "application/json"),
     responses(
         (status = 200, body = SearchResult),

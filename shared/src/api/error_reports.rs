@@ -38,7 +38,7 @@ pub struct Uploaded {
 /// ≤ 1000 log entries). The value of every secret-looking key (passwords, tokens, API keys,
 /// credentials, authorization headers; at any depth) is stored as `{redacted}` and its path
 /// listed in `redacted`.
-#[utoipa::path(post, path = "/v1/error-reports", tag = "error-reports",
+#[utoipa::path(post, path = "/v1/error-reports", operation_id = "upload_error_report", tag = "error-reports",
     request_body(content = ErrorReport, content_type = "application/json"),
     responses(
         (status = 201, body = Uploaded),
@@ -106,7 +106,7 @@ pub struct ReportParams {
 }
 
 /// Error reports of the tenant, newest first (default: the last 10 days).
-#[utoipa::path(get, path = "/v1/error-reports", tag = "error-reports", params(ReportParams),
+#[utoipa::path(get, path = "/v1/error-reports", operation_id = "list_error_reports", tag = "error-reports", params(ReportParams),
     responses(
         (status = 200, body = Page<ReportRow>),
         Denied, BadRequest,
@@ -141,7 +141,7 @@ pub async fn list_reports(
 }
 
 /// Download one report as uploaded (JSON). Every download is recorded.
-#[utoipa::path(get, path = "/v1/error-reports/{id}", tag = "error-reports",
+#[utoipa::path(get, path = "/v1/error-reports/{id}", operation_id = "download_error_report", tag = "error-reports",
     params(("id" = String, Path, description = "The report id returned by the upload")),
     responses(
         (status = 200, body = ErrorReport),

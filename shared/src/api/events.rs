@@ -26,7 +26,7 @@ use crate::store::PageRequest;
 ///
 /// 200 when every item was stored (created or duplicate), 207 when some were rejected or
 /// failed; the body lists every item's fate in input order. A replayed id is a duplicate.
-#[utoipa::path(post, path = "/v1/events", tag = "events",
+#[utoipa::path(post, path = "/v1/events", operation_id = "ingest_events", tag = "events",
     request_body(content = Vec<IncomingRecord>, description = "JSON array, or NDJSON with Content-Type application/x-ndjson",
         content_type = "application/json"),
     responses(
@@ -139,7 +139,7 @@ pub struct EventsParams {
 }
 
 /// The activity log: records of the caller's tenant, newest first, last 10 days by default.
-#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsParams),
+#[utoipa::path(get, path = "/v1/events", operation_id = "search_events", tag = "events", params(EventsParams),
     responses(
         (status = 200, body = Page<Record>),
         Denied, BadRequest, Unavailable,

@@ -59,7 +59,7 @@ async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> A
 /// AES-256 with a password), gzipped or plain. Agents granted the sign-in log export
 /// (`PUT /v1/settings/access`) may export only `filter.view = "sign-ins"`, and see, download
 /// and delete only their own export tasks.
-#[utoipa::path(post, path = "/v1/exports", tag = "exports",
+#[utoipa::path(post, path = "/v1/exports", operation_id = "create_export", tag = "exports",
     request_body(content = ExportRequest, content_type = "application/json"),
     responses(
         (status = 202, body = ExportInfo, description = "queued; poll `GET /v1/exports/{id}`"),
@@ -178,7 +178,7 @@ async fn list_tasks<T>(
 }
 
 /// The tenant's exports, newest first.
-#[utoipa::path(get, path = "/v1/exports", tag = "exports", params(ListParams),
+#[utoipa::path(get, path = "/v1/exports", operation_id = "list_exports", tag = "exports", params(ListParams),
     responses(
         (status = 200, body = TaskPage<ExportInfo>),
         Denied, BadRequest,
@@ -195,7 +195,7 @@ pub async fn list(
 
 /// One export: status (QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED), records and bytes written,
 /// times, and the reason of a failure.
-#[utoipa::path(get, path = "/v1/exports/{id}", tag = "exports",
+#[utoipa::path(get, path = "/v1/exports/{id}", operation_id = "get_export", tag = "exports",
     params(("id" = String, Path, description = "The export id")),
     responses(
         (status = 200, body = ExportInfo),
@@ -219,7 +219,7 @@ pub struct DownloadLink {
 
 /// Download a finished export: `303` to a short-lived link (AWS), or the archive itself
 /// (embedded store). Recorded as DATA_EXPORT_DOWNLOAD.
-#[utoipa::path(get, path = "/v1/exports/{id}/download", tag = "exports",
+#[utoipa::path(get, path = "/v1/exports/{id}/download", operation_id = "download_export", tag = "exports",
     params(("id" = String, Path, description = "The export id")),
     responses(
         (status = 200, description = "the archive", content(
@@ -281,7 +281,7 @@ pub async fn download(
 
 /// Delete an export: its archive (or its unfinished upload) and its task. A running worker
 /// notices and stops.
-#[utoipa::path(delete, path = "/v1/exports/{id}", tag = "exports",
+#[utoipa::path(delete, path = "/v1/exports/{id}", operation_id = "delete_export", tag = "exports",
     params(("id" = String, Path, description = "The export id")),
     responses(
         (status = 204, description = "deleted"),

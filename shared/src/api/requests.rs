@@ -132,7 +132,7 @@ pub struct RequestParams {
 }
 
 /// Slow (`min_delay_ms`) or never-finished (`unfinished_for`) asynchronous actions.
-#[utoipa::path(get, path = "/v1/requests", tag = "requests", params(RequestParams),
+#[utoipa::path(get, path = "/v1/requests", operation_id = "list_requests", tag = "requests", params(RequestParams),
     responses(
         (status = 200, body = RequestList),
         Denied, BadRequest, Unavailable,
