@@ -255,6 +255,41 @@ try {
     await shot(page, "exports");
   });
 
+  await test("requests: slow ones are the API's, slowest first, with a trace of both records", async () => {
+    const want = await api("compliance_analyst", `/v1/requests?min_delay_ms=5000&limit=100`);
+    assert.ok(want.items.length > 0, "the demo has slow requests");
+    await go(page, `/requests?min_delay_ms=5000`);
+    await page.locator("table.requests tbody tr").first().waitFor();
+    const shown = await page.$$eval("table.requests tbody tr", (rows) => rows.map((r) => [r.getAttribute("data-id"), Number(r.getAttribute("data-delay"))]));
+    assert.deepEqual(shown.map(([id]) => id), want.items.map((x) => x.correlation_id));
+    assert.ok(shown.every(([, d], i) => d >= 5000 && (i === 0 || d <= shown[i - 1][1])), `slowest first, all ≥ 5 s: ${shown.map(([, d]) => d)}`);
+    await page.locator("table.requests tbody tr").first().getByRole("button").click();
+    const panel = page.getByRole("complementary", { name: `Request ${want.items[0].correlation_id}` });
+    await panel.waitFor();
+    await panel.locator("[data-delay]").filter({ hasText: String(want.items[0].delay_ms) }).waitFor();
+    assert.equal(await panel.locator("a[href^='/records/']").count(), 2, "start and end records linked");
+    await axe(page, "requests (slow, trace open)");
+    await shot(page, "requests");
+    await panel.getByRole("button", { name: "Close" }).click();
+  });
+
+  await test("requests: never-finished ones, chosen in the form, land in the URL", async () => {
+    const want = await api("compliance_analyst", `/v1/requests?unfinished_for=1m&limit=100`);
+    await go(page, `/requests`);
+    await page.getByRole("radio", { name: "Never finished" }).check();
+    await page.locator("select[name=unfinished_for]").selectOption("1m");
+    await page.getByRole("button", { name: "Query" }).click();
+    await page.waitForFunction(() => location.search.includes("kind=unfinished") && location.search.includes("unfinished_for=1m"));
+    if (want.items.length === 0) {
+      await page.getByText("No requests match.").waitFor();
+    } else {
+      await page.locator(`table.requests tbody tr[data-id="${want.items[0].correlation_id}"]`).waitFor();
+      assert.equal(await page.locator("table.requests tbody tr").count(), want.items.length);
+      assert.equal(await page.locator("table.requests tbody tr", { hasText: "no end yet" }).count(), want.items.length);
+    }
+    await axe(page, "requests (never finished)");
+  });
+
   await test("keyboard: navigation, filters and rows are reachable with Tab", async () => {
     await go(page, `/activity`);
     await page.locator(".scroller .row[data-id]").first().waitFor();
@@ -281,7 +316,7 @@ try {
 
   await test("a compliance analyst sees no DPO or settings screens", async () => {
     const links = await page.locator("nav a").allTextContents();
-    assert.deepEqual(links, ["Activity log", "Sign-in log", "Exports"]);
+    assert.deepEqual(links, ["Activity log", "Sign-in log", "Requests", "Exports"]);
   });
 
   await test("a role the API refuses gets a clear message, never a blank page", async () => {

@@ -7,6 +7,7 @@ import { ActivityLog } from "./screens/ActivityLog";
 import { SignInLog } from "./screens/SignInLog";
 import { RecordDetail } from "./screens/RecordDetail";
 import { Exports } from "./screens/Exports";
+import { Requests } from "./screens/Requests";
 import { Forbidden } from "./screens/common";
 
 const LANG_NAMES: Record<Lang, string> = { en: "English", ru: "Русский", ja: "日本語" };
@@ -20,6 +21,7 @@ interface NavItem {
 const NAV: NavItem[] = [
   { path: "/activity", label: () => t("nav.activity"), roles: READERS },
   { path: "/sign-ins", label: () => t("nav.signins"), roles: READERS },
+  { path: "/requests", label: () => t("nav.requests"), roles: READERS },
   { path: "/exports", label: () => t("nav.exports"), roles: READERS },
 ];
 
@@ -55,6 +57,9 @@ export function App() {
   } else if (path.startsWith("/records/")) {
     allowed = hasRole(...READERS);
     screen = <RecordDetail id={decodeURIComponent(path.slice("/records/".length))} />;
+  } else if (path.startsWith("/requests")) {
+    allowed = hasRole(...READERS);
+    screen = <Requests search={search} />;
   } else if (path.startsWith("/exports")) {
     allowed = hasRole(...READERS);
     screen = <Exports />;

@@ -7,6 +7,19 @@ export const en = {
   "nav.activity": "Activity log",
   "nav.signins": "Sign-in log",
   "nav.exports": "Exports",
+  "nav.requests": "Requests",
+  "req.kind": "Show",
+  "req.slow": "Slow requests",
+  "req.unfinished": "Never finished",
+  "req.minDelay": "Took at least (ms)",
+  "req.unfinishedFor": "No end after",
+  "req.correlation": "Correlation ID",
+  "req.started": "Started",
+  "req.ended": "Ended",
+  "req.delay": "Delay (ms)",
+  "req.noEnd": "no end yet",
+  "req.none": "No requests match.",
+  "req.trace": "Request {id}",
   "nav.signout": "Sign out",
   "nav.language": "Language",
   "nav.main": "Main navigation",
@@ -105,13 +118,26 @@ export type Key = keyof typeof en;
 export type Catalogue = Record<Key, string>;
 
 /** Keys that must be translated into every language: everything but a few details. */
-export const CHROME_PREFIXES = ["nav.", "filter.", "period.", "col.", "btn.", "msg.", "signin.", "status.", "pw.", "export."];
+export const CHROME_PREFIXES = ["nav.", "filter.", "period.", "col.", "btn.", "msg.", "signin.", "status.", "pw.", "export.", "req."];
 
 const ru: Partial<Catalogue> = {
   "app.title": "Auditrail",
   "nav.activity": "Журнал аудита",
   "nav.signins": "Журнал входов",
   "nav.exports": "Экспорт",
+  "nav.requests": "Запросы",
+  "req.kind": "Показать",
+  "req.slow": "Медленные запросы",
+  "req.unfinished": "Незавершённые",
+  "req.minDelay": "Не короче (мс)",
+  "req.unfinishedFor": "Без завершения дольше",
+  "req.correlation": "ID корреляции",
+  "req.started": "Начало",
+  "req.ended": "Окончание",
+  "req.delay": "Задержка (мс)",
+  "req.noEnd": "ещё не завершён",
+  "req.none": "Нет подходящих запросов.",
+  "req.trace": "Запрос {id}",
   "nav.signout": "Выйти",
   "nav.language": "Язык",
   "nav.main": "Главное меню",
@@ -196,6 +222,19 @@ const ru: Partial<Catalogue> = {
 };
 
 const ja: Partial<Catalogue> = {
+  "nav.requests": "リクエスト",
+  "req.kind": "表示",
+  "req.slow": "遅いリクエスト",
+  "req.unfinished": "未完了",
+  "req.minDelay": "所要時間の下限 (ms)",
+  "req.unfinishedFor": "未完了の経過時間",
+  "req.correlation": "相関 ID",
+  "req.started": "開始",
+  "req.ended": "終了",
+  "req.delay": "遅延 (ms)",
+  "req.noEnd": "未終了",
+  "req.none": "該当するリクエストはありません。",
+  "req.trace": "リクエスト {id}",
   "app.title": "Auditrail",
   "nav.activity": "監査ログ",
   "nav.signins": "サインインログ",
