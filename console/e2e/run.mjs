@@ -290,6 +290,51 @@ try {
     await axe(page, "requests (never finished)");
   });
 
+  await test("error reports: an agent's upload is listed, filtered by team, opened and downloaded by a manager", async () => {
+    const agentToken = await token(base, "agent", "li.wei");
+    const upload = async (user, team, reason) => {
+      const body = {
+        created_at: new Date().toISOString(),
+        username: user,
+        reason,
+        agent: { id: "1001", extension: "4711", teams: [team], queues: ["Billing-CZ"] },
+        server_state: { deployment_type: "UCCE", state: "IN_SERVICE", timezone_offset: 60 },
+        dialed_numbers: ["+420 777 123 456"],
+        log: Array.from({ length: 25 }, (_, n) => ({ n, action: "click" })),
+      };
+      const r = await fetch(`${base}/v1/error-reports`, { method: "POST", headers: { authorization: `Bearer ${agentToken}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      const text = await r.text();
+      assert.equal(r.status, 201, text);
+      return JSON.parse(text).id;
+    };
+    const billing = await upload("li.wei", "Billing Prague", "transfer dropped the call");
+    const support = await upload("jana.novakova", "Support Brno", "lookup found no contact");
+    const p = await newPage();
+    await signIn(p, "cc_manager", "manager-e2e");
+    await p.getByRole("link", { name: "Error reports" }).click();
+    await p.locator(`table.reports tr[data-id="${billing}"]`).waitFor();
+    await p.locator(`table.reports tr[data-id="${support}"]`).waitFor();
+    await p.locator("input[name=team]").fill("Billing Prague");
+    await p.getByRole("button", { name: "Query" }).click();
+    await p.waitForFunction(() => location.search.includes("team=Billing+Prague"));
+    await p.locator(`table.reports tr[data-id="${support}"]`).waitFor({ state: "detached" });
+    assert.equal(await p.locator("table.reports tbody tr").count(), 1);
+    const row = p.locator(`table.reports tr[data-id="${billing}"]`);
+    await row.getByRole("button", { name: "Details" }).click();
+    const panel = p.getByRole("complementary", { name: `Error report ${billing}` });
+    await panel.locator("[data-reason]").filter({ hasText: "transfer dropped the call" }).waitFor();
+    await axe(p, "error reports (details open)");
+    await shot(p, "error-reports");
+    await panel.getByRole("button", { name: "Close" }).click();
+    const [dl] = await Promise.all([p.waitForEvent("download"), row.getByRole("button", { name: "Download" }).click()]);
+    const file = join(mkdtempSync(join(tmpdir(), "auditrail-er-")), dl.suggestedFilename());
+    await dl.saveAs(file);
+    const saved = JSON.parse(readFileSync(file, "utf8"));
+    assert.equal(saved.username, "li.wei");
+    assert.equal(saved.log.length, 25);
+    await p.context().close();
+  });
+
   await test("keyboard: navigation, filters and rows are reachable with Tab", async () => {
     await go(page, `/activity`);
     await page.locator(".scroller .row[data-id]").first().waitFor();

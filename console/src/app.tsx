@@ -8,6 +8,7 @@ import { SignInLog } from "./screens/SignInLog";
 import { RecordDetail } from "./screens/RecordDetail";
 import { Exports } from "./screens/Exports";
 import { Requests } from "./screens/Requests";
+import { ErrorReports } from "./screens/ErrorReports";
 import { Forbidden } from "./screens/common";
 
 const LANG_NAMES: Record<Lang, string> = { en: "English", ru: "Русский", ja: "日本語" };
@@ -18,11 +19,15 @@ interface NavItem {
   roles: string[];
 }
 
+/** Error reports are not pseudonymised (seed 000): the API lets only these roles read them. */
+const ERROR_REPORT_READERS = ["tenant_admin", "cc_manager"];
+
 const NAV: NavItem[] = [
   { path: "/activity", label: () => t("nav.activity"), roles: READERS },
   { path: "/sign-ins", label: () => t("nav.signins"), roles: READERS },
   { path: "/requests", label: () => t("nav.requests"), roles: READERS },
   { path: "/exports", label: () => t("nav.exports"), roles: READERS },
+  { path: "/error-reports", label: () => t("nav.errorReports"), roles: ERROR_REPORT_READERS },
 ];
 
 export function App() {
@@ -60,6 +65,9 @@ export function App() {
   } else if (path.startsWith("/requests")) {
     allowed = hasRole(...READERS);
     screen = <Requests search={search} />;
+  } else if (path.startsWith("/error-reports")) {
+    allowed = hasRole(...ERROR_REPORT_READERS);
+    screen = <ErrorReports search={search} />;
   } else if (path.startsWith("/exports")) {
     allowed = hasRole(...READERS);
     screen = <Exports />;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { activityFromQuery, activityToQuery, activityApiQuery, DEFAULT_ACTIVITY, isNarrowed, signInFromQuery, signInToQuery, windowOf, type ActivityFilter } from "./filters";
+import { activityFromQuery, activityToQuery, activityApiQuery, DEFAULT_ACTIVITY, isNarrowed, signInFromQuery, signInToQuery, windowOf, errorReportsFromQuery, errorReportsToQuery, DEFAULT_ERROR_REPORTS, type ActivityFilter } from "./filters";
 
 describe("activity filter ↔ query string", () => {
   it("the plain URL is the default view: last 10 days, nothing narrowed", () => {
@@ -37,5 +37,17 @@ describe("sign-in filter ↔ query string", () => {
     const f = { period: "7d" as const, from: "", to: "", account: "agent007", employee_id: "1001" };
     expect(signInFromQuery(`?${signInToQuery(f)}`)).toEqual(f);
     expect(signInToQuery({ ...f, account: "", employee_id: "", period: "1d" })).toBe("");
+  });
+});
+
+describe("error-report filter <-> query string", () => {
+  it("round-trips and keeps only what differs from the defaults", () => {
+    expect(errorReportsToQuery(DEFAULT_ERROR_REPORTS)).toBe("");
+    const f = { period: "30d", agent: "li.wei", team: "Support EMEA" } as const;
+    expect(errorReportsToQuery(f)).toBe("?period=30d&agent=li.wei&team=Support+EMEA");
+    expect(errorReportsFromQuery(errorReportsToQuery(f))).toEqual(f);
+  });
+  it("ignores an unknown period", () => {
+    expect(errorReportsFromQuery("?period=1y").period).toBe("7d");
   });
 });

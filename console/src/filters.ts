@@ -115,3 +115,31 @@ export function signInToQuery(f: SignInFilter): string {
   if (f.employee_id) p.set("employee_id", f.employee_id);
   return p.toString();
 }
+
+/** The error-report list's filter (seed 000): a period, the agent's username, a team. */
+export interface ErrorReportFilter {
+  period: Preset;
+  agent: string;
+  team: string;
+}
+
+export const DEFAULT_ERROR_REPORTS: ErrorReportFilter = { period: "7d", agent: "", team: "" };
+
+export function errorReportsFromQuery(search: string): ErrorReportFilter {
+  const p = new URLSearchParams(search);
+  const period = p.get("period") ?? "";
+  return {
+    period: (PRESETS as readonly string[]).includes(period) ? (period as Preset) : DEFAULT_ERROR_REPORTS.period,
+    agent: p.get("agent")?.trim() ?? "",
+    team: p.get("team")?.trim() ?? "",
+  };
+}
+
+export function errorReportsToQuery(f: ErrorReportFilter): string {
+  const p = new URLSearchParams();
+  if (f.period !== DEFAULT_ERROR_REPORTS.period) p.set("period", f.period);
+  if (f.agent.trim()) p.set("agent", f.agent.trim());
+  if (f.team.trim()) p.set("team", f.team.trim());
+  const s = p.toString();
+  return s ? `?${s}` : "";
+}

@@ -8,6 +8,16 @@ export const en = {
   "nav.signins": "Sign-in log",
   "nav.exports": "Exports",
   "nav.requests": "Requests",
+  "nav.errorReports": "Error reports",
+  "er.agent": "Agent",
+  "er.team": "Team",
+  "er.time": "Saved",
+  "er.employee": "Agent ID",
+  "er.reason": "Reason",
+  "er.entries": "Log entries",
+  "er.size": "Size",
+  "er.none": "No error reports match.",
+  "er.title": "Error report {id}",
   "req.kind": "Show",
   "req.slow": "Slow requests",
   "req.unfinished": "Never finished",
@@ -118,7 +128,7 @@ export type Key = keyof typeof en;
 export type Catalogue = Record<Key, string>;
 
 /** Keys that must be translated into every language: everything but a few details. */
-export const CHROME_PREFIXES = ["nav.", "filter.", "period.", "col.", "btn.", "msg.", "signin.", "status.", "pw.", "export.", "req."];
+export const CHROME_PREFIXES = ["nav.", "filter.", "period.", "col.", "btn.", "msg.", "signin.", "status.", "pw.", "export.", "req.", "er."];
 
 const ru: Partial<Catalogue> = {
   "app.title": "Auditrail",
@@ -126,6 +136,16 @@ const ru: Partial<Catalogue> = {
   "nav.signins": "Журнал входов",
   "nav.exports": "Экспорт",
   "nav.requests": "Запросы",
+  "nav.errorReports": "Отчёты об ошибках",
+  "er.agent": "Оператор",
+  "er.team": "Команда",
+  "er.time": "Сохранён",
+  "er.employee": "ID оператора",
+  "er.reason": "Причина",
+  "er.entries": "Записей журнала",
+  "er.size": "Размер",
+  "er.none": "Нет подходящих отчётов об ошибках.",
+  "er.title": "Отчёт об ошибке {id}",
   "req.kind": "Показать",
   "req.slow": "Медленные запросы",
   "req.unfinished": "Незавершённые",
@@ -223,6 +243,16 @@ const ru: Partial<Catalogue> = {
 
 const ja: Partial<Catalogue> = {
   "nav.requests": "リクエスト",
+  "nav.errorReports": "エラーレポート",
+  "er.agent": "エージェント",
+  "er.team": "チーム",
+  "er.time": "保存日時",
+  "er.employee": "エージェント ID",
+  "er.reason": "理由",
+  "er.entries": "ログ件数",
+  "er.size": "サイズ",
+  "er.none": "該当するエラーレポートはありません。",
+  "er.title": "エラーレポート {id}",
   "req.kind": "表示",
   "req.slow": "遅いリクエスト",
   "req.unfinished": "未完了",
