@@ -335,6 +335,57 @@ try {
     await p.context().close();
   });
 
+  await test("settings: a tenant admin's change is confirmed old → new, refused values are named at the field, nothing half-saved", async () => {
+    const p = await newPage();
+    await signIn(p, "tenant_admin", "admin-e2e");
+    const before = await api("tenant_admin", "/v1/settings/retention");
+    await p.getByRole("link", { name: "Settings" }).click();
+    const audit = p.locator("input[name='days.audit']");
+    await audit.waitFor();
+    assert.equal(Number(await audit.inputValue()), before.days.audit);
+    // Out of range: the dialog names the change, the API refuses it, the reason sits at the field.
+    await audit.fill("99999");
+    await p.getByRole("button", { name: "Save changes" }).first().click();
+    const dialog = p.getByRole("dialog", { name: "Change these settings?" });
+    await dialog.getByText(`Audit: ${before.days.audit} → 99999`).waitFor();
+    await axe(p, "settings (confirm dialog)");
+    await shot(p, "settings-confirm");
+    await dialog.getByRole("button", { name: "Confirm" }).click();
+    await p.locator("#days-audit-error").filter({ hasText: /3650/ }).waitFor({ timeout: 10_000 }).catch(async (e) => {
+      throw new Error(`${e.message}: ${await p.locator("form.settings").first().textContent()} errors: ${p.errors.join(" / ")}`);
+    });
+    assert.equal(await audit.getAttribute("aria-invalid"), "true");
+    assert.deepEqual(await api("tenant_admin", "/v1/settings/retention"), before, "a refused change stores nothing");
+    // Cancel sends nothing.
+    const next = before.days.audit + 1;
+    await audit.fill(String(next));
+    await p.getByRole("button", { name: "Save changes" }).first().click();
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    assert.deepEqual(await api("tenant_admin", "/v1/settings/retention"), before);
+    // A valid change with the legal hold: both listed, both stored, both in the trail.
+    await p.locator("input[name=legal_hold]").check();
+    await p.getByRole("button", { name: "Save changes" }).first().click();
+    await dialog.getByText(`Audit: ${before.days.audit} → ${next}`).waitFor();
+    await dialog.getByText("Legal hold: off → on").waitFor();
+    await dialog.getByRole("button", { name: "Confirm" }).click();
+    await p.getByText("Saved.").first().waitFor();
+    const after = await api("tenant_admin", "/v1/settings/retention");
+    assert.equal(after.days.audit, next);
+    assert.equal(after.legal_hold, true);
+    const trail = await api("tenant_admin", `/v1/events?action=LEGAL_HOLD_CHANGE&${apiWindow}`);
+    assert.ok(trail.items.some((r) => r.actor?.username === "admin-e2e"), "the change is in the audit trail by its admin");
+    await axe(p, "settings");
+    await shot(p, "settings");
+    // The agents' sign-in log grant, confirmed the same way.
+    await p.locator("input[name='agent_sign_in_log.read']").check();
+    await p.getByRole("button", { name: "Save changes" }).nth(1).click();
+    await dialog.getByText("Agents may read the sign-in log: off → on").waitFor();
+    await dialog.getByRole("button", { name: "Confirm" }).click();
+    await p.getByText("Saved.").nth(1).waitFor();
+    assert.equal((await api("tenant_admin", "/v1/settings/access")).agent_sign_in_log?.read, true);
+    await p.context().close();
+  });
+
   await test("keyboard: navigation, filters and rows are reachable with Tab", async () => {
     await go(page, `/activity`);
     await page.locator(".scroller .row[data-id]").first().waitFor();

@@ -9,6 +9,7 @@ import { RecordDetail } from "./screens/RecordDetail";
 import { Exports } from "./screens/Exports";
 import { Requests } from "./screens/Requests";
 import { ErrorReports } from "./screens/ErrorReports";
+import { Settings } from "./screens/Settings";
 import { Forbidden } from "./screens/common";
 
 const LANG_NAMES: Record<Lang, string> = { en: "English", ru: "Русский", ja: "日本語" };
@@ -28,6 +29,7 @@ const NAV: NavItem[] = [
   { path: "/requests", label: () => t("nav.requests"), roles: READERS },
   { path: "/exports", label: () => t("nav.exports"), roles: READERS },
   { path: "/error-reports", label: () => t("nav.errorReports"), roles: ERROR_REPORT_READERS },
+  { path: "/settings", label: () => t("nav.settings"), roles: ["tenant_admin"] },
 ];
 
 export function App() {
@@ -68,6 +70,9 @@ export function App() {
   } else if (path.startsWith("/error-reports")) {
     allowed = hasRole(...ERROR_REPORT_READERS);
     screen = <ErrorReports search={search} />;
+  } else if (path.startsWith("/settings")) {
+    allowed = hasRole("tenant_admin");
+    screen = <Settings />;
   } else if (path.startsWith("/exports")) {
     allowed = hasRole(...READERS);
     screen = <Exports />;

@@ -26,8 +26,15 @@ export class ApiProblem extends Error {
   constructor(
     readonly status: number,
     readonly detail: string,
+    /** The problem JSON's `errors`: each wrong field and what is wrong with it. */
+    readonly errors: Schemas["FieldError"][] = [],
   ) {
     super(detail);
+  }
+
+  /** What the problem says about one field (`days.audit`, `legal_hold` …), if anything. */
+  about(field: string): string | undefined {
+    return this.errors.find((e) => e.field === field)?.reason;
   }
 }
 
@@ -35,6 +42,6 @@ export class ApiProblem extends Error {
 export function ok<T>(r: { data?: T; error?: unknown; response: Response }): T {
   if (r.response.ok && r.data !== undefined) return r.data;
   if (r.response.ok) return undefined as T;
-  const e = r.error as { detail?: string; title?: string } | undefined;
-  throw new ApiProblem(r.response.status, e?.detail ?? e?.title ?? r.response.statusText);
+  const e = r.error as Partial<Schemas["Problem"]> | undefined;
+  throw new ApiProblem(r.response.status, e?.detail ?? e?.title ?? r.response.statusText, Array.isArray(e?.errors) ? e.errors : []);
 }

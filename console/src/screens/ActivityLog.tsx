@@ -44,7 +44,7 @@ export function ActivityLog({ search }: { search: string }) {
 
   useEffect(() => setDraft(filter), [filter]);
   useEffect(() => {
-    api.GET("/v1/catalogue").then((r) => setCatalogue(ok(r).actions), setError);
+    api.GET("/v1/catalogue").then((r) => setCatalogue(ok(r).actions)).catch(setError);
   }, []);
   const names = useMemo(() => new Map(catalogue.map((c) => [c.name, c.label])), [catalogue]);
 

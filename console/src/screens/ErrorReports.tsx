@@ -32,7 +32,7 @@ function ReportPanel({ id, onClose }: { id: string; onClose: () => void }) {
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     setReport(null);
-    fetchReport(id).then(setReport, setError);
+    fetchReport(id).then(setReport).catch(setError);
   }, [id]);
   return (
     <aside class="panel" aria-label={t("er.title", { id })}>
@@ -88,7 +88,7 @@ export function ErrorReports({ search }: { search: string }) {
         const page = ok(r);
         setRows((old) => (after ? [...old, ...page.items] : page.items));
         setCursor(page.next_cursor ?? null);
-      }, setError)
+      }).catch(setError)
       .finally(() => setLoading(false));
   };
   useEffect(() => {
@@ -162,7 +162,7 @@ export function ErrorReports({ search }: { search: string }) {
                   <button type="button" onClick={() => setOpen(r.id)}>
                     {t("btn.details")}
                   </button>{" "}
-                  <button type="button" onClick={() => void fetchReport(r.id).then((rep) => save(`error-report-${r.id}.json`, rep), setError)}>
+                  <button type="button" onClick={() => void fetchReport(r.id).then((rep) => save(`error-report-${r.id}.json`, rep)).catch(setError)}>
                     {t("btn.download")}
                   </button>
                 </td>

@@ -25,10 +25,10 @@ export function ExportTasks({ view }: { view?: string }) {
   const [error, setError] = useState<unknown>(null);
   const [tick, setTick] = useState(0);
   useEffect(() => {
-    api.GET("/v1/exports", { params: { query: { limit: 100 } } }).then(
-      (r) => setTasks(ok(r).items.filter((x) => !view || x.view === view)),
-      setError,
-    );
+    api
+      .GET("/v1/exports", { params: { query: { limit: 100 } } })
+      .then((r) => setTasks(ok(r).items.filter((x) => !view || x.view === view)))
+      .catch(setError);
   }, [tick]);
   const busy = tasks.some((x) => x.status === "QUEUED" || x.status === "RUNNING");
   useEffect(() => {
@@ -74,7 +74,7 @@ export function ExportTasks({ view }: { view?: string }) {
                     void api
                       .DELETE("/v1/exports/{id}", { params: { path: { id: x.id } } })
                       .then((r) => ok(r))
-                      .then(() => setTick((n) => n + 1), setError)
+                      .then(() => setTick((n) => n + 1)).catch(setError)
                   }
                 >
                   {t("btn.delete")}

@@ -22,10 +22,10 @@ export function RecordDetail({ id }: { id: string }) {
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     if (r?.session_id && r.category === "cobrowse") {
-      api.GET("/v1/sessions/{session_id}/events", { params: { path: { session_id: r.session_id }, query: { tz: zone.value } } }).then((x) => setTimeline(ok(x).items), setError);
+      api.GET("/v1/sessions/{session_id}/events", { params: { path: { session_id: r.session_id }, query: { tz: zone.value } } }).then((x) => setTimeline(ok(x).items)).catch(setError);
     }
     if (r?.correlation_id) {
-      api.GET("/v1/requests/{correlation_id}", { params: { path: { correlation_id: r.correlation_id } } }).then((x) => setTrace(ok(x)), setError);
+      api.GET("/v1/requests/{correlation_id}", { params: { path: { correlation_id: r.correlation_id } } }).then((x) => setTrace(ok(x))).catch(setError);
     }
   }, [id]);
   if (!r) {

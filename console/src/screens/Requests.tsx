@@ -29,7 +29,7 @@ function TraceView({ id, onClose }: { id: string; onClose: () => void }) {
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     setTrace(null);
-    api.GET("/v1/requests/{correlation_id}", { params: { path: { correlation_id: id } } }).then((r) => setTrace(ok(r)), setError);
+    api.GET("/v1/requests/{correlation_id}", { params: { path: { correlation_id: id } } }).then((r) => setTrace(ok(r))).catch(setError);
   }, [id]);
   const rec = (r: Trace["start"]) =>
     r ? (
@@ -84,7 +84,7 @@ export function Requests({ search }: { search: string }) {
         const page = ok(r);
         setItems((old) => (after ? [...old, ...page.items] : page.items));
         setCursor(page.next_cursor ?? null);
-      }, setError)
+      }).catch(setError)
       .finally(() => setLoading(false));
   };
   useEffect(() => {
