@@ -386,6 +386,39 @@ try {
     await p.context().close();
   });
 
+  await test("export schedules: a tenant admin creates one (bad cron named at the field, weak password refused as typed), sees its next run, deletes it", async () => {
+    const p = await newPage();
+    await signIn(p, "tenant_admin", "admin-e2e");
+    await p.getByRole("link", { name: "Exports" }).click();
+    await p.getByRole("heading", { name: "Export schedules" }).waitFor();
+    await p.locator("input[name=schedule_name]").fill("Nightly sign-ins");
+    await p.locator("select[name=schedule_view]").selectOption("sign-ins");
+    await p.locator("input[name=cron]").fill("61 2 * * *");
+    await p.locator("input[name=schedule_password]").fill("no spaces!");
+    await p.getByText("Not allowed: space !").waitFor();
+    assert.ok(await p.getByRole("button", { name: "Create schedule" }).isDisabled(), "a password that breaks the rule cannot be sent");
+    await p.locator("input[name=schedule_password]").fill("Night_1%");
+    await p.getByRole("button", { name: "Create schedule" }).click();
+    await p.locator("#cron-error").waitFor();
+    assert.equal((await api("tenant_admin", "/v1/export-schedules")).items.filter((x) => x.name === "Nightly sign-ins").length, 0, "a refused schedule stores nothing");
+    await p.locator("input[name=cron]").fill("0 2 * * *");
+    await p.getByRole("button", { name: "Create schedule" }).click();
+    await p.getByText("The schedule was created.").waitFor();
+    const stored = (await api("tenant_admin", "/v1/export-schedules")).items.find((x) => x.name === "Nightly sign-ins");
+    assert.ok(stored, "stored");
+    assert.equal(stored.cron, "0 2 * * *");
+    assert.equal(stored.encrypted, true);
+    const row = p.locator(`table.schedules tr[data-id="${stored.id}"]`);
+    await row.getByText("cron 0 2 * * *").waitFor();
+    await axe(p, "export schedules");
+    await shot(p, "export-schedules");
+    await row.getByRole("button", { name: "Delete" }).click();
+    await p.getByRole("dialog", { name: "Delete the schedule “Nightly sign-ins”?" }).getByRole("button", { name: "Delete" }).click();
+    await row.waitFor({ state: "detached" });
+    assert.equal((await api("tenant_admin", "/v1/export-schedules")).items.some((x) => x.id === stored.id), false);
+    await p.context().close();
+  });
+
   await test("keyboard: navigation, filters and rows are reachable with Tab", async () => {
     await go(page, `/activity`);
     await page.locator(".scroller .row[data-id]").first().waitFor();

@@ -5,6 +5,8 @@ import { api, ok, ApiProblem, type ExportInfo } from "../api/client";
 import { auth } from "../auth";
 import { zone, formatTime } from "../zone";
 import { ErrorBox } from "./common";
+import { Schedules } from "./Schedules";
+import { hasRole } from "../auth";
 
 export async function download(id: string, fileName: string) {
   const token = await auth.token();
@@ -93,6 +95,7 @@ export function Exports() {
     <section class="screen">
       <h1>{t("nav.exports")}</h1>
       <ExportTasks />
+      {hasRole("tenant_admin") && <Schedules />}
     </section>
   );
 }
