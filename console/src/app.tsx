@@ -10,6 +10,7 @@ import { Exports } from "./screens/Exports";
 import { Requests } from "./screens/Requests";
 import { ErrorReports } from "./screens/ErrorReports";
 import { Settings } from "./screens/Settings";
+import { Dpo } from "./screens/Dpo";
 import { Forbidden } from "./screens/common";
 
 const LANG_NAMES: Record<Lang, string> = { en: "English", ru: "Русский", ja: "日本語" };
@@ -30,6 +31,7 @@ const NAV: NavItem[] = [
   { path: "/exports", label: () => t("nav.exports"), roles: READERS },
   { path: "/error-reports", label: () => t("nav.errorReports"), roles: ERROR_REPORT_READERS },
   { path: "/settings", label: () => t("nav.settings"), roles: ["tenant_admin"] },
+  { path: "/dpo", label: () => t("nav.dpo"), roles: ["dpo"] },
 ];
 
 export function App() {
@@ -70,6 +72,9 @@ export function App() {
   } else if (path.startsWith("/error-reports")) {
     allowed = hasRole(...ERROR_REPORT_READERS);
     screen = <ErrorReports search={search} />;
+  } else if (path.startsWith("/dpo")) {
+    allowed = hasRole("dpo");
+    screen = <Dpo />;
   } else if (path.startsWith("/settings")) {
     allowed = hasRole("tenant_admin");
     screen = <Settings />;

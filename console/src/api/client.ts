@@ -28,6 +28,8 @@ export class ApiProblem extends Error {
     readonly detail: string,
     /** The problem JSON's `errors`: each wrong field and what is wrong with it. */
     readonly errors: Schemas["FieldError"][] = [],
+    /** The whole problem body (extension members such as a large search's `count`). */
+    readonly body: Record<string, unknown> = {},
   ) {
     super(detail);
   }
@@ -43,5 +45,6 @@ export function ok<T>(r: { data?: T; error?: unknown; response: Response }): T {
   if (r.response.ok && r.data !== undefined) return r.data;
   if (r.response.ok) return undefined as T;
   const e = r.error as Partial<Schemas["Problem"]> | undefined;
-  throw new ApiProblem(r.response.status, e?.detail ?? e?.title ?? r.response.statusText, Array.isArray(e?.errors) ? e.errors : []);
+  const body = e && typeof e === "object" ? (e as Record<string, unknown>) : {};
+  throw new ApiProblem(r.response.status, e?.detail ?? e?.title ?? r.response.statusText, Array.isArray(e?.errors) ? e.errors : [], body);
 }
