@@ -199,6 +199,37 @@ try {
     assert.match(await page.locator(".status").textContent(), new RegExp(`^${total} rows`));
   });
 
+  await test("activity log: export what I see — the export holds exactly the filtered rows", async () => {
+    let total = 0;
+    let cursor = "";
+    for (;;) {
+      const p = await api("compliance_analyst", `/v1/events?${apiWindow}&result=FAIL&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      total += p.items.length;
+      if (!p.next_cursor) break;
+      cursor = p.next_cursor;
+    }
+    assert.ok(total > 0, "the demo has failures");
+    const before = new Set((await api("compliance_analyst", "/v1/exports?limit=100")).items.map((x) => x.id));
+    await go(page, `/activity?${windowQ}&result=FAIL`);
+    await page.locator(".scroller .row[data-id]").first().waitFor();
+    await page.getByRole("button", { name: "New export task" }).click();
+    await page.locator("input[name=password]").fill("Fail_1");
+    await page.getByRole("button", { name: "OK" }).click();
+    await page.getByText("The export task was added.").waitFor();
+    await page.getByRole("button", { name: "Close" }).click();
+    let task;
+    for (let i = 0; i < 120 && task?.status !== "SUCCEEDED"; i++) {
+      task = (await api("compliance_analyst", "/v1/exports?limit=100")).items.find((x) => !before.has(x.id));
+      if (task?.status === "FAILED") break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(task?.status, "SUCCEEDED", JSON.stringify(task));
+    assert.equal(task.view, "events");
+    assert.equal(task.encrypted, true);
+    assert.equal(task.filter.result, "FAIL", JSON.stringify(task.filter));
+    assert.equal(task.records, total, "every shown failure, nothing else");
+  });
+
   await test("empty state says nothing matches", async () => {
     await go(page, `/activity?q=no-such-text-anywhere-42`);
     await page.getByText("No records match these filters.").waitFor();
