@@ -7,7 +7,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { t, lang, type Key } from "../i18n";
 import { api, ok, ApiProblem, type Schemas } from "../api/client";
-import { auth } from "../auth";
+import { downloadPath, saveFile } from "../download";
 import { zone, formatTime } from "../zone";
 import { ErrorBox } from "./common";
 import { EMPTY, formProblems, phoneDigits, searchRequest, type Form } from "../dpo";
@@ -34,24 +34,6 @@ interface Hit {
   attachments: Attachment[];
 }
 
-async function downloadBlob(path: string, name: string) {
-  const token = await auth.token();
-  const r = await fetch(path, { headers: { authorization: `Bearer ${token ?? ""}` } });
-  if (!r.ok) throw new ApiProblem(r.status, r.statusText);
-  saveBlob(await r.blob(), name);
-}
-
-function saveBlob(blob: Blob, name: string) {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
 function who(h: Hit): string {
   const s = h.record.subject;
   const name = [s?.first_name, s?.last_name].filter(Boolean).join(" ");
@@ -67,7 +49,7 @@ function Details({ hit, onClose, onError }: { hit: Hit; onClose: () => void; onE
           {hit.attachments.map((a) => (
             <li key={a.download}>
               {a.name} ({a.size} B){" "}
-              <button type="button" onClick={() => void downloadBlob(a.download, a.name).catch(onError)}>
+              <button type="button" onClick={() => void downloadPath(a.download, a.name).catch(onError)}>
                 {t(a.kind === "recording" ? "dpo.listen" : "dpo.show")}
               </button>
             </li>
@@ -151,7 +133,7 @@ export function Dpo() {
     const excludeItems = all.filter((h) => !selected.has(h.id) && !excludeGroups.includes(h.group)).map((h) => h.id);
     api
       .POST("/v1/dpo/reports", { body: { search: { ...searched }, exclude_groups: excludeGroups, exclude_items: excludeItems }, parseAs: "blob" })
-      .then((r) => saveBlob(ok(r) as unknown as Blob, "dpo-report.csv"))
+      .then((r) => saveFile(ok(r) as unknown as Blob, "dpo-report.csv"))
       .catch(setError);
   };
 

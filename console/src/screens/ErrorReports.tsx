@@ -8,20 +8,10 @@ import { navigate } from "../router";
 import { zone, formatTime } from "../zone";
 import { PRESETS, errorReportsFromQuery, errorReportsToQuery, windowOf, type ErrorReportFilter, type Preset } from "../filters";
 import { ErrorBox } from "./common";
+import { saveFile } from "../download";
 
 type Row = Schemas["ReportRow"];
 type Report = Schemas["ErrorReport"];
-
-function save(name: string, report: Report) {
-  const url = URL.createObjectURL(new Blob([JSON.stringify(report, null, 2)], { type: "application/json" }));
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 async function fetchReport(id: string): Promise<Report> {
   return ok(await api.GET("/v1/error-reports/{id}", { params: { path: { id } } }));
@@ -162,7 +152,7 @@ export function ErrorReports({ search }: { search: string }) {
                   <button type="button" onClick={() => setOpen(r.id)}>
                     {t("btn.details")}
                   </button>{" "}
-                  <button type="button" onClick={() => void fetchReport(r.id).then((rep) => save(`error-report-${r.id}.json`, rep)).catch(setError)}>
+                  <button type="button" onClick={() => void fetchReport(r.id).then((rep) => saveFile(new Blob([JSON.stringify(rep, null, 2)], { type: "application/json" }), `error-report-${r.id}.json`)).catch(setError)}>
                     {t("btn.download")}
                   </button>
                 </td>

@@ -1,25 +1,15 @@
 // Export task view: statuses, records, bytes, progress while running, download, delete.
 import { useEffect, useState } from "preact/hooks";
 import { t, lang } from "../i18n";
-import { api, ok, ApiProblem, type ExportInfo } from "../api/client";
-import { auth } from "../auth";
+import { api, ok, type ExportInfo } from "../api/client";
+import { downloadPath } from "../download";
 import { zone, formatTime } from "../zone";
 import { ErrorBox } from "./common";
 import { Schedules } from "./Schedules";
 import { hasRole } from "../auth";
 
 export async function download(id: string, fileName: string) {
-  const token = await auth.token();
-  const r = await fetch(`/v1/exports/${encodeURIComponent(id)}/download`, { headers: { authorization: `Bearer ${token ?? ""}` } });
-  if (!r.ok) throw new ApiProblem(r.status, r.statusText);
-  const url = URL.createObjectURL(await r.blob());
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = fileName;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  await downloadPath(`/v1/exports/${encodeURIComponent(id)}/download`, fileName);
 }
 
 export function ExportTasks({ view }: { view?: string }) {
