@@ -9,6 +9,7 @@ import { zone, formatTime } from "../zone";
 import { PRESETS, errorReportsFromQuery, errorReportsToQuery, windowOf, type ErrorReportFilter, type Preset } from "../filters";
 import { ErrorBox } from "./common";
 import { saveFile } from "../download";
+import { usePaged } from "../paged";
 
 type Row = Schemas["ReportRow"];
 type Report = Schemas["ErrorReport"];
@@ -61,30 +62,17 @@ function ReportPanel({ id, onClose }: { id: string; onClose: () => void }) {
 export function ErrorReports({ search }: { search: string }) {
   const f = errorReportsFromQuery(search);
   const [form, setForm] = useState<ErrorReportFilter>(f);
-  const [rows, setRows] = useState<Row[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<unknown>(null);
   const [open, setOpen] = useState<string | null>(null);
-
-  const load = (after: string | null) => {
-    setLoading(true);
-    setError(null);
+  const list = usePaged<Row>(async (after) => {
     const w = windowOf({ period: f.period, from: "", to: "" });
     const query = { from: w.from, to: w.to, limit: 100, ...(f.agent ? { agent: f.agent } : {}), ...(f.team ? { team: f.team } : {}), ...(after ? { cursor: after } : {}) };
-    api
-      .GET("/v1/error-reports", { params: { query } })
-      .then((r) => {
-        const page = ok(r);
-        setRows((old) => (after ? [...old, ...page.items] : page.items));
-        setCursor(page.next_cursor ?? null);
-      }).catch(setError)
-      .finally(() => setLoading(false));
-  };
+    return ok(await api.GET("/v1/error-reports", { params: { query } }));
+  });
+  const { items: rows, loading, error, setError } = list;
   useEffect(() => {
     setForm(f);
     setOpen(null);
-    load(null);
+    list.reload();
   }, [search]);
 
   return (
@@ -161,8 +149,8 @@ export function ErrorReports({ search }: { search: string }) {
           </tbody>
         </table>
       )}
-      {cursor && !loading && (
-        <button type="button" onClick={() => load(cursor)}>
+      {list.more && (
+        <button type="button" onClick={list.more}>
           {t("btn.more")}
         </button>
       )}

@@ -9,6 +9,7 @@ import { navigate, linkClick } from "../router";
 import { zone, formatTime } from "../zone";
 import { ErrorBox, ZonePicker } from "./common";
 import { requestsFromSearch, requestsToSearch } from "../requests";
+import { usePaged } from "../paged";
 
 type Pair = Schemas["RequestPair"];
 type Trace = Schemas["RequestTrace"];
@@ -68,29 +69,16 @@ function TraceView({ id, onClose }: { id: string; onClose: () => void }) {
 export function Requests({ search }: { search: string }) {
   const q = requestsFromSearch(search);
   const [form, setForm] = useState(q);
-  const [items, setItems] = useState<Pair[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<unknown>(null);
   const [open, setOpen] = useState<string | null>(null);
-
-  const load = (after: string | null) => {
-    setLoading(true);
-    setError(null);
+  const list = usePaged<Pair>(async (after) => {
     const query = q.kind === "slow" ? { min_delay_ms: q.minDelayMs } : { unfinished_for: q.unfinishedFor };
-    api
-      .GET("/v1/requests", { params: { query: { ...query, limit: 100, ...(after ? { cursor: after } : {}) } } })
-      .then((r) => {
-        const page = ok(r);
-        setItems((old) => (after ? [...old, ...page.items] : page.items));
-        setCursor(page.next_cursor ?? null);
-      }).catch(setError)
-      .finally(() => setLoading(false));
-  };
+    return ok(await api.GET("/v1/requests", { params: { query: { ...query, limit: 100, ...(after ? { cursor: after } : {}) } } }));
+  });
+  const { items, loading, error } = list;
   useEffect(() => {
     setForm(q);
     setOpen(null);
-    load(null);
+    list.reload();
   }, [search]);
 
   const submit = (e: Event) => {
@@ -129,7 +117,7 @@ export function Requests({ search }: { search: string }) {
         )}
         <ZonePicker value={zone.value} onChange={(z) => (zone.value = z)} />
         <button type="submit">{t("btn.query")}</button>
-        <button type="button" onClick={() => load(null)}>
+        <button type="button" onClick={list.reload}>
           {t("filter.refresh")}
         </button>
       </form>
@@ -167,8 +155,8 @@ export function Requests({ search }: { search: string }) {
           </tbody>
         </table>
       )}
-      {cursor && !loading && (
-        <button type="button" onClick={() => load(cursor)}>
+      {list.more && (
+        <button type="button" onClick={list.more}>
           {t("btn.more")}
         </button>
       )}
