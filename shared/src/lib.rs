@@ -16,6 +16,7 @@ pub mod error_report;
 pub mod export;
 pub mod housekeeping;
 pub mod ingest;
+pub mod integrity;
 pub mod jobs;
 pub mod json_bounds;
 pub mod private_fs;

@@ -209,6 +209,10 @@ pub struct Record {
     pub subject: Option<Subject>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// Tamper evidence, set by the store (never by a client): the append batch and the salt key
+    /// of the record's personal values (docs/integrity.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<crate::integrity::Integrity>,
 }
 
 /// Case folding, defined once: every case-insensitive comparison (the user filter, text search,
@@ -250,6 +254,7 @@ impl Record {
             data: None,
             subject: None,
             attachments: Vec::new(),
+            integrity: None,
         }
     }
 }

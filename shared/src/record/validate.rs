@@ -291,6 +291,7 @@ impl IncomingRecord {
             data: self.data.filter(|v| !v.is_null()),
             subject: self.subject,
             attachments: self.attachments,
+            integrity: None,
         };
         Ok(record)
     }

@@ -390,6 +390,50 @@ pub trait BlobStore: Send + Sync + 'static {
 /// S3's smallest part (except the last).
 pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 
+/// One append's entry in a tenant's journal: the batch its records were stamped with and their
+/// ids in input order (duplicates and writes that failed included: the sealer keeps only the
+/// records that carry this batch), or a retention purge noted before it deleted anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Where the entry sits in the tenant's journal: an opaque string that sorts in journal
+    /// order (SQLite: commit order; DynamoDB: the batch id, a ULID).
+    pub pos: String,
+    pub batch: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge: Option<crate::integrity::PurgeNote>,
+}
+
+/// The journal and the seals of tamper evidence (`integrity`). `RecordStore::append` writes a
+/// journal entry with every batch it stores (before or with the records, never after).
+#[async_trait]
+pub trait SealStore: Send + Sync + 'static {
+    /// Journal entries after `after` (exclusive) up to `to` (inclusive), in journal order.
+    async fn journal(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        to: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<JournalEntry>>;
+    /// Notes retention purges in the journal (before the purge deletes anything).
+    async fn note_purges(&self, tenant: &str, batch: &str, notes: &[crate::integrity::PurgeNote]) -> StoreResult<()>;
+    /// The stored records among `ids` (missing ones left out), in any order.
+    async fn records_by_id(&self, tenant: &str, ids: &[String]) -> StoreResult<Vec<Record>>;
+    /// Stores the tenant's next seal; `Conflict` if a seal with its `seq` exists.
+    async fn put_seal(&self, seal: &crate::integrity::Seal) -> StoreResult<()>;
+    /// Seals with `seq ≥ from`, in order.
+    async fn seals(&self, tenant: &str, from: u64, limit: usize) -> StoreResult<Vec<crate::integrity::Seal>>;
+    async fn last_seal(&self, tenant: &str) -> StoreResult<Option<crate::integrity::Seal>>;
+    /// The seal whose interval holds the journal entry of `batch`, if it is sealed.
+    async fn seal_of_batch(&self, tenant: &str, batch: &str) -> StoreResult<Option<crate::integrity::Seal>>;
+    /// How long after a batch id's time its journal entry may still appear (DynamoDB: appends
+    /// in flight); the sealer seals nothing younger. Zero where the journal is written in commit
+    /// order (SQLite).
+    fn settle_time(&self) -> std::time::Duration;
+}
+
 /// Task records of asynchronous jobs and schedules (see `jobs`).
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {

@@ -1,0 +1,177 @@
+//! The sealer: reads a tenant's journal from where its last seal stopped, re-reads the records
+//! of each entry (keeping only those stamped with that entry's batch, so a replayed record is
+//! never counted twice), and seals the interval. The seal item is written first, conditionally
+//! on its sequence number (the commit point: of two sealers, one wins and the other stops);
+//! its digest object second. A sealer killed between the two leaves a seal without a digest,
+//! which the next run writes before anything else — so every step can be re-run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::commit::derive;
+use super::merkle::Hash;
+use super::seal::{DigestLeaf, PurgeNote, Seal, SealDigest, SealSigner, make_seal};
+use super::{b64, digest_key};
+use crate::store::{BlobStore, JournalEntry, SealStore, StoreError, StoreResult};
+
+/// Leaves per seal at most (whole journal entries: a seal may exceed it by one entry's records).
+pub const MAX_LEAVES: usize = 8192;
+/// Journal entries read per call.
+const JOURNAL_PAGE: usize = 256;
+
+#[derive(Clone)]
+pub struct Sealing {
+    pub store: Arc<dyn SealStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub signer: Arc<dyn SealSigner>,
+    pub max_leaves: usize,
+}
+
+/// What one run sealed for one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SealRun {
+    pub tenant: String,
+    pub seals: u64,
+    pub leaves: u64,
+    /// Digests written for seals a killed run had left without one.
+    pub repaired: u64,
+}
+
+/// The leaves of journal entries: the records stamped with each entry's batch, in entry order.
+pub async fn leaves_of(
+    store: &dyn SealStore,
+    tenant: &str,
+    entries: &[JournalEntry],
+) -> StoreResult<Vec<(DigestLeaf, Hash)>> {
+    let ids: Vec<String> = entries.iter().flat_map(|e| e.ids.iter().cloned()).collect();
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(500) {
+        for r in store.records_by_id(tenant, chunk).await? {
+            found.insert(r.id.clone(), r);
+        }
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for e in entries {
+        for id in &e.ids {
+            let Some(r) = found.get(id) else { continue };
+            if r.integrity.as_ref().is_none_or(|i| i.batch != e.batch) {
+                continue; // a duplicate of a record stored by another batch
+            }
+            let d = derive(r);
+            out.push((
+                DigestLeaf {
+                    id: id.clone(),
+                    leaf: b64(&d.leaf),
+                    occurred_at: r.occurred_at.timestamp_micros(),
+                    category: r.category,
+                },
+                d.leaf,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn backend(e: anyhow::Error) -> StoreError {
+    StoreError::Backend(e)
+}
+
+impl Sealing {
+    pub fn new(store: Arc<dyn SealStore>, blobs: Arc<dyn BlobStore>, signer: Arc<dyn SealSigner>) -> Self {
+        Self { store, blobs, signer, max_leaves: MAX_LEAVES }
+    }
+
+    /// Writes the digest of `seal` if it is missing (a run killed after the seal, before it).
+    async fn repair(&self, seal: &Seal) -> StoreResult<bool> {
+        let key = digest_key(&seal.statement.body.tenant, seal.seq())?;
+        if self.blobs.get(&key).await?.is_some() {
+            return Ok(false);
+        }
+        let b = &seal.statement.body;
+        let entries = self.store.journal(&b.tenant, b.from_pos.as_deref(), Some(&b.to_pos), usize::MAX).await?;
+        let leaves = leaves_of(&*self.store, &b.tenant, &entries).await?;
+        let hashes: Vec<Hash> = leaves.iter().map(|l| l.1).collect();
+        if b64(&super::merkle::root(&hashes)) != b.root {
+            return Err(StoreError::Corrupt(format!(
+                "seal {} has no digest and its records no longer give its root; run `auditrail verify`",
+                seal.seq()
+            )));
+        }
+        self.put_digest(seal, leaves.into_iter().map(|l| l.0).collect()).await?;
+        Ok(true)
+    }
+
+    async fn put_digest(&self, seal: &Seal, leaves: Vec<DigestLeaf>) -> StoreResult<()> {
+        let digest = SealDigest { statement: seal.statement.clone(), signature: seal.signature.clone(), leaves };
+        let bytes = serde_json::to_vec(&digest).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.blobs.put(&digest_key(&seal.statement.body.tenant, seal.seq())?, bytes.into(), "application/json").await
+    }
+
+    /// Seals everything of `tenant` that has settled by `now`.
+    pub async fn seal_tenant(&self, tenant: &str, now: DateTime<Utc>) -> StoreResult<SealRun> {
+        let mut run = SealRun { tenant: tenant.to_owned(), ..Default::default() };
+        let mut last = self.store.last_seal(tenant).await?;
+        if let Some(s) = &last
+            && self.repair(s).await?
+        {
+            run.repaired += 1;
+        }
+        let settle = chrono::Duration::from_std(self.store.settle_time()).unwrap_or_default();
+        let settled_before = now - settle;
+        let mut pending: Vec<JournalEntry> = Vec::new();
+        let mut exhausted = false;
+        loop {
+            // Take whole entries, in order, until the seal is full or nothing settled is left.
+            let after = pending
+                .last()
+                .map(|e| e.pos.clone())
+                .or_else(|| last.as_ref().map(|s| s.statement.body.to_pos.clone()));
+            let mut count: usize = pending.iter().map(|e| e.ids.len()).sum();
+            if !exhausted && count < self.max_leaves {
+                let page = self.store.journal(tenant, after.as_deref(), None, JOURNAL_PAGE).await?;
+                exhausted = page.len() < JOURNAL_PAGE;
+                for e in page {
+                    let settled = ulid::Ulid::from_string(&e.batch)
+                        .map(|u| DateTime::<Utc>::from(u.datetime()) < settled_before)
+                        .unwrap_or(true);
+                    if !settled || count >= self.max_leaves {
+                        exhausted = exhausted || !settled;
+                        break;
+                    }
+                    count += e.ids.len();
+                    pending.push(e);
+                }
+                if !exhausted && count < self.max_leaves {
+                    continue;
+                }
+            }
+            if pending.is_empty() {
+                return Ok(run);
+            }
+            let leaves = leaves_of(&*self.store, tenant, &pending).await?;
+            let hashes: Vec<Hash> = leaves.iter().map(|l| l.1).collect();
+            let purges: Vec<PurgeNote> = pending.iter().filter_map(|e| e.purge.clone()).collect();
+            let to_pos = pending.last().expect("not empty").pos.clone();
+            let seal =
+                make_seal(&*self.signer, last.as_ref(), tenant, to_pos, &hashes, purges, now).await.map_err(backend)?;
+            match self.store.put_seal(&seal).await {
+                Ok(()) => {}
+                // Another sealer got there first: its seal stands; this run stops.
+                Err(StoreError::Conflict(_)) => return Ok(run),
+                Err(e) => return Err(e),
+            }
+            self.put_digest(&seal, leaves.into_iter().map(|l| l.0).collect()).await?;
+            run.seals += 1;
+            run.leaves += hashes.len() as u64;
+            tracing::info!(tenant, seq = seal.seq(), leaves = hashes.len(), "sealed");
+            last = Some(seal);
+            pending.clear();
+            if exhausted {
+                return Ok(run);
+            }
+        }
+    }
+}
