@@ -10,9 +10,13 @@ use crate::crypto::Sealer;
 use crate::dpo::erasure::ErasureWorker;
 use crate::export::worker::ExportWorker;
 use crate::export::writer::Limits;
+use crate::integrity::sealer::Sealing;
 use crate::query::CursorKey;
 use crate::record::ValidationLimits;
-use crate::store::{BlobStore, RecordStore, RequestStore, SettingsStore, StoreError, SubjectStore, TaskStore};
+use crate::seal::{LocalSigner, SealSigner};
+use crate::store::{
+    BlobStore, RecordStore, RequestStore, SealStore, SettingsStore, StoreError, SubjectStore, TaskStore,
+};
 
 /// How long a worker's lease on a task lasts before another may take it over.
 pub const LEASE: chrono::Duration = chrono::Duration::minutes(5);
@@ -26,6 +30,10 @@ pub struct App {
     pub blobs: Arc<dyn BlobStore>,
     pub tasks: Arc<dyn TaskStore>,
     pub subjects: Arc<dyn SubjectStore>,
+    /// The journal and the seals of tamper evidence.
+    pub seals: Arc<dyn SealStore>,
+    /// Signs seals (`with_signer`; by default a P-256 key derived from the export key).
+    pub signer: Arc<dyn SealSigner>,
     /// Seals export passwords and erasure identifiers (never stored in plaintext), and keys
     /// the fingerprints of DPO criteria.
     pub sealer: Sealer,
@@ -42,7 +50,7 @@ impl App {
     /// One store serving every record-side port, a blob store, and the keys.
     pub fn new<S, B>(store: S, blobs: B, cursor_key: &[u8], export_key: &[u8]) -> Self
     where
-        S: RecordStore + RequestStore + SettingsStore + TaskStore + SubjectStore + Clone,
+        S: RecordStore + RequestStore + SettingsStore + TaskStore + SubjectStore + SealStore + Clone,
         B: BlobStore,
     {
         Self {
@@ -50,6 +58,10 @@ impl App {
             settings: Arc::new(store.clone()),
             tasks: Arc::new(store.clone()),
             subjects: Arc::new(store.clone()),
+            seals: Arc::new(store.clone()),
+            signer: Arc::new(LocalSigner::from_secret(
+                &[b"auditrail seal from export key\0".as_slice(), export_key].concat(),
+            )),
             records: Arc::new(store),
             blobs: Arc::new(blobs),
             sealer: Sealer::new(export_key),
@@ -59,6 +71,17 @@ impl App {
             limits: ValidationLimits::default(),
             registered: Default::default(),
         }
+    }
+
+    /// Signs seals with `signer` instead (the configured seal key, or KMS).
+    pub fn with_signer(mut self, signer: Arc<dyn SealSigner>) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// The sealer over this container's stores and key.
+    pub fn sealing(&self) -> Sealing {
+        Sealing::new(self.seals.clone(), self.blobs.clone(), self.signer.clone())
     }
 
     /// Registers a tenant that is about to have data (once per process), so retention finds it.

@@ -16,6 +16,7 @@
 //! | `AUDITRAIL_JWT_SECRET` | local HS256 key (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_CURSOR_KEY` | HMAC key for page cursors (≥ 32 bytes) | generated into the data dir |
 //! | `AUDITRAIL_EXPORT_KEY` | key sealing export passwords in task records (≥ 32 bytes) | generated into the data dir |
+//! | `AUDITRAIL_SEAL_KEY` | secret the seal-signing P-256 key is derived from (≥ 32 bytes; embedded store) | generated into the data dir |
 //! | `AUDITRAIL_CURSOR_KEY_PARAMETER`, `AUDITRAIL_EXPORT_KEY_PARAMETER` | on AWS: names of SSM SecureString parameters holding those keys, read at start-up (the SAM template sets them) | — |
 //! | `AUDITRAIL_TABLE`, `AUDITRAIL_BUCKET` | DynamoDB table and S3 bucket | unset → embedded |
 //! | `AUDITRAIL_CHECK_ON_START` | `1`: check the table and bucket exist at start-up (two round trips) | `1` for `serve`, `0` in Lambda |
@@ -59,6 +60,8 @@ pub struct Config {
     pub jwt_secret: Option<Vec<u8>>,
     pub cursor_key: Option<Vec<u8>>,
     pub export_key: Option<Vec<u8>>,
+    /// The secret the seal-signing P-256 key is derived from (embedded store).
+    pub seal_key: Option<Vec<u8>>,
     /// SSM SecureString parameter names the keys are read from (AWS storage only).
     pub cursor_key_parameter: Option<String>,
     pub export_key_parameter: Option<String>,
@@ -113,6 +116,7 @@ impl Config {
             jwt_secret: secret_var("AUDITRAIL_JWT_SECRET")?,
             cursor_key: secret_var("AUDITRAIL_CURSOR_KEY")?,
             export_key: secret_var("AUDITRAIL_EXPORT_KEY")?,
+            seal_key: secret_var("AUDITRAIL_SEAL_KEY")?,
             cursor_key_parameter: nonempty("AUDITRAIL_CURSOR_KEY_PARAMETER"),
             export_key_parameter: nonempty("AUDITRAIL_EXPORT_KEY_PARAMETER"),
             table: nonempty("AUDITRAIL_TABLE"),
@@ -134,6 +138,7 @@ impl Config {
             jwt_secret: None,
             cursor_key: None,
             export_key: None,
+            seal_key: None,
             cursor_key_parameter: None,
             export_key_parameter: None,
             table: None,
@@ -286,7 +291,9 @@ impl Config {
         let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;
         let cursor_key = self.key(&self.cursor_key, "cursor.key")?;
         let export_key = self.key(&self.export_key, "export.key")?;
-        Ok(App::new(records, blobs, &cursor_key, &export_key))
+        let seal_key = self.key(&self.seal_key, "seal.key")?;
+        Ok(App::new(records, blobs, &cursor_key, &export_key)
+            .with_signer(std::sync::Arc::new(crate::seal::LocalSigner::from_secret(&seal_key))))
     }
 
     #[cfg(not(feature = "embedded"))]

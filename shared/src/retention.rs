@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::error::{ApiError, FieldError};
 use crate::record::{Actor, ActorKind, Category, Record, ResultCode};
-use crate::store::{BlobKey, BlobStore, RecordStore, SettingsStore, StoreResult};
+use crate::seal::PurgeNote;
+use crate::store::{BlobKey, BlobStore, RecordStore, SealStore, SettingsStore, StoreResult};
 
 pub const SETTING: &str = "retention";
 pub const MIN_DAYS: u32 = 1;
@@ -129,10 +130,27 @@ pub async fn purge_tenant(
     records: &dyn RecordStore,
     blobs: &dyn BlobStore,
     settings: &dyn SettingsStore,
+    seals: &dyn SealStore,
     tenant: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<PurgeReport> {
     let mut report = PurgeReport { tenant: tenant.to_owned(), ..Default::default() };
+    // The cutoffs go into the journal before anything is deleted, so a sealed record that is
+    // gone verifies as purged by retention, never as an unexplained deletion (docs/integrity.md).
+    let retention = load(settings, tenant).await?;
+    if retention.legal_hold {
+        report.held = true;
+        return Ok(report);
+    }
+    let notes: Vec<PurgeNote> = Category::ALL
+        .iter()
+        .filter_map(|&category| {
+            let before =
+                Duration::try_days(i64::from(retention.days[&category])).and_then(|d| now.checked_sub_signed(d))?;
+            Some(PurgeNote { category, before })
+        })
+        .collect();
+    seals.note_purges(tenant, &ulid::Ulid::generate().to_string(), &notes).await?;
     for &category in Category::ALL {
         loop {
             let retention = load(settings, tenant).await?;
@@ -141,8 +159,11 @@ pub async fn purge_tenant(
                 break;
             }
             // Checked: a stored period too long for a date purges nothing rather than panicking.
-            let Some(before) =
-                Duration::try_days(i64::from(retention.days[&category])).and_then(|d| now.checked_sub_signed(d))
+            // Never past the cutoff noted in the journal (a retention lengthened meanwhile purges
+            // less; one shortened waits for the next run).
+            let Some(before) = Duration::try_days(i64::from(retention.days[&category]))
+                .and_then(|d| now.checked_sub_signed(d))
+                .map(|b| notes.iter().find(|n| n.category == category).map_or(b, |n| b.min(n.before)))
             else {
                 break;
             };
@@ -184,11 +205,12 @@ pub async fn purge_all(
     records: &dyn RecordStore,
     blobs: &dyn BlobStore,
     settings: &dyn SettingsStore,
+    seals: &dyn SealStore,
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<PurgeReport>> {
     let mut out = Vec::new();
     for tenant in settings.tenants().await? {
-        match purge_tenant(records, blobs, settings, &tenant, now).await {
+        match purge_tenant(records, blobs, settings, seals, &tenant, now).await {
             Ok(r) => out.push(r),
             Err(e) => tracing::error!(tenant = %tenant, error = %e, "retention purge failed"),
         }

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 /// Bottom-up; a module may import its own layer and the layers below, never a layer above, and
 /// also never the modules named in `never` for it.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaf", &["task", "error", "json_bounds", "private_fs", "crypto"]),
-    ("record model", &["record"]),
+    ("leaf", &["task", "error", "json_bounds", "private_fs", "crypto", "merkle"]),
+    ("record model", &["record", "seal"]),
     ("ports", &["store", "blob"]),
     ("adapters", &["store::sqlite", "store::dynamodb", "blob::fs", "blob::s3"]),
     ("core", &["query", "ingest", "auth", "access", "error_report"]),
-    ("jobs", &["jobs", "export", "dpo", "retention"]),
+    ("jobs", &["jobs", "export", "dpo", "retention", "integrity"]),
     ("wiring", &["config", "app", "housekeeping", "demo", "stream_worker"]),
     ("faces", &["api"]),
 ];

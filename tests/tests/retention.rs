@@ -47,7 +47,9 @@ async fn put_retention(app: &TestApp, token: &str, body: impl Into<String>) -> a
 }
 
 async fn purge(app: &TestApp) {
-    purge_all(&*app.state.records, &*app.state.blobs, &*app.state.settings, Utc::now()).await.unwrap();
+    purge_all(&*app.state.records, &*app.state.blobs, &*app.state.settings, &*app.state.seals, Utc::now())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -322,7 +322,7 @@ impl ErasureWorker {
                 }
             };
             for item in &batch.changing {
-                self.erase_one(tenant, item, ids, &mut body.result).await?;
+                self.erase_one(tenant, id, item, ids, &mut body.result).await?;
             }
             body.next = batch.end;
             body.batch = None;
@@ -400,7 +400,14 @@ impl ErasureWorker {
         Ok(Some(status))
     }
 
-    async fn erase_one(&self, tenant: &str, id: &str, ids: &[String], result: &mut ErasureResult) -> StoreResult<()> {
+    async fn erase_one(
+        &self,
+        tenant: &str,
+        job: &str,
+        id: &str,
+        ids: &[String],
+        result: &mut ErasureResult,
+    ) -> StoreResult<()> {
         let Some(r) = self.records.get(tenant, id).await? else {
             result.missing += 1;
             return Ok(());
@@ -415,7 +422,10 @@ impl ErasureWorker {
             self.blobs.delete(&BlobKey::new(tenant, "error-reports", &r.id)?).await?;
             result.error_reports_deleted += 1;
         }
-        let anon = anonymize(&r, ids);
+        let mut anon = anonymize(&r, ids);
+        // The replaced values keep their commitments (and the record its sealed leaf); their
+        // salts and the record's key are destroyed with them.
+        crate::record::integrity::erase(&r, &mut anon, job);
         self.records.replace(tenant, &anon).await?;
         result.anonymized += 1;
         Ok(())

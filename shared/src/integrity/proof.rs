@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::commit::derive;
-use super::merkle::{Hash, inclusion_proof, verify_inclusion};
-use super::seal::{SealDigest, Statement, unhash, verify_signature};
-use super::{b64, digest_key, unb64};
+use super::digest_key;
+use crate::merkle::{Hash, b64, inclusion_proof, unb64, verify_inclusion};
 use crate::record::Record;
+use crate::record::integrity::derive;
+use crate::seal::{SealDigest, Statement, unhash, verify_signature};
 use crate::store::{BlobStore, SealStore, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

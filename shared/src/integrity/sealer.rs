@@ -11,10 +11,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::commit::derive;
-use super::merkle::Hash;
-use super::seal::{DigestLeaf, PurgeNote, Seal, SealDigest, SealSigner, make_seal};
-use super::{b64, digest_key};
+use super::digest_key;
+use crate::merkle::{Hash, b64};
+use crate::record::integrity::derive;
+use crate::seal::{DigestLeaf, PurgeNote, Seal, SealDigest, SealSigner, make_seal};
 use crate::store::{BlobStore, JournalEntry, SealStore, StoreError, StoreResult};
 
 /// Leaves per seal at most (whole journal entries: a seal may exceed it by one entry's records).
@@ -94,7 +94,7 @@ impl Sealing {
         let entries = self.store.journal(&b.tenant, b.from_pos.as_deref(), Some(&b.to_pos), usize::MAX).await?;
         let leaves = leaves_of(&*self.store, &b.tenant, &entries).await?;
         let hashes: Vec<Hash> = leaves.iter().map(|l| l.1).collect();
-        if b64(&super::merkle::root(&hashes)) != b.root {
+        if b64(&crate::merkle::root(&hashes)) != b.root {
             return Err(StoreError::Corrupt(format!(
                 "seal {} has no digest and its records no longer give its root; run `auditrail verify`",
                 seal.seq()
@@ -132,18 +132,26 @@ impl Sealing {
             let mut count: usize = pending.iter().map(|e| e.ids.len()).sum();
             if !exhausted && count < self.max_leaves {
                 let page = self.store.journal(tenant, after.as_deref(), None, JOURNAL_PAGE).await?;
-                exhausted = page.len() < JOURNAL_PAGE;
+                let short = page.len() < JOURNAL_PAGE;
+                let mut stopped = false;
                 for e in page {
                     let settled = ulid::Ulid::from_string(&e.batch)
                         .map(|u| DateTime::<Utc>::from(u.datetime()) < settled_before)
                         .unwrap_or(true);
-                    if !settled || count >= self.max_leaves {
-                        exhausted = exhausted || !settled;
+                    if !settled {
+                        // Entries behind it may still be written: nothing more to take now.
+                        exhausted = true;
+                        stopped = true;
+                        break;
+                    }
+                    if count >= self.max_leaves {
+                        stopped = true;
                         break;
                     }
                     count += e.ids.len();
                     pending.push(e);
                 }
+                exhausted = exhausted || (short && !stopped);
                 if !exhausted && count < self.max_leaves {
                     continue;
                 }
@@ -153,7 +161,7 @@ impl Sealing {
             }
             let leaves = leaves_of(&*self.store, tenant, &pending).await?;
             let hashes: Vec<Hash> = leaves.iter().map(|l| l.1).collect();
-            let purges: Vec<PurgeNote> = pending.iter().filter_map(|e| e.purge.clone()).collect();
+            let purges: Vec<PurgeNote> = pending.iter().flat_map(|e| e.purges.iter().cloned()).collect();
             let to_pos = pending.last().expect("not empty").pos.clone();
             let seal =
                 make_seal(&*self.signer, last.as_ref(), tenant, to_pos, &hashes, purges, now).await.map_err(backend)?;

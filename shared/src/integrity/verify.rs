@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::commit::derive;
-use super::merkle::{Frontier, Hash, root};
-use super::seal::{Seal, SealDigest, purge_cutoffs, unhash, verify_signature};
-use super::{b64, digest_key, unb64};
+use super::digest_key;
+use crate::merkle::{Frontier, Hash, b64, root, unb64};
+use crate::record::integrity::derive;
 use crate::record::{Category, Record};
+use crate::seal::{Seal, SealDigest, purge_cutoffs, unhash, verify_signature};
 use crate::store::{BlobStore, EventFilter, Order, PageRequest, RecordStore, SealStore, StoreError, StoreResult};
 
 /// What kind of discrepancy a finding is.
@@ -74,6 +74,8 @@ pub struct Report {
     pub purged: BTreeMap<Category, u64>,
     /// Stored records not sealed yet (journaled after the last seal).
     pub pending: u64,
+    /// The window of occurrence times scanned for records no seal covers.
+    pub scanned: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// The latest seal: its sequence number and statement hash, an anchor for the next run.
     pub last_seal: Option<(u64, String)>,
     pub findings: Vec<Finding>,
@@ -175,7 +177,7 @@ impl Verifier<'_> {
                     Kind::BadSignature,
                     None,
                     Some(s.seq()),
-                    format!("not signed by the key {}", super::seal::key_id(self.public_key)),
+                    format!("not signed by the key {}", crate::seal::key_id(self.public_key)),
                 );
             }
             prev = Some(s);
@@ -271,14 +273,14 @@ impl Verifier<'_> {
         let pending_entries = self.seals.journal(tenant, after.as_deref(), None, usize::MAX).await?;
         let pending: HashSet<(&str, &str)> =
             pending_entries.iter().flat_map(|e| e.ids.iter().map(|i| (i.as_str(), e.batch.as_str()))).collect();
-        // Without `from`, the scan starts a year before the oldest sealed record: an inserted
-        // record back-dated before everything is still found, without reading every day since
-        // 1970 (a DynamoDB time query reads per day).
+        // Without `from`, the scan starts a day before the oldest sealed record (a DynamoDB time
+        // query reads per day, and the store cannot list a tenant's records otherwise): a record
+        // slipped in with an older time is found with `from`. The report says what was scanned.
         let window_from = opts.from.unwrap_or_else(|| {
-            oldest.and_then(DateTime::<Utc>::from_timestamp_micros).unwrap_or_else(Utc::now)
-                - chrono::Duration::days(366)
+            oldest.and_then(DateTime::<Utc>::from_timestamp_micros).unwrap_or_else(Utc::now) - chrono::Duration::days(1)
         });
-        let window_to = opts.to.unwrap_or_else(|| Utc::now() + chrono::Duration::days(366));
+        let window_to = opts.to.unwrap_or_else(|| Utc::now() + chrono::Duration::days(1));
+        rep.scanned = Some((window_from, window_to));
         let mut filter = EventFilter::window(window_from, window_to);
         filter.order = Order::OldestFirst;
         let mut page = PageRequest { limit: 1000, after: None };

@@ -1,6 +1,7 @@
 //! The record: one envelope for everything Auditrail stores, its catalogue and its validation.
 
 pub mod catalogue;
+pub mod integrity;
 pub mod subject;
 pub mod validate;
 
@@ -212,7 +213,7 @@ pub struct Record {
     /// Tamper evidence, set by the store (never by a client): the append batch and the salt key
     /// of the record's personal values (docs/integrity.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub integrity: Option<crate::integrity::Integrity>,
+    pub integrity: Option<integrity::Integrity>,
 }
 
 /// Case folding, defined once: every case-insensitive comparison (the user filter, text search,

@@ -401,8 +401,8 @@ pub struct JournalEntry {
     pub batch: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purge: Option<crate::integrity::PurgeNote>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purges: Vec<crate::seal::PurgeNote>,
 }
 
 /// The journal and the seals of tamper evidence (`integrity`). `RecordStore::append` writes a
@@ -418,16 +418,16 @@ pub trait SealStore: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<JournalEntry>>;
     /// Notes retention purges in the journal (before the purge deletes anything).
-    async fn note_purges(&self, tenant: &str, batch: &str, notes: &[crate::integrity::PurgeNote]) -> StoreResult<()>;
+    async fn note_purges(&self, tenant: &str, batch: &str, notes: &[crate::seal::PurgeNote]) -> StoreResult<()>;
     /// The stored records among `ids` (missing ones left out), in any order.
     async fn records_by_id(&self, tenant: &str, ids: &[String]) -> StoreResult<Vec<Record>>;
     /// Stores the tenant's next seal; `Conflict` if a seal with its `seq` exists.
-    async fn put_seal(&self, seal: &crate::integrity::Seal) -> StoreResult<()>;
+    async fn put_seal(&self, seal: &crate::seal::Seal) -> StoreResult<()>;
     /// Seals with `seq ≥ from`, in order.
-    async fn seals(&self, tenant: &str, from: u64, limit: usize) -> StoreResult<Vec<crate::integrity::Seal>>;
-    async fn last_seal(&self, tenant: &str) -> StoreResult<Option<crate::integrity::Seal>>;
+    async fn seals(&self, tenant: &str, from: u64, limit: usize) -> StoreResult<Vec<crate::seal::Seal>>;
+    async fn last_seal(&self, tenant: &str) -> StoreResult<Option<crate::seal::Seal>>;
     /// The seal whose interval holds the journal entry of `batch`, if it is sealed.
-    async fn seal_of_batch(&self, tenant: &str, batch: &str) -> StoreResult<Option<crate::integrity::Seal>>;
+    async fn seal_of_batch(&self, tenant: &str, batch: &str) -> StoreResult<Option<crate::seal::Seal>>;
     /// How long after a batch id's time its journal entry may still appear (DynamoDB: appends
     /// in flight); the sealer seals nothing younger. Zero where the journal is written in commit
     /// order (SQLite).

@@ -18,6 +18,7 @@ mod differential;
 mod dynamo_faults;
 #[cfg(feature = "aws")]
 pub mod faults;
+pub mod integrity;
 #[cfg(feature = "aws")]
 pub mod moto;
 

@@ -12,6 +12,7 @@ pub mod keys;
 mod merge;
 mod pairs;
 mod records;
+mod seals;
 mod settings;
 mod subjects;
 /// The table definition, for tests, benches and dev set-up only.
@@ -101,4 +102,15 @@ mod tests {
     }
 
     crate::conformance_tests!(store: store);
+
+    /// The integrity suite on one table and bucket of the emulator.
+    async fn rig() -> crate::testkit::integrity::Rig {
+        static BOTH: tokio::sync::OnceCell<(super::DynamoStore, crate::blob::s3::S3BlobStore)> =
+            tokio::sync::OnceCell::const_new();
+        let (store, blobs) = BOTH.get_or_init(crate::testkit::moto::fresh).await.clone();
+        let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32]);
+        crate::testkit::integrity::Rig { app, tamper: Arc::new(store) }
+    }
+
+    crate::integrity_tests!(rig);
 }

@@ -35,7 +35,7 @@ pub fn write_units(r: &Record) -> StoreResult<u64> {
 }
 
 /// The record item: its keys, index keys and the attributes residual filters read.
-fn record_item(r: &Record) -> StoreResult<Item> {
+pub(crate) fn record_item(r: &Record) -> StoreResult<Item> {
     let body = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let ts = r.occurred_at.timestamp_micros();
     let mut item: Item = HashMap::new();
@@ -149,6 +149,24 @@ impl DynamoStore {
 #[async_trait]
 impl RecordStore for DynamoStore {
     async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The journal entry first: a record is never stored without one (the sealer keeps only
+        // the records that carry this batch, so duplicates and failed writes listed are harmless).
+        let batch = ulid::Ulid::generate().to_string();
+        let records: Vec<Record> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                crate::record::integrity::stamp(&mut r, &batch);
+                r
+            })
+            .collect();
+        let records = records.as_slice();
+        let mut listed = std::collections::HashSet::new();
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).filter(|id| listed.insert(*id)).collect();
+        self.put_journal(tenant, &batch, &ids, &[]).await?;
         // Records of one batch may repeat an id: write those one after the other so the second
         // is a duplicate, never a race.
         let mut seen = std::collections::HashSet::new();

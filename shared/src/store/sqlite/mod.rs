@@ -25,6 +25,7 @@ mod pairs;
 mod planner;
 mod pool;
 mod records;
+mod seals;
 mod settings;
 mod subjects;
 mod tasks;
@@ -67,4 +68,17 @@ mod tests {
     }
 
     crate::conformance_tests!(store: store);
+
+    /// The integrity suite on one shared store file and blob directory.
+    async fn rig() -> crate::testkit::integrity::Rig {
+        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+        static STORE: OnceLock<SqliteStore> = OnceLock::new();
+        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+        let store = STORE.get_or_init(|| SqliteStore::open(&dir.path().join("i.db")).unwrap()).clone();
+        let blobs = crate::blob::fs::FsBlobStore::open(&dir.path().join("blobs")).unwrap();
+        let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32]);
+        crate::testkit::integrity::Rig { app, tamper: Arc::new(store) }
+    }
+
+    crate::integrity_tests!(rig);
 }

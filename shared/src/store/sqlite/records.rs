@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::pairs::pair_upsert;
 use super::planner::plan;
+use super::seals::insert_journal;
 use super::subjects::insert_subjects;
 use super::{SqliteStore, decode, micros};
 use crate::record::{Category, Record, fold};
@@ -55,12 +56,15 @@ fn record_row<'a>(
 #[async_trait]
 impl RecordStore for SqliteStore {
     async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
+        let batch = ulid::Ulid::generate().to_string();
         let rows: Vec<_> = records
             .iter()
             .map(|r| {
                 debug_assert_eq!(r.tenant_id, tenant);
-                let body = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
-                Ok((r.clone(), body))
+                let mut r = r.clone();
+                crate::record::integrity::stamp(&mut r, &batch);
+                let body = serde_json::to_string(&r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                Ok((r, body))
             })
             .collect::<StoreResult<_>>()?;
         let tenant = tenant.to_owned();
@@ -87,6 +91,16 @@ impl RecordStore for SqliteStore {
                         pair_upsert(&tx, &tenant, corr, r, phase)?;
                     }
                 }
+            }
+            // The journal entry commits with the records: the sealer reads it in commit order.
+            let created: Vec<&str> = rows
+                .iter()
+                .zip(&out)
+                .filter(|(_, o)| **o == AppendOutcome::Created)
+                .map(|((r, _), _)| r.id.as_str())
+                .collect();
+            if !created.is_empty() {
+                insert_journal(&tx, &tenant, &batch, &created, &[])?;
             }
             tx.commit().map_err(StoreError::backend)?;
             Ok(out)

@@ -71,3 +71,23 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (tenant, kind, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS task_active ON tasks(kind, id) WHERE status IN ('QUEUED', 'RUNNING');
+
+-- Tamper evidence (`integrity`): the journal, one row per append batch in commit order (the
+-- sealer's reading order), and each tenant's seals.
+CREATE TABLE IF NOT EXISTS journal (
+    pos    INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    batch  TEXT NOT NULL,
+    ids    TEXT NOT NULL,
+    purges TEXT
+);
+CREATE INDEX IF NOT EXISTS journal_tenant ON journal(tenant, pos);
+CREATE INDEX IF NOT EXISTS journal_batch  ON journal(tenant, batch);
+CREATE TABLE IF NOT EXISTS seals (
+    tenant TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    to_pos TEXT NOT NULL,
+    body   TEXT NOT NULL,
+    PRIMARY KEY (tenant, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seal_pos ON seals(tenant, to_pos);

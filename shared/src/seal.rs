@@ -13,8 +13,7 @@ use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::merkle::{Frontier, Hash, leaf_hash};
-use super::{b64, canonical, unb64};
+use crate::merkle::{Frontier, Hash, b64, canonical, leaf_hash, unb64};
 use crate::record::Category;
 
 /// A retention purge noted in the journal before it deleted anything: records of `category`
@@ -221,7 +220,7 @@ pub async fn make_seal(
         from_pos: prev.map(|p| p.statement.body.to_pos.clone()),
         to_pos,
         size: leaves.len() as u64,
-        root: b64(&super::merkle::root(leaves)),
+        root: b64(&crate::merkle::root(leaves)),
         purges,
         sealed_at,
     };
@@ -266,7 +265,7 @@ mod tests {
         assert_eq!(s1.statement.prev, Some(b64(&s0.statement.hash())));
         assert_eq!(s1.statement.body.from_pos.as_deref(), Some("p1"));
         let logs = [s0.statement.body.log_leaf(), s1.statement.body.log_leaf()];
-        assert_eq!(s1.statement.log_root, b64(&super::super::merkle::root(&logs)));
+        assert_eq!(s1.statement.log_root, b64(&crate::merkle::root(&logs)));
         for s in [&s0, &s1] {
             let sig = unb64(&s.signature).unwrap();
             assert!(verify_signature(signer.public_key_der(), &s.statement.bytes(), &sig));

@@ -1,3 +1,4 @@
+//! The encodings of tamper evidence (docs/integrity.md): RFC 8785 canonical JSON, base64, and
 //! RFC 9162 (Certificate Transparency 2.0) Merkle trees, §2.1: the tree hash, inclusion proofs
 //! and consistency proofs, each with its verification algorithm exactly as the RFC gives it, so
 //! any RFC 9162 verifier accepts what this module produces.
@@ -6,7 +7,23 @@
 //! power of two below n: `MTH(D[n]) = SHA-256(0x01 || MTH(D[0:k]) || MTH(D[k:n]))`. Callers pass
 //! leaf hashes (`leaf_hash(d)`), not leaf data.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest, Sha256};
+
+/// Standard base64 with padding: every hash, key, salt and signature in the integrity formats.
+pub fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+pub fn unb64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    B64.decode(s)
+}
+
+/// RFC 8785 (JCS) canonical JSON of a value: what leaves and seal statements hash and sign.
+pub fn canonical(v: &serde_json::Value) -> Vec<u8> {
+    serde_jcs::to_vec(v).expect("a JSON value canonicalises")
+}
 
 pub type Hash = [u8; 32];
 
@@ -223,7 +240,19 @@ pub fn verify_consistency(old_size: u64, new_size: u64, old_root: &Hash, new_roo
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn canonical_json_is_rfc_8785() {
+        // Keys sorted by UTF-16 code units, no whitespace, ECMAScript numbers (RFC 8785 §3.2.3).
+        let v = json!({"b": [1e21, 0.5, -0.0, 100], "a": "€\u{1}", "\u{e9}": true, "Z": null});
+        assert_eq!(
+            String::from_utf8(canonical(&v)).unwrap(),
+            "{\"Z\":null,\"a\":\"€\\u0001\",\"b\":[1e+21,0.5,0,100],\"é\":true}"
+        );
+    }
 
     /// The RFC's recursive definition, as written, to check the iterative one against.
     fn mth(d: &[Hash]) -> Hash {

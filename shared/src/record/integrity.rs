@@ -20,8 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::merkle::{Hash, leaf_hash};
-use super::{b64, canonical, unb64};
+use crate::merkle::{Hash, b64, canonical, leaf_hash, unb64};
 use crate::record::Record;
 
 /// The leaf format's version.
