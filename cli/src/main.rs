@@ -12,6 +12,7 @@ use auditrail_shared::{housekeeping, retention};
 use clap::{Parser, Subcommand};
 
 mod export;
+mod integrity;
 mod serve;
 
 #[derive(Parser)]
@@ -45,6 +46,9 @@ enum Command {
         /// How often scheduled exports are checked and dead workers' jobs re-queued (seconds).
         #[arg(long, default_value_t = 30)]
         schedule_every: u64,
+        /// How often the records stored since the last seal are sealed (seconds).
+        #[arg(long, default_value_t = 300)]
+        seal_every: u64,
         /// Seconds a client has to send a request's head (also between requests on a kept-alive
         /// connection) before the connection is closed.
         #[arg(long, env = "AUDITRAIL_HEADER_TIMEOUT", default_value_t = 10)]
@@ -60,6 +64,16 @@ enum Command {
     Export(Box<export::ExportArgs>),
     /// Run the retention purge once for every tenant and print what it deleted.
     Purge,
+    /// Seal what the journal holds since the last seal, now (every tenant, or one).
+    Seal {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Re-derive every seal of a tenant from the store and name each discrepancy by record and
+    /// kind (exit status 1 when anything is found).
+    Verify(Box<integrity::VerifyArgs>),
+    /// Print the public key seals are signed with (PEM), for an auditor to keep.
+    PublicKey,
     /// Print a development token the local server accepts.
     Token {
         #[arg(long)]
@@ -158,6 +172,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export(args) => export::run(*args, &config).await,
+        Command::Seal { tenant } => {
+            init_tracing(false);
+            integrity::seal(&config.app().await?, tenant.as_deref()).await
+        }
+        Command::Verify(args) => integrity::verify(&config.app().await?, *args).await,
+        Command::PublicKey => integrity::public_key(&config.app().await?),
         Command::Serve {
             addr,
             demo,
@@ -165,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
             json_logs,
             purge_every,
             schedule_every,
+            seal_every,
             header_timeout,
             body_timeout,
             auth,
@@ -188,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
                 std::time::Duration::from_secs(schedule_every.max(1)),
             ));
             tokio::spawn(job_loop(state.app.clone()));
+            tokio::spawn(seal_loop(state.app.clone(), std::time::Duration::from_secs(seal_every.max(1))));
             // The web console at `/`, the API at `/v1`, one origin.
             let console = auditrail_console_assets::Console::new(state.console.issuer.as_deref());
             if !auditrail_console_assets::built() {
@@ -274,6 +296,22 @@ async fn housekeeping_loop(state: App, purge_every: std::time::Duration, schedul
                 }
             }
             Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+        }
+    }
+}
+
+/// The in-process sealer (the scheduler function seals in AWS): every `every`, and at start-up.
+async fn seal_loop(state: App, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match housekeeping::seal(&state, chrono::Utc::now()).await {
+            Ok(runs) => {
+                for r in runs.iter().filter(|r| r.seals > 0 || r.repaired > 0) {
+                    tracing::info!(tenant = %r.tenant, seals = r.seals, records = r.leaves, "sealed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "sealing failed"),
         }
     }
 }

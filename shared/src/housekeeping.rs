@@ -44,3 +44,18 @@ pub async fn tick(state: &App, now: DateTime<Utc>, purge: bool) -> StoreResult<T
     }
     Ok(report)
 }
+
+/// Seals what every tenant's journal holds since its last seal (the scheduler function every
+/// few minutes, `auditrail serve` every `--seal-every`, `auditrail seal` at once). One tenant's
+/// failure does not stop the others; each run is idempotent.
+pub async fn seal(state: &App, now: DateTime<Utc>) -> StoreResult<Vec<crate::integrity::sealer::SealRun>> {
+    let sealing = state.sealing();
+    let mut out = Vec::new();
+    for tenant in state.settings.tenants().await? {
+        match sealing.seal_tenant(&tenant, now).await {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::error!(tenant = %tenant, error = %e, "sealing failed"),
+        }
+    }
+    Ok(out)
+}

@@ -142,6 +142,12 @@ pub fn public_key_pem(der: &[u8]) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("{e}"))?)
 }
 
+/// A PEM public key (what an auditor keeps) as DER SubjectPublicKeyInfo.
+pub fn public_key_der_from_pem(pem: &str) -> anyhow::Result<Vec<u8>> {
+    let key = VerifyingKey::from_public_key_pem(pem).map_err(|e| anyhow::anyhow!("not a P-256 public key: {e}"))?;
+    Ok(key.to_public_key_der().map_err(|e| anyhow::anyhow!("{e}"))?.into_vec())
+}
+
 /// The key id of a DER SubjectPublicKeyInfo.
 pub fn key_id(der: &[u8]) -> String {
     Sha256::digest(der)[..8].iter().map(|b| format!("{b:02x}")).collect()
@@ -275,6 +281,9 @@ mod tests {
         }
         let other = LocalSigner::from_secret(b"another secret, thirty-two bytes!!");
         assert!(!verify_signature(other.public_key_der(), &s0.statement.bytes(), &unb64(&s0.signature).unwrap()));
-        assert!(public_key_pem(signer.public_key_der()).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+        let pem = public_key_pem(signer.public_key_der()).unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert_eq!(public_key_der_from_pem(&pem).unwrap(), signer.public_key_der());
+        assert!(public_key_der_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err());
     }
 }

@@ -104,6 +104,11 @@ async fn every_routes_denial_is_recorded_under_its_own_action() {
     let table: &[(&str, &str, &str, &str)] = &[
         ("post", "/v1/events", "/v1/events", "EVENTS_INGEST"),
         ("get", "/v1/events", "/v1/events", "AUDIT_SEARCH"),
+        ("get", "/v1/events/{id}", &format!("/v1/events/{X}"), "RECORD_VIEW"),
+        ("get", "/v1/events/{id}/proof", &format!("/v1/events/{X}/proof"), "INTEGRITY_VIEW"),
+        ("get", "/v1/integrity/seals", "/v1/integrity/seals", "INTEGRITY_VIEW"),
+        ("get", "/v1/integrity/seals/{seq}", "/v1/integrity/seals/0", "INTEGRITY_VIEW"),
+        ("get", "/v1/integrity/consistency", "/v1/integrity/consistency", "INTEGRITY_VIEW"),
         ("get", "/v1/sign-ins", "/v1/sign-ins", "SIGN_IN_SEARCH"),
         ("get", "/v1/sessions/{session_id}/events", "/v1/sessions/s-1/events", "SESSION_VIEW"),
         ("get", "/v1/requests", "/v1/requests", "REQUEST_TRACE_VIEW"),

@@ -48,10 +48,14 @@ pub enum Operation {
     DpoErasureStatus,
     DpoDownload,
     UploadAttachment,
+    /// `GET /v1/events/{id}`.
+    ViewRecord,
+    /// Proofs, seals and their digests (`/v1/events/{id}/proof`, `/v1/integrity/*`).
+    ViewIntegrity,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 21] = [
         Self::IngestEvents,
         Self::SearchEvents,
         Self::SearchSignIns,
@@ -71,6 +75,8 @@ impl Operation {
         Self::DpoErasure,
         Self::DpoDownload,
         Self::UploadAttachment,
+        Self::ViewRecord,
+        Self::ViewIntegrity,
     ];
 
     pub fn roles(self) -> &'static [Role] {
@@ -87,6 +93,8 @@ impl Operation {
             Self::UploadAttachment => &[Role::Agent, Role::Ingest],
             Self::CreateExport | Self::ViewExports | Self::DownloadExport | Self::DeleteExport => READERS,
             Self::SearchEvents | Self::SearchSignIns | Self::ViewSession | Self::ViewRequests => READERS,
+            // An auditor checking the trail is a compliance analyst, a manager or an admin.
+            Self::ViewRecord | Self::ViewIntegrity => READERS,
         }
     }
 
@@ -129,6 +137,8 @@ impl Operation {
             Self::DpoErasureStatus => "DPO_ERASURE_VIEW",
             Self::DpoDownload => "DPO_DOWNLOAD",
             Self::UploadAttachment => "ATTACHMENT_UPLOAD",
+            Self::ViewRecord => "RECORD_VIEW",
+            Self::ViewIntegrity => "INTEGRITY_VIEW",
         }
     }
 }

@@ -8,6 +8,7 @@ mod events;
 mod exports;
 mod guard;
 pub mod hardening;
+mod integrity;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 mod meta;
@@ -242,6 +243,11 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(events::search), Operation::SearchEvents))
             .routes(guarded(routes!(events::sign_ins), Operation::SearchSignIns))
             .routes(guarded(routes!(events::session), Operation::ViewSession))
+            .routes(guarded(routes!(integrity::get_event), Operation::ViewRecord))
+            .routes(guarded(routes!(integrity::proof), Operation::ViewIntegrity))
+            .routes(guarded(routes!(integrity::list_seals), Operation::ViewIntegrity))
+            .routes(guarded(routes!(integrity::seal_digest), Operation::ViewIntegrity))
+            .routes(guarded(routes!(integrity::consistency), Operation::ViewIntegrity))
             .routes(guarded(routes!(requests::list), Operation::ViewRequests))
             .routes(guarded(routes!(requests::trace), Operation::ViewRequests))
             .routes(guarded(routes!(settings::get_retention), Operation::ViewSettings))

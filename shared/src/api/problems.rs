@@ -42,3 +42,8 @@ pub struct UnsupportedType(Problem);
 #[derive(IntoResponses)]
 #[response(status = 503, content_type = "application/problem+json")]
 pub struct Unavailable(Problem);
+
+// 409: the request conflicts with the item's state (e.g. a record not sealed yet).
+#[derive(IntoResponses)]
+#[response(status = 409, content_type = "application/problem+json")]
+pub struct Conflict(Problem);

@@ -54,7 +54,7 @@ fn render_pair(pair: &RequestPair, tz: Option<Tz>) -> Value {
 }
 
 /// The one parameter of a single request's view: `tz`.
-fn parse_trace_query(raw: &str) -> ApiResult<Option<Tz>> {
+pub(super) fn parse_trace_query(raw: &str) -> ApiResult<Option<Tz>> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
         .map_err(|e| ApiError::field("query", format!("not a valid query string: {e}")))?;
     let mut tz = None;

@@ -317,7 +317,7 @@ mod tests {
             (Source::EleveoUm, 16),
             (Source::Keycloak, 100),
             (Source::PersonalData, 4),
-            (Source::Auditrail, 23),
+            (Source::Auditrail, 25),
         ];
         let mut got: Vec<(Source, usize)> = Vec::new();
         for def in all() {
@@ -330,7 +330,7 @@ mod tests {
             }
         }
         assert_eq!(got, want);
-        assert_eq!(all().len(), 255);
+        assert_eq!(all().len(), 257);
     }
 
     #[test]
