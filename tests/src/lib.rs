@@ -77,6 +77,7 @@ impl TestApp {
             state.settings = Arc::new(records.clone());
             state.tasks = Arc::new(records.clone());
             state.subjects = Arc::new(records.clone());
+            state.seals = Arc::new(records.clone());
             state.blobs = Arc::new(blobs.clone());
             aws = Some((records, blobs));
         }
