@@ -136,10 +136,10 @@ pub trait SealSigner: Send + Sync + 'static {
 
 /// The public key as PEM (what an auditor keeps).
 pub fn public_key_pem(der: &[u8]) -> anyhow::Result<String> {
-    Ok(VerifyingKey::from_public_key_der(der)
+    VerifyingKey::from_public_key_der(der)
         .map_err(|e| anyhow::anyhow!("not a P-256 public key: {e}"))?
         .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("{e}"))?)
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// A PEM public key (what an auditor keeps) as DER SubjectPublicKeyInfo.

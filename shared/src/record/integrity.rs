@@ -291,16 +291,16 @@ mod tests {
         let mut again = r.clone();
         stamp(&mut again, "other");
         assert_eq!(again.integrity, r.integrity, "a stamped record keeps its key and batch");
-        let changes: Vec<Box<dyn Fn(&mut Record)>> = vec![
-            Box::new(|r| r.action = "CONTACT_DELETE".into()),
-            Box::new(|r| r.received_at += chrono::Duration::microseconds(1)),
-            Box::new(|r| r.occurred_at -= chrono::Duration::days(1)),
-            Box::new(|r| r.actor.full_name = Some("Jan Novak".into())),
-            Box::new(|r| r.subject.as_mut().unwrap().phones[0] = "+420777123457".into()),
-            Box::new(|r| r.description = Some(json!({"note": "call +420 777 123 456 "}))),
-            Box::new(|r| r.integrity.as_mut().unwrap().batch = "01JOTHER".into()),
-            Box::new(|r| r.id = "another".into()),
-            Box::new(|r| r.source_ip = Some("10.0.0.1".into())),
+        let changes: [fn(&mut Record); 9] = [
+            |r| r.action = "CONTACT_DELETE".into(),
+            |r| r.received_at += chrono::Duration::microseconds(1),
+            |r| r.occurred_at -= chrono::Duration::days(1),
+            |r| r.actor.full_name = Some("Jan Novak".into()),
+            |r| r.subject.as_mut().unwrap().phones[0] = "+420777123457".into(),
+            |r| r.description = Some(json!({"note": "call +420 777 123 456 "})),
+            |r| r.integrity.as_mut().unwrap().batch = "01JOTHER".into(),
+            |r| r.id = "another".into(),
+            |r| r.source_ip = Some("10.0.0.1".into()),
         ];
         for (i, change) in changes.iter().enumerate() {
             let mut t = r.clone();

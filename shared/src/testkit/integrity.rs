@@ -158,7 +158,7 @@ pub async fn an_honest_trail_verifies_and_proves_each_record(rig: Rig) {
     }
     // Stored after the last seal: pending, not a finding; and no proof yet.
     let late = rec(&t, "late", 99, "USER_LOGIN", "x", ResultCode::Ok);
-    rig.app.records.append(&t, &[late.clone()]).await.unwrap();
+    rig.app.records.append(&t, std::slice::from_ref(&late)).await.unwrap();
     let rep = rig.verify(&t).await;
     assert!(rep.ok(), "{:?}", kinds_of(&rep));
     assert_eq!(rep.pending, 1);
