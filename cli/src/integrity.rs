@@ -78,7 +78,7 @@ pub async fn seal(app: &App, tenant: Option<&str>) -> anyhow::Result<()> {
 /// Verifies one tenant's trail; fails (exit status 1) when anything is found.
 pub async fn verify(app: &App, args: VerifyArgs) -> anyhow::Result<()> {
     let key = match &args.public_key {
-        None => app.signer.public_key_der().to_vec(),
+        None => app.signer.public_key_der().await?,
         Some(path) => {
             let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             public_key_der_from_pem(&pem).with_context(|| path.display().to_string())?
@@ -86,7 +86,7 @@ pub async fn verify(app: &App, args: VerifyArgs) -> anyhow::Result<()> {
     };
     let opts = Options { from: args.from, to: args.to, anchor: args.anchor.as_deref().map(parse_anchor).transpose()? };
     let pb = spinner(&format!("verifying {}", args.tenant));
-    let v = Verifier { seals: &*app.seals, records: &*app.records, blobs: &*app.blobs, public_key: &key };
+    let v = Verifier { seals: &*app.seals, records: &*app.records, blobs: &*app.seal_blobs, public_key: &key };
     let rep = v.verify(&args.tenant, &opts).await?;
     pb.finish_and_clear();
     if args.json {
@@ -130,7 +130,7 @@ fn print_report(rep: &Report) {
 }
 
 /// The seal-signing public key as PEM, for the auditor to keep.
-pub fn public_key(app: &App) -> anyhow::Result<()> {
-    print!("{}", public_key_pem(app.signer.public_key_der())?);
+pub async fn public_key(app: &App) -> anyhow::Result<()> {
+    print!("{}", public_key_pem(&app.signer.public_key_der().await?)?);
     Ok(())
 }

@@ -177,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
             integrity::seal(&config.app().await?, tenant.as_deref()).await
         }
         Command::Verify(args) => integrity::verify(&config.app().await?, *args).await,
-        Command::PublicKey => integrity::public_key(&config.app().await?),
+        Command::PublicKey => integrity::public_key(&config.app().await?).await,
         Command::Serve {
             addr,
             demo,

@@ -28,6 +28,9 @@ pub struct App {
     pub requests: Arc<dyn RequestStore>,
     pub settings: Arc<dyn SettingsStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Where seal digests are kept: on AWS a bucket with Object Lock in compliance mode
+    /// (`AUDITRAIL_SEAL_BUCKET`), else `blobs`.
+    pub seal_blobs: Arc<dyn BlobStore>,
     pub tasks: Arc<dyn TaskStore>,
     pub subjects: Arc<dyn SubjectStore>,
     /// The journal and the seals of tamper evidence.
@@ -53,6 +56,7 @@ impl App {
         S: RecordStore + RequestStore + SettingsStore + TaskStore + SubjectStore + SealStore + Clone,
         B: BlobStore,
     {
+        let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
         Self {
             requests: Arc::new(store.clone()),
             settings: Arc::new(store.clone()),
@@ -63,7 +67,8 @@ impl App {
                 &[b"auditrail seal from export key\0".as_slice(), export_key].concat(),
             )),
             records: Arc::new(store),
-            blobs: Arc::new(blobs),
+            seal_blobs: blobs.clone(),
+            blobs,
             sealer: Sealer::new(export_key),
             export_limits: Limits::default(),
             jobs_queued: Default::default(),
@@ -71,6 +76,12 @@ impl App {
             limits: ValidationLimits::default(),
             registered: Default::default(),
         }
+    }
+
+    /// Keeps seal digests in `blobs` (the Object Lock bucket) instead.
+    pub fn with_seal_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.seal_blobs = blobs;
+        self
     }
 
     /// Signs seals with `signer` instead (the configured seal key, or KMS).
@@ -81,7 +92,7 @@ impl App {
 
     /// The sealer over this container's stores and key.
     pub fn sealing(&self) -> Sealing {
-        Sealing::new(self.seals.clone(), self.blobs.clone(), self.signer.clone())
+        Sealing::new(self.seals.clone(), self.seal_blobs.clone(), self.signer.clone())
     }
 
     /// Registers a tenant that is about to have data (once per process), so retention finds it.

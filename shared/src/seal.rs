@@ -124,12 +124,12 @@ pub fn unhash(s: &str) -> Option<Hash> {
     unb64(s).ok().and_then(|v| v.try_into().ok())
 }
 
-/// Signs seal statements.
+/// Signs seal statements: a key in the data directory (`LocalSigner`) or in AWS KMS
+/// (`KmsSigner`, behind the `aws` feature).
 #[async_trait::async_trait]
 pub trait SealSigner: Send + Sync + 'static {
-    fn key_id(&self) -> &str;
-    /// The public key as DER SubjectPublicKeyInfo.
-    fn public_key_der(&self) -> &[u8];
+    /// The public key as DER SubjectPublicKeyInfo (KMS: fetched once, on first use).
+    async fn public_key_der(&self) -> anyhow::Result<Vec<u8>>;
     /// A DER ECDSA P-256 / SHA-256 signature over `message`.
     async fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>>;
 }
@@ -192,14 +192,20 @@ impl LocalSigner {
     }
 }
 
-#[async_trait::async_trait]
-impl SealSigner for LocalSigner {
-    fn key_id(&self) -> &str {
+impl LocalSigner {
+    pub fn key_id(&self) -> &str {
         &self.key_id
     }
 
-    fn public_key_der(&self) -> &[u8] {
+    pub fn public_der(&self) -> &[u8] {
         &self.public_der
+    }
+}
+
+#[async_trait::async_trait]
+impl SealSigner for LocalSigner {
+    async fn public_key_der(&self) -> anyhow::Result<Vec<u8>> {
+        Ok(self.public_der.clone())
     }
 
     async fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -239,7 +245,7 @@ pub async fn make_seal(
         prev: prev.map(|p| b64(&p.statement.hash())),
         log_size: log.size(),
         log_root: b64(&log.root()),
-        key_id: signer.key_id().to_owned(),
+        key_id: key_id(&signer.public_key_der().await?),
         body,
     };
     let signature = b64(&signer.sign(&statement.bytes()).await?);
@@ -274,16 +280,16 @@ mod tests {
         assert_eq!(s1.statement.log_root, b64(&crate::merkle::root(&logs)));
         for s in [&s0, &s1] {
             let sig = unb64(&s.signature).unwrap();
-            assert!(verify_signature(signer.public_key_der(), &s.statement.bytes(), &sig));
+            assert!(verify_signature(signer.public_der(), &s.statement.bytes(), &sig));
             let mut forged = s.statement.clone();
             forged.body.size += 1;
-            assert!(!verify_signature(signer.public_key_der(), &forged.bytes(), &sig));
+            assert!(!verify_signature(signer.public_der(), &forged.bytes(), &sig));
         }
         let other = LocalSigner::from_secret(b"another secret, thirty-two bytes!!");
-        assert!(!verify_signature(other.public_key_der(), &s0.statement.bytes(), &unb64(&s0.signature).unwrap()));
-        let pem = public_key_pem(signer.public_key_der()).unwrap();
+        assert!(!verify_signature(other.public_der(), &s0.statement.bytes(), &unb64(&s0.signature).unwrap()));
+        let pem = public_key_pem(signer.public_der()).unwrap();
         assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
-        assert_eq!(public_key_der_from_pem(&pem).unwrap(), signer.public_key_der());
+        assert_eq!(public_key_der_from_pem(&pem).unwrap(), signer.public_der());
         assert!(public_key_der_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err());
     }
 }

@@ -79,6 +79,7 @@ impl TestApp {
             state.subjects = Arc::new(records.clone());
             state.seals = Arc::new(records.clone());
             state.blobs = Arc::new(blobs.clone());
+            state.seal_blobs = Arc::new(blobs.clone());
             aws = Some((records, blobs));
         }
         Self { router: router::<routes::All>(state.clone()), state, dir, aws }

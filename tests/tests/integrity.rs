@@ -107,7 +107,7 @@ async fn records_prove_their_seal_and_an_erasure_keeps_them_proving() {
     app.get("/v1/events/c1/proof", &app.token("acme", &[Role::Agent])).await.assert_problem(403);
 
     seal(&app).await;
-    let key = app.state.signer.public_key_der().to_vec();
+    let key = app.state.signer.public_key_der().await.unwrap();
     for id in ["e0", "e19", "c1"] {
         let p = app.get(&format!("/v1/events/{id}/proof"), &analyst).await;
         assert_eq!(p.status, 200, "{:#}", p.body);
@@ -170,7 +170,7 @@ async fn the_independent_verifier_passes_an_honest_export_and_fails_each_tampere
 
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("seal-key.pem");
-    std::fs::write(&key, public_key_pem(app.state.signer.public_key_der()).unwrap()).unwrap();
+    std::fs::write(&key, public_key_pem(&app.state.signer.public_key_der().await.unwrap()).unwrap()).unwrap();
     let exported = dir.path().join("export.jsonl");
     std::fs::write(&exported, export(&app, &analyst, json!({})).await).unwrap();
     let dig = dir.path().join("digests");
@@ -240,8 +240,7 @@ async fn the_independent_verifier_passes_an_honest_export_and_fails_each_tampere
     std::fs::write(&first, &honest).unwrap();
     let other = dir.path().join("other.pem");
     let signer = auditrail_shared::seal::LocalSigner::from_secret(b"not the deployment's seal secret!");
-    std::fs::write(&other, public_key_pem(auditrail_shared::seal::SealSigner::public_key_der(&signer)).unwrap())
-        .unwrap();
+    std::fs::write(&other, public_key_pem(signer.public_der()).unwrap()).unwrap();
     let (code, out) = verify_trail(&other, &dig, &[&exported]);
     assert!(code == 1 && out.contains("signature does not verify"), "{out}");
     let (code, out) = verify_trail(&key, &dig, &[&exported]);

@@ -66,7 +66,7 @@ pub async fn proof(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Proof>> {
     let r = load(&state, &p, &id).await?;
-    let proof = prove(&*state.seals, &*state.blobs, &p.tenant_id, &r).await.map_err(|e| match e {
+    let proof = prove(&*state.seals, &*state.seal_blobs, &p.tenant_id, &r).await.map_err(|e| match e {
         NoProof::NotSealed => {
             ApiError::Conflict(format!("record `{id}` is not sealed yet; seals are made every few minutes"))
         }
@@ -123,10 +123,10 @@ pub async fn list_seals(
     let next = (items.len() > limit).then(|| q.from + limit as u64);
     items.truncate(limit);
     audit(&state, &p, Operation::ViewIntegrity, json!({"seals_from": q.from, "count": items.len()})).await?;
-    let der = state.signer.public_key_der();
+    let der = state.signer.public_key_der().await.map_err(ApiError::Internal)?;
     Ok(Json(SealPage {
-        public_key: public_key_pem(der).map_err(ApiError::Internal)?,
-        key_id: key_id(der),
+        public_key: public_key_pem(&der).map_err(ApiError::Internal)?,
+        key_id: key_id(&der),
         items,
         next,
     }))
@@ -145,7 +145,7 @@ pub async fn seal_digest(
 ) -> ApiResult<Json<SealDigest>> {
     let seq: u64 = seq.parse().map_err(|_| ApiError::field("seq", "a seal's sequence number (0, 1, 2 …)"))?;
     let bytes = state
-        .blobs
+        .seal_blobs
         .get(&digest_key(&p.tenant_id, seq)?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no seal {seq}")))?;

@@ -45,12 +45,17 @@ impl Rig {
         Sealing { max_leaves, ..self.app.sealing() }
     }
 
+    async fn key(&self) -> Vec<u8> {
+        self.app.signer.public_key_der().await.unwrap()
+    }
+
     async fn verify_with(&self, t: &str, opts: &Options) -> Report {
+        let key = self.key().await;
         let v = Verifier {
             seals: &*self.app.seals,
             records: &*self.app.records,
-            blobs: &*self.app.blobs,
-            public_key: self.app.signer.public_key_der(),
+            blobs: &*self.app.seal_blobs,
+            public_key: &key,
         };
         v.verify(t, opts).await.expect("verify")
     }
@@ -147,14 +152,14 @@ pub async fn an_honest_trail_verifies_and_proves_each_record(rig: Rig) {
     assert_eq!((rep.records_checked, rep.pending, rep.seals), (40, 0, run.seals));
     for id in ["r000", "r001", "r017", "r039"] {
         let r = rig.get(&t, id).await;
-        let p = prove(&*rig.app.seals, &*rig.app.blobs, &t, &r).await.expect("a sealed record has a proof");
+        let p = prove(&*rig.app.seals, &*rig.app.seal_blobs, &t, &r).await.expect("a sealed record has a proof");
         assert_eq!(p.leaf, p.leaf_now);
-        check(&p, &r, rig.app.signer.public_key_der()).expect("the proof verifies");
+        check(&p, &r, &rig.key().await).expect("the proof verifies");
         let size = serde_json::to_vec(&p).unwrap().len();
         assert!(size <= 2048, "a proof is at most 2 KB: {size}");
         let mut changed = r.clone();
         changed.action = "USER_LOGOUT".into();
-        assert!(check(&p, &changed, rig.app.signer.public_key_der()).is_err());
+        assert!(check(&p, &changed, &rig.key().await).is_err());
     }
     // Stored after the last seal: pending, not a finding; and no proof yet.
     let late = rec(&t, "late", 99, "USER_LOGIN", "x", ResultCode::Ok);
@@ -162,7 +167,7 @@ pub async fn an_honest_trail_verifies_and_proves_each_record(rig: Rig) {
     let rep = rig.verify(&t).await;
     assert!(rep.ok(), "{:?}", kinds_of(&rep));
     assert_eq!(rep.pending, 1);
-    assert!(prove(&*rig.app.seals, &*rig.app.blobs, &t, &rig.get(&t, "late").await).await.is_err());
+    assert!(prove(&*rig.app.seals, &*rig.app.seal_blobs, &t, &rig.get(&t, "late").await).await.is_err());
 }
 
 pub async fn every_kind_of_record_tampering_is_named(rig: Rig) {
@@ -257,7 +262,7 @@ pub async fn every_kind_of_seal_tampering_is_named(rig: Rig) {
     let anchor = rig.verify(&t).await.last_seal.expect("sealed");
     let last = seals.last().unwrap().seq();
     rig.tamper.delete_seal(&t, last).await;
-    rig.app.blobs.delete(&crate::integrity::digest_key(&t, last).unwrap()).await.unwrap();
+    rig.app.seal_blobs.delete(&crate::integrity::digest_key(&t, last).unwrap()).await.unwrap();
     let opts = Options { anchor: Some(anchor), ..Default::default() };
     let rep = rig.verify_with(&t, &opts).await;
     assert!(rep.findings.iter().any(|f| f.kind == Kind::SealMissing && f.seal == Some(last)), "{:?}", rep.findings);
@@ -281,8 +286,8 @@ pub async fn erasure_purge_hold_replay_and_crashes_raise_no_false_alarm(rig: Rig
     assert!(rep.ok(), "{:?}", kinds_of(&rep));
     let erased: Vec<(&str, &[String])> = rep.erased.iter().map(|e| (e.record.as_str(), e.jobs.as_slice())).collect();
     assert_eq!(erased, [("r001", &["erasure-1".to_owned()][..]), ("r006", &["erasure-1".to_owned()][..])]);
-    let p = prove(&*rig.app.seals, &*rig.app.blobs, &t, &rig.get(&t, "r001").await).await.unwrap();
-    check(&p, &rig.get(&t, "r001").await, rig.app.signer.public_key_der()).expect("an erased record still proves");
+    let p = prove(&*rig.app.seals, &*rig.app.seal_blobs, &t, &rig.get(&t, "r001").await).await.unwrap();
+    check(&p, &rig.get(&t, "r001").await, &rig.key().await).expect("an erased record still proves");
     assert_eq!(p.erased_by, ["erasure-1"]);
 
     // A legal hold: nothing purged, nothing flagged.

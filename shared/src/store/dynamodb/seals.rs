@@ -261,49 +261,54 @@ impl SealStore for DynamoStore {
     }
 }
 
+/// Writes beneath the port, for the integrity suite (`testkit::integrity`).
 #[cfg(any(test, feature = "testkit"))]
-#[async_trait]
-impl crate::testkit::integrity::Tamper for DynamoStore {
-    async fn overwrite(&self, r: &Record) {
-        self.insert(r).await;
-    }
+mod tamper {
+    use super::*;
 
-    async fn insert(&self, r: &Record) {
-        let item = super::records::record_item(r).unwrap();
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.unwrap();
-    }
+    #[async_trait]
+    impl crate::testkit::integrity::Tamper for DynamoStore {
+        async fn overwrite(&self, r: &Record) {
+            self.insert(r).await;
+        }
 
-    async fn delete(&self, tenant: &str, id: &str) {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(record_pk(tenant, id), RECORD_SK)))
-            .send()
-            .await
-            .unwrap();
-    }
+        async fn insert(&self, r: &Record) {
+            let item = super::super::records::record_item(r).unwrap();
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.unwrap();
+        }
 
-    async fn delete_seal(&self, tenant: &str, seq: u64) {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(seal_pk(tenant), &seal_sk(seq))))
-            .send()
-            .await
-            .unwrap();
-    }
+        async fn delete(&self, tenant: &str, id: &str) {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(record_pk(tenant, id), RECORD_SK)))
+                .send()
+                .await
+                .unwrap();
+        }
 
-    async fn overwrite_seal(&self, seal: &Seal) {
-        let b = &seal.statement.body;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(seal_pk(&b.tenant)))
-            .item("sk", s(seal_sk(b.seq)))
-            .item("to_pos", s(&b.to_pos))
-            .item("body", s(serde_json::to_string(seal).unwrap()))
-            .send()
-            .await
-            .unwrap();
+        async fn delete_seal(&self, tenant: &str, seq: u64) {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(seal_pk(tenant), &seal_sk(seq))))
+                .send()
+                .await
+                .unwrap();
+        }
+
+        async fn overwrite_seal(&self, seal: &Seal) {
+            let b = &seal.statement.body;
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(seal_pk(&b.tenant)))
+                .item("sk", s(seal_sk(b.seq)))
+                .item("to_pos", s(&b.to_pos))
+                .item("body", s(serde_json::to_string(seal).unwrap()))
+                .send()
+                .await
+                .unwrap();
+        }
     }
 }
