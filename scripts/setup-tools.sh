@@ -18,7 +18,7 @@ for a in "$@"; do
 done
 
 PY=${PYTHON:-python3}
-core=("moto[server,dynamodb,s3,ssm]==5.2.5" "cfn-lint==1.58.0" "schemathesis==4.32.5"
+core=("moto[server,dynamodb,s3,ssm,kms]==5.2.5" "cfn-lint==1.58.0" "schemathesis==4.32.5"
       "cryptography==50.0.2" "rfc8785==0.1.4")
 lambda_pkgs=("cargo-lambda==1.9.2" "ziglang==0.17.1")
 sam=("aws-sam-cli==1.170.0")

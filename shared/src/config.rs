@@ -19,6 +19,8 @@
 //! | `AUDITRAIL_SEAL_KEY` | secret the seal-signing P-256 key is derived from (≥ 32 bytes; embedded store) | generated into the data dir |
 //! | `AUDITRAIL_CURSOR_KEY_PARAMETER`, `AUDITRAIL_EXPORT_KEY_PARAMETER` | on AWS: names of SSM SecureString parameters holding those keys, read at start-up (the SAM template sets them) | — |
 //! | `AUDITRAIL_TABLE`, `AUDITRAIL_BUCKET` | DynamoDB table and S3 bucket | unset → embedded |
+//! | `AUDITRAIL_SEAL_KMS_KEY` | asymmetric KMS key (ECC_NIST_P256) that signs seals on AWS | a key derived from the export key |
+//! | `AUDITRAIL_SEAL_BUCKET` | S3 bucket with Object Lock (compliance mode) for seal digests | `AUDITRAIL_BUCKET` |
 //! | `AUDITRAIL_CHECK_ON_START` | `1`: check the table and bucket exist at start-up (two round trips) | `1` for `serve`, `0` in Lambda |
 
 use std::path::{Path, PathBuf};
@@ -67,6 +69,10 @@ pub struct Config {
     pub export_key_parameter: Option<String>,
     pub table: Option<String>,
     pub bucket: Option<String>,
+    /// The asymmetric KMS key (ECC_NIST_P256) seals are signed with on AWS.
+    pub seal_kms_key: Option<String>,
+    /// The Object Lock bucket seal digests are written to on AWS (default: `bucket`).
+    pub seal_bucket: Option<String>,
     /// Check at start-up that the table and bucket exist (`AUDITRAIL_CHECK_ON_START=1`; on by
     /// default for `auditrail serve`, off in Lambda so a cold start costs no extra round trips).
     pub check_on_start: bool,
@@ -121,6 +127,8 @@ impl Config {
             export_key_parameter: nonempty("AUDITRAIL_EXPORT_KEY_PARAMETER"),
             table: nonempty("AUDITRAIL_TABLE"),
             bucket: nonempty("AUDITRAIL_BUCKET"),
+            seal_kms_key: nonempty("AUDITRAIL_SEAL_KMS_KEY"),
+            seal_bucket: nonempty("AUDITRAIL_SEAL_BUCKET"),
             check_on_start: match nonempty("AUDITRAIL_CHECK_ON_START").as_deref() {
                 None | Some("0" | "false") => false,
                 Some("1" | "true") => true,
@@ -143,6 +151,8 @@ impl Config {
             export_key_parameter: None,
             table: None,
             bucket: None,
+            seal_kms_key: None,
+            seal_bucket: None,
             check_on_start: false,
         }
     }
@@ -226,7 +236,8 @@ impl Config {
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
         let s3 =
             aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
-        let blobs = S3BlobStore::new(s3, bucket.clone());
+        let blobs = S3BlobStore::new(s3.clone(), bucket.clone());
+        let seal_blobs = self.seal_bucket.clone().map(|b| S3BlobStore::new(s3, b));
         // A cold start makes at most one round trip before the first event: the keys' one
         // GetParameters. Checking the table and bucket costs two more; `serve` and
         // `AUDITRAIL_CHECK_ON_START=1` ask for it, so a typo fails at start-up, not at first use.
@@ -237,7 +248,16 @@ impl Config {
             )?;
         }
         let (cursor_key, export_key) = self.aws_keys(&sdk).await?;
-        Ok(App::new(records, blobs, &cursor_key, &export_key))
+        let mut app = App::new(records, blobs, &cursor_key, &export_key);
+        if let Some(seal_blobs) = seal_blobs {
+            app = app.with_seal_blobs(std::sync::Arc::new(seal_blobs));
+        }
+        // No call at start-up: the public key is fetched on first use (sealing, the seals route).
+        if let Some(key) = &self.seal_kms_key {
+            let kms = aws_sdk_kms::Client::new(&sdk);
+            app = app.with_signer(std::sync::Arc::new(crate::kms::KmsSigner::new(kms, key.clone())));
+        }
+        Ok(app)
     }
 
     /// Both keys on AWS storage: given directly, else read from their SSM parameters in one

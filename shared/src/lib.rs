@@ -19,6 +19,8 @@ pub mod ingest;
 pub mod integrity;
 pub mod jobs;
 pub mod json_bounds;
+#[cfg(feature = "aws")]
+pub mod kms;
 pub mod merkle;
 pub mod private_fs;
 pub mod query;

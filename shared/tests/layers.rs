@@ -17,7 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("leaf", &["task", "error", "json_bounds", "private_fs", "crypto", "merkle"]),
     ("record model", &["record", "seal"]),
     ("ports", &["store", "blob"]),
-    ("adapters", &["store::sqlite", "store::dynamodb", "blob::fs", "blob::s3"]),
+    ("adapters", &["store::sqlite", "store::dynamodb", "blob::fs", "blob::s3", "kms"]),
     ("core", &["query", "ingest", "auth", "access", "error_report"]),
     ("jobs", &["jobs", "export", "dpo", "retention", "integrity"]),
     ("wiring", &["config", "app", "housekeeping", "demo", "stream_worker"]),

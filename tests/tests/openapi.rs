@@ -198,3 +198,53 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         assert_ne!(r.status.as_u16(), 405, "{method} {path} is documented but not served");
     }
 }
+
+/// Tamper evidence as provisioned (docs/integrity.md): an asymmetric P-256 key only the
+/// scheduler may sign with, and a bucket whose digests are locked in compliance mode, which no
+/// function may delete from.
+#[test]
+fn the_seal_key_and_the_object_lock_bucket_are_least_privilege() {
+    let template = template();
+    // A resource's text: from its `  Name:` line to the next resource's.
+    let section = |start: &str| {
+        let from = template.find(start).unwrap_or_else(|| panic!("{start} in the template"));
+        let mut out = String::new();
+        for (i, line) in template[from..].lines().enumerate() {
+            let next_resource = line.len() > 2 && line.starts_with("  ") && line.as_bytes()[2].is_ascii_alphabetic();
+            if i > 0 && next_resource {
+                break;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    };
+    let key = section("  SealKey:\n");
+    assert!(key.contains("KeySpec: ECC_NIST_P256") && key.contains("KeyUsage: SIGN_VERIFY"), "{key}");
+    let bucket = section("  SealBucket:\n");
+    assert!(bucket.contains("Mode: COMPLIANCE") && bucket.contains("ObjectLockEnabled: true"), "{bucket}");
+    assert!(bucket.contains("Status: Enabled"), "Object Lock needs versioning");
+    let signers: Vec<&str> = [
+        "IngestFunction",
+        "QueryFunction",
+        "ExportsFunction",
+        "ExportWorkerFunction",
+        "DpoFunction",
+        "DpoWorkerFunction",
+        "ErrorReportsFunction",
+        "SchedulerFunction",
+    ]
+    .into_iter()
+    .filter(|f| section(&format!("  {f}:\n")).contains("kms:Sign"))
+    .collect();
+    assert_eq!(signers, ["SchedulerFunction"], "only the sealer signs");
+    for f in ["QueryFunction", "SchedulerFunction"] {
+        let s = section(&format!("  {f}:\n"));
+        assert!(s.contains("${SealBucket.Arn}/tenants/*/seals/*"), "{f} reads the digests");
+    }
+    assert!(!template.contains("s3:BypassGovernanceRetention") && !template.contains("s3:PutObjectRetention"));
+    let on_seal_bucket = |action: &str| {
+        template.lines().zip(template.lines().skip(1)).any(|(a, b)| a.contains(action) && b.contains("SealBucket.Arn"))
+    };
+    assert!(!on_seal_bucket("s3:DeleteObject"), "no function deletes a digest");
+}

@@ -113,4 +113,63 @@ mod tests {
     }
 
     crate::integrity_tests!(rig);
+
+    /// Seal digests in a bucket with Object Lock in compliance mode, as the SAM template makes
+    /// it: sealing writes them, verification reads them, and not even deleting the object's
+    /// version is allowed — history cannot be rewritten within the lock period.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seal_digests_in_an_object_lock_bucket_cannot_be_deleted() {
+        use aws_sdk_s3::types::{
+            DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+        };
+        let (store, blobs) = crate::testkit::moto::fresh().await;
+        let s3 = blobs.client.clone();
+        let name = format!("seals-{}", ulid::Ulid::generate().to_string().to_lowercase());
+        s3.create_bucket().bucket(&name).object_lock_enabled_for_bucket(true).send().await.unwrap();
+        let rule = ObjectLockRule::builder()
+            .default_retention(DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).days(1).build())
+            .build();
+        s3.put_object_lock_configuration()
+            .bucket(&name)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).rule(rule).build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let locked = crate::blob::s3::S3BlobStore::new(s3.clone(), name.clone());
+        let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32]).with_seal_blobs(Arc::new(locked));
+        let t = crate::testkit::conformance::tenant("locked");
+        let recs: Vec<_> = (0..5)
+            .map(|i| {
+                crate::testkit::conformance::rec(
+                    &t,
+                    &format!("r{i}"),
+                    i,
+                    "USER_LOGIN",
+                    "u",
+                    crate::record::ResultCode::Ok,
+                )
+            })
+            .collect();
+        app.records.append(&t, &recs).await.unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::minutes(5);
+        assert_eq!(app.sealing().seal_tenant(&t, later).await.unwrap().leaves, 5);
+        let key = crate::integrity::digest_key(&t, 0).unwrap();
+        let versions = s3.list_object_versions().bucket(&name).prefix(key.as_str()).send().await.unwrap();
+        let version = versions.versions()[0].version_id().unwrap().to_owned();
+        let head = s3.head_object().bucket(&name).key(key.as_str()).send().await.unwrap();
+        assert_eq!(head.object_lock_mode().map(|m| m.as_str()), Some("COMPLIANCE"));
+        let refused = s3.delete_object().bucket(&name).key(key.as_str()).version_id(&version).send().await;
+        assert!(refused.is_err(), "a locked digest version cannot be deleted");
+        let der = app.signer.public_key_der().await.unwrap();
+        let v = crate::integrity::verify::Verifier {
+            seals: &*app.seals,
+            records: &*app.records,
+            blobs: &*app.seal_blobs,
+            public_key: &der,
+        };
+        let rep = v.verify(&t, &Default::default()).await.unwrap();
+        assert!(rep.ok() && rep.records_checked == 5, "{:?}", rep.findings);
+    }
 }
