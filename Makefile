@@ -59,6 +59,7 @@ bench: tools
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dynamodb 100000
 	cargo run --release -p auditrail-bench -- --export 10000,1000000,5000000 --level 5,6
 	cargo run --release -p auditrail-bench -- --dpo 1000000 --subjects 100000
+	cargo run --release -p auditrail-bench -- --integrity 1000000
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dpo-dynamodb 20000 --subjects 2000
 	cargo build --release -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -p console
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --init target/release

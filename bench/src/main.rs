@@ -27,6 +27,7 @@ mod dpo;
 mod dynamo;
 mod export;
 mod init;
+mod integrity;
 
 #[derive(Parser)]
 struct Args {
@@ -63,6 +64,10 @@ struct Args {
     /// stub and the emulator.
     #[arg(long)]
     init: Option<std::path::PathBuf>,
+    /// Instead: tamper-evidence figures (stamping, sealing, proofs, verification) on this many
+    /// records of the embedded store.
+    #[arg(long)]
+    integrity: Option<usize>,
     /// Starts per function for the init figures.
     #[arg(long, default_value_t = 5)]
     init_runs: usize,
@@ -123,7 +128,7 @@ pub(crate) fn record(rng: &mut StdRng, i: usize, now: chrono::DateTime<Utc>) -> 
     r
 }
 
-fn batches(n: usize, seed: u64, now: chrono::DateTime<Utc>) -> Vec<String> {
+pub(crate) fn batches(n: usize, seed: u64, now: chrono::DateTime<Utc>) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n.div_ceil(1000))
         .map(|b| {
@@ -189,6 +194,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(n) = args.dpo_dynamodb {
         return dpo::dynamodb(n, args.subjects).await;
+    }
+    if let Some(n) = args.integrity {
+        return integrity::run(n).await;
     }
     if let Some(dir) = &args.init {
         return init::run(dir, args.init_runs.max(1)).await;
