@@ -87,7 +87,11 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
     let sizes: Vec<f64> = sizes.into_iter().map(|s| s as f64).collect();
     println!("| proof size (1000 random records) | {:.0} B average, {:.0} B largest |", avg(&sizes), max(&sizes));
-    println!("| proof verification (leaf, path, P-256 signature) | {:.0} µs average, {:.0} µs slowest |", avg(&verify_us), max(&verify_us));
+    println!(
+        "| proof verification (leaf, path, P-256 signature) | {:.0} µs average, {:.0} µs slowest |",
+        avg(&verify_us),
+        max(&verify_us)
+    );
     println!("| proof served (seal lookup, digest read, path) | {:.1} ms average |", avg(&prove_ms));
 
     let t = Instant::now();

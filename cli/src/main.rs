@@ -200,6 +200,10 @@ async fn main() -> anyhow::Result<()> {
             let state = AppState::from_config(&config).await?;
             if demo {
                 let created = auditrail_shared::demo::load(&*state.records, chrono::Utc::now(), demo_size).await?;
+                // Registered, so the background jobs (retention, sealing) find the demo tenants.
+                for tenant in auditrail_shared::demo::TENANTS {
+                    state.note_tenant(tenant).await?;
+                }
                 state.records.maintain().await?;
                 tracing::info!(created, tenants = ?auditrail_shared::demo::TENANTS, "demo data loaded");
             }

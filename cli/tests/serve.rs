@@ -232,3 +232,72 @@ async fn serve_reads_the_documented_auditrail_variables() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("AUDITRAIL_JWT_SECRET"));
 }
+
+/// Tamper evidence from the command line: `serve` seals on its own (`--seal-every`), `verify`
+/// passes on the honest store, names a record changed beneath the server, and refuses another
+/// key; `public-key` prints the key an auditor keeps.
+#[tokio::test]
+async fn serve_seals_and_verify_names_a_record_changed_beneath_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, base) = start(dir.path(), &["--demo", "--demo-size", "300", "--seal-every", "1"]).await;
+    let reader = token(dir.path(), "acme-contact", "compliance_analyst");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client.get(format!("{base}/v1/integrity/seals")).bearer_auth(&reader).send().await.unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        if body["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve sealed nothing within 30 s: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(server);
+
+    let run = |args: &[&str]| {
+        let out = bin().args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["seal"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(&["verify", "--tenant", "acme-contact"]);
+    assert!(ok && out.contains("OK: every sealed record verifies"), "{out}{err}");
+    assert!(out.contains("last seal: "), "{out}");
+    let (ok, pem, _) = run(&["public-key"]);
+    assert!(ok && pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+
+    // A result changed in the database file: named by record and kind, exit status 1.
+    let db = rusqlite::Connection::open(dir.path().join("auditrail.db")).unwrap();
+    let id: String = db
+        .query_row(
+            "SELECT id FROM records WHERE tenant = 'acme-contact' AND json_extract(body, '$.result') = 'OK' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute(
+        "UPDATE records SET body = json_set(body, '$.result', 'FAIL') WHERE tenant = 'acme-contact' AND id = ?1",
+        [&id],
+    )
+    .unwrap();
+    drop(db);
+    let (ok, out, _) = run(&["verify", "--tenant", "acme-contact", "--json"]);
+    assert!(!ok, "{out}");
+    let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = rep["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|f| f["kind"] == "modified" && f["record"] == id.as_str()), "{out}");
+    assert_eq!(findings.len(), 1, "only that record: {out}");
+
+    // Another tenant is untouched; another key is refused on every seal.
+    let (ok, out, err) = run(&["verify", "--tenant", "globex-care"]);
+    assert!(ok, "{out}{err}");
+    let other = dir.path().join("other.pem");
+    let key = auditrail_shared::seal::LocalSigner::from_secret(b"somebody else's seal secret, 32+ bytes");
+    std::fs::write(&other, auditrail_shared::seal::public_key_pem(key.public_der()).unwrap()).unwrap();
+    let (ok, out, _) = run(&["verify", "--tenant", "globex-care", "--public-key", other.to_str().unwrap()]);
+    assert!(!ok && out.contains("bad_signature"), "{out}");
+}
