@@ -107,8 +107,26 @@ mod tests {
     async fn rig() -> crate::testkit::integrity::Rig {
         static BOTH: tokio::sync::OnceCell<(super::DynamoStore, crate::blob::s3::S3BlobStore)> =
             tokio::sync::OnceCell::const_new();
+        static KEY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
         let (store, blobs) = BOTH.get_or_init(crate::testkit::moto::fresh).await.clone();
-        let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32]);
+        // Seals signed in the emulator's KMS, as on AWS.
+        let sdk = crate::testkit::moto::sdk_config(&crate::testkit::moto::endpoint()).await;
+        let kms = aws_sdk_kms::Client::new(&sdk);
+        let key = KEY
+            .get_or_init(|| async {
+                let k = kms
+                    .create_key()
+                    .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+                    .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+                    .send()
+                    .await
+                    .unwrap();
+                k.key_metadata.unwrap().key_id
+            })
+            .await
+            .clone();
+        let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32])
+            .with_signer(Arc::new(crate::kms::KmsSigner::new(kms, key)));
         crate::testkit::integrity::Rig { app, tamper: Arc::new(store) }
     }
 
