@@ -103,6 +103,14 @@ async fn records_prove_their_seal_and_an_erasure_keeps_them_proving() {
     bad.assert_problem(400);
     app.get("/v1/integrity/seals?limit=0", &analyst).await.assert_problem(400);
     app.get("/v1/integrity/seals?color=red", &analyst).await.assert_problem(400);
+    for huge in [
+        "/v1/integrity/seals?from=18446744073709551615",
+        "/v1/integrity/seals/18446744073709551615",
+        "/v1/integrity/consistency?from=0&to=18446744073709551615",
+        "/v1/integrity/consistency?from=-1&to=2",
+    ] {
+        app.get(huge, &analyst).await.assert_problem(400);
+    }
     // Roles: an agent and a DPO may not read proofs.
     app.get("/v1/events/c1/proof", &app.token("acme", &[Role::Agent])).await.assert_problem(403);
 

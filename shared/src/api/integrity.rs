@@ -32,6 +32,16 @@ fn check_id(id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// The largest sequence number a tenant could reach (a seal a second for 30,000 years).
+const MAX_SEQ: u64 = 1_000_000_000_000;
+
+fn check_seq(field: &str, seq: u64) -> ApiResult<()> {
+    if seq > MAX_SEQ {
+        return Err(ApiError::field(field, format!("a seal's sequence number, at most {MAX_SEQ}")));
+    }
+    Ok(())
+}
+
 async fn load(state: &AppState, p: &Principal, id: &str) -> ApiResult<Record> {
     check_id(id)?;
     state.records.get(&p.tenant_id, id).await?.ok_or_else(|| ApiError::NotFound(format!("no record `{id}`")))
@@ -114,6 +124,7 @@ pub async fn list_seals(
     uri: Uri,
 ) -> ApiResult<Json<SealPage>> {
     let q: SealParams = query(&uri)?;
+    check_seq("from", q.from)?;
     let limit = match q.limit {
         None => 100,
         Some(l @ 1..=500) => l as usize,
@@ -144,6 +155,7 @@ pub async fn seal_digest(
     Path(seq): Path<String>,
 ) -> ApiResult<Json<SealDigest>> {
     let seq: u64 = seq.parse().map_err(|_| ApiError::field("seq", "a seal's sequence number (0, 1, 2 …)"))?;
+    check_seq("seq", seq)?;
     let bytes = state
         .seal_blobs
         .get(&digest_key(&p.tenant_id, seq)?)
@@ -185,6 +197,8 @@ pub async fn consistency(
     uri: Uri,
 ) -> ApiResult<Json<Consistency>> {
     let q: ConsistencyParams = query(&uri)?;
+    check_seq("from", q.from)?;
+    check_seq("to", q.to)?;
     if q.from > q.to {
         return Err(ApiError::field("from", "must not be after `to`"));
     }
