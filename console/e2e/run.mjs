@@ -243,8 +243,25 @@ try {
     await page.getByText("session_id").waitFor();
     await page.getByRole("heading", { name: "Co-browsing timeline" }).waitFor();
     assert.ok((await page.locator(".timeline li").count()) > 0);
+    // serve seals the demo at start-up: the record's proof leads to a signed seal.
+    const id = decodeURIComponent(new URL(page.url()).pathname.slice("/records/".length));
+    const proof = await api("compliance_analyst", `/v1/events/${encodeURIComponent(id)}/proof`);
+    await page.getByRole("heading", { name: "Tamper evidence" }).waitFor();
+    await page.getByText(`Sealed in seal ${proof.statement.seq} on`).waitFor();
     await axe(page, "record detail");
     await shot(page, "record-detail");
+  });
+
+  await test("record detail opened from a shared link loads the record itself", async () => {
+    // A demo record (the newest records are this run's own searches, not sealed yet).
+    const one = (await api("compliance_analyst", `/v1/events?${apiWindow}&category=cobrowse&limit=1`)).items[0];
+    const fresh = await newPage();
+    await signIn(fresh, "compliance_analyst");
+    await go(fresh, `/records/${encodeURIComponent(one.id)}`);
+    await fresh.getByRole("heading", { name: `Record ${one.action}` }).waitFor();
+    await fresh.locator("dl.fields dd").getByText(one.id, { exact: true }).waitFor();
+    await fresh.getByText(/Sealed in seal \d+ on/).waitFor();
+    await fresh.close();
   });
 
   await test("sign-in log: password export → Successful → download → 7-Zip opens it with the password", async () => {

@@ -207,6 +207,11 @@ export const en = {
   "detail.end": "End",
   "detail.userActivity": "This user's activity",
   "detail.back": "Back to the activity log",
+  "detail.integrity": "Tamper evidence",
+  "detail.sealed": "Sealed in seal {seq} on {at}, and unchanged since: its proof leads to the signed seal.",
+  "detail.changed": "Changed after it was sealed: the record no longer gives the leaf sealed in seal {seq}.",
+  "detail.notSealed": "Not sealed yet: records are sealed every few minutes.",
+  "detail.erased": "Personal values anonymised by DPO erasure {jobs}; verified through their kept commitments.",
 } as const;
 
 export type Key = keyof typeof en;

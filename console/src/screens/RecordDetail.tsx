@@ -1,7 +1,7 @@
 // One record: every field; a co-browsing session's timeline; an asynchronous action's start, end and delay.
 import { useEffect, useState } from "preact/hooks";
 import { t, lang } from "../i18n";
-import { api, ok, type Schemas } from "../api/client";
+import { api, ok, ApiProblem, type Schemas } from "../api/client";
 import { seen } from "../records";
 import { linkClick } from "../router";
 import { zone, formatTime } from "../zone";
@@ -15,11 +15,45 @@ function flatten(prefix: string, v: unknown, out: [string, string][]) {
   }
 }
 
+/** Where the record stands in the tamper evidence: sealed and unchanged, changed, or not sealed yet. */
+function Integrity({ proof, unsealed }: { proof: Schemas["Proof"] | null; unsealed: boolean }) {
+  if (!proof && !unsealed) return null;
+  return (
+    <section aria-labelledby="integrity-h">
+      <h2 id="integrity-h">{t("detail.integrity")}</h2>
+      {unsealed && <p>{t("detail.notSealed")}</p>}
+      {proof && proof.leaf === proof.leaf_now && (
+        <p class="ok">
+          {t("detail.sealed", { seq: String(proof.statement.seq), at: formatTime(proof.statement.sealed_at, zone.value, lang.value) })}
+        </p>
+      )}
+      {proof && proof.leaf !== proof.leaf_now && (
+        <p class="error" role="alert">
+          {t("detail.changed", { seq: String(proof.statement.seq) })}
+        </p>
+      )}
+      {proof && proof.erased_by.length > 0 && <p>{t("detail.erased", { jobs: proof.erased_by.join(", ") })}</p>}
+    </section>
+  );
+}
+
 export function RecordDetail({ id }: { id: string }) {
-  const r = seen.get(id);
+  const [r, setR] = useState<Schemas["Record"] | undefined>(seen.get(id));
   const [timeline, setTimeline] = useState<Schemas["SessionEvent"][]>([]);
   const [trace, setTrace] = useState<Schemas["RequestTrace"] | null>(null);
+  const [proof, setProof] = useState<Schemas["Proof"] | null>(null);
+  const [unsealed, setUnsealed] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    // A shared link opens the record itself, not only one seen in a list.
+    if (!seen.get(id)) {
+      api.GET("/v1/events/{id}", { params: { path: { id }, query: { tz: zone.value } } }).then((x) => setR(ok(x))).catch(setError);
+    }
+    api
+      .GET("/v1/events/{id}/proof", { params: { path: { id } } })
+      .then((x) => setProof(ok(x)))
+      .catch((e) => (e instanceof ApiProblem && e.status === 409 ? setUnsealed(true) : setError(e)));
+  }, [id]);
   useEffect(() => {
     if (r?.session_id && r.category === "cobrowse") {
       api.GET("/v1/sessions/{session_id}/events", { params: { path: { session_id: r.session_id }, query: { tz: zone.value } } }).then((x) => setTimeline(ok(x).items)).catch(setError);
@@ -27,12 +61,13 @@ export function RecordDetail({ id }: { id: string }) {
     if (r?.correlation_id) {
       api.GET("/v1/requests/{correlation_id}", { params: { path: { correlation_id: r.correlation_id } } }).then((x) => setTrace(ok(x))).catch(setError);
     }
-  }, [id]);
+  }, [r?.id]);
   if (!r) {
     return (
       <section class="screen">
         <h1>{t("detail.title")}</h1>
         <p class="notice">{id}</p>
+        <ErrorBox error={error} />
         <a href="/activity" onClick={linkClick}>
           {t("detail.back")}
         </a>
@@ -40,7 +75,8 @@ export function RecordDetail({ id }: { id: string }) {
     );
   }
   const fields: [string, string][] = [];
-  flatten("", r, fields);
+  // The salt key and commitments are for verifiers, not readers: the integrity section says what they prove.
+  flatten("", { ...r, integrity: undefined }, fields);
   const tz = zone.value;
   return (
     <section class="screen">
@@ -69,6 +105,7 @@ export function RecordDetail({ id }: { id: string }) {
           </div>
         ))}
       </dl>
+      <Integrity proof={proof} unsealed={unsealed} />
       {trace && (
         <section>
           <h2>{t("detail.async")}</h2>
