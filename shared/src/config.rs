@@ -253,6 +253,8 @@ impl Config {
             app = app.with_seal_blobs(std::sync::Arc::new(seal_blobs));
         }
         // No call at start-up: the public key is fetched on first use (sealing, the seals route).
+        // Functions built without `kms` never sign nor publish the key, so they ignore it.
+        #[cfg(feature = "kms")]
         if let Some(key) = &self.seal_kms_key {
             let kms = aws_sdk_kms::Client::new(&sdk);
             app = app.with_signer(std::sync::Arc::new(crate::kms::KmsSigner::new(kms, key.clone())));

@@ -19,7 +19,7 @@ pub mod ingest;
 pub mod integrity;
 pub mod jobs;
 pub mod json_bounds;
-#[cfg(feature = "aws")]
+#[cfg(feature = "kms")]
 pub mod kms;
 pub mod merkle;
 pub mod private_fs;

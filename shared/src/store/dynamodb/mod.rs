@@ -103,13 +103,10 @@ mod tests {
 
     crate::conformance_tests!(store: store);
 
-    /// The integrity suite on one table and bucket of the emulator.
-    async fn rig() -> crate::testkit::integrity::Rig {
-        static BOTH: tokio::sync::OnceCell<(super::DynamoStore, crate::blob::s3::S3BlobStore)> =
-            tokio::sync::OnceCell::const_new();
+    /// Seals signed by a P-256 key in the emulator's KMS, as on AWS (one key for the process).
+    #[cfg(feature = "kms")]
+    async fn kms_signer() -> Arc<dyn crate::seal::SealSigner> {
         static KEY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-        let (store, blobs) = BOTH.get_or_init(crate::testkit::moto::fresh).await.clone();
-        // Seals signed in the emulator's KMS, as on AWS.
         let sdk = crate::testkit::moto::sdk_config(&crate::testkit::moto::endpoint()).await;
         let kms = aws_sdk_kms::Client::new(&sdk);
         let key = KEY
@@ -125,8 +122,17 @@ mod tests {
             })
             .await
             .clone();
-        let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32])
-            .with_signer(Arc::new(crate::kms::KmsSigner::new(kms, key)));
+        Arc::new(crate::kms::KmsSigner::new(kms, key))
+    }
+
+    /// The integrity suite on one table and bucket of the emulator.
+    async fn rig() -> crate::testkit::integrity::Rig {
+        static BOTH: tokio::sync::OnceCell<(super::DynamoStore, crate::blob::s3::S3BlobStore)> =
+            tokio::sync::OnceCell::const_new();
+        let (store, blobs) = BOTH.get_or_init(crate::testkit::moto::fresh).await.clone();
+        let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32]);
+        #[cfg(feature = "kms")]
+        let app = app.with_signer(kms_signer().await);
         crate::testkit::integrity::Rig { app, tamper: Arc::new(store) }
     }
 
