@@ -95,6 +95,14 @@ pub(crate) fn get_n(item: &Item, k: &str) -> Option<i64> {
 mod tests {
     use std::sync::Arc;
 
+    use async_trait::async_trait;
+
+    use super::keys::{RECORD_SK, record_pk};
+    use super::seals::{seal_pk, seal_sk};
+    use super::{DynamoStore, s};
+    use crate::record::Record;
+    use crate::seal::Seal;
+
     /// One table for every check of this process (each check uses its own tenant).
     async fn store() -> Arc<dyn crate::testkit::conformance::FullStore> {
         static STORE: tokio::sync::OnceCell<super::DynamoStore> = tokio::sync::OnceCell::const_new();
@@ -102,6 +110,53 @@ mod tests {
     }
 
     crate::conformance_tests!(store: store);
+
+    /// Writes beneath the port, for the integrity suite (`testkit::integrity`).
+    #[async_trait]
+    impl crate::testkit::integrity::Tamper for DynamoStore {
+        async fn overwrite(&self, r: &Record) {
+            self.insert(r).await;
+        }
+
+        async fn insert(&self, r: &Record) {
+            let item = super::records::record_item(r).unwrap();
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.unwrap();
+        }
+
+        async fn delete(&self, tenant: &str, id: &str) {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(record_pk(tenant, id), RECORD_SK)))
+                .send()
+                .await
+                .unwrap();
+        }
+
+        async fn delete_seal(&self, tenant: &str, seq: u64) {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(seal_pk(tenant), &seal_sk(seq))))
+                .send()
+                .await
+                .unwrap();
+        }
+
+        async fn overwrite_seal(&self, seal: &Seal) {
+            let b = &seal.statement.body;
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(seal_pk(&b.tenant)))
+                .item("sk", s(seal_sk(b.seq)))
+                .item("to_pos", s(&b.to_pos))
+                .item("body", s(serde_json::to_string(seal).unwrap()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
 
     /// Seals signed by a P-256 key in the emulator's KMS, as on AWS (one key for the process).
     #[cfg(feature = "kms")]

@@ -32,7 +32,7 @@ fn journal_pk(tenant: &str) -> String {
     format!("T#{tenant}#JNL")
 }
 
-fn seal_pk(tenant: &str) -> String {
+pub(super) fn seal_pk(tenant: &str) -> String {
     format!("T#{tenant}#SEAL")
 }
 
@@ -40,7 +40,7 @@ fn seal_pos_pk(tenant: &str) -> String {
     format!("T#{tenant}#SEALPOS")
 }
 
-fn seal_sk(seq: u64) -> String {
+pub(super) fn seal_sk(seq: u64) -> String {
     format!("{seq:012}")
 }
 
@@ -258,57 +258,5 @@ impl SealStore for DynamoStore {
 
     fn settle_time(&self) -> std::time::Duration {
         SETTLE
-    }
-}
-
-/// Writes beneath the port, for the integrity suite (`testkit::integrity`).
-#[cfg(any(test, feature = "testkit"))]
-mod tamper {
-    use super::*;
-
-    #[async_trait]
-    impl crate::testkit::integrity::Tamper for DynamoStore {
-        async fn overwrite(&self, r: &Record) {
-            self.insert(r).await;
-        }
-
-        async fn insert(&self, r: &Record) {
-            let item = super::super::records::record_item(r).unwrap();
-            self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.unwrap();
-        }
-
-        async fn delete(&self, tenant: &str, id: &str) {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(record_pk(tenant, id), RECORD_SK)))
-                .send()
-                .await
-                .unwrap();
-        }
-
-        async fn delete_seal(&self, tenant: &str, seq: u64) {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(seal_pk(tenant), &seal_sk(seq))))
-                .send()
-                .await
-                .unwrap();
-        }
-
-        async fn overwrite_seal(&self, seal: &Seal) {
-            let b = &seal.statement.body;
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(seal_pk(&b.tenant)))
-                .item("sk", s(seal_sk(b.seq)))
-                .item("to_pos", s(&b.to_pos))
-                .item("body", s(serde_json::to_string(seal).unwrap()))
-                .send()
-                .await
-                .unwrap();
-        }
     }
 }

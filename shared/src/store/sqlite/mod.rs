@@ -57,7 +57,12 @@ fn decode(body: &str) -> StoreResult<Record> {
 mod tests {
     use std::sync::{Arc, OnceLock};
 
+    use async_trait::async_trait;
+
     use super::SqliteStore;
+    use crate::record::Record;
+    use crate::seal::Seal;
+    use crate::store::StoreError;
 
     /// One store file shared by every check (each check uses its own tenant), like production.
     async fn store() -> Arc<dyn crate::testkit::conformance::FullStore> {
@@ -68,6 +73,73 @@ mod tests {
     }
 
     crate::conformance_tests!(store: store);
+
+    /// Writes beneath the port, for the integrity suite (`testkit::integrity`).
+    #[async_trait]
+    impl crate::testkit::integrity::Tamper for SqliteStore {
+        async fn overwrite(&self, r: &Record) {
+            let (body, r) = (serde_json::to_string(r).unwrap(), r.clone());
+            self.write(move |c| {
+                c.execute(
+                    "UPDATE records SET body = ?3, ts = ?4 WHERE tenant = ?1 AND id = ?2",
+                    rusqlite::params![r.tenant_id, r.id, body, r.occurred_at.timestamp_micros()],
+                )
+                .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        }
+
+        async fn insert(&self, r: &Record) {
+            let (body, r) = (serde_json::to_string(r).unwrap(), r.clone());
+            self.write(move |c| {
+                c.execute(
+                    "INSERT INTO records (tenant, id, ts, category, action, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    rusqlite::params![
+                        r.tenant_id,
+                        r.id,
+                        r.occurred_at.timestamp_micros(),
+                        r.category.as_str(),
+                        r.action,
+                        body
+                    ],
+                )
+                .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        }
+
+        async fn delete(&self, tenant: &str, id: &str) {
+            let (t, id) = (tenant.to_owned(), id.to_owned());
+            self.write(move |c| {
+                c.execute("DELETE FROM records WHERE tenant = ?1 AND id = ?2", [t, id]).map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        }
+
+        async fn delete_seal(&self, tenant: &str, seq: u64) {
+            let t = tenant.to_owned();
+            self.write(move |c| {
+                c.execute("DELETE FROM seals WHERE tenant = ?1 AND seq = ?2", rusqlite::params![t, seq as i64])
+                    .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        }
+
+        async fn overwrite_seal(&self, seal: &Seal) {
+            let body = serde_json::to_string(seal).unwrap();
+            let (t, seq) = (seal.statement.body.tenant.clone(), seal.seq() as i64);
+            self.write(move |c| {
+                c.execute("UPDATE seals SET body = ?3 WHERE tenant = ?1 AND seq = ?2", rusqlite::params![t, seq, body])
+                    .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        }
+    }
 
     /// The integrity suite on one shared store file and blob directory.
     async fn rig() -> crate::testkit::integrity::Rig {
