@@ -16,6 +16,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::integrity::digest_key;
 use crate::integrity::proof::{NoProof, Proof, prove};
+use crate::integrity::sealer::seals_through;
 use crate::merkle::{b64, consistency_proof};
 use crate::query::render_record;
 use crate::record::{Record, ResultCode};
@@ -202,16 +203,7 @@ pub async fn consistency(
     if q.from > q.to {
         return Err(ApiError::field("from", "must not be after `to`"));
     }
-    let mut seals: Vec<Seal> = Vec::new();
-    while seals.last().is_none_or(|s| s.seq() < q.to) {
-        let next = seals.last().map_or(0, |s| s.seq() + 1);
-        let page = state.seals.seals(&p.tenant_id, next, 1000).await?;
-        if page.is_empty() {
-            break;
-        }
-        seals.extend(page);
-    }
-    seals.truncate(q.to as usize + 1);
+    let seals = seals_through(&*state.seals, &p.tenant_id, Some(q.to)).await?;
     if seals.len() as u64 != q.to + 1 || seals.iter().enumerate().any(|(i, s)| s.seq() != i as u64) {
         return Err(ApiError::NotFound(format!("no unbroken chain of seals 0 to {}", q.to)));
     }

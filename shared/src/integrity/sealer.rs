@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::digest_key;
 use crate::merkle::{Hash, b64};
+use crate::record::Record;
 use crate::record::integrity::derive;
 use crate::seal::{DigestLeaf, PurgeNote, Seal, SealDigest, SealSigner, make_seal};
 use crate::store::{BlobStore, JournalEntry, SealStore, StoreError, StoreResult};
@@ -40,6 +41,15 @@ pub struct SealRun {
     pub repaired: u64,
 }
 
+/// The stored records among `ids`, by id (the store batches its own reads).
+pub async fn records_by_id(
+    store: &dyn SealStore,
+    tenant: &str,
+    ids: &[String],
+) -> StoreResult<HashMap<String, Record>> {
+    Ok(store.records_by_id(tenant, ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect())
+}
+
 /// The leaves of journal entries: the records stamped with each entry's batch, in entry order.
 pub async fn leaves_of(
     store: &dyn SealStore,
@@ -47,12 +57,7 @@ pub async fn leaves_of(
     entries: &[JournalEntry],
 ) -> StoreResult<Vec<(DigestLeaf, Hash)>> {
     let ids: Vec<String> = entries.iter().flat_map(|e| e.ids.iter().cloned()).collect();
-    let mut found = HashMap::new();
-    for chunk in ids.chunks(500) {
-        for r in store.records_by_id(tenant, chunk).await? {
-            found.insert(r.id.clone(), r);
-        }
-    }
+    let found = records_by_id(store, tenant, &ids).await?;
     let mut out = Vec::with_capacity(ids.len());
     for e in entries {
         for id in &e.ids {
@@ -75,6 +80,38 @@ pub async fn leaves_of(
     Ok(out)
 }
 
+/// A seal's interval re-derived from the journal: its leaves, and whether they still give the
+/// sealed root (what repair and verification do when the digest is missing).
+pub async fn interval_leaves(store: &dyn SealStore, seal: &Seal) -> StoreResult<(Vec<(DigestLeaf, Hash)>, bool)> {
+    let b = &seal.statement.body;
+    let entries = store.journal(&b.tenant, b.from_pos.as_deref(), Some(&b.to_pos), usize::MAX).await?;
+    let leaves = leaves_of(store, &b.tenant, &entries).await?;
+    let hashes: Vec<Hash> = leaves.iter().map(|l| l.1).collect();
+    let matches = b64(&crate::merkle::root(&hashes)) == b.root;
+    Ok((leaves, matches))
+}
+
+/// Every seal of a tenant in order, up to `until` (inclusive) when given.
+pub async fn seals_through(store: &dyn SealStore, tenant: &str, until: Option<u64>) -> StoreResult<Vec<Seal>> {
+    let mut out: Vec<Seal> = Vec::new();
+    loop {
+        let from = out.last().map_or(0, |s| s.seq() + 1);
+        if until.is_some_and(|u| from > u) {
+            break;
+        }
+        let page = store.seals(tenant, from, 500).await?;
+        let done = page.len() < 500;
+        out.extend(page);
+        if done {
+            break;
+        }
+    }
+    if let Some(u) = until {
+        out.retain(|s| s.seq() <= u);
+    }
+    Ok(out)
+}
+
 fn backend(e: anyhow::Error) -> StoreError {
     StoreError::Backend(e)
 }
@@ -90,11 +127,8 @@ impl Sealing {
         if self.blobs.get(&key).await?.is_some() {
             return Ok(false);
         }
-        let b = &seal.statement.body;
-        let entries = self.store.journal(&b.tenant, b.from_pos.as_deref(), Some(&b.to_pos), usize::MAX).await?;
-        let leaves = leaves_of(&*self.store, &b.tenant, &entries).await?;
-        let hashes: Vec<Hash> = leaves.iter().map(|l| l.1).collect();
-        if b64(&crate::merkle::root(&hashes)) != b.root {
+        let (leaves, matches) = interval_leaves(&*self.store, seal).await?;
+        if !matches {
             return Err(StoreError::Corrupt(format!(
                 "seal {} has no digest and its records no longer give its root; run `auditrail verify`",
                 seal.seq()

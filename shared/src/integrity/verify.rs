@@ -6,15 +6,16 @@
 //! against the retention purges noted in the journal), and the store's records against the seals
 //! (a record no seal covers and no pending journal entry lists was slipped in).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::digest_key;
+use super::sealer::{interval_leaves, records_by_id, seals_through};
 use crate::merkle::{Frontier, Hash, b64, root, unb64};
+use crate::record::Category;
 use crate::record::integrity::derive;
-use crate::record::{Category, Record};
 use crate::seal::{Seal, SealDigest, purge_cutoffs, unhash, verify_signature};
 use crate::store::{BlobStore, EventFilter, Order, PageRequest, RecordStore, SealStore, StoreError, StoreResult};
 
@@ -109,19 +110,6 @@ pub struct Verifier<'a> {
     pub public_key: &'a [u8],
 }
 
-async fn all_seals(store: &dyn SealStore, tenant: &str) -> StoreResult<Vec<Seal>> {
-    let mut out: Vec<Seal> = Vec::new();
-    loop {
-        let from = out.last().map_or(0, |s| s.seq() + 1);
-        let page = store.seals(tenant, from, 500).await?;
-        let done = page.len() < 500;
-        out.extend(page);
-        if done {
-            return Ok(out);
-        }
-    }
-}
-
 impl Verifier<'_> {
     async fn digest(&self, tenant: &str, seq: u64) -> StoreResult<Option<SealDigest>> {
         match self.blobs.get(&digest_key(tenant, seq)?).await? {
@@ -138,7 +126,7 @@ impl Verifier<'_> {
 
     pub async fn verify(&self, tenant: &str, opts: &Options) -> StoreResult<Report> {
         let mut rep = Report { tenant: tenant.to_owned(), ..Default::default() };
-        let seals = all_seals(self.seals, tenant).await?;
+        let seals = seals_through(self.seals, tenant, None).await?;
         rep.seals = seals.len() as u64;
 
         // 1. The chain: sequence, links, the log of seals, signatures.
@@ -214,11 +202,8 @@ impl Verifier<'_> {
             let Some(d) = self.digest(tenant, s.seq()).await? else {
                 // Without its digest the records cannot be named one by one; re-derive the
                 // interval from the journal and compare the root, and count its records as sealed.
-                let b = &s.statement.body;
-                let entries = self.seals.journal(tenant, b.from_pos.as_deref(), Some(&b.to_pos), usize::MAX).await?;
-                let leaves = crate::integrity::sealer::leaves_of(self.seals, tenant, &entries).await?;
-                let hashes: Vec<Hash> = leaves.iter().map(|l| l.1).collect();
-                let detail = if b64(&root(&hashes)) == b.root {
+                let (leaves, matches) = interval_leaves(self.seals, s).await?;
+                let detail = if matches {
                     "the seal's digest object is missing (its records still give its root)"
                 } else {
                     "the seal's digest object is missing, and its records no longer give its root"
@@ -239,7 +224,7 @@ impl Verifier<'_> {
             oldest = d.leaves.iter().map(|l| l.occurred_at).chain(oldest).min();
             let wanted: Vec<String> =
                 d.leaves.iter().filter(|l| in_window(l.occurred_at)).map(|l| l.id.clone()).collect();
-            let stored = self.by_id(tenant, &wanted).await?;
+            let stored = records_by_id(self.seals, tenant, &wanted).await?;
             for l in d.leaves.iter().filter(|l| in_window(l.occurred_at)) {
                 rep.records_checked += 1;
                 match stored.get(&l.id) {
@@ -272,7 +257,7 @@ impl Verifier<'_> {
                 })
                 .collect();
             let ids: Vec<String> = extra.iter().map(|e| e.0.clone()).collect();
-            let got = self.by_id(tenant, &ids).await?;
+            let got = records_by_id(self.seals, tenant, &ids).await?;
             for (id, batch) in &extra {
                 if got.get(id).is_some_and(|r| r.integrity.as_ref().is_some_and(|i| &i.batch == batch)) {
                     rep.find(Kind::Unsealed, Some(id), seq, "journaled in this seal's interval but not in the seal");
@@ -320,16 +305,6 @@ impl Verifier<'_> {
             }
         }
         Ok(rep)
-    }
-
-    async fn by_id(&self, tenant: &str, ids: &[String]) -> StoreResult<HashMap<String, Record>> {
-        let mut out = HashMap::new();
-        for chunk in ids.chunks(500) {
-            for r in self.seals.records_by_id(tenant, chunk).await? {
-                out.insert(r.id.clone(), r);
-            }
-        }
-        Ok(out)
     }
 }
 
