@@ -73,6 +73,11 @@ pub struct Page<T> {
     pub from: String,
     pub to: String,
     pub tz: Option<String>,
+    /// Present when the page ended before it was full because it reached the store's read budget
+    /// (on DynamoDB, a free text `q` or a rare combination of filters): the window is searched from
+    /// `to` back to this time (from `from` up to it, oldest first) and `next_cursor` searches on.
+    /// A page can then hold fewer items than `limit`, even none, and still have a next page.
+    pub searched_until: Option<String>,
 }
 
 /// Runs a listing, records the search as `op`'s audit action, and renders each record.
@@ -104,6 +109,7 @@ pub(super) async fn list<T: Serialize>(
         from: render_time(q.filter.from, q.tz),
         to: render_time(q.filter.to, q.tz),
         tz: q.tz.map(|z| z.name().to_owned()),
+        searched_until: page.searched_until.map(|t| render_time(t, q.tz)),
     }))
 }
 

@@ -205,6 +205,10 @@ pub struct RecordPage {
     pub stats: ReadStats,
     /// Which index served the page (for the planner report), e.g. `action`, `user`, `time`.
     pub plan: String,
+    /// Set when the store stopped reading before the page was full (DynamoDB's read budget, see
+    /// `dynamodb::READ_BUDGET`): every record of the window from its end back to this time (from
+    /// its start up to it, oldest first) has been searched; `next` continues from there.
+    pub searched_until: Option<DateTime<Utc>>,
 }
 
 /// Append-only record storage with idempotent writes and the access patterns of the spec.

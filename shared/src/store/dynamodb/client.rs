@@ -140,7 +140,7 @@ pub(crate) struct RawPage {
 }
 
 /// A read that DynamoDB answers page by page: a Query or a Scan.
-pub(crate) trait PagedRead: Sized {
+pub(crate) trait PagedRead: Sized + Clone {
     /// The same read, starting right after `key` (from the first item when `None`).
     fn after(self, key: Option<Item>) -> Self;
     /// Sends it for one page.
@@ -204,19 +204,35 @@ impl DynamoStore {
         let mut next = start;
         loop {
             let still = want.saturating_sub(items.len());
-            let page = retry_throttled(|| build(still).after(next.clone()).page(&self.table)).await?;
-            stats.queries += 1;
-            stats.items_read += page.scanned;
-            for item in &page.items {
-                if let Some(t) = keep(item)? {
-                    items.push(t);
-                }
-            }
-            next = page.last_evaluated_key;
+            let page = self.read_page(next, stats, build(still), &mut keep).await?;
+            items.extend(page.items);
+            next = page.next;
             if next.is_none() || items.len() >= want {
                 return Ok(Paged { items, next });
             }
         }
+    }
+
+    /// One page of `read` from `start` (retried while throttled), counted in `stats`; `keep`
+    /// decodes or drops each item.
+    pub(crate) async fn read_page<B: PagedRead, T>(
+        &self,
+        start: Option<Item>,
+        stats: &mut ReadStats,
+        read: B,
+        mut keep: impl FnMut(&Item) -> StoreResult<Option<T>>,
+    ) -> StoreResult<Paged<T>> {
+        let read = read.after(start);
+        let page = retry_throttled(|| read.clone().page(&self.table)).await?;
+        stats.queries += 1;
+        stats.items_read += page.scanned;
+        let mut items = Vec::new();
+        for item in &page.items {
+            if let Some(t) = keep(item)? {
+                items.push(t);
+            }
+        }
+        Ok(Paged { items, next: page.last_evaluated_key })
     }
 
     /// A strongly consistent GetItem, retried while throttled.

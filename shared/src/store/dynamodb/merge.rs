@@ -8,12 +8,19 @@
 use std::collections::{HashMap, VecDeque};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::DateTime;
 use serde_json::{Value, json};
 
 use super::keys::{Plan, RECORD_SK, Residual, index_name, plan, record_pk};
 use super::{DynamoStore, Item, decode, get_s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, PageRequest, ReadStats, RecordPage, StoreError, StoreResult};
+
+/// Items one page may have DynamoDB evaluate when part of the filter is a FilterExpression (free
+/// text, or a filter the chosen index does not serve): past it the page ends, possibly short or
+/// empty, with a cursor to continue and `searched_until`, instead of reading a rare match's whole
+/// window in one request.
+pub const READ_BUDGET: u64 = 5_000;
 
 struct Stream {
     pk: String,
@@ -22,6 +29,19 @@ struct Stream {
     buf: VecDeque<(String, Record)>,
     exhausted: bool,
     last_returned: Option<String>,
+    /// Pages in a row that kept nothing: the next one asks for twice as many items.
+    dry: u32,
+}
+
+impl Stream {
+    fn needs_read(&self) -> bool {
+        self.buf.is_empty() && !self.exhausted
+    }
+
+    /// How far this partition has been read: its last evaluated key, else what it last returned.
+    fn frontier(&self) -> Option<String> {
+        self.start.as_ref().and_then(|k| get_s(k, "tsid").map(str::to_owned)).or_else(|| self.last_returned.clone())
+    }
 }
 
 /// The FilterExpression for what the index does not apply.
@@ -82,33 +102,28 @@ async fn fetch(
         (":hi".to_string(), AttributeValue::S(format!("{:020}", f.to.timestamp_micros()))),
     ]);
     let filter = filter_expression(&plan.residual, &mut names, &mut values);
-    // With a filter DynamoDB may return nothing from a full page; keep reading until something
-    // matches or the partition ends.
-    if !st.buf.is_empty() || st.exhausted {
-        return Ok(());
-    }
-    let query = |_| {
-        store
-            .client
-            .query()
-            .table_name(&store.table)
-            .index_name(super::keys::gsi(plan.index))
-            .key_condition_expression("#p = :p AND tsid BETWEEN :lo AND :hi")
-            .set_expression_attribute_names(Some(names.clone()))
-            .set_expression_attribute_values(Some(values.clone()))
-            .set_filter_expression(filter.clone())
-            .scan_index_forward(f.order == Order::OldestFirst)
-            .limit(want.clamp(1, 1000) as i32)
-    };
+    let query = store
+        .client
+        .query()
+        .table_name(&store.table)
+        .index_name(super::keys::gsi(plan.index))
+        .key_condition_expression("#p = :p AND tsid BETWEEN :lo AND :hi")
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .set_filter_expression(filter)
+        .scan_index_forward(f.order == Order::OldestFirst)
+        .limit(want.clamp(1, 1000) as i32);
     let keep = |item: &Item| Ok(Some((get_s(item, "tsid").unwrap_or_default().to_owned(), decode(item)?)));
-    let read = store.read_pages(st.start.take(), 1, stats, query, keep).await?;
+    let read = store.read_page(st.start.take(), stats, query, keep).await?;
+    st.dry = if read.items.is_empty() { st.dry + 1 } else { 0 };
     st.buf.extend(read.items);
     st.exhausted = read.next.is_none();
     st.start = read.next;
     Ok(())
 }
 
-/// Runs `plan` for one page.
+/// Runs `plan` for one page; with a `budget`, a page whose plan leaves a filter to DynamoDB stops
+/// once that many items have been evaluated (see [`READ_BUDGET`]).
 async fn run_plan(
     store: &DynamoStore,
     tenant: &str,
@@ -116,7 +131,9 @@ async fn run_plan(
     plan: Plan,
     limit: usize,
     after: Option<&Value>,
+    budget: Option<u64>,
 ) -> StoreResult<RecordPage> {
+    let budget = budget.filter(|_| !plan.residual.is_empty());
     let newest = f.order == Order::NewestFirst;
     let need = limit + 1;
     let (first_group, resume): (usize, HashMap<String, Option<String>>) = match after {
@@ -134,6 +151,9 @@ async fn run_plan(
             (g as usize, s)
         }
     };
+    // How far the page this cursor came from had searched, if it stopped on its budget.
+    let carried_frontier = after.and_then(|p| p.get("u")).and_then(Value::as_str).map(str::to_owned);
+    let mut stopped: Option<(usize, Vec<Stream>)> = None;
     let mut stats = ReadStats::default();
     let mut out: Vec<(usize, String, String, Record)> = Vec::with_capacity(need);
     'groups: for (gi, group) in plan.groups.iter().enumerate().skip(first_group) {
@@ -147,15 +167,32 @@ async fn run_plan(
                     buf: VecDeque::new(),
                     exhausted: false,
                     last_returned: last,
+                    dry: 0,
                 }
             })
             .collect();
         loop {
-            let remaining = need - out.len();
-            let share = remaining.div_ceil(streams.len()) + 1;
-            for st in streams.iter_mut() {
-                if st.buf.is_empty() && !st.exhausted {
-                    fetch(store, &plan, f, st, share, &mut stats).await?;
+            // A round: every partition without a head reads one page (twice as many items as the
+            // last one if that kept nothing), sharing what is left of the budget; the merge goes
+            // on only once every partition has a head or has ended.
+            let needy = streams.iter().filter(|s| s.needs_read()).count();
+            if needy > 0 {
+                // Nothing read yet, every partition reads at least one item: a page always moves on.
+                let left = budget.map(|b| {
+                    (b.saturating_sub(stats.items_read) as usize / needy).max(usize::from(stats.items_read == 0))
+                });
+                if left == Some(0) {
+                    stopped = Some((gi, streams));
+                    break 'groups;
+                }
+                let remaining = need - out.len();
+                let share = remaining.div_ceil(streams.len()) + 1;
+                for st in streams.iter_mut().filter(|s| s.needs_read()) {
+                    let want = share.saturating_mul(1 << st.dry.min(10)).min(left.unwrap_or(usize::MAX));
+                    fetch(store, &plan, f, st, want, &mut stats).await?;
+                }
+                if streams.iter().any(Stream::needs_read) {
+                    continue;
                 }
             }
             let best = streams
@@ -175,6 +212,45 @@ async fn run_plan(
     }
     let more = out.len() > limit;
     out.truncate(limit);
+    let records_time = |tsid: &str| {
+        tsid.split_once('#').and_then(|(ts, _)| ts.parse::<i64>().ok()).and_then(DateTime::from_timestamp_micros)
+    };
+    if let Some((g, streams)) = stopped {
+        // Stopped on the budget in group `g`: each partition resumes where it was read to (a
+        // partition that had a head resumes after what it returned, re-reading its head), and
+        // the window is searched as far as the least advanced partition that has not ended.
+        let mut s = serde_json::Map::new();
+        for st in &streams {
+            let at = if st.needs_read() { st.frontier() } else { st.last_returned.clone() };
+            s.insert(st.pk.clone(), at.map(Value::String).unwrap_or(Value::Null));
+        }
+        let unended: Vec<Option<String>> = streams.iter().filter(|st| !st.exhausted).map(Stream::frontier).collect();
+        let least = if unended.iter().any(Option::is_none) {
+            None
+        } else {
+            let known = unended.into_iter().flatten();
+            if newest { known.max() } else { known.min() }
+        };
+        // Without a frontier for every partition, what is surely searched is up to the last
+        // record returned, or what the previous page had searched.
+        let last_out = out.last().map(|(.., t, _)| t.clone());
+        let frontier = least.or(last_out).or(carried_frontier);
+        let searched_until = frontier.as_deref().and_then(records_time);
+        let mut position = json!({"g": g, "s": s});
+        if let Some(u) = frontier {
+            position["u"] = Value::String(u);
+        }
+        let records: Vec<Record> = out.into_iter().map(|(.., r)| r).collect();
+        stats.items_returned = records.len() as u64;
+        let searched_until = searched_until.or(Some(if newest { f.to } else { f.from }));
+        return Ok(RecordPage {
+            records,
+            next: Some(position),
+            stats,
+            plan: index_name(plan.index).to_owned(),
+            searched_until,
+        });
+    }
     let next = if more {
         let g = out.last().map(|(g, ..)| *g).unwrap_or(0);
         let mut s = serde_json::Map::new();
@@ -189,7 +265,7 @@ async fn run_plan(
     };
     let records: Vec<Record> = out.into_iter().map(|(.., r)| r).collect();
     stats.items_returned = records.len() as u64;
-    Ok(RecordPage { records, next, stats, plan: index_name(plan.index).to_owned() })
+    Ok(RecordPage { records, next, stats, plan: index_name(plan.index).to_owned(), searched_until: None })
 }
 
 pub(super) async fn run(
@@ -198,7 +274,7 @@ pub(super) async fn run(
     f: &EventFilter,
     page: PageRequest,
 ) -> StoreResult<RecordPage> {
-    run_plan(store, tenant, f, plan(tenant, f), page.limit.max(1), page.after.as_ref()).await
+    run_plan(store, tenant, f, plan(tenant, f), page.limit.max(1), page.after.as_ref(), Some(store.read_budget)).await
 }
 
 /// The oldest `limit` records of the filter through the time index (the purge's read path).
@@ -210,5 +286,6 @@ pub(super) async fn run_on_time_index(
 ) -> StoreResult<Vec<Record>> {
     let mut p = plan(tenant, &EventFilter { categories: Vec::new(), ..f.clone() });
     p.residual.categories = f.categories.iter().map(|c| c.as_str().to_owned()).collect();
-    Ok(run_plan(store, tenant, f, p, limit, None).await?.records)
+    // No budget: retention must reach the oldest records of a rare category, however far in.
+    Ok(run_plan(store, tenant, f, p, limit, None, None).await?.records)
 }

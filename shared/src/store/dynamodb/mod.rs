@@ -52,11 +52,21 @@ pub struct DynamoStore {
     pub(crate) client: Client,
     pub(crate) table: String,
     counters: Arc<Counters>,
+    /// Items a listing page may evaluate through a FilterExpression ([`merge::READ_BUDGET`]).
+    pub(crate) read_budget: u64,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), counters: Arc::new(Counters::default()) }
+        Self { client, table: table.into(), counters: Arc::new(Counters::default()), read_budget: merge::READ_BUDGET }
+    }
+
+    /// The same store with another read budget per listing page (tests use a tiny one so that
+    /// pages stop on it over a few records).
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn with_read_budget(mut self, items: u64) -> Self {
+        self.read_budget = items.max(1);
+        self
     }
 
     pub fn counters(&self) -> &Counters {
@@ -250,5 +260,47 @@ mod tests {
         };
         let rep = v.verify(&t, &Default::default()).await.unwrap();
         assert!(rep.ok() && rep.records_checked == 5, "{:?}", rep.findings);
+    }
+
+    /// A rare text on a read budget: pages end short with a cursor and say how far the window is
+    /// searched; followed to the end they find exactly the matches, never over the budget.
+    #[tokio::test]
+    async fn a_rare_text_is_searched_page_by_page_within_the_read_budget() {
+        use crate::store::{PageRequest, RecordStore};
+        use crate::testkit::conformance::{rec, t0, window};
+        let store = crate::testkit::moto::fresh().await.0.with_read_budget(10);
+        let tenant = crate::testkit::conformance::tenant("budget");
+        let recs: Vec<Record> = (0..60)
+            .map(|i| {
+                let mut r = rec(&tenant, &format!("r{i:02}"), i, "CONTACT", "ann", crate::record::ResultCode::Ok);
+                let text = if i % 25 == 3 { "invoice ČEZ-7" } else { "routine" };
+                r.description = Some(serde_json::json!(text));
+                r
+            })
+            .collect();
+        store.append(&tenant, &recs).await.unwrap();
+        let mut f = window();
+        f.text = Some("čez-7".into());
+        let (mut found, mut after, mut last_searched, mut pages) = (Vec::new(), None, f.to, 0);
+        loop {
+            let page = store.query(&tenant, &f, PageRequest { limit: 5, after }).await.unwrap();
+            pages += 1;
+            assert!(page.stats.items_read <= 10, "page {pages} evaluated {} items", page.stats.items_read);
+            found.extend(page.records.iter().map(|r| r.id.clone()));
+            if let Some(u) = page.searched_until {
+                assert!(u <= last_searched && u >= t0(), "page {pages}: searched until {u}, before {last_searched}");
+                last_searched = u;
+            }
+            match page.next {
+                Some(p) => after = Some(p),
+                None => break,
+            }
+        }
+        assert_eq!(found, ["r53", "r28", "r03"]);
+        assert!(pages >= 6, "60 records on a budget of 10 take several pages, not {pages}");
+        assert!(
+            last_searched <= t0() + chrono::Duration::minutes(3),
+            "the last short page searched to the oldest match"
+        );
     }
 }

@@ -37,6 +37,8 @@ const SCHEMA: &str = include_str!("schema.sql");
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// The rows a first round of a free-text race may read per source (`records::race`).
+    text_budget: usize,
 }
 
 struct Inner {

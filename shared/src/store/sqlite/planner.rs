@@ -1,6 +1,12 @@
 //! The query planner: a filter becomes one indexed query per combination of its multi-valued
 //! equalities (actions × categories × the two user columns), each ordered by time then id and
 //! limited to the page, so the first page never sorts a whole range; `records` merges them.
+//!
+//! Free text (`q`) is served from one of two sources (`records` races them, see there): the
+//! trigram index `records_text` (the candidates it names, joined to their rows) or a bounded
+//! window of the equality index (at most `n` rows per branch, each checked). Either way every row
+//! returned is checked with the same folded substring test, so the index only has to name a
+//! superset.
 
 use rusqlite::types::Value as SqlValue;
 
@@ -15,7 +21,55 @@ pub(super) struct Branch {
     pub index: &'static str,
 }
 
-pub(super) fn plan(tenant: &str, f: &EventFilter, after: Option<(i64, String)>, limit: usize) -> Vec<Branch> {
+/// Where a branch reads its rows from.
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// The equality indexes (the text, if any, checked on every row of the range).
+    Indexes,
+    /// The rows the trigram index names for this `MATCH` expression (see [`trigram_match`]).
+    Text(&'a str),
+    /// The first `n` rows of each branch's index range; the third column is the body only for a
+    /// row whose text matches (NULL otherwise), so the caller knows how far each branch read.
+    Window(usize),
+}
+
+/// The low 40 bits of a text-index row id: the record's `seq` (the day is above them).
+pub(super) const SEQ_MASK: i64 = (1 << 40) - 1;
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The text-index row ids of a filter's window: from its first day's to its last day's (see
+/// `schema.sql`), whatever the tenant.
+pub(super) fn text_rowids(f: &EventFilter) -> (i64, i64) {
+    let first = micros(f.from).div_euclid(DAY_MICROS).max(0);
+    let last = (micros(f.to) - 1).div_euclid(DAY_MICROS).max(0);
+    (first << 40, (last << 40) | SEQ_MASK)
+}
+
+/// The `MATCH` expression for a folded search text: every distinct trigram of it, AND-ed (the
+/// index keeps no positions, so this names a superset of the rows that contain the text; the
+/// substring test decides). At most 16 trigrams, spread over the text. `None` below three
+/// characters, where the index cannot help.
+pub(super) fn trigram_match(folded: &str) -> Option<String> {
+    let chars: Vec<char> = folded.chars().collect();
+    if chars.len() < 3 {
+        return None;
+    }
+    let mut grams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+    let mut seen = std::collections::HashSet::new();
+    grams.retain(|g| seen.insert(g.clone()));
+    let step = grams.len().div_ceil(16);
+    let picked: Vec<String> =
+        grams.iter().step_by(step.max(1)).map(|g| format!("\"{}\"", g.replace('"', "\"\""))).collect();
+    Some(picked.join(" AND "))
+}
+
+pub(super) fn plan(
+    tenant: &str,
+    f: &EventFilter,
+    after: Option<(i64, String)>,
+    limit: usize,
+    source: Source<'_>,
+) -> Vec<Branch> {
     let desc = f.order == Order::NewestFirst;
     // Equalities shared by every branch.
     let mut common: Vec<(&'static str, SqlValue)> = Vec::new();
@@ -68,8 +122,27 @@ pub(super) fn plan(tenant: &str, f: &EventFilter, after: Option<(i64, String)>, 
     variants
         .into_iter()
         .map(|eqs| {
-            let mut sql = String::from("SELECT ts, id, body FROM records WHERE tenant = ?1 AND ts >= ?2 AND ts < ?3");
             let mut params: Vec<SqlValue> = vec![tenant.to_owned().into(), micros(f.from).into(), micros(f.to).into()];
+            let mut sql = match source {
+                // The index's candidates drive the join (CROSS JOIN keeps that order): at most
+                // the few rows it names are read, whatever the window.
+                Source::Text(m) => {
+                    let (lo, hi) = text_rowids(f);
+                    params.extend([m.to_owned().into(), lo.into(), hi.into()]);
+                    let n = params.len();
+                    format!(
+                        "SELECT ts, id, body FROM records_text CROSS JOIN records \
+                         ON records.seq = (records_text.rowid & {SEQ_MASK}) \
+                         WHERE records_text MATCH ?{} AND records_text.rowid BETWEEN ?{} AND ?{n} \
+                         AND tenant = ?1 AND ts >= ?2 AND ts < ?3",
+                        n - 2,
+                        n - 1
+                    )
+                }
+                Source::Indexes | Source::Window(_) => {
+                    String::from("SELECT ts, id, body FROM records WHERE tenant = ?1 AND ts >= ?2 AND ts < ?3")
+                }
+            };
             // The index SQLite is expected to use: the most selective equality, in this order.
             let index =
                 ["session_id", "correlation_id", "employee_id", "user_id", "username", "action", "category", "result"]
@@ -82,12 +155,12 @@ pub(super) fn plan(tenant: &str, f: &EventFilter, after: Option<(i64, String)>, 
                 let col = if col == "user_id" { "username IS NULL AND user_id" } else { col };
                 sql.push_str(&format!(" AND {col} = ?{}", params.len()));
             }
-            if let Some(t) = &f.text {
+            let text_test = f.text.as_ref().map(|t| {
                 params.push(fold(t).into());
-                sql.push_str(&format!(
-                    " AND instr(auditrail_fold(json_extract(body, '$.description')), ?{}) > 0",
-                    params.len()
-                ));
+                format!("instr(auditrail_fold(json_extract(body, '$.description')), ?{}) > 0", params.len())
+            });
+            if let (Some(test), Source::Indexes | Source::Text(_)) = (&text_test, source) {
+                sql.push_str(&format!(" AND {test}"));
             }
             if let Some((ts, id)) = &after {
                 params.push((*ts).into());
@@ -95,7 +168,13 @@ pub(super) fn plan(tenant: &str, f: &EventFilter, after: Option<(i64, String)>, 
                 let op = if desc { "<" } else { ">" };
                 sql.push_str(&format!(" AND (ts, id) {op} (?{}, ?{})", params.len() - 1, params.len()));
             }
-            sql.push_str(&format!(" ORDER BY ts {order}, id {order} LIMIT {}", limit + 1));
+            match (source, text_test) {
+                (Source::Window(n), Some(test)) => {
+                    sql.push_str(&format!(" ORDER BY ts {order}, id {order} LIMIT {}", n.min(i64::MAX as usize)));
+                    sql = format!("SELECT ts, id, CASE WHEN {test} THEN body END FROM ({sql})");
+                }
+                _ => sql.push_str(&format!(" ORDER BY ts {order}, id {order} LIMIT {}", limit + 1)),
+            }
             Branch { sql, params, index }
         })
         .collect()

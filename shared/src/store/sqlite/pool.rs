@@ -26,6 +26,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+fn table_exists(conn: &Connection, name: &str) -> StoreResult<bool> {
+    conn.query_row("SELECT count(*) FROM sqlite_schema WHERE name = ?1", [name], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
+        .map_err(StoreError::backend)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
@@ -42,11 +48,29 @@ impl SqliteStore {
         // Nine indexes over millions of rows: a 2 MB default page cache turns every insert into
         // random reads. 64 MiB keeps the index pages the writer touches in memory.
         conn.pragma_update(None, "cache_size", -65_536).map_err(StoreError::backend)?;
-        conn.execute_batch(SCHEMA).map_err(StoreError::backend)?;
+        // A store from before the text index gets it filled once, in the transaction that
+        // creates it.
+        let had_records = table_exists(&conn, "records")?;
+        let had_text = table_exists(&conn, "records_text")?;
+        let tx = conn.unchecked_transaction().map_err(StoreError::backend)?;
+        tx.execute_batch(SCHEMA).map_err(StoreError::backend)?;
+        if had_records && !had_text {
+            super::records::index_all_text(&tx)?;
+        }
+        tx.commit().map_err(StoreError::backend)?;
         conn.execute_batch("PRAGMA optimize=0x10002;").map_err(StoreError::backend)?;
         Ok(Self {
             inner: Arc::new(Inner { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) }),
+            text_budget: super::records::TEXT_BUDGET,
         })
+    }
+
+    /// The same store with another first-round budget for free-text pages (tests use a tiny one
+    /// so that the bounded scan and its growth run on a few records).
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn with_text_budget(mut self, rows: usize) -> Self {
+        self.text_budget = rows.max(1);
+        self
     }
 
     pub fn path(&self) -> &Path {

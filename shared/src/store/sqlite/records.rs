@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params_from_iter};
 use serde_json::json;
 
 use super::pairs::pair_upsert;
-use super::planner::plan;
+use super::planner::{Branch, Source, plan, text_rowids, trigram_match};
 use super::seals::insert_journal;
 use super::subjects::insert_subjects;
 use super::{SqliteStore, decode, micros};
@@ -53,6 +53,150 @@ fn record_row<'a>(
     )
 }
 
+/// What [`text_index`] does to the text index for some rows.
+#[derive(Clone, Copy)]
+enum TextOp {
+    /// Adds their entries (new rows, or rows just changed).
+    Index,
+    /// Removes their entries, before the rows change or go: FTS5's 'delete' with the text indexed.
+    Unindex,
+}
+
+/// Keeps the text index (`records_text`, see schema.sql) in step for the rows `cond` (on `?1`)
+/// selects, in row-id order.
+fn text_index(conn: &rusqlite::Connection, op: TextOp, cond: &str, arg: i64) -> StoreResult<()> {
+    let (cmd, col) = match op {
+        TextOp::Index => ("", ""),
+        TextOp::Unindex => ("records_text, ", "'delete', "),
+    };
+    conn.prepare_cached(&format!(
+        "INSERT INTO records_text({cmd}rowid, text) \
+         SELECT {col}((ts / 86400000000) << 40) | seq, auditrail_fold(json_extract(body, '$.description')) \
+         FROM records WHERE {cond} ORDER BY ((ts / 86400000000) << 40) | seq"
+    ))
+    .and_then(|mut s| s.execute([arg]))
+    .map_err(StoreError::backend)?;
+    Ok(())
+}
+
+/// Indexes the text of every record (a store from before the text index, once).
+pub(super) fn index_all_text(conn: &rusqlite::Connection) -> StoreResult<()> {
+    text_index(conn, TextOp::Index, "?1 = ?1", 0)
+}
+
+/// A row as a branch returns it: time, id and the body (`None`: read but not a match).
+type Row = (i64, String, Option<String>);
+/// A matching row: time, id, body.
+type Hit = (i64, String, String);
+/// Per branch: rows read, rows that matched.
+type Reads = Vec<(usize, usize)>;
+
+/// Runs every branch; returns the matching rows and, per branch, how many rows it read.
+fn run_branches(
+    conn: &rusqlite::Connection,
+    branches: &[Branch],
+    stats: &mut ReadStats,
+) -> StoreResult<(Vec<Hit>, Reads)> {
+    let mut rows = Vec::new();
+    let mut per_branch = Vec::with_capacity(branches.len());
+    for b in branches {
+        let mut stmt = conn.prepare_cached(&b.sql).map_err(StoreError::backend)?;
+        let it = stmt
+            .query_map(params_from_iter(b.params.iter()), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(StoreError::backend)?;
+        let (mut read, mut matched) = (0, 0);
+        for row in it {
+            let (ts, id, body): Row = row.map_err(StoreError::backend)?;
+            read += 1;
+            if let Some(body) = body {
+                matched += 1;
+                rows.push((ts, id, body));
+            }
+        }
+        stats.items_read += read as u64;
+        stats.queries += 1;
+        per_branch.push((read, matched));
+    }
+    Ok((rows, per_branch))
+}
+
+/// Serves a page with a text of three characters or more from the cheaper of two sources. The
+/// trigram index is asked how many rows it names (counted up to a budget); a rare text is served
+/// from those candidates alone. Otherwise the newest rows of the filter's own index are read, at
+/// most the budget per branch: done when every branch found more than a page or reached the end of
+/// its range. If not, the rows read say how dense the matches are, hence how many rows would fill
+/// the page: when the index names fewer (now counted up to 16 budgets), its candidates serve the
+/// page; else the window is read again with that many rows (at least four times the budget). A
+/// rare text in a busy window and a common text with a rare filter are both fast; a page reads a
+/// small multiple of what the cheaper source needs.
+#[allow(clippy::too_many_arguments)]
+fn race(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    f: &EventFilter,
+    after: Option<(i64, String)>,
+    limit: usize,
+    trigrams: &str,
+    first_budget: usize,
+    stats: &mut ReadStats,
+) -> StoreResult<(Vec<Hit>, String)> {
+    // Rows the index names in the window's days (any tenant), counted up to `upto` (an index
+    // lookup, not a read of the rows).
+    let (lo, hi) = text_rowids(f);
+    let count = |upto: usize, stats: &mut ReadStats| -> StoreResult<usize> {
+        let n = conn
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM records_text \
+                 WHERE records_text MATCH ?1 AND rowid BETWEEN ?2 AND ?3 LIMIT ?4)",
+            )
+            .and_then(|mut s| s.query_row(rusqlite::params![trigrams, lo, hi, upto as i64 + 1], |r| r.get::<_, i64>(0)))
+            .map_err(StoreError::backend)? as usize;
+        stats.queries += 1;
+        stats.items_read += n as u64;
+        Ok(n)
+    };
+    let cap = first_budget.saturating_mul(16);
+    let mut named = count(first_budget, stats)?;
+    let from_index = |stats: &mut ReadStats| -> StoreResult<(Vec<Hit>, String)> {
+        let branches = plan(tenant, f, after.clone(), limit, Source::Text(trigrams));
+        Ok((run_branches(conn, &branches, stats)?.0, "text".to_owned()))
+    };
+    if named <= first_budget {
+        return from_index(stats);
+    }
+    let mut budget = first_budget.max(limit + 1);
+    loop {
+        let branches = plan(tenant, f, after.clone(), limit, Source::Window(budget));
+        let (rows, per_branch) = run_branches(conn, &branches, stats)?;
+        if per_branch.iter().all(|&(read, matched)| read < budget || matched > limit) {
+            let name = branches.first().map(|b| b.index).unwrap_or("time");
+            return Ok((rows, format!("{name}+scan")));
+        }
+        // Rows each unfinished branch would need for a page, at the density it found.
+        let needs: Vec<usize> = per_branch
+            .iter()
+            .filter(|&&(read, matched)| read >= budget && matched <= limit)
+            .map(|&(read, matched)| (limit + 1).saturating_mul(read).checked_div(matched).unwrap_or(usize::MAX))
+            .collect();
+        let window_cost = needs.iter().fold(0usize, |a, n| a.saturating_add(*n));
+        if named == first_budget + 1 {
+            named = count(cap, stats)?;
+        }
+        if named <= cap && named <= window_cost {
+            return from_index(stats);
+        }
+        // A branch that matched nothing gives no estimate: it grows fourfold like the others.
+        let widest = needs.iter().copied().filter(|n| *n != usize::MAX).max().unwrap_or(0);
+        budget = budget.saturating_mul(4).max(widest.saturating_add(widest / 4)).min(MAX_WINDOW);
+    }
+}
+
+/// A window never asks SQLite for more rows than its LIMIT can hold (an integer).
+const MAX_WINDOW: usize = i64::MAX as usize;
+
+/// The rows a first round of [`race`] may read per source, by default.
+pub(super) const TEXT_BUDGET: usize = 2_000;
+
 #[async_trait]
 impl RecordStore for SqliteStore {
     async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
@@ -70,6 +214,10 @@ impl RecordStore for SqliteStore {
         let tenant = tenant.to_owned();
         self.write(move |conn| {
             let tx = conn.transaction().map_err(StoreError::backend)?;
+            // Rows inserted now take row ids above the largest one (no AUTOINCREMENT: max + 1).
+            let before: i64 = tx
+                .query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| r.get(0))
+                .map_err(StoreError::backend)?;
             let mut out = Vec::with_capacity(rows.len());
             {
                 let mut stmt = tx
@@ -101,6 +249,8 @@ impl RecordStore for SqliteStore {
                 .collect();
             if !created.is_empty() {
                 insert_journal(&tx, &tenant, &batch, &created, &[])?;
+                // The text index of the new rows, in one statement (see schema.sql).
+                text_index(&tx, TextOp::Index, "seq > ?1", before)?;
             }
             tx.commit().map_err(StoreError::backend)?;
             Ok(out)
@@ -133,23 +283,22 @@ impl RecordStore for SqliteStore {
             }
         };
         let limit = page.limit.max(1);
-        let branches = plan(tenant, filter, after, limit);
-        let desc = filter.order == Order::NewestFirst;
+        let first_budget = self.text_budget;
+        let filter = filter.clone();
+        let tenant = tenant.to_owned();
         self.read(move |conn| {
-            let mut rows: Vec<(i64, String, String)> = Vec::new();
+            let desc = filter.order == Order::NewestFirst;
             let mut stats = ReadStats::default();
-            let plan_name = branches.first().map(|b| b.index).unwrap_or("time").to_owned();
-            for b in &branches {
-                let mut stmt = conn.prepare_cached(&b.sql).map_err(StoreError::backend)?;
-                let it = stmt
-                    .query_map(params_from_iter(b.params.iter()), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .map_err(StoreError::backend)?;
-                for row in it {
-                    rows.push(row.map_err(StoreError::backend)?);
-                    stats.items_read += 1;
+            let folded = filter.text.as_deref().map(fold);
+            let trigrams = folded.as_deref().and_then(trigram_match);
+            let (mut rows, plan_name) = match &trigrams {
+                None => {
+                    let branches = plan(&tenant, &filter, after, limit, Source::Indexes);
+                    let name = branches.first().map(|b| b.index).unwrap_or("time").to_owned();
+                    (run_branches(conn, &branches, &mut stats)?.0, name)
                 }
-                stats.queries += 1;
-            }
+                Some(m) => race(conn, &tenant, &filter, after, limit, m, first_budget, &mut stats)?,
+            };
             rows.sort_by(|a, b| {
                 let o = (a.0, &a.1).cmp(&(b.0, &b.1));
                 if desc { o.reverse() } else { o }
@@ -160,7 +309,7 @@ impl RecordStore for SqliteStore {
             let next = if more { rows.last().map(|(ts, id, _)| json!({"ts": ts, "id": id})) } else { None };
             let records = rows.iter().map(|(_, _, body)| decode(body)).collect::<StoreResult<Vec<_>>>()?;
             stats.items_returned = records.len() as u64;
-            Ok(RecordPage { records, next, stats, plan: plan_name })
+            Ok(RecordPage { records, next, stats, plan: plan_name, searched_until: None })
         })
         .await
     }
@@ -192,6 +341,7 @@ impl RecordStore for SqliteStore {
             let mut out = Vec::with_capacity(rows.len());
             for (seq, body) in rows {
                 let rec = decode(&body)?;
+                text_index(&tx, TextOp::Unindex, "seq = ?1", seq)?;
                 tx.execute("DELETE FROM records WHERE seq = ?1", [seq]).map_err(StoreError::backend)?;
                 tx.execute("DELETE FROM subjects WHERE tenant = ?1 AND record_id = ?2", rusqlite::params![tenant, rec.id])
                     .map_err(StoreError::backend)?;
@@ -215,6 +365,14 @@ impl RecordStore for SqliteStore {
         let (tenant, r) = (tenant.to_owned(), r.clone());
         self.write(move |conn| {
             let tx = conn.transaction().map_err(StoreError::backend)?;
+            let seq: Option<i64> = tx
+                .query_row("SELECT seq FROM records WHERE tenant = ?1 AND id = ?2", [&tenant, &r.id], |row| row.get(0))
+                .optional()
+                .map_err(StoreError::backend)?;
+            let Some(seq) = seq else {
+                return Err(StoreError::NotFound);
+            };
+            text_index(&tx, TextOp::Unindex, "seq = ?1", seq)?;
             let n = tx
                 .execute(
                     "UPDATE records SET ts = ?3, category = ?4, action = ?5, user_id = ?6, username = ?7, employee_id = ?8, \
@@ -225,6 +383,7 @@ impl RecordStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
+            text_index(&tx, TextOp::Index, "seq = ?1", seq)?;
             tx.execute("DELETE FROM subjects WHERE tenant = ?1 AND record_id = ?2", rusqlite::params![tenant, r.id])
                 .map_err(StoreError::backend)?;
             insert_subjects(&tx, &tenant, &r)?;
@@ -258,5 +417,187 @@ impl RecordStore for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use serde_json::json;
+
+    use super::SqliteStore;
+    use crate::record::{Category, ResultCode};
+    use crate::store::{EventFilter, PageRequest, RecordStore, StoreError};
+    use crate::testkit::conformance::{rec, t0, window};
+
+    /// Terms of the trigram index that name at least one row.
+    async fn indexed_terms(store: &SqliteStore) -> Vec<String> {
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, records_text, 'row')",
+                )
+                .map_err(StoreError::backend)?;
+                let mut s = c.prepare("SELECT term FROM temp.vocab WHERE doc > 0").map_err(StoreError::backend)?;
+                s.query_map([], |r| r.get(0))
+                    .map_err(StoreError::backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap()
+    }
+
+    fn texted(tenant: &str, id: &str, minutes: i64, text: &str) -> crate::record::Record {
+        let mut r = rec(tenant, id, minutes, "LOGIN", "ann", ResultCode::Ok);
+        r.description = Some(json!({"note": text}));
+        r
+    }
+
+    async fn search(
+        store: &SqliteStore,
+        tenant: &str,
+        q: &str,
+        f: impl Fn(&mut EventFilter),
+    ) -> (Vec<String>, String, u64) {
+        let mut filter = window();
+        filter.text = Some(q.to_owned());
+        f(&mut filter);
+        let page = store.query(tenant, &filter, PageRequest { limit: 5, after: None }).await.unwrap();
+        (page.records.into_iter().map(|r| r.id).collect(), page.plan, page.stats.items_read)
+    }
+
+    #[tokio::test]
+    async fn a_rare_text_is_read_from_the_index_and_a_common_one_from_a_bounded_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap().with_text_budget(50);
+        let mut recs: Vec<_> = (0..400).map(|i| texted("t", &format!("c{i:03}"), i, "routine call Ω")).collect();
+        recs.push(texted("t", "rare", 500, "Faktura ČEZ-4471"));
+        recs.push(texted("t", "long-ago", -40 * 24 * 60, "Faktura ČEZ-4471"));
+        recs.push(texted("other", "theirs", 500, "Faktura ČEZ-4471"));
+        store.append("t", &recs[..402]).await.unwrap();
+        store.append("other", &recs[402..]).await.unwrap();
+
+        // A rare text: the index names two rows of the window's days (one of another tenant; not
+        // the one 40 days before), one is returned.
+        let (ids, plan, read) = search(&store, "t", "čez-44", |_| ()).await;
+        assert_eq!((ids, plan.as_str()), (vec!["rare".to_owned()], "text"));
+        assert_eq!(read, 3, "two candidates counted and one row read");
+        let (ids, _, _) = search(&store, "t", "čez-44", |f| f.from = t0() - Duration::days(41)).await;
+        assert_eq!(ids, ["rare", "long-ago"]);
+        // A common text: the newest rows of the time index, not every candidate of the index.
+        let (ids, plan, read) = search(&store, "t", "ROUTINE", |_| ()).await;
+        assert_eq!(ids, ["c399", "c398", "c397", "c396", "c395"]);
+        assert_eq!(plan, "time+scan");
+        assert!(read < 120, "read {read} rows for a page of 5");
+        // A common text with a filter that leaves few rows: the filter's index, then the text.
+        let (ids, plan, _) = search(&store, "t", "routine", |f| f.actions = vec!["LOGIN".into()]).await;
+        assert_eq!((ids.len(), plan.as_str()), (5, "action+scan"));
+        // Under three characters the index cannot help; the equality index is read as before.
+        let (ids, _, _) = search(&store, "t", "Ω", |f| f.from = t0() + Duration::minutes(398)).await;
+        assert_eq!(ids, ["c399", "c398"]);
+        // Case folding as everywhere: upper-case Czech finds lower-case and back.
+        assert_eq!(search(&store, "t", "FAKTURA čez", |_| ()).await.0, ["rare"]);
+    }
+
+    /// The whole database file after a checkpoint.
+    async fn file_bytes(store: &SqliteStore) -> Vec<u8> {
+        store.wipe_removed().await.unwrap();
+        std::fs::read(store.path()).unwrap()
+    }
+
+    fn holds(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn erasure_and_purge_leave_no_entry_of_the_old_text_in_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        // A Georgian name among ASCII text: the smallest trigram starting with a Georgian letter
+        // follows an ASCII term in the index, so its page stores it whole, bytes a probe can find.
+        let name = "Nino Beridze / ნინო ბერიძე +995 555 123 456";
+        let mut a = texted("t", "a", 1, "");
+        a.description = Some(json!(name));
+        store.append("t", &[a, texted("t", "b", 2, "xyz")]).await.unwrap();
+        let chars: Vec<char> = name.to_lowercase().chars().collect();
+        let probe = chars
+            .windows(3)
+            .map(|w| w.iter().collect::<String>())
+            .filter(|g| g.as_bytes()[0] >= 0xE1)
+            .min_by(|x, y| x.as_bytes().cmp(y.as_bytes()))
+            .unwrap();
+        // The row stays out of `body` in the probe: its text is compared in the index's pages.
+        let index_bytes = |store: &SqliteStore| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(|c| {
+                        let mut s = c.prepare("SELECT block FROM records_text_data").map_err(StoreError::backend)?;
+                        let blocks: Vec<Vec<u8>> = s
+                            .query_map([], |r| r.get(0))
+                            .map_err(StoreError::backend)?
+                            .collect::<Result<_, _>>()
+                            .map_err(StoreError::backend)?;
+                        Ok(blocks.concat())
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(holds(&index_bytes(&store).await, &probe), "the probe `{probe}` finds the indexed name");
+        let terms = indexed_terms(&store).await;
+        assert!(terms.contains(&"555".to_owned()) && terms.contains(&probe), "{terms:?}");
+
+        // Erasure replaces the description: the old text is neither found nor in the index, not
+        // even as a deleted entry on a page, nor anywhere in the file.
+        let mut a = store.get("t", "a").await.unwrap().unwrap();
+        a.description = Some(json!("{Anonymized by DPO}"));
+        store.replace("t", &a).await.unwrap();
+        assert!(search(&store, "t", "ნინო", |_| ()).await.0.is_empty());
+        assert_eq!(search(&store, "t", "anonymized", |_| ()).await.0, ["a"]);
+        let terms = indexed_terms(&store).await;
+        for gone in [probe.as_str(), "555", "nin", "456"] {
+            assert!(!terms.contains(&gone.to_owned()), "`{gone}` of the erased text is still indexed: {terms:?}");
+        }
+        assert!(!holds(&index_bytes(&store).await, &probe), "`{probe}` is still on an index page");
+        assert!(!holds(&file_bytes(&store).await, &probe), "`{probe}` is still in the database file");
+        // Purge by retention takes the records' entries with them.
+        let purged = store.purge("t", Category::SignIn, t0() + Duration::days(1), 10).await.unwrap();
+        assert_eq!(purged.len(), 2);
+        assert_eq!(indexed_terms(&store).await, Vec::<String>::new());
+    }
+
+    /// A text the index names often, none of it where the filter looks: the window grows until it
+    /// has read the filter's whole range (a branch that matched nothing must not make it ask SQLite
+    /// for an impossible LIMIT), and the page is rightly empty.
+    #[tokio::test]
+    async fn a_common_text_absent_from_the_filtered_rows_ends_in_an_empty_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap().with_text_budget(1);
+        let mut recs: Vec<_> = (0..40).map(|i| texted("t", &format!("l{i:02}"), i, "routine")).collect();
+        for i in 0..40 {
+            let mut r = rec("t", &format!("c{i:02}"), i, "CONTACT", "bob", ResultCode::Ok);
+            r.description = Some(json!("special offer"));
+            recs.push(r);
+        }
+        store.append("t", &recs).await.unwrap();
+        let (ids, plan, read) = search(&store, "t", "special", |f| f.actions = vec!["LOGIN".into()]).await;
+        assert_eq!((ids, plan.as_str()), (Vec::<String>::new(), "action+scan"));
+        assert!(read >= 40, "the whole LOGIN range was read: {read}");
+        assert_eq!(search(&store, "t", "special", |f| f.actions = vec!["CONTACT".into()]).await.0.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_the_index_is_indexed_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.append("t", &[texted("t", "old", 1, "before the index")]).await.unwrap();
+        store.write(|c| c.execute_batch("DROP TABLE records_text;").map_err(StoreError::backend)).await.unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let (ids, plan, _) = search(&store, "t", "the index", |_| ()).await;
+        assert_eq!((ids, plan.as_str()), (vec!["old".to_owned()], "text"));
     }
 }

@@ -27,6 +27,24 @@ CREATE INDEX IF NOT EXISTS rec_result      ON records(tenant, result, ts, id) WH
 CREATE INDEX IF NOT EXISTS rec_session     ON records(tenant, session_id, ts, id) WHERE session_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rec_correlation ON records(tenant, correlation_id, ts, id) WHERE correlation_id IS NOT NULL;
 
+-- Free text (`q`): a trigram index of each record's folded description (the text the `q` filter
+-- tests: a JSON description in its serialised form). Contentless (the text is only in `body`) and
+-- without positions (`detail=none`): it names candidate rows, the folded substring test decides.
+-- The store keeps it in step with `records` in the same transaction as every write (one statement
+-- per append: FTS5 flushes its pending terms at every statement, so row by row costs 5x more),
+-- erasure and purge (`records.rs`; not by triggers, which would need the folding function in
+-- every connection that ever edits the file). The 'delete' command must be given exactly the text
+-- indexed, so it is derived from the stored body before the row changes or goes; `secure-delete`
+-- then removes the row's entries from the index itself (not a delete marker beside them), so an
+-- erased text is gone from its pages too, which `secure_delete` overwrites. A row's id in the
+-- index is its day (UTC, since 1970) shifted left 40 bits, OR its `seq`: a search names only the
+-- candidates of its window's days (an FTS5 row-id range), not of the whole store. Rows go in in
+-- row-id order (FTS5 flushes its pending terms whenever a row id is not above the previous one).
+CREATE VIRTUAL TABLE IF NOT EXISTS records_text USING fts5(
+    text, content = '', detail = none, tokenize = 'trigram case_sensitive 1'
+);
+INSERT INTO records_text(records_text, rank) VALUES ('secure-delete', 1);
+
 -- Asynchronous actions paired at write time: one row per correlation id.
 CREATE TABLE IF NOT EXISTS requests (
     tenant         TEXT NOT NULL,
