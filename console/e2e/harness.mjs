@@ -9,7 +9,7 @@ import { chromium } from "playwright-core";
 
 export const ROOT = resolve(new URL("../..", import.meta.url).pathname);
 
-function freePort() {
+export function freePort() {
   return new Promise((res, rej) => {
     const s = net.createServer();
     s.listen(0, "127.0.0.1", () => {
@@ -20,20 +20,25 @@ function freePort() {
   });
 }
 
-export async function startServer() {
+/**
+ * `startTimeoutMs`: how long loading the demo data may take (a large `E2E_DEMO_SIZE` takes
+ * minutes); `port`: a port chosen beforehand (e.g. for an issuer's redirect URIs); `args` and
+ * `env`: more `serve` flags and variables (`AUDITRAIL_AUTH` is `local` unless `env` says otherwise).
+ */
+export async function startServer({ startTimeoutMs = 120_000, port, args = [], env = {} } = {}) {
   const bin = process.env.AUDITRAIL_BIN ?? join(ROOT, "target/debug/auditrail");
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run cargo build -p auditrail --all-features (after npm --prefix console run build)`);
   const dataDir = mkdtempSync(join(tmpdir(), "auditrail-e2e-"));
-  const port = await freePort();
+  port ??= await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(bin, ["--data-dir", dataDir, "serve", "--demo", "--demo-size", process.env.E2E_DEMO_SIZE ?? "2000", "--addr", `127.0.0.1:${port}`], {
+  const proc = spawn(bin, ["--data-dir", dataDir, "serve", "--demo", "--demo-size", process.env.E2E_DEMO_SIZE ?? "2000", "--addr", `127.0.0.1:${port}`, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, AUDITRAIL_AUTH: "local", RUST_LOG: "warn" },
+    env: { ...process.env, AUDITRAIL_AUTH: "local", RUST_LOG: "warn", ...env },
   });
   let log = "";
   proc.stdout.on("data", (d) => (log += d));
   proc.stderr.on("data", (d) => (log += d));
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`auditrail exited: ${log}`);
     try {

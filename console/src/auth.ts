@@ -1,5 +1,8 @@
 // Sign-in: the development sign-in (local mode) or OpenID Connect authorization code + PKCE
-// (oauth4webapi). The access token lives in memory only; it is refreshed before it expires.
+// (oauth4webapi). The session (tokens, expiry, roles) is kept in this tab's sessionStorage, as
+// oidc-client-ts does by default: a reload keeps the user signed in, closing the tab or signing
+// out ends it, and other tabs and windows never see it. The strict CSP (no inline or third-party
+// script) is what guards it; the access token is refreshed before it expires.
 import * as oauth from "oauth4webapi";
 import { signal } from "@preact/signals";
 
@@ -21,7 +24,29 @@ export interface Session {
   idToken?: string;
 }
 
-export const session = signal<Session | null>(null);
+const SESSION_KEY = "auditrail.session";
+
+/** The session this tab saved, while it has at least 10 s left. */
+export function restoreSession(store: Pick<Storage, "getItem" | "removeItem"> | undefined, now = Date.now()): Session | null {
+  try {
+    const raw = store?.getItem(SESSION_KEY);
+    if (!raw) return null;
+    const s = JSON.parse(raw) as Session;
+    if (typeof s.token === "string" && typeof s.expiresAt === "number" && Array.isArray(s.roles) && s.expiresAt > now + 10_000) return s;
+  } catch {
+    // Unreadable: signed out.
+  }
+  store?.removeItem(SESSION_KEY);
+  return null;
+}
+
+const tabStore = typeof sessionStorage === "undefined" ? undefined : sessionStorage;
+export const session = signal<Session | null>(restoreSession(tabStore));
+session.subscribe((s) => {
+  if (!tabStore) return;
+  if (s) tabStore.setItem(SESSION_KEY, JSON.stringify(s));
+  else tabStore.removeItem(SESSION_KEY);
+});
 
 /** The claims of a JWT (not verified: the server does that; the console only reads roles). */
 export function claimsOf(jwt: string): Record<string, unknown> {
@@ -59,13 +84,31 @@ export async function loadConfig(): Promise<ConsoleConfig> {
   if (config) return config;
   const r = await fetch("/v1/console/config");
   config = (await r.json()) as ConsoleConfig;
+  // A session restored after a reload refreshes on time again (refresh needs the config).
+  if (session.value) schedule(session.value);
   return config;
+}
+
+/**
+ * Plain HTTP to the issuer only on a loopback address (a provider on the same machine, as in
+ * development and the browser tests, RFC 8252 § 7.3 in spirit); anywhere else HTTPS, as
+ * oauth4webapi insists.
+ */
+export function insecureOk(issuer: URL): boolean {
+  return issuer.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(issuer.hostname);
+}
+
+function requestOptions(): { [oauth.allowInsecureRequests]?: boolean } {
+  const issuer = config?.issuer ? new URL(config.issuer) : null;
+  return issuer && insecureOk(issuer) ? { [oauth.allowInsecureRequests]: true } : {};
 }
 
 async function discovery(cfg: ConsoleConfig): Promise<oauth.AuthorizationServer> {
   if (as) return as;
   const issuer = new URL(cfg.issuer ?? "");
-  const found = await oauth.discoveryRequest(issuer, { algorithm: "oidc" }).then((r) => oauth.processDiscoveryResponse(issuer, r));
+  const found = await oauth
+    .discoveryRequest(issuer, { algorithm: "oidc", ...(insecureOk(issuer) ? { [oauth.allowInsecureRequests]: true } : {}) })
+    .then((r) => oauth.processDiscoveryResponse(issuer, r));
   as = found;
   return found;
 }
@@ -84,7 +127,7 @@ async function refresh() {
   if (!s?.refresh || !cfg) return;
   const server = await discovery(cfg);
   const client: oauth.Client = { client_id: cfg.client_id ?? "" };
-  const r = await oauth.refreshTokenGrantRequest(server, client, oauth.None(), s.refresh);
+  const r = await oauth.refreshTokenGrantRequest(server, client, oauth.None(), s.refresh, requestOptions());
   const tok = await oauth.processRefreshTokenResponse(server, client, r);
   const next = sessionOf(tok.access_token, tok.expires_in ?? 300, { refresh: tok.refresh_token ?? s.refresh, idToken: tok.id_token ?? s.idToken });
   session.value = next;
@@ -133,7 +176,7 @@ export async function oidcCallback(): Promise<string> {
   sessionStorage.removeItem(PKCE_KEY);
   const client: oauth.Client = { client_id: cfg.client_id ?? "" };
   const params = oauth.validateAuthResponse(server, client, new URL(location.href), saved.state);
-  const r = await oauth.authorizationCodeGrantRequest(server, client, oauth.None(), params, `${location.origin}/callback`, saved.verifier ?? "");
+  const r = await oauth.authorizationCodeGrantRequest(server, client, oauth.None(), params, `${location.origin}/callback`, saved.verifier ?? "", requestOptions());
   const tok = await oauth.processAuthorizationCodeResponse(server, client, r);
   const s = sessionOf(tok.access_token, tok.expires_in ?? 300, { refresh: tok.refresh_token, idToken: tok.id_token });
   session.value = s;
@@ -160,7 +203,12 @@ export async function signOut(): Promise<void> {
 
 export const auth = {
   async token(): Promise<string | null> {
-    return session.value?.token ?? null;
+    const s = session.value;
+    if (s && s.expiresAt <= Date.now()) {
+      session.value = null;
+      return null;
+    }
+    return s?.token ?? null;
   },
 };
 

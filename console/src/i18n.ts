@@ -13,6 +13,7 @@ export const en = {
   "dpo.phone": "Phone number",
   "dpo.digits": "Digits used",
   "dpo.digitsHint": "{n} digits entered; by default all are used, at least 3.",
+  "dpo.digitsHint.one": "{n} digit entered; by default all are used, at least 3.",
   "dpo.first": "First name",
   "dpo.last": "Last name",
   "dpo.or": "Records matching any of the criteria are found.",
@@ -25,6 +26,7 @@ export const en = {
   "dpo.tooMany": "More than {n} results: narrow your search.",
   "dpo.goOn": "Show all {n} anyway",
   "dpo.found": "{n} results, {chosen} selected",
+  "dpo.found.one": "{n} result, {chosen} selected",
   "dpo.none": "Nothing found for these criteria.",
   "dpo.select": "Select",
   "dpo.selectItem": "Select {id}",
@@ -35,6 +37,7 @@ export const en = {
   "dpo.report": "Create report",
   "dpo.eraseLimit": "At most 1000 records per deletion: select fewer.",
   "dpo.confirm.title": "Erase the personal data of {n} records?",
+  "dpo.confirm.title.one": "Erase the personal data of {n} record?",
   "dpo.confirm.body": "Names, e-mails, phone numbers, free text and attachments are replaced or deleted. This cannot be undone.",
   "dpo.confirm.erase": "Erase",
   "dpo.erasure": "Erasure {id}",
@@ -182,6 +185,9 @@ export const en = {
   "msg.error": "Something went wrong",
   "msg.end": "End of the list",
   "msg.rows": "{n} rows",
+  "msg.rows.one": "{n} row",
+  "msg.searched": "Searched back to {at}",
+  "btn.searchFurther": "Search further",
   "msg.notfound": "Page not found",
   "msg.exportCreated": "The export task was added.",
   "export.password": "Compression password",
@@ -400,6 +406,8 @@ const ru: Partial<Catalogue> = {
   "msg.error": "Что-то пошло не так",
   "msg.end": "Конец списка",
   "msg.rows": "Строк: {n}",
+  "msg.searched": "Просмотрено до {at}",
+  "btn.searchFurther": "Искать дальше",
   "msg.notfound": "Страница не найдена",
   "msg.exportCreated": "Задача экспорта добавлена.",
   "export.password": "Пароль архива",
@@ -596,6 +604,8 @@ const ja: Partial<Catalogue> = {
   "msg.error": "エラーが発生しました",
   "msg.end": "リストの最後です",
   "msg.rows": "{n} 行",
+  "msg.searched": "{at} まで検索済み",
+  "btn.searchFurther": "さらに検索",
   "msg.notfound": "ページが見つかりません",
   "msg.exportCreated": "エクスポートタスクを追加しました。",
   "export.password": "圧縮パスワード",
@@ -626,8 +636,21 @@ export function pickLang(preferred: readonly string[]): Lang {
 
 export const lang = signal<Lang>(typeof navigator === "undefined" ? "en" : pickLang(navigator.languages ?? [navigator.language]));
 
+/** The plural variants a message may have (`msg.rows.one` beside `msg.rows`, the `other` form). */
+export const PLURAL_SUFFIX = /\.(zero|one|two|few|many)$/;
+const plurals = new Map<Lang, Intl.PluralRules>();
+
+/** The message in `l`: with a numeric `n`, the language's plural form of it when it has one. */
 export function translate(l: Lang, key: Key, vars?: Record<string, string | number>): string {
-  let s: string = catalogues[l][key] ?? en[key];
+  const n = vars?.n;
+  let form: string | undefined;
+  if (typeof n === "number") {
+    const rules = plurals.get(l) ?? new Intl.PluralRules(l);
+    plurals.set(l, rules);
+    const category = rules.select(n);
+    if (category !== "other") form = (catalogues[l] as Record<string, string | undefined>)[`${key}.${category}`];
+  }
+  let s: string = form ?? catalogues[l][key] ?? en[key];
   if (vars) for (const [k, v] of Object.entries(vars)) s = s.replace(`{${k}}`, String(v));
   return s;
 }

@@ -2,7 +2,7 @@
 // (`npm run gen` → schema.d.ts), so a route or field the document lacks fails `tsc`.
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./schema";
-import { auth } from "../auth";
+import { auth, session } from "../auth";
 
 export type Schemas = components["schemas"];
 export type Record_ = Schemas["Record"];
@@ -15,6 +15,11 @@ const bearer: Middleware = {
     const token = await auth.token();
     if (token) request.headers.set("authorization", `Bearer ${token}`);
     return request;
+  },
+  onResponse({ response }) {
+    // A token the server no longer takes (expired, revoked, key rotated): back to sign-in.
+    if (response.status === 401) session.value = null;
+    return response;
   },
 };
 

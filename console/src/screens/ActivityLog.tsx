@@ -33,6 +33,10 @@ export function ActivityLog({ search }: { search: string }) {
   const [draft, setDraft] = useState<ActivityFilter>(filter);
   const [rows, setRows] = useState<Record_[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
+  // On DynamoDB a page of a rare text or filter may end short on the store's read budget: how far
+  // back the window is searched so far, and how many such pages were fetched without a scroll.
+  const [searched, setSearched] = useState<string | null>(null);
+  const autoPages = useRef(0);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [panel, setPanel] = useState<Record_ | null>(null);
@@ -59,6 +63,7 @@ export function ActivityLog({ search }: { search: string }) {
       for (const r of page.items) seen.set(r.id, r);
       setRows((old) => (after ? [...old, ...page.items] : page.items));
       setCursor(page.next_cursor ?? null);
+      setSearched(page.next_cursor ? (page.searched_until ?? null) : null);
     } catch (e) {
       if (g === gen.current) setError(e);
     } finally {
@@ -68,6 +73,8 @@ export function ActivityLog({ search }: { search: string }) {
   useEffect(() => {
     setRows([]);
     setCursor(null);
+    setSearched(null);
+    autoPages.current = 0;
     void load(null);
   }, [search, tz, stamp]);
 
@@ -76,8 +83,16 @@ export function ActivityLog({ search }: { search: string }) {
   const items = virt.getVirtualItems();
   const last = items[items.length - 1];
   useEffect(() => {
-    if (last && last.index >= rows.length - 20 && cursor && !loading) void load(cursor);
-  }, [last?.index, cursor, loading]);
+    if (!cursor || loading) return;
+    if (last && last.index >= rows.length - 20) {
+      void load(cursor);
+    } else if (rows.length < 20 && autoPages.current < 5) {
+      // Short pages (a rare match searched within the read budget): a few more on their own,
+      // then the "Search further" button, so an idle screen does not read the whole window.
+      autoPages.current += 1;
+      void load(cursor);
+    }
+  }, [last?.index, cursor, loading, rows.length]);
 
   const apply = (f: ActivityFilter) => {
     const q = activityToQuery(f);
@@ -169,8 +184,21 @@ export function ActivityLog({ search }: { search: string }) {
         {t("msg.rows", { n: rows.length })}
         {!cursor && !loading && rows.length > 0 ? ` · ${t("msg.end")}` : ""}
         {loading ? ` · ${t("msg.loading")}` : ""}
+        {searched && cursor && !loading ? ` · ${t("msg.searched", { at: formatTime(searched, tz, locale) })} ` : ""}
+        {searched && cursor && !loading && (
+          <button
+            type="button"
+            class="link"
+            onClick={() => {
+              autoPages.current = 0;
+              void load(cursor);
+            }}
+          >
+            {t("btn.searchFurther")}
+          </button>
+        )}
       </p>
-      {!loading && !error && rows.length === 0 && <p class="empty">{isNarrowed(filter) ? t("msg.empty.filtered") : t("msg.empty.none")}</p>}
+      {!loading && !error && !cursor && rows.length === 0 && <p class="empty">{isNarrowed(filter) ? t("msg.empty.filtered") : t("msg.empty.none")}</p>}
       <div class="grid" role="table" aria-label={t("nav.activity")} aria-rowcount={rows.length + 1}>
         <div class="row head" role="row">
           <span role="columnheader">

@@ -20,6 +20,7 @@ export function SignInLog({ search }: { search: string }) {
   const [draft, setDraft] = useState(filter);
   const [rows, setRows] = useState<SignInRow[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
+  const [searched, setSearched] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [loading, setLoading] = useState(false);
   const [dialog, setDialog] = useState<"export" | "tasks" | null>(null);
@@ -32,6 +33,7 @@ export function SignInLog({ search }: { search: string }) {
       const page = ok(await api.GET("/v1/sign-ins", { params: { query: { ...signInApiQuery(filter, tz), limit: 100, cursor: after ?? undefined } } }));
       setRows((old) => (after ? [...old, ...page.items] : page.items));
       setCursor(page.next_cursor ?? null);
+      setSearched(page.next_cursor ? (page.searched_until ?? null) : null);
     } catch (e) {
       setError(e);
     } finally {
@@ -103,7 +105,8 @@ export function SignInLog({ search }: { search: string }) {
         {t("msg.rows", { n: rows.length })}
         {loading ? ` · ${t("msg.loading")}` : ""}
       </p>
-      {!loading && !error && rows.length === 0 && <p class="empty">{filter.account || filter.employee_id ? t("msg.empty.filtered") : t("msg.empty.none")}</p>}
+      {searched && cursor && !loading && <p class="status">{t("msg.searched", { at: formatTime(searched, tz, lang.value) })}</p>}
+      {!loading && !error && !cursor && rows.length === 0 && <p class="empty">{filter.account || filter.employee_id ? t("msg.empty.filtered") : t("msg.empty.none")}</p>}
       <table class="signins">
         <thead>
           <tr>
@@ -134,7 +137,7 @@ export function SignInLog({ search }: { search: string }) {
       </table>
       {cursor && (
         <button type="button" onClick={() => void load(cursor)}>
-          {t("btn.more")}
+          {searched ? t("btn.searchFurther") : t("btn.more")}
         </button>
       )}
       {dialog === "export" && <ExportDialog view="sign-ins" filter={signInApiQuery(filter, tz)} tz={tz} onClose={() => setDialog(null)} onCreated={() => undefined} />}
