@@ -54,7 +54,7 @@ deploy: build-lambdas
 	PATH="$(CURDIR)/.venv-sam/bin:$(CURDIR)/.venv/bin:$$PATH" sam build --template infra/template.yaml && \
 	PATH="$(CURDIR)/.venv-sam/bin:$(CURDIR)/.venv/bin:$$PATH" sam deploy
 
-bench: tools
+bench: tools console
 	cargo run --release -p auditrail-bench --
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dynamodb 100000
 	cargo run --release -p auditrail-bench -- --export 10000,1000000,5000000 --level 5,6
@@ -63,6 +63,9 @@ bench: tools
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dpo-dynamodb 20000 --subjects 2000
 	cargo build --release -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -p console
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --init target/release
+	# The console at 1M records in headless Chromium: first-page paint, a 10,000-row scroll.
+	cargo build --release -p auditrail --all-features
+	AUDITRAIL_BIN=$(CURDIR)/target/release/auditrail npm --prefix console run perf
 
 # Writes docs/openapi.json (served as GET /v1/openapi.json) from the handlers' annotations.
 openapi:
