@@ -6,7 +6,7 @@ import { api, ok, type Record_, type CatalogueEntry } from "../api/client";
 import { activityFromQuery, activityToQuery, activityApiQuery, isNarrowed, DEFAULT_ACTIVITY, RESULTS, CATEGORIES, type ActivityFilter } from "../filters";
 import { navigate, linkClick } from "../router";
 import { zone, formatTime } from "../zone";
-import { ErrorBox, ZonePicker } from "./common";
+import { ErrorBox, PeriodFields, ZonePicker } from "./common";
 import { ActivityPicker } from "./ActivityPicker";
 import { ExportDialog } from "./ExportDialog";
 import { seen } from "../records";
@@ -44,6 +44,10 @@ export function ActivityLog({ search }: { search: string }) {
   const [exporting, setExporting] = useState(false);
   const [stamp, setStamp] = useState(0);
   const gen = useRef(0);
+  // The query of the list now shown, its relative period ("last 10 days") resolved once, when the
+  // list starts: every next page must ask for the same window, or its cursor (bound to the
+  // filter) is refused.
+  const listQuery = useRef(activityApiQuery(filter, zone.value));
   const tz = zone.value;
 
   useEffect(() => setDraft(filter), [filter]);
@@ -57,7 +61,8 @@ export function ActivityLog({ search }: { search: string }) {
     setLoading(true);
     setError(null);
     try {
-      const query = { ...activityApiQuery(filter, tz), limit: 100, cursor: after ?? undefined };
+      if (!after) listQuery.current = activityApiQuery(filter, tz);
+      const query = { ...listQuery.current, limit: 100, cursor: after ?? undefined };
       const page = ok(await api.GET("/v1/events", { params: { query } }));
       if (g !== gen.current) return;
       for (const r of page.items) seen.set(r.id, r);
@@ -83,7 +88,8 @@ export function ActivityLog({ search }: { search: string }) {
   const items = virt.getVirtualItems();
   const last = items[items.length - 1];
   useEffect(() => {
-    if (!cursor || loading) return;
+    // After a failure the list waits for the user (Refresh), instead of asking again and again.
+    if (!cursor || loading || error) return;
     if (last && last.index >= rows.length - 20) {
       void load(cursor);
     } else if (rows.length < 20 && autoPages.current < 5) {
@@ -92,7 +98,7 @@ export function ActivityLog({ search }: { search: string }) {
       autoPages.current += 1;
       void load(cursor);
     }
-  }, [last?.index, cursor, loading, rows.length]);
+  }, [last?.index, cursor, loading, error, rows.length]);
 
   const apply = (f: ActivityFilter) => {
     const q = activityToQuery(f);
@@ -110,28 +116,14 @@ export function ActivityLog({ search }: { search: string }) {
           apply(draft);
         }}
       >
-        <label class="field">
-          {t("filter.period")}
-          <select name="period" value={draft.period} onChange={(e) => apply({ ...draft, period: e.currentTarget.value as ActivityFilter["period"] })}>
-            {PERIODS.map(([v, k]) => (
-              <option key={v} value={v}>
-                {t(k)}
-              </option>
-            ))}
-          </select>
-        </label>
-        {draft.period === "custom" && (
-          <>
-            <label class="field">
-              {t("filter.from")}
-              <input type="datetime-local" name="from" value={draft.from} onChange={(e) => setDraft({ ...draft, from: e.currentTarget.value })} />
-            </label>
-            <label class="field">
-              {t("filter.to")}
-              <input type="datetime-local" name="to" value={draft.to} onChange={(e) => setDraft({ ...draft, to: e.currentTarget.value })} />
-            </label>
-          </>
-        )}
+        <PeriodFields
+          periods={PERIODS}
+          value={draft.period}
+          onPeriod={(period) => apply({ ...draft, period })}
+          from={draft.from}
+          to={draft.to}
+          onRange={(from, to) => setDraft({ ...draft, from, to })}
+        />
         <ActivityPicker catalogue={catalogue} value={draft.action} onChange={(action) => apply({ ...draft, action })} />
         <label class="field">
           {t("filter.user")}

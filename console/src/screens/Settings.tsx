@@ -52,48 +52,93 @@ function FieldError({ id, error, field }: { id: string; error: unknown; field: s
   ) : null;
 }
 
-function RetentionForm() {
-  const [saved, setSaved] = useState<Retention | null>(null);
-  const [form, setForm] = useState<Retention | null>(null);
+/** One settings document: as saved, as edited, and the confirm-then-save round. */
+function useSetting<T>(load: () => Promise<T>, store: (v: T) => Promise<T>) {
+  const [saved, setSaved] = useState<T | null>(null);
+  const [form, setForm] = useState<T | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [confirm, setConfirm] = useState(false);
   const [done, setDone] = useState(false);
+  const took = (v: T) => {
+    setSaved(v);
+    setForm(v);
+  };
   useEffect(() => {
-    api.GET("/v1/settings/retention").then((r) => {
-      const v = ok(r);
-      setSaved(v);
-      setForm(v);
-    }).catch(setError);
+    load().then(took).catch(setError);
   }, []);
+  const send = () => {
+    setConfirm(false);
+    if (!form) return;
+    store(form)
+      .then((v) => {
+        took(v);
+        setError(null);
+        setDone(true);
+      })
+      .catch(setError);
+  };
+  return { saved, form, setForm, error, setError, confirm, setConfirm, done, setDone, send };
+}
+
+type Setting<T> = ReturnType<typeof useSetting<T>>;
+
+/** The form around a setting's fields: its title, the API's refusal, Save (after the old → new
+ * confirmation) and Reset. */
+function SettingsForm<T>({ id, title, setting, changes, children }: { id: string; title: string; setting: Setting<T>; changes: Change[]; children: preact.ComponentChildren }) {
+  const { error, done, confirm } = setting;
+  return (
+    <form
+      class="settings"
+      aria-labelledby={id}
+      onSubmit={(e) => {
+        e.preventDefault();
+        setting.setDone(false);
+        if (changes.length) setting.setConfirm(true);
+      }}
+    >
+      <h2 id={id}>{title}</h2>
+      {children}
+      {error instanceof ApiProblem && error.errors.length ? (
+        <p class="notice error" role="alert">
+          {error.detail}
+        </p>
+      ) : (
+        <ErrorBox error={error} />
+      )}
+      {done && (
+        <p class="notice ok" role="status">
+          {t("settings.saved")}
+        </p>
+      )}
+      <div class="buttons">
+        <button type="submit" class="primary" disabled={!changes.length}>
+          {t("settings.save")}
+        </button>
+        <button type="button" disabled={!changes.length} onClick={() => (setting.setForm(setting.saved), setting.setError(null))}>
+          {t("btn.reset")}
+        </button>
+      </div>
+      {confirm && <ConfirmDialog title={t("settings.confirm.title")} changes={changes} onConfirm={setting.send} onCancel={() => setting.setConfirm(false)} />}
+    </form>
+  );
+}
+
+function RetentionForm() {
+  const setting = useSetting<Retention>(
+    async () => ok(await api.GET("/v1/settings/retention")),
+    async (v) => ok(await api.PUT("/v1/settings/retention", { body: { days: v.days, export_archive_days: v.export_archive_days, legal_hold: v.legal_hold } })),
+  );
+  const { saved, form, setForm, error } = setting;
   if (!form || !saved) return <ErrorBox error={error} />;
   const changes: Change[] = [
     ...CATEGORIES.filter((c) => form.days[c] !== saved.days[c]).map((c) => ({ what: t(`cat.${c}` as Key), from: String(saved.days[c] ?? ""), to: String(form.days[c] ?? "") })),
     ...(form.export_archive_days !== saved.export_archive_days ? [{ what: t("settings.archiveDays"), from: String(saved.export_archive_days), to: String(form.export_archive_days) }] : []),
     ...(form.legal_hold !== saved.legal_hold ? [{ what: t("settings.legalHold"), from: yesNo(saved.legal_hold), to: yesNo(form.legal_hold) }] : []),
   ];
-  const send = () => {
-    setConfirm(false);
-    api.PUT("/v1/settings/retention", { body: { days: form.days, export_archive_days: form.export_archive_days, legal_hold: form.legal_hold } }).then((r) => {
-      const v = ok(r);
-      setSaved(v);
-      setForm(v);
-      setError(null);
-      setDone(true);
-    }).catch(setError);
-  };
   const num = (v: string) => (v.trim() === "" ? Number.NaN : Number(v));
   const invalid = (field: string) => error instanceof ApiProblem && error.about(field) !== undefined;
   return (
-    <form
-      class="settings"
-      aria-labelledby="retention-title"
-      onSubmit={(e) => {
-        e.preventDefault();
-        setDone(false);
-        if (changes.length) setConfirm(true);
-      }}
-    >
-      <h2 id="retention-title">{t("settings.retention")}</h2>
+    <SettingsForm id="retention-title" title={t("settings.retention")} setting={setting} changes={changes}>
       <p class="hint">{t("settings.retention.hint")}</p>
       <table class="tasks">
         <thead>
@@ -143,70 +188,23 @@ function RetentionForm() {
         {t("settings.legalHold")}
       </label>
       <p class="hint">{t("settings.legalHold.hint")}</p>
-      {error instanceof ApiProblem && error.errors.length ? (
-        <p class="notice error" role="alert">
-          {error.detail}
-        </p>
-      ) : (
-        <ErrorBox error={error} />
-      )}
-      {done && (
-        <p class="notice ok" role="status">
-          {t("settings.saved")}
-        </p>
-      )}
-      <div class="buttons">
-        <button type="submit" class="primary" disabled={!changes.length}>
-          {t("settings.save")}
-        </button>
-        <button type="button" disabled={!changes.length} onClick={() => (setForm(saved), setError(null))}>
-          {t("btn.reset")}
-        </button>
-      </div>
-      {confirm && <ConfirmDialog title={t("settings.confirm.title")} changes={changes} onConfirm={send} onCancel={() => setConfirm(false)} />}
-    </form>
+    </SettingsForm>
   );
 }
 
 function AccessForm() {
-  const [saved, setSaved] = useState<Access | null>(null);
-  const [form, setForm] = useState<Access | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [confirm, setConfirm] = useState(false);
-  const [done, setDone] = useState(false);
-  useEffect(() => {
-    api.GET("/v1/settings/access").then((r) => {
-      const v = ok(r);
-      setSaved(v);
-      setForm(v);
-    }).catch(setError);
-  }, []);
+  const setting = useSetting<Access>(
+    async () => ok(await api.GET("/v1/settings/access")),
+    async (v) => ok(await api.PUT("/v1/settings/access", { body: v })),
+  );
+  const { saved, form, setForm, error } = setting;
   if (!form || !saved) return <ErrorBox error={error} />;
   const grant = (a: Access) => a.agent_sign_in_log ?? {};
   const changes: Change[] = (["read", "export"] as const)
     .filter((k) => !!grant(form)[k] !== !!grant(saved)[k])
     .map((k) => ({ what: t(k === "read" ? "settings.agentsRead" : "settings.agentsExport"), from: yesNo(grant(saved)[k]), to: yesNo(grant(form)[k]) }));
-  const send = () => {
-    setConfirm(false);
-    api.PUT("/v1/settings/access", { body: form }).then((r) => {
-      const v = ok(r);
-      setSaved(v);
-      setForm(v);
-      setError(null);
-      setDone(true);
-    }).catch(setError);
-  };
   return (
-    <form
-      class="settings"
-      aria-labelledby="access-title"
-      onSubmit={(e) => {
-        e.preventDefault();
-        setDone(false);
-        if (changes.length) setConfirm(true);
-      }}
-    >
-      <h2 id="access-title">{t("settings.access")}</h2>
+    <SettingsForm id="access-title" title={t("settings.access")} setting={setting} changes={changes}>
       {(["read", "export"] as const).map((k) => (
         <label class="check" key={k}>
           <input
@@ -218,19 +216,7 @@ function AccessForm() {
           {t(k === "read" ? "settings.agentsRead" : "settings.agentsExport")}
         </label>
       ))}
-      <ErrorBox error={error} />
-      {done && (
-        <p class="notice ok" role="status">
-          {t("settings.saved")}
-        </p>
-      )}
-      <div class="buttons">
-        <button type="submit" class="primary" disabled={!changes.length}>
-          {t("settings.save")}
-        </button>
-      </div>
-      {confirm && <ConfirmDialog title={t("settings.confirm.title")} changes={changes} onConfirm={send} onCancel={() => setConfirm(false)} />}
-    </form>
+    </SettingsForm>
   );
 }
 

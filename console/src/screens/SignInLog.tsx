@@ -1,11 +1,11 @@
 // Seed 003's sign-in log: 1 Day / 3 Days / 7 Days / Customization, Account, Employee ID, Query / Reset.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { t, lang } from "../i18n";
 import { api, ok, type SignInRow } from "../api/client";
 import { signInFromQuery, signInToQuery, windowOf, DEFAULT_SIGNIN, type SignInFilter } from "../filters";
 import { navigate } from "../router";
 import { zone, formatTime } from "../zone";
-import { ErrorBox, ZonePicker } from "./common";
+import { ErrorBox, PeriodFields, ZonePicker } from "./common";
 import { ExportDialog } from "./ExportDialog";
 import { ExportTasks } from "./Exports";
 
@@ -14,6 +14,14 @@ export function signInApiQuery(f: SignInFilter, tz: string) {
   if (f.period === "custom") return { ...base, ...windowOf(f) };
   return { ...base, period: f.period };
 }
+
+/** Seed 003's presets. */
+const SIGN_IN_PERIODS = [
+  ["1d", "period.1d"],
+  ["3d", "period.3d"],
+  ["7d", "period.7d"],
+  ["custom", "period.custom"],
+] as const;
 
 export function SignInLog({ search }: { search: string }) {
   const filter = useMemo(() => signInFromQuery(search), [search]);
@@ -26,11 +34,14 @@ export function SignInLog({ search }: { search: string }) {
   const [dialog, setDialog] = useState<"export" | "tasks" | null>(null);
   const tz = zone.value;
   useEffect(() => setDraft(filter), [filter]);
+  // The window of the list now shown, resolved when it starts (see ActivityLog).
+  const listQuery = useRef(signInApiQuery(filter, tz));
   const load = async (after: string | null) => {
     setLoading(true);
     setError(null);
     try {
-      const page = ok(await api.GET("/v1/sign-ins", { params: { query: { ...signInApiQuery(filter, tz), limit: 100, cursor: after ?? undefined } } }));
+      if (!after) listQuery.current = signInApiQuery(filter, tz);
+      const page = ok(await api.GET("/v1/sign-ins", { params: { query: { ...listQuery.current, limit: 100, cursor: after ?? undefined } } }));
       setRows((old) => (after ? [...old, ...page.items] : page.items));
       setCursor(page.next_cursor ?? null);
       setSearched(page.next_cursor ? (page.searched_until ?? null) : null);
@@ -55,27 +66,14 @@ export function SignInLog({ search }: { search: string }) {
           go(draft);
         }}
       >
-        <label class="field">
-          {t("filter.period")}
-          <select name="period" value={draft.period} onChange={(e) => setDraft({ ...draft, period: e.currentTarget.value as SignInFilter["period"] })}>
-            <option value="1d">{t("period.1d")}</option>
-            <option value="3d">{t("period.3d")}</option>
-            <option value="7d">{t("period.7d")}</option>
-            <option value="custom">{t("period.custom")}</option>
-          </select>
-        </label>
-        {draft.period === "custom" && (
-          <>
-            <label class="field">
-              {t("filter.from")}
-              <input type="datetime-local" name="from" value={draft.from} onChange={(e) => setDraft({ ...draft, from: e.currentTarget.value })} />
-            </label>
-            <label class="field">
-              {t("filter.to")}
-              <input type="datetime-local" name="to" value={draft.to} onChange={(e) => setDraft({ ...draft, to: e.currentTarget.value })} />
-            </label>
-          </>
-        )}
+        <PeriodFields
+          periods={SIGN_IN_PERIODS}
+          value={draft.period}
+          onPeriod={(period) => setDraft({ ...draft, period })}
+          from={draft.from}
+          to={draft.to}
+          onRange={(from, to) => setDraft({ ...draft, from, to })}
+        />
         <label class="field">
           {t("col.account")}
           <input name="account" value={draft.account} onInput={(e) => setDraft({ ...draft, account: e.currentTarget.value })} />

@@ -1,4 +1,4 @@
-import { t } from "../i18n";
+import { t, type Key } from "../i18n";
 import { ApiProblem } from "../api/client";
 
 export function Forbidden() {
@@ -35,5 +35,49 @@ export function ZonePicker({ value, onChange }: { value: string; onChange: (z: s
         ))}
       </select>
     </label>
+  );
+}
+
+/** The period of a log's filter: a preset or, for "custom", a from–to range (the viewer's time). */
+export function PeriodFields<P extends string>({
+  periods,
+  value,
+  onPeriod,
+  from,
+  to,
+  onRange,
+}: {
+  periods: readonly (readonly [P, Key])[];
+  value: P;
+  onPeriod: (p: P) => void;
+  from: string;
+  to: string;
+  onRange: (from: string, to: string) => void;
+}) {
+  return (
+    <>
+      <label class="field">
+        {t("filter.period")}
+        <select name="period" value={value} onChange={(e) => onPeriod(e.currentTarget.value as P)}>
+          {periods.map(([v, k]) => (
+            <option key={v} value={v}>
+              {t(k)}
+            </option>
+          ))}
+        </select>
+      </label>
+      {value === "custom" && (
+        <>
+          <label class="field">
+            {t("filter.from")}
+            <input type="datetime-local" name="from" value={from} onChange={(e) => onRange(e.currentTarget.value, to)} />
+          </label>
+          <label class="field">
+            {t("filter.to")}
+            <input type="datetime-local" name="to" value={to} onChange={(e) => onRange(from, e.currentTarget.value)} />
+          </label>
+        </>
+      )}
+    </>
   );
 }
