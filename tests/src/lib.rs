@@ -85,6 +85,16 @@ impl TestApp {
         Self { router: router::<routes::All>(state.clone()), state, dir, aws }
     }
 
+    /// The same app with a read budget of `items` per listing page on DynamoDB (the embedded
+    /// store has none: its text index and bounded scans always finish a page).
+    pub fn with_read_budget(mut self, items: u64) -> Self {
+        if let Some((records, _)) = &self.aws {
+            self.state.records = Arc::new(records.clone().with_read_budget(items));
+            self.router = router::<routes::All>(self.state.clone());
+        }
+        self
+    }
+
     /// Every byte the store holds for all tenants, as it is now: every file of the data directory
     /// (database, WAL and shared-memory files, blobs; no checkpoint first, so what a finished job
     /// left in the WAL is seen), or the emulator's whole table and bucket.

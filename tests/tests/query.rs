@@ -313,3 +313,48 @@ async fn a_session_view_records_the_session() {
     let sessions: Vec<&str> = views.items().iter().map(|v| v["description"]["session_id"].as_str().unwrap()).collect();
     assert_eq!(sessions, vec!["cb-43", "cb-42"]);
 }
+
+/// A rare text on a read budget (DynamoDB evaluates `q`, 10 items per page here): pages end short
+/// with a cursor and `searched_until` in the viewer's zone, each further back, and following the
+/// cursors finds exactly the matches, newest first. The embedded store answers in one page from
+/// its text index, without `searched_until`.
+#[tokio::test]
+async fn a_rare_text_is_found_page_by_page_and_short_pages_say_how_far_they_searched() {
+    let app = TestApp::new().await.with_read_budget(10);
+    let recs: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut r = event(&format!("t{i:02}"), 5 * i, "CONVERSATION_SEARCH", "alice", "OK");
+            r["description"] = json!(if i % 25 == 3 { "invoice ČEZ-7 sent" } else { "routine" });
+            r
+        })
+        .collect();
+    app.ingest("acme", &recs).await;
+    let t = app.token("acme", &[Role::ComplianceAnalyst]);
+    let (mut found, mut short, mut pages, mut cursor) = (Vec::new(), Vec::new(), 0, None::<String>);
+    loop {
+        let uri = match &cursor {
+            None => "/v1/events?q=%C4%8Dez-7&limit=5&tz=Europe/Prague".to_owned(),
+            Some(c) => format!("/v1/events?q=%C4%8Dez-7&limit=5&tz=Europe/Prague&cursor={c}"),
+        };
+        let r = app.get(&uri, &t).await;
+        assert_eq!(r.status, 200, "{:#}", r.body);
+        pages += 1;
+        found.extend(r.ids());
+        if let Some(u) = r.body["searched_until"].as_str() {
+            assert!(u.ends_with("+01:00"), "in the viewer's zone: {u}");
+            short.push(chrono::DateTime::parse_from_rfc3339(u).unwrap());
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(pages < 100, "the cursors must end");
+    }
+    assert_eq!(found, ["t03", "t28", "t53"], "every match, newest first, once");
+    if auditrail_tests::backend() == "dynamodb" {
+        assert!(short.len() >= 3, "60 records on a budget of 10: several short pages ({pages} pages)");
+        assert!(short.windows(2).all(|w| w[1] <= w[0]), "each short page searched further back: {short:?}");
+    } else {
+        assert_eq!((pages, short.len()), (1, 0), "the embedded store needs no budget");
+    }
+}
