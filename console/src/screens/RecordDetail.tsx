@@ -45,10 +45,12 @@ export function RecordDetail({ id }: { id: string }) {
   const [unsealed, setUnsealed] = useState(false);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
-    // A shared link opens the record itself, not only one seen in a list.
-    if (!seen.get(id)) {
-      api.GET("/v1/events/{id}", { params: { path: { id }, query: { tz: zone.value } } }).then((x) => setR(ok(x))).catch(setError);
-    }
+    // A shared link opens the record itself, not only one seen in a list. What the list holds is
+    // looked up now, not at the first render: a list page landing in between used to leave the
+    // screen waiting for a record it would never fetch.
+    const known = seen.get(id);
+    if (known) setR(known);
+    else api.GET("/v1/events/{id}", { params: { path: { id }, query: { tz: zone.value } } }).then((x) => setR(ok(x))).catch(setError);
     api
       .GET("/v1/events/{id}/proof", { params: { path: { id } } })
       .then((x) => setProof(ok(x)))
