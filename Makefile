@@ -43,11 +43,18 @@ watch:
 	bash scripts/setup-tools.sh --lambda
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda watch --features local -A 127.0.0.1 -P 9010
 
+# Each function is built alone in its own package directory, as `sam build` does (see the comment
+# above the functions in infra/template.yaml): one cargo invocation for all of them would unify
+# their features (the KMS client into every function) and print sizes no deployment has.
+FUNCTIONS := ingest query exports export-worker dpo dpo-worker scheduler error-reports console
+
 build-lambdas: console
 	bash scripts/setup-tools.sh --lambda
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -p console
-	@for f in target/lambda/*/bootstrap; do \
-	  printf '%-14s %6.2f MB (stripped arm64 bootstrap)\n' "$$(basename $$(dirname $$f))" "$$(awk -v s="$$(stat -c %s $$f)" 'BEGIN { print s / 1e6 }')"; \
+	@for f in $(FUNCTIONS); do \
+	  (cd functions/$$f && PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --bin $$f) || exit 1; \
+	done
+	@for f in $(FUNCTIONS); do \
+	  printf '%-14s %6.2f MB (stripped arm64 bootstrap)\n' $$f "$$(awk -v s="$$(stat -c %s target/lambda/$$f/bootstrap)" 'BEGIN { print s / 1e6 }')"; \
 	done
 
 deploy: build-lambdas
@@ -61,7 +68,7 @@ bench: tools console
 	cargo run --release -p auditrail-bench -- --dpo 1000000 --subjects 100000
 	cargo run --release -p auditrail-bench -- --integrity 1000000
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dpo-dynamodb 20000 --subjects 2000
-	cargo build --release -p ingest -p query -p exports -p export-worker -p dpo -p dpo-worker -p scheduler -p error-reports -p console
+	for f in $(FUNCTIONS); do (cd functions/$$f && cargo build --release) || exit 1; done
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --init target/release
 	# The console at 1M records in headless Chromium: first-page paint, a 10,000-row scroll.
 	cargo build --release -p auditrail --all-features

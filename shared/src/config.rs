@@ -230,7 +230,7 @@ impl Config {
         use crate::store::dynamodb::DynamoStore;
         let table = self.table.clone().context("AUDITRAIL_TABLE must be set together with AUDITRAIL_BUCKET")?;
         let bucket = self.bucket.clone().context("AUDITRAIL_BUCKET must be set together with AUDITRAIL_TABLE")?;
-        let sdk = crate::store::dynamodb::sdk_config().await;
+        let sdk = crate::store::dynamodb::sdk_config()?;
         let records = DynamoStore::new(crate::store::dynamodb::dynamodb_client(&sdk), table.clone());
         // The emulator (AWS_ENDPOINT_URL) needs path-style addressing.
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();

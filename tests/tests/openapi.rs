@@ -248,3 +248,68 @@ fn the_seal_key_and_the_object_lock_bucket_are_least_privilege() {
     };
     assert!(!on_seal_bucket("s3:DeleteObject"), "no function deletes a digest");
 }
+
+/// The shared library's features and the packages cargo resolves when run in `dir`, the way
+/// `sam build` runs `cargo lambda build` in a function's CodeUri.
+fn resolved_in(dir: &str) -> (Vec<String>, Vec<String>) {
+    let cargo = option_env!("CARGO").unwrap_or("cargo");
+    let tree = |args: &[&str]| {
+        let out = std::process::Command::new(cargo)
+            .args(["tree", "--locked", "--offline", "--prefix", "none"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("cargo tree runs");
+        assert!(out.status.success(), "cargo tree in {dir}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut features: Vec<String> = tree(&["-e", "features", "-i", "auditrail-shared"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("auditrail-shared feature \"")?.split('"').next().map(str::to_owned))
+        .collect();
+    features.sort();
+    features.dedup();
+    let mut packages: Vec<String> =
+        tree(&["-e", "normal"]).lines().filter_map(|l| l.split(' ').next().map(str::to_owned)).collect();
+    packages.sort();
+    packages.dedup();
+    (features, packages)
+}
+
+/// What a deployed function links is what cargo resolves in its CodeUri: every function's
+/// CodeUri is its own package, and resolved there the shared library has no embedded store, no
+/// local tokens, no OIDC client and no test kit, and only `query` and `scheduler` link the KMS
+/// client. At the workspace root (where SAM would build with `CodeUri: ..`) every member's
+/// features are unified into each function: the test kit and SQLite with them.
+#[test]
+fn sam_builds_each_function_from_its_own_package_with_only_what_it_uses() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let (unified, packages) = resolved_in(root);
+    assert!(unified.contains(&"testkit".to_owned()) && packages.contains(&"rusqlite".to_owned()), "{unified:?}");
+
+    let template = template();
+    let mut binary = None;
+    let mut functions = 0;
+    for line in template.lines().map(str::trim) {
+        if let Some(b) = line.strip_prefix("Binary: ") {
+            binary = Some(b.to_owned());
+        } else if let Some(uri) = line.strip_prefix("CodeUri: ") {
+            let bin = binary.take().expect("BuildProperties.Binary before CodeUri");
+            assert_eq!(uri, format!("../functions/{bin}"), "{bin}: CodeUri");
+            let (features, packages) = resolved_in(&format!("{root}/functions/{bin}"));
+            let expected: &[&str] = match bin.as_str() {
+                "console" => &["lambda"],
+                "query" | "scheduler" => &["aws", "kms", "lambda"],
+                _ => &["aws", "lambda"],
+            };
+            assert_eq!(features, expected, "{bin}: auditrail-shared features as SAM builds it");
+            for never in ["rusqlite", "libsqlite3-sys", "jsonwebtoken", "reqwest", "auditrail-tests", "auditrail"] {
+                assert!(!packages.iter().any(|p| p == never), "{bin} links {never}");
+            }
+            let kms = packages.iter().any(|p| p == "aws-sdk-kms");
+            assert_eq!(kms, expected.contains(&"kms"), "{bin}: aws-sdk-kms linked = {kms}");
+            functions += 1;
+        }
+    }
+    assert_eq!(functions, 9, "every function in the template was checked");
+}

@@ -26,10 +26,31 @@ pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClie
     aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
-/// The SDK configuration from the environment (region, credentials chain, `AWS_ENDPOINT_URL`),
-/// on [`aws_http_client`].
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
+/// The SDK configuration from environment variables alone, as Lambda sets them: the region
+/// (`AWS_REGION`, else `AWS_DEFAULT_REGION`), the credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and `AWS_ENDPOINT_URL`, on [`aws_http_client`].
+///
+/// Not `aws_config::defaults`: its chains (profile files, web identity through STS, IMDS, the
+/// container endpoint, endpoint and retry settings from profiles) are reachable from `load()`
+/// whatever is set, so every function would link them — about a megabyte of code that a Lambda,
+/// whose credentials are always in its environment, never runs. Retries, timeouts and the
+/// identity cache are the clients' defaults for the latest behaviour version.
+pub fn sdk_config() -> anyhow::Result<aws_config::SdkConfig> {
+    use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+    use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| anyhow::anyhow!("AWS_REGION (or AWS_DEFAULT_REGION) must be set to use DynamoDB and S3"))?;
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
+        .http_client(aws_http_client());
+    if let Some(url) = var("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(url);
+    }
+    Ok(builder.build())
 }
 
 /// The DynamoDB client of the store: the SDK's own retries off, so the adapter's
