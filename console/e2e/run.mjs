@@ -469,6 +469,13 @@ try {
     await dialog.getByRole("button", { name: "Confirm" }).click();
     await p.getByText("Saved.").nth(1).waitFor();
     assert.equal((await api("tenant_admin", "/v1/settings/access")).agent_sign_in_log?.read, true);
+    // What is kept of Keycloak admin events, the same way.
+    await p.locator("input[name='store_representation']").check();
+    await p.getByRole("button", { name: "Save changes" }).nth(2).click();
+    await dialog.getByText("Keep the object an admin event created or changed (e.g. a whole user, with e-mail): off → on").waitFor();
+    await dialog.getByRole("button", { name: "Confirm" }).click();
+    await p.getByText("Saved.").nth(2).waitFor();
+    assert.equal((await api("tenant_admin", "/v1/settings/keycloak")).store_representation, true);
     await p.context().close();
   });
 

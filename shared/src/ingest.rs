@@ -19,6 +19,8 @@ pub const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
 pub enum Framing {
     JsonArray,
     NdJson,
+    /// One JSON object on its own (a Keycloak event as a listener posts it).
+    Single,
 }
 
 impl Framing {
@@ -38,6 +40,22 @@ impl Framing {
                 "`{other}` is not accepted; send application/json (an array) or application/x-ndjson"
             ))),
         }
+    }
+
+    /// As [`Framing::detect`], but a JSON body that is one object rather than an array is that
+    /// one item (for sources that post events one at a time).
+    pub fn detect_one_or_many(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
+        let framing = Self::detect(content_type, body)?;
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        let single = first == Some(&b'{') && {
+            let mut items = serde_json::Deserializer::from_slice(body).into_iter::<serde::de::IgnoredAny>();
+            items.next().is_some_and(|i| i.is_ok()) && items.next().is_none()
+        };
+        Ok(if framing == Self::JsonArray && first == Some(&b'{') || framing == Self::NdJson && single {
+            Self::Single
+        } else {
+            framing
+        })
     }
 }
 
@@ -100,6 +118,13 @@ fn split(body: &[u8], framing: Framing) -> Result<Vec<Result<&RawValue, String>>
             })?;
             arr.into_iter().map(Ok).collect()
         }
+        Framing::Single => vec![
+            serde_json::from_str::<&RawValue>(text)
+                .map_err(|e| ApiError::MalformedBody(format!("malformed JSON: {e}")))?,
+        ]
+        .into_iter()
+        .map(Ok)
+        .collect(),
         Framing::NdJson => text
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -129,13 +154,33 @@ fn deserialize_item(raw: &RawValue) -> Result<IncomingRecord, FieldError> {
     })
 }
 
-/// Parses and validates a batch for `tenant`.
+/// Parses and validates a batch of Auditrail records for `tenant`.
 pub fn prepare(
     body: &[u8],
     framing: Framing,
     tenant: &str,
     now: DateTime<Utc>,
     limits: &ValidationLimits,
+) -> Result<Prepared, ApiError> {
+    prepare_with(body, framing, limits, |raw| {
+        let inc = deserialize_item(raw).map_err(|e| {
+            if e.field == "tenant_id" {
+                vec![FieldError::new("tenant_id", "the tenant comes from your token; remove tenant_id from the record")]
+            } else {
+                vec![e]
+            }
+        })?;
+        inc.into_record(tenant, now, limits)
+    })
+}
+
+/// Parses a batch and turns each item into a record with `to_record` (which validates it); an
+/// item over the size limit or that `to_record` refuses is rejected on its own.
+pub fn prepare_with(
+    body: &[u8],
+    framing: Framing,
+    limits: &ValidationLimits,
+    mut to_record: impl FnMut(&RawValue) -> Result<Record, Vec<FieldError>>,
 ) -> Result<Prepared, ApiError> {
     let raw_items = split(body, framing)?;
     let mut records = Vec::with_capacity(raw_items.len());
@@ -146,17 +191,7 @@ pub fn prepare(
             if raw.get().len() > limits.record_max {
                 return Err(vec![FieldError::new("record", format!("at most {} bytes per record", limits.record_max))]);
             }
-            let inc = deserialize_item(raw).map_err(|e| {
-                if e.field == "tenant_id" {
-                    vec![FieldError::new(
-                        "tenant_id",
-                        "the tenant comes from your token; remove tenant_id from the record",
-                    )]
-                } else {
-                    vec![e]
-                }
-            })?;
-            inc.into_record(tenant, now, limits)
+            to_record(raw)
         });
         match outcome {
             Ok(r) => {

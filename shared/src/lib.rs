@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod integrity;
 pub mod jobs;
 pub mod json_bounds;
+pub mod keycloak;
 #[cfg(feature = "kms")]
 pub mod kms;
 pub mod merkle;

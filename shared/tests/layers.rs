@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("record model", &["record", "seal"]),
     ("ports", &["store", "blob"]),
     ("adapters", &["store::sqlite", "store::dynamodb", "blob::fs", "blob::s3", "kms"]),
-    ("core", &["query", "ingest", "auth", "access", "error_report"]),
+    ("core", &["query", "ingest", "auth", "access", "error_report", "keycloak"]),
     ("jobs", &["jobs", "export", "dpo", "retention", "integrity"]),
     ("wiring", &["config", "app", "housekeeping", "demo", "stream_worker"]),
     ("faces", &["api"]),

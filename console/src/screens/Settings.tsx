@@ -9,6 +9,7 @@ import { ErrorBox } from "./common";
 
 type Retention = Schemas["Retention"];
 type Access = Schemas["Access"];
+type KeycloakSettings = Schemas["KeycloakSettings"];
 
 interface Change {
   what: string;
@@ -220,12 +221,40 @@ function AccessForm() {
   );
 }
 
+function KeycloakForm() {
+  const setting = useSetting<KeycloakSettings>(
+    async () => ok(await api.GET("/v1/settings/keycloak")),
+    async (v) => ok(await api.PUT("/v1/settings/keycloak", { body: v })),
+  );
+  const { saved, form, setForm, error } = setting;
+  if (!form || !saved) return <ErrorBox error={error} />;
+  const what = t("settings.keycloakRepresentation");
+  const changes: Change[] =
+    !!form.store_representation !== !!saved.store_representation
+      ? [{ what, from: yesNo(saved.store_representation), to: yesNo(form.store_representation) }]
+      : [];
+  return (
+    <SettingsForm id="keycloak-title" title={t("settings.keycloak")} setting={setting} changes={changes}>
+      <label class="check">
+        <input
+          name="store_representation"
+          type="checkbox"
+          checked={!!form.store_representation}
+          onChange={(e) => setForm({ ...form, store_representation: e.currentTarget.checked })}
+        />
+        {what}
+      </label>
+    </SettingsForm>
+  );
+}
+
 export function Settings() {
   return (
     <section class="screen">
       <h1>{t("nav.settings")}</h1>
       <RetentionForm />
       <AccessForm />
+      <KeycloakForm />
     </section>
   );
 }

@@ -36,6 +36,8 @@ pub enum Operation {
     ChangeSettings,
     /// `PUT /v1/settings/access`.
     ChangeAccess,
+    /// `PUT /v1/settings/keycloak`.
+    ChangeKeycloakSettings,
     CreateExport,
     ViewExports,
     DownloadExport,
@@ -55,7 +57,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 21] = [
+    pub const ALL: [Operation; 22] = [
         Self::IngestEvents,
         Self::SearchEvents,
         Self::SearchSignIns,
@@ -65,6 +67,7 @@ impl Operation {
         Self::ListErrorReports,
         Self::DownloadErrorReport,
         Self::ChangeSettings,
+        Self::ChangeKeycloakSettings,
         Self::CreateExport,
         Self::ViewExports,
         Self::DownloadExport,
@@ -85,7 +88,9 @@ impl Operation {
             Self::UploadErrorReport => &[Role::Agent, Role::Ingest],
             // Reports are not pseudonymised: only admins and managers read them (seed 000).
             Self::ListErrorReports | Self::DownloadErrorReport => &[Role::TenantAdmin, Role::CcManager],
-            Self::ViewSettings | Self::ChangeSettings | Self::ChangeAccess => &[Role::TenantAdmin],
+            Self::ViewSettings | Self::ChangeSettings | Self::ChangeAccess | Self::ChangeKeycloakSettings => {
+                &[Role::TenantAdmin]
+            }
             Self::ViewExportSchedules | Self::ManageExportSchedules => &[Role::TenantAdmin],
             Self::DpoSearch | Self::DpoReport | Self::DpoErasure | Self::DpoErasureStatus | Self::DpoDownload => {
                 &[Role::Dpo]
@@ -125,6 +130,7 @@ impl Operation {
             Self::ViewSettings => "SETTINGS_VIEW",
             Self::ChangeSettings => "RETENTION_CHANGE",
             Self::ChangeAccess => "ACCESS_SETTINGS_CHANGE",
+            Self::ChangeKeycloakSettings => "KEYCLOAK_SETTINGS_CHANGE",
             Self::CreateExport => "DATA_EXPORT_CREATE",
             Self::ViewExports => "EXPORT_TASK_VIEW",
             Self::DownloadExport => "DATA_EXPORT_DOWNLOAD",

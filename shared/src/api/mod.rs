@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod problems;
 mod requests;
 mod settings;
+mod sources;
 
 use std::sync::Arc;
 
@@ -234,6 +235,8 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
     if R::INGEST {
         let (schemas, paths, ingest) = guarded(routes!(events::ingest), Operation::IngestEvents);
         r = r.routes((schemas, paths, ingest.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))));
+        let (schemas, paths, keycloak) = guarded(routes!(sources::keycloak_events), Operation::IngestEvents);
+        r = r.routes((schemas, paths, keycloak.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))));
         let (schemas, paths, upload) = guarded(routes!(dpo::upload_attachment), Operation::UploadAttachment);
         r = r.routes((schemas, paths, upload.layer(DefaultBodyLimit::max(dpo::MAX_ATTACHMENT_BYTES))));
         r = r.routes(guarded(routes!(dpo::upload_link), Operation::UploadAttachment));
@@ -253,7 +256,9 @@ fn api<R: routes::Set>(state: AppState) -> OpenApiRouter<AppState> {
             .routes(guarded(routes!(settings::get_retention), Operation::ViewSettings))
             .routes(guarded(routes!(settings::put_retention), Operation::ChangeSettings))
             .routes(guarded(routes!(settings::get_access), Operation::ViewSettings))
-            .routes(guarded(routes!(settings::put_access), Operation::ChangeAccess));
+            .routes(guarded(routes!(settings::put_access), Operation::ChangeAccess))
+            .routes(guarded(routes!(settings::get_keycloak), Operation::ViewSettings))
+            .routes(guarded(routes!(settings::put_keycloak), Operation::ChangeKeycloakSettings));
     }
     if R::ERROR_REPORTS {
         let (schemas, paths, upload) = guarded(routes!(error_reports::upload), Operation::UploadErrorReport);

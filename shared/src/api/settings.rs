@@ -11,6 +11,7 @@ use super::problems::{BadRequest, Denied};
 use crate::access::{self, Access};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, parse_json};
+use crate::keycloak::{self, KeycloakSettings};
 use crate::record::{Record, ResultCode};
 use crate::retention::{self, Retention, RetentionUpdate};
 
@@ -110,6 +111,54 @@ pub async fn put_access(
     let rec = Record::system(
         &p.tenant_id,
         "ACCESS_SETTINGS_CHANGE",
+        p.actor(),
+        Some(ResultCode::Ok),
+        json!({"old": old, "new": new}),
+    );
+    state.records.append(&p.tenant_id, &[rec]).await?;
+    Ok(Json(new))
+}
+
+/// What is kept of Keycloak events (`POST /v1/sources/keycloak/events`).
+#[utoipa::path(get, path = "/v1/settings/keycloak", tag = "settings",
+    responses(
+        (status = 200, body = KeycloakSettings),
+        Denied,
+    ))]
+pub async fn get_keycloak(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<KeycloakSettings>> {
+    Ok(Json(keycloak::load(&*state.settings, &p.tenant_id).await?))
+}
+
+/// Whether an admin event's `representation` (the object created or updated, e.g. a whole user)
+/// is kept. Recorded as `KEYCLOAK_SETTINGS_CHANGE` with the old and new settings.
+#[utoipa::path(put, path = "/v1/settings/keycloak", tag = "settings",
+    request_body(content = KeycloakSettings, content_type = "application/json"),
+    responses(
+        (status = 200, body = KeycloakSettings),
+        Denied, BadRequest,
+    ))]
+pub async fn put_keycloak(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<KeycloakSettings>> {
+    // As for access: serde would read a struct from an array too.
+    let shape: serde_json::Value = parse_json(&body, "body")?;
+    if !shape.is_object() {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    }
+    let new: KeycloakSettings = parse_json(&body, "body")?;
+    let old = keycloak::load(&*state.settings, &p.tenant_id).await?;
+    state
+        .settings
+        .put_setting(&p.tenant_id, keycloak::SETTING, &serde_json::to_value(new).map_err(ApiError::internal)?)
+        .await?;
+    let rec = Record::system(
+        &p.tenant_id,
+        "KEYCLOAK_SETTINGS_CHANGE",
         p.actor(),
         Some(ResultCode::Ok),
         json!({"old": old, "new": new}),

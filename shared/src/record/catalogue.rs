@@ -315,9 +315,9 @@ mod tests {
             (Source::HuaweiAicc, 4),
             (Source::EleveoQm, 87),
             (Source::EleveoUm, 16),
-            (Source::Keycloak, 100),
+            (Source::Keycloak, 272),
             (Source::PersonalData, 4),
-            (Source::Auditrail, 25),
+            (Source::Auditrail, 26),
         ];
         let mut got: Vec<(Source, usize)> = Vec::new();
         for def in all() {
@@ -330,7 +330,7 @@ mod tests {
             }
         }
         assert_eq!(got, want);
-        assert_eq!(all().len(), 257);
+        assert_eq!(all().len(), 430);
     }
 
     #[test]
