@@ -47,6 +47,9 @@ pub struct App {
     pub limits: ValidationLimits,
     /// Tenants already registered by this process, so ingest writes the registry once.
     pub registered: Arc<Mutex<HashSet<String>>>,
+    /// Pulls a Keycloak realm's events into a tenant (`AUDITRAIL_KEYCLOAK_*`), when configured.
+    #[cfg(feature = "keycloak-pull")]
+    pub keycloak: Option<Arc<crate::keycloak_pull::Puller>>,
 }
 
 impl App {
@@ -75,7 +78,16 @@ impl App {
             cursor_key: CursorKey::new(cursor_key),
             limits: ValidationLimits::default(),
             registered: Default::default(),
+            #[cfg(feature = "keycloak-pull")]
+            keycloak: None,
         }
+    }
+
+    /// Pulls Keycloak events with `puller` on every housekeeping round.
+    #[cfg(feature = "keycloak-pull")]
+    pub fn with_keycloak(mut self, puller: crate::keycloak_pull::Puller) -> Self {
+        self.keycloak = Some(Arc::new(puller));
+        self
     }
 
     /// Keeps seal digests in `blobs` (the Object Lock bucket) instead.

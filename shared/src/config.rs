@@ -21,6 +21,8 @@
 //! | `AUDITRAIL_TABLE`, `AUDITRAIL_BUCKET` | DynamoDB table and S3 bucket | unset → embedded |
 //! | `AUDITRAIL_SEAL_KMS_KEY` | asymmetric KMS key (ECC_NIST_P256) that signs seals on AWS | a key derived from the export key |
 //! | `AUDITRAIL_SEAL_BUCKET` | S3 bucket with Object Lock (compliance mode) for seal digests | `AUDITRAIL_BUCKET` |
+//! | `AUDITRAIL_KEYCLOAK_URL`, `AUDITRAIL_KEYCLOAK_REALM`, `AUDITRAIL_KEYCLOAK_TENANT`, `AUDITRAIL_KEYCLOAK_CLIENT_ID` | pull that realm's events into that tenant on every housekeeping round (the service account needs `view-events`) | no puller |
+//! | `AUDITRAIL_KEYCLOAK_CLIENT_SECRET` or `AUDITRAIL_KEYCLOAK_CLIENT_SECRET_PARAMETER` | the client's secret, or the SSM SecureString holding it (read with the keys, in the same call) | — |
 //! | `AUDITRAIL_CHECK_ON_START` | `1`: check the table and bucket exist at start-up (two round trips) | `1` for `serve`, `0` in Lambda |
 
 use std::path::{Path, PathBuf};
@@ -76,6 +78,71 @@ pub struct Config {
     /// Check at start-up that the table and bucket exist (`AUDITRAIL_CHECK_ON_START=1`; on by
     /// default for `auditrail serve`, off in Lambda so a cold start costs no extra round trips).
     pub check_on_start: bool,
+    pub keycloak: Option<KeycloakPullConfig>,
+}
+
+/// `AUDITRAIL_KEYCLOAK_*`: one realm pulled into one tenant.
+#[derive(Clone)]
+pub struct KeycloakPullConfig {
+    pub url: String,
+    pub realm: String,
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_secret_parameter: Option<String>,
+}
+
+impl std::fmt::Debug for KeycloakPullConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeycloakPullConfig")
+            .field("url", &self.url)
+            .field("realm", &self.realm)
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("client_secret_parameter", &self.client_secret_parameter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeycloakPullConfig {
+    /// From `AUDITRAIL_KEYCLOAK_*`; none when `AUDITRAIL_KEYCLOAK_URL` is unset.
+    fn from_env(nonempty: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Self>> {
+        let Some(url) = nonempty("AUDITRAIL_KEYCLOAK_URL") else { return Ok(None) };
+        let need = |k: &str| nonempty(k).with_context(|| format!("{k} must be set with AUDITRAIL_KEYCLOAK_URL"));
+        let c = Self {
+            url,
+            realm: need("AUDITRAIL_KEYCLOAK_REALM")?,
+            tenant: need("AUDITRAIL_KEYCLOAK_TENANT")?,
+            client_id: need("AUDITRAIL_KEYCLOAK_CLIENT_ID")?,
+            client_secret: nonempty("AUDITRAIL_KEYCLOAK_CLIENT_SECRET"),
+            client_secret_parameter: nonempty("AUDITRAIL_KEYCLOAK_CLIENT_SECRET_PARAMETER"),
+        };
+        if c.client_secret.is_none() && c.client_secret_parameter.is_none() {
+            bail!("AUDITRAIL_KEYCLOAK_CLIENT_SECRET or AUDITRAIL_KEYCLOAK_CLIENT_SECRET_PARAMETER must be set");
+        }
+        if !cfg!(feature = "keycloak-pull") {
+            bail!("AUDITRAIL_KEYCLOAK_URL is set, but only the scheduler function and `auditrail serve` pull Keycloak");
+        }
+        Ok(Some(c))
+    }
+
+    /// The puller, with the secret given or read from SSM (`from_ssm`).
+    #[cfg(feature = "keycloak-pull")]
+    fn puller(&self, from_ssm: Option<&[u8]>) -> anyhow::Result<crate::keycloak_pull::Puller> {
+        use crate::keycloak_pull::{PullSource, Puller, Secret};
+        let secret = match (&self.client_secret, from_ssm) {
+            (Some(s), _) => Secret::new(s.clone()),
+            (None, Some(b)) => Secret::new(
+                String::from_utf8(b.to_vec()).context("AUDITRAIL_KEYCLOAK_CLIENT_SECRET_PARAMETER is not UTF-8")?,
+            ),
+            (None, None) => bail!(
+                "AUDITRAIL_KEYCLOAK_CLIENT_SECRET_PARAMETER is read from SSM on AWS only; set AUDITRAIL_KEYCLOAK_CLIENT_SECRET"
+            ),
+        };
+        let source = PullSource::new(&self.url, &self.realm, &self.tenant, &self.client_id, secret)
+            .map_err(anyhow::Error::msg)?;
+        Puller::new(source).map_err(anyhow::Error::msg)
+    }
 }
 
 fn secret_var(name: &str) -> anyhow::Result<Option<Vec<u8>>> {
@@ -134,6 +201,7 @@ impl Config {
                 Some("1" | "true") => true,
                 Some(other) => bail!("AUDITRAIL_CHECK_ON_START must be 1 or 0, not `{other}`"),
             },
+            keycloak: KeycloakPullConfig::from_env(nonempty)?,
         })
     }
 
@@ -154,6 +222,7 @@ impl Config {
             seal_kms_key: None,
             seal_bucket: None,
             check_on_start: false,
+            keycloak: None,
         }
     }
 
@@ -247,8 +316,14 @@ impl Config {
                 async { blobs.check().await.with_context(|| format!("AUDITRAIL_BUCKET={bucket}")) },
             )?;
         }
-        let (cursor_key, export_key) = self.aws_keys(&sdk).await?;
+        let (cursor_key, export_key, keycloak_secret) = self.aws_keys(&sdk).await?;
         let mut app = App::new(records, blobs, &cursor_key, &export_key);
+        #[cfg(feature = "keycloak-pull")]
+        if let Some(k) = &self.keycloak {
+            app = app.with_keycloak(k.puller(keycloak_secret.as_deref())?);
+        }
+        #[cfg(not(feature = "keycloak-pull"))]
+        let _ = keycloak_secret;
         if let Some(seal_blobs) = seal_blobs {
             app = app.with_seal_blobs(std::sync::Arc::new(seal_blobs));
         }
@@ -263,10 +338,10 @@ impl Config {
     }
 
     /// Both keys on AWS storage: given directly, else read from their SSM parameters in one
-    /// GetParameters call; with local auth (`cargo lambda watch` against moto) they may come from
-    /// the data directory.
+    /// GetParameters call (with the Keycloak client's secret, when the puller reads it from SSM);
+    /// with local auth (`cargo lambda watch` against moto) they may come from the data directory.
     #[cfg(feature = "aws")]
-    async fn aws_keys(&self, sdk: &aws_config::SdkConfig) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    async fn aws_keys(&self, sdk: &aws_config::SdkConfig) -> anyhow::Result<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
         let wanted = [
             ("CURSOR", &self.cursor_key, &self.cursor_key_parameter, "cursor.key"),
             ("EXPORT", &self.export_key, &self.export_key_parameter, "export.key"),
@@ -279,7 +354,21 @@ impl Config {
         // One name for both keys is read once (and, below, used twice).
         names.sort();
         names.dedup();
-        let from_ssm = if names.is_empty() { Default::default() } else { secrets_from_ssm(sdk, &names).await? };
+        // The Keycloak client's secret rides along (Keycloak's are 32 characters; any length is
+        // accepted for it).
+        let keycloak_parameter = self
+            .keycloak
+            .as_ref()
+            .filter(|k| k.client_secret.is_none())
+            .and_then(|k| k.client_secret_parameter.clone());
+        if let Some(p) = &keycloak_parameter {
+            names.push(p.clone());
+        }
+        let from_ssm = if names.is_empty() {
+            Default::default()
+        } else {
+            secrets_from_ssm(sdk, &names, keycloak_parameter.as_slice()).await?
+        };
         let mut keys = Vec::new();
         for (which, direct, parameter, file) in wanted {
             keys.push(match (direct, parameter, self.auth) {
@@ -293,7 +382,8 @@ impl Config {
             });
         }
         let export = keys.pop().expect("two keys");
-        Ok((keys.pop().expect("two keys"), export))
+        let keycloak = keycloak_parameter.and_then(|p| from_ssm.get(&p).cloned());
+        Ok((keys.pop().expect("two keys"), export, keycloak))
     }
 
     #[cfg(not(feature = "aws"))]
@@ -314,8 +404,13 @@ impl Config {
         let cursor_key = self.key(&self.cursor_key, "cursor.key")?;
         let export_key = self.key(&self.export_key, "export.key")?;
         let seal_key = self.key(&self.seal_key, "seal.key")?;
-        Ok(App::new(records, blobs, &cursor_key, &export_key)
-            .with_signer(std::sync::Arc::new(crate::seal::LocalSigner::from_secret(&seal_key))))
+        let app = App::new(records, blobs, &cursor_key, &export_key)
+            .with_signer(std::sync::Arc::new(crate::seal::LocalSigner::from_secret(&seal_key)));
+        #[cfg(feature = "keycloak-pull")]
+        if let Some(k) = &self.keycloak {
+            return Ok(app.with_keycloak(k.puller(None)?));
+        }
+        Ok(app)
     }
 
     #[cfg(not(feature = "embedded"))]
@@ -328,12 +423,13 @@ impl Config {
 }
 
 /// Reads keys from SSM SecureString parameters (decrypted) in one GetParameters call: name →
-/// bytes. Only SecureStrings are accepted, and at least 32 bytes; errors name the parameter,
-/// never its value.
+/// bytes. Only SecureStrings are accepted, and at least 32 bytes (but for the names in
+/// `any_length`); errors name the parameter, never its value.
 #[cfg(feature = "aws")]
 pub async fn secrets_from_ssm(
     sdk: &aws_config::SdkConfig,
     names: &[String],
+    any_length: &[String],
 ) -> anyhow::Result<std::collections::HashMap<String, Vec<u8>>> {
     use aws_sdk_ssm::types::ParameterType;
     let out = aws_sdk_ssm::Client::new(sdk)
@@ -363,7 +459,7 @@ pub async fn secrets_from_ssm(
             ),
         }
         let value = param.value.with_context(|| format!("the SSM parameter {name} has no value"))?;
-        if value.len() < 32 {
+        if value.len() < 32 && !any_length.contains(&name) {
             bail!("the SSM parameter {name} must hold at least 32 bytes");
         }
         keys.insert(name, value.into_bytes());
@@ -498,7 +594,7 @@ mod tests {
         use crate::config::secrets_from_ssm;
 
         async fn secret_from_ssm(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Vec<u8>> {
-            Ok(secrets_from_ssm(sdk, &[name.to_owned()]).await?.remove(name).unwrap())
+            Ok(secrets_from_ssm(sdk, &[name.to_owned()], &[]).await?.remove(name).unwrap())
         }
         use crate::testkit::moto as testenv;
 
@@ -530,9 +626,10 @@ mod tests {
             // Both keys in one call, each under its name.
             let other = "o".repeat(24) + "-secret-export-key-01";
             put("other", &other, ParameterType::SecureString).await.unwrap();
-            let both = secrets_from_ssm(&sdk, &[format!("/auditrail/{run}/good"), format!("/auditrail/{run}/other")])
-                .await
-                .unwrap();
+            let both =
+                secrets_from_ssm(&sdk, &[format!("/auditrail/{run}/good"), format!("/auditrail/{run}/other")], &[])
+                    .await
+                    .unwrap();
             assert_eq!(both[&format!("/auditrail/{run}/good")], good.as_bytes());
             assert_eq!(both[&format!("/auditrail/{run}/other")], other.as_bytes());
         }

@@ -17,6 +17,10 @@ pub struct TickReport {
     pub exports_expired: u64,
     pub scheduled_exports: Vec<String>,
     pub requeued: usize,
+    /// The Keycloak pull of this round, when one is configured and it succeeded.
+    #[cfg(feature = "keycloak-pull")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keycloak: Option<crate::keycloak_pull::PullReport>,
 }
 
 /// One round. `purge` includes the retention purge (hourly is enough; the rest runs every
@@ -41,6 +45,14 @@ pub async fn tick(state: &App, now: DateTime<Utc>, purge: bool) -> StoreResult<T
     }
     if !report.scheduled_exports.is_empty() || report.requeued > 0 {
         state.jobs_queued.notify_waiters();
+    }
+    #[cfg(feature = "keycloak-pull")]
+    if let Some(puller) = &state.keycloak {
+        // Keycloak being away never stops the rest of housekeeping; the next round resumes.
+        match puller.run(&*state.records, &*state.settings, &state.limits, now).await {
+            Ok(r) => report.keycloak = Some(r),
+            Err(e) => tracing::error!(tenant = %puller.source().tenant, error = %e, "keycloak pull failed"),
+        }
     }
     Ok(report)
 }

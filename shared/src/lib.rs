@@ -20,6 +20,8 @@ pub mod integrity;
 pub mod jobs;
 pub mod json_bounds;
 pub mod keycloak;
+#[cfg(feature = "keycloak-pull")]
+pub mod keycloak_pull;
 #[cfg(feature = "kms")]
 pub mod kms;
 pub mod merkle;

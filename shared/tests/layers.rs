@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("ports", &["store", "blob"]),
     ("adapters", &["store::sqlite", "store::dynamodb", "blob::fs", "blob::s3", "kms"]),
     ("core", &["query", "ingest", "auth", "access", "error_report", "keycloak"]),
-    ("jobs", &["jobs", "export", "dpo", "retention", "integrity"]),
+    ("jobs", &["jobs", "export", "dpo", "retention", "integrity", "keycloak_pull"]),
     ("wiring", &["config", "app", "housekeeping", "demo", "stream_worker"]),
     ("faces", &["api"]),
 ];

@@ -302,7 +302,8 @@ fn sam_builds_each_function_from_its_own_package_with_only_what_it_uses() {
             let (features, packages) = resolved_in(&format!("{root}/functions/{bin}"));
             let expected: &[&str] = match bin.as_str() {
                 "console" => &["lambda"],
-                "query" | "scheduler" => &["aws", "kms", "lambda"],
+                "query" => &["aws", "kms", "lambda"],
+                "scheduler" => &["aws", "keycloak-pull", "kms", "lambda"],
                 _ => &["aws", "lambda"],
             };
             assert_eq!(features, expected, "{bin}: auditrail-shared features as SAM builds it");
