@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the tests need, pinned, into the repo (idempotent; fast when done):
 #   .venv      moto (DynamoDB + S3 emulator), cfn-lint, schemathesis, and the independent
-#              verifier's packages (cryptography, rfc8785: tools/verify_trail.py)
+#              verifier's packages (cryptography, rfc8785: tools/verify_trail.py), ocsf-json-schema (tools/validate_ocsf.py)
 #              and with --lambda: cargo-lambda + zig (cross-compiling the functions)
 #   .venv-sam  AWS SAM CLI (its own venv: it pins boto3 differently from moto)
 #   7-Zip      Debian's p7zip-full, to check export archives
@@ -19,7 +19,7 @@ done
 
 PY=${PYTHON:-python3}
 core=("moto[server,dynamodb,s3,ssm,kms]==5.2.5" "cfn-lint==1.58.0" "schemathesis==4.32.5"
-      "cryptography==50.0.2" "rfc8785==0.1.4")
+      "cryptography==50.0.2" "rfc8785==0.1.4" "ocsf-json-schema==1.2.0")
 lambda_pkgs=("cargo-lambda==1.9.2" "ziglang==0.17.1")
 sam=("aws-sam-cli==1.170.0")
 

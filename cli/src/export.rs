@@ -38,7 +38,7 @@ pub struct ExportArgs {
     user: Option<String>,
     #[arg(long)]
     result: Option<String>,
-    /// csv or jsonl.
+    /// csv, jsonl or ocsf (OCSF 1.1.0 events, docs/ocsf.md); checked by the server.
     #[arg(long, default_value = "csv")]
     format: String,
     /// zip, gzip or none (a password implies zip).

@@ -404,3 +404,101 @@ async fn formula_cells_are_neutralised_in_every_csv_and_json_lines_stay_as_sent(
     assert_eq!(line["actor"]["username"], username, "JSON lines keep the value as sent");
     assert_eq!(line["description"], description);
 }
+
+/// Every catalogue action exports to a valid OCSF 1.1.0 event of the class docs/ocsf.md names:
+/// the actions a client may send go through ingest and an export with `format: "ocsf"`; the
+/// server-only ones (Auditrail's own) are mapped as the export maps them. All are checked by
+/// tools/validate_ocsf.py against the schema of the pinned `ocsf-json-schema` package.
+#[tokio::test]
+async fn every_catalogue_action_exports_to_a_valid_ocsf_event_of_its_class() {
+    use auditrail_shared::export::ocsf;
+    use auditrail_shared::record::catalogue::{self, Mode};
+    use auditrail_shared::record::{Actor, Category, Record, ResultCode};
+    let app = TestApp::new().await;
+    let mut recs = Vec::new();
+    let mut server_only = Vec::new();
+    for (i, d) in catalogue::all().iter().enumerate() {
+        if d.server_only() {
+            let actor = Actor { user_id: Some("u-1".into()), username: Some("admin".into()), ..Default::default() };
+            server_only.push(Record::system("acme", d.name, actor, Some(ResultCode::Ok), json!({"note": d.name})));
+            continue;
+        }
+        let fail = i % 7 == 0;
+        let mut e =
+            event(&format!("o{i:04}"), 5 + (i % 50) as i64, d.name, "agent.smith", if fail { "FAIL" } else { "OK" });
+        e["category"] = json!(d.category.as_str());
+        e["source_ip"] = json!("10.0.0.9");
+        if fail {
+            e["failure_reason_code"] = json!("E42");
+        }
+        if d.mode == Mode::Async {
+            e["phase"] = json!("end");
+            e["correlation_id"] = json!(format!("corr-{i}"));
+        }
+        if d.category == Category::Cobrowse {
+            e["session_id"] = json!("cb-1");
+            e["actor"]["kind"] = json!("agent");
+            e["data"] = json!({"url": "https://shop.example/cart"});
+        }
+        recs.push(e);
+    }
+    let n = recs.len();
+    app.ingest("acme", &recs).await;
+    let t = export(&app, "acme", json!({"filter": {}, "format": "ocsf", "compression": "none"})).await;
+    assert_eq!(t["status"], "SUCCEEDED", "{t:#}");
+    assert_eq!(t["file_name"], "events.ocsf.jsonl");
+    let bytes = download(&app, "acme", t["id"].as_str().unwrap()).await;
+    let mut lines: Vec<Value> =
+        bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    assert!(lines.len() >= n, "{} events for {n} records", lines.len());
+    lines.extend(server_only.iter().map(ocsf::event));
+    let mut classes = std::collections::BTreeMap::new();
+    for e in &lines {
+        let action = e["unmapped"]["action"].as_str().unwrap();
+        let category = e["unmapped"]["category"].as_str().and_then(Category::parse).unwrap();
+        let (class, activity, _) = ocsf::classify(action, category);
+        assert_eq!(
+            (e["class_uid"].as_u64(), e["activity_id"].as_u64()),
+            (Some(class.uid() as u64), Some(activity as u64)),
+            "{action}"
+        );
+        assert_eq!(e["metadata"]["tenant_uid"], "acme");
+        *classes.entry(class.uid()).or_insert(0) += 1;
+    }
+    assert_eq!(classes.keys().copied().collect::<Vec<_>>(), [3001, 3002, 3005, 6001, 6003], "{classes:?}");
+    let failed = lines.iter().find(|e| e["metadata"]["uid"] == "o0000").unwrap();
+    assert_eq!((failed["status_id"].as_u64(), failed["status_code"].as_str()), (Some(2), Some("E42")));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ocsf.jsonl");
+    std::fs::write(&file, lines.iter().map(|e| format!("{e}\n")).collect::<String>()).unwrap();
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make tools` (scripts/setup-tools.sh)", python.display());
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/validate_ocsf.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && report.contains("all events valid"),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The validator does fail: an event without its required `user` is refused.
+    let mut broken = lines.iter().find(|e| e["class_uid"] == 3002).unwrap().clone();
+    broken.as_object_mut().unwrap().remove("user");
+    std::fs::write(&file, format!("{broken}\n")).unwrap();
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/validate_ocsf.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("user"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -8,7 +8,7 @@ import { ErrorBox } from "./common";
 export function ExportDialog({ view, filter, tz, onClose, onCreated }: { view: "events" | "sign-ins"; filter: object; tz: string; onClose: () => void; onCreated?: () => void }) {
   const [pw, setPw] = useState("");
   const [touched, setTouched] = useState(false);
-  const [format, setFormat] = useState<"csv" | "jsonl">("csv");
+  const [format, setFormat] = useState<"csv" | "jsonl" | "ocsf">("csv");
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState(false);
   const violations = passwordViolations(pw);
@@ -60,9 +60,10 @@ export function ExportDialog({ view, filter, tz, onClose, onCreated }: { view: "
             </ul>
             <label class="field">
               {t("export.format")}
-              <select value={format} onChange={(e) => setFormat(e.currentTarget.value as "csv" | "jsonl")}>
+              <select value={format} onChange={(e) => setFormat(e.currentTarget.value as "csv" | "jsonl" | "ocsf")}>
                 <option value="csv">CSV</option>
                 <option value="jsonl">JSON Lines</option>
+                <option value="ocsf">OCSF 1.1 (JSON Lines)</option>
               </select>
             </label>
           </>

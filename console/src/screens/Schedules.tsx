@@ -20,7 +20,7 @@ interface Draft {
   cron: string;
   every: string;
   window: Window;
-  format: "csv" | "jsonl";
+  format: "csv" | "jsonl" | "ocsf";
   password: string;
 }
 
@@ -121,6 +121,7 @@ function NewSchedule({ onCreated }: { onCreated: () => void }) {
         <select name="schedule_format" value={d.format} onChange={(e) => setD({ ...d, format: e.currentTarget.value as Draft["format"] })}>
           <option value="csv">CSV</option>
           <option value="jsonl">JSON Lines</option>
+          <option value="ocsf">OCSF 1.1 (JSON Lines)</option>
         </select>
       </label>
       <label class="field">

@@ -5,6 +5,7 @@
 
 pub mod cells;
 pub mod deflate;
+pub mod ocsf;
 pub mod password;
 pub mod rows;
 pub mod schedule;
@@ -32,6 +33,8 @@ pub enum Format {
     #[default]
     Csv,
     Jsonl,
+    /// OCSF 1.1.0 events, one per line (docs/ocsf.md).
+    Ocsf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -139,7 +142,7 @@ impl ExportSpec {
             (Compression::Zip, _) => "application/zip",
             (Compression::Gzip, _) => "application/gzip",
             (Compression::None, Format::Csv) => "text/csv; charset=utf-8",
-            (Compression::None, Format::Jsonl) => "application/x-ndjson",
+            (Compression::None, Format::Jsonl | Format::Ocsf) => "application/x-ndjson",
         }
     }
 

@@ -1,5 +1,5 @@
 //! Rows of an export: the columns each view shows (seed 004's activity log, seed 003's sign-in
-//! log) as RFC 4180 CSV with a header row, or one JSON object per line.
+//! log) as RFC 4180 CSV with a header row, or one JSON object per line; or OCSF events.
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,10 @@ impl RowEncoder {
     /// Appends one record's row to `out`.
     pub fn row(&mut self, r: &Record, out: &mut Vec<u8>) {
         match self.format {
+            Format::Ocsf => {
+                serde_json::to_writer(&mut *out, &super::ocsf::event(r)).expect("writes to memory");
+                out.push(b'\n');
+            }
             Format::Jsonl => {
                 let v = match self.view {
                     ExportView::Events => render_record(r, self.tz),

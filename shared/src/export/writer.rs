@@ -183,6 +183,7 @@ impl ArchiveWriter {
         let ext = match format {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
+            Format::Ocsf => "ocsf.jsonl",
         };
         match (compression, chunk) {
             (Compression::Zip, Some(n)) => format!("{}-{:04}.{ext}", view.as_str(), n),
