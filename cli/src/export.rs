@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use auditrail_shared::auth::Role;
 use auditrail_shared::config::Config;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
@@ -55,23 +55,6 @@ pub struct ExportArgs {
     out: PathBuf,
 }
 
-fn problem(status: reqwest::StatusCode, body: &str) -> anyhow::Error {
-    match serde_json::from_str::<Value>(body) {
-        Ok(v) => {
-            let mut msg = format!("{status}: {}", v["detail"].as_str().unwrap_or(""));
-            for e in v["errors"].as_array().into_iter().flatten() {
-                msg.push_str(&format!(
-                    "\n  {}: {}",
-                    e["field"].as_str().unwrap_or("?"),
-                    e["reason"].as_str().unwrap_or("")
-                ));
-            }
-            anyhow::anyhow!(msg)
-        }
-        Err(_) => anyhow::anyhow!("{status}: {body}"),
-    }
-}
-
 pub async fn run(args: ExportArgs, config: &Config) -> anyhow::Result<()> {
     let token = match (&args.token, &args.tenant) {
         (Some(t), _) => t.clone(),
@@ -99,21 +82,8 @@ pub async fn run(args: ExportArgs, config: &Config) -> anyhow::Result<()> {
             body[k] = v.clone().into();
         }
     }
-    let base = args.server.trim_end_matches('/');
-    let http = reqwest::Client::new();
-    let resp = http
-        .post(format!("{base}/v1/exports"))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    let status = resp.status();
-    let text = resp.text().await?;
-    if status != reqwest::StatusCode::ACCEPTED {
-        return Err(problem(status, &text));
-    }
-    let task: Value = serde_json::from_str(&text)?;
+    let client = auditrail_client::Client::new(&args.server, token)?;
+    let task = client.create_export(&body).await.with_context(|| format!("creating the export at {}", args.server))?;
     let id = task["id"].as_str().context("the server returned no export id")?.to_owned();
 
     let bar = ProgressBar::new_spinner();
@@ -121,14 +91,13 @@ pub async fn run(args: ExportArgs, config: &Config) -> anyhow::Result<()> {
     bar.set_prefix(id.clone());
     bar.enable_steady_tick(Duration::from_millis(120));
     let done = loop {
-        let resp = http.get(format!("{base}/v1/exports/{id}")).bearer_auth(&token).send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bar.abandon();
-            return Err(problem(status, &text));
-        }
-        let t: Value = serde_json::from_str(&text)?;
+        let t = match client.export(&id).await {
+            Ok(t) => t,
+            Err(e) => {
+                bar.abandon();
+                return Err(e.into());
+            }
+        };
         let st = t["status"].as_str().unwrap_or("?").to_owned();
         bar.set_message(format!(
             "{st}, {} records, {}",
@@ -146,12 +115,8 @@ pub async fn run(args: ExportArgs, config: &Config) -> anyhow::Result<()> {
     };
     bar.finish();
 
-    // reqwest follows the 303 to a presigned URL (AWS) on its own.
-    let mut resp = http.get(format!("{base}/v1/exports/{id}/download")).bearer_auth(&token).send().await?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        return Err(problem(status, &resp.text().await?));
-    }
+    // The client follows the 303 to a presigned URL (AWS) on its own.
+    let mut resp = client.download_export(&id).await?;
     let total = resp.content_length().or(done["bytes"].as_u64()).unwrap_or(0);
     let bar = ProgressBar::new(total);
     bar.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}").expect("template"));
