@@ -196,3 +196,15 @@ pub fn event(id: &str, minutes_ago: i64, action: &str, user: &str, result: &str)
         "description": {"userId": format!("uid-{user}"), "note": format!("{action} by {user}")},
     })
 }
+
+/// The record ids of a DPO search's answer (every group), sorted.
+pub fn dpo_hits(r: &Value) -> Vec<String> {
+    let mut v: Vec<String> = r["groups"]
+        .as_object()
+        .expect("groups")
+        .values()
+        .flat_map(|g| g.as_array().expect("a group").iter().map(|h| h["id"].as_str().expect("an id").to_owned()))
+        .collect();
+    v.sort();
+    v
+}

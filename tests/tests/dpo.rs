@@ -78,14 +78,7 @@ fn dpo(app: &TestApp, tenant: &str) -> String {
 }
 
 fn ids(r: &Value) -> Vec<String> {
-    let mut v: Vec<String> = r["groups"]
-        .as_object()
-        .unwrap()
-        .values()
-        .flat_map(|g| g.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()))
-        .collect();
-    v.sort();
-    v
+    auditrail_tests::dpo_hits(r)
 }
 
 #[tokio::test]

@@ -136,16 +136,7 @@ async fn a_dpo_finds_an_e_mail_seen_only_in_keycloak_details_and_representations
     ]);
     assert_eq!(app.post_json("/v1/sources/keycloak/events", &t, &batch).await.status, 200);
     let dpo = app.token("acme", &[Role::Dpo]);
-    let hits = |r: &Value| -> Vec<String> {
-        let mut v: Vec<String> = r["groups"]
-            .as_object()
-            .unwrap()
-            .values()
-            .flat_map(|g| g.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()))
-            .collect();
-        v.sort();
-        v
-    };
+    let hits = auditrail_tests::dpo_hits;
     let r = app.post_json("/v1/dpo/searches", &dpo, &json!({"email": "R.Burke@old.example"})).await;
     assert_eq!(hits(&r.body), ["kc-verify"], "{:#}", r.body);
     // Off by default: the representation (and the e-mail in it) was not kept.

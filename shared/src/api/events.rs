@@ -40,26 +40,34 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let body = body.map_err(|e| {
+    let body = batch_body(body)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let framing = Framing::detect(content_type, &body)?;
+    let prepared = ingest::prepare(&body, framing, &p.tenant_id, Utc::now(), &state.limits)?;
+    let result = store_batch(&state, &p.tenant_id, prepared).await?;
+    let status = if result.all_stored() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    Ok((status, Json(result)).into_response())
+}
+
+/// A batch's body, or the problem for one over the limit or unreadable.
+pub(super) fn batch_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!("a batch may be at most {MAX_BATCH_BYTES} bytes"))
         } else {
             ApiError::MalformedBody(e.body_text())
         }
-    })?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let framing = Framing::detect(content_type, &body)?;
-    let prepared = ingest::prepare(&body, framing, &p.tenant_id, Utc::now(), &state.limits)?;
-    let outcomes = if prepared.records.is_empty() {
-        Vec::new()
-    } else {
-        state.records.append(&p.tenant_id, &prepared.records).await?
-    };
+    })
+}
+
+/// Appends a prepared batch's records and folds the outcomes into its result (logged).
+pub(super) async fn store_batch(state: &AppState, tenant: &str, prepared: ingest::Prepared) -> ApiResult<BatchResult> {
+    let outcomes =
+        if prepared.records.is_empty() { Vec::new() } else { state.records.append(tenant, &prepared.records).await? };
     let result = prepared.finish(&outcomes);
-    tracing::info!(tenant = %p.tenant_id, created = result.created, duplicates = result.duplicates,
+    tracing::info!(tenant = %tenant, created = result.created, duplicates = result.duplicates,
         rejected = result.rejected, failed = result.failed, "batch ingested");
-    let status = if result.all_stored() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
-    Ok((status, Json(result)).into_response())
+    Ok(result)
 }
 
 /// A page of a listing.

@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::problems::{BadRequest, Denied, TooLarge, Unavailable, UnsupportedType};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
-use crate::ingest::{self, BatchResult, Framing, MAX_BATCH_BYTES};
+use crate::error::ApiResult;
+use crate::ingest::{self, BatchResult, Framing};
 use crate::keycloak;
 
 /// The batch's fate, and the Keycloak types the catalogue did not know.
@@ -50,13 +50,7 @@ pub async fn keycloak_events(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!("a batch may be at most {MAX_BATCH_BYTES} bytes"))
-        } else {
-            ApiError::MalformedBody(e.body_text())
-        }
-    })?;
+    let body = super::events::batch_body(body)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let framing = Framing::detect_one_or_many(content_type, &body)?;
     let settings = keycloak::load(&*state.settings, &p.tenant_id).await?;
@@ -70,15 +64,10 @@ pub async fn keycloak_events(
         }
         Ok(record)
     })?;
-    let outcomes = if prepared.records.is_empty() {
-        Vec::new()
-    } else {
-        state.records.append(&p.tenant_id, &prepared.records).await?
-    };
-    let batch = prepared.finish(&outcomes);
-    tracing::info!(tenant = %p.tenant_id, created = batch.created, duplicates = batch.duplicates,
-        rejected = batch.rejected, failed = batch.failed, unknown_types = unknown_types.values().sum::<usize>(),
-        "keycloak batch ingested");
+    let batch = super::events::store_batch(&state, &p.tenant_id, prepared).await?;
+    if !unknown_types.is_empty() {
+        tracing::info!(tenant = %p.tenant_id, unknown = unknown_types.values().sum::<usize>(), "keycloak types not in the catalogue");
+    }
     let status = if batch.all_stored() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
     Ok((status, Json(KeycloakBatchResult { batch, unknown_types })).into_response())
 }
