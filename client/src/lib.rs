@@ -17,7 +17,8 @@
 //!   it is full (back-pressure), never drops.
 //! - [`ErrorReportBuffer`] keeps the last N log entries for the error report a desktop client
 //!   uploads (`POST /v1/error-reports`).
-//! - [`Client::events`] pages `GET /v1/events` as an async `Stream`, following `next_cursor`.
+//! - [`Client::events`] pages `GET /v1/events` ([`EventQuery`] → [`Event`]) as an async
+//!   `Stream`, following `next_cursor`; [`Client::pages`] does the same for any listing.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub enum Error {
     Exhausted { attempts: u32, last: String },
     #[error("HTTP: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("an answer the client does not understand: {0}")]
+    Decode(String),
     #[error("a record is {0} bytes serialised, over the 5 MiB batch limit")]
     TooLarge(usize),
     #[error("the buffer's sender has stopped")]
@@ -136,6 +139,83 @@ impl NewRecord {
         self.description = Some(d.into());
         self
     }
+}
+
+/// The filters of the activity log (`GET /v1/events`); unset ones are left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventQuery {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    pub actions: Vec<String>,
+    pub category: Option<String>,
+    /// The username (case-insensitive), or the user id of records without one.
+    pub user: Option<String>,
+    /// `OK`, `FAIL` or `UNAUTHORIZED`.
+    pub result: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// Description text (a substring, case-insensitive).
+    pub q: Option<String>,
+    /// Records per page (1–1000; the server's default 50).
+    pub limit: Option<u32>,
+    /// IANA zone for the times in the answer.
+    pub tz: Option<String>,
+}
+
+impl EventQuery {
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                p.push((k.to_owned(), v));
+            }
+        };
+        put("from", self.from.map(|t| t.to_rfc3339()));
+        put("to", self.to.map(|t| t.to_rfc3339()));
+        put("action", (!self.actions.is_empty()).then(|| self.actions.join(",")));
+        put("category", self.category.clone());
+        put("user", self.user.clone());
+        put("result", self.result.clone());
+        put("session_id", self.session_id.clone());
+        put("correlation_id", self.correlation_id.clone());
+        put("q", self.q.clone());
+        put("limit", self.limit.map(|l| l.to_string()));
+        put("tz", self.tz.clone());
+        p
+    }
+}
+
+/// A stored record as the activity log returns it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Event {
+    pub id: String,
+    pub occurred_at: String,
+    pub received_at: String,
+    pub category: String,
+    pub action: String,
+    #[serde(default)]
+    pub actor: Map<String, Value>,
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub failure_reason_code: Option<String>,
+    #[serde(default)]
+    pub description: Option<Value>,
+    #[serde(default)]
+    pub data: Option<Value>,
+    #[serde(default)]
+    pub subject: Option<Value>,
+    /// Whatever else the server returns (attachments, integrity, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// What a send stored.
@@ -363,9 +443,20 @@ impl Client {
         (Buffer { tx }, task)
     }
 
-    /// The activity log as a stream of records, page after page (`query` holds the list's
-    /// parameters, e.g. `[("action", "LOGIN"), ("from", "2026-11-01T00:00:00Z")]`).
-    pub fn events(&self, query: Vec<(String, String)>) -> impl Stream<Item = Result<Value, Error>> + '_ {
+    /// The activity log (`GET /v1/events`) as a stream of records, page after page.
+    pub fn events(&self, query: &EventQuery) -> impl Stream<Item = Result<Event, Error>> + '_ {
+        use futures_util::StreamExt;
+        self.pages("/v1/events", query.pairs())
+            .map(|r| r.and_then(|v| serde_json::from_value::<Event>(v).map_err(|e| Error::Decode(e.to_string()))))
+    }
+
+    /// Any listing route (`/v1/events`, `/v1/sign-ins`, `/v1/requests`, …) as a stream of its
+    /// items as JSON, following `next_cursor`.
+    pub fn pages(
+        &self,
+        path: &'static str,
+        query: Vec<(String, String)>,
+    ) -> impl Stream<Item = Result<Value, Error>> + '_ {
         struct State {
             query: Vec<(String, String)>,
             cursor: Option<String>,
@@ -385,7 +476,7 @@ impl Client {
                 if let Some(c) = &s.cursor {
                     q.push(("cursor".into(), c.clone()));
                 }
-                let req = match self.request(reqwest::Method::GET, "/v1/events").await {
+                let req = match self.request(reqwest::Method::GET, path).await {
                     Ok(r) => r.query(&q),
                     Err(e) => {
                         s.done = true;

@@ -73,11 +73,8 @@ fn fast() -> Retry {
 
 /// Every record of the tenant, read through the client's paged stream.
 async fn all_ids(client: &Client) -> Vec<String> {
-    let mut ids: Vec<String> = client
-        .events(vec![("limit".into(), "500".into())])
-        .map(|r| r.unwrap()["id"].as_str().unwrap().to_owned())
-        .collect()
-        .await;
+    let query = auditrail_client::EventQuery { limit: Some(500), ..Default::default() };
+    let mut ids: Vec<String> = client.events(&query).map(|r| r.unwrap().id).collect().await;
     ids.sort();
     ids
 }
@@ -144,6 +141,18 @@ async fn the_buffer_applies_back_pressure_and_sends_everything_once() {
     assert_eq!(report.created + report.duplicates, 2400, "{report:?}");
     let reader = Client::new(&base, app.token("acme", &[Role::ComplianceAnalyst])).unwrap();
     assert_eq!(all_ids(&reader).await.len(), 2400);
+    // A typed query: one user's sign-ins, across pages, each a typed record.
+    let query = auditrail_client::EventQuery {
+        actions: vec!["SIGN_IN".into()],
+        user: Some("AGENT3".into()),
+        limit: Some(7),
+        ..Default::default()
+    };
+    let events: Vec<auditrail_client::Event> = reader.events(&query).map(|r| r.unwrap()).collect().await;
+    let expected = 2 * (0..1200).filter(|i| i % 2 == 0 && i % 17 == 3).count();
+    assert_eq!(events.len(), expected, "every page of the filter, once");
+    assert!(expected > 7, "more than one page");
+    assert!(events.iter().all(|e| e.action == "SIGN_IN" && e.actor["username"] == "agent3"));
 }
 
 #[tokio::test]
