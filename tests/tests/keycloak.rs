@@ -169,7 +169,7 @@ async fn a_dpo_finds_an_e_mail_seen_only_in_keycloak_details_and_representations
 /// A local server that behaves like Keycloak's admin REST API as documented: the
 /// client-credentials grant at `/realms/{realm}/protocol/openid-connect/token`, and
 /// `/admin/realms/{realm}/events` and `/admin-events` newest first, paged by `first`/`max`
-/// (default 100) and bounded by `dateFrom` (a day, inclusive). A token stops working after
+/// (default 100) and bounded by `dateFrom` and `dateTo` (days, inclusive). A token stops working after
 /// three requests (401), as an expired one would.
 mod fake_keycloak {
     use std::sync::{Arc, Mutex};
@@ -242,9 +242,23 @@ mod fake_keycloak {
                 .and_utc()
                 .timestamp_millis(),
         };
+        // `dateTo` is inclusive: the whole day.
+        let to_ms = match q.get("dateTo") {
+            None => i64::MAX,
+            Some(d) => {
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| StatusCode::BAD_REQUEST)?
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap()
+                    .and_utc()
+                    .timestamp_millis()
+                    + 86_400_000
+                    - 1
+            }
+        };
         let mut events: Vec<Value> = (if admin { &kc.admin } else { &kc.user })
             .iter()
-            .filter(|e| e["time"].as_i64().unwrap() >= from_ms)
+            .filter(|e| (from_ms..=to_ms).contains(&e["time"].as_i64().unwrap()))
             .cloned()
             .collect();
         events.sort_by_key(|e| std::cmp::Reverse(e["time"].as_i64().unwrap()));
