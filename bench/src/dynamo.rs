@@ -146,6 +146,29 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
             f.user = Some("agent.7".into());
         }),
     ));
+    filters.push((
+        "employee + result",
+        with(&|f| {
+            f.employee_id = sample_emp.clone();
+            f.categories = vec![Category::SignIn];
+            f.result = Some(ResultCode::Ok);
+        }),
+    ));
+    filters.push((
+        "category=audit + result=OK",
+        with(&|f| {
+            f.categories = vec![Category::Audit];
+            f.result = Some(ResultCode::Ok);
+        }),
+    ));
+    // The combinations again over the last day only (a time range inside the 10-day one).
+    let combos: Vec<(String, EventFilter)> = filters
+        .iter()
+        .filter(|(name, _)| name.contains(" + "))
+        .map(|(name, f)| (format!("{name}, last 24 h"), EventFilter { from: now - Duration::days(1), ..f.clone() }))
+        .collect();
+    let mut filters: Vec<(String, EventFilter)> = filters.into_iter().map(|(n, f)| (n.to_owned(), f)).collect();
+    filters.extend(combos);
     println!("| filter | index chosen | items read | returned | read ÷ returned |");
     println!("|---|---|---:|---:|---:|");
     for (name, f) in filters {

@@ -9,9 +9,10 @@ use std::collections::{HashMap, VecDeque};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::DateTime;
+use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
-use super::keys::{Plan, RECORD_SK, Residual, index_name, plan, record_pk};
+use super::keys::{Plan, RECORD_SK, Residual, index_name, plan, record_pk, time_plan};
 use super::{DynamoStore, Item, decode, get_s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, PageRequest, ReadStats, RecordPage, StoreError, StoreResult};
@@ -21,6 +22,9 @@ use crate::store::{EventFilter, Order, PageRequest, ReadStats, RecordPage, Store
 /// empty, with a cursor to continue and `searched_until`, instead of reading a rare match's whole
 /// window in one request.
 pub const READ_BUDGET: u64 = 5_000;
+
+/// Partitions queried at once in a round.
+const PARALLEL_READS: usize = 16;
 
 struct Stream {
     pk: String,
@@ -187,9 +191,23 @@ async fn run_plan(
                 }
                 let remaining = need - out.len();
                 let share = remaining.div_ceil(streams.len()) + 1;
-                for st in streams.iter_mut().filter(|s| s.needs_read()) {
-                    let want = share.saturating_mul(1 << st.dry.min(10)).min(left.unwrap_or(usize::MAX));
-                    fetch(store, &plan, f, st, want, &mut stats).await?;
+                // The partitions are independent: a round costs one round trip, not one per
+                // partition (a user filter reads up to eight).
+                let plan = &plan;
+                let mut reads = Vec::with_capacity(needy);
+                for st in streams.iter_mut() {
+                    if st.needs_read() {
+                        let want = share.saturating_mul(1 << st.dry.min(10)).min(left.unwrap_or(usize::MAX));
+                        reads.push(async move {
+                            let mut read = ReadStats::default();
+                            fetch(store, plan, f, st, want, &mut read).await.map(|()| read)
+                        });
+                    }
+                }
+                let rounds: Vec<ReadStats> =
+                    futures_util::stream::iter(reads).buffer_unordered(PARALLEL_READS).try_collect().await?;
+                for read in rounds {
+                    stats += read;
                 }
                 if streams.iter().any(Stream::needs_read) {
                     continue;
@@ -284,8 +302,7 @@ pub(super) async fn run_on_time_index(
     f: &EventFilter,
     limit: usize,
 ) -> StoreResult<Vec<Record>> {
-    let mut p = plan(tenant, &EventFilter { categories: Vec::new(), ..f.clone() });
-    p.residual.categories = f.categories.iter().map(|c| c.as_str().to_owned()).collect();
+    let p = time_plan(tenant, f);
     // No budget: retention must reach the oldest records of a rare category, however far in.
     Ok(run_plan(store, tenant, f, p, limit, None, None).await?.records)
 }
