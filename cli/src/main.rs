@@ -64,6 +64,10 @@ enum Command {
     Export(Box<export::ExportArgs>),
     /// Run the retention purge once for every tenant and print what it deleted.
     Purge,
+    /// Once after upgrading a DynamoDB deployment from a version before the classed index keys:
+    /// rewrite the index keys of every record stored under the first layout (AUDITRAIL_TABLE;
+    /// idempotent, resumable by running it again). Prints what it rewrote per tenant.
+    UpgradeKeys,
     /// Seal what the journal holds since the last seal, now (every tenant, or one).
     Seal {
         #[arg(long)]
@@ -178,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Verify(args) => integrity::verify(&config.app().await?, *args).await,
         Command::PublicKey => integrity::public_key(&config.app().await?).await,
+        Command::UpgradeKeys => upgrade_keys(&config).await,
         Command::Serve {
             addr,
             demo,
@@ -347,4 +352,31 @@ async fn job_loop(state: App) {
 async fn shutdown() {
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
+}
+
+/// `auditrail upgrade-keys`: the DynamoDB layout upgrade, with a progress bar per tenant.
+#[cfg(not(feature = "aws"))]
+async fn upgrade_keys(_: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("upgrade-keys works on DynamoDB: build with `--features aws` (the embedded store has nothing to upgrade)")
+}
+
+/// `auditrail upgrade-keys`: the DynamoDB layout upgrade, with a progress bar per tenant.
+#[cfg(feature = "aws")]
+async fn upgrade_keys(config: &Config) -> anyhow::Result<()> {
+    init_tracing(false);
+    let store = config.dynamo_store()?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} days")?.progress_chars("=> "),
+    );
+    let report = store
+        .upgrade_keys(chrono::Utc::now(), &|tenant, day, days| {
+            bar.set_message(tenant.to_owned());
+            bar.set_length(days);
+            bar.set_position(day);
+        })
+        .await?;
+    bar.finish_and_clear();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }

@@ -232,6 +232,14 @@ impl Config {
         self.embedded_app()
     }
 
+    /// The DynamoDB store of `AUDITRAIL_TABLE` alone (maintenance commands).
+    #[cfg(feature = "aws")]
+    pub fn dynamo_store(&self) -> anyhow::Result<crate::store::dynamodb::DynamoStore> {
+        let table = self.table.clone().context("AUDITRAIL_TABLE names the DynamoDB table to upgrade")?;
+        let sdk = crate::store::dynamodb::sdk_config()?;
+        Ok(crate::store::dynamodb::DynamoStore::new(crate::store::dynamodb::dynamodb_client(&sdk), table))
+    }
+
     #[cfg(feature = "aws")]
     async fn aws_app(&self) -> anyhow::Result<App> {
         use crate::blob::s3::S3BlobStore;

@@ -5,7 +5,8 @@
 //! One file per port, mirroring `sqlite`: `records`, `pairs` (request pairs), `settings` (and
 //! the tenant registry), `tasks`, `subjects`; beneath them `client` (the SDK client, the one retry
 //! policy with its time budget, the item-level calls and the one paging loop), `keys` (the key
-//! design and the planner) and `merge` (reading a plan).
+//! design and the planner) and `merge` (reading a plan); `upgrade` rewrites records stored under
+//! the first key layout.
 
 mod client;
 pub mod keys;
@@ -19,6 +20,7 @@ mod subjects;
 #[cfg(any(test, feature = "testkit"))]
 pub mod table;
 mod tasks;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ pub use self::client::{aws_http_client, dynamodb_client, dynamodb_conf, retry_bu
 pub(crate) use self::client::{classify, retry_throttled};
 pub(crate) use self::records::decode;
 pub use self::records::{MAX_ITEM_BYTES, write_units};
+pub use self::upgrade::TenantUpgrade;
 use crate::store::StoreResult;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;

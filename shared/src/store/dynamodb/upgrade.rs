@@ -1,0 +1,200 @@
+//! Upgrading records stored under the first key layout. Layout 1 keyed the time, action, user,
+//! category and employee indexes without the classes of today's layout (see `keys`), so its
+//! entries sit in partitions the planner no longer reads: after deploying this version, an
+//! operator runs `auditrail upgrade-keys` once against the table.
+//!
+//! No Scan: each tenant's layout-1 time partitions are known keys (`T#{t}#D#{yyyymmdd}#{0..3}`,
+//! from the tenant's oldest record to tomorrow), so the upgrade reads them day by day and rewrites
+//! every record's index keys in place — one UpdateItem per record, conditional on its body being
+//! the one read, so a record erased or purged meanwhile is left as its writer left it (an erasure
+//! writes today's keys itself). Idempotent: a rewritten record has left the layout-1 partitions,
+//! so a re-run after a crash carries on where the last one stopped, and a second run finds nothing.
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::keys::{gsi, index_keys};
+use super::{DynamoStore, Item, decode, get_n, get_s, s};
+use crate::store::{ReadStats, StoreError, StoreResult};
+
+/// Layout 1's time-index shards per tenant and day.
+const LAYOUT1_SHARDS: u32 = 4;
+/// Records rewritten at once.
+const CONCURRENT_UPDATES: usize = 16;
+
+/// What an upgrade did to one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TenantUpgrade {
+    pub tenant: String,
+    pub days: u64,
+    pub records: u64,
+}
+
+impl DynamoStore {
+    /// Rewrites the index keys of every record stored under layout 1, tenant by tenant;
+    /// `progress(tenant, day done, days)` after each day.
+    pub async fn upgrade_keys(
+        &self,
+        now: DateTime<Utc>,
+        progress: &(dyn Fn(&str, u64, u64) + Sync),
+    ) -> StoreResult<Vec<TenantUpgrade>> {
+        let mut out = Vec::new();
+        for tenant in crate::store::SettingsStore::tenants(self).await? {
+            let reg = self.get_item(super::keys::TENANTS_PK.to_owned(), &tenant).await?;
+            let Some(oldest) = reg.as_ref().and_then(|i| get_n(i, "oldest")).and_then(DateTime::from_timestamp_micros)
+            else {
+                continue;
+            };
+            let (first, last) = (oldest.date_naive(), (now + Duration::days(1)).date_naive());
+            let days = (last - first).num_days().max(0) as u64 + 1;
+            let mut done = TenantUpgrade { tenant: tenant.clone(), days, records: 0 };
+            for (i, day) in first.iter_days().take(days as usize).enumerate() {
+                for shard in 0..LAYOUT1_SHARDS {
+                    let pk = format!("T#{tenant}#D#{}#{shard}", day.format("%Y%m%d"));
+                    done.records += self.upgrade_partition(&pk).await?;
+                }
+                progress(&tenant, i as u64 + 1, days);
+            }
+            out.push(done);
+        }
+        Ok(out)
+    }
+
+    /// Rewrites every record of one layout-1 time partition; returns how many it rewrote.
+    async fn upgrade_partition(&self, pk: &str) -> StoreResult<u64> {
+        let mut start: Option<Item> = None;
+        let mut rewritten = 0;
+        loop {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(gsi("g1"))
+                .key_condition_expression("g1 = :p")
+                .expression_attribute_values(":p", s(pk))
+                .limit(100);
+            let page = self.read_page(start.take(), &mut ReadStats::default(), query, |i| Ok(Some(i.clone()))).await?;
+            let updated: Vec<bool> = futures_util::stream::iter(page.items.iter().map(|item| self.rewrite(item)))
+                .buffer_unordered(CONCURRENT_UPDATES)
+                .try_collect()
+                .await?;
+            rewritten += updated.into_iter().filter(|u| *u).count() as u64;
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(rewritten),
+            }
+        }
+    }
+
+    /// Sets one record's index keys to today's layout, if its body is still the one read.
+    async fn rewrite(&self, item: &Item) -> StoreResult<bool> {
+        let record = decode(item)?;
+        let body = get_s(item, "body").unwrap_or_default().to_owned();
+        let (pk, sk) = match (get_s(item, "pk"), get_s(item, "sk")) {
+            (Some(pk), Some(sk)) => (pk.to_owned(), sk.to_owned()),
+            _ => return Err(StoreError::Corrupt("a record item without its key".into())),
+        };
+        let keys = index_keys(&record);
+        let set: Vec<String> = keys.iter().map(|(k, _)| format!("#{k} = :{k}")).collect();
+        let updated = self
+            .update_with_retry(|| {
+                let mut u = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(pk.clone(), &sk)))
+                    .update_expression(format!("SET {}", set.join(", ")))
+                    .condition_expression("#body = :body")
+                    .expression_attribute_names("#body", "body")
+                    .expression_attribute_values(":body", s(body.clone()));
+                for (k, v) in &keys {
+                    u = u.expression_attribute_names(format!("#{k}"), *k).expression_attribute_values(format!(":{k}"), s(v));
+                }
+                u
+            })
+            .await?;
+        Ok(updated.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Category, Record, ResultCode};
+    use crate::store::{EventFilter, PageRequest, RecordStore};
+    use crate::testkit::conformance::{rec, tenant, window};
+
+    /// Layout 1's keys of a record (as written before the classes).
+    fn layout1(r: &Record) -> Vec<(&'static str, String)> {
+        use sha2::Digest;
+        let t = &r.tenant_id;
+        let h = sha2::Sha256::digest(r.id.as_bytes());
+        let shard = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % LAYOUT1_SHARDS;
+        let (day, month) = (r.occurred_at.format("%Y%m%d"), r.occurred_at.format("%Y%m"));
+        let mut out = vec![
+            ("g1", format!("T#{t}#D#{day}#{shard}")),
+            ("g2", format!("T#{t}#A#{}#{month}", r.action)),
+        ];
+        if let Some(u) = super::super::keys::user_key(r) {
+            out.push(("g3", format!("T#{t}#U#{u}")));
+        }
+        if r.category != Category::Audit {
+            out.push(("g4", format!("T#{t}#C#{}#{month}", r.category.as_str())));
+        }
+        out
+    }
+
+    /// Records written under layout 1 are invisible to today's filters until the upgrade, found
+    /// by every filter after it; a second run rewrites nothing.
+    #[tokio::test]
+    async fn an_upgrade_makes_layout_1_records_found_again_and_is_idempotent() {
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("upgrade");
+        let mut recs: Vec<Record> = (0..30)
+            .map(|i| {
+                let res = if i % 3 == 0 { ResultCode::Fail } else { ResultCode::Ok };
+                rec(&t, &format!("r{i:02}"), i, "ACCESS_MEDIA", if i % 2 == 0 { "ann" } else { "bob" }, res)
+            })
+            .collect();
+        recs[5].category = Category::SignIn;
+        store.append(&t, &recs).await.unwrap();
+        // Put them back the way layout 1 wrote them.
+        for r in &recs {
+            let keys = layout1(r);
+            let set: Vec<String> = keys.iter().map(|(k, _)| format!("{k} = :{k}")).collect();
+            let mut u = store
+                .client
+                .update_item()
+                .table_name(&store.table)
+                .set_key(Some(DynamoStore::key(super::super::keys::record_pk(&t, &r.id), "R")))
+                .update_expression(format!("SET {}", set.join(", ")));
+            for (k, v) in &keys {
+                u = u.expression_attribute_values(format!(":{k}"), s(v));
+            }
+            u.send().await.unwrap();
+        }
+        let ann = EventFilter { user: Some("ann".into()), ..window() };
+        let page = |f: EventFilter| {
+            let store = store.clone();
+            let t = t.clone();
+            async move { store.query(&t, &f, PageRequest { limit: 100, after: None }).await.unwrap().records.len() }
+        };
+        assert_eq!(page(ann.clone()).await, 0, "layout-1 entries are not where the planner reads");
+
+        let seen = std::sync::Mutex::new(Vec::new());
+        let report = store.upgrade_keys(Utc::now(), &|t, d, n| seen.lock().unwrap().push((t.to_owned(), d, n))).await;
+        let report = report.unwrap();
+        let mine = report.iter().find(|u| u.tenant == t).expect("the tenant is upgraded");
+        assert_eq!(mine.records, 30);
+        assert!(seen.lock().unwrap().iter().any(|(x, d, n)| *x == t && d == n), "progress reaches the last day");
+
+        assert_eq!(page(ann.clone()).await, 15);
+        assert_eq!(page(EventFilter { result: Some(ResultCode::Fail), ..ann }).await, 5);
+        assert_eq!(page(EventFilter { actions: vec!["ACCESS_MEDIA".into()], ..window() }).await, 30);
+        assert_eq!(page(EventFilter { categories: vec![Category::SignIn], ..window() }).await, 1);
+        assert_eq!(page(window()).await, 30);
+
+        let again = store.upgrade_keys(Utc::now(), &|_, _, _| {}).await.unwrap();
+        assert_eq!(again.iter().find(|u| u.tenant == t).unwrap().records, 0, "nothing is left in layout 1");
+    }
+}
