@@ -34,6 +34,9 @@ struct Args {
     /// Records to load for the latency table (spread over 30 days, 3 tenants, one with 80 %).
     #[arg(long, default_value_t = 1_000_000)]
     records: usize,
+    /// Records for the live-ingest measurement (one client, then four sharing them).
+    #[arg(long, default_value_t = 200_000)]
+    live_records: usize,
     /// Records for the CPU-path measurement.
     #[arg(long, default_value_t = 200_000)]
     cpu_records: usize,
@@ -138,6 +141,81 @@ pub(crate) fn batches(n: usize, seed: u64, now: chrono::DateTime<Utc>) -> Vec<St
         .collect()
 }
 
+/// Batches of the bench mix as a live client sends them: ids `live-{client}-{i}`, each record
+/// stamped in the second before it is sent (in order, a few per millisecond), not spread over
+/// 30 days as a backfill would be.
+fn live_batches(n: usize, client: usize, now: chrono::DateTime<Utc>) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(100 + client as u64);
+    let start = now - ChronoDuration::seconds(60);
+    (0..n.div_ceil(1000))
+        .map(|b| {
+            let items: Vec<Value> = (b * 1000..((b + 1) * 1000).min(n))
+                .map(|i| {
+                    let mut r = record(&mut rng, i, now);
+                    r["id"] = json!(format!("live-{client}-{i:09}"));
+                    r["occurred_at"] = json!((start + ChronoDuration::microseconds(i as i64 * 50)).to_rfc3339());
+                    r
+                })
+                .collect();
+            Value::Array(items).to_string()
+        })
+        .collect()
+}
+
+/// Live ingest as clients see it: a fresh embedded store behind real HTTP, `n` records of the
+/// bench mix per client in batches of 1000, one client (one connection), then four at once.
+/// Each response is sent once its batch is committed (and, with `synchronous = FULL`, on disk).
+async fn live_ingest(n: usize) -> anyhow::Result<()> {
+    println!("## Live ingest over HTTP (fresh store, records stamped as they are sent, batches of 1000)");
+    for clients in [1usize, 4] {
+        let dir = tempfile::tempdir()?;
+        let state = auditrail_shared::api::AppState::from_config(&Config::embedded(dir.path())).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        tokio::spawn(axum::serve(listener, router::<routes::All>(state.clone())).into_future());
+        let now = Utc::now();
+        let per = n / clients;
+        let work: Vec<(String, Vec<String>)> = (0..clients)
+            .map(|c| {
+                let token = state.auth.mint("live", "bench", None, &[Role::Ingest], 36_000)?;
+                Ok((token, live_batches(per, c, now)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for (token, bodies) in work {
+            let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+            tasks.push(tokio::spawn(async move {
+                for body in bodies {
+                    let r = client
+                        .post(format!("http://{addr}/v1/events"))
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await?;
+                    anyhow::ensure!(r.status() == 200, "ingest failed: {}", r.text().await?);
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{clients} client(s): {} records in {secs:.1} s: {:.0} events/s",
+            per * clients,
+            (per * clients) as f64 / secs
+        );
+    }
+    println!();
+    Ok(())
+}
+
 fn cpu_path(n: usize) {
     let now = Utc::now();
     let bodies = batches(n, 7, now);
@@ -175,7 +253,13 @@ fn cpu_path(n: usize) {
         ok as f64 / ours_s,
         bytes as f64 / 1e6 / ours_s
     );
-    println!("ratio to plain parse: {:.0} %\n", 100.0 * plain_s / ours_s);
+    println!("ratio to plain parse: {:.0} %", 100.0 * plain_s / ours_s);
+    // What the ingest function spends of CPU on a batch before its writes (Lambda bills wall
+    // time; the writes' latency comes on top, see the cost table of `--dynamodb`).
+    println!(
+        "CPU per batch of 1000 (the Lambda ingest path before DynamoDB): {:.2} ms\n",
+        1000.0 * ours_s / ok as f64 * 1000.0
+    );
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -213,6 +297,7 @@ async fn main() -> anyhow::Result<()> {
         return export::run(&args.export, &args.level);
     }
     cpu_path(args.cpu_records);
+    live_ingest(args.live_records).await?;
 
     let dir = tempfile::tempdir()?;
     let state = auditrail_shared::api::AppState::from_config(&Config::embedded(dir.path())).await?;

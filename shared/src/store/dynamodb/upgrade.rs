@@ -108,7 +108,9 @@ impl DynamoStore {
                     .expression_attribute_names("#body", "body")
                     .expression_attribute_values(":body", s(body.clone()));
                 for (k, v) in &keys {
-                    u = u.expression_attribute_names(format!("#{k}"), *k).expression_attribute_values(format!(":{k}"), s(v));
+                    u = u
+                        .expression_attribute_names(format!("#{k}"), *k)
+                        .expression_attribute_values(format!(":{k}"), s(v));
                 }
                 u
             })
@@ -131,10 +133,7 @@ mod tests {
         let h = sha2::Sha256::digest(r.id.as_bytes());
         let shard = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % LAYOUT1_SHARDS;
         let (day, month) = (r.occurred_at.format("%Y%m%d"), r.occurred_at.format("%Y%m"));
-        let mut out = vec![
-            ("g1", format!("T#{t}#D#{day}#{shard}")),
-            ("g2", format!("T#{t}#A#{}#{month}", r.action)),
-        ];
+        let mut out = vec![("g1", format!("T#{t}#D#{day}#{shard}")), ("g2", format!("T#{t}#A#{}#{month}", r.action))];
         if let Some(u) = super::super::keys::user_key(r) {
             out.push(("g3", format!("T#{t}#U#{u}")));
         }
