@@ -357,7 +357,9 @@ async fn shutdown() {
 /// `auditrail upgrade-keys`: the DynamoDB layout upgrade, with a progress bar per tenant.
 #[cfg(not(feature = "aws"))]
 async fn upgrade_keys(_: &Config) -> anyhow::Result<()> {
-    anyhow::bail!("upgrade-keys works on DynamoDB: build with `--features aws` (the embedded store has nothing to upgrade)")
+    anyhow::bail!(
+        "upgrade-keys works on DynamoDB: build with `--features aws` (the embedded store has nothing to upgrade)"
+    )
 }
 
 /// `auditrail upgrade-keys`: the DynamoDB layout upgrade, with a progress bar per tenant.
@@ -366,9 +368,7 @@ async fn upgrade_keys(config: &Config) -> anyhow::Result<()> {
     init_tracing(false);
     let store = config.dynamo_store()?;
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} days")?.progress_chars("=> "),
-    );
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} days")?.progress_chars("=> "));
     let report = store
         .upgrade_keys(chrono::Utc::now(), &|tenant, day, days| {
             bar.set_message(tenant.to_owned());

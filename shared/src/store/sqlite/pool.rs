@@ -51,6 +51,11 @@ impl SqliteStore {
         // Nine indexes over millions of rows: a 2 MB default page cache turns every insert into
         // random reads. 64 MiB keeps the index pages the writer touches in memory.
         conn.pragma_update(None, "cache_size", -65_536).map_err(StoreError::backend)?;
+        // A checkpoint every 64 MiB of WAL instead of SQLite's 4 MiB: an append of 1,000 records
+        // dirties pages across ten indexes, so the default checkpointed after nearly every commit,
+        // writing each hot index page to the database file again and again (live ingest 12.3k →
+        // 15–18k events/s, README "Measured"). Readers see no difference; `maintain` truncates.
+        conn.pragma_update(None, "wal_autocheckpoint", 16_384).map_err(StoreError::backend)?;
         // A store from before the text index gets it filled once, in the transaction that
         // creates it.
         let had_records = table_exists(&conn, "records")?;
@@ -148,6 +153,7 @@ mod tests {
         let secure: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0)).unwrap();
         // 2 = FULL: the WAL is synced at each commit, before the client hears "stored".
         let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        assert_eq!((mode.as_str(), secure, sync), ("wal", 1, 2));
+        let checkpoint: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), secure, sync, checkpoint), ("wal", 1, 2, 16_384));
     }
 }
