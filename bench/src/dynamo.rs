@@ -1,18 +1,135 @@
 //! DynamoDB figures on the moto emulator: write units per stored record (by the key design, and
 //! as moto reports them) and read amplification (items read ÷ returned) of the first page of
 //! every single seed filter and the two-filter combinations, with the index the planner chose.
-//! Latency on an emulator means nothing, so none is printed.
+//! Latency on an emulator means nothing, so none is printed. Last, what these figures cost on AWS
+//! (`cost::print_costs`).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use auditrail_shared::record::Phase;
 use auditrail_shared::record::{Category, Record, ResultCode};
-use auditrail_shared::store::dynamodb::write_units;
+use auditrail_shared::store::dynamodb::keys::{self, index_keys};
+use auditrail_shared::store::dynamodb::{stored_bytes, write_units};
 use auditrail_shared::store::{EventFilter, PageRequest, RecordStore};
 use auditrail_shared::testkit::moto;
 use chrono::{Duration, Utc};
+use sha2::{Digest, Sha256};
 
+use crate::cost::{Measured, print_costs};
 use crate::record;
+
+/// Hash buckets per tenant of a high-cardinality posting index (user, session, correlation,
+/// employee) in the proposed design (docs/cost.md).
+const POSTING_BUCKETS: u64 = 64;
+
+/// Per-record sums for the cost figures: the built design, and the shapes the proposed ones
+/// (docs/cost.md) would have for the same records.
+#[derive(Default)]
+struct Sizes {
+    stored: u64,
+    item: u64,
+    /// The item alone in write units (what a record costs without any index entry).
+    item_units: u64,
+    entries: u64,
+    json: u64,
+    /// Request-pair writes and units by the key design (`pairs.rs`), each item ≤ 1 KB: a side's
+    /// update (1 unit, 2 when it removes the open-requests entry), then, with a start, an update
+    /// adding the slow- or open-requests entry (item + entry, 2).
+    pair_writes: u64,
+    pair_units: u64,
+    /// Per tenant and correlation id: start seen, end seen, the item's bytes.
+    pairs: HashMap<(String, String), (bool, bool, u64)>,
+    /// KEYS_ONLY entries: table key, index key, `tsid`, 100 B each.
+    keys_only: u64,
+    /// Posting items (one per index key, or hash bucket of it, and batch): units and bytes.
+    posting_units: u64,
+    posting_stored: u64,
+}
+
+/// DynamoDB's size of a string attribute.
+fn attr(name: &str, value: &str) -> u64 {
+    (name.len() + value.len()) as u64
+}
+
+impl Sizes {
+    /// Adds one record as stored: its DynamoDB bytes, one copy's size, its index entries.
+    fn add(&mut self, r: &Record) -> anyhow::Result<()> {
+        let stored = stored_bytes(r)?;
+        let copies = 1 + index_keys(r).len() as u64;
+        let item = stored / copies - 100;
+        self.stored += stored;
+        self.item += item;
+        self.item_units += item.div_ceil(1024);
+        self.entries += copies - 1;
+        let pk = keys::record_pk(&r.tenant_id, &r.id);
+        let tsid = keys::tsid(r.occurred_at.timestamp_micros(), &r.id);
+        for (g, v) in index_keys(r) {
+            self.keys_only += attr("pk", &pk) + attr("sk", keys::RECORD_SK) + attr(g, &v) + attr("tsid", &tsid) + 100;
+        }
+        if let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id) {
+            // pk, sk, action, start/end ids and times, result, delay; the `g9` key and sort.
+            let t = &r.tenant_id;
+            let bytes = attr("pk", &keys::pair_pk(t, corr))
+                + attr("sk", keys::PAIR_SK)
+                + attr("action", &r.action)
+                + 2 * attr("start_id", &r.id)
+                + 3 * 16
+                + attr("result", "FAIL")
+                + attr("g9", &format!("T#{t}#DELAY"))
+                + attr("dk", &format!("{:015}#{corr}", 0));
+            let (start, end, _) = self.pairs.get(&(t.clone(), corr.clone())).copied().unwrap_or_default();
+            // The side's update (removing an open entry costs its delete), then the index update:
+            // the slow-requests entry once both sides are known, else the open one after a start.
+            self.pair_writes += 1;
+            self.pair_units += 1 + u64::from(phase == Phase::End && start && !end);
+            let (start, end) = (start || phase == Phase::Start, end || phase == Phase::End);
+            if start {
+                self.pair_writes += 1;
+                self.pair_units += 2;
+            }
+            self.pairs.insert((t.clone(), corr.clone()), (start, end, bytes));
+        }
+        Ok(())
+    }
+
+    /// Stored bytes of the request-pair items as the load leaves them: each item, and its slow-
+    /// or open-requests entry when it has a start.
+    fn pair_stored(&self) -> u64 {
+        self.pairs.values().map(|&(start, _, bytes)| (bytes + 100) * (1 + u64::from(start))).sum()
+    }
+
+    /// Adds the posting items one append of `chunk` would write: per time day, action and
+    /// month, category and result (as the sparse indexes now), and per hash bucket of user,
+    /// session, correlation and employee. An entry is the `tsid` and 8 bytes of codes (action,
+    /// category, result, user hash) so residual filters run on the entries, not the bodies.
+    fn add_postings(&mut self, tenant: &str, chunk: &[Record]) {
+        let mut items: HashMap<String, u64> = HashMap::new();
+        for r in chunk {
+            let entry = keys::tsid(r.occurred_at.timestamp_micros(), &r.id).len() as u64 + 8;
+            for (g, v) in index_keys(r) {
+                let key = match g {
+                    // The time index needs no write shards when a batch writes one item a day.
+                    "g1" => format!("T#{tenant}#D#{}", r.occurred_at.format("%Y%m%d")),
+                    "g3" | "g6" | "g7" | "g8" => {
+                        let h = Sha256::digest(v.as_bytes());
+                        let b = u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) % POSTING_BUCKETS;
+                        format!("T#{tenant}#{g}#{b}")
+                    }
+                    _ => v,
+                };
+                *items.entry(key).or_default() += entry;
+            }
+        }
+        for (key, entries) in items {
+            // pk = the key, sk = the batch id (26), `e` = the entries.
+            let bytes = attr("pk", &key) + attr("sk", "01JBENCHBATCH0000000000000") + 1 + entries;
+            self.posting_units += bytes.div_ceil(1024);
+            self.posting_stored += bytes + 100;
+        }
+    }
+}
 
 pub async fn run(n: usize) -> anyhow::Result<()> {
     let (store, blobs) = moto::fresh().await;
@@ -23,6 +140,8 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let limits = auditrail_shared::record::ValidationLimits::default();
     let mut units = 0u64;
     let mut journal_units = 0u64;
+    let mut journal_bytes = 0u64;
+    let mut sizes = Sizes::default();
     let mut typical = None;
     let (mut sample_session, mut sample_corr, mut sample_emp) = (None, None, None);
     let t = Instant::now();
@@ -31,6 +150,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
         let recs: Vec<Record> = (0..count)
             .map(|i| {
                 let v = record(&mut rng, i, now);
+                sizes.json += v.to_string().len() as u64;
                 let inc: auditrail_shared::record::IncomingRecord = serde_json::from_value(v).expect("valid");
                 inc.into_record(tenant, now, &limits).expect("valid")
             })
@@ -51,6 +171,8 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
             let ids = serde_json::to_string(&chunk.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())?;
             let bytes = "pk".len() + format!("T#{tenant}#JNL").len() + "sk".len() + 26 + "ids".len() + ids.len();
             journal_units += bytes.div_ceil(1024) as u64;
+            journal_bytes += bytes as u64 + 100;
+            sizes.add_postings(tenant, chunk);
         }
         for r in &recs {
             // As stored: with its batch id and salt key.
@@ -58,6 +180,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
             auditrail_shared::record::integrity::stamp(&mut r, "01JBENCHBATCH0000000000000");
             let r = &r;
             units += write_units(r)?;
+            sizes.add(r)?;
             if typical.is_none()
                 && r.category == Category::Audit
                 && r.result == Some(ResultCode::Ok)
@@ -171,11 +294,44 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     filters.extend(combos);
     println!("| filter | index chosen | items read | returned | read ÷ returned |");
     println!("|---|---|---:|---:|---:|");
+    let mut default_page = None;
     for (name, f) in filters {
         let page = store.query("big", &f, PageRequest { limit: 50, after: None }).await?;
         let s = page.stats;
         let amp = if s.items_returned == 0 { 0.0 } else { s.items_read as f64 / s.items_returned as f64 };
         println!("| {name} | {} | {} | {} | {amp:.2} |", page.plan, s.items_read, s.items_returned);
+        default_page.get_or_insert(s);
     }
+    println!();
+
+    // The CPU path per 1000 records, on the bench's own mix (at most 20 batches).
+    let bodies = crate::batches(n.min(20_000), 7, now);
+    let (prepared, secs) = crate::prepare_secs(&bodies, now);
+    let page = default_page.unwrap_or_default();
+    let per = |x: u64| x as f64 / n as f64;
+    let measured = Measured {
+        record_units: per(units),
+        pair_units: per(sizes.pair_units),
+        integrity_units: per(journal_units + seal_units),
+        record_bytes: per(sizes.stored),
+        other_bytes: per(sizes.pair_stored() + journal_bytes),
+        item_bytes: per(sizes.item),
+        index_entries: per(sizes.entries),
+        json_bytes: per(sizes.json),
+        // A JSON array of 1000: the records, their commas and the brackets.
+        batch_bytes: 1000.0 * (per(sizes.json) + 1.0) + 1.0,
+        cpu_ms_per_batch: secs * 1000.0 / (prepared as f64 / 1000.0),
+        debug_build: cfg!(debug_assertions),
+        // Every record's put, its request-pair updates, the journal item and the `oldest` update.
+        writes_per_batch: 1000.0 * (1.0 + per(sizes.pair_writes)) + 2.0,
+        page_items_read: page.items_read as f64,
+        page_queries: page.queries as f64,
+        item_units: per(sizes.item_units),
+        keys_only_bytes: per(sizes.keys_only),
+        posting_units: per(sizes.posting_units),
+        posting_bytes: per(sizes.posting_stored),
+    };
+    print_costs(&measured);
+    crate::cost::design::print(&measured);
     Ok(())
 }

@@ -34,7 +34,7 @@ pub(crate) use self::client::{MAX_ATTEMPTS, retry_within};
 pub use self::client::{aws_http_client, dynamodb_client, dynamodb_conf, retry_budget, sdk_config};
 pub(crate) use self::client::{classify, retry_throttled};
 pub(crate) use self::records::decode;
-pub use self::records::{MAX_ITEM_BYTES, write_units};
+pub use self::records::{MAX_ITEM_BYTES, stored_bytes, write_units};
 pub use self::upgrade::TenantUpgrade;
 use crate::store::StoreResult;
 

@@ -28,10 +28,20 @@ pub(crate) fn decode(item: &Item) -> StoreResult<Record> {
 /// Write units a record costs by the key design: one per started KB of the item, for the item
 /// and for each index entry it projects into (projections are ALL).
 pub fn write_units(r: &Record) -> StoreResult<u64> {
-    let item = record_item(r)?;
-    let size: usize = item.iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(8)).sum();
-    let per_copy = size.div_ceil(1024) as u64;
+    let per_copy = item_bytes(&record_item(r)?).div_ceil(1024) as u64;
     Ok(per_copy * (1 + index_keys(r).len() as u64))
+}
+
+/// Bytes a record occupies as DynamoDB bills storage: the item and each index entry (a full
+/// copy, projections are ALL), each with the 100 bytes DynamoDB adds per item and per entry.
+pub fn stored_bytes(r: &Record) -> StoreResult<u64> {
+    let per_copy = item_bytes(&record_item(r)?) as u64 + 100;
+    Ok(per_copy * (1 + index_keys(r).len() as u64))
+}
+
+/// Attribute names and values, a number taken as 8 bytes (the write-unit accounting above).
+fn item_bytes(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(8)).sum()
 }
 
 /// The record item: its keys, index keys and the attributes residual filters read.
