@@ -11,7 +11,8 @@
 //!
 //! One file per port, mirroring `dynamodb`: `records`, `pairs` (request pairs), `settings` (and
 //! the tenant registry), `tasks`, `subjects`; beneath them `schema.sql`, `pool` (opening,
-//! configuring, the writer and the pooled readers) and `planner` (a filter to indexed queries).
+//! configuring, the writer and the pooled readers), `planner` (a filter to indexed queries, and
+//! running them) and `text` (the free-text index: kept in step, and raced against a window).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ mod seals;
 mod settings;
 mod subjects;
 mod tasks;
+mod text;
 
 /// The schema, applied at every open (every statement is `IF NOT EXISTS`).
 const SCHEMA: &str = include_str!("schema.sql");

@@ -2,17 +2,18 @@
 //! equalities (actions × categories × the two user columns), each ordered by time then id and
 //! limited to the page, so the first page never sorts a whole range; `records` merges them.
 //!
-//! Free text (`q`) is served from one of two sources (`records` races them, see there): the
+//! Free text (`q`) is served from one of two sources (`text::race` picks one): the
 //! trigram index `records_text` (the candidates it names, joined to their rows) or a bounded
 //! window of the equality index (at most `n` rows per branch, each checked). Either way every row
 //! returned is checked with the same folded substring test, so the index only has to name a
 //! superset.
 
+use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use super::micros;
 use crate::record::fold;
-use crate::store::{EventFilter, Order};
+use crate::store::{EventFilter, Order, ReadStats, StoreError, StoreResult};
 
 /// One equality branch of a planned query.
 pub(super) struct Branch {
@@ -178,4 +179,40 @@ pub(super) fn plan(
             Branch { sql, params, index }
         })
         .collect()
+}
+
+/// A row as a branch returns it: time, id and the body (`None`: read but not a match).
+type Row = (i64, String, Option<String>);
+/// A matching row: time, id, body.
+pub(super) type Hit = (i64, String, String);
+/// Per branch: rows read, rows that matched.
+type Reads = Vec<(usize, usize)>;
+
+/// Runs every branch; returns the matching rows and, per branch, how many rows it read.
+pub(super) fn run_branches(
+    conn: &rusqlite::Connection,
+    branches: &[Branch],
+    stats: &mut ReadStats,
+) -> StoreResult<(Vec<Hit>, Reads)> {
+    let mut rows = Vec::new();
+    let mut per_branch = Vec::with_capacity(branches.len());
+    for b in branches {
+        let mut stmt = conn.prepare_cached(&b.sql).map_err(StoreError::backend)?;
+        let it = stmt
+            .query_map(params_from_iter(b.params.iter()), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(StoreError::backend)?;
+        let (mut read, mut matched) = (0, 0);
+        for row in it {
+            let (ts, id, body): Row = row.map_err(StoreError::backend)?;
+            read += 1;
+            if let Some(body) = body {
+                matched += 1;
+                rows.push((ts, id, body));
+            }
+        }
+        stats.items_read += read as u64;
+        stats.queries += 1;
+        per_branch.push((read, matched));
+    }
+    Ok((rows, per_branch))
 }

@@ -63,13 +63,13 @@ impl SqliteStore {
         let tx = conn.unchecked_transaction().map_err(StoreError::backend)?;
         tx.execute_batch(SCHEMA).map_err(StoreError::backend)?;
         if had_records && !had_text {
-            super::records::index_all_text(&tx)?;
+            super::text::index_all_text(&tx)?;
         }
         tx.commit().map_err(StoreError::backend)?;
         conn.execute_batch("PRAGMA optimize=0x10002;").map_err(StoreError::backend)?;
         Ok(Self {
             inner: Arc::new(Inner { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) }),
-            text_budget: super::records::TEXT_BUDGET,
+            text_budget: super::text::TEXT_BUDGET,
         })
     }
 
