@@ -104,17 +104,21 @@ pub async fn put_access(
     }
     let new: Access = parse_json(&body, "body")?;
     let old = access::load(&*state.settings, &p.tenant_id).await?;
-    state
-        .settings
-        .put_setting(&p.tenant_id, access::SETTING, &serde_json::to_value(new).map_err(ApiError::internal)?)
-        .await?;
-    let rec = Record::system(
-        &p.tenant_id,
-        "ACCESS_SETTINGS_CHANGE",
-        p.actor(),
-        Some(ResultCode::Ok),
-        json!({"old": old, "new": new}),
-    );
+    change_setting(&state, &p, access::SETTING, "ACCESS_SETTINGS_CHANGE", old, new).await
+}
+
+/// Stores a tenant setting and records the change (`action`, with the old and new values) in
+/// the trail; the new value is the response.
+async fn change_setting<T: serde::Serialize>(
+    state: &AppState,
+    p: &Principal,
+    name: &str,
+    action: &str,
+    old: T,
+    new: T,
+) -> ApiResult<Json<T>> {
+    state.settings.put_setting(&p.tenant_id, name, &serde_json::to_value(&new).map_err(ApiError::internal)?).await?;
+    let rec = Record::system(&p.tenant_id, action, p.actor(), Some(ResultCode::Ok), json!({"old": old, "new": new}));
     state.records.append(&p.tenant_id, &[rec]).await?;
     Ok(Json(new))
 }
@@ -152,17 +156,5 @@ pub async fn put_keycloak(
     }
     let new: KeycloakSettings = parse_json(&body, "body")?;
     let old = keycloak::load(&*state.settings, &p.tenant_id).await?;
-    state
-        .settings
-        .put_setting(&p.tenant_id, keycloak::SETTING, &serde_json::to_value(new).map_err(ApiError::internal)?)
-        .await?;
-    let rec = Record::system(
-        &p.tenant_id,
-        "KEYCLOAK_SETTINGS_CHANGE",
-        p.actor(),
-        Some(ResultCode::Ok),
-        json!({"old": old, "new": new}),
-    );
-    state.records.append(&p.tenant_id, &[rec]).await?;
-    Ok(Json(new))
+    change_setting(&state, &p, keycloak::SETTING, "KEYCLOAK_SETTINGS_CHANGE", old, new).await
 }
