@@ -317,6 +317,35 @@ pub async fn erasure_purge_hold_replay_and_crashes_raise_no_false_alarm(rig: Rig
     assert!(has(&rig.verify(&t).await, Kind::Deleted, Some("r000")));
 }
 
+/// A purge notes its cutoffs before deleting; verification reads the notes still pending in the
+/// journal, so the purge is explained at once, not only after the next seal signs it.
+pub async fn a_purge_is_explained_before_the_next_seal(rig: Rig) {
+    let t = tenant("purge-pending");
+    stored(&rig, &t, 30).await;
+    rig.seal(&t, 8192).await;
+    let mut retention = crate::retention::Retention::default();
+    retention.days.insert(Category::Contact, 7);
+    rig.app
+        .settings
+        .put_setting(&t, crate::retention::SETTING, &serde_json::to_value(&retention).unwrap())
+        .await
+        .unwrap();
+    let a = &rig.app;
+    let now = t0() + Duration::days(10);
+    let purged =
+        crate::retention::purge_tenant(&*a.records, &*a.blobs, &*a.settings, &*a.seals, &t, now).await.unwrap();
+    assert_eq!(purged.deleted.get(&Category::Contact), Some(&6), "{purged:?}");
+    // Not sealed since: the notes are only in the journal.
+    let rep = rig.verify(&t).await;
+    assert!(rep.ok(), "{:?}", kinds_of(&rep));
+    assert_eq!(rep.purged.get(&Category::Contact), Some(&6));
+    assert!(rep.pending >= 1, "the purge's own record waits for the next seal");
+    // A pending note explains only what it covers: another deletion is still named.
+    rig.tamper.delete(&t, "r000").await;
+    let rep = rig.verify(&t).await;
+    assert_eq!(kinds_of(&rep), [(Kind::Deleted, Some("r000".to_owned()))]);
+}
+
 pub async fn a_sealer_killed_or_racing_never_breaks_the_chain(rig: Rig) {
     let t = tenant("sealer-crash");
     stored(&rig, &t, 20).await;
@@ -359,6 +388,7 @@ macro_rules! integrity_tests {
             every_kind_of_record_tampering_is_named,
             every_kind_of_seal_tampering_is_named,
             erasure_purge_hold_replay_and_crashes_raise_no_false_alarm,
+            a_purge_is_explained_before_the_next_seal,
             a_sealer_killed_or_racing_never_breaks_the_chain);
     };
     (@emit $factory:path; $($check:ident),*) => {
