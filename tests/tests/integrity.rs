@@ -20,6 +20,11 @@ fn python() -> PathBuf {
 
 /// Runs the independent verifier; its exit status and what it printed.
 fn verify_trail(key: &Path, digests: &Path, records: &[&Path]) -> (i32, String) {
+    verify_trail_with(key, digests, records, &[])
+}
+
+/// … with more options (`--anchor`, `--from`, `--to`).
+fn verify_trail_with(key: &Path, digests: &Path, records: &[&Path], options: &[&str]) -> (i32, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/verify_trail.py");
     let out = Command::new(python())
         .arg(script)
@@ -27,6 +32,7 @@ fn verify_trail(key: &Path, digests: &Path, records: &[&Path]) -> (i32, String) 
         .arg(key)
         .arg("--digests")
         .arg(digests)
+        .args(options)
         .args(records)
         .output()
         .expect("python runs");
@@ -228,6 +234,91 @@ async fn the_independent_verifier_passes_an_honest_export_and_fails_each_tampere
         assert_eq!(code, 1, "{what}: {out}");
         assert!(out.contains("record e7") && out.contains("record c2"), "{what}: {out}");
     }
+    // The export rewritten line by line: each case must fail, naming the record and the kind.
+    let id_of = |l: &String| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned();
+    let body_of = |id: &str| lines.iter().find(|l| id_of(l) == id).cloned().unwrap();
+    let with_id = |line: &str, id: &str| {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        v["id"] = id.into();
+        v.to_string()
+    };
+    let forged = |integrity: Value| {
+        let mut v: Value = serde_json::from_str(&body_of("e7")).unwrap();
+        v["id"] = "forged".into();
+        v["integrity"] = integrity;
+        v.to_string()
+    };
+    let mut sealed_batch: Value = serde_json::from_str(&body_of("e7")).unwrap();
+    sealed_batch = sealed_batch["integrity"].take();
+    let mut made_up = sealed_batch.clone();
+    made_up["batch"] = "01JAAAAAAAAAAAAAAAAAAAAAAA".into();
+    let rewritten: [(&str, Vec<String>, &str); 5] = [
+        // A sealed record left out of the export (from inside its window).
+        ("deleted", lines.iter().filter(|l| id_of(l) != "e7").cloned().collect(), "record e7: deleted"),
+        // Two records' whole bodies swapped between their ids.
+        (
+            "swapped",
+            lines
+                .iter()
+                .map(|l| match id_of(l).as_str() {
+                    "e7" => with_id(&body_of("e8"), "e7"),
+                    "e8" => with_id(&body_of("e7"), "e8"),
+                    _ => l.clone(),
+                })
+                .collect(),
+            "record e8 (swapped.jsonl:",
+        ),
+        // Slipped in under a batch no seal knows, dated long before the last seal.
+        (
+            "made-up batch",
+            lines.iter().cloned().chain([forged(made_up)]).collect(),
+            "record forged (made-up batch.jsonl:",
+        ),
+        // Slipped in under a sealed record's batch: that batch was sealed without it.
+        (
+            "sealed batch",
+            lines.iter().cloned().chain([forged(sealed_batch)]).collect(),
+            "record forged (sealed batch.jsonl:",
+        ),
+        // The earliest record left out: only the export's own window (`--from`) shows it.
+        ("first deleted", lines.iter().filter(|l| id_of(l) != "e0").cloned().collect(), "record e0: deleted"),
+    ];
+    let window = [
+        "--from",
+        &(chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339(),
+        "--to",
+        &chrono::Utc::now().to_rfc3339(),
+    ];
+    let (code, out) = verify_trail_with(&key, &dig, &[&exported], &window);
+    assert_eq!(code, 0, "the honest export, with its window: {out}");
+    for (what, rewritten, named) in rewritten {
+        let p = dir.path().join(format!("{what}.jsonl"));
+        std::fs::write(&p, rewritten.join("\n")).unwrap();
+        let (code, out) = verify_trail_with(&key, &dig, &[&p], &window);
+        assert!(code == 1 && out.contains(named), "{what}: {out}");
+        if what == "swapped" {
+            assert!(out.contains("record e7 (swapped.jsonl:") && out.contains(": changed:"), "{out}");
+        }
+        if what.ends_with("batch") {
+            assert!(out.contains(": inserted:"), "{what}: {out}");
+        }
+    }
+
+    // The chain cut off at its end, digest included: only the anchor kept from the honest run
+    // shows it.
+    let anchor = out_anchor(&verify_trail(&key, &dig, &[&exported]).1);
+    let cut = dir.path().join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dig).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in &files[..files.len() - 1] {
+        std::fs::copy(f, cut.join(f.file_name().unwrap())).unwrap();
+    }
+    let (code, out) = verify_trail_with(&key, &dig, &[&exported], &["--anchor", &anchor]);
+    assert_eq!(code, 0, "the whole chain holds the anchor: {out}");
+    let (code, out) = verify_trail_with(&key, &cut, &[&exported], &["--anchor", &anchor]);
+    let last = anchor.split(':').next().unwrap();
+    assert!(code == 1 && out.contains(&format!("seal {last}: missing")), "{out}");
 
     // The digests: a leaf changed, a signature forged, a seal left out, another key.
     let first = dig.join("000000.json");
@@ -253,4 +344,10 @@ async fn the_independent_verifier_passes_an_honest_export_and_fails_each_tampere
     assert!(code == 1 && out.contains("signature does not verify"), "{out}");
     let (code, out) = verify_trail(&key, &dig, &[&exported]);
     assert_eq!(code, 0, "restored: {out}");
+}
+
+/// The `last seal: SEQ:HASH` an honest run printed, for `--anchor`.
+fn out_anchor(out: &str) -> String {
+    let line = out.lines().find_map(|l| l.trim().strip_prefix("last seal: ")).expect("a last seal line");
+    line.split_whitespace().next().unwrap().to_owned()
 }
