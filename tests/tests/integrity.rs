@@ -8,6 +8,7 @@ use std::process::Command;
 
 use auditrail_shared::auth::Role;
 use auditrail_shared::integrity::proof::{Proof, check};
+use auditrail_shared::record::ResultCode;
 use auditrail_shared::seal::public_key_pem;
 use auditrail_tests::{TestApp, event};
 use serde_json::{Value, json};
@@ -344,6 +345,68 @@ async fn the_independent_verifier_passes_an_honest_export_and_fails_each_tampere
     assert!(code == 1 && out.contains("signature does not verify"), "{out}");
     let (code, out) = verify_trail(&key, &dig, &[&exported]);
     assert_eq!(code, 0, "restored: {out}");
+}
+
+/// Server-only records — a denied call's record, a settings change's — are sealed like every
+/// other and prove their seal over the API; and a retention run under a legal hold, which
+/// deletes nothing, leaves nothing for verification to find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_only_records_are_sealed_and_prove_and_a_held_purge_raises_no_finding() {
+    use auditrail_shared::integrity::verify::{Options, Verifier};
+    use auditrail_shared::store::{EventFilter, PageRequest};
+    let app = TestApp::new().await;
+    let analyst = app.token("acme", &[Role::ComplianceAnalyst]);
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    let batch = [event("e1", 5, "USER_LOGIN", "bob", "OK"), contact("c1", "jana@example.com")];
+    assert_eq!(app.ingest("acme", &batch).await.status, 200);
+    // An agent may not read a proof: the denial is recorded by the server.
+    app.get("/v1/events/e1/proof", &app.token("acme", &[Role::Agent])).await.assert_problem(403);
+    // A legal hold over a retention of one day for contacts.
+    let held = json!({"days": {"contact": 1}, "legal_hold": true});
+    let r = app.call("PUT", "/v1/settings/retention", Some(&admin), Some("application/json"), held.to_string()).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+
+    let key = app.state.signer.public_key_der().await.unwrap();
+    let verify = || async {
+        let v = Verifier {
+            seals: &*app.state.seals,
+            records: &*app.state.records,
+            blobs: &*app.state.seal_blobs,
+            public_key: &key,
+        };
+        v.verify("acme", &Options::default()).await.unwrap()
+    };
+    // The retention run three days on: held, nothing deleted, nothing found.
+    let later = chrono::Utc::now() + chrono::Duration::days(3);
+    let tick = auditrail_shared::housekeeping::tick(&app.state, later, true).await.unwrap();
+    let acme = tick.purged.iter().find(|p| p.tenant == "acme").expect("acme is registered");
+    assert!(acme.held && acme.deleted.is_empty(), "{acme:?}");
+    let rep = verify().await;
+    assert!(rep.ok() && rep.purged.is_empty(), "{:?}", rep.findings);
+    assert!(rep.pending >= 4, "the records, the denial and the settings change wait for a seal: {}", rep.pending);
+    seal(&app).await;
+    let rep = verify().await;
+    assert!(rep.ok() && rep.pending == 0, "{:?} pending {}", rep.findings, rep.pending);
+    assert!(app.state.records.get("acme", "c1").await.unwrap().is_some(), "held: not purged");
+
+    // The server's own records, found in the store, and each one's proof over the API.
+    let now = chrono::Utc::now();
+    let filter = EventFilter::window(now - chrono::Duration::hours(1), now + chrono::Duration::hours(1));
+    let page = app.state.records.query("acme", &filter, PageRequest { limit: 100, after: None }).await.unwrap();
+    let own = |action: Option<&str>, result: ResultCode| {
+        let found = page.records.iter().find(|r| action.is_none_or(|a| r.action == a) && r.result == Some(result));
+        found.map(|r| r.id.clone())
+    };
+    let denied = own(None, ResultCode::Unauthorized).expect("the denial was recorded");
+    let changed = own(Some("RETENTION_CHANGE"), ResultCode::Ok).expect("the settings change was recorded");
+    let hold = own(Some("LEGAL_HOLD_CHANGE"), ResultCode::Ok).expect("the legal hold was recorded");
+    for id in [&denied, &changed, &hold] {
+        let p = app.get(&format!("/v1/events/{id}/proof"), &analyst).await;
+        assert_eq!(p.status, 200, "{id}: {:#}", p.body);
+        let proof: Proof = serde_json::from_value(p.body).unwrap();
+        let record = app.state.records.get("acme", id).await.unwrap().unwrap();
+        check(&proof, &record, &key).unwrap_or_else(|e| panic!("{id}: {e:?}"));
+    }
 }
 
 /// The `last seal: SEQ:HASH` an honest run printed, for `--anchor`.

@@ -300,6 +300,8 @@ pub async fn erasure_purge_hold_replay_and_crashes_raise_no_false_alarm(rig: Rig
     let a = &rig.app;
     let held = crate::retention::purge_tenant(&*a.records, &*a.blobs, &*a.settings, &*a.seals, &t, now).await.unwrap();
     assert!(held.held && held.deleted.is_empty());
+    let rep = rig.verify(&t).await;
+    assert!(rep.ok() && rep.purged.is_empty(), "right after a held run: {:?}", kinds_of(&rep));
     // A retention purge of the contacts: sealed records gone, explained by the noted cutoff.
     retention.legal_hold = false;
     rig.app.settings.put_setting(&t, crate::retention::SETTING, &put(&retention)).await.unwrap();
