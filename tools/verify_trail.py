@@ -191,6 +191,13 @@ def show(us: int) -> str:
     return (EPOCH + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
 
 
+def rfc3339(text: str) -> int:
+    try:
+        return micros(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def anchor(text: str) -> tuple[int, str]:
     seq, sep, digest = text.partition(":")
     if not sep or not seq.isdigit() or not digest:
@@ -205,9 +212,9 @@ def main() -> int:
                     help="a seal digest file (GET /v1/integrity/seals/{seq}) or a folder of them; repeatable")
     ap.add_argument("--anchor", type=anchor, action="append", default=[], metavar="SEQ:HASH",
                     help="a seal you kept from an earlier run (or `auditrail verify`): the chain must still hold it")
-    ap.add_argument("--from", dest="start", type=micros, metavar="TIME",
+    ap.add_argument("--from", dest="start", type=rfc3339, metavar="TIME",
                     help="the export's window starts here (RFC 3339, the export filter's `from`)")
-    ap.add_argument("--to", dest="end", type=micros, metavar="TIME",
+    ap.add_argument("--to", dest="end", type=rfc3339, metavar="TIME",
                     help="... and ends before this time (the filter's `to`)")
     ap.add_argument("--grace", type=float, default=300.0, metavar="SECONDS",
                     help="how long before the last seal a record in no digest may still be pending (default 300)")
