@@ -6,19 +6,31 @@ view, or `GET /v1/events/{id}` bodies) against seal digests (`GET /v1/integrity/
 one JSON file each) and the sealing public key, which the auditor keeps from elsewhere (the
 deployment's KMS key or `auditrail public-key`, compared once, out of band).
 
-    verify_trail.py --public-key seal-key.pem --digests digests/ export.jsonl
+    verify_trail.py --public-key seal-key.pem --digests digests/ \
+        [--anchor SEQ:HASH] [--from T --to T] export.jsonl
 
 What it checks (the formats are in docs/integrity.md):
   1. every digest's statement is signed by the key (ECDSA P-256, SHA-256, over its RFC 8785 JCS);
   2. every digest's leaves give its stated RFC 9162 root, and its size;
   3. the digests form one chain: consecutive sequence numbers, each `prev` the SHA-256 of the
-     previous statement's JCS, each `log_root` the RFC 9162 root of the log of seal bodies;
+     previous statement's JCS, each `log_root` the RFC 9162 root of the log of seal bodies; and
+     with `--anchor SEQ:HASH` (a seal kept from an earlier run) the chain still holds that seal,
+     so a chain cut off at its end, digests included, fails;
   4. every record re-derives to the leaf its seal holds for its id: its fields in clear, its
      personal values through their salted commitments (erased ones through the commitment
-     kept in the record).
+     kept in the record);
+  5. the export is complete: every sealed leaf that occurred inside the window the export covers
+     (`--from`/`--to`, the export's own filter; by default from its earliest to its latest
+     occurrence time) is in the export, or was removed by a retention purge whose note a seal
+     signed; otherwise it was deleted;
+  6. a record that no digest holds is pending (stored after the last seal) only if its batch is
+     dated after the last seal's `sealed_at` less `--grace` (default 300 s: the sealer's settle
+     time and slack), is not dated in the future, and is not a batch a sealed record carries;
+     otherwise it was inserted.
 
-Exit status 0 when everything verifies, 1 when anything does not (each problem is printed),
-2 on bad usage. Needs Python >= 3.11 with the `cryptography` and `rfc8785` packages.
+Exit status 0 when everything verifies, 1 when anything does not (each problem is printed as
+`FAIL record <id>: <kind>: …` or `FAIL seal <seq>: …`), 2 on bad usage. Needs Python >= 3.11
+with the `cryptography` and `rfc8785` packages.
 """
 
 from __future__ import annotations
@@ -100,6 +112,22 @@ def micros(text: str) -> int:
     return whole * 1_000_000 + int((frac or "0")[:6].ljust(6, "0"))
 
 
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid_micros(text: str) -> int | None:
+    """A ULID's time (its first 10 characters, milliseconds) as microseconds; None if not a ULID."""
+    if not isinstance(text, str) or len(text) != 26 or text[0] not in "01234567":
+        return None
+    text = text.upper()
+    if any(ch not in CROCKFORD for ch in text):
+        return None
+    ms = 0
+    for ch in text[:10]:
+        ms = ms * 32 + CROCKFORD.index(ch)
+    return ms * 1000
+
+
 def pointer(path: list[str]) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
 
@@ -159,11 +187,37 @@ def log_leaf(statement: dict) -> bytes:
     return leaf_hash(jcs(body))
 
 
+def show(us: int) -> str:
+    return (EPOCH + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
+
+
+def rfc3339(text: str) -> int:
+    try:
+        return micros(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def anchor(text: str) -> tuple[int, str]:
+    seq, sep, digest = text.partition(":")
+    if not sep or not seq.isdigit() or not digest:
+        raise argparse.ArgumentTypeError("takes SEQ:HASH, the `last seal` line of an earlier run")
+    return int(seq), digest
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--public-key", required=True, type=Path, help="the sealing key (PEM) you keep")
     ap.add_argument("--digests", required=True, type=Path, action="append",
                     help="a seal digest file (GET /v1/integrity/seals/{seq}) or a folder of them; repeatable")
+    ap.add_argument("--anchor", type=anchor, action="append", default=[], metavar="SEQ:HASH",
+                    help="a seal you kept from an earlier run (or `auditrail verify`): the chain must still hold it")
+    ap.add_argument("--from", dest="start", type=rfc3339, metavar="TIME",
+                    help="the export's window starts here (RFC 3339, the export filter's `from`)")
+    ap.add_argument("--to", dest="end", type=rfc3339, metavar="TIME",
+                    help="... and ends before this time (the filter's `to`)")
+    ap.add_argument("--grace", type=float, default=300.0, metavar="SECONDS",
+                    help="how long before the last seal a record in no digest may still be pending (default 300)")
     ap.add_argument("records", type=Path, nargs="*", help="JSON-lines files of records (an export)")
     args = ap.parse_args()
 
@@ -175,9 +229,11 @@ def main() -> int:
     digests = sorted((json.loads(f.read_text()) for f in files), key=lambda d: d["statement"]["seq"])
     problems: list[str] = []
 
-    # 1-3: signatures, roots, the chain and the log of seals.
-    leaf_of: dict[str, tuple[bytes, int]] = {}
+    # 1-3: signatures, roots, the chain, the log of seals, the anchors.
+    sealed: dict[str, tuple[bytes, int, dict]] = {}
     log: list[bytes] = []
+    statement_hash: dict[int, str] = {}
+    cutoffs: dict[str, int] = {}
     prev = None
     for d in digests:
         st, seq = d["statement"], d["statement"]["seq"]
@@ -199,32 +255,89 @@ def main() -> int:
         if len(log) == st["log_size"] and b64(mth(log)) != st["log_root"]:
             problems.append(f"seal {seq}: the log of seals does not give its log root")
         for l in d["leaves"]:
-            leaf_of[l["id"]] = (base64.b64decode(l["leaf"]), seq)
+            sealed[l["id"]] = (base64.b64decode(l["leaf"]), seq, l)
+        # A purge note explains a gone leaf once a seal has signed it (the latest cutoff counts).
+        for n in st.get("purges", []):
+            cutoffs[n["category"]] = max(cutoffs.get(n["category"], 0), micros(n["before"]))
+        statement_hash[seq] = b64(hashlib.sha256(jcs(st)).digest())
         prev = st
+    for seq, digest in args.anchor:
+        if seq not in statement_hash:
+            problems.append(f"seal {seq}: missing: the anchored seal is not among the digests (the chain was cut off)")
+        elif statement_hash[seq] != digest:
+            problems.append(f"seal {seq}: replaced: it differs from the anchored seal")
 
-    # 4: every record against its sealed leaf.
-    checked, erased, unsealed = 0, [], 0
+    # 4: every record against its sealed leaf; 6: the others are pending, or inserted.
+    records: list[tuple[dict, str]] = []
     for path in args.records:
         for n, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            rid = rec.get("id") or rec.get("ID")
-            leaf, jobs, bad = record_leaf(rec)
-            problems += [f"record {rid}: {b}" for b in bad]
-            if rid not in leaf_of:
-                unsealed += 1
-                continue
-            checked += 1
-            sealed, seq = leaf_of[rid]
-            if leaf != sealed:
-                problems.append(f"record {rid} ({path.name}:{n}): does not match its leaf in seal {seq} (changed)")
-            elif jobs:
-                erased.append(f"{rid} (anonymised by DPO erasure {', '.join(jobs)})")
+            if line.strip():
+                records.append((json.loads(line), f"{path.name}:{n}"))
+    sealed_batches = {
+        r["integrity"]["batch"] for r, _ in records
+        if (r.get("id") or r.get("ID")) in sealed and isinstance(r.get("integrity"), dict)
+    }
+    last_sealed = micros(prev["sealed_at"]) if prev else None
+    grace = int(args.grace * 1_000_000)
+    now = (datetime.now(timezone.utc) - EPOCH) // timedelta(microseconds=1)
+    checked, erased, pending = 0, [], 0
+    exported: set[str] = set()
+    times: list[int] = []
+    for rec, where in records:
+        rid = rec.get("id") or rec.get("ID")
+        exported.add(rid)
+        if isinstance(rec.get("occurred_at"), str):
+            times.append(micros(rec["occurred_at"]))
+        leaf, jobs, bad = record_leaf(rec)
+        problems += [f"record {rid} ({where}): bad integrity data: {b}" for b in bad]
+        if rid not in sealed:
+            batch = (rec.get("integrity") or {}).get("batch")
+            at = ulid_micros(batch)
+            if bad:
+                continue  # named above
+            if at is None:
+                problems.append(f"record {rid} ({where}): inserted: its batch {batch!r} is not a batch id")
+            elif batch in sealed_batches:
+                problems.append(f"record {rid} ({where}): inserted: in no seal, yet its batch {batch} was sealed")
+            elif last_sealed is not None and at < last_sealed - grace:
+                problems.append(f"record {rid} ({where}): inserted: in no seal, yet its batch {batch} is dated "
+                                f"{show(at)}, before the last seal ({prev['sealed_at']}, less {args.grace:g} s)")
+            elif at > now + grace:
+                problems.append(f"record {rid} ({where}): inserted: its batch {batch} is dated in the future")
+            else:
+                pending += 1
+            continue
+        checked += 1
+        want, seq, _ = sealed[rid]
+        if leaf != want:
+            problems.append(f"record {rid} ({where}): changed: does not match its leaf in seal {seq}")
+        elif jobs:
+            erased.append(f"{rid} (anonymised by DPO erasure {', '.join(jobs)})")
 
-    print(f"{len(digests)} seal(s), {checked} record(s) checked against their seals, {unsealed} not sealed yet")
+    # 5: every sealed leaf inside the export's window is in the export, or purged by a signed note.
+    start = args.start if args.start is not None else min(times, default=None)
+    end = args.end if args.end is not None else (max(times) + 1 if times else None)
+    purged: dict[str, int] = {}
+    if start is not None and end is not None:
+        for rid, (_, seq, l) in sealed.items():
+            if rid in exported or not start <= l["occurred_at"] < end:
+                continue
+            if l["occurred_at"] < cutoffs.get(l["category"], 0):
+                purged[l["category"]] = purged.get(l["category"], 0) + 1
+            else:
+                problems.append(f"record {rid}: deleted: sealed in seal {seq} ({l['category']}, occurred "
+                                f"{show(l['occurred_at'])}), inside the export's window, not in the export, "
+                                "and no signed retention purge covers it")
+
+    print(f"{len(digests)} seal(s), {checked} record(s) checked against their seals, {pending} not sealed yet")
+    if start is not None and end is not None:
+        print(f"  window checked for completeness: {show(start)} to {show(end)} (exclusive)")
+    for category, count in sorted(purged.items()):
+        print(f"  purged: {count} {category} record(s) removed by a signed retention purge")
     for e in erased:
         print(f"  erased: {e}")
+    if prev is not None:
+        print(f"  last seal: {prev['seq']}:{statement_hash[prev['seq']]}  (keep it; pass it as --anchor next time)")
     for p in problems:
         print(f"  FAIL {p}")
     print("OK" if not problems else f"{len(problems)} problem(s)")

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use auditrail_shared::auth::Role;
 use auditrail_shared::integrity::proof::{Proof, check};
+use auditrail_shared::record::ResultCode;
 use auditrail_shared::seal::public_key_pem;
 use auditrail_tests::{TestApp, event};
 use serde_json::{Value, json};
@@ -20,6 +21,11 @@ fn python() -> PathBuf {
 
 /// Runs the independent verifier; its exit status and what it printed.
 fn verify_trail(key: &Path, digests: &Path, records: &[&Path]) -> (i32, String) {
+    verify_trail_with(key, digests, records, &[])
+}
+
+/// … with more options (`--anchor`, `--from`, `--to`).
+fn verify_trail_with(key: &Path, digests: &Path, records: &[&Path], options: &[&str]) -> (i32, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/verify_trail.py");
     let out = Command::new(python())
         .arg(script)
@@ -27,6 +33,7 @@ fn verify_trail(key: &Path, digests: &Path, records: &[&Path]) -> (i32, String) 
         .arg(key)
         .arg("--digests")
         .arg(digests)
+        .args(options)
         .args(records)
         .output()
         .expect("python runs");
@@ -228,6 +235,91 @@ async fn the_independent_verifier_passes_an_honest_export_and_fails_each_tampere
         assert_eq!(code, 1, "{what}: {out}");
         assert!(out.contains("record e7") && out.contains("record c2"), "{what}: {out}");
     }
+    // The export rewritten line by line: each case must fail, naming the record and the kind.
+    let id_of = |l: &String| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned();
+    let body_of = |id: &str| lines.iter().find(|l| id_of(l) == id).cloned().unwrap();
+    let with_id = |line: &str, id: &str| {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        v["id"] = id.into();
+        v.to_string()
+    };
+    let forged = |integrity: Value| {
+        let mut v: Value = serde_json::from_str(&body_of("e7")).unwrap();
+        v["id"] = "forged".into();
+        v["integrity"] = integrity;
+        v.to_string()
+    };
+    let mut sealed_batch: Value = serde_json::from_str(&body_of("e7")).unwrap();
+    sealed_batch = sealed_batch["integrity"].take();
+    let mut made_up = sealed_batch.clone();
+    made_up["batch"] = "01JAAAAAAAAAAAAAAAAAAAAAAA".into();
+    let rewritten: [(&str, Vec<String>, &str); 5] = [
+        // A sealed record left out of the export (from inside its window).
+        ("deleted", lines.iter().filter(|l| id_of(l) != "e7").cloned().collect(), "record e7: deleted"),
+        // Two records' whole bodies swapped between their ids.
+        (
+            "swapped",
+            lines
+                .iter()
+                .map(|l| match id_of(l).as_str() {
+                    "e7" => with_id(&body_of("e8"), "e7"),
+                    "e8" => with_id(&body_of("e7"), "e8"),
+                    _ => l.clone(),
+                })
+                .collect(),
+            "record e8 (swapped.jsonl:",
+        ),
+        // Slipped in under a batch no seal knows, dated long before the last seal.
+        (
+            "made-up batch",
+            lines.iter().cloned().chain([forged(made_up)]).collect(),
+            "record forged (made-up batch.jsonl:",
+        ),
+        // Slipped in under a sealed record's batch: that batch was sealed without it.
+        (
+            "sealed batch",
+            lines.iter().cloned().chain([forged(sealed_batch)]).collect(),
+            "record forged (sealed batch.jsonl:",
+        ),
+        // The earliest record left out: only the export's own window (`--from`) shows it.
+        ("first deleted", lines.iter().filter(|l| id_of(l) != "e0").cloned().collect(), "record e0: deleted"),
+    ];
+    let window = [
+        "--from",
+        &(chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339(),
+        "--to",
+        &chrono::Utc::now().to_rfc3339(),
+    ];
+    let (code, out) = verify_trail_with(&key, &dig, &[&exported], &window);
+    assert_eq!(code, 0, "the honest export, with its window: {out}");
+    for (what, rewritten, named) in rewritten {
+        let p = dir.path().join(format!("{what}.jsonl"));
+        std::fs::write(&p, rewritten.join("\n")).unwrap();
+        let (code, out) = verify_trail_with(&key, &dig, &[&p], &window);
+        assert!(code == 1 && out.contains(named), "{what}: {out}");
+        if what == "swapped" {
+            assert!(out.contains("record e7 (swapped.jsonl:") && out.contains(": changed:"), "{out}");
+        }
+        if what.ends_with("batch") {
+            assert!(out.contains(": inserted:"), "{what}: {out}");
+        }
+    }
+
+    // The chain cut off at its end, digest included: only the anchor kept from the honest run
+    // shows it.
+    let anchor = out_anchor(&verify_trail(&key, &dig, &[&exported]).1);
+    let cut = dir.path().join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dig).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in &files[..files.len() - 1] {
+        std::fs::copy(f, cut.join(f.file_name().unwrap())).unwrap();
+    }
+    let (code, out) = verify_trail_with(&key, &dig, &[&exported], &["--anchor", &anchor]);
+    assert_eq!(code, 0, "the whole chain holds the anchor: {out}");
+    let (code, out) = verify_trail_with(&key, &cut, &[&exported], &["--anchor", &anchor]);
+    let last = anchor.split(':').next().unwrap();
+    assert!(code == 1 && out.contains(&format!("seal {last}: missing")), "{out}");
 
     // The digests: a leaf changed, a signature forged, a seal left out, another key.
     let first = dig.join("000000.json");
@@ -253,4 +345,72 @@ async fn the_independent_verifier_passes_an_honest_export_and_fails_each_tampere
     assert!(code == 1 && out.contains("signature does not verify"), "{out}");
     let (code, out) = verify_trail(&key, &dig, &[&exported]);
     assert_eq!(code, 0, "restored: {out}");
+}
+
+/// Server-only records — a denied call's record, a settings change's — are sealed like every
+/// other and prove their seal over the API; and a retention run under a legal hold, which
+/// deletes nothing, leaves nothing for verification to find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_only_records_are_sealed_and_prove_and_a_held_purge_raises_no_finding() {
+    use auditrail_shared::integrity::verify::{Options, Verifier};
+    use auditrail_shared::store::{EventFilter, PageRequest};
+    let app = TestApp::new().await;
+    let analyst = app.token("acme", &[Role::ComplianceAnalyst]);
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    let batch = [event("e1", 5, "USER_LOGIN", "bob", "OK"), contact("c1", "jana@example.com")];
+    assert_eq!(app.ingest("acme", &batch).await.status, 200);
+    // An agent may not read a proof: the denial is recorded by the server.
+    app.get("/v1/events/e1/proof", &app.token("acme", &[Role::Agent])).await.assert_problem(403);
+    // A legal hold over a retention of one day for contacts.
+    let held = json!({"days": {"contact": 1}, "legal_hold": true});
+    let r = app.call("PUT", "/v1/settings/retention", Some(&admin), Some("application/json"), held.to_string()).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+
+    let key = app.state.signer.public_key_der().await.unwrap();
+    let verify = || async {
+        let v = Verifier {
+            seals: &*app.state.seals,
+            records: &*app.state.records,
+            blobs: &*app.state.seal_blobs,
+            public_key: &key,
+        };
+        v.verify("acme", &Options::default()).await.unwrap()
+    };
+    // The retention run three days on: held, nothing deleted, nothing found.
+    let later = chrono::Utc::now() + chrono::Duration::days(3);
+    let tick = auditrail_shared::housekeeping::tick(&app.state, later, true).await.unwrap();
+    let acme = tick.purged.iter().find(|p| p.tenant == "acme").expect("acme is registered");
+    assert!(acme.held && acme.deleted.is_empty(), "{acme:?}");
+    let rep = verify().await;
+    assert!(rep.ok() && rep.purged.is_empty(), "{:?}", rep.findings);
+    assert!(rep.pending >= 4, "the records, the denial and the settings change wait for a seal: {}", rep.pending);
+    seal(&app).await;
+    let rep = verify().await;
+    assert!(rep.ok() && rep.pending == 0, "{:?} pending {}", rep.findings, rep.pending);
+    assert!(app.state.records.get("acme", "c1").await.unwrap().is_some(), "held: not purged");
+
+    // The server's own records, found in the store, and each one's proof over the API.
+    let now = chrono::Utc::now();
+    let filter = EventFilter::window(now - chrono::Duration::hours(1), now + chrono::Duration::hours(1));
+    let page = app.state.records.query("acme", &filter, PageRequest { limit: 100, after: None }).await.unwrap();
+    let own = |action: Option<&str>, result: ResultCode| {
+        let found = page.records.iter().find(|r| action.is_none_or(|a| r.action == a) && r.result == Some(result));
+        found.map(|r| r.id.clone())
+    };
+    let denied = own(None, ResultCode::Unauthorized).expect("the denial was recorded");
+    let changed = own(Some("RETENTION_CHANGE"), ResultCode::Ok).expect("the settings change was recorded");
+    let hold = own(Some("LEGAL_HOLD_CHANGE"), ResultCode::Ok).expect("the legal hold was recorded");
+    for id in [&denied, &changed, &hold] {
+        let p = app.get(&format!("/v1/events/{id}/proof"), &analyst).await;
+        assert_eq!(p.status, 200, "{id}: {:#}", p.body);
+        let proof: Proof = serde_json::from_value(p.body).unwrap();
+        let record = app.state.records.get("acme", id).await.unwrap().unwrap();
+        check(&proof, &record, &key).unwrap_or_else(|e| panic!("{id}: {e:?}"));
+    }
+}
+
+/// The `last seal: SEQ:HASH` an honest run printed, for `--anchor`.
+fn out_anchor(out: &str) -> String {
+    let line = out.lines().find_map(|l| l.trim().strip_prefix("last seal: ")).expect("a last seal line");
+    line.split_whitespace().next().unwrap().to_owned()
 }

@@ -162,6 +162,105 @@ fn every_function_reads_both_keys_from_securestring_parameters() {
     assert!(!console.contains("Policies"), "the console function gets no access beyond its logs");
 }
 
+/// The lines nested under the first of `lines` whose trimmed text starts with `key`: every
+/// following line indented deeper, blank lines and comments included.
+fn block<'a>(lines: &[&'a str], key: &str) -> Vec<&'a str> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let Some(at) = lines.iter().position(|l| l.trim_start().starts_with(key)) else {
+        panic!("infra/template.yaml: no `{key}`");
+    };
+    let depth = indent(lines[at]);
+    lines[at + 1..].iter().take_while(|l| l.trim().is_empty() || indent(l) > depth).copied().collect()
+}
+
+/// Every top-level entry of the template's `Resources:` (its name and its lines).
+fn resources(template: &str) -> Vec<(String, Vec<&str>)> {
+    let lines: Vec<&str> = template.lines().collect();
+    let body = block(&lines, "Resources:");
+    let mut out: Vec<(String, Vec<&str>)> = Vec::new();
+    for l in body {
+        match l.strip_prefix("  ").and_then(|r| r.strip_suffix(':')) {
+            Some(name) if !name.starts_with([' ', '#']) => out.push((name.to_owned(), Vec::new())),
+            _ => out.last_mut().expect("a resource first").1.push(l),
+        }
+    }
+    out
+}
+
+/// Whether an IAM or key-policy text allows `kms:Sign`: by name, `kms:*`, a wildcard that covers
+/// it (`kms:S*`), or `Action: "*"`.
+fn grants_sign(lines: &[&str]) -> bool {
+    lines.iter().map(|l| l.split('#').next().unwrap_or("")).any(|l| {
+        let all = l.split([' ', '[', ']', ',', '"', '\'']).any(|t| t == "*") && l.trim_start().starts_with("Action:");
+        all || l
+            .split([' ', '[', ']', ',', '"', '\''])
+            .filter_map(|t| t.strip_prefix("kms:"))
+            .any(|a| a == "Sign" || a.strip_suffix('*').is_some_and(|prefix| "Sign".starts_with(prefix)))
+    })
+}
+
+/// Tamper evidence on AWS (docs/integrity.md, issue #16): the signing key is an asymmetric
+/// P-256 KMS key, only the scheduler (the sealer) may sign with it — by its IAM policy and by
+/// the key policy — and the seal digests go to a bucket under Object Lock in compliance mode.
+#[test]
+fn the_sam_template_provisions_sealing_with_least_privilege() {
+    let template = template();
+    let resources = resources(&template);
+    let resource = |name: &str| &resources.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name}")).1;
+    let setting = |lines: &[&str], key: &str| {
+        lines
+            .iter()
+            .map(|l| l.trim())
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+
+    let key = resource("SealKey");
+    assert_eq!(setting(key, "Type").as_deref(), Some("AWS::KMS::Key"));
+    let props = block(key, "Properties:");
+    assert_eq!(setting(&props, "KeySpec").as_deref(), Some("ECC_NIST_P256"));
+    assert_eq!(setting(&props, "KeyUsage").as_deref(), Some("SIGN_VERIFY"));
+
+    // Only the scheduler's role gets kms:Sign from an IAM policy; no other resource grants it.
+    let signers: Vec<&str> =
+        resources.iter().filter(|(n, lines)| n != "SealKey" && grants_sign(lines)).map(|(n, _)| n.as_str()).collect();
+    assert_eq!(signers, ["SchedulerFunction"], "kms:Sign is granted only to the scheduler");
+    assert_eq!(setting(resource("SchedulerFunction"), "Type").as_deref(), Some("AWS::Serverless::Function"));
+
+    // The key policy: the one statement that allows Sign names the scheduler's role alone.
+    let policy = block(&props, "KeyPolicy:");
+    let statements: Vec<&[&str]> = policy.split(|l| l.trim_start().starts_with("- Sid:")).skip(1).collect();
+    let effects = policy.iter().filter(|l| l.trim_start().starts_with("Effect:")).count();
+    assert_eq!(statements.len(), effects, "every key-policy statement has a Sid");
+    let signing: Vec<&&[&str]> = statements.iter().filter(|s| grants_sign(s)).collect();
+    assert_eq!(signing.len(), 1, "one key-policy statement allows kms:Sign: {signing:?}");
+    let text = signing[0].join("\n");
+    assert!(text.contains("Effect: Allow") && text.contains("ArnLike:") && text.contains("aws:PrincipalArn:"));
+    let functions: Vec<&str> = resources
+        .iter()
+        .filter(|(_, lines)| setting(lines, "Type").as_deref() == Some("AWS::Serverless::Function"))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert!(functions.len() > 5, "{functions:?}");
+    let named: Vec<&str> = functions.iter().copied().filter(|f| text.contains(&format!("-{f}Role-"))).collect();
+    assert_eq!(named, ["SchedulerFunction"], "the key lets only the scheduler function's role sign: {text}");
+
+    let bucket = resource("SealBucket");
+    assert_eq!(setting(bucket, "Type").as_deref(), Some("AWS::S3::Bucket"));
+    let props = block(bucket, "Properties:");
+    assert!(props.iter().any(|l| l.trim() == "ObjectLockEnabled: true"), "Object Lock is on");
+    let lock = block(&props, "ObjectLockConfiguration:");
+    assert_eq!(setting(&lock, "ObjectLockEnabled").as_deref(), Some("Enabled"));
+    let retention = block(&lock, "DefaultRetention:");
+    assert_eq!(setting(&retention, "Mode").as_deref(), Some("COMPLIANCE"));
+    assert!(setting(&retention, "Days").is_some() || setting(&retention, "Years").is_some(), "a lock period");
+    // The digests are written where the scheduler writes them: the AUDITRAIL_SEAL_* variables
+    // name this key and this bucket.
+    assert!(template.contains("AUDITRAIL_SEAL_KMS_KEY: !Ref SealKey"));
+    assert!(template.contains("AUDITRAIL_SEAL_BUCKET: !Ref SealBucket"));
+}
+
 #[tokio::test]
 async fn every_route_is_documented_and_every_documented_route_is_served() {
     let app = TestApp::new().await;

@@ -3,8 +3,9 @@
 //! signature against the given public key, an auditor's anchor), each seal against its digest
 //! object (the copy the store cannot rewrite on AWS), each digest's leaves against its root, each
 //! sealed record against its leaf (erased values through their commitments; a missing record
-//! against the retention purges noted in the journal), and the store's records against the seals
-//! (a record no seal covers and no pending journal entry lists was slipped in).
+//! against the retention purges noted in the journal, sealed or still pending), and the store's
+//! records against the seals (a record no seal covers and no pending journal entry lists was
+//! slipped in).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -191,7 +192,17 @@ impl Verifier<'_> {
         }
 
         // 3. Each seal against its digest, the digest's leaves against the root, the records.
-        let cutoffs = purge_cutoffs(seals.iter().flat_map(|s| s.statement.body.purges.iter()));
+        // A purge notes its cutoffs in the journal before it deletes anything; until the next
+        // seal signs them, they wait in the pending entries — read those too, so a purge is
+        // explained the moment it has run, not only once it is sealed.
+        let after = seals.last().map(|s| s.statement.body.to_pos.clone());
+        let pending_entries = self.seals.journal(tenant, after.as_deref(), None, usize::MAX).await?;
+        let cutoffs = purge_cutoffs(
+            seals
+                .iter()
+                .flat_map(|s| s.statement.body.purges.iter())
+                .chain(pending_entries.iter().flat_map(|e| &e.purges)),
+        );
         let in_window = |at: i64| {
             opts.from.is_none_or(|f| at >= f.timestamp_micros()) && opts.to.is_none_or(|t| at < t.timestamp_micros())
         };
@@ -266,8 +277,6 @@ impl Verifier<'_> {
         }
 
         // 4. Every stored record in the window is sealed, or pending in the journal.
-        let after = seals.last().map(|s| s.statement.body.to_pos.clone());
-        let pending_entries = self.seals.journal(tenant, after.as_deref(), None, usize::MAX).await?;
         let pending: HashSet<(&str, &str)> =
             pending_entries.iter().flat_map(|e| e.ids.iter().map(|i| (i.as_str(), e.batch.as_str()))).collect();
         // Without `from`, the scan starts a day before the oldest sealed record (a DynamoDB time

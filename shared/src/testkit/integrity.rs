@@ -300,6 +300,8 @@ pub async fn erasure_purge_hold_replay_and_crashes_raise_no_false_alarm(rig: Rig
     let a = &rig.app;
     let held = crate::retention::purge_tenant(&*a.records, &*a.blobs, &*a.settings, &*a.seals, &t, now).await.unwrap();
     assert!(held.held && held.deleted.is_empty());
+    let rep = rig.verify(&t).await;
+    assert!(rep.ok() && rep.purged.is_empty(), "right after a held run: {:?}", kinds_of(&rep));
     // A retention purge of the contacts: sealed records gone, explained by the noted cutoff.
     retention.legal_hold = false;
     rig.app.settings.put_setting(&t, crate::retention::SETTING, &put(&retention)).await.unwrap();
@@ -315,6 +317,67 @@ pub async fn erasure_purge_hold_replay_and_crashes_raise_no_false_alarm(rig: Rig
     // Deleting a record the purge did not cover is still found.
     rig.tamper.delete(&t, "r000").await;
     assert!(has(&rig.verify(&t).await, Kind::Deleted, Some("r000")));
+}
+
+/// A purge notes its cutoffs before deleting; verification reads the notes still pending in the
+/// journal, so the purge is explained at once, not only after the next seal signs it.
+pub async fn a_purge_is_explained_before_the_next_seal(rig: Rig) {
+    let t = tenant("purge-pending");
+    stored(&rig, &t, 30).await;
+    rig.seal(&t, 8192).await;
+    let mut retention = crate::retention::Retention::default();
+    retention.days.insert(Category::Contact, 7);
+    rig.app
+        .settings
+        .put_setting(&t, crate::retention::SETTING, &serde_json::to_value(&retention).unwrap())
+        .await
+        .unwrap();
+    let a = &rig.app;
+    let now = t0() + Duration::days(10);
+    let purged =
+        crate::retention::purge_tenant(&*a.records, &*a.blobs, &*a.settings, &*a.seals, &t, now).await.unwrap();
+    assert_eq!(purged.deleted.get(&Category::Contact), Some(&6), "{purged:?}");
+    // Not sealed since: the notes are only in the journal.
+    let rep = rig.verify(&t).await;
+    assert!(rep.ok(), "{:?}", kinds_of(&rep));
+    assert_eq!(rep.purged.get(&Category::Contact), Some(&6));
+    assert!(rep.pending >= 1, "the purge's own record waits for the next seal");
+    // A pending note explains only what it covers: another deletion is still named.
+    rig.tamper.delete(&t, "r000").await;
+    let rep = rig.verify(&t).await;
+    assert_eq!(kinds_of(&rep), [(Kind::Deleted, Some("r000".to_owned()))]);
+}
+
+/// `Options.from/to` (`auditrail verify --from --to`) bound the records checked: a tampered
+/// record outside the window is not named, one inside is.
+pub async fn verify_from_to_checks_only_the_records_in_range(rig: Rig) {
+    let t = tenant("verify-window");
+    stored(&rig, &t, 30).await;
+    rig.seal(&t, 8192).await;
+    for id in ["r002", "r022"] {
+        let mut r = rig.get(&t, id).await;
+        r.action = "USER_LOGOUT".into();
+        rig.tamper.overwrite(&r).await;
+    }
+    rig.tamper.delete(&t, "r004").await;
+    rig.tamper.delete(&t, "r024").await;
+    let at = |minutes| Some(t0() + Duration::minutes(minutes));
+    let named = |rep: &Report| {
+        let mut k = kinds_of(rep);
+        k.sort();
+        k
+    };
+    let id = |s: &str| Some(s.to_owned());
+    let late = rig.verify_with(&t, &Options { from: at(10), to: at(30), ..Default::default() }).await;
+    assert_eq!(named(&late), [(Kind::Modified, id("r022")), (Kind::Deleted, id("r024"))]);
+    let early = rig.verify_with(&t, &Options { from: at(0), to: at(10), ..Default::default() }).await;
+    assert_eq!(named(&early), [(Kind::Modified, id("r002")), (Kind::Deleted, id("r004"))]);
+    assert!(early.records_checked < 30 && late.records_checked < 30);
+    // Only `to`: from the start of the trail.
+    let until = rig.verify_with(&t, &Options { to: at(3), ..Default::default() }).await;
+    assert_eq!(named(&until), [(Kind::Modified, id("r002"))]);
+    // The whole trail names all four.
+    assert_eq!(rig.verify(&t).await.findings.len(), 4);
 }
 
 pub async fn a_sealer_killed_or_racing_never_breaks_the_chain(rig: Rig) {
@@ -359,6 +422,8 @@ macro_rules! integrity_tests {
             every_kind_of_record_tampering_is_named,
             every_kind_of_seal_tampering_is_named,
             erasure_purge_hold_replay_and_crashes_raise_no_false_alarm,
+            a_purge_is_explained_before_the_next_seal,
+            verify_from_to_checks_only_the_records_in_range,
             a_sealer_killed_or_racing_never_breaks_the_chain);
     };
     (@emit $factory:path; $($check:ident),*) => {
