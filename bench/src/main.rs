@@ -163,6 +163,26 @@ fn live_batches(n: usize, client: usize, now: chrono::DateTime<Utc>) -> Vec<Stri
         .collect()
 }
 
+/// Posts each body to `POST /v1/events` in turn, as one client on one connection.
+async fn post_all(
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    token: &str,
+    bodies: Vec<String>,
+) -> anyhow::Result<()> {
+    for body in bodies {
+        let r = client
+            .post(format!("http://{addr}/v1/events"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "ingest failed: {}", r.text().await?);
+    }
+    Ok(())
+}
+
 /// Live ingest as clients see it: a fresh embedded store behind real HTTP, `n` records of the
 /// bench mix per client in batches of 1000, one client (one connection), then four at once.
 /// Each response is sent once its batch is committed (and, with `synchronous = FULL`, on disk).
@@ -189,19 +209,7 @@ async fn live_ingest(n: usize) -> anyhow::Result<()> {
         let mut tasks = Vec::new();
         for (token, bodies) in work {
             let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
-            tasks.push(tokio::spawn(async move {
-                for body in bodies {
-                    let r = client
-                        .post(format!("http://{addr}/v1/events"))
-                        .bearer_auth(&token)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await?;
-                    anyhow::ensure!(r.status() == 200, "ingest failed: {}", r.text().await?);
-                }
-                anyhow::Ok(())
-            }));
+            tasks.push(tokio::spawn(async move { post_all(&client, addr, &token, bodies).await }));
         }
         for task in tasks {
             task.await??;
@@ -331,16 +339,7 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let mut loaded = 0;
     for (n, token, bodies) in work {
-        for body in bodies {
-            let r = client
-                .post(format!("http://{addr}/v1/events"))
-                .bearer_auth(&token)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await?;
-            anyhow::ensure!(r.status() == 200, "ingest failed: {}", r.text().await?);
-        }
+        post_all(&client, addr, &token, bodies).await?;
         loaded += n;
     }
     let secs = t.elapsed().as_secs_f64();
