@@ -208,3 +208,34 @@ pub fn dpo_hits(r: &Value) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Kills a job at a chosen port call, for the fault suites: wrappers around the ports call
+/// [`Killer::gate`] with the kind of call; the call numbered `at` never returns (the process is
+/// "killed" there) and wakes `hit`. A run with `at = i64::MAX` counts and logs the calls, so kill
+/// points can be spread over a whole run.
+pub struct Killer {
+    pub calls: std::sync::atomic::AtomicI64,
+    pub at: i64,
+    pub hit: tokio::sync::Notify,
+    /// What each call was, in order (to aim at particular points).
+    pub log: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Killer {
+    pub fn new(at: i64) -> Arc<Self> {
+        Arc::new(Self {
+            calls: std::sync::atomic::AtomicI64::new(0),
+            at,
+            hit: tokio::sync::Notify::new(),
+            log: Default::default(),
+        })
+    }
+
+    pub async fn gate(&self, what: &'static str) {
+        self.log.lock().unwrap().push(what);
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.at {
+            self.hit.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! half-way is finished by the next worker.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use auditrail_shared::auth::Role;
@@ -16,31 +16,9 @@ use auditrail_shared::store::{
     AppendOutcome, BlobKey, BlobReader, BlobStore, EventFilter, PageRequest, Position, RecordPage, RecordStore,
     StoreError, StoreResult, TaskStore,
 };
-use auditrail_tests::{TestApp, event};
+use auditrail_tests::{Killer, TestApp, event};
 use bytes::Bytes;
 use serde_json::json;
-
-/// Counts port calls; the call numbered `at` never returns (the worker is "killed" there).
-struct Killer {
-    calls: AtomicI64,
-    at: i64,
-    hit: tokio::sync::Notify,
-    /// What each call was, in order (to aim at particular points).
-    log: std::sync::Mutex<Vec<&'static str>>,
-}
-
-impl Killer {
-    fn new(at: i64) -> Arc<Self> {
-        Arc::new(Self { calls: AtomicI64::new(0), at, hit: tokio::sync::Notify::new(), log: Default::default() })
-    }
-    async fn gate(&self, what: &'static str) {
-        self.log.lock().unwrap().push(what);
-        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
-            self.hit.notify_one();
-            std::future::pending::<()>().await;
-        }
-    }
-}
 
 struct R(Arc<dyn RecordStore>, Arc<Killer>);
 struct T(Arc<dyn TaskStore>, Arc<Killer>);

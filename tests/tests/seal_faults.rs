@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use auditrail_shared::integrity::digest_key;
@@ -16,30 +16,8 @@ use auditrail_shared::record::{Record, ResultCode};
 use auditrail_shared::seal::{PurgeNote, Seal, SealDigest, SealSigner};
 use auditrail_shared::store::{AppendOutcome, BlobKey, BlobReader, BlobStore, JournalEntry, SealStore, StoreResult};
 use auditrail_shared::testkit::conformance::{rec, tenant};
-use auditrail_tests::TestApp;
+use auditrail_tests::{Killer, TestApp};
 use bytes::Bytes;
-
-/// Counts port calls; the call numbered `at` never returns (the sealer is "killed" there).
-struct Killer {
-    calls: AtomicI64,
-    at: i64,
-    hit: tokio::sync::Notify,
-    /// What each call was, in order (to aim at particular points).
-    log: std::sync::Mutex<Vec<&'static str>>,
-}
-
-impl Killer {
-    fn new(at: i64) -> Arc<Self> {
-        Arc::new(Self { calls: AtomicI64::new(0), at, hit: tokio::sync::Notify::new(), log: Default::default() })
-    }
-    async fn gate(&self, what: &'static str) {
-        self.log.lock().unwrap().push(what);
-        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
-            self.hit.notify_one();
-            std::future::pending::<()>().await;
-        }
-    }
-}
 
 /// Reads have no effect, so one gate each; writes are gated on both sides (not done / done but
 /// not acknowledged).
