@@ -5,7 +5,8 @@
 //! retention through the category index, and re-reads the legal hold before every batch. So a
 //! hold set at any time stops every deletion from then on, including for records written long
 //! before the hold — nothing needs rewriting when the hold changes. Every purge that deleted
-//! something is recorded as `RETENTION_PURGE` with counts per category, never contents.
+//! something is recorded as `RETENTION_PURGE` with counts and cutoffs per category (which
+//! sealed leaves it removed: those of the category older than the cutoff), never contents.
 
 use std::collections::BTreeMap;
 
@@ -150,7 +151,8 @@ pub async fn purge_tenant(
             Some(PurgeNote { category, before })
         })
         .collect();
-    seals.note_purges(tenant, &ulid::Ulid::generate().to_string(), &notes).await?;
+    let note_batch = ulid::Ulid::generate().to_string();
+    seals.note_purges(tenant, &note_batch, &notes).await?;
     for &category in Category::ALL {
         loop {
             let retention = load(settings, tenant).await?;
@@ -191,7 +193,15 @@ pub async fn purge_tenant(
             "RETENTION_PURGE",
             Actor { kind: Some(ActorKind::System), username: Some("retention".into()), ..Default::default() },
             Some(ResultCode::Ok),
-            json!({"deleted": report.deleted, "blobs_deleted": report.blobs_deleted}),
+            // Which sealed leaves it removed, in closed form: every record of a category that
+            // occurred before its cutoff (the same cutoffs the journal note `note_batch` holds,
+            // which the next seal signs).
+            json!({
+                "deleted": report.deleted,
+                "blobs_deleted": report.blobs_deleted,
+                "cutoffs": notes.iter().filter(|n| report.deleted.contains_key(&n.category)).collect::<Vec<_>>(),
+                "journal_batch": note_batch,
+            }),
         );
         records.append(tenant, &[rec]).await?;
         // Purged means gone from every file of the store, not only from its tables.

@@ -102,7 +102,16 @@ async fn records_older_than_the_retention_disappear_everywhere() {
     assert_eq!(listed.ids(), vec!["new-audit"]);
     assert_eq!(stored_ids(&app, "globex").await, vec!["globex-old"], "another tenant's settings do not apply");
     let purges = app.get("/v1/events?action=RETENTION_PURGE", &admin).await;
-    assert_eq!(purges.items()[0]["description"]["deleted"]["audit"], 2);
+    let purge = &purges.items()[0]["description"];
+    assert_eq!(purge["deleted"]["audit"], 2);
+    // What it removed, as the verifier reads it: the audit cutoff, 30 days back, and no other
+    // category (sign-ins were kept).
+    let cutoffs = purge["cutoffs"].as_array().unwrap();
+    assert_eq!(cutoffs.len(), 1, "{cutoffs:?}");
+    assert_eq!(cutoffs[0]["category"], "audit");
+    let before: chrono::DateTime<Utc> = cutoffs[0]["before"].as_str().unwrap().parse().unwrap();
+    assert!((before - (Utc::now() - Duration::days(30))).num_minutes().abs() < 5, "{before}");
+    assert_eq!(purge["journal_batch"].as_str().map(str::len), Some(26), "the journal note's batch id");
 }
 
 #[tokio::test]
