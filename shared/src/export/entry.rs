@@ -221,19 +221,21 @@ impl Pipeline {
 
     fn take_oldest(&mut self, place: &mut impl FnMut(&[u8], ZipEntry)) -> Result<(), WriteError> {
         let Some(handle) = self.running.pop_front() else { return Ok(()) };
-        let mut job = handle.join().map_err(|panic| {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
-            WriteError::Compressor(why)
-        })?;
+        let mut job = handle.join().map_err(|panic| WriteError::Compressor(panic_text(&*panic)))?;
         place(&job.out, job.entry);
         job.raw.clear();
         self.idle.push(job);
         Ok(())
     }
+}
+
+/// A panic's message, for the task's failure reason.
+pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
 }
 
 // Dropping the pipeline (a failed export) detaches its threads: each ends after its one entry

@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use super::deflate::Deflater;
 #[cfg(test)]
 use super::entry::{AES_EXTRA, LOCAL_SIG};
-use super::entry::{CD_SIG, EntryFormat, Pipeline};
-use super::rows::{ExportView, RowEncoder};
+use super::entry::{CD_SIG, EntryFormat, Pipeline, panic_text};
+use super::rows::{ExportView, RowBatch, RowEncoder};
 use super::{Compression, Format};
 use crate::record::Record;
 
@@ -85,6 +85,10 @@ impl Limits {
     }
 }
 
+/// Pages of at least this many records have their rows encoded on several cores (below it,
+/// starting threads would cost more than they save).
+const PARALLEL_ROWS_FROM: usize = 128;
+
 /// S3's limit on the parts of one multipart upload.
 pub const MAX_PARTS: u32 = 10_000;
 
@@ -118,9 +122,9 @@ pub enum WriteError {
     TooLarge,
     #[error("archive writer: {0}")]
     Io(#[from] std::io::Error),
-    /// A compression thread panicked (out of memory, a bug): the export fails with a reason
-    /// instead of the process.
-    #[error("archive writer: an entry's compression failed: {0}")]
+    /// A thread formatting or compressing rows panicked (out of memory, a bug): the export
+    /// fails with a reason instead of the process.
+    #[error("archive writer: a thread formatting or compressing rows failed: {0}")]
     Compressor(String),
 }
 
@@ -146,6 +150,8 @@ pub struct ArchiveWriter {
     deflater: Option<Deflater>,
     /// More than one: entries are compressed on other threads.
     pipeline: Option<Pipeline>,
+    /// More than one: a page's rows are encoded in as many slices at once.
+    batches: Vec<RowBatch>,
 }
 
 impl ArchiveWriter {
@@ -183,6 +189,10 @@ impl ArchiveWriter {
         let cores = limits.cores();
         let deflater = (compressed && cores == 1).then(|| Deflater::new(limits.level));
         let pipeline = (compressed && cores > 1).then(|| Pipeline::new(cores, limits.level, Arc::clone(&entry)));
+        let batches = match &pipeline {
+            Some(_) => (0..cores).map(|_| RowBatch::new(view, format, tz)).collect(),
+            None => Vec::new(),
+        };
         Self {
             compression,
             limits,
@@ -194,6 +204,7 @@ impl ArchiveWriter {
             part: Vec::new(),
             deflater,
             pipeline,
+            batches,
         }
     }
 
@@ -250,6 +261,9 @@ impl ArchiveWriter {
     /// memory never exceed the entry limit by more than one record); a part only at the end of
     /// a call, where the caller's cursor is.
     pub fn write(&mut self, records: &[Record]) -> Result<(), WriteError> {
+        if records.len() >= PARALLEL_ROWS_FROM && !self.batches.is_empty() {
+            return self.write_parallel(records);
+        }
         let compressed = self.compression != Compression::None;
         for r in records {
             self.start();
@@ -260,6 +274,41 @@ impl ArchiveWriter {
         }
         // Entries finished meanwhile count towards `is_full`.
         self.collect(false)
+    }
+
+    /// `write` on several cores: formatting rows takes about as long as compressing them, so
+    /// the page's rows are encoded in one slice per core at once, then added record by record
+    /// (entries close where they would on one core).
+    fn write_parallel(&mut self, records: &[Record]) -> Result<(), WriteError> {
+        let mut batches = std::mem::take(&mut self.batches);
+        let per = records.len().div_ceil(batches.len());
+        let encoded = std::thread::scope(|s| {
+            let mut slices = batches.iter_mut().zip(records.chunks(per));
+            let own = slices.next();
+            let others: Vec<_> = slices.map(|(b, rs)| s.spawn(move || b.encode(rs))).collect();
+            if let Some((b, rs)) = own {
+                b.encode(rs);
+            }
+            // Joined here, so a panic is this call's error rather than the scope's panic.
+            others.into_iter().try_for_each(|h| h.join().map_err(|p| WriteError::Compressor(panic_text(&*p))))
+        });
+        let mut added = Ok(());
+        if encoded.is_ok() {
+            let used = records.len().div_ceil(per);
+            'rows: for row in batches[..used].iter().flat_map(RowBatch::rows) {
+                self.start();
+                self.raw.extend_from_slice(row);
+                self.state.raw_bytes += row.len() as u64;
+                if self.raw.len() >= self.limits.entry_raw_bytes
+                    && let Err(e) = self.close_entry()
+                {
+                    added = Err(e);
+                    break 'rows;
+                }
+            }
+        }
+        self.batches = batches;
+        encoded.and(added).and_then(|()| self.collect(false))
     }
 
     /// Whether the current part should be closed and uploaded now.

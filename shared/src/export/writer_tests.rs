@@ -75,9 +75,9 @@ fn writer(compression: Compression, password: Option<&str>, limits: Limits, stat
 
 /// Writes `records` page by page, as the worker does, closing a part when it is full and at
 /// the end (which ends the archive with `last`, or is a checkpoint without); returns the parts.
-fn write_pages(w: &mut ArchiveWriter, records: &[Record], last: bool) -> Vec<Vec<u8>> {
+fn write_pages(w: &mut ArchiveWriter, records: &[Record], page: usize, last: bool) -> Vec<Vec<u8>> {
     let mut parts = Vec::new();
-    let pages: Vec<&[Record]> = records.chunks(10).collect();
+    let pages: Vec<&[Record]> = records.chunks(page).collect();
     for (i, page) in pages.iter().enumerate() {
         w.write(page).unwrap();
         let end = i + 1 == pages.len();
@@ -92,7 +92,7 @@ fn write_pages(w: &mut ArchiveWriter, records: &[Record], last: bool) -> Vec<Vec
 
 /// Writes a whole archive of `records` page by page, as the worker does; returns its parts.
 fn archive(compression: Compression, password: Option<&str>, limits: Limits, records: &[Record]) -> Vec<Vec<u8>> {
-    write_pages(&mut writer(compression, password, limits, WriterState::default()), records, true)
+    write_pages(&mut writer(compression, password, limits, WriterState::default()), records, 10, true)
 }
 
 fn seven_zip(args: &[&str], file: &std::path::Path) -> String {
@@ -271,29 +271,39 @@ fn small(parallelism: usize) -> Limits {
     Limits { part_bytes: 16 << 10, entry_raw_bytes: 4096, level: 5, parallelism, ..Limits::default() }
 }
 
+/// Writes a whole archive in pages of `page` records.
+fn paged(compression: Compression, password: Option<&str>, limits: Limits, records: &[Record], page: usize) -> Vec<u8> {
+    write_pages(&mut writer(compression, password, limits, WriterState::default()), records, page, true).concat()
+}
+
 /// On one core or several, the same rows end up in the same order in a valid archive: ZIP
 /// files numbered in order (7-Zip checks every CRC or, with the password, every entry's AE-2
-/// code), concatenated gzip members.
+/// code), concatenated gzip members. Pages of 10 records are formatted on the calling thread,
+/// pages of 250 on every core.
 #[test]
 fn entries_compressed_on_several_cores_make_the_same_archive_as_on_one() {
     let rows = records(3000);
     let want = csv(&rows);
-    for password in [None, Some("Pw_1@%")] {
+    for (password, page) in [(None, 10), (Some("Pw_1@%"), 10), (None, 250), (Some("Pw_1@%"), 250)] {
         let mut counts = Vec::new();
         for parallelism in [1, 2, 3] {
-            let zip = archive(Compression::Zip, password, small(parallelism), &rows).concat();
+            let zip = paged(Compression::Zip, password, small(parallelism), &rows, page);
             let (entries, got) = seven_zip_rows(&zip, password);
             assert!(entries > 50, "{entries} entries");
-            assert!(got == want, "parallelism {parallelism}, password {}: rows differ", password.is_some());
+            assert!(
+                got == want,
+                "parallelism {parallelism}, page {page}, password {}: rows differ",
+                password.is_some()
+            );
             counts.push(entries);
         }
         // Entries close at the same rows; only where parts end (at most one short entry per
         // part) may differ.
         assert!(counts.iter().all(|&c| c.abs_diff(counts[0]) * 10 < counts[0]), "{counts:?}");
     }
-    for parallelism in [1, 2, 3] {
-        let gz = archive(Compression::Gzip, None, small(parallelism), &rows).concat();
-        assert!(gunzip(&gz) == want, "gzip, parallelism {parallelism}: rows differ");
+    for (parallelism, page) in [(1, 10), (2, 10), (3, 10), (2, 250), (3, 250)] {
+        let gz = paged(Compression::Gzip, None, small(parallelism), &rows, page);
+        assert!(gunzip(&gz) == want, "gzip, parallelism {parallelism}, page {page}: rows differ");
     }
 }
 
@@ -309,7 +319,7 @@ fn a_writer_on_two_cores_resumed_from_a_checkpoint_finishes_the_archive() {
         [(Compression::Zip, Some("Pw_1")), (Compression::Zip, None), (Compression::Gzip, None)]
     {
         let mut first = writer(compression, password, limits, WriterState::default());
-        let mut parts = write_pages(&mut first, &rows[..1730], false);
+        let mut parts = write_pages(&mut first, &rows[..1730], 250, false);
         let state = first.state().clone();
         drop(first);
         assert!(state.chunks > 10, "{} entries before the checkpoint", state.chunks);
@@ -319,7 +329,7 @@ fn a_writer_on_two_cores_resumed_from_a_checkpoint_finishes_the_archive() {
         assert_eq!(state.offset, parts.iter().map(|p| p.len() as u64).sum::<u64>());
         let stored: WriterState = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
         let mut second = writer(compression, password, limits, stored);
-        parts.extend(write_pages(&mut second, &rows[1730..], true));
+        parts.extend(write_pages(&mut second, &rows[1730..], 250, true));
         let all = parts.concat();
         assert_eq!(second.state().offset, all.len() as u64);
         if compression == Compression::Zip {
