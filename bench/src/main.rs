@@ -81,6 +81,9 @@ struct Args {
     child_compression: String,
     #[arg(long, hide = true, default_value = "")]
     child_out: String,
+    /// Compression threads of an export child (0: every core).
+    #[arg(long, hide = true, default_value_t = 0)]
+    child_parallelism: usize,
 }
 
 const ACTIONS: [(&str, Option<&str>); 12] = [
@@ -305,7 +308,7 @@ async fn main() -> anyhow::Result<()> {
         return init::run(dir, args.init_runs.max(1)).await;
     }
     if let Some(n) = args.export_child {
-        return export::child(n, &args.child_compression, args.level[0], &args.child_out);
+        return export::child(n, &args.child_compression, args.level[0], args.child_parallelism, &args.child_out);
     }
     if !args.export.is_empty() {
         return export::run(&args.export, &args.level);

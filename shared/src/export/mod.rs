@@ -5,6 +5,7 @@
 
 pub mod cells;
 pub mod deflate;
+mod entry;
 pub mod ocsf;
 pub mod password;
 pub mod rows;

@@ -17,17 +17,24 @@
 //!   CRC, from which the last part's central directory is written.
 //! - gzip: one gzip member per entry; concatenated members are one valid gzip file (RFC 1952).
 //! - none: the rows themselves.
+//!
+//! With more than one core (`Limits::parallelism`), rows are still encoded on the calling thread,
+//! but each full entry is compressed on a thread of its own (`entry::Pipeline`) while the next
+//! one fills; finished entries are placed in the part in order, and closing a part waits for all
+//! of them, so parts, checkpoints and the archive's layout are those of one core. At most one
+//! entry per core is compressing, plus the one filling: memory grows by one entry per core.
 
-use aes::cipher::{KeyIvInit, StreamCipher};
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha1::Sha1;
 
-use super::deflate::{Deflater, Wrapper};
-use super::rows::{ExportView, RowEncoder};
+use super::deflate::Deflater;
+#[cfg(test)]
+use super::entry::{AES_EXTRA, LOCAL_SIG};
+use super::entry::{CD_SIG, EntryFormat, Pipeline, panic_text};
+use super::rows::{ExportView, RowBatch, RowEncoder};
 use super::{Compression, Format};
 use crate::record::Record;
 
@@ -49,6 +56,10 @@ pub struct Limits {
     /// parts, and with 8 MiB growing every 1,000 parts an upload reaches 440 GiB before that
     /// (parts of at most 80 MiB in memory).
     pub parts_per_step: u32,
+    /// Entries compressed at once, each on its own thread; 0 (the default) is one per core the
+    /// process may use (`std::thread::available_parallelism`: 2 on a Lambda function of
+    /// 3,538 MB or more). Each costs about one more entry of rows in memory.
+    pub parallelism: usize,
 }
 
 impl Default for Limits {
@@ -59,9 +70,24 @@ impl Default for Limits {
             level: 5,
             zip64_from: u32::MAX as u64,
             parts_per_step: 1000,
+            parallelism: 0,
         }
     }
 }
+
+impl Limits {
+    /// How many entries are compressed at once: `parallelism`, or the cores available.
+    pub fn cores(&self) -> usize {
+        match self.parallelism {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// Pages of at least this many records have their rows encoded on several cores (below it,
+/// starting threads would cost more than they save).
+const PARALLEL_ROWS_FROM: usize = 128;
 
 /// S3's limit on the parts of one multipart upload.
 pub const MAX_PARTS: u32 = 10_000;
@@ -96,34 +122,21 @@ pub enum WriteError {
     TooLarge,
     #[error("archive writer: {0}")]
     Io(#[from] std::io::Error),
+    /// A thread formatting or compressing rows panicked (out of memory, a bug): the export
+    /// fails with a reason instead of the process.
+    #[error("archive writer: a thread formatting or compressing rows failed: {0}")]
+    Compressor(String),
 }
 
-const LOCAL_SIG: u32 = 0x0403_4b50;
-const CD_SIG: u32 = 0x0201_4b50;
 const EOCD_SIG: u32 = 0x0605_4b50;
 const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
-/// The ZIP64 extended-information extra field's id.
-const ZIP64_EXTRA_ID: u16 = 0x0001;
-/// AE-2: salt (16 for AES-256) + password verifier (2) before the data, code (10) after it.
-const AES_SALT: usize = 16;
-/// WinZip's AES extra field: id 0x9901, 7 bytes: vendor version 2 (AE-2), "AE", strength 3
-/// (AES-256), the real method (8, deflate).
-const AES_EXTRA: [u8; 11] = [0x01, 0x99, 7, 0, 2, 0, b'A', b'E', 3, 8, 0];
-const METHOD_DEFLATE: u16 = 8;
-const METHOD_AES: u16 = 99;
-
-type Aes256Ctr = ctr::Ctr128LE<aes::Aes256>;
 
 pub struct ArchiveWriter {
-    view: ExportView,
-    format: Format,
     compression: Compression,
-    password: Option<String>,
     limits: Limits,
-    /// DOS time and date of every ZIP entry: the export's creation, in its time zone.
-    dos_time: u16,
-    dos_date: u16,
+    /// What every entry shares (names, DOS time, password), also for the directory's records.
+    entry: Arc<EntryFormat>,
     state: WriterState,
     rows: RowEncoder,
     /// Whether an entry (or, uncompressed, the file) has been started by this writer.
@@ -133,7 +146,12 @@ pub struct ArchiveWriter {
     /// The part being filled: whole entries (or rows, uncompressed). libdeflate writes into its
     /// reserved capacity, so only the bytes of the part are ever resident.
     part: Vec<u8>,
+    /// One core: entries are compressed on the calling thread, straight into the part.
     deflater: Option<Deflater>,
+    /// More than one: entries are compressed on other threads.
+    pipeline: Option<Pipeline>,
+    /// More than one: a page's rows are encoded in as many slices at once.
+    batches: Vec<RowBatch>,
 }
 
 impl ArchiveWriter {
@@ -156,24 +174,42 @@ impl ArchiveWriter {
         let year = local.year().clamp(1980, 2107) as u16;
         let dos_date = ((year - 1980) << 9) | ((local.month() as u16) << 5) | local.day() as u16;
         let dos_time = ((local.hour() as u16) << 11) | ((local.minute() as u16) << 5) | (local.second() as u16 / 2);
-        let deflater = (compression != Compression::None).then(|| Deflater::new(limits.level));
-        Self {
+        let entry = Arc::new(EntryFormat {
+            compression,
             view,
             format,
-            compression,
             password,
-            limits,
             dos_time,
             dos_date,
+            zip64_from: limits.zip64_from,
+            #[cfg(test)]
+            panic_at: None,
+        });
+        let compressed = compression != Compression::None;
+        let cores = limits.cores();
+        let deflater = (compressed && cores == 1).then(|| Deflater::new(limits.level));
+        let pipeline = (compressed && cores > 1).then(|| Pipeline::new(cores, limits.level, Arc::clone(&entry)));
+        let batches = match &pipeline {
+            Some(_) => (0..cores).map(|_| RowBatch::new(view, format, tz)).collect(),
+            None => Vec::new(),
+        };
+        Self {
+            compression,
+            limits,
+            entry,
             state,
             rows: RowEncoder::new(view, format, tz),
             open: false,
             raw: Vec::new(),
             part: Vec::new(),
             deflater,
+            pipeline,
+            batches,
         }
     }
 
+    /// What a checkpoint keeps. Complete after `finish_part`; in between, entries still
+    /// compressing on other threads are counted in `chunks` but not yet in `entries`.
     pub fn state(&self) -> &WriterState {
         &self.state
     }
@@ -225,6 +261,9 @@ impl ArchiveWriter {
     /// memory never exceed the entry limit by more than one record); a part only at the end of
     /// a call, where the caller's cursor is.
     pub fn write(&mut self, records: &[Record]) -> Result<(), WriteError> {
+        if records.len() >= PARALLEL_ROWS_FROM && !self.batches.is_empty() {
+            return self.write_parallel(records);
+        }
         let compressed = self.compression != Compression::None;
         for r in records {
             self.start();
@@ -233,7 +272,43 @@ impl ArchiveWriter {
                 self.close_entry()?;
             }
         }
-        Ok(())
+        // Entries finished meanwhile count towards `is_full`.
+        self.collect(false)
+    }
+
+    /// `write` on several cores: formatting rows takes about as long as compressing them, so
+    /// the page's rows are encoded in one slice per core at once, then added record by record
+    /// (entries close where they would on one core).
+    fn write_parallel(&mut self, records: &[Record]) -> Result<(), WriteError> {
+        let mut batches = std::mem::take(&mut self.batches);
+        let per = records.len().div_ceil(batches.len());
+        let encoded = std::thread::scope(|s| {
+            let mut slices = batches.iter_mut().zip(records.chunks(per));
+            let own = slices.next();
+            let others: Vec<_> = slices.map(|(b, rs)| s.spawn(move || b.encode(rs))).collect();
+            if let Some((b, rs)) = own {
+                b.encode(rs);
+            }
+            // Joined here, so a panic is this call's error rather than the scope's panic.
+            others.into_iter().try_for_each(|h| h.join().map_err(|p| WriteError::Compressor(panic_text(&*p))))
+        });
+        let mut added = Ok(());
+        if encoded.is_ok() {
+            let used = records.len().div_ceil(per);
+            'rows: for row in batches[..used].iter().flat_map(RowBatch::rows) {
+                self.start();
+                self.raw.extend_from_slice(row);
+                self.state.raw_bytes += row.len() as u64;
+                if self.raw.len() >= self.limits.entry_raw_bytes
+                    && let Err(e) = self.close_entry()
+                {
+                    added = Err(e);
+                    break 'rows;
+                }
+            }
+        }
+        self.batches = batches;
+        encoded.and(added).and_then(|()| self.collect(false))
     }
 
     /// Whether the current part should be closed and uploaded now.
@@ -259,6 +334,8 @@ impl ArchiveWriter {
         if self.open && self.compression != Compression::None {
             self.close_entry()?;
         }
+        // A part boundary is an entry boundary: every entry started is in it.
+        self.collect(true)?;
         if last && self.compression == Compression::Zip {
             self.append_directory()?;
         }
@@ -276,112 +353,38 @@ impl ArchiveWriter {
         Ok(Some(part))
     }
 
-    /// Compresses the open entry into the part.
+    /// Closes the open entry: compressed into the part on this thread, or handed to the
+    /// pipeline (which first places finished entries in the part if it is full).
     fn close_entry(&mut self) -> Result<(), WriteError> {
-        if self.compression == Compression::Zip {
-            self.zip_entry()?;
+        let number = self.state.chunks + 1;
+        self.state.chunks += 1;
+        self.open = false;
+        let zip = self.compression == Compression::Zip;
+        if let Some(pipeline) = &mut self.pipeline {
+            let raw = std::mem::take(&mut self.raw);
+            let (part, state) = (&mut self.part, &mut self.state);
+            self.raw = pipeline.start(number, raw, |bytes, e| place(part, state, zip, bytes, e))?;
         } else {
             let deflater = self.deflater.as_mut().expect("a deflater whenever something is compressed");
-            deflater.compress_into(Wrapper::Gzip, &self.raw, &mut self.part);
+            let mut e = self.entry.compress(deflater, &self.raw, number, &mut self.part);
+            e.0 += self.state.offset;
+            if zip {
+                self.state.entries.push(e);
+            }
+            self.raw.clear();
         }
-        self.raw.clear();
-        self.open = false;
-        self.state.chunks += 1;
         Ok(())
     }
 
-    /// Appends the open entry as a ZIP file: local header, then (AE-2) salt, verifier, the
-    /// encrypted deflate data and the authentication code, or the deflate data alone. The
-    /// header's packed size is filled in once the data is written.
-    fn zip_entry(&mut self) -> Result<(), WriteError> {
-        let offset = self.state.offset + self.part.len() as u64;
-        // An entry's rows are at most `entry_raw_bytes` (16 MiB) plus one record, so its sizes
-        // always fit the local header; only offsets and counts may need ZIP64 (the directory).
-        let raw = self.raw.len() as u64;
-        // AE-2 leaves the CRC out (the authentication code covers the data).
-        let crc = if self.password.is_some() { 0 } else { crc32fast::hash(&self.raw) };
-        let mut entry = ZipEntry(offset, 0, raw, crc);
-        let number = self.state.chunks + 1;
-        let header_at = self.part.len();
-        self.header(LOCAL_SIG, &entry, number);
-        let data_at = self.part.len();
-        let deflater = self.deflater.as_mut().expect("a deflater whenever something is compressed");
-        match &self.password {
-            Some(pw) => {
-                let mut salt = [0u8; AES_SALT];
-                rand::rng().fill_bytes(&mut salt);
-                let mut keys = [0u8; 66];
-                pbkdf2::pbkdf2_hmac::<Sha1>(pw.as_bytes(), &salt, 1000, &mut keys);
-                self.part.extend_from_slice(&salt);
-                self.part.extend_from_slice(&keys[64..66]);
-                let n = deflater.compress_into(Wrapper::Raw, &self.raw, &mut self.part);
-                let data = &mut self.part[data_at + AES_SALT + 2..];
-                debug_assert_eq!(data.len(), n);
-                let mut iv = [0u8; 16];
-                iv[0] = 1;
-                Aes256Ctr::new((&keys[..32]).into(), (&iv).into()).apply_keystream(data);
-                let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(&keys[32..64]).expect("any key length");
-                mac.update(data);
-                self.part.extend_from_slice(&mac.finalize().into_bytes()[..10]);
-            }
-            None => {
-                deflater.compress_into(Wrapper::Raw, &self.raw, &mut self.part);
-            }
+    /// Places the entries other threads have finished in the part, in order; with `wait`, all
+    /// of them (the part is closing).
+    fn collect(&mut self, wait: bool) -> Result<(), WriteError> {
+        let zip = self.compression == Compression::Zip;
+        let (part, state) = (&mut self.part, &mut self.state);
+        match &mut self.pipeline {
+            Some(p) => p.collect(wait, |bytes, e| place(part, state, zip, bytes, e)),
+            None => Ok(()),
         }
-        entry.1 = (self.part.len() - data_at) as u64;
-        // The local header's compressed size: after signature, versions, flags, method, time,
-        // date and CRC.
-        self.part[header_at + 18..header_at + 22].copy_from_slice(&(entry.1 as u32).to_le_bytes());
-        self.state.entries.push(entry);
-        Ok(())
-    }
-
-    /// A local header (`LOCAL_SIG`) or central-directory record (`CD_SIG`) for entry `number`.
-    /// A directory record whose local header lies at or past `zip64_from` holds 0xFFFFFFFF as
-    /// the offset and the real one in a ZIP64 extra field.
-    fn header(&mut self, sig: u32, e: &ZipEntry, number: u32) {
-        let encrypted = self.password.is_some();
-        let name = Self::file_name(self.view, self.format, Compression::Zip, Some(number));
-        let zip64 = sig == CD_SIG && e.0 >= self.limits.zip64_from;
-        // 2.0 deflate, 4.5 ZIP64, 5.1 AES.
-        let version: u16 = if encrypted {
-            51
-        } else if zip64 {
-            45
-        } else {
-            20
-        };
-        let mut extra = Vec::new();
-        if zip64 {
-            extra.extend_from_slice(&ZIP64_EXTRA_ID.to_le_bytes());
-            extra.extend_from_slice(&8u16.to_le_bytes());
-            extra.extend_from_slice(&e.0.to_le_bytes());
-        }
-        if encrypted {
-            extra.extend_from_slice(&AES_EXTRA);
-        }
-        let p = &mut self.part;
-        p.extend_from_slice(&sig.to_le_bytes());
-        if sig == CD_SIG {
-            p.extend_from_slice(&((3 << 8) | version).to_le_bytes()); // made by: Unix
-        }
-        p.extend_from_slice(&version.to_le_bytes());
-        p.extend_from_slice(&u16::from(encrypted).to_le_bytes()); // flags: bit 0 encrypted
-        p.extend_from_slice(&(if encrypted { METHOD_AES } else { METHOD_DEFLATE }).to_le_bytes());
-        p.extend_from_slice(&self.dos_time.to_le_bytes());
-        p.extend_from_slice(&self.dos_date.to_le_bytes());
-        p.extend_from_slice(&e.3.to_le_bytes());
-        p.extend_from_slice(&(e.1 as u32).to_le_bytes());
-        p.extend_from_slice(&(e.2 as u32).to_le_bytes());
-        p.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        p.extend_from_slice(&(extra.len() as u16).to_le_bytes());
-        if sig == CD_SIG {
-            p.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // comment length, disk, internal attributes
-            p.extend_from_slice(&((0o100_644u32) << 16).to_le_bytes()); // a regular file, rw-r--r--
-            p.extend_from_slice(&(if zip64 { u32::MAX } else { e.0 as u32 }).to_le_bytes());
-        }
-        p.extend_from_slice(name.as_bytes());
-        p.extend_from_slice(&extra);
     }
 
     /// The central directory and its end record, from the entries in the checkpoint; past
@@ -391,7 +394,7 @@ impl ArchiveWriter {
         let cd_start = self.state.offset + self.part.len() as u64;
         let entries = std::mem::take(&mut self.state.entries);
         for (i, e) in entries.iter().enumerate() {
-            self.header(CD_SIG, e, i as u32 + 1);
+            self.entry.header(&mut self.part, CD_SIG, e, i as u32 + 1);
         }
         let count = entries.len() as u64;
         self.state.entries = entries;
@@ -425,6 +428,16 @@ impl ArchiveWriter {
         p.extend_from_slice(&word(cd_start).to_le_bytes());
         p.extend_from_slice(&[0, 0]); // no comment
         Ok(())
+    }
+}
+
+/// Appends an entry compressed on another thread (`bytes`, its record's offset relative to
+/// them) to the part, keeping its directory record.
+fn place(part: &mut Vec<u8>, state: &mut WriterState, zip: bool, bytes: &[u8], mut e: ZipEntry) {
+    e.0 += state.offset + part.len() as u64;
+    part.extend_from_slice(bytes);
+    if zip {
+        state.entries.push(e);
     }
 }
 

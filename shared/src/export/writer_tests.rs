@@ -60,9 +60,8 @@ fn entries_close_inside_a_page_and_the_directory_finds_them_all() {
     }
 }
 
-/// Writes a whole archive of `records` page by page, as the worker does; returns its parts.
-fn archive(compression: Compression, password: Option<&str>, limits: Limits, records: &[Record]) -> Vec<Vec<u8>> {
-    let mut w = ArchiveWriter::new(
+fn writer(compression: Compression, password: Option<&str>, limits: Limits, state: WriterState) -> ArchiveWriter {
+    ArchiveWriter::new(
         ExportView::Events,
         Format::Csv,
         compression,
@@ -70,20 +69,30 @@ fn archive(compression: Compression, password: Option<&str>, limits: Limits, rec
         password.map(str::to_owned),
         Utc::now(),
         limits,
-        WriterState::default(),
-    );
+        state,
+    )
+}
+
+/// Writes `records` page by page, as the worker does, closing a part when it is full and at
+/// the end (which ends the archive with `last`, or is a checkpoint without); returns the parts.
+fn write_pages(w: &mut ArchiveWriter, records: &[Record], page: usize, last: bool) -> Vec<Vec<u8>> {
     let mut parts = Vec::new();
-    let pages: Vec<&[Record]> = records.chunks(10).collect();
+    let pages: Vec<&[Record]> = records.chunks(page).collect();
     for (i, page) in pages.iter().enumerate() {
         w.write(page).unwrap();
-        let last = i + 1 == pages.len();
-        if (last || w.is_full())
-            && let Some(p) = w.finish_part(last).unwrap()
+        let end = i + 1 == pages.len();
+        if (end || w.is_full())
+            && let Some(p) = w.finish_part(last && end).unwrap()
         {
             parts.push(p);
         }
     }
     parts
+}
+
+/// Writes a whole archive of `records` page by page, as the worker does; returns its parts.
+fn archive(compression: Compression, password: Option<&str>, limits: Limits, records: &[Record]) -> Vec<Vec<u8>> {
+    write_pages(&mut writer(compression, password, limits, WriterState::default()), records, 10, true)
 }
 
 fn seven_zip(args: &[&str], file: &std::path::Path) -> String {
@@ -213,4 +222,148 @@ fn the_10001st_part_is_refused_with_a_reason() {
     let err = w.finish_part(false).unwrap_err();
     assert!(matches!(err, WriteError::TooLarge), "{err}");
     assert!(err.to_string().contains("10,000"));
+}
+
+/// The CSV of `records` as one file: the header row, then every row.
+fn csv(records: &[Record]) -> Vec<u8> {
+    let mut rows = RowEncoder::new(ExportView::Events, Format::Csv, None);
+    let mut out = Vec::new();
+    rows.header(&mut out);
+    for r in records {
+        rows.row(r, &mut out);
+    }
+    out
+}
+
+/// Tests a ZIP with 7-Zip (CRCs, or AE-2 authentication codes with the password), extracts it
+/// and returns its entries' count and their rows: entry by entry in name order, each entry's
+/// header row once at the start.
+fn seven_zip_rows(zip: &[u8], password: Option<&str>) -> (usize, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.zip");
+    std::fs::write(&file, zip).unwrap();
+    let pw = format!("-p{}", password.unwrap_or(""));
+    seven_zip(&["t", &pw], &file);
+    let out = dir.path().join("out");
+    seven_zip(&["x", &pw, &format!("-o{}", out.display())], &file);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    let header = csv(&[]);
+    let mut rows = header.clone();
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(name, &format!("events-{:04}.csv", i + 1), "entries numbered from 1 without gaps");
+        let data = std::fs::read(out.join(name)).unwrap();
+        assert!(data.starts_with(&header), "{name} opens with the header row");
+        rows.extend_from_slice(&data[header.len()..]);
+    }
+    (names.len(), rows)
+}
+
+fn gunzip(gz: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(gz), &mut out).unwrap();
+    out
+}
+
+/// Small entries, so one archive has many and several are in flight at once.
+fn small(parallelism: usize) -> Limits {
+    Limits { part_bytes: 16 << 10, entry_raw_bytes: 4096, level: 5, parallelism, ..Limits::default() }
+}
+
+/// Writes a whole archive in pages of `page` records.
+fn paged(compression: Compression, password: Option<&str>, limits: Limits, records: &[Record], page: usize) -> Vec<u8> {
+    write_pages(&mut writer(compression, password, limits, WriterState::default()), records, page, true).concat()
+}
+
+/// On one core or several, the same rows end up in the same order in a valid archive: ZIP
+/// files numbered in order (7-Zip checks every CRC or, with the password, every entry's AE-2
+/// code), concatenated gzip members. Pages of 10 records are formatted on the calling thread,
+/// pages of 250 on every core.
+#[test]
+fn entries_compressed_on_several_cores_make_the_same_archive_as_on_one() {
+    let rows = records(3000);
+    let want = csv(&rows);
+    for (password, page) in [(None, 10), (Some("Pw_1@%"), 10), (None, 250), (Some("Pw_1@%"), 250)] {
+        let mut counts = Vec::new();
+        for parallelism in [1, 2, 3] {
+            let zip = paged(Compression::Zip, password, small(parallelism), &rows, page);
+            let (entries, got) = seven_zip_rows(&zip, password);
+            assert!(entries > 50, "{entries} entries");
+            assert!(
+                got == want,
+                "parallelism {parallelism}, page {page}, password {}: rows differ",
+                password.is_some()
+            );
+            counts.push(entries);
+        }
+        // Entries close at the same rows; only where parts end (at most one short entry per
+        // part) may differ.
+        assert!(counts.iter().all(|&c| c.abs_diff(counts[0]) * 10 < counts[0]), "{counts:?}");
+    }
+    for (parallelism, page) in [(1, 10), (2, 10), (3, 10), (2, 250), (3, 250)] {
+        let gz = paged(Compression::Gzip, None, small(parallelism), &rows, page);
+        assert!(gunzip(&gz) == want, "gzip, parallelism {parallelism}, page {page}: rows differ");
+    }
+}
+
+/// A checkpoint is taken between two parts, the writer dropped, and a new writer on two cores
+/// continues from the stored state: nothing compressing at the checkpoint is lost, and the
+/// archive (through ZIP64 records here) is whole.
+#[test]
+fn a_writer_on_two_cores_resumed_from_a_checkpoint_finishes_the_archive() {
+    let rows = records(3000);
+    let want = csv(&rows);
+    let limits = Limits { zip64_from: 0, ..small(2) };
+    for (compression, password) in
+        [(Compression::Zip, Some("Pw_1")), (Compression::Zip, None), (Compression::Gzip, None)]
+    {
+        let mut first = writer(compression, password, limits, WriterState::default());
+        let mut parts = write_pages(&mut first, &rows[..1730], 250, false);
+        let state = first.state().clone();
+        drop(first);
+        assert!(state.chunks > 10, "{} entries before the checkpoint", state.chunks);
+        if compression == Compression::Zip {
+            assert_eq!(state.entries.len(), state.chunks as usize, "every entry started is placed");
+        }
+        assert_eq!(state.offset, parts.iter().map(|p| p.len() as u64).sum::<u64>());
+        let stored: WriterState = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+        let mut second = writer(compression, password, limits, stored);
+        parts.extend(write_pages(&mut second, &rows[1730..], 250, true));
+        let all = parts.concat();
+        assert_eq!(second.state().offset, all.len() as u64);
+        if compression == Compression::Zip {
+            let (entries, got) = seven_zip_rows(&all, password);
+            assert_eq!(entries, second.state().chunks as usize);
+            assert!(got == want, "{compression:?}, password {}: rows differ", password.is_some());
+        } else {
+            assert!(gunzip(&all) == want, "gzip: rows differ");
+        }
+    }
+}
+
+/// A compression thread that panics ends the export with a reason; the caller does not
+/// panic.
+#[test]
+fn a_panic_in_a_compression_thread_is_an_error_of_the_writer() {
+    let limits = small(2);
+    let mut w = writer(Compression::Zip, Some("Pw_1"), limits, WriterState::default());
+    let mut faulty = (*w.entry).clone();
+    faulty.panic_at = Some(3);
+    w.entry = Arc::new(faulty);
+    w.pipeline = Some(Pipeline::new(2, limits.level, Arc::clone(&w.entry)));
+    let rows = records(2000);
+    let err = rows
+        .chunks(10)
+        .find_map(|page| w.write(page).and_then(|()| w.finish_part(false).map(drop)).err())
+        .expect("the fault surfaces");
+    assert!(matches!(err, WriteError::Compressor(_)), "{err}");
+    assert!(err.to_string().contains("injected fault in entry 3"), "{err}");
+}
+
+#[test]
+fn parallelism_zero_means_every_available_core() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(Limits::default().cores(), cores);
+    assert_eq!(Limits { parallelism: 3, ..Limits::default() }.cores(), 3);
 }
