@@ -318,13 +318,10 @@ impl ArchiveWriter {
 
     /// The size at which the current part closes: `part_bytes`, one `part_bytes` more after
     /// every `parts_per_step` parts, so an upload never needs more than S3's 10,000 parts
-    /// before it is hundreds of GiB long; times the cores compressing, because closing a part
-    /// waits for every entry in flight, and while the last one finishes the other cores idle —
-    /// larger parts on more cores make that wait rarer (memory stays one part per core).
+    /// before it is hundreds of GiB long.
     fn part_size(&self) -> usize {
         let steps = (self.state.parts / self.limits.parts_per_step.max(1)) as usize;
-        let cores = if self.pipeline.is_some() { self.limits.cores() } else { 1 };
-        self.limits.part_bytes.saturating_mul(steps + 1).saturating_mul(cores)
+        self.limits.part_bytes.saturating_mul(steps + 1)
     }
 
     /// Closes the current part (and the open entry) and returns its bytes; with `last`, the part

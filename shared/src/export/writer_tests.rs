@@ -367,25 +367,3 @@ fn parallelism_zero_means_every_available_core() {
     assert_eq!(Limits::default().cores(), cores);
     assert_eq!(Limits { parallelism: 3, ..Limits::default() }.cores(), 3);
 }
-
-/// On several cores a part holds `part_bytes` per core: closing a part waits for every entry in
-/// flight, so larger parts make that wait rarer.
-#[test]
-fn parts_hold_part_bytes_per_core() {
-    let rows = records(20_000);
-    for cores in [1usize, 2, 3] {
-        let limits = Limits {
-            part_bytes: 16 << 10,
-            entry_raw_bytes: 4096,
-            level: 5,
-            parallelism: cores,
-            parts_per_step: u32::MAX,
-            ..Limits::default()
-        };
-        let parts = archive(Compression::Zip, None, limits, &rows);
-        assert!(parts.len() > 2, "{cores} cores: {} parts", parts.len());
-        for (k, p) in parts[..parts.len() - 1].iter().enumerate() {
-            assert!(p.len() >= (16 << 10) * cores, "{cores} cores, part {k}: {} bytes", p.len());
-        }
-    }
-}
