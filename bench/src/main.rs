@@ -166,6 +166,22 @@ fn live_batches(n: usize, client: usize, now: chrono::DateTime<Utc>) -> Vec<Stri
         .collect()
 }
 
+/// An embedded store in `dir` served over real HTTP on 127.0.0.1 (TCP_NODELAY: without it a
+/// 1000-record body meets delayed ACKs on loopback): its state, the router, the address.
+async fn serve_embedded(
+    dir: &std::path::Path,
+) -> anyhow::Result<(auditrail_shared::api::AppState, axum::Router, std::net::SocketAddr)> {
+    let state = auditrail_shared::api::AppState::from_config(&Config::embedded(dir)).await?;
+    let app = router::<routes::All>(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(axum::serve(listener, app.clone()).into_future());
+    Ok((state, app, addr))
+}
+
 /// Posts each body to `POST /v1/events` in turn, as one client on one connection.
 async fn post_all(
     client: &reqwest::Client,
@@ -193,13 +209,7 @@ async fn live_ingest(n: usize) -> anyhow::Result<()> {
     println!("## Live ingest over HTTP (fresh store, records stamped as they are sent, batches of 1000)");
     for clients in [1usize, 4] {
         let dir = tempfile::tempdir()?;
-        let state = auditrail_shared::api::AppState::from_config(&Config::embedded(dir.path())).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(axum::serve(listener, router::<routes::All>(state.clone())).into_future());
+        let (state, _, addr) = serve_embedded(dir.path()).await?;
         let now = Utc::now();
         let per = n / clients;
         let work: Vec<(String, Vec<String>)> = (0..clients)
@@ -317,14 +327,7 @@ async fn main() -> anyhow::Result<()> {
     live_ingest(args.live_records).await?;
 
     let dir = tempfile::tempdir()?;
-    let state = auditrail_shared::api::AppState::from_config(&Config::embedded(dir.path())).await?;
-    let app = router::<routes::All>(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(axum::serve(listener, app.clone()).into_future());
+    let (state, app, addr) = serve_embedded(dir.path()).await?;
 
     // 3 tenants, one with 80 % of the volume.
     let now = Utc::now();

@@ -143,6 +143,12 @@ impl DynamoStore {
         }
     }
 
+    /// The oldest record time of a tenant (its registry entry), if it has records.
+    pub(crate) async fn oldest(&self, tenant: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let reg = self.get_item(TENANTS_PK.to_owned(), tenant).await?;
+        Ok(reg.as_ref().and_then(|i| get_n(i, "oldest")).and_then(DateTime::from_timestamp_micros))
+    }
+
     /// Notes the oldest record time of a tenant, which bounds the retention purge.
     async fn note_oldest(&self, tenant: &str, ts: i64) -> StoreResult<()> {
         self.update_with_retry(|| {
@@ -225,9 +231,7 @@ impl RecordStore for DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<Record>> {
-        let reg = self.get_item(TENANTS_PK.to_owned(), tenant).await?;
-        let Some(oldest) = reg.as_ref().and_then(|i| get_n(i, "oldest")).and_then(DateTime::from_timestamp_micros)
-        else {
+        let Some(oldest) = self.oldest(tenant).await? else {
             return Ok(Vec::new());
         };
         if oldest >= before {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::keys::{gsi, index_keys};
-use super::{DynamoStore, Item, decode, get_n, get_s, s};
+use super::{DynamoStore, Item, decode, get_s, s};
 use crate::store::{ReadStats, StoreError, StoreResult};
 
 /// Layout 1's time-index shards per tenant and day.
@@ -40,9 +40,7 @@ impl DynamoStore {
     ) -> StoreResult<Vec<TenantUpgrade>> {
         let mut out = Vec::new();
         for tenant in crate::store::SettingsStore::tenants(self).await? {
-            let reg = self.get_item(super::keys::TENANTS_PK.to_owned(), &tenant).await?;
-            let Some(oldest) = reg.as_ref().and_then(|i| get_n(i, "oldest")).and_then(DateTime::from_timestamp_micros)
-            else {
+            let Some(oldest) = self.oldest(&tenant).await? else {
                 continue;
             };
             let (first, last) = (oldest.date_naive(), (now + Duration::days(1)).date_naive());
