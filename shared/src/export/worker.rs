@@ -4,6 +4,7 @@
 //! checkpoint: parts after it are uploaded again under the same numbers, which replaces them.
 //! A failure ends the task in FAILED with a reason and aborts the upload, so no parts are left.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -176,12 +177,17 @@ impl ExportWorker {
             ck.writer.clone(),
         );
         let mut cursor = ck.cursor.clone();
-        let mut pending = 0u64;
+        // The pages written since the last part: (page number in this run, the cursor after
+        // it, its records). A part holds whole entries, and an entry whole pages, so a
+        // checkpoint resumes after the last page the parts hold — not necessarily the last read.
+        let mut pages = VecDeque::new();
+        let mut written = 0u64;
         loop {
             let page =
                 self.records.query(&tenant, &spec.filter, PageRequest { limit: self.page, after: cursor }).await?;
-            pending += page.records.len() as u64;
             cursor = page.next;
+            written += 1;
+            pages.push_back((written, cursor.clone(), page.records.len() as u64));
             let last = cursor.is_none();
             // Rows and compression are CPU work (a 16 MiB entry is compressed whole, ~0.1 s):
             // done on the blocking pool so the runtime's threads keep serving.
@@ -194,16 +200,17 @@ impl ExportWorker {
             .await
             .map_err(|e| Stop::Failed { reason: format!("archive writer stopped: {e}"), transient: false })?;
             writer = w;
-            // A part ends at a page boundary, so the cursor is exactly where the next part starts.
             let Some(part) = part? else { continue };
             if let Some(bytes) = part {
                 let number = ck.parts.len() as i32 + 1;
                 let tag = self.blobs.upload_part(&key, &ck.upload_id, number, bytes.into()).await?;
                 ck.parts.push((number, tag));
             }
-            ck.cursor = cursor.clone();
-            ck.records += pending;
-            pending = 0;
+            while pages.front().is_some_and(|&(n, _, _)| n <= writer.committed_pages()) {
+                let (_, after, records) = pages.pop_front().expect("checked");
+                ck.cursor = after;
+                ck.records += records;
+            }
             ck.writer = writer.state().clone();
             if last {
                 ck.finishing = true;

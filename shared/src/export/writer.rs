@@ -18,12 +18,20 @@
 //! - gzip: one gzip member per entry; concatenated members are one valid gzip file (RFC 1952).
 //! - none: the rows themselves.
 //!
-//! With more than one core (`Limits::parallelism`), rows are still encoded on the calling thread,
-//! but each full entry is compressed on a thread of its own (`entry::Pipeline`) while the next
-//! one fills; finished entries are placed in the part in order, and closing a part waits for all
-//! of them, so parts, checkpoints and the archive's layout are those of one core. At most one
-//! entry per core is compressing, plus the one filling: memory grows by one entry per core.
+//! An entry closes at the end of a `write` call (a page of records) once it holds
+//! `entry_raw_bytes`, so every entry covers whole pages and a part — whole entries — ends where a
+//! page does: `committed_pages` tells the caller which page's cursor the checkpoint resumes at.
+//!
+//! With more than one core (`Limits::parallelism`), a page's rows are encoded in one slice per
+//! core, and each full entry is compressed on a thread of its own (`entry::Pipeline`) while the
+//! next one fills; finished entries are placed in the part in order. Closing a part does not
+//! wait for the entries still compressing, nor close the one filling: they go into the next part,
+//! and the checkpoint (`state`, `committed_pages`) covers the placed entries only, so no core
+//! idles at a part boundary. The archive's bytes are those of one core; only where parts are cut
+//! may differ. At most one entry per core is compressing, plus the one filling: memory grows by
+//! one entry per core.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -89,6 +97,10 @@ impl Limits {
 /// starting threads would cost more than they save).
 const PARALLEL_ROWS_FROM: usize = 128;
 
+/// Room reserved (not touched) beyond `entry_raw_bytes` for the rows of the page that fills an
+/// entry: 1,000 records of up to 8 KiB of row each.
+const PAGE_SLACK: usize = 8 << 20;
+
 /// S3's limit on the parts of one multipart upload.
 pub const MAX_PARTS: u32 = 10_000;
 
@@ -103,13 +115,13 @@ pub struct ZipEntry(pub u64, pub u64, pub u64, pub u32);
 pub struct WriterState {
     /// Archive bytes already handed out as parts (where the next part starts).
     pub offset: u64,
-    /// Entries (ZIP files / gzip members) closed so far.
+    /// Entries (ZIP files / gzip members) in the parts handed out so far.
     pub chunks: u32,
     /// Parts handed out so far (checkpoints written before this field read as 0: their part
     /// size then grows a little later, which is harmless).
     #[serde(default)]
     pub parts: u32,
-    /// Uncompressed row bytes written so far.
+    /// Uncompressed row bytes in the parts handed out so far.
     pub raw_bytes: u64,
     /// The closed ZIP entries, for the central directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,20 +144,66 @@ const EOCD_SIG: u32 = 0x0605_4b50;
 const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 
+/// Where an entry ends: its number, the row bytes written through it, and the pages (`write`
+/// calls) whose rows it completes.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    number: u32,
+    raw_bytes: u64,
+    pages: u64,
+}
+
+/// The part being filled, and the checkpoint of what is placed in it and in the parts before.
+struct Placed {
+    /// Whole entries (or rows, uncompressed). libdeflate writes into its reserved capacity, so
+    /// only the bytes of the part are ever resident.
+    part: Vec<u8>,
+    /// Through the last placed entry; `offset` and `parts` through the last part handed out.
+    state: WriterState,
+    /// Pages whose rows are all placed.
+    pages: u64,
+    /// Entries started and not yet placed, oldest first.
+    pending: VecDeque<Mark>,
+    zip: bool,
+}
+
+impl Placed {
+    /// Appends an entry compressed elsewhere (`bytes`, its record's offset relative to them).
+    fn place(&mut self, bytes: &[u8], mut e: ZipEntry) {
+        e.0 += self.state.offset + self.part.len() as u64;
+        self.part.extend_from_slice(bytes);
+        self.placed(e);
+    }
+
+    /// Counts the oldest pending entry, already in the part at `e.0` (an archive offset), as
+    /// placed.
+    fn placed(&mut self, e: ZipEntry) {
+        let m = self.pending.pop_front().expect("an entry is placed after it was started");
+        if self.zip {
+            self.state.entries.push(e);
+        }
+        self.state.chunks = m.number;
+        self.state.raw_bytes = m.raw_bytes;
+        self.pages = m.pages;
+    }
+}
+
 pub struct ArchiveWriter {
     compression: Compression,
     limits: Limits,
     /// What every entry shares (names, DOS time, password), also for the directory's records.
     entry: Arc<EntryFormat>,
-    state: WriterState,
     rows: RowEncoder,
     /// Whether an entry (or, uncompressed, the file) has been started by this writer.
     open: bool,
     /// The open entry's rows.
     raw: Vec<u8>,
-    /// The part being filled: whole entries (or rows, uncompressed). libdeflate writes into its
-    /// reserved capacity, so only the bytes of the part are ever resident.
-    part: Vec<u8>,
+    /// Entries started (the last one's number) and row bytes written, placed or not.
+    started: u32,
+    raw_bytes: u64,
+    /// `write` calls so far.
+    pages: u64,
+    placed: Placed,
     /// One core: entries are compressed on the calling thread, straight into the part.
     deflater: Option<Deflater>,
     /// More than one: entries are compressed on other threads.
@@ -197,21 +255,36 @@ impl ArchiveWriter {
             compression,
             limits,
             entry,
-            state,
             rows: RowEncoder::new(view, format, tz),
             open: false,
             raw: Vec::new(),
-            part: Vec::new(),
+            started: state.chunks,
+            raw_bytes: state.raw_bytes,
+            pages: 0,
+            placed: Placed {
+                part: Vec::new(),
+                state,
+                pages: 0,
+                pending: VecDeque::new(),
+                zip: compression == Compression::Zip,
+            },
             deflater,
             pipeline,
             batches,
         }
     }
 
-    /// What a checkpoint keeps. Complete after `finish_part`; in between, entries still
-    /// compressing on other threads are counted in `chunks` but not yet in `entries`.
+    /// What a checkpoint keeps, taken after `finish_part`: the archive through the parts
+    /// handed out. A new writer from it continues with the records after `committed_pages`.
     pub fn state(&self) -> &WriterState {
-        &self.state
+        &self.placed.state
+    }
+
+    /// How many of this writer's `write` calls (pages) the parts handed out hold completely:
+    /// after `finish_part`, the checkpoint's cursor is the one after that page. Entries still
+    /// compressing and the one filling are not among them (a resumed writer writes them again).
+    pub fn committed_pages(&self) -> u64 {
+        self.placed.pages
     }
 
     /// The name of the file inside the archive (ZIP) or of the download (gzip, none).
@@ -232,10 +305,10 @@ impl ArchiveWriter {
     /// Runs the row encoder on where rows go (the open entry, or straight into the part when
     /// nothing is compressed), counting the row bytes.
     fn emit(&mut self, encode: impl FnOnce(&mut RowEncoder, &mut Vec<u8>)) {
-        let sink = if self.compression == Compression::None { &mut self.part } else { &mut self.raw };
+        let sink = if self.compression == Compression::None { &mut self.placed.part } else { &mut self.raw };
         let before = sink.len();
         encode(&mut self.rows, sink);
-        self.state.raw_bytes += (sink.len() - before) as u64;
+        self.raw_bytes += (sink.len() - before) as u64;
     }
 
     /// Starts an entry: every ZIP file has the header row; gzip and plain output is one file.
@@ -243,42 +316,43 @@ impl ArchiveWriter {
         if self.open {
             return;
         }
-        // Reserved, not touched: only the pages rows are written to become resident.
+        // Reserved, not touched: only the pages rows are written to become resident. An entry
+        // closes after the page that fills it, so it holds up to one page more than the limit.
         if self.raw.capacity() == 0 && self.compression != Compression::None {
-            self.raw.reserve(self.limits.entry_raw_bytes + (1 << 20));
+            self.raw.reserve(self.limits.entry_raw_bytes + PAGE_SLACK);
         }
-        if self.part.capacity() == 0 {
+        if self.placed.part.capacity() == 0 {
             // A part closes at its size, after an entry that may be a whole raw entry long.
-            self.part.reserve(self.part_size() + self.limits.entry_raw_bytes + (1 << 20));
+            self.placed.part.reserve(self.part_size() + self.limits.entry_raw_bytes + PAGE_SLACK);
         }
-        if self.compression == Compression::Zip || self.state.raw_bytes == 0 {
+        if self.compression == Compression::Zip || self.raw_bytes == 0 {
             self.emit(|rows, out| rows.header(out));
         }
         self.open = true;
     }
 
-    /// Adds records (in export order). An entry may close after any record (so the rows held in
-    /// memory never exceed the entry limit by more than one record); a part only at the end of
-    /// a call, where the caller's cursor is.
+    /// Adds one page of records (in export order; a page is what a checkpoint's cursor can
+    /// point after, so the rows held in memory are the entry limit plus one page). The open
+    /// entry closes at the end of the call once it holds `entry_raw_bytes`.
     pub fn write(&mut self, records: &[Record]) -> Result<(), WriteError> {
+        self.pages += 1;
         if records.len() >= PARALLEL_ROWS_FROM && !self.batches.is_empty() {
-            return self.write_parallel(records);
-        }
-        let compressed = self.compression != Compression::None;
-        for r in records {
-            self.start();
-            self.emit(|rows, out| rows.row(r, out));
-            if compressed && self.raw.len() >= self.limits.entry_raw_bytes {
-                self.close_entry()?;
+            self.write_parallel(records)?;
+        } else {
+            for r in records {
+                self.start();
+                self.emit(|rows, out| rows.row(r, out));
             }
+        }
+        if self.open && self.compression != Compression::None && self.raw.len() >= self.limits.entry_raw_bytes {
+            self.close_entry()?;
         }
         // Entries finished meanwhile count towards `is_full`.
         self.collect(false)
     }
 
     /// `write` on several cores: formatting rows takes about as long as compressing them, so
-    /// the page's rows are encoded in one slice per core at once, then added record by record
-    /// (entries close where they would on one core).
+    /// the page's rows are encoded in one slice per core at once, then added to the entry.
     fn write_parallel(&mut self, records: &[Record]) -> Result<(), WriteError> {
         let mut batches = std::mem::take(&mut self.batches);
         let per = records.len().div_ceil(batches.len());
@@ -292,97 +366,99 @@ impl ArchiveWriter {
             // Joined here, so a panic is this call's error rather than the scope's panic.
             others.into_iter().try_for_each(|h| h.join().map_err(|p| WriteError::Compressor(panic_text(&*p))))
         });
-        let mut added = Ok(());
         if encoded.is_ok() {
             let used = records.len().div_ceil(per);
-            'rows: for row in batches[..used].iter().flat_map(RowBatch::rows) {
+            for row in batches[..used].iter().flat_map(RowBatch::rows) {
                 self.start();
                 self.raw.extend_from_slice(row);
-                self.state.raw_bytes += row.len() as u64;
-                if self.raw.len() >= self.limits.entry_raw_bytes
-                    && let Err(e) = self.close_entry()
-                {
-                    added = Err(e);
-                    break 'rows;
-                }
+                self.raw_bytes += row.len() as u64;
             }
         }
         self.batches = batches;
-        encoded.and(added).and_then(|()| self.collect(false))
+        encoded
     }
 
     /// Whether the current part should be closed and uploaded now.
     pub fn is_full(&self) -> bool {
-        self.part.len() >= self.part_size()
+        self.placed.part.len() >= self.part_size()
     }
 
     /// The size at which the current part closes: `part_bytes`, one `part_bytes` more after
     /// every `parts_per_step` parts, so an upload never needs more than S3's 10,000 parts
     /// before it is hundreds of GiB long.
     fn part_size(&self) -> usize {
-        let steps = (self.state.parts / self.limits.parts_per_step.max(1)) as usize;
+        let steps = (self.placed.state.parts / self.limits.parts_per_step.max(1)) as usize;
         self.limits.part_bytes.saturating_mul(steps + 1)
     }
 
-    /// Closes the current part (and the open entry) and returns its bytes; with `last`, the part
-    /// also ends the archive (the ZIP directory). `None` when there is nothing left to upload.
+    /// Hands out the current part: the entries placed so far (the rows themselves, uncompressed).
+    /// Entries still compressing and the one filling stay for the next part, so no core waits
+    /// here. With `last`, the open entry is closed, every entry placed and the archive ended
+    /// (the ZIP directory). `None` when there is nothing to upload.
     pub fn finish_part(&mut self, last: bool) -> Result<Option<Vec<u8>>, WriteError> {
-        if !self.open && self.state.raw_bytes == 0 {
-            // An empty export is still a file with its header row.
-            self.start();
+        if last {
+            if !self.open && self.raw_bytes == 0 {
+                // An empty export is still a file with its header row.
+                self.start();
+            }
+            if self.open && self.compression != Compression::None {
+                self.close_entry()?;
+            }
+            self.collect(true)?;
+            // Pages after the last entry's (empty ones) are done too.
+            self.placed.pages = self.pages;
+            if self.compression == Compression::Zip {
+                self.append_directory();
+            }
         }
-        if self.open && self.compression != Compression::None {
-            self.close_entry()?;
+        if self.compression == Compression::None {
+            // Rows go straight into the part: everything written is in it.
+            self.placed.state.raw_bytes = self.raw_bytes;
+            self.placed.pages = self.pages;
         }
-        // A part boundary is an entry boundary: every entry started is in it.
-        self.collect(true)?;
-        if last && self.compression == Compression::Zip {
-            self.append_directory()?;
-        }
+        let p = &mut self.placed;
         // Nothing left, unless the archive would have no part at all (JSON lines of nothing,
         // uncompressed): a multipart upload needs one, so it is one empty part.
-        if self.part.is_empty() && !(last && self.state.offset == 0) {
+        if p.part.is_empty() && !(last && p.state.offset == 0) {
             return Ok(None);
         }
-        if self.state.parts >= MAX_PARTS {
+        if p.state.parts >= MAX_PARTS {
             return Err(WriteError::TooLarge);
         }
-        let part = std::mem::take(&mut self.part);
-        self.state.offset += part.len() as u64;
-        self.state.parts += 1;
+        let part = std::mem::take(&mut p.part);
+        p.state.offset += part.len() as u64;
+        p.state.parts += 1;
         Ok(Some(part))
     }
 
     /// Closes the open entry: compressed into the part on this thread, or handed to the
     /// pipeline (which first places finished entries in the part if it is full).
     fn close_entry(&mut self) -> Result<(), WriteError> {
-        let number = self.state.chunks + 1;
-        self.state.chunks += 1;
+        self.started += 1;
+        let number = self.started;
         self.open = false;
-        let zip = self.compression == Compression::Zip;
+        self.placed.pending.push_back(Mark { number, raw_bytes: self.raw_bytes, pages: self.pages });
         if let Some(pipeline) = &mut self.pipeline {
             let raw = std::mem::take(&mut self.raw);
-            let (part, state) = (&mut self.part, &mut self.state);
-            self.raw = pipeline.start(number, raw, |bytes, e| place(part, state, zip, bytes, e))?;
+            let placed = &mut self.placed;
+            self.raw = pipeline.start(number, raw, |bytes, e| placed.place(bytes, e))?;
         } else {
             let deflater = self.deflater.as_mut().expect("a deflater whenever something is compressed");
-            let mut e = self.entry.compress(deflater, &self.raw, number, &mut self.part);
-            e.0 += self.state.offset;
-            if zip {
-                self.state.entries.push(e);
-            }
+            let p = &mut self.placed;
+            let mut e = self.entry.compress(deflater, &self.raw, number, &mut p.part);
+            e.0 += p.state.offset;
+            p.placed(e);
             self.raw.clear();
         }
         Ok(())
     }
 
     /// Places the entries other threads have finished in the part, in order; with `wait`, all
-    /// of them (the part is closing).
+    /// of them (the archive is ending).
     fn collect(&mut self, wait: bool) -> Result<(), WriteError> {
-        let zip = self.compression == Compression::Zip;
-        let (part, state) = (&mut self.part, &mut self.state);
+        let placed = &mut self.placed;
         match &mut self.pipeline {
-            Some(p) => p.collect(wait, |bytes, e| place(part, state, zip, bytes, e)),
+            Some(p) => p.collect(wait, |bytes, e| placed.place(bytes, e)),
             None => Ok(()),
         }
     }
@@ -390,19 +466,18 @@ impl ArchiveWriter {
     /// The central directory and its end record, from the entries in the checkpoint; past
     /// 65,534 entries or with the directory at or past `zip64_from`, preceded by the ZIP64 end
     /// record and its locator (APPNOTE 4.3.14-15), the classic record's fields saturated.
-    fn append_directory(&mut self) -> Result<(), WriteError> {
-        let cd_start = self.state.offset + self.part.len() as u64;
-        let entries = std::mem::take(&mut self.state.entries);
-        for (i, e) in entries.iter().enumerate() {
-            self.entry.header(&mut self.part, CD_SIG, e, i as u32 + 1);
+    fn append_directory(&mut self) {
+        let Placed { part, state, .. } = &mut self.placed;
+        let cd_start = state.offset + part.len() as u64;
+        for (i, e) in state.entries.iter().enumerate() {
+            self.entry.header(part, CD_SIG, e, i as u32 + 1);
         }
-        let count = entries.len() as u64;
-        self.state.entries = entries;
-        let cd_end = self.state.offset + self.part.len() as u64;
+        let count = state.entries.len() as u64;
+        let cd_end = state.offset + part.len() as u64;
         let cd_size = cd_end - cd_start;
         let from = self.limits.zip64_from;
         let zip64 = count >= 0xFFFF || cd_start >= from || cd_size >= from;
-        let p = &mut self.part;
+        let p = part;
         if zip64 {
             p.extend_from_slice(&ZIP64_EOCD_SIG.to_le_bytes());
             p.extend_from_slice(&44u64.to_le_bytes()); // the record's size after this field
@@ -427,17 +502,6 @@ impl ArchiveWriter {
         p.extend_from_slice(&word(cd_size).to_le_bytes());
         p.extend_from_slice(&word(cd_start).to_le_bytes());
         p.extend_from_slice(&[0, 0]); // no comment
-        Ok(())
-    }
-}
-
-/// Appends an entry compressed on another thread (`bytes`, its record's offset relative to
-/// them) to the part, keeping its directory record.
-fn place(part: &mut Vec<u8>, state: &mut WriterState, zip: bool, bytes: &[u8], mut e: ZipEntry) {
-    e.0 += state.offset + part.len() as u64;
-    part.extend_from_slice(bytes);
-    if zip {
-        state.entries.push(e);
     }
 }
 
