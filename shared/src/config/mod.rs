@@ -28,7 +28,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use rand::RngCore;
 
 use crate::app::App;
 use crate::auth::Authenticator;
@@ -180,7 +179,7 @@ impl Config {
         }
         crate::private_fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut k = vec![0u8; 32];
-        rand::rng().fill_bytes(&mut k);
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut k);
         write_private(&path, &k)?;
         Ok(k)
     }

@@ -65,36 +65,6 @@ impl ExportView {
     }
 }
 
-/// The rows of consecutive records encoded together — on another thread — and where each
-/// record's row ends, so the writer can still close an entry after any record.
-pub struct RowBatch {
-    rows: RowEncoder,
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl RowBatch {
-    pub fn new(view: ExportView, format: Format, tz: Option<Tz>) -> Self {
-        Self { rows: RowEncoder::new(view, format, tz), bytes: Vec::new(), ends: Vec::new() }
-    }
-
-    /// Encodes `records`, replacing the batch's rows.
-    pub fn encode(&mut self, records: &[Record]) {
-        self.bytes.clear();
-        self.ends.clear();
-        for r in records {
-            self.rows.row(r, &mut self.bytes);
-            self.ends.push(self.bytes.len());
-        }
-    }
-
-    /// Each record's row, in order.
-    pub fn rows(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(self.ends.iter().copied()).map(|(a, b)| &self.bytes[a..b])
-    }
-}
-
 /// Encodes records of one view into rows, reusing its buffers.
 pub struct RowEncoder {
     view: ExportView,

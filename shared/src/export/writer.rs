@@ -2,7 +2,7 @@
 //! that each become one multipart-upload part, so memory stays flat whatever the export's size
 //! and the writer can stop after any part and continue in another process.
 //!
-//! Rows are gathered into entries of about `entry_raw_bytes` (16 MiB), and each entry is
+//! Rows are gathered into entries of about `entry_raw_bytes` (8 MiB), and each entry is
 //! compressed whole by libdeflate — block splitting and near-optimal Huffman codes over the
 //! whole buffer, so level 5 gets within 1.06× of 7-Zip's optimal-parsing deflate at more than
 //! 100 MB of CSV per second per core (README "Measured"). A part is one or more whole entries
@@ -10,7 +10,7 @@
 //! an entry boundary and the checkpoint needs no compressor state:
 //!
 //! - ZIP: one file per entry (`events-0001.csv`, `events-0002.csv`, … each with the header row,
-//!   about 90,000 audit rows each — every one opens in a spreadsheet). The ZIP structures are
+//!   about 45,000 audit rows each — every one opens in a spreadsheet). The ZIP structures are
 //!   written here (APPNOTE 6.3.10): sizes are known before the data, so no data descriptors; with
 //!   a password each entry is WinZip AE-2 (AES-256-CTR, PBKDF2-HMAC-SHA1 with a fresh salt per
 //!   entry, HMAC-SHA1 authentication code). The checkpoint keeps each entry's offset, sizes and
@@ -22,14 +22,16 @@
 //! `entry_raw_bytes`, so every entry covers whole pages and a part — whole entries — ends where a
 //! page does: `committed_pages` tells the caller which page's cursor the checkpoint resumes at.
 //!
-//! With more than one core (`Limits::parallelism`), a page's rows are encoded in one slice per
-//! core, and each full entry is compressed on a thread of its own (`entry::Pipeline`) while the
-//! next one fills; finished entries are placed in the part in order. Closing a part does not
-//! wait for the entries still compressing, nor close the one filling: they go into the next part,
-//! and the checkpoint (`state`, `committed_pages`) covers the placed entries only, so no core
-//! idles at a part boundary. The archive's bytes are those of one core; only where parts are cut
-//! may differ. At most one entry per core is compressing, plus the one filling: memory grows by
-//! one entry per core.
+//! With more than one core (`Limits::parallelism`), rows are encoded on the calling thread and
+//! each full entry is compressed on a thread of its own (`entry::Pipeline`) while the next one
+//! fills; finished entries are placed in the part in order. Closing a part does not wait for the
+//! entries still compressing, nor close the one filling: they go into the next part, and the
+//! checkpoint (`state`, `committed_pages`) covers the placed entries only, so no core idles at a
+//! part boundary. The archive's bytes are those of one core; only where parts are cut may
+//! differ. At most one entry per core is compressing, plus the one filling: memory grows by one
+//! entry per core. (Encoding a page's rows on every core as well was tried: with every core
+//! compressing, the extra threads only took turns with the compressors — 17 % more CPU, 1.6×
+//! instead of 1.8× on two cores.)
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,8 +43,8 @@ use serde::{Deserialize, Serialize};
 use super::deflate::Deflater;
 #[cfg(test)]
 use super::entry::{AES_EXTRA, LOCAL_SIG};
-use super::entry::{CD_SIG, EntryFormat, Pipeline, panic_text};
-use super::rows::{ExportView, RowBatch, RowEncoder};
+use super::entry::{CD_SIG, EntryFormat, Pipeline};
+use super::rows::{ExportView, RowEncoder};
 use super::{Compression, Format};
 use crate::record::Record;
 
@@ -53,6 +55,9 @@ pub struct Limits {
     pub part_bytes: usize,
     /// Row bytes at which an entry (ZIP file / gzip member) closes; also what the writer holds
     /// in memory, and far below 4 GiB, so no entry needs ZIP64.
+    /// 8 MiB: on several cores the last entry is compressed while the other cores have none,
+    /// so smaller entries waste less (16 MiB: 1.71× on two cores, 8 MiB: 1.80×, archives
+    /// 0.03 % larger).
     pub entry_raw_bytes: usize,
     /// libdeflate level (1–12). 5 is the measured balance: > 100 MB of CSV/s per core with
     /// archives 1.06× the size of 7-Zip's (see README "Measured"); 6 gives 1.05× at ~85 MB/s.
@@ -74,7 +79,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             part_bytes: 8 * 1024 * 1024,
-            entry_raw_bytes: 16 * 1024 * 1024,
+            entry_raw_bytes: 8 * 1024 * 1024,
             level: 5,
             zip64_from: u32::MAX as u64,
             parts_per_step: 1000,
@@ -92,10 +97,6 @@ impl Limits {
         }
     }
 }
-
-/// Pages of at least this many records have their rows encoded on several cores (below it,
-/// starting threads would cost more than they save).
-const PARALLEL_ROWS_FROM: usize = 128;
 
 /// Room reserved (not touched) beyond `entry_raw_bytes` for the rows of the page that fills an
 /// entry: 1,000 records of up to 8 KiB of row each.
@@ -208,8 +209,6 @@ pub struct ArchiveWriter {
     deflater: Option<Deflater>,
     /// More than one: entries are compressed on other threads.
     pipeline: Option<Pipeline>,
-    /// More than one: a page's rows are encoded in as many slices at once.
-    batches: Vec<RowBatch>,
 }
 
 impl ArchiveWriter {
@@ -247,10 +246,6 @@ impl ArchiveWriter {
         let cores = limits.cores();
         let deflater = (compressed && cores == 1).then(|| Deflater::new(limits.level));
         let pipeline = (compressed && cores > 1).then(|| Pipeline::new(cores, limits.level, Arc::clone(&entry)));
-        let batches = match &pipeline {
-            Some(_) => (0..cores).map(|_| RowBatch::new(view, format, tz)).collect(),
-            None => Vec::new(),
-        };
         Self {
             compression,
             limits,
@@ -270,7 +265,6 @@ impl ArchiveWriter {
             },
             deflater,
             pipeline,
-            batches,
         }
     }
 
@@ -336,46 +330,15 @@ impl ArchiveWriter {
     /// entry closes at the end of the call once it holds `entry_raw_bytes`.
     pub fn write(&mut self, records: &[Record]) -> Result<(), WriteError> {
         self.pages += 1;
-        if records.len() >= PARALLEL_ROWS_FROM && !self.batches.is_empty() {
-            self.write_parallel(records)?;
-        } else {
-            for r in records {
-                self.start();
-                self.emit(|rows, out| rows.row(r, out));
-            }
+        for r in records {
+            self.start();
+            self.emit(|rows, out| rows.row(r, out));
         }
         if self.open && self.compression != Compression::None && self.raw.len() >= self.limits.entry_raw_bytes {
             self.close_entry()?;
         }
         // Entries finished meanwhile count towards `is_full`.
         self.collect(false)
-    }
-
-    /// `write` on several cores: formatting rows takes about as long as compressing them, so
-    /// the page's rows are encoded in one slice per core at once, then added to the entry.
-    fn write_parallel(&mut self, records: &[Record]) -> Result<(), WriteError> {
-        let mut batches = std::mem::take(&mut self.batches);
-        let per = records.len().div_ceil(batches.len());
-        let encoded = std::thread::scope(|s| {
-            let mut slices = batches.iter_mut().zip(records.chunks(per));
-            let own = slices.next();
-            let others: Vec<_> = slices.map(|(b, rs)| s.spawn(move || b.encode(rs))).collect();
-            if let Some((b, rs)) = own {
-                b.encode(rs);
-            }
-            // Joined here, so a panic is this call's error rather than the scope's panic.
-            others.into_iter().try_for_each(|h| h.join().map_err(|p| WriteError::Compressor(panic_text(&*p))))
-        });
-        if encoded.is_ok() {
-            let used = records.len().div_ceil(per);
-            for row in batches[..used].iter().flat_map(RowBatch::rows) {
-                self.start();
-                self.raw.extend_from_slice(row);
-                self.raw_bytes += row.len() as u64;
-            }
-        }
-        self.batches = batches;
-        encoded
     }
 
     /// Whether the current part should be closed and uploaded now.
