@@ -201,7 +201,7 @@ mod tests {
         let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32]);
         #[cfg(feature = "kms")]
         let app = app.with_signer(kms_signer().await);
-        crate::testkit::integrity::Rig { app, tamper: Arc::new(store) }
+        crate::testkit::integrity::Rig { app, tamper: Arc::new(store), atomic_conditions: false }
     }
 
     crate::integrity_tests!(rig);

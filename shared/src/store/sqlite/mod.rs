@@ -153,7 +153,7 @@ mod tests {
         let store = STORE.get_or_init(|| SqliteStore::open(&dir.path().join("i.db")).unwrap()).clone();
         let blobs = crate::blob::fs::FsBlobStore::open(&dir.path().join("blobs")).unwrap();
         let app = crate::app::App::new(store.clone(), blobs, &[7; 32], &[8; 32]);
-        crate::testkit::integrity::Rig { app, tamper: Arc::new(store) }
+        crate::testkit::integrity::Rig { app, tamper: Arc::new(store), atomic_conditions: true }
     }
 
     crate::integrity_tests!(rig);
