@@ -368,8 +368,6 @@ impl ArchiveWriter {
                 self.close_entry()?;
             }
             self.collect(true)?;
-            // Pages after the last entry's (empty ones) are done too.
-            self.placed.pages = self.pages;
             if self.compression == Compression::Zip {
                 self.append_directory();
             }
@@ -377,6 +375,10 @@ impl ArchiveWriter {
         if self.compression == Compression::None {
             // Rows go straight into the part: everything written is in it.
             self.placed.state.raw_bytes = self.raw_bytes;
+        }
+        if last || self.compression == Compression::None {
+            // Every page is in this part or before it (at the end, empty pages after the last
+            // entry's too).
             self.placed.pages = self.pages;
         }
         let p = &mut self.placed;
