@@ -38,6 +38,9 @@ struct Args {
     /// Records for the live-ingest measurement (one client, then four sharing them).
     #[arg(long, default_value_t = 200_000)]
     live_records: usize,
+    /// Instead: only the live-ingest figure (`--live-records` per run).
+    #[arg(long)]
+    live_only: bool,
     /// Records for the CPU-path measurement.
     #[arg(long, default_value_t = 200_000)]
     cpu_records: usize,
@@ -322,6 +325,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if !args.export.is_empty() {
         return export::run(&args.export, &args.level);
+    }
+    if args.live_only {
+        return live_ingest(args.live_records).await;
     }
     cpu_path(args.cpu_records);
     live_ingest(args.live_records).await?;

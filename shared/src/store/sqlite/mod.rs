@@ -3,7 +3,8 @@
 //!
 //! Access patterns and the index serving each (all tenant-first, ordered by time then id):
 //! time range → `rec_time`; action → `rec_action`; category → `rec_category`; user → the union
-//! of `rec_username` (lower-cased) and `rec_user_id`; sign-ins by employee id → `rec_employee`;
+//! of `rec_username` (lower-cased) and `rec_user_id_bare` (the user ids of records without a
+//! username); sign-ins by employee id → `rec_employee`;
 //! result → `rec_result`; co-browse session → `rec_session`; request pairs → `rec_correlation`;
 //! idempotency → the unique `(tenant, id)`. A filter with several values of one attribute
 //! (e.g. three actions) runs one indexed query per value and merges them, so the first page

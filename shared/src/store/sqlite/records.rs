@@ -445,6 +445,115 @@ mod tests {
         assert_eq!(search(&store, "t", "special", |f| f.actions = vec!["CONTACT".into()]).await.0.len(), 5);
     }
 
+    /// What SQLite does for each branch the planner makes of `f` (EXPLAIN QUERY PLAN details).
+    async fn plans(store: &SqliteStore, f: EventFilter) -> Vec<String> {
+        store
+            .read(move |c| {
+                let mut out = Vec::new();
+                for b in super::plan("t", &f, None, 50, super::Source::Indexes) {
+                    let mut s = c.prepare(&format!("EXPLAIN QUERY PLAN {}", b.sql)).map_err(StoreError::backend)?;
+                    let rows = s
+                        .query_map(rusqlite::params_from_iter(b.params.iter()), |r| r.get::<_, String>(3))
+                        .map_err(StoreError::backend)?;
+                    out.push(rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::backend)?.join("; "));
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Every branch of every single filter is an index search in page order (no scan of the
+    /// table, no sort of a range); the user filter's two branches use the username index and the
+    /// index of user ids of records without a username, which holds no other row.
+    #[tokio::test]
+    async fn every_planned_branch_searches_an_index_and_user_ids_only_where_no_username() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let mut named = rec("t", "named", 1, "LOGIN", "Ann", ResultCode::Ok);
+        named.actor.user_id = Some("u-1".into());
+        let mut system = rec("t", "system", 2, "LOGIN", "x", ResultCode::Ok);
+        system.actor.username = None;
+        system.actor.user_id = Some("u-1".into());
+        store.append("t", &[named, system]).await.unwrap();
+
+        let user = plans(&store, EventFilter { user: Some("u-1".into()), ..window() }).await;
+        assert_eq!(user.len(), 2);
+        assert!(user.iter().any(|p| p.contains("USING INDEX rec_username ")), "{user:?}");
+        assert!(user.iter().any(|p| p.contains("USING INDEX rec_user_id_bare ")), "{user:?}");
+        let sql: String = store
+            .read(|c| {
+                c.query_row("SELECT sql FROM sqlite_schema WHERE name = 'rec_user_id_bare'", [], |r| r.get(0))
+                    .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        assert!(sql.ends_with("WHERE username IS NULL AND user_id IS NOT NULL"), "{sql}");
+        // The filter still finds a user by id where no username names them, and by username.
+        let ids = |f: EventFilter| {
+            let store = store.clone();
+            async move {
+                let page = store.query("t", &f, PageRequest { limit: 10, after: None }).await.unwrap();
+                page.records.into_iter().map(|r| r.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(ids(EventFilter { user: Some("u-1".into()), ..window() }).await, ["system"]);
+        assert_eq!(ids(EventFilter { user: Some("ANN".into()), ..window() }).await, ["named"]);
+
+        let singles = [
+            window(),
+            EventFilter { actions: vec!["LOGIN".into()], ..window() },
+            EventFilter { categories: vec![Category::SignIn], ..window() },
+            EventFilter { employee_id: Some("e".into()), ..window() },
+            EventFilter { result: Some(ResultCode::Fail), ..window() },
+            EventFilter { session_id: Some("s".into()), ..window() },
+            EventFilter { correlation_id: Some("c".into()), ..window() },
+        ];
+        for f in singles.into_iter().chain([EventFilter { user: Some("u".into()), ..window() }]) {
+            for p in plans(&store, f.clone()).await {
+                assert!(p.starts_with("SEARCH records USING INDEX rec_"), "{f:?}: {p}");
+                assert!(!p.contains("TEMP B-TREE"), "{f:?}: {p}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_with_the_index_of_every_user_id_loses_it_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        let indexes = |store: &SqliteStore| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(|c| {
+                        let mut s = c
+                            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name IN ('rec_user_id', 'rec_user_id_bare')")
+                            .map_err(StoreError::backend)?;
+                        s.query_map([], |r| r.get::<_, String>(0))
+                            .map_err(StoreError::backend)?
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(StoreError::backend)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "CREATE INDEX rec_user_id ON records(tenant, user_id, ts, id) WHERE user_id IS NOT NULL;",
+                )
+                .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        assert_eq!(indexes(&store).await, ["rec_user_id_bare", "rec_user_id"]);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(indexes(&store).await, ["rec_user_id_bare"]);
+    }
+
     #[tokio::test]
     async fn a_store_from_before_the_index_is_indexed_when_opened() {
         let dir = tempfile::tempdir().unwrap();
