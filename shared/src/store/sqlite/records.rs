@@ -517,6 +517,48 @@ mod tests {
         }
     }
 
+    /// A page deep in a range costs what the first one costs: the cursor bounds the index range,
+    /// so SQLite seeks to it instead of reading every row of the pages before (counted in VM
+    /// steps, which count each row visited), newest first and oldest first.
+    #[tokio::test]
+    async fn a_deep_page_reads_no_more_than_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let recs: Vec<_> =
+            (0..3000).map(|i| rec("t", &format!("r{i:05}"), i, "LOGIN", "ann", ResultCode::Ok)).collect();
+        store.append("t", &recs).await.unwrap();
+        for order in [crate::store::Order::NewestFirst, crate::store::Order::OldestFirst] {
+            let f = EventFilter { order, from: t0(), to: t0() + Duration::days(3), ..window() };
+            // The 10th row from the far end of the range: a cursor with 2,990 rows before it.
+            let (near, far) = if order == crate::store::Order::NewestFirst { (2990, 10) } else { (9, 2989) };
+            let steps = |at: Option<usize>| {
+                let f = f.clone();
+                let store = store.clone();
+                async move {
+                    store
+                        .read(move |c| {
+                            let after =
+                                at.map(|i| (super::micros(t0() + Duration::minutes(i as i64)), format!("r{i:05}")));
+                            let b = &super::plan("t", &f, after, 20, super::Source::Indexes)[0];
+                            let mut s = c.prepare(&b.sql).map_err(StoreError::backend)?;
+                            let n = s
+                                .query_map(rusqlite::params_from_iter(b.params.iter()), |_| Ok(()))
+                                .map_err(StoreError::backend)?
+                                .count();
+                            Ok((n, s.get_status(rusqlite::StatementStatus::VmStep)))
+                        })
+                        .await
+                        .unwrap()
+                }
+            };
+            let (first_rows, first) = steps(None).await;
+            let (deep_rows, deep) = steps(Some(far)).await;
+            let (near_rows, _) = steps(Some(near)).await;
+            assert_eq!((first_rows, deep_rows, near_rows), (21, 10, 21), "{order:?}");
+            assert!(deep <= first, "{order:?}: the deep page took {deep} VM steps, the first {first}");
+        }
+    }
+
     #[tokio::test]
     async fn a_store_with_the_index_of_every_user_id_loses_it_when_opened() {
         let dir = tempfile::tempdir().unwrap();
