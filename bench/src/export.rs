@@ -20,7 +20,7 @@ use serde_json::json;
 
 const PW: &str = "Bench_pw@1";
 
-fn page(rng: &mut StdRng, start: usize, n: usize, now: chrono::DateTime<Utc>) -> Vec<Record> {
+pub(crate) fn page(rng: &mut StdRng, start: usize, n: usize, now: chrono::DateTime<Utc>) -> Vec<Record> {
     const ACTIONS: [&str; 6] =
         ["LOGIN", "CREATE_EVALUATION", "CONVERSATION_SEARCH", "ACCESS_MEDIA", "COMPLETE_EVALUATION", "LOGOUT"];
     (start..start + n)
@@ -57,7 +57,7 @@ fn pool(now: chrono::DateTime<Utc>) -> Vec<Vec<Record>> {
     (0..POOL_PAGES).map(|p| page(&mut rng, p * 1000, 1000, now)).collect()
 }
 
-fn status_kb(field: &str) -> u64 {
+pub(crate) fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -70,7 +70,7 @@ fn status_kb(field: &str) -> u64 {
 }
 
 /// CPU seconds of this process so far, all threads (utime + stime, in 1/100 s ticks).
-fn cpu_secs() -> f64 {
+pub(crate) fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may hold spaces): state is field 3, utime 14.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);

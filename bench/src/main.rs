@@ -27,6 +27,7 @@ mod cost;
 mod dpo;
 mod dynamo;
 mod export;
+mod export_path;
 mod init;
 mod integrity;
 
@@ -54,6 +55,12 @@ struct Args {
     /// Instead: export figures for these record counts (comma-separated), e.g. 10000,1000000,5000000.
     #[arg(long, value_delimiter = ',')]
     export: Vec<usize>,
+    /// Instead: the whole export path (store query, formatting, compression, upload) for this
+    /// many records on the embedded store, and `--export-path-emulator` on DynamoDB + S3 (moto).
+    #[arg(long)]
+    export_path: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    export_path_emulator: usize,
     /// Deflate levels to compare in the export figures.
     #[arg(long, value_delimiter = ',', default_value = "5")]
     level: Vec<u32>,
@@ -322,6 +329,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(n) = args.export_child {
         return export::child(n, &args.child_compression, args.level[0], args.child_parallelism, &args.child_out);
+    }
+    if let Some(n) = args.export_path {
+        return export_path::run(n, args.export_path_emulator).await;
     }
     if !args.export.is_empty() {
         return export::run(&args.export, &args.level);
