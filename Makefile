@@ -65,6 +65,7 @@ bench: tools console
 	cargo run --release -p auditrail-bench --
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dynamodb 100000
 	cargo run --release -p auditrail-bench -- --export 10000,1000000,5000000 --level 5,6
+	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --export-path 1000000 --export-path-emulator 20000
 	cargo run --release -p auditrail-bench -- --dpo 1000000 --subjects 100000
 	cargo run --release -p auditrail-bench -- --integrity 1000000
 	AUDITRAIL_MOTO_SERVER=$(CURDIR)/.venv/bin/moto_server cargo run --release -p auditrail-bench -- --dpo-dynamodb 20000 --subjects 2000
