@@ -6,7 +6,6 @@
 //! on the same two cores, so its figure says what the worker's own path costs beside a slow
 //! store, not what DynamoDB would give.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use auditrail_shared::api::{AppState, router, routes};
@@ -108,14 +107,7 @@ pub async fn run(n: usize, m: usize) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let mut state = AppState::from_config(&Config::embedded(dir.path())).await?;
         let (records, blobs) = auditrail_shared::testkit::moto::fresh().await;
-        state.records = Arc::new(records.clone());
-        state.requests = Arc::new(records.clone());
-        state.settings = Arc::new(records.clone());
-        state.tasks = Arc::new(records.clone());
-        state.subjects = Arc::new(records.clone());
-        state.seals = Arc::new(records.clone());
-        state.blobs = Arc::new(blobs.clone());
-        state.seal_blobs = Arc::new(blobs);
+        auditrail_shared::testkit::moto::onto(&mut state, &records, &blobs);
         one("emulator (DynamoDB + S3 on moto)", state, m).await?;
     }
     println!();

@@ -72,14 +72,7 @@ impl TestApp {
         let mut aws = None;
         if backend() == "dynamodb" {
             let (records, blobs) = auditrail_shared::testkit::moto::fresh().await;
-            state.records = Arc::new(records.clone());
-            state.requests = Arc::new(records.clone());
-            state.settings = Arc::new(records.clone());
-            state.tasks = Arc::new(records.clone());
-            state.subjects = Arc::new(records.clone());
-            state.seals = Arc::new(records.clone());
-            state.blobs = Arc::new(blobs.clone());
-            state.seal_blobs = Arc::new(blobs.clone());
+            auditrail_shared::testkit::moto::onto(&mut state, &records, &blobs);
             aws = Some((records, blobs));
         }
         Self { router: router::<routes::All>(state.clone()), state, dir, aws }

@@ -93,6 +93,20 @@ pub async fn fresh() -> (DynamoStore, S3BlobStore) {
     (store, blobs)
 }
 
+/// Puts `state` on the emulator: every store it has is the table (records, request pairs,
+/// settings, tasks, subjects, seals), every blob the bucket; its keys and limits stay.
+pub fn onto(state: &mut crate::api::AppState, table: &DynamoStore, bucket: &S3BlobStore) {
+    use std::sync::Arc;
+    state.records = Arc::new(table.clone());
+    state.requests = Arc::new(table.clone());
+    state.settings = Arc::new(table.clone());
+    state.tasks = Arc::new(table.clone());
+    state.subjects = Arc::new(table.clone());
+    state.seals = Arc::new(table.clone());
+    state.blobs = Arc::new(bucket.clone());
+    state.seal_blobs = Arc::new(bucket.clone());
+}
+
 /// Every item of the table as text — for tests that prove a value is gone from the whole
 /// store (a Scan; never used on a request path).
 pub async fn dump_table(store: &DynamoStore) -> String {
