@@ -182,25 +182,47 @@ impl ExportWorker {
         // checkpoint resumes after the last page the parts hold — not necessarily the last read.
         let mut pages = VecDeque::new();
         let mut written = 0u64;
+        let mut page =
+            self.records.query(&tenant, &spec.filter, PageRequest { limit: self.page, after: cursor.clone() }).await?;
         loop {
-            let page =
-                self.records.query(&tenant, &spec.filter, PageRequest { limit: self.page, after: cursor }).await?;
-            cursor = page.next;
+            cursor = page.next.take();
             written += 1;
             pages.push_back((written, cursor.clone(), page.records.len() as u64));
             let last = cursor.is_none();
+            // The next page is read while this one is written: the store's latency (a DynamoDB
+            // Query, or SQLite reading and decoding on the blocking pool) overlaps the rows and
+            // compression. One page ahead at most; its query starts first, so port calls keep
+            // one order.
+            let after = cursor.clone();
+            let next = async {
+                match after {
+                    Some(after) => self
+                        .records
+                        .query(&tenant, &spec.filter, PageRequest { limit: self.page, after: Some(after) })
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            };
             // Rows and compression are CPU work (an 8 MiB entry is compressed whole, ~0.07 s):
             // done on the blocking pool so the runtime's threads keep serving.
-            let (w, part) = tokio::task::spawn_blocking(move || {
+            let write = tokio::task::spawn_blocking(move || {
                 let part = writer.write(&page.records).and_then(|()| {
                     if last || writer.is_full() { writer.finish_part(last).map(Some) } else { Ok(None) }
                 });
                 (writer, part)
-            })
-            .await
-            .map_err(|e| Stop::Failed { reason: format!("archive writer stopped: {e}"), transient: false })?;
+            });
+            let (next, written_page) = tokio::join!(next, write);
+            let (w, part) = written_page
+                .map_err(|e| Stop::Failed { reason: format!("archive writer stopped: {e}"), transient: false })?;
             writer = w;
-            let Some(part) = part? else { continue };
+            let part = part?;
+            // A page that failed to come is the same failure as before: the last checkpoint holds.
+            let next = next?;
+            let Some(part) = part else {
+                page = next.expect("a page follows every page but the last, which ends a part");
+                continue;
+            };
             if let Some(bytes) = part {
                 let number = ck.parts.len() as i32 + 1;
                 let tag = self.blobs.upload_part(&key, &ck.upload_id, number, bytes.into()).await?;
@@ -225,6 +247,7 @@ impl ExportWorker {
                 jobs::release(&*self.tasks, task).await?;
                 return Ok(Outcome::Released);
             }
+            page = next.expect("a page follows every page but the last, which returned");
         }
     }
 
