@@ -224,6 +224,13 @@ pub fn fold(s: &str) -> String {
 }
 
 impl Record {
+    /// A sign-in: stored under `sign_in`, or a sign-in action of the catalogue stored under another
+    /// category (Eleveo `USER_LOGIN` defaults to `audit`). Only sign-ins are found by employee id
+    /// (seed 003's filter, offered by the sign-in view alone), so only theirs are indexed.
+    pub fn is_sign_in(&self) -> bool {
+        self.category == Category::SignIn || catalogue::is_sign_in(&self.action)
+    }
+
     /// Description as searchable text (a JSON description is searched in its serialised form).
     pub fn description_text(&self) -> Option<String> {
         match &self.description {

@@ -154,6 +154,13 @@ impl EventFilter {
         }
     }
 
+    /// Whether the filter selects only sign-ins ([`Record::is_sign_in`]), so an index of the
+    /// sign-ins' employee ids holds every record its `employee_id` can match.
+    pub fn sign_ins_only(&self) -> bool {
+        self.categories == [Category::SignIn]
+            || (!self.actions.is_empty() && self.actions.iter().all(|a| crate::record::catalogue::is_sign_in(a)))
+    }
+
     /// Whether a record satisfies the filter; the reference semantics every adapter must match.
     pub fn matches(&self, r: &Record) -> bool {
         r.occurred_at >= self.from

@@ -113,11 +113,11 @@ fn time_classes(f: &EventFilter) -> Vec<String> {
     out
 }
 
-/// The sign-in classes a filter can match (see [`is_sign_in`]).
+/// The sign-in classes a filter can match (see [`Record::is_sign_in`]).
 fn sign_in_classes(f: &EventFilter) -> &'static [char] {
     let no_sign_in_action = !f.actions.is_empty() && !f.actions.iter().any(|a| crate::record::catalogue::is_sign_in(a));
     let no_sign_in_category = !f.categories.is_empty() && !f.categories.contains(&Category::SignIn);
-    if sign_ins_only(f) {
+    if f.sign_ins_only() {
         &['s']
     } else if no_sign_in_action && no_sign_in_category {
         &['o']
@@ -153,7 +153,7 @@ pub fn index_keys(r: &Record) -> Vec<(&'static str, String)> {
         ("g2", format!("T#{t}#A#{}#{rc}#{}", r.action, month(at))),
     ];
     if let Some(u) = user_key(r) {
-        let sc = if is_sign_in(r) { 's' } else { 'o' };
+        let sc = if r.is_sign_in() { 's' } else { 'o' };
         out.push(("g3", format!("T#{t}#U#{u}#{sc}{rc}")));
     }
     if r.category != Category::Audit {
@@ -170,22 +170,10 @@ pub fn index_keys(r: &Record) -> Vec<(&'static str, String)> {
     }
     // Seed 003 searches sign-ins by employee id; other records carry it too, but indexing them
     // all would cost every audit record a fifth write unit for a filter no view offers.
-    if let Some(e) = r.actor.employee_id.as_ref().filter(|_| is_sign_in(r)) {
+    if let Some(e) = r.actor.employee_id.as_ref().filter(|_| r.is_sign_in()) {
         out.push(("g8", format!("T#{t}#E#{e}#{rc}")));
     }
     out
-}
-
-/// A sign-in: stored under `sign_in`, or a sign-in action of the catalogue stored under another
-/// category (Eleveo `USER_LOGIN` defaults to `audit`).
-fn is_sign_in(r: &Record) -> bool {
-    r.category == Category::SignIn || crate::record::catalogue::is_sign_in(&r.action)
-}
-
-/// Whether the filter selects only sign-ins, so the employee index (`g8`) holds all it can match.
-fn sign_ins_only(f: &EventFilter) -> bool {
-    f.categories == [Category::SignIn]
-        || (!f.actions.is_empty() && f.actions.iter().all(|a| crate::record::catalogue::is_sign_in(a)))
 }
 
 /// Calendar buckets (days or months) covering `[from, to)`, newest first or oldest first.
@@ -260,7 +248,7 @@ pub fn plan(tenant: &str, f: &EventFilter) -> Plan {
         ("g6", single(format!("T#{t}#S#{s}")))
     } else if let Some(c) = residual.correlation_id.take() {
         ("g7", single(format!("T#{t}#K#{c}")))
-    } else if let Some(e) = f.employee_id.as_ref().filter(|_| sign_ins_only(f)) {
+    } else if let Some(e) = f.employee_id.as_ref().filter(|_| f.sign_ins_only()) {
         // The entries are sign-ins of any category, so the category and action stay residual.
         residual.employee_id = None;
         ("g8", vec![by_result(&[format!("T#{t}#E#{e}")], "")])

@@ -75,7 +75,10 @@ pub(super) fn plan(
     // Equalities shared by every branch.
     let mut common: Vec<(&'static str, SqlValue)> = Vec::new();
     if let Some(e) = &f.employee_id {
-        common.push(("employee_id", e.clone().into()));
+        // The column (and its index) holds the employee ids of sign-ins only; a filter that can
+        // match other records tests the body instead (no view offers one).
+        let col = if f.sign_ins_only() { "employee_id" } else { "json_extract(body, '$.actor.employee_id')" };
+        common.push((col, e.clone().into()));
     }
     if let Some(r) = f.result {
         common.push(("result", r.as_str().to_owned().into()));

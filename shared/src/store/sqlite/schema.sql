@@ -27,6 +27,8 @@ CREATE INDEX IF NOT EXISTS rec_category    ON records(tenant, category, ts, id);
 DROP INDEX IF EXISTS rec_user_id;
 CREATE INDEX IF NOT EXISTS rec_user_id_bare ON records(tenant, user_id, ts, id) WHERE username IS NULL AND user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rec_username    ON records(tenant, username, ts, id) WHERE username IS NOT NULL;
+-- `employee_id` is filled for sign-ins only (`Record::is_sign_in`; rows written before 2026-12-04
+-- have it for every record, which a sign-ins-only filter never reaches), like DynamoDB's `g8`.
 CREATE INDEX IF NOT EXISTS rec_employee    ON records(tenant, employee_id, ts, id) WHERE employee_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rec_result      ON records(tenant, result, ts, id) WHERE result IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rec_session     ON records(tenant, session_id, ts, id) WHERE session_id IS NOT NULL;
