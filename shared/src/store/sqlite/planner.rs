@@ -126,7 +126,7 @@ pub(super) fn plan(
     // A cursor narrows the time range itself, not only a test on it: SQLite bounds an index range
     // by one comparison per side, and given `ts < to` beside `(ts, id) < cursor` it started at
     // `to` and read every row of the pages before, so page k read k pages (a 1M-record export
-    // took 49 s instead of ~7). Rows at the cursor's own time are left to the row-value test.
+    // took 49 s instead of 4). Rows at the cursor's own time are left to the row-value test.
     let (mut from, mut to) = (micros(f.from), micros(f.to));
     if let Some((ts, _)) = &after {
         if desc {
