@@ -143,6 +143,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::SqliteStore;
+    use crate::store::StoreError;
 
     #[test]
     fn opens_in_wal_mode_with_secure_delete_and_durable_commits() {
@@ -155,5 +156,42 @@ mod tests {
         let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         let checkpoint: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
         assert_eq!((mode.as_str(), secure, sync, checkpoint), ("wal", 1, 2, 16_384));
+    }
+
+    #[tokio::test]
+    async fn a_store_with_the_index_of_every_user_id_loses_it_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        let indexes = |store: &SqliteStore| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(|c| {
+                        let mut s = c
+                            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name IN ('rec_user_id', 'rec_user_id_bare')")
+                            .map_err(StoreError::backend)?;
+                        s.query_map([], |r| r.get::<_, String>(0))
+                            .map_err(StoreError::backend)?
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(StoreError::backend)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "CREATE INDEX rec_user_id ON records(tenant, user_id, ts, id) WHERE user_id IS NOT NULL;",
+                )
+                .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        assert_eq!(indexes(&store).await, ["rec_user_id_bare", "rec_user_id"]);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(indexes(&store).await, ["rec_user_id_bare"]);
     }
 }
