@@ -1,7 +1,7 @@
 //! The DynamoDB client and the adapter's one retry policy: the SDK's own retries are off, and
 //! every call goes through [`retry_throttled`] (attempt limit and time budget). Also the item-level
-//! calls every port uses — a consistent GetItem, an UpdateItem, BatchWriteItem with its
-//! unprocessed items — and the one paging loop, [`DynamoStore::read_pages`], that follows
+//! calls every port uses — a consistent GetItem, an UpdateItem, BatchGetItem and BatchWriteItem with their
+//! unprocessed keys — and the one paging loop, [`DynamoStore::read_pages`], that follows
 //! `LastEvaluatedKey` for every Query and Scan.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, ReturnValue, WriteRequest};
 use rand::Rng;
 
 use super::{DynamoStore, Item, s};
@@ -305,6 +305,48 @@ impl DynamoStore {
             })
             .collect();
         self.batch_write(requests).await
+    }
+
+    /// BatchGetItem in chunks of 100, retrying UnprocessedKeys and throttling with backoff; the
+    /// items found, in no particular order (a key without an item is simply absent).
+    pub(crate) async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(StoreError::backend)?,
+            );
+            let mut attempt = 0;
+            while let Some(req) = pending.take() {
+                let res = self.client.batch_get_item().request_items(self.table.clone(), req.clone()).send().await;
+                match res {
+                    Ok(o) => {
+                        out.extend(o.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default());
+                        pending =
+                            o.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).filter(|k| !k.keys.is_empty());
+                        if pending.is_some() {
+                            if attempt + 1 >= MAX_ATTEMPTS {
+                                return Err(StoreError::Throttled);
+                            }
+                            backoff(attempt).await;
+                            attempt += 1;
+                        }
+                    }
+                    Err(e) => match classify(e, &self.table) {
+                        StoreError::Throttled if attempt + 1 < MAX_ATTEMPTS => {
+                            backoff(attempt).await;
+                            attempt += 1;
+                            pending = Some(req);
+                        }
+                        other => return Err(other),
+                    },
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// BatchWriteItem in chunks of 25, retrying UnprocessedItems and throttling with backoff.

@@ -7,20 +7,19 @@
 //! | setting | `T#{tenant}#SET` | setting name |
 //! | tenant registry | `TENANTS` | tenant |
 //!
-//! A record's index entries are GSI keys on the record item itself (sparse: written only when the
+//! A record's time index entry is in a posting item written per append (`postings`, layout 3);
+//! its other index entries are GSI keys on the record item itself (sparse: written only when the
 //! attribute exists), all sorted by `tsid` = zero-padded occurred-at microseconds `#` id. Partition
 //! keys carry a record's *classes*, so a filter on the majority values or a seed combination reads
 //! only the partitions that can match instead of filtering a whole partition (read ÷ returned
-//! ≤ 2, README "Measured") — at no extra write: each record still writes one entry per index.
+//! ≤ 2, README "Measured").
 //!
 //! Classes: `r` = `f` for a failure (FAIL, UNAUTHORIZED), `k` for the rest (OK, no result);
-//! `c` = `a` for category `audit`, `x` for any other; `s` = `s` for a sign-in (category or
-//! catalogue sign-in action), `o` for the rest; `n` = hash(id) mod 2 spreads the two biggest time
-//! partitions (`ak`, `xk`) over two keys.
+//! `s` = `s` for a sign-in (category or catalogue sign-in action), `o` for the rest.
 //!
-//! | GSI (index `gsiN`, key attribute `gN`) | partition key | written when |
+//! | index | partition key | written when |
 //! |---|---|---|
-//! | `g1` time | `T#{t}#D#{yyyymmdd}#{c}{r}[{n}]` | always |
+//! | time (posting items, not a GSI) | `T#{t}#PD#{yyyymmdd}#{category}`, sort `{yyyymmddhh}#{batch}#{n}` | always |
 //! | `g2` action | `T#{t}#A#{action}#{r}#{yyyymm}` | always |
 //! | `g3` user | `T#{t}#U#{lower(username)}#{s}{r}` or `T#{t}#U#~{user id}#{s}{r}` | the actor has one |
 //! | `g4` category | `T#{t}#C#{category}#{r}#{yyyymm}` | category is not `audit` |
@@ -30,15 +29,17 @@
 //! | `g8` employee | `T#{t}#E#{employee id}#{r}` | a sign-in (category or catalogue sign-in action) with an employee id |
 //! | `g9` slow requests | `T#{t}#DELAY` (sort `dk` = delay `#` correlation) | a request pair is complete |
 //! | `g10` open requests | `T#{t}#OPEN` (sort `os` = start `#` correlation) | a start has no end yet |
+//!
+//! `g1` (the time GSI of layouts 1 and 2) is only read by `upgrade-keys`, which moves such records
+//! to time postings.
 
 use chrono::{DateTime, Datelike, Utc};
-use sha2::{Digest, Sha256};
 
 use crate::record::{Category, Record, ResultCode};
 use crate::store::EventFilter;
 
-/// Keys each of the two biggest time partitions (`ak`, `xk`) is spread over.
-pub const TIME_SHARDS: u32 = 2;
+/// The plan id of the time index (posting items, `postings`).
+pub const TIME: &str = "pd";
 pub const RECORD_SK: &str = "R";
 pub const PAIR_SK: &str = "Q";
 
@@ -60,25 +61,11 @@ pub fn tsid(ts: i64, id: &str) -> String {
     format!("{ts:020}#{id}")
 }
 
-fn shard(id: &str) -> u32 {
-    let h = Sha256::digest(id.as_bytes());
-    u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % TIME_SHARDS
-}
-
 /// The result class: `f` for a failure, `k` for the rest.
 fn result_class(r: Option<ResultCode>) -> char {
     match r {
         Some(ResultCode::Fail | ResultCode::Unauthorized) => 'f',
         _ => 'k',
-    }
-}
-
-/// The time partition's class suffix of a record: `{c}{r}`, sharded when `r` is `k`.
-fn time_class(r: &Record) -> String {
-    let c = if r.category == Category::Audit { 'a' } else { 'x' };
-    match result_class(r.result) {
-        'k' => format!("{c}k{}", shard(&r.id)),
-        rc => format!("{c}{rc}"),
     }
 }
 
@@ -89,28 +76,6 @@ fn result_classes(f: &EventFilter) -> &'static [char] {
         Some(ResultCode::Ok) => &['k'],
         None => &['f', 'k'],
     }
-}
-
-/// The time-partition suffixes a filter can match.
-fn time_classes(f: &EventFilter) -> Vec<String> {
-    let audit = f.categories.contains(&Category::Audit);
-    let cats: &[char] = match (f.categories.is_empty(), audit, f.categories.len()) {
-        (true, ..) => &['a', 'x'],
-        (false, true, 1) => &['a'],
-        (false, true, _) => &['a', 'x'],
-        (false, false, _) => &['x'],
-    };
-    let mut out = Vec::new();
-    for c in cats {
-        for rc in result_classes(f) {
-            if *rc == 'k' {
-                out.extend((0..TIME_SHARDS).map(|n| format!("{c}k{n}")));
-            } else {
-                out.push(format!("{c}{rc}"));
-            }
-        }
-    }
-    out
 }
 
 /// The sign-in classes a filter can match (see [`Record::is_sign_in`]).
@@ -124,10 +89,6 @@ fn sign_in_classes(f: &EventFilter) -> &'static [char] {
     } else {
         &['s', 'o']
     }
-}
-
-fn day(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%d").to_string()
 }
 
 fn month(t: DateTime<Utc>) -> String {
@@ -148,10 +109,7 @@ pub fn index_keys(r: &Record) -> Vec<(&'static str, String)> {
     let t = &r.tenant_id;
     let at = r.occurred_at;
     let rc = result_class(r.result);
-    let mut out = vec![
-        ("g1", format!("T#{t}#D#{}#{}", day(at), time_class(r))),
-        ("g2", format!("T#{t}#A#{}#{rc}#{}", r.action, month(at))),
-    ];
+    let mut out = vec![("g2", format!("T#{t}#A#{}#{rc}#{}", r.action, month(at)))];
     if let Some(u) = user_key(r) {
         let sc = if r.is_sign_in() { 's' } else { 'o' };
         out.push(("g3", format!("T#{t}#U#{u}#{sc}{rc}")));
@@ -298,14 +256,18 @@ fn residual(f: &EventFilter) -> Residual {
     }
 }
 
-/// The time index alone: the day partitions of the classes the filter's categories and result
-/// can match, everything else residual (also the retention purge's read path, which must not
-/// depend on any other index).
+/// The time index alone: per day, the posting partitions of the categories the filter can match;
+/// the result is checked on the entries, everything else on the bodies (also the retention
+/// purge's read path, which must not depend on any other index).
 pub fn time_plan(tenant: &str, f: &EventFilter) -> Plan {
     let days = buckets(f.from, f.to, false, f.order == crate::store::Order::NewestFirst);
-    let classes = time_classes(f);
-    let groups = days.iter().map(|d| classes.iter().map(|c| format!("T#{tenant}#D#{d}#{c}")).collect()).collect();
-    Plan { index: "g1", groups, residual: residual(f) }
+    let cats = if f.categories.is_empty() { Category::ALL } else { f.categories.as_slice() };
+    let groups =
+        days.iter().map(|d| cats.iter().map(|c| format!("T#{tenant}#PD#{d}#{}", c.as_str())).collect()).collect();
+    let mut residual = residual(f);
+    residual.categories.clear();
+    residual.result = None;
+    Plan { index: TIME, groups, residual }
 }
 
 /// The GSI serving a key attribute: attribute `gN` is the partition key of index `gsiN`.
@@ -315,7 +277,7 @@ pub fn gsi(attr: &str) -> String {
 
 pub fn index_name(index: &str) -> &'static str {
     match index {
-        "g1" => "time",
+        TIME => "time",
         "g2" => "action",
         "g3" => "user",
         "g4" => "category",
@@ -370,8 +332,8 @@ mod tests {
         assert_eq!(p.residual.actions, vec!["LOGIN"]);
         assert_eq!(p.residual.result.as_deref(), Some("FAIL"));
         let p = plan("t", &EventFilter::window(Utc::now() - chrono::Duration::days(3), Utc::now()));
-        assert_eq!(p.index, "g1");
-        assert_eq!(p.groups[0].len(), 2 * (TIME_SHARDS as usize + 1), "audit and other, each failures and the rest");
+        assert_eq!(p.index, TIME);
+        assert_eq!(p.groups[0].len(), Category::ALL.len(), "a day's posting partition of every category");
     }
 
     /// Records of every class, and the filters the views offer alone and combined: whatever the
@@ -436,7 +398,12 @@ mod tests {
             for p in [plan("t", f), time_plan("t", f)] {
                 let read: Vec<&String> = p.groups.iter().flatten().collect();
                 for r in records.iter().filter(|r| f.matches(r)) {
-                    let key = index_keys(r).into_iter().find(|(k, _)| *k == p.index).map(|(_, v)| v);
+                    let time = super::super::postings::time_posting_pk("t", r.occurred_at, r.category);
+                    let key = if p.index == TIME {
+                        Some(time)
+                    } else {
+                        index_keys(r).into_iter().find(|(k, _)| *k == p.index).map(|(_, v)| v)
+                    };
                     let key = key.unwrap_or_else(|| panic!("{} has no {} entry for {f:?}", r.id, p.index));
                     assert!(read.contains(&&key), "{} ({key}) is not read by {f:?}: {read:?}", r.id);
                     checked += 1;
@@ -455,11 +422,14 @@ mod tests {
             g(&mut f);
             plan("t", &f)
         };
-        let p = f(&|f| f.result = Some(ResultCode::Ok));
-        assert_eq!(p.index, "g1");
-        assert!(p.groups[0].iter().all(|k| k.contains("#ak") || k.contains("#xk")), "{:?}", p.groups);
-        let p = f(&|f| f.categories = vec![Category::Audit]);
-        assert!(p.groups[0].iter().all(|k| k.contains("#a")) && p.groups[0].len() == 3, "{:?}", p.groups);
+        let p = f(&|f| {
+            f.categories = vec![Category::Audit];
+            f.result = Some(ResultCode::Ok);
+        });
+        assert_eq!(p.index, TIME);
+        let day = now.format("%Y%m%d");
+        assert_eq!(p.groups[0], vec![format!("T#t#PD#{day}#audit")], "one posting partition a day");
+        assert!(p.residual.is_empty(), "the category is the partition's and the result the entries': {:?}", p.residual);
         let p = f(&|f| {
             f.actions = vec!["LOGIN".into()];
             f.result = Some(ResultCode::Fail);

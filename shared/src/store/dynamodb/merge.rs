@@ -1,6 +1,8 @@
 //! Reading a plan: partitions of one group are k-way merged (they interleave in time), groups
 //! are read one after the other. Each partition is queried lazily, a little more than its share
-//! of the page at a time, so the items read beyond the page stay few.
+//! of the page at a time, so the items read beyond the page stay few. A partition is a GSI's
+//! (its items are the records) or the time index's posting partition (`postings::Reader`: its
+//! entries are read first, then the bodies of as many as needed).
 //!
 //! Position: `{"g": group, "s": {partition key: last returned tsid}}` — the next page resumes
 //! every partition of that group right after what it last returned.
@@ -12,7 +14,8 @@ use chrono::DateTime;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
-use super::keys::{Plan, RECORD_SK, Residual, index_name, plan, record_pk, time_plan};
+use super::keys::{Plan, RECORD_SK, Residual, TIME, index_name, plan, record_pk, time_plan};
+use super::postings::Reader;
 use super::{DynamoStore, Item, decode, get_s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, PageRequest, ReadStats, RecordPage, StoreError, StoreResult};
@@ -35,6 +38,8 @@ struct Stream {
     last_returned: Option<String>,
     /// Pages in a row that kept nothing: the next one asks for twice as many items.
     dry: u32,
+    /// A time posting partition's read (`None` for a GSI partition).
+    postings: Option<Reader>,
 }
 
 impl Stream {
@@ -42,9 +47,14 @@ impl Stream {
         self.buf.is_empty() && !self.exhausted
     }
 
-    /// How far this partition has been read: its last evaluated key, else what it last returned.
+    /// How far this partition has been read: the last entry checked (postings) or its last
+    /// evaluated key (GSI), else what it last returned.
     fn frontier(&self) -> Option<String> {
-        self.start.as_ref().and_then(|k| get_s(k, "tsid").map(str::to_owned)).or_else(|| self.last_returned.clone())
+        let read = match &self.postings {
+            Some(p) => p.examined.clone(),
+            None => self.start.as_ref().and_then(|k| get_s(k, "tsid").map(str::to_owned)),
+        };
+        read.or_else(|| self.last_returned.clone())
     }
 }
 
@@ -99,6 +109,13 @@ async fn fetch(
     want: usize,
     stats: &mut ReadStats,
 ) -> StoreResult<()> {
+    if let Some(reader) = &mut st.postings {
+        let read = reader.read(store, f, st.last_returned.as_deref(), want, stats).await?;
+        st.dry = if read.is_empty() { st.dry + 1 } else { 0 };
+        st.buf.extend(read);
+        st.exhausted = reader.exhausted();
+        return Ok(());
+    }
     let mut names = HashMap::from([("#p".to_string(), plan.index.to_string())]);
     let mut values: Item = HashMap::from([
         (":p".to_string(), AttributeValue::S(st.pk.clone())),
@@ -165,13 +182,15 @@ async fn run_plan(
             .iter()
             .map(|pk| {
                 let last = if gi == first_group { resume.get(pk).cloned().flatten() } else { None };
+                let postings = (plan.index == TIME).then(|| Reader::new(tenant, pk));
                 Stream {
                     pk: pk.clone(),
-                    start: last.as_deref().map(|t| start_key(tenant, plan.index, pk, t)),
+                    start: last.as_deref().filter(|_| postings.is_none()).map(|t| start_key(tenant, plan.index, pk, t)),
                     buf: VecDeque::new(),
                     exhausted: false,
                     last_returned: last,
                     dry: 0,
+                    postings,
                 }
             })
             .collect();

@@ -1,6 +1,7 @@
 //! Records on DynamoDB: one item per record (`T#{tenant}#R#{id}`, `R`) carrying its body and
-//! its index entries as sparse GSI keys (see `keys`); a conditional put makes appends idempotent.
-//! Reads go through the planner (`keys::plan`) and the k-way merge (`merge`).
+//! its index entries as sparse GSI keys (see `keys`), and its time index entry in a posting item
+//! of its append (`postings`); a conditional put makes appends idempotent. Reads go through the
+//! planner (`keys::plan`) and the k-way merge (`merge`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -26,7 +27,8 @@ pub(crate) fn decode(item: &Item) -> StoreResult<Record> {
 }
 
 /// Write units a record costs by the key design: one per started KB of the item, for the item
-/// and for each index entry it projects into (projections are ALL).
+/// and for each GSI entry it projects into (projections are ALL); its share of a time posting
+/// item comes on top (`posting_units`).
 pub fn write_units(r: &Record) -> StoreResult<u64> {
     let per_copy = item_bytes(&record_item(r)?).div_ceil(1024) as u64;
     Ok(per_copy * (1 + index_keys(r).len() as u64))
@@ -183,6 +185,9 @@ impl RecordStore for DynamoStore {
         let mut listed = std::collections::HashSet::new();
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).filter(|id| listed.insert(*id)).collect();
         self.put_journal(tenant, &batch, &ids, &[]).await?;
+        // Then the time postings: a record is never stored without its entry (an entry whose
+        // record is not written is skipped by reads).
+        self.put_postings(tenant, &batch, records).await?;
         // Records of one batch may repeat an id: write those one after the other so the second
         // is a duplicate, never a race.
         let mut seen = std::collections::HashSet::new();
@@ -265,6 +270,11 @@ impl RecordStore for DynamoStore {
                 Err(e) => return Err(e),
             }
         }
+        if found.len() < limit {
+            // Every record of the category before `before` is gone now, so is every entry of its
+            // posting items of those hours (dropped last: a crash before leaves them to skip).
+            self.drop_postings(tenant, category, oldest, before).await?;
+        }
         Ok(found)
     }
 
@@ -283,6 +293,9 @@ impl RecordStore for DynamoStore {
                 .map_err(|e| classify(e, &self.table))
         })
         .await?;
+        // List it again (reads keep one entry of each): a record stored under an earlier key
+        // layout and erased before `upgrade-keys` reached it would otherwise leave the time index.
+        self.put_postings(tenant, &ulid::Ulid::generate().to_string(), [r]).await?;
         let new_keys = subjects::subject_item_keys(r);
         let gone: Vec<Item> = subjects::subject_item_keys(&old).into_iter().filter(|k| !new_keys.contains(k)).collect();
         self.batch_delete(gone).await?;

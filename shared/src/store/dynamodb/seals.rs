@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem};
 
 use super::keys::{RECORD_SK, record_pk};
 use super::{DynamoStore, Item, classify, decode, get_n, get_s, n, retry_throttled, s};
@@ -161,49 +161,11 @@ impl SealStore for DynamoStore {
     }
 
     async fn records_by_id(&self, tenant: &str, ids: &[String]) -> StoreResult<Vec<Record>> {
-        let mut out = Vec::with_capacity(ids.len());
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
-        for chunk in unique.chunks(100) {
-            let keys: Vec<Item> = chunk.iter().map(|id| Self::key(record_pk(tenant, id), RECORD_SK)).collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(StoreError::backend)?,
-            );
-            let mut attempt = 0;
-            while let Some(req) = pending.take() {
-                let res = self.client.batch_get_item().request_items(self.table.clone(), req.clone()).send().await;
-                match res {
-                    Ok(o) => {
-                        for item in o.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default() {
-                            out.push(decode(&item)?);
-                        }
-                        pending =
-                            o.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).filter(|k| !k.keys.is_empty());
-                        if pending.is_some() {
-                            super::client::backoff(attempt).await;
-                            attempt += 1;
-                            if attempt >= super::client::MAX_ATTEMPTS {
-                                return Err(StoreError::Throttled);
-                            }
-                        }
-                    }
-                    Err(e) => match classify(e, &self.table) {
-                        StoreError::Throttled if attempt + 1 < super::client::MAX_ATTEMPTS => {
-                            super::client::backoff(attempt).await;
-                            attempt += 1;
-                            pending = Some(req);
-                        }
-                        other => return Err(other),
-                    },
-                }
-            }
-        }
-        Ok(out)
+        let keys = unique.iter().map(|id| Self::key(record_pk(tenant, id), RECORD_SK)).collect();
+        self.batch_get(keys, true).await?.iter().map(decode).collect()
     }
 
     async fn put_seal(&self, seal: &Seal) -> StoreResult<()> {

@@ -1,14 +1,17 @@
-//! Upgrading records stored under the first key layout. Layout 1 keyed the time, action, user,
-//! category and employee indexes without the classes of today's layout (see `keys`), so its
-//! entries sit in partitions the planner no longer reads: after deploying this version, an
-//! operator runs `auditrail upgrade-keys` once against the table.
+//! Upgrading records stored under earlier key layouts. Layout 1 keyed the time, action, user,
+//! category and employee indexes without the classes of today's layout (see `keys`); layouts 1
+//! and 2 kept the time index in the GSI `g1`, where layout 3 has posting items (`postings`). Their
+//! entries sit where the planner no longer reads: after deploying this version, an operator runs
+//! `auditrail upgrade-keys` once against the table.
 //!
-//! No Scan: each tenant's layout-1 time partitions are known keys (`T#{t}#D#{yyyymmdd}#{0..3}`,
-//! from the tenant's oldest record to tomorrow), so the upgrade reads them day by day and rewrites
-//! every record's index keys in place — one UpdateItem per record, conditional on its body being
-//! the one read, so a record erased or purged meanwhile is left as its writer left it (an erasure
-//! writes today's keys itself). Idempotent: a rewritten record has left the layout-1 partitions,
-//! so a re-run after a crash carries on where the last one stopped, and a second run finds nothing.
+//! No Scan: each tenant's `g1` partitions are known keys (layout 1: `T#{t}#D#{yyyymmdd}#{0..3}`,
+//! layout 2: `…#{a|x}{k0|k1|f}`, from the tenant's oldest record to tomorrow), so the upgrade
+//! reads them day by day, writes the time postings of each page of records, then rewrites each
+//! record's index keys in place without `g1` — one UpdateItem per record, conditional on its body
+//! being the one read, so a record erased or purged meanwhile is left as its writer left it (an
+//! erasure writes today's keys and a posting itself). Idempotent: a rewritten record has left
+//! `g1`, so a re-run after a crash carries on where the last one stopped (a posting written twice
+//! is read once), and a second run finds nothing.
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt};
@@ -19,6 +22,9 @@ use crate::store::{ReadStats, StoreError, StoreResult};
 
 /// Layout 1's time-index shards per tenant and day.
 const LAYOUT1_SHARDS: u32 = 4;
+/// Layout 2's time-index partitions per tenant and day: category class (audit or other) and
+/// result class (the rest in two shards, or failures).
+const LAYOUT2_CLASSES: [&str; 6] = ["ak0", "ak1", "af", "xk0", "xk1", "xf"];
 /// Records rewritten at once.
 const CONCURRENT_UPDATES: usize = 16;
 
@@ -47,9 +53,10 @@ impl DynamoStore {
             let days = (last - first).num_days().max(0) as u64 + 1;
             let mut done = TenantUpgrade { tenant: tenant.clone(), days, records: 0 };
             for (i, day) in first.iter_days().take(days as usize).enumerate() {
-                for shard in 0..LAYOUT1_SHARDS {
-                    let pk = format!("T#{tenant}#D#{}#{shard}", day.format("%Y%m%d"));
-                    done.records += self.upgrade_partition(&pk).await?;
+                let day = day.format("%Y%m%d");
+                let layout1 = (0..LAYOUT1_SHARDS).map(|n| n.to_string());
+                for part in layout1.chain(LAYOUT2_CLASSES.iter().map(|c| c.to_string())) {
+                    done.records += self.upgrade_partition(&tenant, &format!("T#{tenant}#D#{day}#{part}")).await?;
                 }
                 progress(&tenant, i as u64 + 1, days);
             }
@@ -58,8 +65,8 @@ impl DynamoStore {
         Ok(out)
     }
 
-    /// Rewrites every record of one layout-1 time partition; returns how many it rewrote.
-    async fn upgrade_partition(&self, pk: &str) -> StoreResult<u64> {
+    /// Rewrites every record of one `g1` partition; returns how many it rewrote.
+    async fn upgrade_partition(&self, tenant: &str, pk: &str) -> StoreResult<u64> {
         let mut start: Option<Item> = None;
         let mut rewritten = 0;
         loop {
@@ -72,6 +79,9 @@ impl DynamoStore {
                 .expression_attribute_values(":p", s(pk))
                 .limit(100);
             let page = self.read_page(start.take(), &mut ReadStats::default(), query, |i| Ok(Some(i.clone()))).await?;
+            let records = page.items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
+            let batch = format!("upgrade-{}", ulid::Ulid::generate());
+            self.put_postings(tenant, &batch, &records).await?;
             let updated: Vec<bool> = futures_util::stream::iter(page.items.iter().map(|item| self.rewrite(item)))
                 .buffer_unordered(CONCURRENT_UPDATES)
                 .try_collect()
@@ -84,7 +94,7 @@ impl DynamoStore {
         }
     }
 
-    /// Sets one record's index keys to today's layout, if its body is still the one read.
+    /// Sets one record's index keys to today's layout (no `g1`), if its body is still the one read.
     async fn rewrite(&self, item: &Item) -> StoreResult<bool> {
         let record = decode(item)?;
         let body = get_s(item, "body").unwrap_or_default().to_owned();
@@ -101,7 +111,7 @@ impl DynamoStore {
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(pk.clone(), &sk)))
-                    .update_expression(format!("SET {}", set.join(", ")))
+                    .update_expression(format!("SET {} REMOVE g1", set.join(", ")))
                     .condition_expression("#body = :body")
                     .expression_attribute_names("#body", "body")
                     .expression_attribute_values(":body", s(body.clone()));
@@ -193,5 +203,59 @@ mod tests {
 
         let again = store.upgrade_keys(Utc::now(), &|_, _, _| {}).await.unwrap();
         assert_eq!(again.iter().find(|u| u.tenant == t).unwrap().records, 0, "nothing is left in layout 1");
+    }
+
+    /// Records of layout 2 (time index in `g1`, no postings) are missing from time listings until
+    /// the upgrade lists them in postings and takes them out of `g1`; a second run does nothing.
+    #[tokio::test]
+    async fn an_upgrade_moves_layout_2_time_entries_to_postings() {
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("upgrade2");
+        let mut recs: Vec<Record> =
+            (0..25).map(|i| rec(&t, &format!("r{i:02}"), i * 70, "ACCESS_MEDIA", "ann", ResultCode::Ok)).collect();
+        recs[3].category = Category::SignIn;
+        store.append(&t, &recs).await.unwrap();
+        // Back to layout 2: a `g1` key on the item, no posting items.
+        for r in &recs {
+            let class = if r.category == Category::Audit { "ak0" } else { "xk1" };
+            store
+                .client
+                .update_item()
+                .table_name(&store.table)
+                .set_key(Some(DynamoStore::key(super::super::keys::record_pk(&t, &r.id), "R")))
+                .update_expression("SET g1 = :g")
+                .expression_attribute_values(":g", s(format!("T#{t}#D#{}#{class}", r.occurred_at.format("%Y%m%d"))))
+                .send()
+                .await
+                .unwrap();
+            let pk = super::super::postings::time_posting_pk(&t, r.occurred_at, r.category);
+            let items = store
+                .client
+                .query()
+                .table_name(&store.table)
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", s(pk))
+                .send()
+                .await
+                .unwrap();
+            let keys =
+                items.items().iter().map(|i| DynamoStore::key(get_s(i, "pk").unwrap().into(), get_s(i, "sk").unwrap()));
+            store.batch_delete(keys.collect()).await.unwrap();
+        }
+        let count = |f: EventFilter| {
+            let store = store.clone();
+            let t = t.clone();
+            async move { crate::testkit::conformance::all(&store, &t, &f, 10).await.len() }
+        };
+        assert_eq!(count(window()).await, 0, "layout-2 time entries are not where the planner reads");
+        let report = store.upgrade_keys(Utc::now(), &|_, _, _| {}).await.unwrap();
+        assert_eq!(report.iter().find(|u| u.tenant == t).unwrap().records, 25);
+        assert_eq!(count(window()).await, 25);
+        assert_eq!(count(EventFilter { categories: vec![Category::SignIn], ..window() }).await, 1);
+        let item = store.get_item(super::super::keys::record_pk(&t, "r07"), "R").await.unwrap().unwrap();
+        assert!(!item.contains_key("g1"), "the record left the old time index");
+        let again = store.upgrade_keys(Utc::now(), &|_, _, _| {}).await.unwrap();
+        assert_eq!(again.iter().find(|u| u.tenant == t).unwrap().records, 0, "nothing is left in `g1`");
+        assert_eq!(count(window()).await, 25);
     }
 }
