@@ -157,6 +157,8 @@ pub struct Measured {
     /// Items read and Query calls of the default activity-log page (last 10 days, limit 50).
     pub page_items_read: f64,
     pub page_queries: f64,
+    /// Bytes of time posting items the page read (entries of many records each).
+    pub page_posting_bytes: f64,
     /// For the proposed designs (`design`), the same records as they would be: the item alone in
     /// write units …
     pub item_units: f64,
@@ -245,7 +247,7 @@ pub fn keep_per_million(p: &Prices, m: &Measured, days: f64) -> Cost {
 
 /// Read units of the default activity-log page.
 pub fn page_read_units(m: &Measured) -> f64 {
-    query_read_units(m.page_items_read, m.item_bytes, m.page_queries)
+    query_read_units(m.page_items_read, m.item_bytes, m.page_queries) + 0.5 * m.page_posting_bytes / 4096.0
 }
 
 /// 1,000 activity-log pages (a GET each: one API request, one query invocation).
@@ -319,9 +321,10 @@ pub fn print_costs(m: &Measured) {
     println!("## Cost on AWS ({})", p.label);
     println!(
         "inputs per record: {:.2} write units (item + entries {:.2}, request pairs {:.2}, journal + seals {:.3}), \
-         {:.0} B stored ({:.0} B item × {:.2} copies + 100 B each = {:.0}; pairs and journal {:.0}), {:.0} B of \
-         JSON; {:.0} B per batch of 1000; page: {:.0} items read in {:.0} queries ≈ {:.1} read units \
-         (estimated: items × item bytes ÷ 4 KB × 0.5, + a quarter unit per query for rounding)",
+         {:.0} B stored ({:.0} B item × {:.2} copies + 100 B each, and time postings = {:.0}; pairs and journal \
+         {:.0}), {:.0} B of JSON; {:.0} B per batch of 1000; page: {:.0} items and {:.1} KB of time postings read in \
+         {:.0} queries ≈ {:.1} read units (estimated: items × item bytes ÷ 4 KB × 0.5, postings' bytes alike, + a \
+         quarter unit per query for rounding)",
         m.write_units(),
         m.record_units,
         m.pair_units,
@@ -334,6 +337,7 @@ pub fn print_costs(m: &Measured) {
         m.json_bytes,
         m.batch_bytes,
         m.page_items_read,
+        m.page_posting_bytes / 1024.0,
         m.page_queries,
         page_read_units(m)
     );
@@ -403,6 +407,7 @@ mod tests {
             writes_per_batch: 1002.0,
             page_items_read: 80.0,
             page_queries: 8.0,
+            page_posting_bytes: 0.0,
             item_units: 1.0,
             keys_only_bytes: 600.0,
             posting_units: 0.2,

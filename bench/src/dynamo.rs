@@ -326,14 +326,19 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
         .collect();
     let mut filters: Vec<(String, EventFilter)> = filters.into_iter().map(|(n, f)| (n.to_owned(), f)).collect();
     filters.extend(combos);
-    println!("| filter | index chosen | items read | returned | read ÷ returned |");
-    println!("|---|---|---:|---:|---:|");
+    println!("| filter | index chosen | items read | returned | read ÷ returned | time posting items read (KB) |");
+    println!("|---|---|---:|---:|---:|---:|");
     let mut default_page = None;
     for (name, f) in filters {
         let page = store.query("big", &f, PageRequest { limit: 50, after: None }).await?;
         let s = page.stats;
         let amp = if s.items_returned == 0 { 0.0 } else { s.items_read as f64 / s.items_returned as f64 };
-        println!("| {name} | {} | {} | {} | {amp:.2} |", page.plan, s.items_read, s.items_returned);
+        let postings = if s.postings_read == 0 {
+            "—".to_owned()
+        } else {
+            format!("{} ({:.1})", s.postings_read, s.posting_bytes as f64 / 1024.0)
+        };
+        println!("| {name} | {} | {} | {} | {amp:.2} | {postings} |", page.plan, s.items_read, s.items_returned);
         default_page.get_or_insert(s);
     }
     println!();
@@ -360,6 +365,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
         writes_per_batch: 1000.0 * (1.0 + per(sizes.pair_writes)) + 2.0,
         page_items_read: page.items_read as f64,
         page_queries: page.queries as f64,
+        page_posting_bytes: page.posting_bytes as f64,
         item_units: per(sizes.item_units),
         keys_only_bytes: per(sizes.keys_only),
         posting_units: per(sizes.posting_units),

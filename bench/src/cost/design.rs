@@ -167,6 +167,7 @@ mod tests {
             writes_per_batch: 1002.0,
             page_items_read: 60.0,
             page_queries: 4.0,
+            page_posting_bytes: 0.0,
             item_units: 1.0,
             keys_only_bytes: 4.0 * 200.0,
             posting_units: 0.1,

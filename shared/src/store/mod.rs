@@ -191,10 +191,14 @@ pub struct PageRequest {
 /// Items read from the back end vs. returned, for read-amplification reporting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ReadStats {
+    /// Records' items read (a GSI entry or a body).
     pub items_read: u64,
     pub items_returned: u64,
     /// Number of index queries issued for this page.
     pub queries: u64,
+    /// DynamoDB's time index: posting items read, and their bytes (each lists many records).
+    pub postings_read: u64,
+    pub posting_bytes: u64,
 }
 
 impl std::ops::AddAssign for ReadStats {
@@ -202,6 +206,8 @@ impl std::ops::AddAssign for ReadStats {
         self.items_read += o.items_read;
         self.items_returned += o.items_returned;
         self.queries += o.queries;
+        self.postings_read += o.postings_read;
+        self.posting_bytes += o.posting_bytes;
     }
 }
 

@@ -1,8 +1,7 @@
 //! Reading a plan: partitions of one group are k-way merged (they interleave in time), groups
 //! are read one after the other. Each partition is queried lazily, a little more than its share
-//! of the page at a time, so the items read beyond the page stay few. A partition is a GSI's
-//! (its items are the records) or the time index's posting partition (`postings::Reader`: its
-//! entries are read first, then the bodies of as many as needed).
+//! of the page at a time, so the items read beyond the page stay few. The time index is no GSI:
+//! its plans are read by `time_index`.
 //!
 //! Position: `{"g": group, "s": {partition key: last returned tsid}}` — the next page resumes
 //! every partition of that group right after what it last returned.
@@ -15,7 +14,6 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
 use super::keys::{Plan, RECORD_SK, Residual, TIME, index_name, plan, record_pk, time_plan};
-use super::postings::Reader;
 use super::{DynamoStore, Item, decode, get_s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, PageRequest, ReadStats, RecordPage, StoreError, StoreResult};
@@ -38,8 +36,6 @@ struct Stream {
     last_returned: Option<String>,
     /// Pages in a row that kept nothing: the next one asks for twice as many items.
     dry: u32,
-    /// A time posting partition's read (`None` for a GSI partition).
-    postings: Option<Reader>,
 }
 
 impl Stream {
@@ -47,14 +43,9 @@ impl Stream {
         self.buf.is_empty() && !self.exhausted
     }
 
-    /// How far this partition has been read: the last entry checked (postings) or its last
-    /// evaluated key (GSI), else what it last returned.
+    /// How far this partition has been read: its last evaluated key, else what it last returned.
     fn frontier(&self) -> Option<String> {
-        let read = match &self.postings {
-            Some(p) => p.examined.clone(),
-            None => self.start.as_ref().and_then(|k| get_s(k, "tsid").map(str::to_owned)),
-        };
-        read.or_else(|| self.last_returned.clone())
+        self.start.as_ref().and_then(|k| get_s(k, "tsid").map(str::to_owned)).or_else(|| self.last_returned.clone())
     }
 }
 
@@ -109,13 +100,6 @@ async fn fetch(
     want: usize,
     stats: &mut ReadStats,
 ) -> StoreResult<()> {
-    if let Some(reader) = &mut st.postings {
-        let read = reader.read(store, f, st.last_returned.as_deref(), want, stats).await?;
-        st.dry = if read.is_empty() { st.dry + 1 } else { 0 };
-        st.buf.extend(read);
-        st.exhausted = reader.exhausted();
-        return Ok(());
-    }
     let mut names = HashMap::from([("#p".to_string(), plan.index.to_string())]);
     let mut values: Item = HashMap::from([
         (":p".to_string(), AttributeValue::S(st.pk.clone())),
@@ -143,6 +127,44 @@ async fn fetch(
     Ok(())
 }
 
+/// A page's records as read: group, partition, `tsid`, record.
+pub(super) type Read = (usize, String, String, Record);
+
+/// Each partition's last `tsid` in a cursor.
+pub(super) type Resume = HashMap<String, Option<String>>;
+
+/// A cursor's group, each partition's last `tsid` and, if its page stopped on its budget, how far
+/// that page had searched.
+pub(super) fn position(after: Option<&Value>) -> StoreResult<(usize, Resume, Option<String>)> {
+    let Some(p) = after else { return Ok((0, HashMap::new(), None)) };
+    let g = p.get("g").and_then(Value::as_u64).ok_or_else(|| StoreError::Invalid("not a DynamoDB position".into()))?;
+    let s = p
+        .get("s")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned))).collect())
+        .unwrap_or_default();
+    let u = p.get("u").and_then(Value::as_str).map(str::to_owned);
+    Ok((g as usize, s, u))
+}
+
+/// The cursor after a full page `out`: the group of its last record, and each partition of that
+/// group after what it last returned (or where the cursor had it).
+pub(super) fn next_position(plan: &Plan, out: &[Read], first_group: usize, resume: &Resume) -> Value {
+    let g = out.last().map(|(g, ..)| *g).unwrap_or(0);
+    let mut s = serde_json::Map::new();
+    for pk in &plan.groups[g] {
+        let last = out.iter().rev().find(|(og, opk, ..)| *og == g && opk == pk).map(|(_, _, t, _)| t.clone());
+        let carried = if g == first_group { resume.get(pk).cloned().flatten() } else { None };
+        s.insert(pk.clone(), last.or(carried).map(Value::String).unwrap_or(Value::Null));
+    }
+    json!({"g": g, "s": s})
+}
+
+/// The time of a `tsid`.
+pub(super) fn tsid_time(tsid: &str) -> Option<DateTime<chrono::Utc>> {
+    tsid.split_once('#').and_then(|(ts, _)| ts.parse::<i64>().ok()).and_then(DateTime::from_timestamp_micros)
+}
+
 /// Runs `plan` for one page; with a `budget`, a page whose plan leaves a filter to DynamoDB stops
 /// once that many items have been evaluated (see [`READ_BUDGET`]).
 async fn run_plan(
@@ -155,42 +177,27 @@ async fn run_plan(
     budget: Option<u64>,
 ) -> StoreResult<RecordPage> {
     let budget = budget.filter(|_| !plan.residual.is_empty());
+    if plan.index == TIME {
+        return super::time_index::run(store, tenant, f, &plan, limit, after, budget).await;
+    }
     let newest = f.order == Order::NewestFirst;
     let need = limit + 1;
-    let (first_group, resume): (usize, HashMap<String, Option<String>>) = match after {
-        None => (0, HashMap::new()),
-        Some(p) => {
-            let g = p
-                .get("g")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| StoreError::Invalid("not a DynamoDB position".into()))?;
-            let s = p
-                .get("s")
-                .and_then(Value::as_object)
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned))).collect())
-                .unwrap_or_default();
-            (g as usize, s)
-        }
-    };
-    // How far the page this cursor came from had searched, if it stopped on its budget.
-    let carried_frontier = after.and_then(|p| p.get("u")).and_then(Value::as_str).map(str::to_owned);
+    let (first_group, resume, carried_frontier) = position(after)?;
     let mut stopped: Option<(usize, Vec<Stream>)> = None;
     let mut stats = ReadStats::default();
-    let mut out: Vec<(usize, String, String, Record)> = Vec::with_capacity(need);
+    let mut out: Vec<Read> = Vec::with_capacity(need);
     'groups: for (gi, group) in plan.groups.iter().enumerate().skip(first_group) {
         let mut streams: Vec<Stream> = group
             .iter()
             .map(|pk| {
                 let last = if gi == first_group { resume.get(pk).cloned().flatten() } else { None };
-                let postings = (plan.index == TIME).then(|| Reader::new(tenant, pk));
                 Stream {
                     pk: pk.clone(),
-                    start: last.as_deref().filter(|_| postings.is_none()).map(|t| start_key(tenant, plan.index, pk, t)),
+                    start: last.as_deref().map(|t| start_key(tenant, plan.index, pk, t)),
                     buf: VecDeque::new(),
                     exhausted: false,
                     last_returned: last,
                     dry: 0,
-                    postings,
                 }
             })
             .collect();
@@ -249,9 +256,6 @@ async fn run_plan(
     }
     let more = out.len() > limit;
     out.truncate(limit);
-    let records_time = |tsid: &str| {
-        tsid.split_once('#').and_then(|(ts, _)| ts.parse::<i64>().ok()).and_then(DateTime::from_timestamp_micros)
-    };
     if let Some((g, streams)) = stopped {
         // Stopped on the budget in group `g`: each partition resumes where it was read to (a
         // partition that had a head resumes after what it returned, re-reading its head), and
@@ -272,7 +276,7 @@ async fn run_plan(
         // record returned, or what the previous page had searched.
         let last_out = out.last().map(|(.., t, _)| t.clone());
         let frontier = least.or(last_out).or(carried_frontier);
-        let searched_until = frontier.as_deref().and_then(records_time);
+        let searched_until = frontier.as_deref().and_then(tsid_time);
         let mut position = json!({"g": g, "s": s});
         if let Some(u) = frontier {
             position["u"] = Value::String(u);
@@ -288,18 +292,7 @@ async fn run_plan(
             searched_until,
         });
     }
-    let next = if more {
-        let g = out.last().map(|(g, ..)| *g).unwrap_or(0);
-        let mut s = serde_json::Map::new();
-        for pk in &plan.groups[g] {
-            let last = out.iter().rev().find(|(og, opk, ..)| *og == g && opk == pk).map(|(_, _, t, _)| t.clone());
-            let carried = if g == first_group { resume.get(pk).cloned().flatten() } else { None };
-            s.insert(pk.clone(), last.or(carried).map(Value::String).unwrap_or(Value::Null));
-        }
-        Some(json!({"g": g, "s": s}))
-    } else {
-        None
-    };
+    let next = more.then(|| next_position(&plan, &out, first_group, &resume));
     let records: Vec<Record> = out.into_iter().map(|(.., r)| r).collect();
     stats.items_returned = records.len() as u64;
     Ok(RecordPage { records, next, stats, plan: index_name(plan.index).to_owned(), searched_until: None })

@@ -118,7 +118,8 @@ impl RequestStore for SqliteStore {
             rows.truncate(limit);
             let next = if more { rows.last().map(|(p, k)| json!({"k": k, "c": p.correlation_id})) } else { None };
             let pairs: Vec<RequestPair> = rows.into_iter().map(|(p, _)| p).collect();
-            let stats = ReadStats { items_read: read, items_returned: pairs.len() as u64, queries: 1 };
+            let stats =
+                ReadStats { items_read: read, items_returned: pairs.len() as u64, queries: 1, ..Default::default() };
             Ok(RequestPage { pairs, next, stats })
         })
         .await

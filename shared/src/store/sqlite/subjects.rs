@@ -53,6 +53,6 @@ impl SubjectStore for SqliteStore {
             .await?;
         let records = bodies.iter().map(|b| decode(b)).collect::<StoreResult<Vec<_>>>()?;
         let n = records.len() as u64;
-        Ok((records, ReadStats { items_read: n, items_returned: n, queries: 1 }))
+        Ok((records, ReadStats { items_read: n, items_returned: n, queries: 1, ..Default::default() }))
     }
 }
