@@ -159,6 +159,8 @@ pub struct Measured {
     pub page_queries: f64,
     /// Bytes of time posting items the page read (entries of many records each).
     pub page_posting_bytes: f64,
+    /// Time posting bytes stored per record (its entry's share of the items).
+    pub time_posting_bytes: f64,
     /// For the proposed designs (`design`), the same records as they would be: the item alone in
     /// write units …
     pub item_units: f64,
@@ -260,14 +262,25 @@ pub fn pages_per_thousand(p: &Prices, m: &Measured, a: &Assumptions) -> Cost {
     }
 }
 
-/// Export worker time for a million records: Query calls of ≤ 1 MB one after another, and the
-/// CSV and compression at the worker's vCPU share beside them (the worker reads the next page
-/// while it writes the current one), so the longer of the two, plus one page of the other.
-pub fn export_ms(m: &Measured, a: &Assumptions) -> f64 {
-    let queries = (1e6 * m.item_bytes / 1e6).ceil();
+/// Keys per BatchGetItem call, and calls in flight (`DynamoStore::batch_get`).
+pub const BATCH_GET_KEYS: f64 = 100.0;
+pub const BATCH_GETS_IN_FLIGHT: f64 = 16.0;
+
+/// Export worker time for a million records through the time index: BatchGetItem calls of 100
+/// bodies, 16 in flight (the posting items' Queries are a few per thousand records), and the CSV
+/// and compression at the worker's vCPU share beside them (the worker reads the next page while
+/// it writes the current one), so the longer of the two, plus one round of the other.
+pub fn export_ms(_m: &Measured, a: &Assumptions) -> f64 {
+    let rounds = (1e6 / BATCH_GET_KEYS / BATCH_GETS_IN_FLIGHT).ceil();
     let cpu_ms = lambda_cpu_ms(1e6 * a.export_csv_bytes / (a.export_mb_s * 1e6) * 1000.0, EXPORT_WORKER_MB);
-    let io_ms = queries * a.query_ms;
-    io_ms.max(cpu_ms) + io_ms.min(cpu_ms) / queries.max(1.0)
+    let io_ms = rounds * a.query_ms;
+    io_ms.max(cpu_ms) + io_ms.min(cpu_ms) / rounds.max(1.0)
+}
+
+/// Read units of a million records read through the time index: each body by BatchGetItem (half a
+/// unit per started 4 KB, eventually consistent) and the posting items' bytes by Query.
+pub fn export_read_units(m: &Measured) -> f64 {
+    1e6 * 0.5 * (m.item_bytes / 4096.0).ceil() + 0.5 * 1e6 * m.time_posting_bytes / 4096.0
 }
 
 /// A 1M-record export: reading every record through the time index, the worker's time (one
@@ -279,8 +292,7 @@ pub fn export_per_million(p: &Prices, m: &Measured, a: &Assumptions) -> Cost {
     let archive = 1e6 * a.export_archive_bytes;
     let parts = (archive / a.export_part_bytes).ceil().max(1.0);
     Cost {
-        dynamodb: query_read_units(1e6, m.item_bytes, (1e6 * m.item_bytes / 1e6).ceil()) * p.dynamo_rru
-            + parts * 2.0 * p.dynamo_wru,
+        dynamodb: export_read_units(m) * p.dynamo_rru + parts * 2.0 * p.dynamo_wru,
         lambda: invocations * lambda(p, EXPORT_WORKER_MB, ms / invocations),
         api: 2.0 * p.api_request,
         s3: (parts + 2.0) * p.s3_put + p.s3_get + storage(archive, a.export_archive_days, p.s3_gb_month),
@@ -344,7 +356,8 @@ pub fn print_costs(m: &Measured) {
     println!(
         "assumed: ingest Lambda {:.0} ms per batch of 1000 = CPU path {:.1} ms on one core{} × {:.1} (256 MB is \
          {:.0} % of a vCPU) + {:.0} writes {:.0} in flight at {:.0} ms; a page's queries {:.0} ms each; export \
-         {:.0} s of a 512 MB worker (Query calls of 1 MB at {:.0} ms, beside them {:.0} B of CSV per record at {:.0} MB/s \
+         {:.0} s of a 512 MB worker (BatchGetItem calls of 100 bodies, 16 in flight, {:.0} ms each; beside them {:.0} B \
+         of CSV per record at {:.0} MB/s \
          per core); archive {:.2} B per record kept {:.0} days",
         ingest_batch_ms(m, a),
         m.cpu_ms_per_batch,
@@ -408,6 +421,7 @@ mod tests {
             page_items_read: 80.0,
             page_queries: 8.0,
             page_posting_bytes: 0.0,
+            time_posting_bytes: 30.0,
             item_units: 1.0,
             keys_only_bytes: 600.0,
             posting_units: 0.2,
@@ -479,8 +493,8 @@ mod tests {
         let archive = 29.12e6;
         let s3 = 6.0 * 0.0054 / 1000.0 + 0.00043 / 1000.0 + archive / 1_073_741_824.0 * 7.0 / 30.4 * 0.0245;
         assert!(close(c.s3, s3));
-        // 924 MB read in 924 Query calls: 0.5 × (225,586 blocks + 462) read units.
-        let rru = 0.5 * (1e6 * 924.0 / 4096.0 + 0.5 * 924.0);
+        // A million bodies of 924 B by BatchGetItem (half a unit each) and 30 MB of postings.
+        let rru = 0.5 * 1e6 + 0.5 * 30e6 / 4096.0;
         assert!(close(c.dynamodb, rru * 0.1525 / 1e6 + 4.0 * 2.0 * 0.7625 / 1e6));
     }
 

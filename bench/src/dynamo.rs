@@ -366,6 +366,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
         page_items_read: page.items_read as f64,
         page_queries: page.queries as f64,
         page_posting_bytes: page.posting_bytes as f64,
+        time_posting_bytes: per(time.2),
         item_units: per(sizes.item_units),
         keys_only_bytes: per(sizes.keys_only),
         posting_units: per(sizes.posting_units),

@@ -101,9 +101,9 @@ pub fn designs(p: &Prices, m: &Measured, a: &Assumptions) -> Vec<Design> {
     );
     let hot = |days| Some(Tier { hot_days: days });
     vec![
-        cost("built: ALL-projected entries, 400 days in DynamoDB", p, m, a, built, None),
+        cost("built: time postings, other entries ALL-projected, 400 days in DynamoDB", p, m, a, built, None),
         cost("A. KEYS_ONLY entries, bodies by BatchGetItem", p, m, a, lean, None),
-        cost("B. posting items per batch instead of entries", p, m, a, posting, None),
+        cost("B. every index as posting items per batch", p, m, a, posting, None),
         cost("C. built, Standard-IA table class (approx.)", &ia, m, a, built, None),
         cost("B + C", &ia, m, a, posting, None),
         cost("D. built, 30 hot days + S3 tier", p, m, a, built, hot(30.0)),
@@ -168,6 +168,7 @@ mod tests {
             page_items_read: 60.0,
             page_queries: 4.0,
             page_posting_bytes: 0.0,
+            time_posting_bytes: 0.0,
             item_units: 1.0,
             keys_only_bytes: 4.0 * 200.0,
             posting_units: 0.1,

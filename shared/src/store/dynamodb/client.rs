@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, ReturnValue, WriteRequest};
+use futures_util::{StreamExt, TryStreamExt};
 use rand::Rng;
 
 use super::{DynamoStore, Item, s};
@@ -307,43 +308,48 @@ impl DynamoStore {
         self.batch_write(requests).await
     }
 
-    /// BatchGetItem in chunks of 100, retrying UnprocessedKeys and throttling with backoff; the
-    /// items found, in no particular order (a key without an item is simply absent).
+    /// BatchGetItem in chunks of 100 (up to 16 calls in flight), retrying UnprocessedKeys and
+    /// throttling with backoff; the items found, in no particular order (a key without an item is
+    /// simply absent).
     pub(crate) async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> StoreResult<Vec<Item>> {
-        let mut out = Vec::with_capacity(keys.len());
+        // (A loop, not `map`: the future must be Send, and a closure over borrowed chunks is not
+        // general enough for that.)
+        let mut calls = Vec::new();
         for chunk in keys.chunks(100) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(consistent)
-                    .build()
-                    .map_err(StoreError::backend)?,
-            );
-            let mut attempt = 0;
-            while let Some(req) = pending.take() {
-                let res = self.client.batch_get_item().request_items(self.table.clone(), req.clone()).send().await;
-                match res {
-                    Ok(o) => {
-                        out.extend(o.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default());
-                        pending =
-                            o.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).filter(|k| !k.keys.is_empty());
-                        if pending.is_some() {
-                            if attempt + 1 >= MAX_ATTEMPTS {
-                                return Err(StoreError::Throttled);
-                            }
-                            backoff(attempt).await;
-                            attempt += 1;
+            calls.push(self.batch_get_call(chunk.to_vec(), consistent));
+        }
+        let found: Vec<Vec<Item>> = futures_util::stream::iter(calls).buffer_unordered(16).try_collect().await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// One BatchGetItem of at most 100 keys, with its unprocessed keys retried.
+    async fn batch_get_call(&self, keys: Vec<Item>, consistent: bool) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::with_capacity(keys.len());
+        let request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(consistent).build();
+        let mut pending = Some(request.map_err(StoreError::backend)?);
+        let mut attempt = 0;
+        while let Some(req) = pending.take() {
+            let res = self.client.batch_get_item().request_items(self.table.clone(), req.clone()).send().await;
+            match res {
+                Ok(o) => {
+                    out.extend(o.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default());
+                    pending = o.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).filter(|k| !k.keys.is_empty());
+                    if pending.is_some() {
+                        if attempt + 1 >= MAX_ATTEMPTS {
+                            return Err(StoreError::Throttled);
                         }
+                        backoff(attempt).await;
+                        attempt += 1;
                     }
-                    Err(e) => match classify(e, &self.table) {
-                        StoreError::Throttled if attempt + 1 < MAX_ATTEMPTS => {
-                            backoff(attempt).await;
-                            attempt += 1;
-                            pending = Some(req);
-                        }
-                        other => return Err(other),
-                    },
                 }
+                Err(e) => match classify(e, &self.table) {
+                    StoreError::Throttled if attempt + 1 < MAX_ATTEMPTS => {
+                        backoff(attempt).await;
+                        attempt += 1;
+                        pending = Some(req);
+                    }
+                    other => return Err(other),
+                },
             }
         }
         Ok(out)

@@ -201,6 +201,8 @@ pub(super) async fn run(
             }
             // The next entries in the page's order, while every partition that may hold a nearer
             // one has its next entry known.
+            // What the reads left of the budget, at least one body: a page always moves on.
+            let left = budget.map(|b| b.saturating_sub(stats.items_read + stats.postings_read) as usize);
             let cap = (need - out.len()).min(left.unwrap_or(usize::MAX)).max(1);
             let mut picked: Vec<(usize, Entry)> = Vec::new();
             while picked.len() < cap && parts.iter().all(|(r, _)| r.head().is_some() || r.exhausted()) {
