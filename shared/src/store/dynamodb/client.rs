@@ -324,16 +324,55 @@ impl DynamoStore {
 
     /// One BatchGetItem of at most 100 keys, with its unprocessed keys retried.
     async fn batch_get_call(&self, keys: Vec<Item>, consistent: bool) -> StoreResult<Vec<Item>> {
-        let mut out = Vec::with_capacity(keys.len());
         let request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(consistent).build();
-        let mut pending = Some(request.map_err(StoreError::backend)?);
+        self.until_processed(request.map_err(StoreError::backend)?, |req| async move {
+            let o = self
+                .client
+                .batch_get_item()
+                .request_items(self.table.clone(), req)
+                .send()
+                .await
+                .map_err(|e| classify(e, &self.table))?;
+            let found = o.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            Ok((found, o.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).filter(|k| !k.keys.is_empty())))
+        })
+        .await
+    }
+
+    /// BatchWriteItem in chunks of 25, retrying UnprocessedItems and throttling with backoff.
+    pub(crate) async fn batch_write(&self, requests: Vec<WriteRequest>) -> StoreResult<()> {
+        for chunk in requests.chunks(25) {
+            self.until_processed(chunk.to_vec(), |req| async move {
+                let o = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table.clone(), req)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &self.table))?;
+                let left = o.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                Ok((Vec::<()>::new(), (!left.is_empty()).then_some(left)))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a batch request until nothing of it is left unprocessed: `send` answers what it got
+    /// and what DynamoDB left; leftovers and throttling are retried with backoff, at most
+    /// `MAX_ATTEMPTS` times in all.
+    async fn until_processed<R: Clone, T, Fut>(&self, first: R, send: impl Fn(R) -> Fut) -> StoreResult<Vec<T>>
+    where
+        Fut: std::future::Future<Output = StoreResult<(Vec<T>, Option<R>)>>,
+    {
+        let mut out = Vec::new();
+        let mut pending = Some(first);
         let mut attempt = 0;
         while let Some(req) = pending.take() {
-            let res = self.client.batch_get_item().request_items(self.table.clone(), req.clone()).send().await;
-            match res {
-                Ok(o) => {
-                    out.extend(o.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default());
-                    pending = o.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).filter(|k| !k.keys.is_empty());
+            match send(req.clone()).await {
+                Ok((got, left)) => {
+                    out.extend(got);
+                    pending = left;
                     if pending.is_some() {
                         if attempt + 1 >= MAX_ATTEMPTS {
                             return Err(StoreError::Throttled);
@@ -342,48 +381,14 @@ impl DynamoStore {
                         attempt += 1;
                     }
                 }
-                Err(e) => match classify(e, &self.table) {
-                    StoreError::Throttled if attempt + 1 < MAX_ATTEMPTS => {
-                        backoff(attempt).await;
-                        attempt += 1;
-                        pending = Some(req);
-                    }
-                    other => return Err(other),
-                },
+                Err(StoreError::Throttled) if attempt + 1 < MAX_ATTEMPTS => {
+                    backoff(attempt).await;
+                    attempt += 1;
+                    pending = Some(req);
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
-    }
-
-    /// BatchWriteItem in chunks of 25, retrying UnprocessedItems and throttling with backoff.
-    pub(crate) async fn batch_write(&self, requests: Vec<WriteRequest>) -> StoreResult<()> {
-        for chunk in requests.chunks(25) {
-            let mut pending: Vec<WriteRequest> = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let res =
-                    self.client.batch_write_item().request_items(self.table.clone(), pending.clone()).send().await;
-                match res {
-                    Ok(out) => {
-                        pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-                        if !pending.is_empty() {
-                            if attempt + 1 >= MAX_ATTEMPTS {
-                                return Err(StoreError::Throttled);
-                            }
-                            backoff(attempt).await;
-                            attempt += 1;
-                        }
-                    }
-                    Err(e) => match classify(e, &self.table) {
-                        StoreError::Throttled if attempt + 1 < MAX_ATTEMPTS => {
-                            backoff(attempt).await;
-                            attempt += 1;
-                        }
-                        other => return Err(other),
-                    },
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -219,6 +219,20 @@ impl DynamoStore {
     }
 }
 
+/// Every posting item of a partition (tests).
+#[cfg(test)]
+pub(super) async fn items_of(store: &DynamoStore, pk: &str) -> Vec<Item> {
+    let query = |_: usize| {
+        store
+            .client
+            .query()
+            .table_name(&store.table)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s(pk))
+    };
+    store.read_pages(None, usize::MAX, &mut ReadStats::default(), query, |i| Ok(Some(i.clone()))).await.unwrap().items
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::get_s;
@@ -271,16 +285,8 @@ mod tests {
 
     /// The posting items of a partition, as (sort key, entry ids).
     async fn partition(store: &DynamoStore, pk: &str) -> Vec<(String, Vec<String>)> {
-        let out = store
-            .client
-            .query()
-            .table_name(&store.table)
-            .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", s(pk))
-            .send()
+        items_of(store, pk)
             .await
-            .unwrap();
-        out.items()
             .iter()
             .map(|i| {
                 let e = decode_entries(i.get("e").unwrap().as_b().unwrap().as_ref()).unwrap();

@@ -229,17 +229,8 @@ mod tests {
                 .await
                 .unwrap();
             let pk = super::super::postings::time_posting_pk(&t, r.occurred_at, r.category);
-            let items = store
-                .client
-                .query()
-                .table_name(&store.table)
-                .key_condition_expression("pk = :p")
-                .expression_attribute_values(":p", s(pk))
-                .send()
-                .await
-                .unwrap();
-            let keys =
-                items.items().iter().map(|i| DynamoStore::key(get_s(i, "pk").unwrap().into(), get_s(i, "sk").unwrap()));
+            let items = super::super::postings::items_of(&store, &pk).await;
+            let keys = items.iter().map(|i| DynamoStore::key(get_s(i, "pk").unwrap().into(), get_s(i, "sk").unwrap()));
             store.batch_delete(keys.collect()).await.unwrap();
         }
         let count = |f: EventFilter| {
