@@ -312,7 +312,10 @@ mod tests {
         let ghost = rec(&t, "ghost", 30, "ACCESS_MEDIA", "ann", ResultCode::Ok);
         let mut moved = recs[3].clone();
         moved.occurred_at += chrono::Duration::minutes(7);
-        store.put_postings(&t, "other", [&ghost, &moved]).await.unwrap();
+        // And a replay of r05 at its time but as a sign-in listed it in the sign-in partition.
+        let mut recategorised = recs[5].clone();
+        recategorised.category = Category::SignIn;
+        store.put_postings(&t, "other", [&ghost, &moved, &recategorised]).await.unwrap();
         let want: Vec<String> = recs.iter().rev().map(|r| r.id.clone()).collect();
         for limit in [1, 5, 100] {
             let got: Vec<String> = all(&store, &t, &window(), limit).await.into_iter().map(|r| r.id).collect();
@@ -323,7 +326,10 @@ mod tests {
         }
         let page = store.query(&t, &window(), PageRequest { limit: 100, after: None }).await.unwrap();
         assert_eq!(page.plan, "time");
-        let postings = partition(&store, &time_posting_pk(&t, t0(), Category::Audit)).await.len() as u64;
+        let mut postings = 0;
+        for c in [Category::Audit, Category::SignIn] {
+            postings += partition(&store, &time_posting_pk(&t, t0(), c)).await.len() as u64;
+        }
         // Each id's body once (the twelve, and the ghost), and each posting item once.
         assert_eq!((page.stats.items_read, page.stats.postings_read), (13, postings), "{:?}", page.stats);
     }

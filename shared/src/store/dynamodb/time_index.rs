@@ -2,7 +2,8 @@
 //! day's categories) are read entry by entry, without bodies; their entries are merged in the
 //! page's order, and only the next ones have their bodies fetched (BatchGetItem). A page thus
 //! reads the bodies it returns and those it skips (entries of failed writes, of records stored at
-//! another time, records a residual filter rejects), not a share of the page per partition.
+//! another time or in another category, records a residual filter rejects), not a share of the
+//! page per partition.
 //!
 //! Position: as `merge`'s, `{"g": group, "s": {partition: last tsid}}`, with `"u"` (how far it
 //! searched) when a page stopped on its read budget.
@@ -59,12 +60,13 @@ impl Reader {
         self.done && self.gathering.is_none() && self.next.is_empty()
     }
 
-    /// Moves the hour gathered so far to `next`: in the page's order, inside the window, after
-    /// `after`, of the filter's result, each entry once.
+    /// The next entry in the page's order, if known.
     fn head(&self) -> Option<&Entry> {
         self.next.front()
     }
 
+    /// Moves the hour gathered so far to `next`: in the page's order, inside the window, after
+    /// `after`, of the filter's result, each entry once.
     fn close_hour(&mut self, f: &EventFilter, after: Option<&str>) {
         let Some((_, mut entries)) = self.gathering.take() else { return };
         let newest = f.order == Order::NewestFirst;
@@ -233,7 +235,13 @@ pub(super) async fn run(
                 let t = e.tsid();
                 parts[i].1 = Some(t.clone());
                 frontier = Some(t.clone());
-                let body = bodies.get(&e.id).filter(|r| r.occurred_at.timestamp_micros() == e.ts && f.matches(r));
+                // The body is the entry's if its time and category are the entry's (a replay of
+                // the id at the same time in another category listed it in another partition).
+                let body = bodies.get(&e.id).filter(|r| {
+                    r.occurred_at.timestamp_micros() == e.ts
+                        && group[i].rsplit('#').next() == Some(r.category.as_str())
+                        && f.matches(r)
+                });
                 if let Some(r) = body {
                     out.push((gi, group[i].clone(), t, r.clone()));
                     if out.len() == need {
