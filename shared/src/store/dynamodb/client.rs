@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest};
 use futures_util::{StreamExt, TryStreamExt};
 use rand::Rng;
 
@@ -293,6 +293,19 @@ impl DynamoStore {
 
     pub(crate) fn key(pk: String, sk: &str) -> Item {
         HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+    }
+
+    /// Puts items with BatchWriteItem, retrying unprocessed items with backoff.
+    pub(crate) async fn batch_put(&self, items: Vec<Item>) -> StoreResult<()> {
+        let requests = items
+            .into_iter()
+            .map(|i| {
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(i)).build().expect("item"))
+                    .build()
+            })
+            .collect();
+        self.batch_write(requests).await
     }
 
     /// Deletes items with BatchWriteItem, retrying unprocessed items with backoff.

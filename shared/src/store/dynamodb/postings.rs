@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -164,15 +164,7 @@ impl DynamoStore {
     ) -> StoreResult<()> {
         let items = posting_items(tenant, batch, records);
         let units = posting_units(&items);
-        let requests = items
-            .into_iter()
-            .map(|item| {
-                WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(item)).build().expect("item"))
-                    .build()
-            })
-            .collect();
-        self.batch_write(requests).await?;
+        self.batch_put(items).await?;
         self.counters.posting_units.fetch_add(units, Ordering::Relaxed);
         Ok(())
     }

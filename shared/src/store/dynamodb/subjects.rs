@@ -13,7 +13,6 @@
 //! body once more per identifier; entries are rewritten by `replace` and deleted with the record.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use super::{DynamoStore, Item, decode, s};
 use crate::record::Record;
@@ -40,16 +39,14 @@ pub(super) fn subject_item_keys(r: &Record) -> Vec<Item> {
 impl DynamoStore {
     pub(super) async fn put_subjects(&self, r: &Record) -> StoreResult<()> {
         let body = serde_json::to_string(r).map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
-        let requests = subject_item_keys(r)
+        let items = subject_item_keys(r)
             .into_iter()
             .map(|mut item| {
                 item.insert("body".to_owned(), s(&body));
-                WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(item)).build().expect("item"))
-                    .build()
+                item
             })
             .collect();
-        self.batch_write(requests).await
+        self.batch_put(items).await
     }
 }
 

@@ -18,6 +18,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::keys::{gsi, index_keys};
 use super::{DynamoStore, Item, decode, get_s, s};
+use crate::record::Record;
 use crate::store::{ReadStats, StoreError, StoreResult};
 
 /// Layout 1's time-index shards per tenant and day.
@@ -82,10 +83,9 @@ impl DynamoStore {
             let records = page.items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
             let batch = format!("upgrade-{}", ulid::Ulid::generate());
             self.put_postings(tenant, &batch, &records).await?;
-            let updated: Vec<bool> = futures_util::stream::iter(page.items.iter().map(|item| self.rewrite(item)))
-                .buffer_unordered(CONCURRENT_UPDATES)
-                .try_collect()
-                .await?;
+            let rewrites = page.items.iter().zip(&records).map(|(item, record)| self.rewrite(item, record));
+            let updated: Vec<bool> =
+                futures_util::stream::iter(rewrites).buffer_unordered(CONCURRENT_UPDATES).try_collect().await?;
             rewritten += updated.into_iter().filter(|u| *u).count() as u64;
             match page.next {
                 Some(next) => start = Some(next),
@@ -95,14 +95,13 @@ impl DynamoStore {
     }
 
     /// Sets one record's index keys to today's layout (no `g1`), if its body is still the one read.
-    async fn rewrite(&self, item: &Item) -> StoreResult<bool> {
-        let record = decode(item)?;
+    async fn rewrite(&self, item: &Item, record: &Record) -> StoreResult<bool> {
         let body = get_s(item, "body").unwrap_or_default().to_owned();
         let (pk, sk) = match (get_s(item, "pk"), get_s(item, "sk")) {
             (Some(pk), Some(sk)) => (pk.to_owned(), sk.to_owned()),
             _ => return Err(StoreError::Corrupt("a record item without its key".into())),
         };
-        let keys = index_keys(&record);
+        let keys = index_keys(record);
         let set: Vec<String> = keys.iter().map(|(k, _)| format!("#{k} = :{k}")).collect();
         let updated = self
             .update_with_retry(|| {
