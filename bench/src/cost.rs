@@ -157,7 +157,7 @@ pub struct Measured {
     /// Items read and Query calls of the default activity-log page (last 10 days, limit 50).
     pub page_items_read: f64,
     pub page_queries: f64,
-    /// Bytes of time posting items the page read (entries of many records each).
+    /// Bytes of posting items (time, action) the page read (entries of many records each).
     pub page_posting_bytes: f64,
     /// Time posting bytes stored per record (its entry's share of the items).
     pub time_posting_bytes: f64,
@@ -333,8 +333,8 @@ pub fn print_costs(m: &Measured) {
     println!("## Cost on AWS ({})", p.label);
     println!(
         "inputs per record: {:.2} write units (item + entries {:.2}, request pairs {:.2}, journal + seals {:.3}), \
-         {:.0} B stored ({:.0} B item × {:.2} copies + 100 B each, and time postings = {:.0}; pairs and journal \
-         {:.0}), {:.0} B of JSON; {:.0} B per batch of 1000; page: {:.0} items and {:.1} KB of time postings read in \
+         {:.0} B stored ({:.0} B item × {:.2} copies + 100 B each, and postings = {:.0}; pairs and journal \
+         {:.0}), {:.0} B of JSON; {:.0} B per batch of 1000; page: {:.0} items and {:.1} KB of posting items read in \
          {:.0} queries ≈ {:.1} read units (estimated: items × item bytes ÷ 4 KB × 0.5, postings' bytes alike, + a \
          quarter unit per query for rounding)",
         m.write_units(),

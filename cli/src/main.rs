@@ -64,9 +64,10 @@ enum Command {
     Export(Box<export::ExportArgs>),
     /// Run the retention purge once for every tenant and print what it deleted.
     Purge,
-    /// Once after upgrading a DynamoDB deployment from a version before the classed index keys:
-    /// rewrite the index keys of every record stored under the first layout (AUDITRAIL_TABLE;
-    /// idempotent, resumable by running it again). Prints what it rewrote per tenant.
+    /// Once after upgrading a DynamoDB deployment from an earlier key layout: list every record
+    /// stored under layouts 1 to 3 in today's time and action postings and rewrite its index keys
+    /// (AUDITRAIL_TABLE; idempotent, resumable by running it again). Prints what it rewrote per
+    /// tenant.
     UpgradeKeys,
     /// Seal what the journal holds since the last seal, now (every tenant, or one).
     Seal {

@@ -101,7 +101,14 @@ pub fn designs(p: &Prices, m: &Measured, a: &Assumptions) -> Vec<Design> {
     );
     let hot = |days| Some(Tier { hot_days: days });
     vec![
-        cost("built: time postings, other entries ALL-projected, 400 days in DynamoDB", p, m, a, built, None),
+        cost(
+            "built: time and action postings, other entries ALL-projected, 400 days in DynamoDB",
+            p,
+            m,
+            a,
+            built,
+            None,
+        ),
         cost("A. KEYS_ONLY entries, bodies by BatchGetItem", p, m, a, lean, None),
         cost("B. every index as posting items per batch", p, m, a, posting, None),
         cost("C. built, Standard-IA table class (approx.)", &ia, m, a, built, None),

@@ -7,22 +7,21 @@
 //! | setting | `T#{tenant}#SET` | setting name |
 //! | tenant registry | `TENANTS` | tenant |
 //!
-//! A record's time index entry is in a posting item written per append (`postings`, layout 3);
-//! its other index entries are GSI keys on the record item itself (sparse: written only when the
-//! attribute exists), all sorted by `tsid` = zero-padded occurred-at microseconds `#` id. Partition
-//! keys carry a record's *classes*, so a filter on the majority values or a seed combination reads
-//! only the partitions that can match instead of filtering a whole partition (read ÷ returned
-//! ≤ 2, README "Measured").
+//! A record's time and action index entries are in posting items written per append (`postings`,
+//! layouts 3 and 4); its other index entries are GSI keys on the record item itself (sparse:
+//! written only when the attribute exists), all sorted by `tsid` = zero-padded occurred-at
+//! microseconds `#` id. Partition keys carry a record's *classes*, so a filter on the majority
+//! values or a seed combination reads only the partitions that can match instead of filtering a
+//! whole partition (read ÷ returned ≤ 2, README "Measured").
 //!
 //! Classes: `r` = `f` for a failure (FAIL, UNAUTHORIZED), `k` for the rest (OK, no result);
 //! `s` = `s` for a sign-in (category or catalogue sign-in action), `o` for the rest.
 //!
 //! | index | partition key | written when |
 //! |---|---|---|
-//! | time (posting items, not a GSI) | `T#{t}#PD#{yyyymmdd}#{category}`, sort `{yyyymmddhh}#{batch}#{n}` | always |
-//! | `g2` action | `T#{t}#A#{action}#{r}#{yyyymm}` | always |
+//! | time (posting items, not a GSI) | `T#{t}#PD#{yyyymmdd}#{category}` | always |
+//! | action (posting items, not a GSI) | `T#{t}#PA#{yyyymm}#{category}#{action}` | always |
 //! | `g3` user | `T#{t}#U#{lower(username)}#{s}{r}` or `T#{t}#U#~{user id}#{s}{r}` | the actor has one |
-//! | `g4` category | `T#{t}#C#{category}#{r}#{yyyymm}` | category is not `audit` |
 //! | `g5` result | `T#{t}#X#{result}#{yyyymm}` | result is FAIL or UNAUTHORIZED |
 //! | `g6` session | `T#{t}#S#{session}` | session id |
 //! | `g7` correlation | `T#{t}#K#{correlation}` | correlation id |
@@ -30,8 +29,9 @@
 //! | `g9` slow requests | `T#{t}#DELAY` (sort `dk` = delay `#` correlation) | a request pair is complete |
 //! | `g10` open requests | `T#{t}#OPEN` (sort `os` = start `#` correlation) | a start has no end yet |
 //!
-//! `g1` (the time GSI of layouts 1 and 2) is only read by `upgrade-keys`, which moves such records
-//! to time postings.
+//! A category filter reads the time postings of its categories (they are per category). `g1`
+//! (the time GSI of layouts 1 and 2), `g2` (action) and `g4` (category, layouts 1–3) are only read
+//! or removed by `upgrade-keys`, which moves such records to postings.
 
 use chrono::{DateTime, Datelike, Utc};
 
@@ -40,6 +40,13 @@ use crate::store::EventFilter;
 
 /// The plan id of the time index (posting items, `postings`).
 pub const TIME: &str = "pd";
+/// The plan id of the action index (posting items, `postings`).
+pub const ACTION: &str = "pa";
+
+/// Whether a plan reads posting items (`time_index`) rather than a GSI (`merge`).
+pub fn reads_postings(index: &str) -> bool {
+    index == TIME || index == ACTION
+}
 pub const RECORD_SK: &str = "R";
 pub const PAIR_SK: &str = "Q";
 
@@ -109,13 +116,10 @@ pub fn index_keys(r: &Record) -> Vec<(&'static str, String)> {
     let t = &r.tenant_id;
     let at = r.occurred_at;
     let rc = result_class(r.result);
-    let mut out = vec![("g2", format!("T#{t}#A#{}#{rc}#{}", r.action, month(at)))];
+    let mut out = Vec::new();
     if let Some(u) = user_key(r) {
         let sc = if r.is_sign_in() { 's' } else { 'o' };
         out.push(("g3", format!("T#{t}#U#{u}#{sc}{rc}")));
-    }
-    if r.category != Category::Audit {
-        out.push(("g4", format!("T#{t}#C#{}#{rc}#{}", r.category.as_str(), month(at))));
     }
     if let Some(res @ (ResultCode::Fail | ResultCode::Unauthorized)) = r.result {
         out.push(("g5", format!("T#{t}#X#{}#{}", res.as_str(), month(at))));
@@ -132,6 +136,11 @@ pub fn index_keys(r: &Record) -> Vec<(&'static str, String)> {
         out.push(("g8", format!("T#{t}#E#{e}#{rc}")));
     }
     out
+}
+
+/// The months (`yyyymm`) of `[from, to]`, oldest first.
+pub(super) fn months(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<String> {
+    buckets(from, to + chrono::Duration::microseconds(1), true, false)
 }
 
 /// Calendar buckets (days or months) covering `[from, to)`, newest first or oldest first.
@@ -220,13 +229,7 @@ pub fn plan(tenant: &str, f: &EventFilter) -> Plan {
         let parts = keys.iter().flat_map(|k| rcs.iter().map(move |rc| format!("{k}{rc}"))).collect();
         ("g3", vec![parts])
     } else if !f.actions.is_empty() {
-        let actions = std::mem::take(&mut residual.actions);
-        let keys: Vec<String> = actions.iter().map(|a| format!("T#{t}#A#{a}")).collect();
-        ("g2", monthly(&|m| by_result(&keys, &format!("#{m}"))))
-    } else if !f.categories.is_empty() && !f.categories.contains(&Category::Audit) {
-        let cats = std::mem::take(&mut residual.categories);
-        let keys: Vec<String> = cats.iter().map(|c| format!("T#{t}#C#{c}")).collect();
-        ("g4", monthly(&|m| by_result(&keys, &format!("#{m}"))))
+        return action_plan(tenant, f);
     } else if let Some(r @ ("FAIL" | "UNAUTHORIZED")) = residual.result.as_deref() {
         let r = r.to_owned();
         residual.result = None;
@@ -270,6 +273,26 @@ pub fn time_plan(tenant: &str, f: &EventFilter) -> Plan {
     Plan { index: TIME, groups, residual }
 }
 
+/// The action index: per month, the posting partitions of the filter's actions in the categories
+/// it can match; the result is checked on the entries, everything else on the bodies.
+pub fn action_plan(tenant: &str, f: &EventFilter) -> Plan {
+    let cats = if f.categories.is_empty() { Category::ALL } else { f.categories.as_slice() };
+    let groups = buckets(f.from, f.to, true, f.order == crate::store::Order::NewestFirst)
+        .iter()
+        .map(|m| {
+            f.actions
+                .iter()
+                .flat_map(|a| cats.iter().map(move |c| super::postings::action_partition(tenant, m, *c, a)))
+                .collect()
+        })
+        .collect();
+    let mut residual = residual(f);
+    residual.actions.clear();
+    residual.categories.clear();
+    residual.result = None;
+    Plan { index: ACTION, groups, residual }
+}
+
 /// The GSI serving a key attribute: attribute `gN` is the partition key of index `gsiN`.
 pub fn gsi(attr: &str) -> String {
     format!("gsi{}", attr.trim_start_matches('g'))
@@ -278,9 +301,8 @@ pub fn gsi(attr: &str) -> String {
 pub fn index_name(index: &str) -> &'static str {
     match index {
         TIME => "time",
-        "g2" => "action",
+        ACTION => "action",
         "g3" => "user",
-        "g4" => "category",
         "g5" => "result",
         "g6" => "session",
         "g7" => "correlation",
@@ -398,9 +420,11 @@ mod tests {
             for p in [plan("t", f), time_plan("t", f)] {
                 let read: Vec<&String> = p.groups.iter().flatten().collect();
                 for r in records.iter().filter(|r| f.matches(r)) {
-                    let time = super::super::postings::time_posting_pk("t", r.occurred_at, r.category);
+                    let postings = super::super::postings::posting_pks("t", r);
                     let key = if p.index == TIME {
-                        Some(time)
+                        Some(postings[0].clone())
+                    } else if p.index == ACTION {
+                        Some(postings[1].clone())
                     } else {
                         index_keys(r).into_iter().find(|(k, _)| *k == p.index).map(|(_, v)| v)
                     };
@@ -434,8 +458,21 @@ mod tests {
             f.actions = vec!["LOGIN".into()];
             f.result = Some(ResultCode::Fail);
         });
-        assert_eq!(p.index, "g2");
-        assert!(p.groups.iter().flatten().all(|k| k.contains("#A#LOGIN#f#")), "{:?}", p.groups);
+        assert_eq!(p.index, ACTION);
+        let month = now.format("%Y%m");
+        assert!(
+            p.groups.iter().flatten().all(|k| k.starts_with(&format!("T#t#PA#{month}#")) && k.ends_with("#LOGIN")),
+            "{:?}",
+            p.groups
+        );
+        assert!(p.residual.is_empty(), "the action is the partition's and the result the entries': {:?}", p.residual);
+        let p = f(&|f| {
+            f.actions = vec!["LOGIN".into()];
+            f.categories = vec![Category::SignIn];
+        });
+        assert_eq!(p.groups.iter().flatten().collect::<Vec<_>>(), vec![&format!("T#t#PA#{month}#sign_in#LOGIN")]);
+        let p = f(&|f| f.categories = vec![Category::SignIn]);
+        assert_eq!(p.groups[0], vec![format!("T#t#PD#{day}#sign_in")], "a category reads its time postings");
         let p = f(&|f| {
             f.user = Some("ann".into());
             f.categories = vec![Category::SignIn];

@@ -13,7 +13,7 @@ use chrono::DateTime;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
-use super::keys::{Plan, RECORD_SK, Residual, TIME, index_name, plan, record_pk, time_plan};
+use super::keys::{Plan, RECORD_SK, Residual, index_name, plan, reads_postings, record_pk, time_plan};
 use super::{DynamoStore, Item, decode, get_s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, PageRequest, ReadStats, RecordPage, StoreError, StoreResult};
@@ -177,7 +177,7 @@ async fn run_plan(
     budget: Option<u64>,
 ) -> StoreResult<RecordPage> {
     let budget = budget.filter(|_| !plan.residual.is_empty());
-    if plan.index == TIME {
+    if reads_postings(plan.index) {
         return super::time_index::run(store, tenant, f, &plan, limit, after, budget).await;
     }
     let newest = f.order == Order::NewestFirst;

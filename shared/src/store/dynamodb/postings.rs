@@ -1,23 +1,29 @@
-//! The time index as posting items (key layout 3). Every record is in the time index, and a GSI
-//! entry costs a whole write unit whatever its size, so the time index is instead one item per
-//! tenant, day, category, hour and append, listing that append's records of the hour: a batch of
-//! 1000 live records writes a few items of ~30 KB instead of 1000 entries (docs/cost.md).
+//! The time and action indexes as posting items (key layouts 3 and 4). A GSI entry costs a whole
+//! write unit whatever its size, so these two indexes, which every record is in, are instead items
+//! per append listing that append's records: a batch of 1000 live records writes a few items of
+//! ~30 KB instead of 2000 entries (docs/cost.md).
 //!
 //! | item | pk | sk | `e` |
 //! |---|---|---|---|
-//! | time posting | `T#{t}#PD#{yyyymmdd}#{category}` | `{yyyymmddhh}#{batch}#{n}` | entries |
+//! | time posting | `T#{t}#PD#{yyyymmdd}#{category}` | `{yyyymmddhh}#{batch}#{n}` or `W{yyyymmdd}#{batch}#{n}` | entries |
+//! | action posting | `T#{t}#PA#{yyyymm}#{category}#{action}` | the same | entries |
 //!
 //! An entry is a record's occurred-at microseconds (8 bytes, big-endian), its result code (1 byte),
-//! the length of its id (2 bytes) and the id. A partition's items sort by hour, so a page reads
-//! the hours of its window newest (or oldest) first; the entries of one hour come from every
-//! append of that hour, so an hour is sorted once all its items are read.
+//! the length of its id (2 bytes) and the id. An append's entries of one partition and day go to
+//! one item per hour (*narrow*: sort key `{yyyymmddhh}#…`), or, when they are sparse — spread over
+//! several hours, fewer than `SPARSE_PER_HOUR` an hour, as a backfill or a quiet tenant sends them —
+//! to one item for the day (*wide*: `W{yyyymmdd}#…`, after every narrow key). A page reads a
+//! partition's narrow items hour by hour and its wide items day by day, merging both; an hour (or
+//! a day) is sorted once all its items are read. Categories are part of both keys so that the
+//! retention purge, which works per category, can drop whole items.
 //!
 //! Consistency: postings are written before the records they list (as subject entries are), so a
-//! record is never stored without its entry. An entry whose record was not written (a failed put,
-//! an id already stored at another time) is skipped by reads, which fetch each body and keep it
-//! only if its time and id are the entry's and it matches the filter. Entries repeat when a batch
-//! is retried or a record is rewritten by an erasure; a page keeps one of each. The retention purge
-//! deletes a category's posting items of the hours it has emptied (`drop_postings`).
+//! record is never stored without its entries. An entry whose record was not written (a failed
+//! put, an id already stored at another time) is skipped by reads, which fetch each body and keep
+//! it only if its time, id and partition are the entry's and it matches the filter. Entries repeat
+//! when a batch is retried or a record is rewritten by an erasure; a page keeps one of each. The
+//! retention purge deletes the posting items of the time it has emptied (`drop_postings`,
+//! `drop_action_postings`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -37,15 +43,48 @@ use crate::store::{ReadStats, StoreError, StoreResult};
 const ENTRIES_PER_ITEM: usize = 1000;
 /// Bytes of entries per posting item at most.
 const BYTES_PER_ITEM: usize = 300 * 1024;
+/// An append's entries of a partition and day spread over several hours go to one wide item when
+/// there are fewer than this many per hour: below it, items per hour would cost a write unit each
+/// for a few entries (an entry is ~37 bytes, a unit 1 KB).
+const SPARSE_PER_HOUR: usize = 16;
+/// The sort-key prefix of wide items (after every digit, so after every narrow item).
+pub(super) const WIDE: char = 'W';
 
-/// The posting partition of a record's time index entry.
+/// The time posting partition of a record.
 pub fn time_posting_pk(tenant: &str, at: DateTime<Utc>, category: Category) -> String {
     format!("T#{tenant}#PD#{}#{}", at.format("%Y%m%d"), category.as_str())
 }
 
-/// The hour of a time in microseconds, as the sort key's prefix (`yyyymmddhh`).
+/// The action posting partition of a record.
+pub fn action_posting_pk(tenant: &str, at: DateTime<Utc>, category: Category, action: &str) -> String {
+    action_partition(tenant, &at.format("%Y%m").to_string(), category, action)
+}
+
+/// The action posting partition of a month (`yyyymm`).
+pub(super) fn action_partition(tenant: &str, month: &str, category: Category, action: &str) -> String {
+    format!("T#{tenant}#PA#{month}#{}#{action}", category.as_str())
+}
+
+/// Every posting partition that lists a record.
+pub(crate) fn posting_pks(tenant: &str, r: &Record) -> [String; 2] {
+    [
+        time_posting_pk(tenant, r.occurred_at, r.category),
+        action_posting_pk(tenant, r.occurred_at, r.category, &r.action),
+    ]
+}
+
+fn format_micros(ts: i64, f: &str) -> String {
+    DateTime::from_timestamp_micros(ts).unwrap_or_default().format(f).to_string()
+}
+
+/// The hour of a time in microseconds, as a narrow item's sort-key prefix (`yyyymmddhh`).
 pub(super) fn hour(ts: i64) -> String {
-    DateTime::from_timestamp_micros(ts).unwrap_or_default().format("%Y%m%d%H").to_string()
+    format_micros(ts, "%Y%m%d%H")
+}
+
+/// The day of a time in microseconds, as a wide item's sort-key prefix (`W{yyyymmdd}`).
+pub(super) fn wide_day(ts: i64) -> String {
+    format!("{WIDE}{}", format_micros(ts, "%Y%m%d"))
 }
 
 pub(super) fn result_code(r: Option<ResultCode>) -> u8 {
@@ -87,7 +126,7 @@ pub(crate) fn encode(entries: &[Entry]) -> Vec<u8> {
 }
 
 pub(crate) fn decode_entries(mut b: &[u8]) -> StoreResult<Vec<Entry>> {
-    let corrupt = || StoreError::Corrupt("a time posting with a truncated entry".into());
+    let corrupt = || StoreError::Corrupt("a posting item with a truncated entry".into());
     let mut out = Vec::new();
     while !b.is_empty() {
         let head: [u8; 11] = b.get(..11).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?;
@@ -101,34 +140,53 @@ pub(crate) fn decode_entries(mut b: &[u8]) -> StoreResult<Vec<Entry>> {
     Ok(out)
 }
 
-/// The posting items listing `records` for the append `batch`: one per partition and hour (more
-/// when an hour's entries outgrow an item), entries in time order.
+/// An append's entries of one partition and day, by sort-key prefix: one narrow bucket per hour,
+/// or one wide bucket for the day when they are sparse (`SPARSE_PER_HOUR`).
+fn buckets(entries: Vec<Entry>) -> Vec<(String, Vec<Entry>)> {
+    let mut hours: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    for e in &entries {
+        hours.entry(hour(e.ts)).or_default().push(e.clone());
+    }
+    if hours.len() > 1 && entries.len() < SPARSE_PER_HOUR * hours.len() {
+        vec![(wide_day(entries[0].ts), entries)]
+    } else {
+        hours.into_iter().collect()
+    }
+}
+
+/// The posting items listing `records` for the append `batch`: per partition and day, one item
+/// per hour or one wide item (more when entries outgrow an item), entries in time order.
 pub(crate) fn posting_items<'a>(tenant: &str, batch: &str, records: impl IntoIterator<Item = &'a Record>) -> Vec<Item> {
     let mut groups: BTreeMap<(String, String), Vec<Entry>> = BTreeMap::new();
     for r in records {
         let e = Entry::of(r);
-        groups.entry((time_posting_pk(tenant, r.occurred_at, r.category), hour(e.ts))).or_default().push(e);
+        let day = wide_day(e.ts);
+        for pk in posting_pks(tenant, r) {
+            groups.entry((pk, day.clone())).or_default().push(e.clone());
+        }
     }
     let mut items = Vec::new();
-    for ((pk, hour), mut entries) in groups {
+    for ((pk, _), mut entries) in groups {
         entries.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
-        let mut chunks: Vec<Vec<Entry>> = vec![Vec::new()];
-        let mut bytes = 0;
-        for e in entries {
-            let last = chunks.last_mut().expect("a chunk");
-            if !last.is_empty() && (last.len() == ENTRIES_PER_ITEM || bytes + 11 + e.id.len() > BYTES_PER_ITEM) {
-                chunks.push(Vec::new());
-                bytes = 0;
+        for (bucket, entries) in buckets(entries) {
+            let mut chunks: Vec<Vec<Entry>> = vec![Vec::new()];
+            let mut bytes = 0;
+            for e in entries {
+                let last = chunks.last_mut().expect("a chunk");
+                if !last.is_empty() && (last.len() == ENTRIES_PER_ITEM || bytes + 11 + e.id.len() > BYTES_PER_ITEM) {
+                    chunks.push(Vec::new());
+                    bytes = 0;
+                }
+                bytes += 11 + e.id.len();
+                chunks.last_mut().expect("a chunk").push(e);
             }
-            bytes += 11 + e.id.len();
-            chunks.last_mut().expect("a chunk").push(e);
-        }
-        for (n, chunk) in chunks.iter().enumerate() {
-            items.push(Item::from([
-                ("pk".to_owned(), s(pk.clone())),
-                ("sk".to_owned(), s(format!("{hour}#{batch}#{n:03}"))),
-                ("e".to_owned(), AttributeValue::B(Blob::new(encode(chunk)))),
-            ]));
+            for (n, chunk) in chunks.iter().enumerate() {
+                items.push(Item::from([
+                    ("pk".to_owned(), s(pk.clone())),
+                    ("sk".to_owned(), s(format!("{bucket}#{batch}#{n:03}"))),
+                    ("e".to_owned(), AttributeValue::B(Blob::new(encode(chunk)))),
+                ]));
+            }
         }
     }
     items
@@ -146,8 +204,8 @@ pub fn posting_units(items: &[Item]) -> u64 {
     items.iter().map(|i| size(i).div_ceil(1024) as u64).sum()
 }
 
-/// What one append of `records` writes to the time index: posting items, write units and bytes
-/// stored (each item with DynamoDB's 100 bytes of overhead) — for the cost figures.
+/// What one append of `records` writes to the time and action indexes: posting items, write
+/// units and bytes stored (each item with DynamoDB's 100 bytes of overhead) — for the cost figures.
 pub fn append_posting_cost(tenant: &str, records: &[Record]) -> (usize, u64, u64) {
     let items = posting_items(tenant, "01JBENCHBATCH0000000000000", records);
     let stored = items.iter().map(|i| size(i) as u64 + 100).sum();
@@ -155,7 +213,7 @@ pub fn append_posting_cost(tenant: &str, records: &[Record]) -> (usize, u64, u64
 }
 
 impl DynamoStore {
-    /// Writes the time postings of an append's records (before the records themselves).
+    /// Writes the time and action postings of an append's records (before the records themselves).
     pub(crate) async fn put_postings<'a>(
         &self,
         tenant: &str,
@@ -169,9 +227,9 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Deletes the time postings of `category` for the whole hours in `[from, before)`: called
-    /// once the purge has removed every record of the category before `before`, so each entry of
-    /// those items is of a record already gone. The hour `before` falls in is kept.
+    /// Deletes the time postings of `category` before `before` (the whole hours before it, the
+    /// whole days for wide items): called once the purge has removed every record of the category
+    /// before `before`, so each entry of those items is of a record already gone.
     pub(crate) async fn drop_postings(
         &self,
         tenant: &str,
@@ -179,27 +237,84 @@ impl DynamoStore {
         from: DateTime<Utc>,
         before: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let cut = hour(before.timestamp_micros());
-        let days: Vec<chrono::NaiveDate> =
-            from.date_naive().iter_days().take_while(|d| *d <= before.date_naive()).collect();
-        let keys: Vec<Vec<Item>> = futures_util::stream::iter(days.into_iter().map(|d| {
-            let pk = time_posting_pk(tenant, d.and_time(chrono::NaiveTime::MIN).and_utc(), category);
-            let cut = cut.clone();
-            async move {
-                let query = |_: usize| {
-                    self.client
-                        .query()
-                        .table_name(&self.table)
-                        .key_condition_expression("pk = :p AND sk < :h")
-                        .expression_attribute_values(":p", s(pk.clone()))
-                        .expression_attribute_values(":h", s(cut.clone()))
-                        .projection_expression("pk, sk")
-                };
-                let keep = |i: &Item| Ok(Some(i.clone()));
-                Ok::<_, StoreError>(
-                    self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items,
-                )
+        let day =
+            |d: chrono::NaiveDate| time_posting_pk(tenant, d.and_time(chrono::NaiveTime::MIN).and_utc(), category);
+        let whole = from.date_naive().iter_days().take_while(|d| *d < before.date_naive()).map(day).collect();
+        self.drop_posting_items(whole, vec![day(before.date_naive())], before).await
+    }
+
+    /// Deletes the action postings of `category` before `before` for the actions of `gone`, records
+    /// of the category the purge removed, with every record of it before `before`.
+    pub(crate) async fn drop_action_postings(
+        &self,
+        tenant: &str,
+        category: Category,
+        gone: &[Record],
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let Some(first) = gone.iter().map(|r| r.occurred_at).min() else { return Ok(0) };
+        let cut = before.format("%Y%m").to_string();
+        let actions: std::collections::BTreeSet<&str> = gone.iter().map(|r| r.action.as_str()).collect();
+        let months = super::keys::months(first, before);
+        let (mut whole, mut partial) = (Vec::new(), Vec::new());
+        for a in actions {
+            for m in &months {
+                let pk = action_partition(tenant, m, category, a);
+                if *m == cut { partial.push(pk) } else { whole.push(pk) }
             }
+        }
+        self.drop_posting_items(whole, partial, before).await
+    }
+
+    /// Every entry listed in the posting partition `pk` (for `upgrade-keys`).
+    pub(super) async fn entries_of(&self, pk: &str) -> StoreResult<Vec<Entry>> {
+        let query = |_: usize| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", s(pk))
+        };
+        let keep = |i: &Item| {
+            let bytes = i.get("e").and_then(|v| v.as_b().ok()).map(|b| b.as_ref()).unwrap_or_default();
+            decode_entries(bytes).map(Some)
+        };
+        let items = self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items;
+        Ok(items.into_iter().flatten().collect())
+    }
+
+    /// Deletes every posting item of the partitions `whole`, and of `partial` those of the whole
+    /// hours (narrow) and days (wide) before `before`.
+    async fn drop_posting_items(
+        &self,
+        whole: Vec<String>,
+        partial: Vec<String>,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let ts = before.timestamp_micros();
+        let ranges = whole
+            .into_iter()
+            .map(|pk| (pk, None))
+            .chain(partial.iter().flat_map(|pk| {
+                [(pk.clone(), Some(("0".to_owned(), hour(ts)))), (pk.clone(), Some((WIDE.to_string(), wide_day(ts))))]
+            }))
+            .collect::<Vec<_>>();
+        let keys: Vec<Vec<Item>> = futures_util::stream::iter(ranges.into_iter().map(|(pk, range)| async move {
+            let query = |_: usize| {
+                let q = self.client.query().table_name(&self.table).expression_attribute_values(":p", s(pk.clone()));
+                match &range {
+                    // Both bounds sort before any key of their bucket (`{prefix}#…`): `hi` itself
+                    // is no key, so BETWEEN keeps the bucket of `before`.
+                    Some((lo, hi)) => q
+                        .key_condition_expression("pk = :p AND sk BETWEEN :lo AND :hi")
+                        .expression_attribute_values(":lo", s(lo.clone()))
+                        .expression_attribute_values(":hi", s(hi.clone())),
+                    None => q.key_condition_expression("pk = :p"),
+                }
+                .projection_expression("pk, sk")
+            };
+            let keep = |i: &Item| Ok(Some(i.clone()));
+            Ok::<_, StoreError>(self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items)
         }))
         .buffer_unordered(16)
         .try_collect()
@@ -244,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn an_append_writes_one_item_per_category_and_hour() {
+    fn an_append_writes_one_item_per_partition_and_hour_or_one_wide_item_a_day() {
         let t0 = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 23, 59, 0).unwrap();
         let recs: Vec<Record> = (0..1000)
             .map(|i| {
@@ -256,23 +371,52 @@ mod tests {
                 r
             })
             .collect();
+        let keys = |items: &[Item]| -> Vec<(String, String)> {
+            items.iter().map(|i| (get_s(i, "pk").unwrap().to_owned(), get_s(i, "sk").unwrap().to_owned())).collect()
+        };
         let items = posting_items("t", "B1", &recs);
-        let keys: Vec<(String, String)> =
-            items.iter().map(|i| (get_s(i, "pk").unwrap().to_owned(), get_s(i, "sk").unwrap().to_owned())).collect();
-        // One minute before midnight and 99 s after it: two days, two categories.
+        // One minute before midnight and 99 s after it: two days (and months), two categories,
+        // in the time and the action index; each day's entries fall in one hour.
+        let (nov, dec) = ("2026113023#B1#000".to_owned(), "2026120100#B1#000".to_owned());
         assert_eq!(
-            keys,
+            keys(&items),
             vec![
-                ("T#t#PD#20261130#audit".to_owned(), "2026113023#B1#000".to_owned()),
-                ("T#t#PD#20261130#sign_in".to_owned(), "2026113023#B1#000".to_owned()),
-                ("T#t#PD#20261201#audit".to_owned(), "2026120100#B1#000".to_owned()),
-                ("T#t#PD#20261201#sign_in".to_owned(), "2026120100#B1#000".to_owned()),
+                ("T#t#PA#202611#audit#LOGIN".to_owned(), nov.clone()),
+                ("T#t#PA#202611#sign_in#LOGIN".to_owned(), nov.clone()),
+                ("T#t#PA#202612#audit#LOGIN".to_owned(), dec.clone()),
+                ("T#t#PA#202612#sign_in#LOGIN".to_owned(), dec.clone()),
+                ("T#t#PD#20261130#audit".to_owned(), nov.clone()),
+                ("T#t#PD#20261130#sign_in".to_owned(), nov),
+                ("T#t#PD#20261201#audit".to_owned(), dec.clone()),
+                ("T#t#PD#20261201#sign_in".to_owned(), dec),
             ]
         );
         let listed: usize =
             items.iter().map(|i| decode_entries(i.get("e").unwrap().as_b().unwrap().as_ref()).unwrap().len()).sum();
-        assert_eq!(listed, 1000);
-        assert!(posting_units(&items) < 30, "1000 records cost {} units of postings", posting_units(&items));
+        assert_eq!(listed, 2000, "each record in both indexes");
+        assert!(posting_units(&items) < 60, "1000 records cost {} units of postings", posting_units(&items));
+
+        // A quiet tenant's batch: 40 records 40 minutes apart, over 26 hours: per day one wide
+        // item of the time and one of the action index, not one item per hour.
+        let sparse: Vec<Record> = recs[..40]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut r = r.clone();
+                r.category = Category::Audit;
+                r.occurred_at = t0 - chrono::Duration::hours(23) + chrono::Duration::minutes(40 * i as i64);
+                r
+            })
+            .collect();
+        let items = posting_items("t", "B2", &sparse);
+        let sks: Vec<String> = keys(&items).into_iter().map(|(_, sk)| sk).collect();
+        assert_eq!(sks, ["W20261130#B2#000", "W20261201#B2#000", "W20261130#B2#000", "W20261201#B2#000"]);
+        assert_eq!(posting_units(&items), 4, "four items under 1 KB, where items per hour would take 54");
+        // Dense hours stay narrow even in a long batch.
+        let dense: Vec<Record> = sparse.iter().chain(&recs[..999]).cloned().collect();
+        let narrow =
+            posting_items("t", "B3", &dense).iter().filter(|i| get_s(i, "sk").unwrap().starts_with('2')).count();
+        assert!(narrow >= 4, "{narrow}");
     }
 
     /// The posting items of a partition, as (sort key, entry ids).
@@ -342,20 +486,101 @@ mod tests {
             })
             .collect();
         assert_eq!(recs[0].category, Category::SignIn);
-        store.append(&t, &recs).await.unwrap();
+        // Live appends of one record: narrow items, one per hour.
+        for r in &recs {
+            store.append(&t, std::slice::from_ref(r)).await.unwrap();
+        }
         let before = t0() + chrono::Duration::minutes(5 * 60 + 30);
         let gone = store.purge(&t, Category::SignIn, before, 100).await.unwrap();
         assert_eq!(gone.len(), 9, "sign-ins at 0:00, 0:40 … 5:20");
         let sign_ins = partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await;
         let hours: Vec<&str> = sign_ins.iter().map(|(sk, _)| &sk[8..10]).collect();
+        let hours: Vec<&str> = hours.into_iter().fold(Vec::new(), |mut v, h| {
+            if v.last() != Some(&h) {
+                v.push(h)
+            }
+            v
+        });
         let first = t0().format("%H").to_string().parse::<u32>().unwrap();
         let left: Vec<String> = (first + 5..first + 10).map(|h| format!("{h:02}")).collect();
         assert_eq!(hours, left, "the hours before 5:00 are dropped, the hour of the cut is kept");
-        assert_eq!(partition(&store, &time_posting_pk(&t, t0(), Category::Audit)).await.len(), 10, "audit untouched");
+        assert_eq!(partition(&store, &time_posting_pk(&t, t0(), Category::Audit)).await.len(), 15, "audit untouched");
+        let logins = partition(&store, &action_posting_pk(&t, t0(), Category::SignIn, "LOGIN")).await;
+        let login_items: Vec<&String> = logins.iter().map(|(sk, _)| sk).collect();
+        assert_eq!(login_items, sign_ins.iter().map(|(sk, _)| sk).collect::<Vec<_>>(), "and so are LOGIN's");
+        let media = partition(&store, &action_posting_pk(&t, t0(), Category::Audit, "ACCESS_MEDIA")).await;
+        assert_eq!(media.len(), 15, "other categories' actions untouched");
         let ids: Vec<String> = all(&store, &t, &window(), 7).await.into_iter().map(|r| r.id).collect();
         let gone: Vec<&str> = gone.iter().map(|r| r.id.as_str()).collect();
         let kept: Vec<String> =
             recs.iter().rev().filter(|r| !gone.contains(&r.id.as_str())).map(|r| r.id.clone()).collect();
         assert_eq!(ids, kept);
+    }
+
+    /// A backfill's wide items are read with the narrow ones, in both orders and across pages, by
+    /// the time and the action index; a purge drops those of the whole days it emptied.
+    #[tokio::test]
+    async fn wide_items_are_read_merged_and_purged() {
+        use crate::store::{PageRequest, RecordStore};
+        use crate::testkit::conformance::{all, rec, t0, tenant, window};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("postings-wide");
+        // A backfill over two days, 50 minutes apart (wide items), then a live hour of the
+        // second day (narrow), some of it repeating the backfill's ids.
+        let old: Vec<Record> = (0..40)
+            .map(|i| {
+                let action = if i % 3 == 0 { "LOGIN" } else { "ACCESS_MEDIA" };
+                rec(&t, &format!("b{i:02}"), -600 + i * 50, action, "ann", ResultCode::Ok)
+            })
+            .collect();
+        store.append(&t, &old).await.unwrap();
+        let live: Vec<Record> = (0..30)
+            .map(|i| rec(&t, &format!("l{i:02}"), 25 * 60 + i, "ACCESS_MEDIA", "bob", ResultCode::Fail))
+            .collect();
+        store.append(&t, &live).await.unwrap();
+        store.append(&t, &old[30..]).await.unwrap();
+        let audit = time_posting_pk(&t, t0(), Category::Audit);
+        let wide = partition(&store, &audit).await.iter().filter(|(sk, _)| sk.starts_with(WIDE)).count();
+        assert!(wide >= 1, "the backfill wrote wide items");
+        let mut want: Vec<&Record> = old.iter().chain(&live).collect();
+        want.sort_by_key(|r| std::cmp::Reverse((r.occurred_at, r.id.clone())));
+        let want: Vec<String> = want.iter().map(|r| r.id.clone()).collect();
+        for limit in [1, 7, 100] {
+            let got: Vec<String> = all(&store, &t, &window(), limit).await.into_iter().map(|r| r.id).collect();
+            assert_eq!(got, want, "newest first, pages of {limit}");
+            let oldest = EventFilter { order: Order::OldestFirst, ..window() };
+            let got: Vec<String> = all(&store, &t, &oldest, limit).await.into_iter().map(|r| r.id).collect();
+            assert_eq!(got, want.iter().rev().cloned().collect::<Vec<_>>(), "oldest first, pages of {limit}");
+            let media = EventFilter { actions: vec!["ACCESS_MEDIA".into()], ..window() };
+            let got = all(&store, &t, &media, limit).await;
+            assert_eq!(got.len(), 26 + 30, "ACCESS_MEDIA, pages of {limit}");
+            let failed = EventFilter { result: Some(ResultCode::Fail), ..media };
+            let page = store.query(&t, &failed, PageRequest { limit: 100, after: None }).await.unwrap();
+            assert_eq!((page.plan.as_str(), page.records.len()), ("action", 30));
+            assert_eq!(page.stats.items_read, 30, "entries of other results are not fetched");
+        }
+        // Purge the sign-ins before the second day's 02:00: the first day's wide items of LOGIN go.
+        let before = (t0() + chrono::Duration::days(1)).date_naive().and_hms_opt(2, 0, 0).unwrap().and_utc();
+        let gone = store.purge(&t, Category::SignIn, before, 100).await.unwrap();
+        assert!(!gone.is_empty() && gone.iter().all(|r| r.occurred_at < before));
+        // The backfill spans 31 October 22:00 to 2 November 06:30: whole days and months before
+        // the cut's go, the cut's day keeps its wide item (it lists sign-ins after 02:00).
+        let day = |d: i64| t0() + chrono::Duration::days(d);
+        for (pk, left) in [
+            (time_posting_pk(&t, day(-1), Category::SignIn), 0),
+            (time_posting_pk(&t, day(0), Category::SignIn), 0),
+            (time_posting_pk(&t, day(1), Category::SignIn), 2),
+            (action_posting_pk(&t, day(-1), Category::SignIn, "LOGIN"), 0),
+        ] {
+            assert_eq!(partition(&store, &pk).await.len(), left, "{pk}");
+        }
+        let logins = partition(&store, &action_posting_pk(&t, day(0), Category::SignIn, "LOGIN")).await;
+        let sks: Vec<&str> = logins.iter().map(|(sk, _)| &sk[..9]).collect();
+        assert_eq!(sks, ["W20261102"; 2], "November's LOGIN items: only the cut's day");
+        let logins = EventFilter { actions: vec!["LOGIN".into()], ..window() };
+        let kept: Vec<String> = all(&store, &t, &logins, 5).await.into_iter().map(|r| r.id).collect();
+        let expect: Vec<String> =
+            old.iter().rev().filter(|r| r.action == "LOGIN" && r.occurred_at >= before).map(|r| r.id.clone()).collect();
+        assert_eq!(kept, expect);
     }
 }

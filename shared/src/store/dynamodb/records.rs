@@ -1,6 +1,6 @@
 //! Records on DynamoDB: one item per record (`T#{tenant}#R#{id}`, `R`) carrying its body and
-//! its index entries as sparse GSI keys (see `keys`), and its time index entry in a posting item
-//! of its append (`postings`); a conditional put makes appends idempotent. Reads go through the
+//! its index entries as sparse GSI keys (see `keys`), and its time and action index entries in
+//! posting items of its append (`postings`); a conditional put makes appends idempotent. Reads go through the
 //! planner (`keys::plan`) and the k-way merge (`merge`).
 
 use std::collections::HashMap;
@@ -27,8 +27,8 @@ pub(crate) fn decode(item: &Item) -> StoreResult<Record> {
 }
 
 /// Write units a record costs by the key design: one per started KB of the item, for the item
-/// and for each GSI entry it projects into (projections are ALL); its share of a time posting
-/// item comes on top (`posting_units`).
+/// and for each GSI entry it projects into (projections are ALL); its share of the time and action
+/// posting items comes on top (`posting_units`).
 pub fn write_units(r: &Record) -> StoreResult<u64> {
     let per_copy = item_bytes(&record_item(r)?).div_ceil(1024) as u64;
     Ok(per_copy * (1 + index_keys(r).len() as u64))
@@ -185,8 +185,8 @@ impl RecordStore for DynamoStore {
         let mut listed = std::collections::HashSet::new();
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).filter(|id| listed.insert(*id)).collect();
         self.put_journal(tenant, &batch, &ids, &[]).await?;
-        // Then the time postings: a record is never stored without its entry (an entry whose
-        // record is not written is skipped by reads).
+        // Then the time and action postings: a record is never stored without its entries (an
+        // entry whose record is not written is skipped by reads).
         self.put_postings(tenant, &batch, records).await?;
         // Records of one batch may repeat an id: write those one after the other so the second
         // is a duplicate, never a race.
@@ -270,9 +270,15 @@ impl RecordStore for DynamoStore {
                 Err(e) => return Err(e),
             }
         }
+        // Every record of the category before `emptied` is gone now, so is every entry of its
+        // posting items of those hours (dropped last: a crash before leaves them to skip). The
+        // action partitions to drop from are those of the records gone: any older record of the
+        // category went in an earlier call, which dropped its items then.
+        let emptied = if found.len() < limit { Some(before) } else { found.last().map(|r| r.occurred_at) };
+        if let Some(emptied) = emptied {
+            self.drop_action_postings(tenant, category, &found, emptied).await?;
+        }
         if found.len() < limit {
-            // Every record of the category before `before` is gone now, so is every entry of its
-            // posting items of those hours (dropped last: a crash before leaves them to skip).
             self.drop_postings(tenant, category, oldest, before).await?;
         }
         Ok(found)

@@ -1,12 +1,14 @@
-//! Reading the time index (posting items, `postings`) for a page. The partitions of a group (a
-//! day's categories) are read entry by entry, without bodies; their entries are merged in the
-//! page's order, and only the next ones have their bodies fetched (BatchGetItem). A page thus
-//! reads the bodies it returns and those it skips (entries of failed writes, of records stored at
-//! another time or in another category, records a residual filter rejects), not a share of the
-//! page per partition.
+//! Reading the time and action indexes (posting items, `postings`) for a page. The partitions of a
+//! group (a day's categories, or a month's actions × categories) are read entry by entry, without
+//! bodies — each partition's narrow items hour by hour and its wide items day by day, as two
+//! readers; their entries are merged in the page's order, and only the next ones have their bodies
+//! fetched (BatchGetItem). A page thus reads the bodies it returns and those it skips (entries of
+//! failed writes, of records stored at another time or in another partition, records a residual
+//! filter rejects), not a share of the page per partition.
 //!
-//! Position: as `merge`'s, `{"g": group, "s": {partition: last tsid}}`, with `"u"` (how far it
-//! searched) when a page stopped on its read budget.
+//! Position: as `merge`'s, `{"g": group, "s": {partition: last tsid}}` (both readers of a
+//! partition resume after the last entry either checked), with `"u"` (how far it searched) when a
+//! page stopped on its read budget.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::keys::{Plan, RECORD_SK, index_name, record_pk};
 use super::merge::{Read, next_position, position, tsid_time};
-use super::postings::{Entry, decode_entries, hour, result_code};
+use super::postings::{Entry, decode_entries, hour, posting_pks, result_code, wide_day};
 use super::{DynamoStore, Item, decode, get_s, s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, ReadStats, RecordPage, StoreResult};
@@ -28,10 +30,15 @@ const MAX_ITEMS_PER_QUERY: i32 = 100;
 /// Partitions queried at once.
 const PARALLEL_READS: usize = 16;
 
-/// A listing's read of one posting partition: the Query's position, the hour being gathered,
-/// and the entries known to be next in the page's order whose bodies are not read yet.
+/// A listing's read of one posting partition's narrow or wide items: the Query's position, the
+/// bucket (hour or day) being gathered, and the entries known to be next in the page's order whose
+/// bodies are not read yet.
 struct Reader {
+    /// The partition, by its place in the plan's group.
+    part: usize,
     pk: String,
+    /// Wide items (`W{yyyymmdd}#…`, gathered a day at a time) rather than narrow ones (an hour).
+    wide: bool,
     /// The sort-key range of the Query, fixed at its first page.
     range: Option<(String, String)>,
     start: Option<Item>,
@@ -43,10 +50,12 @@ struct Reader {
 }
 
 impl Reader {
-    /// A read of the posting partition `pk`.
-    fn new(pk: &str) -> Self {
+    /// A read of the narrow or wide items of the posting partition `pk`.
+    fn new(part: usize, pk: &str, wide: bool) -> Self {
         Self {
+            part,
             pk: pk.to_owned(),
+            wide,
             range: None,
             start: None,
             pages: 0,
@@ -65,9 +74,9 @@ impl Reader {
         self.next.front()
     }
 
-    /// Moves the hour gathered so far to `next`: in the page's order, inside the window, after
+    /// Moves the bucket gathered so far to `next`: in the page's order, inside the window, after
     /// `after`, of the filter's result, each entry once.
-    fn close_hour(&mut self, f: &EventFilter, after: Option<&str>) {
+    fn close_bucket(&mut self, f: &EventFilter, after: Option<&str>) {
         let Some((_, mut entries)) = self.gathering.take() else { return };
         let newest = f.order == Order::NewestFirst;
         let (from, to) = (f.from.timestamp_micros(), f.to.timestamp_micros());
@@ -104,7 +113,8 @@ impl Reader {
                     Some(c) => lo = lo.max(c),
                     None => {}
                 }
-                (hour(lo), format!("{}~", hour(hi.max(lo))))
+                let bucket = if self.wide { wide_day } else { hour };
+                (bucket(lo), format!("{}~", bucket(hi.max(lo))))
             })
             .clone();
         while self.next.len() < want && !self.done {
@@ -121,10 +131,10 @@ impl Reader {
             self.pages += 1;
             let mut bytes_read = 0;
             let keep = |i: &Item| {
-                let hour = get_s(i, "sk").and_then(|sk| sk.get(..10)).unwrap_or_default().to_owned();
+                let bucket = get_s(i, "sk").and_then(|sk| sk.split('#').next()).unwrap_or_default().to_owned();
                 let bytes = i.get("e").and_then(|v| v.as_b().ok()).map(|b| b.as_ref()).unwrap_or_default();
                 bytes_read += bytes.len() as u64;
-                Ok(Some((hour, decode_entries(bytes)?)))
+                Ok(Some((bucket, decode_entries(bytes)?)))
             };
             // The paging loop counts what DynamoDB evaluated as items read: here posting items.
             let mut read = ReadStats::default();
@@ -132,26 +142,26 @@ impl Reader {
             stats.queries += read.queries;
             stats.postings_read += read.items_read;
             stats.posting_bytes += bytes_read;
-            for (hour, entries) in page.items {
+            for (bucket, entries) in page.items {
                 match &mut self.gathering {
-                    Some((h, gathered)) if *h == hour => gathered.extend(entries),
+                    Some((b, gathered)) if *b == bucket => gathered.extend(entries),
                     _ => {
-                        self.close_hour(f, after);
-                        self.gathering = Some((hour, entries));
+                        self.close_bucket(f, after);
+                        self.gathering = Some((bucket, entries));
                     }
                 }
             }
             self.start = page.next;
             self.done = self.start.is_none();
             if self.done {
-                self.close_hour(f, after);
+                self.close_bucket(f, after);
             }
         }
         Ok(())
     }
 }
 
-/// Runs a time plan for one page; with a `budget`, the page stops once that many items have been
+/// Runs a posting plan (time or action) for one page; with a `budget`, the page stops once that many items have been
 /// read (see `merge::READ_BUDGET`).
 pub(super) async fn run(
     store: &DynamoStore,
@@ -172,24 +182,31 @@ pub(super) async fn run(
     // The last entry checked: every entry before it in the page's order has been checked.
     let mut frontier = None;
     'groups: for (gi, group) in plan.groups.iter().enumerate().skip(first_group) {
-        let mut parts: Vec<(Reader, Option<String>)> = group
+        // Each partition's last entry checked, shared by its two readers (an entry listed in both
+        // is then checked once, on this page and the next).
+        let mut lasts: Vec<Option<String>> =
+            group.iter().map(|pk| if gi == first_group { resume.get(pk).cloned().flatten() } else { None }).collect();
+        let mut parts: Vec<Reader> = group
             .iter()
-            .map(|pk| (Reader::new(pk), if gi == first_group { resume.get(pk).cloned().flatten() } else { None }))
+            .enumerate()
+            .flat_map(|(i, pk)| [Reader::new(i, pk, false), Reader::new(i, pk, true)])
             .collect();
+        // The last entry picked, and the partitions it was picked from.
+        let mut previous: Option<((i64, String), Vec<usize>)> = None;
         loop {
             let left = budget.map(|b| b.saturating_sub(stats.items_read + stats.postings_read) as usize);
             if left == Some(0) {
-                stopped = Some((gi, parts.into_iter().map(|(_, last)| last).collect()));
+                stopped = Some((gi, lasts));
                 break 'groups;
             }
-            // Every partition without a known next entry reads on, at once.
+            // Every reader without a known next entry reads on, at once.
             let want = (need - out.len()).div_ceil(parts.len()) + 1;
             // (A loop, not `filter().map()`: the future must be Send, and closures over `&mut`
             // items are not general enough for that.)
             let mut fills = Vec::new();
-            for (r, last) in parts.iter_mut() {
+            for r in parts.iter_mut() {
                 if r.head().is_none() && !r.exhausted() {
-                    let last = last.clone();
+                    let last = lasts[r.part].clone();
                     fills.push(async move {
                         let mut read = ReadStats::default();
                         r.fill(store, f, last.as_deref(), want, &mut read).await.map(|()| read)
@@ -201,24 +218,37 @@ pub(super) async fn run(
             for read in reads {
                 stats += read;
             }
-            // The next entries in the page's order, while every partition that may hold a nearer
-            // one has its next entry known.
+            // The next entries in the page's order, while every reader that may hold a nearer one
+            // has its next entry known.
             // What the reads left of the budget, at least one body: a page always moves on.
             let left = budget.map(|b| b.saturating_sub(stats.items_read + stats.postings_read) as usize);
             let cap = (need - out.len()).min(left.unwrap_or(usize::MAX)).max(1);
             let mut picked: Vec<(usize, Entry)> = Vec::new();
-            while picked.len() < cap && parts.iter().all(|(r, _)| r.head().is_some() || r.exhausted()) {
+            while picked.len() < cap && parts.iter().all(|r| r.head().is_some() || r.exhausted()) {
                 let best = parts
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, (r, _))| r.head().map(|e| (i, (e.ts, e.id.as_str()))))
+                    .filter_map(|(i, r)| r.head().map(|e| (i, (e.ts, e.id.as_str()))))
                     .reduce(|a, b| if (b.1 > a.1) == newest { b } else { a })
                     .map(|(i, _)| i);
                 let Some(i) = best else { break };
-                picked.push((i, parts[i].0.next.pop_front().expect("a head")));
+                let e = parts[i].next.pop_front().expect("a head");
+                // The same entry from the partition's other reader: once. (Another partition's is
+                // checked again: the body is in one of them.)
+                let part = parts[i].part;
+                match &mut previous {
+                    Some(((ts, id), seen)) if *ts == e.ts && *id == e.id => {
+                        if seen.contains(&part) {
+                            continue;
+                        }
+                        seen.push(part);
+                    }
+                    _ => previous = Some(((e.ts, e.id.clone()), vec![part])),
+                }
+                picked.push((part, e));
             }
             if picked.is_empty() {
-                if parts.iter().all(|(r, _)| r.exhausted()) {
+                if parts.iter().all(Reader::exhausted) {
                     continue 'groups;
                 }
                 continue;
@@ -231,19 +261,20 @@ pub(super) async fn run(
                 let r = decode(&item)?;
                 bodies.insert(r.id.clone(), r);
             }
-            for (i, e) in picked {
+            for (p, e) in picked {
                 let t = e.tsid();
-                parts[i].1 = Some(t.clone());
+                lasts[p] = Some(t.clone());
                 frontier = Some(t.clone());
-                // The body is the entry's if its time and category are the entry's (a replay of
-                // the id at the same time in another category listed it in another partition).
+                // The body is the entry's if its time is the entry's and it is listed in this
+                // partition (a replay of the id at the same time in another category or under
+                // another action listed it in another partition).
                 let body = bodies.get(&e.id).filter(|r| {
                     r.occurred_at.timestamp_micros() == e.ts
-                        && group[i].rsplit('#').next() == Some(r.category.as_str())
+                        && posting_pks(tenant, r).contains(&group[p])
                         && f.matches(r)
                 });
                 if let Some(r) = body {
-                    out.push((gi, group[i].clone(), t, r.clone()));
+                    out.push((gi, group[p].clone(), t, r.clone()));
                     if out.len() == need {
                         break 'groups;
                     }
@@ -252,11 +283,11 @@ pub(super) async fn run(
         }
     }
     let plan_name = index_name(plan.index).to_owned();
-    if let Some((g, parts)) = stopped {
+    if let Some((g, lasts)) = stopped {
         let s: serde_json::Map<String, Value> = plan.groups[g]
             .iter()
             .cloned()
-            .zip(parts.into_iter().map(|at| at.map(Value::String).unwrap_or(Value::Null)))
+            .zip(lasts.into_iter().map(|at| at.map(Value::String).unwrap_or(Value::Null)))
             .collect();
         let frontier = frontier.or(carried);
         let mut position = json!({"g": g, "s": s});

@@ -1,24 +1,28 @@
 //! Upgrading records stored under earlier key layouts. Layout 1 keyed the time, action, user,
 //! category and employee indexes without the classes of today's layout (see `keys`); layouts 1
-//! and 2 kept the time index in the GSI `g1`, where layout 3 has posting items (`postings`). Their
-//! entries sit where the planner no longer reads: after deploying this version, an operator runs
-//! `auditrail upgrade-keys` once against the table.
+//! and 2 kept the time index in the GSI `g1`, where layout 3 has posting items (`postings`);
+//! layouts 1 to 3 kept the action and category indexes in the GSIs `g2` and `g4`, where layout 4
+//! has action postings (and category filters read the time postings, which are per category).
+//! Their entries sit where the planner no longer reads: after deploying this version, an operator
+//! runs `auditrail upgrade-keys` once against the table.
 //!
-//! No Scan: each tenant's `g1` partitions are known keys (layout 1: `T#{t}#D#{yyyymmdd}#{0..3}`,
-//! layout 2: `…#{a|x}{k0|k1|f}`, from the tenant's oldest record to tomorrow), so the upgrade
-//! reads them day by day, writes the time postings of each page of records, then rewrites each
-//! record's index keys in place without `g1` — one UpdateItem per record, conditional on its body
-//! being the one read, so a record erased or purged meanwhile is left as its writer left it (an
-//! erasure writes today's keys and a posting itself). Idempotent: a rewritten record has left
-//! `g1`, so a re-run after a crash carries on where the last one stopped (a posting written twice
-//! is read once), and a second run finds nothing.
+//! No Scan: each tenant's partitions are known keys, read day by day from the tenant's oldest
+//! record to tomorrow: the `g1` partitions of layouts 1 and 2 (layout 1: `T#{t}#D#{yyyymmdd}#{0..3}`,
+//! layout 2: `…#{a|x}{k0|k1|f}`), then the day's time postings, whose records still carrying `g2`
+//! or `g4` are layout 3's. The upgrade writes the postings of each page of records, then rewrites
+//! each record's index keys in place without `g1`, `g2` and `g4` — one UpdateItem per record,
+//! conditional on its body being the one read, so a record erased or purged meanwhile is left as
+//! its writer left it (an erasure writes today's keys and postings itself). Idempotent: a
+//! rewritten record has left the old indexes, so a re-run after a crash carries on where the last
+//! one stopped (a posting written twice is read once), and a second run rewrites nothing.
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::keys::{gsi, index_keys};
+use super::keys::{RECORD_SK, gsi, index_keys, record_pk};
+use super::postings::time_posting_pk;
 use super::{DynamoStore, Item, decode, get_s, s};
-use crate::record::Record;
+use crate::record::{Category, Record};
 use crate::store::{ReadStats, StoreError, StoreResult};
 
 /// Layout 1's time-index shards per tenant and day.
@@ -54,11 +58,12 @@ impl DynamoStore {
             let days = (last - first).num_days().max(0) as u64 + 1;
             let mut done = TenantUpgrade { tenant: tenant.clone(), days, records: 0 };
             for (i, day) in first.iter_days().take(days as usize).enumerate() {
-                let day = day.format("%Y%m%d");
                 let layout1 = (0..LAYOUT1_SHARDS).map(|n| n.to_string());
                 for part in layout1.chain(LAYOUT2_CLASSES.iter().map(|c| c.to_string())) {
-                    done.records += self.upgrade_partition(&tenant, &format!("T#{tenant}#D#{day}#{part}")).await?;
+                    let pk = format!("T#{tenant}#D#{}#{part}", day.format("%Y%m%d"));
+                    done.records += self.upgrade_partition(&tenant, &pk).await?;
                 }
+                done.records += self.upgrade_listed(&tenant, day).await?;
                 progress(&tenant, i as u64 + 1, days);
             }
             out.push(done);
@@ -80,13 +85,7 @@ impl DynamoStore {
                 .expression_attribute_values(":p", s(pk))
                 .limit(100);
             let page = self.read_page(start.take(), &mut ReadStats::default(), query, |i| Ok(Some(i.clone()))).await?;
-            let records = page.items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
-            let batch = format!("upgrade-{}", ulid::Ulid::generate());
-            self.put_postings(tenant, &batch, &records).await?;
-            let rewrites = page.items.iter().zip(&records).map(|(item, record)| self.rewrite(item, record));
-            let updated: Vec<bool> =
-                futures_util::stream::iter(rewrites).buffer_unordered(CONCURRENT_UPDATES).try_collect().await?;
-            rewritten += updated.into_iter().filter(|u| *u).count() as u64;
+            rewritten += self.move_records(tenant, &page.items).await?;
             match page.next {
                 Some(next) => start = Some(next),
                 None => return Ok(rewritten),
@@ -94,7 +93,42 @@ impl DynamoStore {
         }
     }
 
-    /// Sets one record's index keys to today's layout (no `g1`), if its body is still the one read.
+    /// Rewrites the day's layout-3 records: those its time postings list that still carry `g2` or
+    /// `g4`; returns how many it rewrote.
+    async fn upgrade_listed(&self, tenant: &str, day: chrono::NaiveDate) -> StoreResult<u64> {
+        let at = day.and_time(chrono::NaiveTime::MIN).and_utc();
+        let mut ids = std::collections::BTreeSet::new();
+        for c in Category::ALL {
+            ids.extend(self.entries_of(&time_posting_pk(tenant, at, *c)).await?.into_iter().map(|e| e.id));
+        }
+        let keys = ids.iter().map(|id| Self::key(record_pk(tenant, id), RECORD_SK)).collect();
+        let old: Vec<Item> = self
+            .batch_get(keys, true)
+            .await?
+            .into_iter()
+            .filter(|i| i.contains_key("g2") || i.contains_key("g4"))
+            .collect();
+        let mut rewritten = 0;
+        for chunk in old.chunks(100) {
+            rewritten += self.move_records(tenant, chunk).await?;
+        }
+        Ok(rewritten)
+    }
+
+    /// Lists record items in today's postings, then rewrites their keys; returns how many it
+    /// rewrote.
+    async fn move_records(&self, tenant: &str, items: &[Item]) -> StoreResult<u64> {
+        let records = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
+        let batch = format!("upgrade-{}", ulid::Ulid::generate());
+        self.put_postings(tenant, &batch, &records).await?;
+        let rewrites = items.iter().zip(&records).map(|(item, record)| self.rewrite(item, record));
+        let updated: Vec<bool> =
+            futures_util::stream::iter(rewrites).buffer_unordered(CONCURRENT_UPDATES).try_collect().await?;
+        Ok(updated.into_iter().filter(|u| *u).count() as u64)
+    }
+
+    /// Sets one record's index keys to today's layout (no `g1`, `g2`, `g4`), if its body is still
+    /// the one read.
     async fn rewrite(&self, item: &Item, record: &Record) -> StoreResult<bool> {
         let body = get_s(item, "body").unwrap_or_default().to_owned();
         let (pk, sk) = match (get_s(item, "pk"), get_s(item, "sk")) {
@@ -110,7 +144,11 @@ impl DynamoStore {
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(pk.clone(), &sk)))
-                    .update_expression(format!("SET {} REMOVE g1", set.join(", ")))
+                    .update_expression(if set.is_empty() {
+                        "REMOVE g1, g2, g4".to_owned()
+                    } else {
+                        format!("SET {} REMOVE g1, g2, g4", set.join(", "))
+                    })
                     .condition_expression("#body = :body")
                     .expression_attribute_names("#body", "body")
                     .expression_attribute_values(":body", s(body.clone()));
@@ -247,5 +285,60 @@ mod tests {
         let again = store.upgrade_keys(Utc::now(), &|_, _, _| {}).await.unwrap();
         assert_eq!(again.iter().find(|u| u.tenant == t).unwrap().records, 0, "nothing is left in `g1`");
         assert_eq!(count(window()).await, 25);
+    }
+
+    /// Records of layout 3 (action and category entries in `g2`/`g4`, no action postings) are
+    /// missing from action filters until the upgrade lists them in action postings and takes them
+    /// out of `g2` and `g4`; a second run does nothing.
+    #[tokio::test]
+    async fn an_upgrade_moves_layout_3_action_entries_to_postings() {
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("upgrade3");
+        let recs: Vec<Record> = (0..24)
+            .map(|i| {
+                let action = if i % 4 == 0 { "LOGIN" } else { "ACCESS_MEDIA" };
+                rec(&t, &format!("r{i:02}"), i * 100, action, "ann", ResultCode::Ok)
+            })
+            .collect();
+        store.append(&t, &recs).await.unwrap();
+        // Back to layout 3: `g2` (and `g4` for sign-ins) on the item, no action postings.
+        for r in &recs {
+            let month = r.occurred_at.format("%Y%m");
+            let mut set = vec![("g2", format!("T#{t}#A#{}#k#{month}", r.action))];
+            if r.category != Category::Audit {
+                set.push(("g4", format!("T#{t}#C#{}#k#{month}", r.category.as_str())));
+            }
+            let expr: Vec<String> = set.iter().map(|(k, _)| format!("{k} = :{k}")).collect();
+            let mut u = store
+                .client
+                .update_item()
+                .table_name(&store.table)
+                .set_key(Some(DynamoStore::key(record_pk(&t, &r.id), RECORD_SK)))
+                .update_expression(format!("SET {}", expr.join(", ")));
+            for (k, v) in &set {
+                u = u.expression_attribute_values(format!(":{k}"), s(v));
+            }
+            u.send().await.unwrap();
+            let pk = super::super::postings::action_posting_pk(&t, r.occurred_at, r.category, &r.action);
+            let items = super::super::postings::items_of(&store, &pk).await;
+            let keys = items.iter().map(|i| DynamoStore::key(get_s(i, "pk").unwrap().into(), get_s(i, "sk").unwrap()));
+            store.batch_delete(keys.collect()).await.unwrap();
+        }
+        let count = |f: EventFilter| {
+            let store = store.clone();
+            let t = t.clone();
+            async move { crate::testkit::conformance::all(&store, &t, &f, 10).await.len() }
+        };
+        let media = EventFilter { actions: vec!["ACCESS_MEDIA".into()], ..window() };
+        assert_eq!(count(media.clone()).await, 0, "layout-3 action entries are not where the planner reads");
+        let report = store.upgrade_keys(Utc::now(), &|_, _, _| {}).await.unwrap();
+        assert_eq!(report.iter().find(|u| u.tenant == t).unwrap().records, 24);
+        assert_eq!(count(media).await, 18);
+        assert_eq!(count(EventFilter { actions: vec!["LOGIN".into()], ..window() }).await, 6);
+        assert_eq!(count(window()).await, 24);
+        let item = store.get_item(record_pk(&t, "r04"), RECORD_SK).await.unwrap().unwrap();
+        assert!(!item.contains_key("g2") && !item.contains_key("g4"), "the record left the old indexes");
+        let again = store.upgrade_keys(Utc::now(), &|_, _, _| {}).await.unwrap();
+        assert_eq!(again.iter().find(|u| u.tenant == t).unwrap().records, 0, "nothing is left in `g2`");
     }
 }
