@@ -63,11 +63,27 @@ pub struct DynamoStore {
     counters: Arc<Counters>,
     /// Items a listing page may evaluate through a FilterExpression ([`merge::READ_BUDGET`]).
     pub(crate) read_budget: u64,
+    /// How long an append may take to write what it listed ([`postings::APPEND_GRACE`]).
+    pub(crate) append_grace: chrono::Duration,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), counters: Arc::new(Counters::default()), read_budget: merge::READ_BUDGET }
+        Self {
+            client,
+            table: table.into(),
+            counters: Arc::new(Counters::default()),
+            read_budget: merge::READ_BUDGET,
+            append_grace: postings::APPEND_GRACE,
+        }
+    }
+
+    /// The same store with another grace for appends in flight during a purge (tests use none, so
+    /// that a purge right after an append drops its posting items).
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn with_append_grace(mut self, grace: chrono::Duration) -> Self {
+        self.append_grace = grace;
+        self
     }
 
     /// The same store with another read budget per listing page (tests use a tiny one so that

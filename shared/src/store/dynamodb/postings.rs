@@ -49,6 +49,11 @@ const BYTES_PER_ITEM: usize = 300 * 1024;
 const SPARSE_PER_HOUR: usize = 16;
 /// The sort-key prefix of wide items (after every digit, so after every narrow item).
 pub(super) const WIDE: char = 'W';
+/// How long an append (or an erasure) may take from naming its batch to writing its records: a
+/// purge keeps the posting items of batches named less than this before it began reading, since
+/// they may list records it did not see (the ingest function times out after 30 s); a later purge
+/// drops them.
+pub(crate) const APPEND_GRACE: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The time posting partition of a record.
 pub fn time_posting_pk(tenant: &str, at: DateTime<Utc>, category: Category) -> String {
@@ -228,29 +233,34 @@ impl DynamoStore {
     }
 
     /// Deletes the time postings of `category` before `before` (the whole hours before it, the
-    /// whole days for wide items): called once the purge has removed every record of the category
-    /// before `before`, so each entry of those items is of a record already gone.
+    /// whole days for wide items) of batches named before `read_at` − `APPEND_GRACE`: called once
+    /// the purge, which began reading at `read_at`, has removed every record of the category
+    /// before `before`, so each entry of those items is of a record already gone (a later append
+    /// of an older record lists it in a batch named after the purge began: kept).
     pub(crate) async fn drop_postings(
         &self,
         tenant: &str,
         category: Category,
         from: DateTime<Utc>,
         before: DateTime<Utc>,
+        read_at: DateTime<Utc>,
     ) -> StoreResult<u64> {
         let day =
             |d: chrono::NaiveDate| time_posting_pk(tenant, d.and_time(chrono::NaiveTime::MIN).and_utc(), category);
         let whole = from.date_naive().iter_days().take_while(|d| *d < before.date_naive()).map(day).collect();
-        self.drop_posting_items(whole, vec![day(before.date_naive())], before).await
+        self.drop_posting_items(whole, vec![day(before.date_naive())], before, read_at).await
     }
 
     /// Deletes the action postings of `category` before `before` for the actions of `gone`, records
-    /// of the category the purge removed, with every record of it before `before`.
+    /// of the category the purge removed, with every record of it before `before` (batches named
+    /// before `read_at` − `APPEND_GRACE` only, as `drop_postings`).
     pub(crate) async fn drop_action_postings(
         &self,
         tenant: &str,
         category: Category,
         gone: &[Record],
         before: DateTime<Utc>,
+        read_at: DateTime<Utc>,
     ) -> StoreResult<u64> {
         let Some(first) = gone.iter().map(|r| r.occurred_at).min() else { return Ok(0) };
         let cut = before.format("%Y%m").to_string();
@@ -263,7 +273,7 @@ impl DynamoStore {
                 if *m == cut { partial.push(pk) } else { whole.push(pk) }
             }
         }
-        self.drop_posting_items(whole, partial, before).await
+        self.drop_posting_items(whole, partial, before, read_at).await
     }
 
     /// Every entry listed in the posting partition `pk` (for `upgrade-keys`).
@@ -284,14 +294,17 @@ impl DynamoStore {
     }
 
     /// Deletes every posting item of the partitions `whole`, and of `partial` those of the whole
-    /// hours (narrow) and days (wide) before `before`.
+    /// hours (narrow) and days (wide) before `before` — of batches named before `read_at` −
+    /// `APPEND_GRACE`.
     async fn drop_posting_items(
         &self,
         whole: Vec<String>,
         partial: Vec<String>,
         before: DateTime<Utc>,
+        read_at: DateTime<Utc>,
     ) -> StoreResult<u64> {
         let ts = before.timestamp_micros();
+        let named_before = (read_at - self.append_grace).timestamp_millis().max(0) as u64;
         let ranges = whole
             .into_iter()
             .map(|pk| (pk, None))
@@ -313,7 +326,7 @@ impl DynamoStore {
                 }
                 .projection_expression("pk, sk")
             };
-            let keep = |i: &Item| Ok(Some(i.clone()));
+            let keep = |i: &Item| Ok((batch_named_at(i).is_none_or(|at| at < named_before)).then(|| i.clone()));
             Ok::<_, StoreError>(self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items)
         }))
         .buffer_unordered(16)
@@ -324,6 +337,13 @@ impl DynamoStore {
         self.batch_delete(keys).await?;
         Ok(n)
     }
+}
+
+/// When a posting item's batch was named (ms since the epoch): its id is a ULID, after a `-` for
+/// the upgrade's batches. `None` for other names (tests' fixed ones), which count as old.
+fn batch_named_at(i: &Item) -> Option<u64> {
+    let batch = super::get_s(i, "sk")?.split('#').nth(1)?;
+    ulid::Ulid::from_string(batch.rsplit('-').next()?).ok().map(|u| u.timestamp_ms())
 }
 
 /// Every posting item of a partition (tests).
@@ -477,6 +497,7 @@ mod tests {
         use crate::store::RecordStore;
         use crate::testkit::conformance::{all, rec, t0, tenant, window};
         let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
         let t = tenant("postings-purge");
         // Every 20 minutes for 10 hours: sign-ins (LOGIN) and audit records alternately.
         let recs: Vec<Record> = (0..30)
@@ -517,6 +538,36 @@ mod tests {
         assert_eq!(ids, kept);
     }
 
+    /// A purge keeps the posting items of batches named within `APPEND_GRACE` before it began: an
+    /// append in flight may list a record older than the cut that the purge did not see. A later
+    /// purge (here: one without grace) finds that record and drops everything.
+    #[tokio::test]
+    async fn a_purge_keeps_the_postings_of_appends_in_flight() {
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{all, rec, t0, tenant, window};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("postings-grace");
+        let recs: Vec<Record> =
+            (0..10).map(|i| rec(&t, &format!("r{i:02}"), i * 20, "LOGIN", "ann", ResultCode::Ok)).collect();
+        store.append(&t, &recs).await.unwrap();
+        let pk = time_posting_pk(&t, t0(), Category::SignIn);
+        // The next day: the day's wide item (ten records over three hours) goes too.
+        let before = t0() + chrono::Duration::days(1);
+        assert_eq!(store.purge(&t, Category::SignIn, before, 100).await.unwrap().len(), 10);
+        assert!(!partition(&store, &pk).await.is_empty(), "a batch named a moment ago keeps its items");
+        // An append of an older record, as one in flight during the purge would have made it.
+        let late = rec(&t, "late", 30, "LOGIN", "bob", ResultCode::Ok);
+        store.append(&t, std::slice::from_ref(&late)).await.unwrap();
+        let sign_ins = EventFilter { categories: vec![Category::SignIn], ..window() };
+        let found: Vec<String> = all(&store, &t, &sign_ins, 10).await.into_iter().map(|r| r.id).collect();
+        assert_eq!(found, ["late"], "the late record is listed, so the next purge finds it");
+        let later = store.clone().with_append_grace(chrono::Duration::zero());
+        assert_eq!(later.purge(&t, Category::SignIn, before, 100).await.unwrap().len(), 1);
+        assert!(partition(&store, &pk).await.is_empty(), "then every item of the emptied day goes");
+        let logins = action_posting_pk(&t, t0(), Category::SignIn, "LOGIN");
+        assert!(partition(&store, &logins).await.is_empty(), "and of LOGIN's");
+    }
+
     /// A backfill's wide items are read with the narrow ones, in both orders and across pages, by
     /// the time and the action index; a purge drops those of the whole days it emptied.
     #[tokio::test]
@@ -524,6 +575,7 @@ mod tests {
         use crate::store::{PageRequest, RecordStore};
         use crate::testkit::conformance::{all, rec, t0, tenant, window};
         let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
         let t = tenant("postings-wide");
         // A backfill over two days, 50 minutes apart (wide items), then a live hour of the
         // second day (narrow), some of it repeating the backfill's ids.

@@ -236,6 +236,7 @@ impl RecordStore for DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<Record>> {
+        let read_at = Utc::now();
         let Some(oldest) = self.oldest(tenant).await? else {
             return Ok(Vec::new());
         };
@@ -276,10 +277,10 @@ impl RecordStore for DynamoStore {
         // category went in an earlier call, which dropped its items then.
         let emptied = if found.len() < limit { Some(before) } else { found.last().map(|r| r.occurred_at) };
         if let Some(emptied) = emptied {
-            self.drop_action_postings(tenant, category, &found, emptied).await?;
+            self.drop_action_postings(tenant, category, &found, emptied, read_at).await?;
         }
         if found.len() < limit {
-            self.drop_postings(tenant, category, oldest, before).await?;
+            self.drop_postings(tenant, category, oldest, before, read_at).await?;
         }
         Ok(found)
     }
