@@ -14,6 +14,7 @@ pub mod keys;
 mod merge;
 mod pairs;
 mod postings;
+mod postings_purge;
 mod records;
 mod seals;
 mod settings;
@@ -63,7 +64,7 @@ pub struct DynamoStore {
     counters: Arc<Counters>,
     /// Items a listing page may evaluate through a FilterExpression ([`merge::READ_BUDGET`]).
     pub(crate) read_budget: u64,
-    /// How long an append may take to write what it listed ([`postings::APPEND_GRACE`]).
+    /// How long an append may take to write what it listed ([`postings_purge::APPEND_GRACE`]).
     pub(crate) append_grace: chrono::Duration,
 }
 
@@ -74,7 +75,7 @@ impl DynamoStore {
             table: table.into(),
             counters: Arc::new(Counters::default()),
             read_budget: merge::READ_BUDGET,
-            append_grace: postings::APPEND_GRACE,
+            append_grace: postings_purge::APPEND_GRACE,
         }
     }
 

@@ -22,8 +22,7 @@
 //! put, an id already stored at another time) is skipped by reads, which fetch each body and keep
 //! it only if its time, id and partition are the entry's and it matches the filter. Entries repeat
 //! when a batch is retried or a record is rewritten by an erasure; a page keeps one of each. The
-//! retention purge deletes the posting items of the time it has emptied (`drop_postings`,
-//! `drop_action_postings`).
+//! retention purge deletes the posting items of the time it has emptied (`postings_purge`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -31,7 +30,6 @@ use std::sync::atomic::Ordering;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, TryStreamExt};
 
 use super::keys::tsid;
 use super::{DynamoStore, Item, s};
@@ -49,11 +47,6 @@ const BYTES_PER_ITEM: usize = 300 * 1024;
 const SPARSE_PER_HOUR: usize = 16;
 /// The sort-key prefix of wide items (after every digit, so after every narrow item).
 pub(super) const WIDE: char = 'W';
-/// How long an append (or an erasure) may take from naming its batch to writing its records: a
-/// purge keeps the posting items of batches named less than this before it began reading, since
-/// they may list records it did not see (the ingest function times out after 30 s); a later purge
-/// drops them.
-pub(crate) const APPEND_GRACE: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The time posting partition of a record.
 pub fn time_posting_pk(tenant: &str, at: DateTime<Utc>, category: Category) -> String {
@@ -232,50 +225,6 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Deletes the time postings of `category` before `before` (the whole hours before it, the
-    /// whole days for wide items) of batches named before `read_at` − `APPEND_GRACE`: called once
-    /// the purge, which began reading at `read_at`, has removed every record of the category
-    /// before `before`, so each entry of those items is of a record already gone (a later append
-    /// of an older record lists it in a batch named after the purge began: kept).
-    pub(crate) async fn drop_postings(
-        &self,
-        tenant: &str,
-        category: Category,
-        from: DateTime<Utc>,
-        before: DateTime<Utc>,
-        read_at: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        let day =
-            |d: chrono::NaiveDate| time_posting_pk(tenant, d.and_time(chrono::NaiveTime::MIN).and_utc(), category);
-        let whole = from.date_naive().iter_days().take_while(|d| *d < before.date_naive()).map(day).collect();
-        self.drop_posting_items(whole, vec![day(before.date_naive())], before, read_at).await
-    }
-
-    /// Deletes the action postings of `category` before `before` for the actions of `gone`, records
-    /// of the category the purge removed, with every record of it before `before` (batches named
-    /// before `read_at` − `APPEND_GRACE` only, as `drop_postings`).
-    pub(crate) async fn drop_action_postings(
-        &self,
-        tenant: &str,
-        category: Category,
-        gone: &[Record],
-        before: DateTime<Utc>,
-        read_at: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        let Some(first) = gone.iter().map(|r| r.occurred_at).min() else { return Ok(0) };
-        let cut = before.format("%Y%m").to_string();
-        let actions: std::collections::BTreeSet<&str> = gone.iter().map(|r| r.action.as_str()).collect();
-        let months = super::keys::months(first, before);
-        let (mut whole, mut partial) = (Vec::new(), Vec::new());
-        for a in actions {
-            for m in &months {
-                let pk = action_partition(tenant, m, category, a);
-                if *m == cut { partial.push(pk) } else { whole.push(pk) }
-            }
-        }
-        self.drop_posting_items(whole, partial, before, read_at).await
-    }
-
     /// Every entry listed in the posting partition `pk` (for `upgrade-keys`).
     pub(super) async fn entries_of(&self, pk: &str) -> StoreResult<Vec<Entry>> {
         let query = |_: usize| {
@@ -292,58 +241,6 @@ impl DynamoStore {
         let items = self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items;
         Ok(items.into_iter().flatten().collect())
     }
-
-    /// Deletes every posting item of the partitions `whole`, and of `partial` those of the whole
-    /// hours (narrow) and days (wide) before `before` — of batches named before `read_at` −
-    /// `APPEND_GRACE`.
-    async fn drop_posting_items(
-        &self,
-        whole: Vec<String>,
-        partial: Vec<String>,
-        before: DateTime<Utc>,
-        read_at: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        let ts = before.timestamp_micros();
-        let named_before = (read_at - self.append_grace).timestamp_millis().max(0) as u64;
-        let ranges = whole
-            .into_iter()
-            .map(|pk| (pk, None))
-            .chain(partial.iter().flat_map(|pk| {
-                [(pk.clone(), Some(("0".to_owned(), hour(ts)))), (pk.clone(), Some((WIDE.to_string(), wide_day(ts))))]
-            }))
-            .collect::<Vec<_>>();
-        let keys: Vec<Vec<Item>> = futures_util::stream::iter(ranges.into_iter().map(|(pk, range)| async move {
-            let query = |_: usize| {
-                let q = self.client.query().table_name(&self.table).expression_attribute_values(":p", s(pk.clone()));
-                match &range {
-                    // Both bounds sort before any key of their bucket (`{prefix}#…`): `hi` itself
-                    // is no key, so BETWEEN keeps the bucket of `before`.
-                    Some((lo, hi)) => q
-                        .key_condition_expression("pk = :p AND sk BETWEEN :lo AND :hi")
-                        .expression_attribute_values(":lo", s(lo.clone()))
-                        .expression_attribute_values(":hi", s(hi.clone())),
-                    None => q.key_condition_expression("pk = :p"),
-                }
-                .projection_expression("pk, sk")
-            };
-            let keep = |i: &Item| Ok((batch_named_at(i).is_none_or(|at| at < named_before)).then(|| i.clone()));
-            Ok::<_, StoreError>(self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items)
-        }))
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
-        let keys: Vec<Item> = keys.into_iter().flatten().collect();
-        let n = keys.len() as u64;
-        self.batch_delete(keys).await?;
-        Ok(n)
-    }
-}
-
-/// When a posting item's batch was named (ms since the epoch): its id is a ULID, after a `-` for
-/// the upgrade's batches. `None` for other names (tests' fixed ones), which count as old.
-fn batch_named_at(i: &Item) -> Option<u64> {
-    let batch = super::get_s(i, "sk")?.split('#').nth(1)?;
-    ulid::Ulid::from_string(batch.rsplit('-').next()?).ok().map(|u| u.timestamp_ms())
 }
 
 /// Every posting item of a partition (tests).
@@ -488,84 +385,6 @@ mod tests {
         }
         // Each id's body once (the twelve, and the ghost), and each posting item once.
         assert_eq!((page.stats.items_read, page.stats.postings_read), (13, postings), "{:?}", page.stats);
-    }
-
-    /// A purge that has removed every record of a category before a time drops that category's
-    /// posting items of the whole hours before it, and nothing else.
-    #[tokio::test]
-    async fn a_purge_drops_the_posting_items_it_emptied() {
-        use crate::store::RecordStore;
-        use crate::testkit::conformance::{all, rec, t0, tenant, window};
-        let (store, _) = crate::testkit::moto::fresh().await;
-        let store = store.with_append_grace(chrono::Duration::zero());
-        let t = tenant("postings-purge");
-        // Every 20 minutes for 10 hours: sign-ins (LOGIN) and audit records alternately.
-        let recs: Vec<Record> = (0..30)
-            .map(|i| {
-                let action = if i % 2 == 0 { "LOGIN" } else { "ACCESS_MEDIA" };
-                rec(&t, &format!("r{i:02}"), i * 20, action, "ann", ResultCode::Ok)
-            })
-            .collect();
-        assert_eq!(recs[0].category, Category::SignIn);
-        // Live appends of one record: narrow items, one per hour.
-        for r in &recs {
-            store.append(&t, std::slice::from_ref(r)).await.unwrap();
-        }
-        let before = t0() + chrono::Duration::minutes(5 * 60 + 30);
-        let gone = store.purge(&t, Category::SignIn, before, 100).await.unwrap();
-        assert_eq!(gone.len(), 9, "sign-ins at 0:00, 0:40 … 5:20");
-        let sign_ins = partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await;
-        let hours: Vec<&str> = sign_ins.iter().map(|(sk, _)| &sk[8..10]).collect();
-        let hours: Vec<&str> = hours.into_iter().fold(Vec::new(), |mut v, h| {
-            if v.last() != Some(&h) {
-                v.push(h)
-            }
-            v
-        });
-        let first = t0().format("%H").to_string().parse::<u32>().unwrap();
-        let left: Vec<String> = (first + 5..first + 10).map(|h| format!("{h:02}")).collect();
-        assert_eq!(hours, left, "the hours before 5:00 are dropped, the hour of the cut is kept");
-        assert_eq!(partition(&store, &time_posting_pk(&t, t0(), Category::Audit)).await.len(), 15, "audit untouched");
-        let logins = partition(&store, &action_posting_pk(&t, t0(), Category::SignIn, "LOGIN")).await;
-        let login_items: Vec<&String> = logins.iter().map(|(sk, _)| sk).collect();
-        assert_eq!(login_items, sign_ins.iter().map(|(sk, _)| sk).collect::<Vec<_>>(), "and so are LOGIN's");
-        let media = partition(&store, &action_posting_pk(&t, t0(), Category::Audit, "ACCESS_MEDIA")).await;
-        assert_eq!(media.len(), 15, "other categories' actions untouched");
-        let ids: Vec<String> = all(&store, &t, &window(), 7).await.into_iter().map(|r| r.id).collect();
-        let gone: Vec<&str> = gone.iter().map(|r| r.id.as_str()).collect();
-        let kept: Vec<String> =
-            recs.iter().rev().filter(|r| !gone.contains(&r.id.as_str())).map(|r| r.id.clone()).collect();
-        assert_eq!(ids, kept);
-    }
-
-    /// A purge keeps the posting items of batches named within `APPEND_GRACE` before it began: an
-    /// append in flight may list a record older than the cut that the purge did not see. A later
-    /// purge (here: one without grace) finds that record and drops everything.
-    #[tokio::test]
-    async fn a_purge_keeps_the_postings_of_appends_in_flight() {
-        use crate::store::RecordStore;
-        use crate::testkit::conformance::{all, rec, t0, tenant, window};
-        let (store, _) = crate::testkit::moto::fresh().await;
-        let t = tenant("postings-grace");
-        let recs: Vec<Record> =
-            (0..10).map(|i| rec(&t, &format!("r{i:02}"), i * 20, "LOGIN", "ann", ResultCode::Ok)).collect();
-        store.append(&t, &recs).await.unwrap();
-        let pk = time_posting_pk(&t, t0(), Category::SignIn);
-        // The next day: the day's wide item (ten records over three hours) goes too.
-        let before = t0() + chrono::Duration::days(1);
-        assert_eq!(store.purge(&t, Category::SignIn, before, 100).await.unwrap().len(), 10);
-        assert!(!partition(&store, &pk).await.is_empty(), "a batch named a moment ago keeps its items");
-        // An append of an older record, as one in flight during the purge would have made it.
-        let late = rec(&t, "late", 30, "LOGIN", "bob", ResultCode::Ok);
-        store.append(&t, std::slice::from_ref(&late)).await.unwrap();
-        let sign_ins = EventFilter { categories: vec![Category::SignIn], ..window() };
-        let found: Vec<String> = all(&store, &t, &sign_ins, 10).await.into_iter().map(|r| r.id).collect();
-        assert_eq!(found, ["late"], "the late record is listed, so the next purge finds it");
-        let later = store.clone().with_append_grace(chrono::Duration::zero());
-        assert_eq!(later.purge(&t, Category::SignIn, before, 100).await.unwrap().len(), 1);
-        assert!(partition(&store, &pk).await.is_empty(), "then every item of the emptied day goes");
-        let logins = action_posting_pk(&t, t0(), Category::SignIn, "LOGIN");
-        assert!(partition(&store, &logins).await.is_empty(), "and of LOGIN's");
     }
 
     /// A backfill's wide items are read with the narrow ones, in both orders and across pages, by

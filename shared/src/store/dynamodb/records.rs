@@ -206,14 +206,15 @@ impl RecordStore for DynamoStore {
         }
         let outcomes =
             results.into_iter().map(|r| r.expect("every record has an outcome")).collect::<StoreResult<Vec<_>>>()?;
-        if let Some(min) = records
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| **o == AppendOutcome::Created)
-            .map(|(r, _)| r.occurred_at.timestamp_micros())
-            .min()
-        {
-            self.note_oldest(tenant, min).await?;
+        // The oldest record, and each category's: the purge's bounds (`settings`).
+        let mut oldest: std::collections::BTreeMap<Category, i64> = std::collections::BTreeMap::new();
+        for (r, _) in records.iter().zip(&outcomes).filter(|(_, o)| **o == AppendOutcome::Created) {
+            let ts = r.occurred_at.timestamp_micros();
+            oldest.entry(r.category).and_modify(|t| *t = (*t).min(ts)).or_insert(ts);
+        }
+        if let Some(min) = oldest.values().min() {
+            self.note_oldest(tenant, *min).await?;
+            self.note_horizons(tenant, &oldest).await?;
         }
         Ok(outcomes)
     }
@@ -237,7 +238,10 @@ impl RecordStore for DynamoStore {
         limit: usize,
     ) -> StoreResult<Vec<Record>> {
         let read_at = Utc::now();
-        let Some(oldest) = self.oldest(tenant).await? else {
+        // From the category's horizon (or the tenant's oldest record): every record of the
+        // category is at or after it.
+        let horizon = self.horizon(tenant, category).await?;
+        let Some(oldest) = horizon.start else {
             return Ok(Vec::new());
         };
         if oldest >= before {
@@ -280,7 +284,11 @@ impl RecordStore for DynamoStore {
             self.drop_action_postings(tenant, category, &found, emptied, read_at).await?;
         }
         if found.len() < limit {
-            self.drop_postings(tenant, category, oldest, before, read_at).await?;
+            let dropped = self.drop_postings(tenant, category, oldest, before, read_at).await?;
+            // Up to the cut, or to the items kept for appends in flight, which the next purge
+            // must reach to drop them.
+            let horizon_to = dropped.kept_from.map_or(before, |k| k.min(before));
+            self.raise_horizon(tenant, category, horizon_to, &horizon).await?;
         }
         Ok(found)
     }

@@ -1,0 +1,278 @@
+//! The retention purge's side of the posting items (`postings`): once the purge has removed a
+//! category's records before a time, the items that list only those records are deleted — the
+//! time postings of the category, and the action postings of the actions it removed — whole
+//! hours (narrow items) and whole days (wide items) before it.
+//!
+//! An append lists its records before writing them, so a record older than the cut appended while
+//! a purge ran may be listed in an item the purge would drop, and would be left without an entry:
+//! never found, never purged. Items of batches named less than `APPEND_GRACE` before the purge
+//! began reading are therefore kept (a batch id is a ULID), and the purge's horizon stays at the
+//! earliest of them so that the next run reaches and drops them.
+
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::postings::{WIDE, action_partition, hour, time_posting_pk, wide_day};
+use super::{DynamoStore, Item, s};
+use crate::record::{Category, Record};
+use crate::store::{ReadStats, StoreError, StoreResult};
+
+/// How long an append (or an erasure) may take from naming its batch to writing its records: a
+/// purge keeps the posting items of batches named less than this before it began reading, since
+/// they may list records it did not see (the ingest function times out after 30 s); a later purge
+/// drops them.
+pub(crate) const APPEND_GRACE: chrono::Duration = chrono::Duration::minutes(15);
+
+impl DynamoStore {
+    /// Deletes the time postings of `category` before `before` (the whole hours before it, the
+    /// whole days for wide items) of batches named before `read_at` − `APPEND_GRACE`: called once
+    /// the purge, which began reading at `read_at`, has removed every record of the category
+    /// before `before`, so each entry of those items is of a record already gone (a later append
+    /// of an older record lists it in a batch named after the purge began: kept).
+    pub(crate) async fn drop_postings(
+        &self,
+        tenant: &str,
+        category: Category,
+        from: DateTime<Utc>,
+        before: DateTime<Utc>,
+        read_at: DateTime<Utc>,
+    ) -> StoreResult<Dropped> {
+        let day =
+            |d: chrono::NaiveDate| time_posting_pk(tenant, d.and_time(chrono::NaiveTime::MIN).and_utc(), category);
+        let whole = from.date_naive().iter_days().take_while(|d| *d < before.date_naive()).map(day).collect();
+        self.drop_posting_items(whole, vec![day(before.date_naive())], before, read_at).await
+    }
+
+    /// Deletes the action postings of `category` before `before` for the actions of `gone`, records
+    /// of the category the purge removed, with every record of it before `before` (batches named
+    /// before `read_at` − `APPEND_GRACE` only, as `drop_postings`).
+    pub(crate) async fn drop_action_postings(
+        &self,
+        tenant: &str,
+        category: Category,
+        gone: &[Record],
+        before: DateTime<Utc>,
+        read_at: DateTime<Utc>,
+    ) -> StoreResult<Dropped> {
+        let Some(first) = gone.iter().map(|r| r.occurred_at).min() else { return Ok(Dropped::default()) };
+        let cut = before.format("%Y%m").to_string();
+        let actions: std::collections::BTreeSet<&str> = gone.iter().map(|r| r.action.as_str()).collect();
+        let months = super::keys::months(first, before);
+        let (mut whole, mut partial) = (Vec::new(), Vec::new());
+        for a in actions {
+            for m in &months {
+                let pk = action_partition(tenant, m, category, a);
+                if *m == cut { partial.push(pk) } else { whole.push(pk) }
+            }
+        }
+        self.drop_posting_items(whole, partial, before, read_at).await
+    }
+
+    /// Deletes every posting item of the partitions `whole`, and of `partial` those of the whole
+    /// hours (narrow) and days (wide) before `before` — of batches named before `read_at` −
+    /// `APPEND_GRACE`.
+    async fn drop_posting_items(
+        &self,
+        whole: Vec<String>,
+        partial: Vec<String>,
+        before: DateTime<Utc>,
+        read_at: DateTime<Utc>,
+    ) -> StoreResult<Dropped> {
+        let ts = before.timestamp_micros();
+        let named_before = (read_at - self.append_grace).timestamp_millis().max(0) as u64;
+        let ranges = whole
+            .into_iter()
+            .map(|pk| (pk, None))
+            .chain(partial.iter().flat_map(|pk| {
+                [(pk.clone(), Some(("0".to_owned(), hour(ts)))), (pk.clone(), Some((WIDE.to_string(), wide_day(ts))))]
+            }))
+            .collect::<Vec<_>>();
+        let keys: Vec<Vec<Item>> = futures_util::stream::iter(ranges.into_iter().map(|(pk, range)| async move {
+            let query = |_: usize| {
+                let q = self.client.query().table_name(&self.table).expression_attribute_values(":p", s(pk.clone()));
+                match &range {
+                    // Both bounds sort before any key of their bucket (`{prefix}#…`): `hi` itself
+                    // is no key, so BETWEEN keeps the bucket of `before`.
+                    Some((lo, hi)) => q
+                        .key_condition_expression("pk = :p AND sk BETWEEN :lo AND :hi")
+                        .expression_attribute_values(":lo", s(lo.clone()))
+                        .expression_attribute_values(":hi", s(hi.clone())),
+                    None => q.key_condition_expression("pk = :p"),
+                }
+                .projection_expression("pk, sk")
+            };
+            let keep = |i: &Item| Ok(Some(i.clone()));
+            Ok::<_, StoreError>(self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items)
+        }))
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+        let (keys, kept): (Vec<Item>, Vec<Item>) =
+            keys.into_iter().flatten().partition(|i| batch_named_at(i).is_none_or(|at| at < named_before));
+        self.batch_delete(keys).await?;
+        Ok(Dropped { kept_from: kept.iter().filter_map(bucket_start).min() })
+    }
+}
+
+/// What a purge's drop of posting items did.
+#[derive(Debug, Default)]
+pub(crate) struct Dropped {
+    /// The start of the earliest hour (or day) of an item kept for an append maybe in flight:
+    /// the next purge must read from there to drop it.
+    pub kept_from: Option<DateTime<Utc>>,
+}
+
+/// The start of a posting item's hour (narrow) or day (wide).
+fn bucket_start(i: &Item) -> Option<DateTime<Utc>> {
+    let bucket = super::get_s(i, "sk")?.split('#').next()?;
+    // `yyyymmddhh`, or `W` + `yyyymmdd` from midnight.
+    let hour = bucket.strip_prefix(WIDE).map_or_else(|| bucket.to_owned(), |day| format!("{day}00"));
+    chrono::NaiveDateTime::parse_from_str(&format!("{hour}0000"), "%Y%m%d%H%M%S").ok().map(|t| t.and_utc())
+}
+
+/// When a posting item's batch was named (ms since the epoch): its id is a ULID, after a `-` for
+/// the upgrade's batches. `None` for other names (tests' fixed ones), which count as old.
+fn batch_named_at(i: &Item) -> Option<u64> {
+    let batch = super::get_s(i, "sk")?.split('#').nth(1)?;
+    ulid::Ulid::from_string(batch.rsplit('-').next()?).ok().map(|u| u.timestamp_ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::get_s;
+    use super::super::postings::{action_posting_pk, decode_entries, items_of};
+    use super::*;
+    use crate::record::ResultCode;
+    use crate::store::EventFilter;
+
+    /// The posting items of a partition, as (sort key, entry ids).
+    async fn partition(store: &DynamoStore, pk: &str) -> Vec<(String, Vec<String>)> {
+        items_of(store, pk)
+            .await
+            .iter()
+            .map(|i| {
+                let e = decode_entries(i.get("e").unwrap().as_b().unwrap().as_ref()).unwrap();
+                (get_s(i, "sk").unwrap().to_owned(), e.into_iter().map(|e| e.id).collect())
+            })
+            .collect()
+    }
+
+    /// A purge that has removed every record of a category before a time drops that category's
+    /// posting items of the whole hours before it, and nothing else.
+    #[tokio::test]
+    async fn a_purge_drops_the_posting_items_it_emptied() {
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{all, rec, t0, tenant, window};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
+        let t = tenant("postings-purge");
+        // Every 20 minutes for 10 hours: sign-ins (LOGIN) and audit records alternately.
+        let recs: Vec<Record> = (0..30)
+            .map(|i| {
+                let action = if i % 2 == 0 { "LOGIN" } else { "ACCESS_MEDIA" };
+                rec(&t, &format!("r{i:02}"), i * 20, action, "ann", ResultCode::Ok)
+            })
+            .collect();
+        assert_eq!(recs[0].category, Category::SignIn);
+        // Live appends of one record: narrow items, one per hour.
+        for r in &recs {
+            store.append(&t, std::slice::from_ref(r)).await.unwrap();
+        }
+        let before = t0() + chrono::Duration::minutes(5 * 60 + 30);
+        let gone = store.purge(&t, Category::SignIn, before, 100).await.unwrap();
+        assert_eq!(gone.len(), 9, "sign-ins at 0:00, 0:40 … 5:20");
+        let sign_ins = partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await;
+        let hours: Vec<&str> = sign_ins.iter().map(|(sk, _)| &sk[8..10]).collect();
+        let hours: Vec<&str> = hours.into_iter().fold(Vec::new(), |mut v, h| {
+            if v.last() != Some(&h) {
+                v.push(h)
+            }
+            v
+        });
+        let first = t0().format("%H").to_string().parse::<u32>().unwrap();
+        let left: Vec<String> = (first + 5..first + 10).map(|h| format!("{h:02}")).collect();
+        assert_eq!(hours, left, "the hours before 5:00 are dropped, the hour of the cut is kept");
+        assert_eq!(partition(&store, &time_posting_pk(&t, t0(), Category::Audit)).await.len(), 15, "audit untouched");
+        let logins = partition(&store, &action_posting_pk(&t, t0(), Category::SignIn, "LOGIN")).await;
+        let login_items: Vec<&String> = logins.iter().map(|(sk, _)| sk).collect();
+        assert_eq!(login_items, sign_ins.iter().map(|(sk, _)| sk).collect::<Vec<_>>(), "and so are LOGIN's");
+        let media = partition(&store, &action_posting_pk(&t, t0(), Category::Audit, "ACCESS_MEDIA")).await;
+        assert_eq!(media.len(), 15, "other categories' actions untouched");
+        let ids: Vec<String> = all(&store, &t, &window(), 7).await.into_iter().map(|r| r.id).collect();
+        let gone: Vec<&str> = gone.iter().map(|r| r.id.as_str()).collect();
+        let kept: Vec<String> =
+            recs.iter().rev().filter(|r| !gone.contains(&r.id.as_str())).map(|r| r.id.clone()).collect();
+        assert_eq!(ids, kept);
+    }
+
+    /// A purge keeps the posting items of batches named within `APPEND_GRACE` before it began: an
+    /// append in flight may list a record older than the cut that the purge did not see. A later
+    /// purge (here: one without grace) finds that record and drops everything.
+    #[tokio::test]
+    async fn a_purge_keeps_the_postings_of_appends_in_flight() {
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{all, rec, t0, tenant, window};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("postings-grace");
+        let recs: Vec<Record> =
+            (0..10).map(|i| rec(&t, &format!("r{i:02}"), i * 20, "LOGIN", "ann", ResultCode::Ok)).collect();
+        store.append(&t, &recs).await.unwrap();
+        let pk = time_posting_pk(&t, t0(), Category::SignIn);
+        // The next day: the day's wide item (ten records over three hours) goes too.
+        let before = t0() + chrono::Duration::days(1);
+        assert_eq!(store.purge(&t, Category::SignIn, before, 100).await.unwrap().len(), 10);
+        assert!(!partition(&store, &pk).await.is_empty(), "a batch named a moment ago keeps its items");
+        // An append of an older record, as one in flight during the purge would have made it.
+        let late = rec(&t, "late", 30, "LOGIN", "bob", ResultCode::Ok);
+        store.append(&t, std::slice::from_ref(&late)).await.unwrap();
+        let sign_ins = EventFilter { categories: vec![Category::SignIn], ..window() };
+        let found: Vec<String> = all(&store, &t, &sign_ins, 10).await.into_iter().map(|r| r.id).collect();
+        assert_eq!(found, ["late"], "the late record is listed, so the next purge finds it");
+        let later = store.clone().with_append_grace(chrono::Duration::zero());
+        assert_eq!(later.purge(&t, Category::SignIn, before, 100).await.unwrap().len(), 1);
+        assert!(partition(&store, &pk).await.is_empty(), "then every item of the emptied day goes");
+        let logins = action_posting_pk(&t, t0(), Category::SignIn, "LOGIN");
+        assert!(partition(&store, &logins).await.is_empty(), "and of LOGIN's");
+    }
+
+    /// The category's horizon, as the registry holds it (µs), and whether a purge set it.
+    async fn horizon_of(store: &DynamoStore, t: &str, c: Category) -> (Option<i64>, bool) {
+        let reg = store.get_item(super::super::keys::TENANTS_PK.to_owned(), t).await.unwrap().unwrap();
+        (super::super::get_n(&reg, &format!("h_{}", c.as_str())), reg.contains_key(&format!("hi_{}", c.as_str())))
+    }
+
+    /// A purge that emptied a category before a time raises its horizon there, so the next one
+    /// reads from it; a later append of an older record lowers it again, and the next purge finds
+    /// that record. Items kept for appends in flight hold the horizon back until they are dropped.
+    #[tokio::test]
+    async fn a_purge_reads_from_its_category_horizon() {
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{all, rec, t0, tenant, window};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("horizon");
+        let recs: Vec<Record> =
+            (0..10).map(|i| rec(&t, &format!("r{i:02}"), i * 20, "LOGIN", "ann", ResultCode::Ok)).collect();
+        store.append(&t, &recs).await.unwrap();
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await, (None, false), "no purge yet: none");
+        let before = t0() + chrono::Duration::days(1);
+        // With the grace: the batch's items stay, and the horizon stops at their day.
+        assert_eq!(store.purge(&t, Category::SignIn, before, 100).await.unwrap().len(), 10);
+        let day = t0().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros();
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await, (Some(day), true));
+        // Without it (as a purge 15 minutes later): the items go, the horizon moves to the cut.
+        let later = store.clone().with_append_grace(chrono::Duration::zero());
+        assert!(later.purge(&t, Category::SignIn, before, 100).await.unwrap().is_empty());
+        assert!(partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await.is_empty());
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await, (Some(before.timestamp_micros()), true));
+        // A record older than the horizon arrives: the horizon follows it, and the purge finds it.
+        let late = rec(&t, "late", 30, "LOGIN", "bob", ResultCode::Ok);
+        store.append(&t, std::slice::from_ref(&late)).await.unwrap();
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(late.occurred_at.timestamp_micros()));
+        let gone = later.purge(&t, Category::SignIn, before, 100).await.unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
+        let sign_ins = EventFilter { categories: vec![Category::SignIn], ..window() };
+        assert!(all(&store, &t, &sign_ins, 10).await.is_empty());
+        // Another category keeps no horizon of its own until purged.
+        assert_eq!(horizon_of(&store, &t, Category::Audit).await, (None, false));
+    }
+}
