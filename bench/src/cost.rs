@@ -132,8 +132,11 @@ pub struct Measured {
     pub record_units: f64,
     /// … the request-pair updates (item and `g9`/`g10` entries) …
     pub pair_units: f64,
-    /// … and its share of the journal and seals (tamper evidence).
+    /// … its share of the journal and seals (tamper evidence) …
     pub integrity_units: f64,
+    /// … and of the tenant registry's updates per append (the oldest record, each category's
+    /// purge horizon: conditional updates, a unit each even when their condition fails).
+    pub registry_units: f64,
     /// Stored bytes per record (DynamoDB's accounting: 100 B of overhead per item and entry):
     /// the item and its index entries …
     pub record_bytes: f64,
@@ -174,7 +177,7 @@ pub struct Measured {
 impl Measured {
     /// Every write unit a record costs as built.
     pub fn write_units(&self) -> f64 {
-        self.record_units + self.pair_units + self.integrity_units
+        self.record_units + self.pair_units + self.integrity_units + self.registry_units
     }
 
     /// Every stored byte a record costs as built.
@@ -332,7 +335,8 @@ pub fn print_costs(m: &Measured) {
     let (lake_kb, _) = lake_per_million(p, 1024.0, RETENTION_DAYS);
     println!("## Cost on AWS ({})", p.label);
     println!(
-        "inputs per record: {:.2} write units (item + entries {:.2}, request pairs {:.2}, journal + seals {:.3}), \
+        "inputs per record: {:.2} write units (item + entries {:.2}, request pairs {:.2}, journal + seals {:.3}, \
+         tenant registry {:.3}), \
          {:.0} B stored ({:.0} B item × {:.2} copies + 100 B each, and postings = {:.0}; pairs and journal \
          {:.0}), {:.0} B of JSON; {:.0} B per batch of 1000; page: {:.0} items and {:.1} KB of posting items read in \
          {:.0} queries ≈ {:.1} read units (estimated: items × item bytes ÷ 4 KB × 0.5, postings' bytes alike, + a \
@@ -341,6 +345,7 @@ pub fn print_costs(m: &Measured) {
         m.record_units,
         m.pair_units,
         m.integrity_units,
+        m.registry_units,
         m.stored_bytes(),
         m.item_bytes,
         1.0 + m.index_entries,
@@ -409,6 +414,7 @@ mod tests {
             record_units: 3.0,
             pair_units: 0.75,
             integrity_units: 0.25,
+            registry_units: 0.0,
             record_bytes: 4000.0,
             other_bytes: 96.0,
             item_bytes: 924.0,

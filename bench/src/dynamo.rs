@@ -146,6 +146,9 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let mut time = (0u64, 0u64, 0u64);
     let mut time_live = 0u64;
     let mut journal_units = 0u64;
+    // The tenant registry's conditional updates per append: the oldest record, and the horizon of
+    // each category in the append (`settings.rs`).
+    let mut registry_units = 0u64;
     let mut journal_bytes = 0u64;
     let mut sizes = Sizes::default();
     let mut typical = None;
@@ -180,6 +183,8 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
             let ids = serde_json::to_string(&chunk.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())?;
             let bytes = "pk".len() + format!("T#{tenant}#JNL").len() + "sk".len() + 26 + "ids".len() + ids.len();
             journal_units += bytes.div_ceil(1024) as u64;
+            let categories: std::collections::BTreeSet<Category> = chunk.iter().map(|r| r.category).collect();
+            registry_units += 1 + categories.len() as u64;
             journal_bytes += bytes as u64 + 100;
             sizes.add_postings(tenant, chunk);
             let (items, units, bytes) = dynamodb::append_posting_cost(tenant, chunk);
@@ -356,6 +361,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
         record_units: per(units + time.1),
         pair_units: per(sizes.pair_units),
         integrity_units: per(journal_units + seal_units),
+        registry_units: per(registry_units),
         record_bytes: per(sizes.stored + time.2),
         other_bytes: per(sizes.pair_stored() + journal_bytes),
         item_bytes: per(sizes.item),

@@ -96,7 +96,7 @@ pub fn designs(p: &Prices, m: &Measured, a: &Assumptions) -> Vec<Design> {
     let lean = (m.write_units(), m.item_bytes + 100.0 + m.keys_only_bytes + m.other_bytes);
     // Posting items: no per-record entry at all; the item, the batch's postings, pairs, journal.
     let posting = (
-        m.item_units + m.posting_units + m.pair_units + m.integrity_units,
+        m.item_units + m.posting_units + m.pair_units + m.integrity_units + m.registry_units,
         m.item_bytes + 100.0 + m.posting_bytes + m.other_bytes,
     );
     let hot = |days| Some(Tier { hot_days: days });
@@ -163,6 +163,7 @@ mod tests {
             record_units: 4.0,
             pair_units: 0.0,
             integrity_units: 0.0,
+            registry_units: 0.0,
             record_bytes: 4000.0,
             other_bytes: 0.0,
             item_bytes: 700.0,
