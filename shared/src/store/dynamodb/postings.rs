@@ -225,8 +225,8 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Every entry listed in the posting partition `pk` (for `upgrade-keys`).
-    pub(super) async fn entries_of(&self, pk: &str) -> StoreResult<Vec<Entry>> {
+    /// Every item of the posting partition `pk`.
+    async fn items_in(&self, pk: &str) -> StoreResult<Vec<Item>> {
         let query = |_: usize| {
             self.client
                 .query()
@@ -234,27 +234,45 @@ impl DynamoStore {
                 .key_condition_expression("pk = :p")
                 .expression_attribute_values(":p", s(pk))
         };
-        let keep = |i: &Item| {
-            let bytes = i.get("e").and_then(|v| v.as_b().ok()).map(|b| b.as_ref()).unwrap_or_default();
-            decode_entries(bytes).map(Some)
-        };
-        let items = self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items;
-        Ok(items.into_iter().flatten().collect())
+        Ok(self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, |i| Ok(Some(i.clone()))).await?.items)
+    }
+
+    /// Every entry listed in the posting partition `pk` (for `upgrade-keys`).
+    pub(super) async fn entries_of(&self, pk: &str) -> StoreResult<Vec<Entry>> {
+        let mut out = Vec::new();
+        for i in self.items_in(pk).await? {
+            out.extend(decode_entries(entry_bytes(&i))?);
+        }
+        Ok(out)
     }
 }
 
-/// Every posting item of a partition (tests).
+/// The entries of a posting item, encoded (`e`; none if it has no such attribute).
+pub(super) fn entry_bytes(i: &Item) -> &[u8] {
+    i.get("e").and_then(|v| v.as_b().ok()).map(|b| b.as_ref()).unwrap_or_default()
+}
+
+/// The posting items of a partition, as (sort key, entry ids) (tests).
 #[cfg(test)]
-pub(super) async fn items_of(store: &DynamoStore, pk: &str) -> Vec<Item> {
-    let query = |_: usize| {
-        store
-            .client
-            .query()
-            .table_name(&store.table)
-            .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", s(pk))
-    };
-    store.read_pages(None, usize::MAX, &mut ReadStats::default(), query, |i| Ok(Some(i.clone()))).await.unwrap().items
+pub(super) async fn partition(store: &DynamoStore, pk: &str) -> Vec<(String, Vec<String>)> {
+    store
+        .items_in(pk)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let ids = decode_entries(entry_bytes(i)).unwrap().into_iter().map(|e| e.id);
+            (super::get_s(i, "sk").unwrap().to_owned(), ids.collect())
+        })
+        .collect()
+}
+
+/// Deletes every item of a posting partition, as a table written before it existed (tests).
+#[cfg(test)]
+pub(super) async fn clear_partition(store: &DynamoStore, pk: &str) {
+    let items = store.items_in(pk).await.unwrap();
+    let keys = items.iter().map(|i| DynamoStore::key(pk.to_owned(), super::get_s(i, "sk").unwrap()));
+    store.batch_delete(keys.collect()).await.unwrap();
 }
 
 #[cfg(test)]
@@ -336,16 +354,15 @@ mod tests {
         assert!(narrow >= 4, "{narrow}");
     }
 
-    /// The posting items of a partition, as (sort key, entry ids).
-    async fn partition(store: &DynamoStore, pk: &str) -> Vec<(String, Vec<String>)> {
-        items_of(store, pk)
-            .await
-            .iter()
-            .map(|i| {
-                let e = decode_entries(i.get("e").unwrap().as_b().unwrap().as_ref()).unwrap();
-                (get_s(i, "sk").unwrap().to_owned(), e.into_iter().map(|e| e.id).collect())
-            })
-            .collect()
+    /// The whole window's listing, in pages of `limit`, is `newest_first` newest first and its
+    /// reverse oldest first.
+    async fn pages_in_both_orders(store: &DynamoStore, t: &str, newest_first: &[String], limit: usize) {
+        use crate::testkit::conformance::{all, window};
+        let got: Vec<String> = all(store, t, &window(), limit).await.into_iter().map(|r| r.id).collect();
+        assert_eq!(got, newest_first, "newest first, pages of {limit}");
+        let oldest = EventFilter { order: Order::OldestFirst, ..window() };
+        let got: Vec<String> = all(store, t, &oldest, limit).await.into_iter().map(|r| r.id).collect();
+        assert_eq!(got, newest_first.iter().rev().cloned().collect::<Vec<_>>(), "oldest first, pages of {limit}");
     }
 
     /// Entries without a record, repeated entries and an entry whose record is stored at another
@@ -353,7 +370,7 @@ mod tests {
     #[tokio::test]
     async fn a_listing_keeps_one_record_per_entry_whose_body_is_its_own() {
         use crate::store::{PageRequest, RecordStore};
-        use crate::testkit::conformance::{all, rec, t0, tenant, window};
+        use crate::testkit::conformance::{rec, t0, tenant, window};
         let (store, _) = crate::testkit::moto::fresh().await;
         let t = tenant("postings");
         let recs: Vec<Record> =
@@ -371,11 +388,7 @@ mod tests {
         store.put_postings(&t, "other", [&ghost, &moved, &recategorised]).await.unwrap();
         let want: Vec<String> = recs.iter().rev().map(|r| r.id.clone()).collect();
         for limit in [1, 5, 100] {
-            let got: Vec<String> = all(&store, &t, &window(), limit).await.into_iter().map(|r| r.id).collect();
-            assert_eq!(got, want, "newest first, pages of {limit}");
-            let oldest = EventFilter { order: Order::OldestFirst, ..window() };
-            let got: Vec<String> = all(&store, &t, &oldest, limit).await.into_iter().map(|r| r.id).collect();
-            assert_eq!(got, want.iter().rev().cloned().collect::<Vec<_>>(), "oldest first, pages of {limit}");
+            pages_in_both_orders(&store, &t, &want, limit).await;
         }
         let page = store.query(&t, &window(), PageRequest { limit: 100, after: None }).await.unwrap();
         assert_eq!(page.plan, "time");
@@ -417,11 +430,7 @@ mod tests {
         want.sort_by_key(|r| std::cmp::Reverse((r.occurred_at, r.id.clone())));
         let want: Vec<String> = want.iter().map(|r| r.id.clone()).collect();
         for limit in [1, 7, 100] {
-            let got: Vec<String> = all(&store, &t, &window(), limit).await.into_iter().map(|r| r.id).collect();
-            assert_eq!(got, want, "newest first, pages of {limit}");
-            let oldest = EventFilter { order: Order::OldestFirst, ..window() };
-            let got: Vec<String> = all(&store, &t, &oldest, limit).await.into_iter().map(|r| r.id).collect();
-            assert_eq!(got, want.iter().rev().cloned().collect::<Vec<_>>(), "oldest first, pages of {limit}");
+            pages_in_both_orders(&store, &t, &want, limit).await;
             let media = EventFilter { actions: vec!["ACCESS_MEDIA".into()], ..window() };
             let got = all(&store, &t, &media, limit).await;
             assert_eq!(got.len(), 26 + 30, "ACCESS_MEDIA, pages of {limit}");

@@ -139,23 +139,10 @@ fn batch_named_at(i: &Item) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::get_s;
-    use super::super::postings::{action_posting_pk, decode_entries, items_of};
+    use super::super::postings::{action_posting_pk, partition};
     use super::*;
     use crate::record::ResultCode;
     use crate::store::EventFilter;
-
-    /// The posting items of a partition, as (sort key, entry ids).
-    async fn partition(store: &DynamoStore, pk: &str) -> Vec<(String, Vec<String>)> {
-        items_of(store, pk)
-            .await
-            .iter()
-            .map(|i| {
-                let e = decode_entries(i.get("e").unwrap().as_b().unwrap().as_ref()).unwrap();
-                (get_s(i, "sk").unwrap().to_owned(), e.into_iter().map(|e| e.id).collect())
-            })
-            .collect()
-    }
 
     /// A purge that has removed every record of a category before a time drops that category's
     /// posting items of the whole hours before it, and nothing else.

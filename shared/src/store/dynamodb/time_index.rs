@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::keys::{Plan, RECORD_SK, index_name, record_pk};
 use super::merge::{Read, next_position, position, tsid_time};
-use super::postings::{Entry, decode_entries, hour, posting_pks, result_code, wide_day};
+use super::postings::{Entry, decode_entries, entry_bytes, hour, posting_pks, result_code, wide_day};
 use super::{DynamoStore, Item, decode, get_s, s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, ReadStats, RecordPage, StoreResult};
@@ -132,7 +132,7 @@ impl Reader {
             let mut bytes_read = 0;
             let keep = |i: &Item| {
                 let bucket = get_s(i, "sk").and_then(|sk| sk.split('#').next()).unwrap_or_default().to_owned();
-                let bytes = i.get("e").and_then(|v| v.as_b().ok()).map(|b| b.as_ref()).unwrap_or_default();
+                let bytes = entry_bytes(i);
                 bytes_read += bytes.len() as u64;
                 Ok(Some((bucket, decode_entries(bytes)?)))
             };

@@ -265,10 +265,11 @@ mod tests {
                 .send()
                 .await
                 .unwrap();
-            let pk = super::super::postings::time_posting_pk(&t, r.occurred_at, r.category);
-            let items = super::super::postings::items_of(&store, &pk).await;
-            let keys = items.iter().map(|i| DynamoStore::key(get_s(i, "pk").unwrap().into(), get_s(i, "sk").unwrap()));
-            store.batch_delete(keys.collect()).await.unwrap();
+            super::super::postings::clear_partition(
+                &store,
+                &super::super::postings::time_posting_pk(&t, r.occurred_at, r.category),
+            )
+            .await;
         }
         let count = |f: EventFilter| {
             let store = store.clone();
@@ -319,10 +320,11 @@ mod tests {
                 u = u.expression_attribute_values(format!(":{k}"), s(v));
             }
             u.send().await.unwrap();
-            let pk = super::super::postings::action_posting_pk(&t, r.occurred_at, r.category, &r.action);
-            let items = super::super::postings::items_of(&store, &pk).await;
-            let keys = items.iter().map(|i| DynamoStore::key(get_s(i, "pk").unwrap().into(), get_s(i, "sk").unwrap()));
-            store.batch_delete(keys.collect()).await.unwrap();
+            super::super::postings::clear_partition(
+                &store,
+                &super::super::postings::action_posting_pk(&t, r.occurred_at, r.category, &r.action),
+            )
+            .await;
         }
         let count = |f: EventFilter| {
             let store = store.clone();
