@@ -36,7 +36,7 @@ pub(super) enum Source<'a> {
 
 /// The low 40 bits of a text-index row id: the record's `seq` (the day is above them).
 pub(super) const SEQ_MASK: i64 = (1 << 40) - 1;
-const DAY_MICROS: i64 = 86_400_000_000;
+pub(super) const DAY_MICROS: i64 = 86_400_000_000;
 
 /// The text-index row ids of a filter's window: from its first day's to its last day's (see
 /// `schema.sql`), whatever the tenant.

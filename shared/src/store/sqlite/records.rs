@@ -285,8 +285,8 @@ mod tests {
 
     use super::SqliteStore;
     use crate::record::{Category, ResultCode};
-    use crate::store::{EventFilter, PageRequest, RecordStore, StoreError};
-    use crate::testkit::conformance::{rec, t0, window};
+    use crate::store::{EventFilter, Order, PageRequest, RecordStore, StoreError};
+    use crate::testkit::conformance::{all, rec, t0, window};
 
     /// Terms of the trigram index that name at least one row.
     async fn indexed_terms(store: &SqliteStore) -> Vec<String> {
@@ -444,6 +444,45 @@ mod tests {
         assert_eq!((ids, plan.as_str()), (Vec::<String>::new(), "action+scan"));
         assert!(read >= 40, "the whole LOGIN range was read: {read}");
         assert_eq!(search(&store, "t", "special", |f| f.actions = vec!["CONTACT".into()]).await.0.len(), 5);
+    }
+
+    /// A text every record of five days holds, few enough for the index to serve it, enough to be
+    /// read in spans from the page's edge: a page is the newest (oldest) matches, and paging
+    /// through every match in either order returns each once, in order.
+    #[tokio::test]
+    async fn a_page_from_the_text_index_reads_the_days_at_its_edge_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap().with_text_budget(1_000);
+        let recs: Vec<_> = (0..5)
+            .flat_map(|d| (0..100).map(move |i| texted("t", &format!("d{d}-{i:03}"), d * 24 * 60 + i, "routine call")))
+            .collect();
+        store.append("t", &recs).await.unwrap();
+        let edge = |f: &mut EventFilter| {
+            f.from = t0();
+            f.to = t0() + Duration::days(4) + Duration::hours(2);
+        };
+        // Served from the index (500 candidates, under the budget: read in spans); which spans is
+        // `text::tests` (the rows a span's query examines are not counted, only those it returns).
+        let (ids, plan, _) = search(&store, "t", "routine", edge).await;
+        assert_eq!(ids, ["d4-099", "d4-098", "d4-097", "d4-096", "d4-095"]);
+        assert_eq!(plan, "text");
+        let (ids, _, _) = search(&store, "t", "routine", |f| {
+            edge(f);
+            f.order = Order::OldestFirst;
+        })
+        .await;
+        assert_eq!(ids, ["d0-000", "d0-001", "d0-002", "d0-003", "d0-004"]);
+        for order in [Order::NewestFirst, Order::OldestFirst] {
+            let mut f = window();
+            edge(&mut f);
+            f.order = order;
+            f.text = Some("ROUTINE".into());
+            let mut got: Vec<String> = all(&store, "t", &f, 37).await.into_iter().map(|r| r.id).collect();
+            if order == Order::NewestFirst {
+                got.reverse();
+            }
+            assert_eq!(got, recs.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), "{order:?}");
+        }
     }
 
     #[tokio::test]
