@@ -134,8 +134,9 @@ pub struct Measured {
     pub pair_units: f64,
     /// … its share of the journal and seals (tamper evidence) …
     pub integrity_units: f64,
-    /// … and of the tenant registry's updates per append (the oldest record, each category's
-    /// purge horizon: conditional updates, a unit each even when their condition fails).
+    /// … and of the tenant registry's updates per append, as the store counted them (a process's
+    /// first note of a tenant's oldest record; for records older than a day, each category's late
+    /// count and purge horizon: a unit each, even when a condition fails).
     pub registry_units: f64,
     /// Stored bytes per record (DynamoDB's accounting: 100 B of overhead per item and entry):
     /// the item and its index entries …

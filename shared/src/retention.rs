@@ -20,7 +20,9 @@ use crate::seal::PurgeNote;
 use crate::store::{BlobKey, BlobStore, RecordStore, SealStore, SettingsStore, StoreResult};
 
 pub const SETTING: &str = "retention";
-pub const MIN_DAYS: u32 = 1;
+/// The shortest retention a tenant may set (the DynamoDB store relies on it: see
+/// [`crate::store::MIN_RETENTION_DAYS`]).
+pub const MIN_DAYS: u32 = crate::store::MIN_RETENTION_DAYS;
 pub const MAX_DAYS: u32 = 3650;
 const BATCH: usize = 500;
 

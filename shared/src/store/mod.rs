@@ -404,6 +404,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn upload_url(&self, key: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>>;
 }
 
+/// The shortest retention, in days, a tenant may set for a category (`retention::MIN_DAYS`): a
+/// purge's cut is at least this long before it began, so no record newer than that is purged,
+/// which the DynamoDB store's purge horizons rely on (`dynamodb::settings`).
+pub const MIN_RETENTION_DAYS: u32 = 1;
+
 /// S3's smallest part (except the last).
 pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 

@@ -55,6 +55,8 @@ pub struct Counters {
     pub records_written: AtomicU64,
     /// Write units of the time posting items written (by their size: moto reports none).
     pub posting_units: AtomicU64,
+    /// Updates of the tenant registry sent by appends (the oldest record, late records' horizons).
+    pub registry_updates: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -66,6 +68,9 @@ pub struct DynamoStore {
     pub(crate) read_budget: u64,
     /// How long an append may take to write what it listed ([`postings_purge::APPEND_GRACE`]).
     pub(crate) append_grace: chrono::Duration,
+    /// Per tenant, a time the registry's `oldest` is known to be at or before (it only goes down):
+    /// an append of nothing older sends no update.
+    oldest_known: Arc<std::sync::Mutex<HashMap<String, i64>>>,
 }
 
 impl DynamoStore {
@@ -76,6 +81,7 @@ impl DynamoStore {
             counters: Arc::new(Counters::default()),
             read_budget: merge::READ_BUDGET,
             append_grace: postings_purge::APPEND_GRACE,
+            oldest_known: Arc::default(),
         }
     }
 

@@ -262,4 +262,52 @@ mod tests {
         // Another category keeps no horizon of its own until purged.
         assert_eq!(horizon_of(&store, &t, Category::Audit).await, (None, false));
     }
+
+    /// A late record appended while a purge runs (after it read the category, before it raised the
+    /// horizon), no older than the horizon it read, lowers nothing; its late count makes the raise
+    /// fail, so the next purge still reads from below the record and removes it. Live appends send
+    /// no registry update but a process's first note of the tenant's oldest record.
+    #[tokio::test]
+    async fn a_late_append_during_a_purge_keeps_the_horizon_below_it() {
+        use std::sync::atomic::Ordering;
+
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{rec, t0, tenant};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
+        let t = tenant("late-horizon");
+        let day = |d: i64| t0() + chrono::Duration::days(d);
+        store.append(&t, &[rec(&t, "old", 0, "LOGIN", "ann", ResultCode::Ok)]).await.unwrap();
+        assert_eq!(store.purge(&t, Category::SignIn, day(1), 100).await.unwrap().len(), 1);
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await, (Some(day(1).timestamp_micros()), true));
+
+        // The next run reads the horizon; a late record between it and the run's cut arrives.
+        let read = store.horizon(&t, Category::SignIn).await.unwrap();
+        let late = rec(&t, "late", 3 * 24 * 60, "LOGIN", "bob", ResultCode::Ok);
+        store.append(&t, std::slice::from_ref(&late)).await.unwrap();
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(day(1).timestamp_micros()));
+        // The run did not see it: its raise to the cut is refused, and the next run removes it.
+        store.raise_horizon(&t, Category::SignIn, day(5), &read).await.unwrap();
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(day(1).timestamp_micros()));
+        let gone = store.purge(&t, Category::SignIn, day(5), 100).await.unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(day(5).timestamp_micros()));
+
+        // Live records: nothing to note for the horizons, and this process knows `oldest`.
+        let live = |id: &str| {
+            let mut r = rec(&t, id, 0, "LOGIN", "cy", ResultCode::Ok);
+            r.occurred_at = Utc::now();
+            r
+        };
+        let updates = |s: &DynamoStore| s.counters().registry_updates.load(Ordering::Relaxed);
+        let sent = updates(&store);
+        store.append(&t, &[live("live-1"), live("live-2")]).await.unwrap();
+        assert_eq!(updates(&store) - sent, 0);
+        // Another process notes it once, then no more.
+        let other = DynamoStore::new(store.client.clone(), store.table.clone());
+        other.append(&t, &[live("live-3")]).await.unwrap();
+        other.append(&t, &[live("live-4")]).await.unwrap();
+        assert_eq!(updates(&other), 1);
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(day(5).timestamp_micros()));
+    }
 }

@@ -151,16 +151,26 @@ impl DynamoStore {
         Ok(reg.as_ref().and_then(|i| get_n(i, "oldest")).and_then(DateTime::from_timestamp_micros))
     }
 
-    /// Notes the oldest record time of a tenant, which bounds the retention purge.
+    /// Notes the oldest record time of a tenant, which bounds the retention purge; no update when
+    /// this process knows it is already at or before `ts` (a live feed: one update per process).
     async fn note_oldest(&self, tenant: &str, ts: i64) -> StoreResult<()> {
+        let known = || self.oldest_known.lock().unwrap_or_else(|e| e.into_inner()).get(tenant).copied();
+        if known().is_some_and(|k| k <= ts) {
+            return Ok(());
+        }
+        self.counters.registry_updates.fetch_add(1, Ordering::Relaxed);
+        // Done or refused (then it is already older): either way `oldest` ≤ `ts` now.
         self.update_with_retry(|| {
             self.tenant_update(tenant)
                 .update_expression("SET oldest = :t")
                 .condition_expression("attribute_not_exists(oldest) OR oldest > :t")
                 .expression_attribute_values(":t", n(ts))
         })
-        .await
-        .map(|_| ())
+        .await?;
+        let mut cache = self.oldest_known.lock().unwrap_or_else(|e| e.into_inner());
+        let k = cache.entry(tenant.to_owned()).or_insert(ts);
+        *k = (*k).min(ts);
+        Ok(())
     }
 }
 
@@ -170,6 +180,7 @@ impl RecordStore for DynamoStore {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        let started = Utc::now();
         // The journal entry first: a record is never stored without one (the sealer keeps only
         // the records that carry this batch, so duplicates and failed writes listed are harmless).
         let batch = ulid::Ulid::generate().to_string();
@@ -214,7 +225,7 @@ impl RecordStore for DynamoStore {
         }
         if let Some(min) = oldest.values().min() {
             self.note_oldest(tenant, *min).await?;
-            self.note_horizons(tenant, &oldest).await?;
+            self.note_horizons(tenant, &oldest, started).await?;
         }
         Ok(outcomes)
     }

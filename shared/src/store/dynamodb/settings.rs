@@ -9,6 +9,15 @@
 //! purge reads from the horizon, not from the tenant's oldest record — an hour of partitions, not
 //! every day since the tenant began. Until a purge has set it (`hi_…` absent: a table written
 //! before horizons, whose appends lowered no horizon), the purge reads from the oldest record.
+//!
+//! Only a *late* record (older than `LATE_AFTER`) can be older than a horizon: a purge's cut is at
+//! least a day (`store::MIN_RETENTION_DAYS`) before it began, and a horizon never passes a cut. So an
+//! append notes horizons for its late records alone (a live feed makes no horizon update), and
+//! for those it first bumps the category's late count `hl_{category}`, then lowers the horizon.
+//! A purge raises the horizon only if the count is what it read with the horizon: an append of a
+//! late record between the purge's reading and its raise — whose record the purge may not have
+//! seen, while lowering nothing because the horizon was already below it — makes the raise fail
+//! instead of stranding the record below the new horizon.
 
 use std::collections::BTreeMap;
 
@@ -30,12 +39,20 @@ impl DynamoStore {
     }
 }
 
+/// Records newer than this before an append's start are not late (see the module's note): a day,
+/// the shortest retention, less an hour for clocks.
+pub(crate) fn late_after() -> chrono::Duration {
+    chrono::Duration::days(i64::from(crate::store::MIN_RETENTION_DAYS)) - chrono::Duration::hours(1)
+}
+
 /// Where a purge of one category starts reading, and what it read to raise the horizon after.
 pub(crate) struct Horizon {
     /// The time no record of the category is older than, if known.
     pub start: Option<DateTime<Utc>>,
     /// The horizon attribute as read (absent: `None`).
     seen: Option<i64>,
+    /// The category's late count as read (absent: `None`).
+    late: Option<i64>,
 }
 
 impl DynamoStore {
@@ -47,27 +64,45 @@ impl DynamoStore {
         let seen = get(&format!("h_{c}"));
         let trusted = reg.as_ref().is_some_and(|i| i.contains_key(&format!("hi_{c}")));
         let start = if trusted { seen } else { get("oldest") };
-        Ok(Horizon { start: start.and_then(DateTime::from_timestamp_micros), seen })
+        let late = get(&format!("hl_{c}"));
+        Ok(Horizon { start: start.and_then(DateTime::from_timestamp_micros), seen, late })
     }
 
-    /// Lowers the horizon of each category to its oldest record just appended (never sets an
-    /// absent one: see the module's note).
-    pub(crate) async fn note_horizons(&self, tenant: &str, oldest: &BTreeMap<Category, i64>) -> StoreResult<()> {
-        let mut updates = Vec::new();
-        for (c, ts) in oldest {
-            updates.push(self.update_with_retry(move || {
+    /// For each category whose oldest record just appended is late (older than `late_after()`
+    /// before `started`, when the append began): bumps the category's late count, then lowers its
+    /// horizon to that record (never sets an absent one: see the module's note). Called once the
+    /// records are written.
+    pub(crate) async fn note_horizons(
+        &self,
+        tenant: &str,
+        oldest: &BTreeMap<Category, i64>,
+        started: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let late_before = (started - late_after()).timestamp_micros();
+        let notes = oldest.iter().filter(|(_, ts)| **ts < late_before).map(|(c, ts)| async move {
+            let c = c.as_str();
+            self.counters.registry_updates.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+            self.update_with_retry(|| {
+                self.tenant_update(tenant)
+                    .update_expression("ADD #hl :one")
+                    .expression_attribute_names("#hl", format!("hl_{c}"))
+                    .expression_attribute_values(":one", n(1))
+            })
+            .await?;
+            self.update_with_retry(|| {
                 self.tenant_update(tenant)
                     .update_expression("SET #h = :t")
                     .condition_expression("#h > :t")
-                    .expression_attribute_names("#h", format!("h_{}", c.as_str()))
+                    .expression_attribute_names("#h", format!("h_{c}"))
                     .expression_attribute_values(":t", n(*ts))
-            }));
-        }
-        futures_util::future::try_join_all(updates).await.map(|_| ())
+            })
+            .await
+        });
+        futures_util::future::try_join_all(notes).await.map(|_| ())
     }
 
     /// Raises a category's horizon to `before` once a purge has emptied the category before it,
-    /// if no append has moved the horizon since the purge read it.
+    /// if no append has moved the horizon, or appended a late record, since the purge read it.
     pub(crate) async fn raise_horizon(
         &self,
         tenant: &str,
@@ -84,9 +119,16 @@ impl DynamoStore {
                 .expression_attribute_names("#hi", format!("hi_{c}"))
                 .expression_attribute_values(":b", n(before.timestamp_micros()))
                 .expression_attribute_values(":one", n(1));
-            match read.seen {
-                Some(seen) => u.condition_expression("#h = :seen").expression_attribute_values(":seen", n(seen)),
-                None => u.condition_expression("attribute_not_exists(#h)"),
+            let (u, h) = match read.seen {
+                Some(seen) => (u.expression_attribute_values(":seen", n(seen)), "#h = :seen"),
+                None => (u, "attribute_not_exists(#h)"),
+            };
+            let u = u.expression_attribute_names("#hl", format!("hl_{c}"));
+            match read.late {
+                Some(late) => {
+                    u.condition_expression(format!("{h} AND #hl = :late")).expression_attribute_values(":late", n(late))
+                }
+                None => u.condition_expression(format!("{h} AND attribute_not_exists(#hl)")),
             }
         })
         .await
