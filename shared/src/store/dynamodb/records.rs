@@ -154,8 +154,8 @@ impl DynamoStore {
     /// Notes the oldest record time of a tenant, which bounds the retention purge; no update when
     /// this process knows it is already at or before `ts` (a live feed: one update per process).
     async fn note_oldest(&self, tenant: &str, ts: i64) -> StoreResult<()> {
-        let known = || self.oldest_known.lock().unwrap_or_else(|e| e.into_inner()).get(tenant).copied();
-        if known().is_some_and(|k| k <= ts) {
+        let known = self.oldest_known.lock().unwrap_or_else(|e| e.into_inner()).get(tenant).copied();
+        if known.is_some_and(|k| k <= ts) {
             return Ok(());
         }
         self.counters.registry_updates.fetch_add(1, Ordering::Relaxed);

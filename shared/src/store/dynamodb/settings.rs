@@ -10,7 +10,7 @@
 //! every day since the tenant began. Until a purge has set it (`hi_…` absent: a table written
 //! before horizons, whose appends lowered no horizon), the purge reads from the oldest record.
 //!
-//! Only a *late* record (older than `LATE_AFTER`) can be older than a horizon: a purge's cut is at
+//! Only a *late* record (older than `late_after()`) can be older than a horizon: a purge's cut is at
 //! least a day (`store::MIN_RETENTION_DAYS`) before it began, and a horizon never passes a cut. So an
 //! append notes horizons for its late records alone (a live feed makes no horizon update), and
 //! for those it first bumps the category's late count `hl_{category}`, then lowers the horizon.

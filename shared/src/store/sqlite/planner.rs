@@ -64,6 +64,20 @@ pub(super) fn trigram_match(folded: &str) -> Option<String> {
     Some(picked.join(" AND "))
 }
 
+/// A filter's time range in µs, `[from, to)`, narrowed by a page's cursor. The range itself, not
+/// only a test on it: SQLite bounds an index range by one comparison per side, and given `ts < to`
+/// beside `(ts, id) < cursor` it started at `to` and read every row of the pages before, so page k
+/// read k pages (a 1M-record export took 49 s instead of 4). Rows at the cursor's own time are
+/// left to the row-value test.
+pub(super) fn cursor_bounds(f: &EventFilter, after: Option<&(i64, String)>) -> (i64, i64) {
+    let (from, to) = (micros(f.from), micros(f.to));
+    match after {
+        Some((ts, _)) if f.order == Order::NewestFirst => (from, to.min(ts.saturating_add(1))),
+        Some((ts, _)) => (from.max(*ts), to),
+        None => (from, to),
+    }
+}
+
 pub(super) fn plan(
     tenant: &str,
     f: &EventFilter,
@@ -123,18 +137,7 @@ pub(super) fn plan(
     }
 
     let order = if desc { "DESC" } else { "ASC" };
-    // A cursor narrows the time range itself, not only a test on it: SQLite bounds an index range
-    // by one comparison per side, and given `ts < to` beside `(ts, id) < cursor` it started at
-    // `to` and read every row of the pages before, so page k read k pages (a 1M-record export
-    // took 49 s instead of 4). Rows at the cursor's own time are left to the row-value test.
-    let (mut from, mut to) = (micros(f.from), micros(f.to));
-    if let Some((ts, _)) = &after {
-        if desc {
-            to = to.min(ts.saturating_add(1));
-        } else {
-            from = from.max(*ts);
-        }
-    }
+    let (from, to) = cursor_bounds(f, after.as_ref());
     variants
         .into_iter()
         .map(|eqs| {

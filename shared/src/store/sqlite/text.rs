@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::planner::{DAY_MICROS, Hit, Source, plan, run_branches, text_rowids};
+use super::planner::{DAY_MICROS, Hit, Source, cursor_bounds, plan, run_branches, text_rowids};
 use crate::store::{EventFilter, Order, ReadStats, StoreError, StoreResult};
 
 /// What [`text_index`] does to the text index for some rows.
@@ -130,12 +130,7 @@ pub(super) fn race(
 /// every match of the next.
 fn spans(f: &EventFilter, after: Option<&(i64, String)>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let desc = f.order == Order::NewestFirst;
-    let (mut lo, mut hi) = (f.from.timestamp_micros(), f.to.timestamp_micros());
-    match after {
-        Some((ts, _)) if desc => hi = hi.min(ts.saturating_add(1)),
-        Some((ts, _)) => lo = lo.max(*ts),
-        None => {}
-    }
+    let (mut lo, mut hi) = cursor_bounds(f, after);
     let mut out = Vec::new();
     let mut days = 1i64;
     while lo < hi {
