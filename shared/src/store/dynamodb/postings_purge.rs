@@ -8,6 +8,14 @@
 //! never found, never purged. Items of batches named less than `APPEND_GRACE` before the purge
 //! began reading are therefore kept (a batch id is a ULID), and the purge's horizon stays at the
 //! earliest of them so that the next run reaches and drops them.
+//!
+//! The items of the cut's own hour (or day) are kept too: they also list later records. For time
+//! postings the next purge drops them, since it drops every whole day from its horizon; an action's
+//! items, though, are dropped only by a purge that knows the action, and the next may remove no
+//! record of it. So a purge notes the actions it left items of in the registry (`pa_{category}`,
+//! `settings`), and the next one drops theirs with those of the actions it removed.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
@@ -45,27 +53,34 @@ impl DynamoStore {
 
     /// Deletes the action postings of `category` before `before` for the actions of `gone`, records
     /// of the category the purge removed, with every record of it before `before` (batches named
-    /// before `read_at` − `APPEND_GRACE` only, as `drop_postings`).
+    /// before `read_at` − `APPEND_GRACE` only, as `drop_postings`), and for the actions `pending`
+    /// from `from` (the purge's horizon): those an earlier purge left items of (`Dropped::pending`).
     pub(crate) async fn drop_action_postings(
         &self,
         tenant: &str,
         category: Category,
-        gone: &[Record],
+        (gone, pending, from): (&[Record], &BTreeSet<String>, DateTime<Utc>),
         before: DateTime<Utc>,
         read_at: DateTime<Utc>,
     ) -> StoreResult<Dropped> {
-        let Some(first) = gone.iter().map(|r| r.occurred_at).min() else { return Ok(Dropped::default()) };
+        // Each action from its oldest record gone, or from the horizon when pending.
+        let mut firsts: BTreeMap<&str, DateTime<Utc>> = pending.iter().map(|a| (a.as_str(), from)).collect();
+        for r in gone {
+            let first = firsts.entry(r.action.as_str()).or_insert(r.occurred_at);
+            *first = (*first).min(r.occurred_at);
+        }
         let cut = before.format("%Y%m").to_string();
-        let actions: std::collections::BTreeSet<&str> = gone.iter().map(|r| r.action.as_str()).collect();
-        let months = super::keys::months(first, before);
-        let (mut whole, mut partial) = (Vec::new(), Vec::new());
-        for a in actions {
-            for m in &months {
-                let pk = action_partition(tenant, m, category, a);
-                if *m == cut { partial.push(pk) } else { whole.push(pk) }
+        let (mut whole, mut partial, mut actions) = (Vec::new(), Vec::new(), BTreeMap::new());
+        for (a, first) in firsts {
+            for m in super::keys::months(first.min(before), before) {
+                let pk = action_partition(tenant, &m, category, a);
+                actions.insert(pk.clone(), a.to_owned());
+                if m == cut { partial.push(pk) } else { whole.push(pk) }
             }
         }
-        self.drop_posting_items(whole, partial, before, read_at).await
+        let mut dropped = self.drop_posting_items(whole, partial, before, read_at).await?;
+        dropped.pending = dropped.kept_in.iter().filter_map(|pk| actions.get(pk).cloned()).collect();
+        Ok(dropped)
     }
 
     /// Deletes every posting item of the partitions `whole`, and of `partial` those of the whole
@@ -91,12 +106,12 @@ impl DynamoStore {
             let query = |_: usize| {
                 let q = self.client.query().table_name(&self.table).expression_attribute_values(":p", s(pk.clone()));
                 match &range {
-                    // Both bounds sort before any key of their bucket (`{prefix}#…`): `hi` itself
-                    // is no key, so BETWEEN keeps the bucket of `before`.
+                    // Up to the end of the bucket of `before` (`{prefix}#{batch}#{n}`, a batch
+                    // sorting before `~`): its items are read to be kept, not dropped.
                     Some((lo, hi)) => q
                         .key_condition_expression("pk = :p AND sk BETWEEN :lo AND :hi")
                         .expression_attribute_values(":lo", s(lo.clone()))
-                        .expression_attribute_values(":hi", s(hi.clone())),
+                        .expression_attribute_values(":hi", s(format!("{hi}#~"))),
                     None => q.key_condition_expression("pk = :p"),
                 }
                 .projection_expression("pk, sk")
@@ -107,10 +122,14 @@ impl DynamoStore {
         .buffer_unordered(16)
         .try_collect()
         .await?;
+        let cut = [hour(ts), wide_day(ts)];
+        let (current, older): (Vec<Item>, Vec<Item>) =
+            keys.into_iter().flatten().partition(|i| bucket_of(i).is_some_and(|b| cut.iter().any(|c| c == b)));
         let (keys, kept): (Vec<Item>, Vec<Item>) =
-            keys.into_iter().flatten().partition(|i| batch_named_at(i).is_none_or(|at| at < named_before));
+            older.into_iter().partition(|i| batch_named_at(i).is_none_or(|at| at < named_before));
         self.batch_delete(keys).await?;
-        Ok(Dropped { kept_from: kept.iter().filter_map(bucket_start).min() })
+        let kept_in = kept.iter().chain(&current).filter_map(|i| super::get_s(i, "pk").map(str::to_owned)).collect();
+        Ok(Dropped { kept_from: kept.iter().filter_map(bucket_start).min(), kept_in, pending: BTreeSet::new() })
     }
 }
 
@@ -120,11 +139,22 @@ pub(crate) struct Dropped {
     /// The start of the earliest hour (or day) of an item kept for an append maybe in flight:
     /// the next purge must read from there to drop it.
     pub kept_from: Option<DateTime<Utc>>,
+    /// The partitions left with items that may list records gone: kept for an append in flight,
+    /// or of the hour (or day) of the cut, which also lists later records.
+    pub kept_in: BTreeSet<String>,
+    /// Of an action drop, the actions of `kept_in`: the next purge drops their items again, since
+    /// it may remove no record of them.
+    pub pending: BTreeSet<String>,
+}
+
+/// A posting item's bucket: its hour (narrow) or `W` and its day (wide).
+fn bucket_of(i: &Item) -> Option<&str> {
+    super::get_s(i, "sk")?.split('#').next()
 }
 
 /// The start of a posting item's hour (narrow) or day (wide).
 fn bucket_start(i: &Item) -> Option<DateTime<Utc>> {
-    let bucket = super::get_s(i, "sk")?.split('#').next()?;
+    let bucket = bucket_of(i)?;
     // `yyyymmddhh`, or `W` + `yyyymmdd` from midnight.
     let hour = bucket.strip_prefix(WIDE).map_or_else(|| bucket.to_owned(), |day| format!("{day}00"));
     chrono::NaiveDateTime::parse_from_str(&format!("{hour}0000"), "%Y%m%d%H%M%S").ok().map(|t| t.and_utc())
@@ -309,5 +339,91 @@ mod tests {
         other.append(&t, &[live("live-4")]).await.unwrap();
         assert_eq!(updates(&other), 1);
         assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(day(5).timestamp_micros()));
+    }
+
+    /// An append that wrote a late record but failed before noting it is resent by its client: the
+    /// resend, a duplicate, lists the record again and lowers the horizon, though a purge between
+    /// the two dropped the record's first listing. The next purge removes it.
+    #[tokio::test]
+    async fn a_resent_late_append_lists_the_record_and_lowers_the_horizon() {
+        use crate::store::{AppendOutcome, RecordStore};
+        use crate::testkit::conformance::{rec, t0, tenant};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
+        let t = tenant("late-resent");
+        let day = |d: i64| t0() + chrono::Duration::days(d);
+        store.append(&t, &[rec(&t, "old", 0, "LOGIN", "ann", ResultCode::Ok)]).await.unwrap();
+        assert_eq!(store.purge(&t, Category::SignIn, day(1), 100).await.unwrap().len(), 1);
+        // A sign-in of 03:00 the next day, below the horizon (08:00); its append fails before the
+        // notes (as if: the horizon is put back as it was).
+        let late = rec(&t, "late", 19 * 60, "LOGIN", "bob", ResultCode::Ok);
+        assert!(late.occurred_at < day(1));
+        store.append(&t, std::slice::from_ref(&late)).await.unwrap();
+        store
+            .tenant_update(&t)
+            .update_expression("SET h_sign_in = :h")
+            .expression_attribute_values(":h", super::super::n(day(1).timestamp_micros()))
+            .send()
+            .await
+            .unwrap();
+        // The next purge does not reach it, and drops its day's items with its listing.
+        assert!(store.purge(&t, Category::SignIn, day(2), 100).await.unwrap().is_empty());
+        let pk = time_posting_pk(&t, late.occurred_at, Category::SignIn);
+        assert!(partition(&store, &pk).await.is_empty());
+        // The client resends the batch.
+        let resent = store.append(&t, std::slice::from_ref(&late)).await.unwrap();
+        assert_eq!(resent, [AppendOutcome::Duplicate]);
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(late.occurred_at.timestamp_micros()));
+        let gone = store.purge(&t, Category::SignIn, day(2), 100).await.unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
+        assert!(store.get(&t, "late").await.unwrap().is_none());
+        assert!(partition(&store, &pk).await.is_empty());
+    }
+
+    /// A purge keeps the action items of its cut's hour, which also list later records; when the
+    /// action has no record left, a later purge (which removes none of it) still drops them, so no
+    /// purged record's id, time or result stays in the table.
+    #[tokio::test]
+    async fn the_action_items_of_a_cut_hour_are_dropped_by_a_later_purge() {
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{rec, t0, tenant};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
+        let t = tenant("cut-hour");
+        // A LOGIN at 08:10 and a LOGIN at 08:50 (one hour's items), a LOGOUT at 09:30.
+        let recs = [(10, "LOGIN"), (50, "LOGIN"), (90, "LOGOUT")]
+            .map(|(m, a)| rec(&t, &format!("{a}-{m}"), m, a, "ann", ResultCode::Ok));
+        for r in &recs {
+            store.append(&t, std::slice::from_ref(r)).await.unwrap();
+        }
+        let logins = action_posting_pk(&t, t0(), Category::SignIn, "LOGIN");
+        let pending = |store: &DynamoStore| {
+            let store = store.clone();
+            let t = t.clone();
+            async move { store.horizon(&t, Category::SignIn).await.unwrap().pending }
+        };
+        // Cut at 08:30: one LOGIN goes, its hour's items stay for the other.
+        assert_eq!(
+            store.purge(&t, Category::SignIn, t0() + chrono::Duration::minutes(30), 100).await.unwrap().len(),
+            1
+        );
+        assert_eq!(partition(&store, &logins).await.len(), 2);
+        assert_eq!(pending(&store).await, BTreeSet::from(["LOGIN".to_owned()]));
+        // Cut at 09:00: the other LOGIN goes with LOGIN's items; the LOGOUT (09:30) stays.
+        assert_eq!(store.purge(&t, Category::SignIn, t0() + chrono::Duration::hours(1), 100).await.unwrap().len(), 1);
+        assert!(partition(&store, &logins).await.is_empty());
+        assert!(pending(&store).await.is_empty());
+        // Cut at 09:45: the LOGOUT goes, with its hour's items: no action is left pending.
+        let cut = t0() + chrono::Duration::minutes(105);
+        assert_eq!(store.purge(&t, Category::SignIn, cut, 100).await.unwrap().len(), 1);
+        assert_eq!(partition(&store, &action_posting_pk(&t, t0(), Category::SignIn, "LOGOUT")).await.len(), 1);
+        assert_eq!(pending(&store).await, BTreeSet::from(["LOGOUT".to_owned()]), "its hour is the cut's");
+        // A day later, with no sign-in left to remove, every item goes.
+        assert!(store.purge(&t, Category::SignIn, t0() + chrono::Duration::days(1), 100).await.unwrap().is_empty());
+        for a in ["LOGIN", "LOGOUT"] {
+            assert!(partition(&store, &action_posting_pk(&t, t0(), Category::SignIn, a)).await.is_empty(), "{a}");
+        }
+        assert!(partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await.is_empty());
+        assert!(pending(&store).await.is_empty());
     }
 }

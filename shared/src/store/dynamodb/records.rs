@@ -217,12 +217,12 @@ impl RecordStore for DynamoStore {
         }
         let outcomes =
             results.into_iter().map(|r| r.expect("every record has an outcome")).collect::<StoreResult<Vec<_>>>()?;
-        // The oldest record, and each category's: the purge's bounds (`settings`).
-        let mut oldest: std::collections::BTreeMap<Category, i64> = std::collections::BTreeMap::new();
-        for (r, _) in records.iter().zip(&outcomes).filter(|(_, o)| **o == AppendOutcome::Created) {
-            let ts = r.occurred_at.timestamp_micros();
-            oldest.entry(r.category).and_modify(|t| *t = (*t).min(ts)).or_insert(ts);
-        }
+        // The oldest record, and each category's: the purge's bounds (`settings`), once the
+        // records are listed and written. Whatever each write's outcome: a record written by an
+        // earlier try that failed before this point comes back as a duplicate, listed again by
+        // this try's postings, and must be within the bounds too (a failed one, never written,
+        // only lowers them needlessly).
+        let oldest = super::settings::oldest_by_category(records);
         if let Some(min) = oldest.values().min() {
             self.note_oldest(tenant, *min).await?;
             self.note_horizons(tenant, &oldest, started).await?;
@@ -288,17 +288,21 @@ impl RecordStore for DynamoStore {
         }
         // Every record of the category before `emptied` is gone now, so is every entry of its
         // posting items of those hours (dropped last: a crash before leaves them to skip). The
-        // action partitions to drop from are those of the records gone: any older record of the
-        // category went in an earlier call, which dropped its items then.
+        // action partitions to drop from are those of the records gone, and of the actions an
+        // earlier call left items of (the hour of its cut, appends in flight): any other older
+        // record of the category went in an earlier call, which dropped its items then.
         let emptied = if found.len() < limit { Some(before) } else { found.last().map(|r| r.occurred_at) };
-        if let Some(emptied) = emptied {
-            self.drop_action_postings(tenant, category, &found, emptied, read_at).await?;
-        }
+        let Some(emptied) = emptied else { return Ok(found) };
+        let actions =
+            self.drop_action_postings(tenant, category, (&found, &horizon.pending, oldest), emptied, read_at).await?;
+        let handled = found.iter().map(|r| r.action.clone()).chain(horizon.pending.iter().cloned()).collect();
+        self.note_pending_actions(tenant, category, &handled, &actions.pending).await?;
         if found.len() < limit {
             let dropped = self.drop_postings(tenant, category, oldest, before, read_at).await?;
             // Up to the cut, or to the items kept for appends in flight, which the next purge
             // must reach to drop them.
-            let horizon_to = dropped.kept_from.map_or(before, |k| k.min(before));
+            let kept = dropped.kept_from.into_iter().chain(actions.kept_from).min();
+            let horizon_to = kept.map_or(before, |k| k.min(before));
             self.raise_horizon(tenant, category, horizon_to, &horizon).await?;
         }
         Ok(found)

@@ -1,7 +1,7 @@
 //! Settings and the tenant registry on DynamoDB: a setting is one item (`T#{tenant}#SET`, name)
 //! holding its JSON; the registry is one partition (`TENANTS`) with an item per tenant, which
 //! also notes the tenant's oldest record and each category's purge horizon (the bounds of the
-//! retention purge).
+//! retention purge), and the actions whose posting items a purge left (`postings_purge`).
 //!
 //! A category's horizon `h_{category}` is, once `hi_{category}` is set, a time no record of the
 //! category is older than: a purge that emptied the category before a time raises it there (only
@@ -17,11 +17,15 @@
 //! A purge raises the horizon only if the count is what it read with the horizon: an append of a
 //! late record between the purge's reading and its raise — whose record the purge may not have
 //! seen, while lowering nothing because the horizon was already below it — makes the raise fail
-//! instead of stranding the record below the new horizon.
+//! instead of stranding the record below the new horizon. The notes come once the records are
+//! listed and written, for every record of the append whatever its outcome: a record written by a
+//! try that failed before its notes is a duplicate when resent, and this try's notes cover it.
+//! `upgrade-keys` notes the records it lists in time postings the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::keys::{TENANTS_PK, settings_pk};
@@ -45,6 +49,18 @@ pub(crate) fn late_after() -> chrono::Duration {
     chrono::Duration::days(i64::from(crate::store::MIN_RETENTION_DAYS)) - chrono::Duration::hours(1)
 }
 
+/// The oldest time of each category among `records` (µs), as `note_horizons` takes them.
+pub(crate) fn oldest_by_category<'a>(
+    records: impl IntoIterator<Item = &'a crate::record::Record>,
+) -> BTreeMap<Category, i64> {
+    let mut oldest = BTreeMap::new();
+    for r in records {
+        let ts = r.occurred_at.timestamp_micros();
+        oldest.entry(r.category).and_modify(|t: &mut i64| *t = (*t).min(ts)).or_insert(ts);
+    }
+    oldest
+}
+
 /// Where a purge of one category starts reading, and what it read to raise the horizon after.
 pub(crate) struct Horizon {
     /// The time no record of the category is older than, if known.
@@ -53,6 +69,9 @@ pub(crate) struct Horizon {
     seen: Option<i64>,
     /// The category's late count as read (absent: `None`).
     late: Option<i64>,
+    /// The category's actions with posting items an earlier purge kept (`pa_{category}`), which
+    /// may list records gone.
+    pub pending: BTreeSet<String>,
 }
 
 impl DynamoStore {
@@ -65,13 +84,46 @@ impl DynamoStore {
         let trusted = reg.as_ref().is_some_and(|i| i.contains_key(&format!("hi_{c}")));
         let start = if trusted { seen } else { get("oldest") };
         let late = get(&format!("hl_{c}"));
-        Ok(Horizon { start: start.and_then(DateTime::from_timestamp_micros), seen, late })
+        let pending = reg
+            .as_ref()
+            .and_then(|i| i.get(&format!("pa_{c}")))
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default();
+        Ok(Horizon { start: start.and_then(DateTime::from_timestamp_micros), seen, late, pending })
+    }
+
+    /// Notes which of a category's actions a purge left posting items of (`pending`), among those
+    /// whose items it dropped (`handled`): the next purge drops theirs too, though it may remove
+    /// no record of them. Adds before it removes, so a concurrent purge's additions are kept.
+    pub(crate) async fn note_pending_actions(
+        &self,
+        tenant: &str,
+        category: Category,
+        handled: &BTreeSet<String>,
+        pending: &BTreeSet<String>,
+    ) -> StoreResult<()> {
+        let done: Vec<String> = handled.difference(pending).cloned().collect();
+        let pending: Vec<String> = pending.iter().cloned().collect();
+        for (op, set) in [("ADD", pending), ("DELETE", done)] {
+            if set.is_empty() {
+                continue;
+            }
+            self.update_with_retry(|| {
+                self.tenant_update(tenant)
+                    .update_expression(format!("{op} #pa :set"))
+                    .expression_attribute_names("#pa", format!("pa_{}", category.as_str()))
+                    .expression_attribute_values(":set", AttributeValue::Ss(set.clone()))
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// For each category whose oldest record just appended is late (older than `late_after()`
     /// before `started`, when the append began): bumps the category's late count, then lowers its
     /// horizon to that record (never sets an absent one: see the module's note). Called once the
-    /// records are written.
+    /// records are listed and written.
     pub(crate) async fn note_horizons(
         &self,
         tenant: &str,

@@ -115,12 +115,15 @@ impl DynamoStore {
         Ok(rewritten)
     }
 
-    /// Lists record items in today's postings, then rewrites their keys; returns how many it
-    /// rewrote.
+    /// Lists record items in today's postings, notes them as an append of late records would
+    /// (a purge run before the upgrade may have raised a horizon past them, unlisted as they were),
+    /// then rewrites their keys; returns how many it rewrote.
     async fn move_records(&self, tenant: &str, items: &[Item]) -> StoreResult<u64> {
         let records = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
+        let started = Utc::now();
         let batch = format!("upgrade-{}", ulid::Ulid::generate());
         self.put_postings(tenant, &batch, &records).await?;
+        self.note_horizons(tenant, &super::settings::oldest_by_category(&records), started).await?;
         let rewrites = items.iter().zip(&records).map(|(item, record)| self.rewrite(item, record));
         let updated: Vec<bool> =
             futures_util::stream::iter(rewrites).buffer_unordered(CONCURRENT_UPDATES).try_collect().await?;
@@ -242,6 +245,44 @@ mod tests {
         assert_eq!(again.iter().find(|u| u.tenant == t).unwrap().records, 0, "nothing is left in layout 1");
     }
 
+    /// Puts records back as layout 2 wrote them: a `g1` key on the item, no time posting items.
+    async fn to_layout_2(store: &DynamoStore, recs: &[Record]) {
+        for r in recs {
+            let (t, class) = (&r.tenant_id, if r.category == Category::Audit { "ak0" } else { "xk1" });
+            store
+                .client
+                .update_item()
+                .table_name(&store.table)
+                .set_key(Some(DynamoStore::key(record_pk(t, &r.id), RECORD_SK)))
+                .update_expression("SET g1 = :g")
+                .expression_attribute_values(":g", s(format!("T#{t}#D#{}#{class}", r.occurred_at.format("%Y%m%d"))))
+                .send()
+                .await
+                .unwrap();
+            super::super::postings::clear_partition(store, &time_posting_pk(t, r.occurred_at, r.category)).await;
+        }
+    }
+
+    /// A retention purge run between deploying this version and `upgrade-keys` finds none of the
+    /// layout-2 records it should remove (they are not in the time postings yet) and raises its
+    /// horizon past them; the upgrade lowers it again as it lists them, so the next purge does.
+    #[tokio::test]
+    async fn records_an_upgrade_lists_below_a_purge_horizon_are_purged() {
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(Duration::zero());
+        let t = tenant("upgrade-purged");
+        let recs: Vec<Record> =
+            (0..5).map(|i| rec(&t, &format!("r{i:02}"), i * 70, "ACCESS_MEDIA", "ann", ResultCode::Ok)).collect();
+        store.append(&t, &recs).await.unwrap();
+        to_layout_2(&store, &recs).await;
+        let cut = crate::testkit::conformance::t0() + Duration::days(5);
+        assert!(store.purge(&t, Category::Audit, cut, 100).await.unwrap().is_empty(), "not listed yet");
+        store.upgrade_keys(Utc::now(), &|_, _, _| {}).await.unwrap();
+        let gone = store.purge(&t, Category::Audit, cut, 100).await.unwrap();
+        assert_eq!(gone.len(), 5, "every record older than the cut, listed by the upgrade, is purged");
+        assert!(crate::testkit::conformance::all(&store, &t, &window(), 10).await.is_empty());
+    }
+
     /// Records of layout 2 (time index in `g1`, no postings) are missing from time listings until
     /// the upgrade lists them in postings and takes them out of `g1`; a second run does nothing.
     #[tokio::test]
@@ -252,25 +293,7 @@ mod tests {
             (0..25).map(|i| rec(&t, &format!("r{i:02}"), i * 70, "ACCESS_MEDIA", "ann", ResultCode::Ok)).collect();
         recs[3].category = Category::SignIn;
         store.append(&t, &recs).await.unwrap();
-        // Back to layout 2: a `g1` key on the item, no posting items.
-        for r in &recs {
-            let class = if r.category == Category::Audit { "ak0" } else { "xk1" };
-            store
-                .client
-                .update_item()
-                .table_name(&store.table)
-                .set_key(Some(DynamoStore::key(super::super::keys::record_pk(&t, &r.id), "R")))
-                .update_expression("SET g1 = :g")
-                .expression_attribute_values(":g", s(format!("T#{t}#D#{}#{class}", r.occurred_at.format("%Y%m%d"))))
-                .send()
-                .await
-                .unwrap();
-            super::super::postings::clear_partition(
-                &store,
-                &super::super::postings::time_posting_pk(&t, r.occurred_at, r.category),
-            )
-            .await;
-        }
+        to_layout_2(&store, &recs).await;
         let count = |f: EventFilter| {
             let store = store.clone();
             let t = t.clone();
