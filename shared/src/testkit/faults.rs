@@ -1,6 +1,8 @@
 //! Fault injection for tests: an HTTP client in front of the emulator that answers a share of
 //! DynamoDB calls with `ThrottlingException` (without sending them) and a share of
-//! BatchWriteItem calls with every item unprocessed — what DynamoDB does under load.
+//! BatchWriteItem calls with every item unprocessed — what DynamoDB does under load; or one
+//! whose eventually consistent BatchGetItem calls find nothing, as a replica that has not yet
+//! received the items just written.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +28,8 @@ struct Faulty {
     inner: SharedHttpConnector,
     rate: f64,
     counts: Arc<FaultCounts>,
+    /// Eventually consistent BatchGetItem calls answer that no key exists.
+    lagging: bool,
 }
 
 fn json(status: u16, body: String) -> HttpResponse {
@@ -38,6 +42,18 @@ impl HttpConnector for Faulty {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let target = request.headers().get("x-amz-target").unwrap_or_default().to_owned();
         let roll: f64 = rand::rng().random();
+        if self.lagging && target.ends_with(".BatchGetItem") {
+            let body = request.body().bytes().and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+            if let Some(items) = body.as_ref().and_then(|v| v["RequestItems"].as_object()) {
+                if items.values().all(|t| t["ConsistentRead"] != serde_json::Value::Bool(true)) {
+                    self.counts.unprocessed.fetch_add(1, Ordering::Relaxed);
+                    let empty: serde_json::Map<_, _> =
+                        items.keys().map(|t| (t.clone(), serde_json::json!([]))).collect();
+                    let answer = serde_json::json!({"Responses": empty, "UnprocessedKeys": {}});
+                    return HttpConnectorFuture::ready(Ok(json(200, answer.to_string())));
+                }
+            }
+        }
         if target.starts_with("DynamoDB_") && !target.ends_with("CreateTable") && !target.ends_with("DescribeTable") {
             if target.ends_with(".BatchWriteItem") && roll < self.rate {
                 // Everything unprocessed: the caller must resend it all.
@@ -68,12 +84,27 @@ impl HttpConnector for Faulty {
 
 /// A plain-HTTP client (for the emulator) that injects faults into `rate` of DynamoDB calls.
 pub fn faulty_client(rate: f64) -> (SharedHttpClient, Arc<FaultCounts>) {
+    client(rate, false)
+}
+
+/// A plain-HTTP client (for the emulator) whose eventually consistent BatchGetItem calls find
+/// nothing (counted as `unprocessed`), as a lagging replica would answer right after a write.
+pub fn lagging_client() -> (SharedHttpClient, Arc<FaultCounts>) {
+    client(0.0, true)
+}
+
+fn client(rate: f64, lagging: bool) -> (SharedHttpClient, Arc<FaultCounts>) {
     let counts = Arc::new(FaultCounts::default());
     let inner = aws_smithy_http_client::Builder::new().build_http();
     let c = counts.clone();
     let client = http_client_fn(move |settings, components| {
         use aws_smithy_runtime_api::client::http::HttpClient;
-        SharedHttpConnector::new(Faulty { inner: inner.http_connector(settings, components), rate, counts: c.clone() })
+        SharedHttpConnector::new(Faulty {
+            inner: inner.http_connector(settings, components),
+            rate,
+            counts: c.clone(),
+            lagging,
+        })
     });
     (client, counts)
 }

@@ -261,6 +261,21 @@ pub(super) async fn run(
                 let r = decode(&item)?;
                 bodies.insert(r.id.clone(), r);
             }
+            // An entry without a body is of a record being written (listed first), or gone (purged,
+            // a failed write): read those again strongly consistent, since an eventually
+            // consistent read may miss a record written a moment ago, and a listing that reaches
+            // the present would step past it for good.
+            let missing: Vec<Item> = ids
+                .iter()
+                .filter(|id| !bodies.contains_key(**id))
+                .map(|id| DynamoStore::key(record_pk(tenant, id), RECORD_SK))
+                .collect();
+            if !missing.is_empty() {
+                for item in store.batch_get(missing, true).await? {
+                    let r = decode(&item)?;
+                    bodies.insert(r.id.clone(), r);
+                }
+            }
             for (p, e) in picked {
                 let t = e.tsid();
                 lasts[p] = Some(t.clone());
