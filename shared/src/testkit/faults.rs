@@ -44,14 +44,13 @@ impl HttpConnector for Faulty {
         let roll: f64 = rand::rng().random();
         if self.lagging && target.ends_with(".BatchGetItem") {
             let body = request.body().bytes().and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-            if let Some(items) = body.as_ref().and_then(|v| v["RequestItems"].as_object()) {
-                if items.values().all(|t| t["ConsistentRead"] != serde_json::Value::Bool(true)) {
-                    self.counts.unprocessed.fetch_add(1, Ordering::Relaxed);
-                    let empty: serde_json::Map<_, _> =
-                        items.keys().map(|t| (t.clone(), serde_json::json!([]))).collect();
-                    let answer = serde_json::json!({"Responses": empty, "UnprocessedKeys": {}});
-                    return HttpConnectorFuture::ready(Ok(json(200, answer.to_string())));
-                }
+            if let Some(items) = body.as_ref().and_then(|v| v["RequestItems"].as_object())
+                && items.values().all(|t| t["ConsistentRead"] != serde_json::Value::Bool(true))
+            {
+                self.counts.unprocessed.fetch_add(1, Ordering::Relaxed);
+                let empty: serde_json::Map<_, _> = items.keys().map(|t| (t.clone(), serde_json::json!([]))).collect();
+                let answer = serde_json::json!({"Responses": empty, "UnprocessedKeys": {}});
+                return HttpConnectorFuture::ready(Ok(json(200, answer.to_string())));
             }
         }
         if target.starts_with("DynamoDB_") && !target.ends_with("CreateTable") && !target.ends_with("DescribeTable") {
