@@ -21,6 +21,9 @@ pub struct FaultCounts {
     pub throttled: AtomicU64,
     pub unprocessed: AtomicU64,
     pub passed: AtomicU64,
+    /// Keys asked for by BatchGetItem, eventually consistent and consistent (review tests).
+    pub eventual_keys: AtomicU64,
+    pub consistent_keys: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ struct Faulty {
     counts: Arc<FaultCounts>,
     /// Eventually consistent BatchGetItem calls answer that no key exists.
     lagging: bool,
+    /// Query calls whose body contains this string: held back this long, or throttled (None).
+    query_match: Option<(String, Option<std::time::Duration>)>,
 }
 
 fn json(status: u16, body: String) -> HttpResponse {
@@ -42,6 +47,19 @@ impl HttpConnector for Faulty {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let target = request.headers().get("x-amz-target").unwrap_or_default().to_owned();
         let roll: f64 = rand::rng().random();
+        if target.ends_with(".BatchGetItem")
+            && let Some(v) = request.body().bytes().and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            && let Some(items) = v["RequestItems"].as_object()
+        {
+            for t in items.values() {
+                let n = t["Keys"].as_array().map_or(0, |k| k.len()) as u64;
+                if t["ConsistentRead"] == serde_json::Value::Bool(true) {
+                    self.counts.consistent_keys.fetch_add(n, Ordering::Relaxed);
+                } else {
+                    self.counts.eventual_keys.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
         if self.lagging && target.ends_with(".BatchGetItem") {
             let body = request.body().bytes().and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
             if let Some(items) = body.as_ref().and_then(|v| v["RequestItems"].as_object())
@@ -51,6 +69,27 @@ impl HttpConnector for Faulty {
                 let empty: serde_json::Map<_, _> = items.keys().map(|t| (t.clone(), serde_json::json!([]))).collect();
                 let answer = serde_json::json!({"Responses": empty, "UnprocessedKeys": {}});
                 return HttpConnectorFuture::ready(Ok(json(200, answer.to_string())));
+            }
+        }
+        if let Some((pattern, delay)) = &self.query_match
+            && target.ends_with(".Query")
+            && request.body().bytes().is_some_and(|b| String::from_utf8_lossy(b).contains(pattern.as_str()))
+        {
+            match delay {
+                Some(d) => {
+                    let (d, inner) = (*d, self.inner.clone());
+                    return HttpConnectorFuture::new(async move {
+                        tokio::time::sleep(d).await;
+                        inner.call(request).await
+                    });
+                }
+                None => {
+                    self.counts.throttled.fetch_add(1, Ordering::Relaxed);
+                    return HttpConnectorFuture::ready(Ok(json(
+                        400,
+                        r#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#.into(),
+                    )));
+                }
             }
         }
         if target.starts_with("DynamoDB_") && !target.ends_with("CreateTable") && !target.ends_with("DescribeTable") {
@@ -92,7 +131,21 @@ pub fn lagging_client() -> (SharedHttpClient, Arc<FaultCounts>) {
     client(0.0, true)
 }
 
+/// A plain-HTTP client whose Query calls with `pattern` in their body are held back by `delay`,
+/// or always throttled when `delay` is None (review tests).
+pub fn query_client(pattern: &str, delay: Option<std::time::Duration>) -> (SharedHttpClient, Arc<FaultCounts>) {
+    client_with(0.0, false, Some((pattern.to_owned(), delay)))
+}
+
 fn client(rate: f64, lagging: bool) -> (SharedHttpClient, Arc<FaultCounts>) {
+    client_with(rate, lagging, None)
+}
+
+fn client_with(
+    rate: f64,
+    lagging: bool,
+    query_match: Option<(String, Option<std::time::Duration>)>,
+) -> (SharedHttpClient, Arc<FaultCounts>) {
     let counts = Arc::new(FaultCounts::default());
     let inner = aws_smithy_http_client::Builder::new().build_http();
     let c = counts.clone();
@@ -103,6 +156,7 @@ fn client(rate: f64, lagging: bool) -> (SharedHttpClient, Arc<FaultCounts>) {
             rate,
             counts: c.clone(),
             lagging,
+            query_match: query_match.clone(),
         })
     });
     (client, counts)

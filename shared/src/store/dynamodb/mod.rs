@@ -6,13 +6,15 @@
 //! One file per port, mirroring `sqlite`: `records`, `pairs` (request pairs), `settings` (and
 //! the tenant registry), `tasks`, `subjects`; beneath them `client` (the SDK client, the one retry
 //! policy with its time budget, the item-level calls and the one paging loop), `keys` (the key
-//! design and the planner), `postings` (the time index's items) and `merge` (reading a plan);
+//! design and the planner), `postings` (the time index's items, `postings_purge` and `pending`
+//! for their retention) and `merge` (reading a plan);
 //! `upgrade` moves records stored under earlier key layouts to today's.
 
 mod client;
 pub mod keys;
 mod merge;
 mod pairs;
+mod pending;
 mod postings;
 mod postings_purge;
 mod records;

@@ -94,17 +94,27 @@ pub(super) fn result_code(r: Option<ResultCode>) -> u8 {
     }
 }
 
+/// When a posting item's batch was named (ms since the epoch): its id is a ULID, after a `-` for
+/// the upgrade's batches. `None` for other names (tests' fixed ones), which count as old.
+pub(super) fn batch_named_at(i: &Item) -> Option<u64> {
+    let batch = super::get_s(i, "sk")?.split('#').nth(1)?;
+    ulid::Ulid::from_string(batch.rsplit('-').next()?).ok().map(|u| u.timestamp_ms())
+}
+
 /// One record in a posting item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub ts: i64,
     pub result: u8,
     pub id: String,
+    /// Read from an item of a batch named less than `APPEND_GRACE` ago, whose record may be too
+    /// fresh for an eventually consistent read (not stored in the item).
+    pub fresh: bool,
 }
 
 impl Entry {
     fn of(r: &Record) -> Self {
-        Self { ts: r.occurred_at.timestamp_micros(), result: result_code(r.result), id: r.id.clone() }
+        Self { ts: r.occurred_at.timestamp_micros(), result: result_code(r.result), id: r.id.clone(), fresh: false }
     }
 
     pub fn tsid(&self) -> String {
@@ -132,7 +142,7 @@ pub(crate) fn decode_entries(mut b: &[u8]) -> StoreResult<Vec<Entry>> {
         let id = b.get(11..11 + len).ok_or_else(corrupt)?;
         let id = std::str::from_utf8(id).map_err(|_| corrupt())?.to_owned();
         let ts = i64::from_be_bytes(head[..8].try_into().map_err(|_| corrupt())?);
-        out.push(Entry { ts, result: head[8], id });
+        out.push(Entry { ts, result: head[8], id, fresh: false });
         b = &b[11 + len..];
     }
     Ok(out)
@@ -284,8 +294,8 @@ mod tests {
     #[test]
     fn entries_round_trip_and_a_truncated_one_is_corrupt() {
         let entries = vec![
-            Entry { ts: 1_764_000_000_000_000, result: 2, id: "a-1".into() },
-            Entry { ts: -5, result: 0, id: "x".repeat(300) },
+            Entry { ts: 1_764_000_000_000_000, result: 2, id: "a-1".into(), fresh: false },
+            Entry { ts: -5, result: 0, id: "x".repeat(300), fresh: false },
         ];
         let bytes = encode(&entries);
         assert_eq!(decode_entries(&bytes).unwrap(), entries);

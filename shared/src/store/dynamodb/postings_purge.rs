@@ -12,17 +12,18 @@
 //! The items of the cut's own hour (or day) are kept too: they also list later records. For time
 //! postings the next purge drops them, since it drops every whole day from its horizon; an action's
 //! items, though, are dropped only by a purge that knows the action, and the next may remove no
-//! record of it. So a purge notes the actions it left items of in the registry (`pa_{category}`,
-//! `settings`), and the next one drops theirs with those of the actions it removed.
+//! record of it. So a purge marks the actions of the records it removes pending (`pending`) before
+//! it deletes them, drops the items of every pending action, and clears the marks of those it left
+//! no item of.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::postings::{WIDE, action_partition, hour, time_posting_pk, wide_day};
+use super::postings::{WIDE, action_partition, batch_named_at, hour, time_posting_pk, wide_day};
 use super::{DynamoStore, Item, s};
-use crate::record::{Category, Record};
+use crate::record::Category;
 use crate::store::{ReadStats, StoreError, StoreResult};
 
 /// How long an append (or an erasure) may take from naming its batch to writing its records: a
@@ -51,35 +52,30 @@ impl DynamoStore {
         self.drop_posting_items(whole, vec![day(before.date_naive())], before, read_at).await
     }
 
-    /// Deletes the action postings of `category` before `before` for the actions of `gone`, records
-    /// of the category the purge removed, with every record of it before `before` (batches named
-    /// before `read_at` − `APPEND_GRACE` only, as `drop_postings`), and for the actions `pending`
-    /// from `from` (the purge's horizon): those an earlier purge left items of (`Dropped::pending`).
+    /// Deletes the action postings of `category` before `before` of `actions` (those of the records
+    /// the purge removed, and those pending, `pending`), from `from` (the purge's horizon) on: called
+    /// once every record of the category before `before` is gone (batches named before `read_at` −
+    /// `APPEND_GRACE` only, as `drop_postings`). `Dropped::pending` names the actions left with
+    /// items.
     pub(crate) async fn drop_action_postings(
         &self,
         tenant: &str,
         category: Category,
-        (gone, pending, from): (&[Record], &BTreeSet<String>, DateTime<Utc>),
+        (actions, from): (&BTreeSet<String>, DateTime<Utc>),
         before: DateTime<Utc>,
         read_at: DateTime<Utc>,
     ) -> StoreResult<Dropped> {
-        // Each action from its oldest record gone, or from the horizon when pending.
-        let mut firsts: BTreeMap<&str, DateTime<Utc>> = pending.iter().map(|a| (a.as_str(), from)).collect();
-        for r in gone {
-            let first = firsts.entry(r.action.as_str()).or_insert(r.occurred_at);
-            *first = (*first).min(r.occurred_at);
-        }
         let cut = before.format("%Y%m").to_string();
-        let (mut whole, mut partial, mut actions) = (Vec::new(), Vec::new(), BTreeMap::new());
-        for (a, first) in firsts {
-            for m in super::keys::months(first.min(before), before) {
+        let (mut whole, mut partial, mut of) = (Vec::new(), Vec::new(), BTreeMap::new());
+        for a in actions {
+            for m in super::keys::months(from.min(before), before) {
                 let pk = action_partition(tenant, &m, category, a);
-                actions.insert(pk.clone(), a.to_owned());
+                of.insert(pk.clone(), a.clone());
                 if m == cut { partial.push(pk) } else { whole.push(pk) }
             }
         }
         let mut dropped = self.drop_posting_items(whole, partial, before, read_at).await?;
-        dropped.pending = dropped.kept_in.iter().filter_map(|pk| actions.get(pk).cloned()).collect();
+        dropped.pending = dropped.kept_in.iter().filter_map(|pk| of.get(pk).cloned()).collect();
         Ok(dropped)
     }
 
@@ -142,8 +138,8 @@ pub(crate) struct Dropped {
     /// The partitions left with items that may list records gone: kept for an append in flight,
     /// or of the hour (or day) of the cut, which also lists later records.
     pub kept_in: BTreeSet<String>,
-    /// Of an action drop, the actions of `kept_in`: the next purge drops their items again, since
-    /// it may remove no record of them.
+    /// Of an action drop, the actions of `kept_in`: pending (`pending`), so that the next purge
+    /// drops their items though it may remove no record of them.
     pub pending: BTreeSet<String>,
 }
 
@@ -160,18 +156,11 @@ fn bucket_start(i: &Item) -> Option<DateTime<Utc>> {
     chrono::NaiveDateTime::parse_from_str(&format!("{hour}0000"), "%Y%m%d%H%M%S").ok().map(|t| t.and_utc())
 }
 
-/// When a posting item's batch was named (ms since the epoch): its id is a ULID, after a `-` for
-/// the upgrade's batches. `None` for other names (tests' fixed ones), which count as old.
-fn batch_named_at(i: &Item) -> Option<u64> {
-    let batch = super::get_s(i, "sk")?.split('#').nth(1)?;
-    ulid::Ulid::from_string(batch.rsplit('-').next()?).ok().map(|u| u.timestamp_ms())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::postings::{action_posting_pk, partition};
     use super::*;
-    use crate::record::ResultCode;
+    use crate::record::{Record, ResultCode};
     use crate::store::EventFilter;
 
     /// A purge that has removed every record of a category before a time drops that category's
@@ -378,52 +367,5 @@ mod tests {
         assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
         assert!(store.get(&t, "late").await.unwrap().is_none());
         assert!(partition(&store, &pk).await.is_empty());
-    }
-
-    /// A purge keeps the action items of its cut's hour, which also list later records; when the
-    /// action has no record left, a later purge (which removes none of it) still drops them, so no
-    /// purged record's id, time or result stays in the table.
-    #[tokio::test]
-    async fn the_action_items_of_a_cut_hour_are_dropped_by_a_later_purge() {
-        use crate::store::RecordStore;
-        use crate::testkit::conformance::{rec, t0, tenant};
-        let (store, _) = crate::testkit::moto::fresh().await;
-        let store = store.with_append_grace(chrono::Duration::zero());
-        let t = tenant("cut-hour");
-        // A LOGIN at 08:10 and a LOGIN at 08:50 (one hour's items), a LOGOUT at 09:30.
-        let recs = [(10, "LOGIN"), (50, "LOGIN"), (90, "LOGOUT")]
-            .map(|(m, a)| rec(&t, &format!("{a}-{m}"), m, a, "ann", ResultCode::Ok));
-        for r in &recs {
-            store.append(&t, std::slice::from_ref(r)).await.unwrap();
-        }
-        let logins = action_posting_pk(&t, t0(), Category::SignIn, "LOGIN");
-        let pending = |store: &DynamoStore| {
-            let store = store.clone();
-            let t = t.clone();
-            async move { store.horizon(&t, Category::SignIn).await.unwrap().pending }
-        };
-        // Cut at 08:30: one LOGIN goes, its hour's items stay for the other.
-        assert_eq!(
-            store.purge(&t, Category::SignIn, t0() + chrono::Duration::minutes(30), 100).await.unwrap().len(),
-            1
-        );
-        assert_eq!(partition(&store, &logins).await.len(), 2);
-        assert_eq!(pending(&store).await, BTreeSet::from(["LOGIN".to_owned()]));
-        // Cut at 09:00: the other LOGIN goes with LOGIN's items; the LOGOUT (09:30) stays.
-        assert_eq!(store.purge(&t, Category::SignIn, t0() + chrono::Duration::hours(1), 100).await.unwrap().len(), 1);
-        assert!(partition(&store, &logins).await.is_empty());
-        assert!(pending(&store).await.is_empty());
-        // Cut at 09:45: the LOGOUT goes, with its hour's items: no action is left pending.
-        let cut = t0() + chrono::Duration::minutes(105);
-        assert_eq!(store.purge(&t, Category::SignIn, cut, 100).await.unwrap().len(), 1);
-        assert_eq!(partition(&store, &action_posting_pk(&t, t0(), Category::SignIn, "LOGOUT")).await.len(), 1);
-        assert_eq!(pending(&store).await, BTreeSet::from(["LOGOUT".to_owned()]), "its hour is the cut's");
-        // A day later, with no sign-in left to remove, every item goes.
-        assert!(store.purge(&t, Category::SignIn, t0() + chrono::Duration::days(1), 100).await.unwrap().is_empty());
-        for a in ["LOGIN", "LOGOUT"] {
-            assert!(partition(&store, &action_posting_pk(&t, t0(), Category::SignIn, a)).await.is_empty(), "{a}");
-        }
-        assert!(partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await.is_empty());
-        assert!(pending(&store).await.is_empty());
     }
 }

@@ -3,7 +3,7 @@
 //! posting items of its append (`postings`); a conditional put makes appends idempotent. Reads go through the
 //! planner (`keys::plan`) and the k-way merge (`merge`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
@@ -263,6 +263,16 @@ impl RecordStore for DynamoStore {
         f.categories = vec![category];
         f.order = Order::OldestFirst;
         let found = merge::run_on_time_index(self, tenant, &f, limit).await?;
+        // Every record of the category before `emptied` is gone once these are.
+        let emptied = match found.last() {
+            _ if found.len() < limit => before,
+            Some(last) => last.occurred_at,
+            None => return Ok(found),
+        };
+        // Their actions are marked pending first: if this call stops before it has dropped their
+        // posting items, the next one still knows to (`pending`).
+        let gone_actions: BTreeSet<String> = found.iter().map(|r| r.action.clone()).collect();
+        self.mark_pending(tenant, category, gone_actions.into_iter().collect(), emptied).await?;
         let mut keys = Vec::with_capacity(found.len());
         for r in &found {
             keys.push(Self::key(record_pk(tenant, &r.id), RECORD_SK));
@@ -286,25 +296,22 @@ impl RecordStore for DynamoStore {
                 Err(e) => return Err(e),
             }
         }
-        // Every record of the category before `emptied` is gone now, so is every entry of its
-        // posting items of those hours (dropped last: a crash before leaves them to skip). The
-        // action partitions to drop from are those of the records gone, and of the actions an
-        // earlier call left items of (the hour of its cut, appends in flight): any other older
-        // record of the category went in an earlier call, which dropped its items then.
-        let emptied = if found.len() < limit { Some(before) } else { found.last().map(|r| r.occurred_at) };
-        let Some(emptied) = emptied else { return Ok(found) };
-        let actions =
-            self.drop_action_postings(tenant, category, (&found, &horizon.pending, oldest), emptied, read_at).await?;
-        let handled = found.iter().map(|r| r.action.clone()).chain(horizon.pending.iter().cloned()).collect();
-        self.note_pending_actions(tenant, category, &handled, &actions.pending).await?;
-        if found.len() < limit {
-            let dropped = self.drop_postings(tenant, category, oldest, before, read_at).await?;
-            // Up to the cut, or to the items kept for appends in flight, which the next purge
-            // must reach to drop them.
-            let kept = dropped.kept_from.into_iter().chain(actions.kept_from).min();
-            let horizon_to = kept.map_or(before, |k| k.min(before));
-            self.raise_horizon(tenant, category, horizon_to, &horizon).await?;
-        }
+        // Then the posting items of the category before `emptied`, whose entries are all of records
+        // gone (dropped last: a crash before leaves them to skip, and to the next call to drop):
+        // the time postings from the horizon, and the action postings of every pending action.
+        let pending: BTreeSet<String> = self.pending_actions(tenant, category).await?.into_keys().collect();
+        let actions = self.drop_action_postings(tenant, category, (&pending, oldest), emptied, read_at).await?;
+        let cleared = pending.difference(&actions.pending).cloned().collect();
+        self.clear_pending(tenant, category, cleared, emptied).await?;
+        // Left with items of the hour of `emptied`: pending up to it.
+        self.mark_pending(tenant, category, actions.pending.iter().cloned().collect(), emptied).await?;
+        let times = self.drop_postings(tenant, category, oldest, emptied, read_at).await?;
+        // The horizon moves up to `emptied`, or to the items kept for appends in flight, which the
+        // next purge must reach to drop them; so the next call reads from there, not again over
+        // the records this one removed.
+        let kept = times.kept_from.into_iter().chain(actions.kept_from).min();
+        let horizon_to = kept.map_or(emptied, |k| k.min(emptied));
+        self.raise_horizon(tenant, category, horizon_to, &horizon).await?;
         Ok(found)
     }
 

@@ -1,7 +1,7 @@
 //! Settings and the tenant registry on DynamoDB: a setting is one item (`T#{tenant}#SET`, name)
 //! holding its JSON; the registry is one partition (`TENANTS`) with an item per tenant, which
 //! also notes the tenant's oldest record and each category's purge horizon (the bounds of the
-//! retention purge), and the actions whose posting items a purge left (`postings_purge`).
+//! retention purge).
 //!
 //! A category's horizon `h_{category}` is, once `hi_{category}` is set, a time no record of the
 //! category is older than: a purge that emptied the category before a time raises it there (only
@@ -22,10 +22,9 @@
 //! try that failed before its notes is a duplicate when resent, and this try's notes cover it.
 //! `upgrade-keys` notes the records it lists in time postings the same way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::keys::{TENANTS_PK, settings_pk};
@@ -69,9 +68,6 @@ pub(crate) struct Horizon {
     seen: Option<i64>,
     /// The category's late count as read (absent: `None`).
     late: Option<i64>,
-    /// The category's actions with posting items an earlier purge kept (`pa_{category}`), which
-    /// may list records gone.
-    pub pending: BTreeSet<String>,
 }
 
 impl DynamoStore {
@@ -84,40 +80,7 @@ impl DynamoStore {
         let trusted = reg.as_ref().is_some_and(|i| i.contains_key(&format!("hi_{c}")));
         let start = if trusted { seen } else { get("oldest") };
         let late = get(&format!("hl_{c}"));
-        let pending = reg
-            .as_ref()
-            .and_then(|i| i.get(&format!("pa_{c}")))
-            .and_then(|v| v.as_ss().ok())
-            .map(|v| v.iter().cloned().collect())
-            .unwrap_or_default();
-        Ok(Horizon { start: start.and_then(DateTime::from_timestamp_micros), seen, late, pending })
-    }
-
-    /// Notes which of a category's actions a purge left posting items of (`pending`), among those
-    /// whose items it dropped (`handled`): the next purge drops theirs too, though it may remove
-    /// no record of them. Adds before it removes, so a concurrent purge's additions are kept.
-    pub(crate) async fn note_pending_actions(
-        &self,
-        tenant: &str,
-        category: Category,
-        handled: &BTreeSet<String>,
-        pending: &BTreeSet<String>,
-    ) -> StoreResult<()> {
-        let done: Vec<String> = handled.difference(pending).cloned().collect();
-        let pending: Vec<String> = pending.iter().cloned().collect();
-        for (op, set) in [("ADD", pending), ("DELETE", done)] {
-            if set.is_empty() {
-                continue;
-            }
-            self.update_with_retry(|| {
-                self.tenant_update(tenant)
-                    .update_expression(format!("{op} #pa :set"))
-                    .expression_attribute_names("#pa", format!("pa_{}", category.as_str()))
-                    .expression_attribute_values(":set", AttributeValue::Ss(set.clone()))
-            })
-            .await?;
-        }
-        Ok(())
+        Ok(Horizon { start: start.and_then(DateTime::from_timestamp_micros), seen, late })
     }
 
     /// For each category whose oldest record just appended is late (older than `late_after()`

@@ -12,12 +12,13 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+use chrono::Utc;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
 use super::keys::{Plan, RECORD_SK, index_name, record_pk};
 use super::merge::{Read, next_position, position, tsid_time};
-use super::postings::{Entry, decode_entries, entry_bytes, hour, posting_pks, result_code, wide_day};
+use super::postings::{Entry, batch_named_at, decode_entries, entry_bytes, hour, posting_pks, result_code, wide_day};
 use super::{DynamoStore, Item, decode, get_s, s};
 use crate::record::Record;
 use crate::store::{EventFilter, Order, ReadStats, RecordPage, StoreResult};
@@ -83,7 +84,11 @@ impl Reader {
         let result = f.result.map(|r| result_code(Some(r)));
         entries.retain(|e| e.ts >= from && e.ts < to && result.is_none_or(|r| e.result == r));
         entries.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
-        entries.dedup_by(|a, b| a.ts == b.ts && a.id == b.id);
+        entries.dedup_by(|a, b| {
+            let same = a.ts == b.ts && a.id == b.id;
+            b.fresh |= same && a.fresh;
+            same
+        });
         if newest {
             entries.reverse();
         }
@@ -130,11 +135,16 @@ impl Reader {
                 .limit((FIRST_ITEMS_PER_QUERY << self.pages.min(5)).min(MAX_ITEMS_PER_QUERY));
             self.pages += 1;
             let mut bytes_read = 0;
+            let fresh_after = (Utc::now() - store.append_grace).timestamp_millis().max(0) as u64;
             let keep = |i: &Item| {
                 let bucket = get_s(i, "sk").and_then(|sk| sk.split('#').next()).unwrap_or_default().to_owned();
                 let bytes = entry_bytes(i);
                 bytes_read += bytes.len() as u64;
-                Ok(Some((bucket, decode_entries(bytes)?)))
+                let mut entries = decode_entries(bytes)?;
+                if batch_named_at(i).is_some_and(|at| at >= fresh_after) {
+                    entries.iter_mut().for_each(|e| e.fresh = true);
+                }
+                Ok(Some((bucket, entries)))
             };
             // The paging loop counts what DynamoDB evaluated as items read: here posting items.
             let mut read = ReadStats::default();
@@ -262,10 +272,11 @@ pub(super) async fn run(
                 bodies.insert(r.id.clone(), r);
             }
             // An entry without a body is of a record being written (listed first), or gone (purged,
-            // a failed write): read those again strongly consistent, since an eventually
-            // consistent read may miss a record written a moment ago, and a listing that reaches
-            // the present would step past it for good.
-            let missing: Vec<Item> = ids
+            // a failed write). Those of recent batches are read again strongly consistent: an
+            // eventually consistent read may miss a record stored a moment ago, and a listing that
+            // reaches the present would step past it for good.
+            let fresh: BTreeSet<&str> = picked.iter().filter(|(_, e)| e.fresh).map(|(_, e)| e.id.as_str()).collect();
+            let missing: Vec<Item> = fresh
                 .iter()
                 .filter(|id| !bodies.contains_key(**id))
                 .map(|id| DynamoStore::key(record_pk(tenant, id), RECORD_SK))
