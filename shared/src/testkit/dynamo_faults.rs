@@ -162,9 +162,25 @@ async fn an_oversized_item_is_refused_before_any_write() {
     let (store, _) = moto::fresh().await;
     let mut r = rec("big", "huge", 1, "LOGIN", "u", ResultCode::Ok);
     r.data = Some(serde_json::json!({"blob": "x".repeat(420 * 1024)}));
-    let out = store.append("big", &[r]).await.unwrap();
+    let ok = rec("big", "small", 1, "LOGIN", "u", ResultCode::Ok);
+    let out = store.append("big", &[r.clone(), ok.clone()]).await.unwrap();
     assert!(matches!(&out[0], AppendOutcome::Failed { reason } if reason.contains("400 KB")), "{out:?}");
+    assert_eq!(out[1], AppendOutcome::Created);
     assert!(store.get("big", "huge").await.unwrap().is_none());
+    // Only the record stored is listed in the time postings (one item for the two records' hour).
+    let pk = crate::store::dynamodb::time_posting_pk("big", r.occurred_at, r.category);
+    let listed = store
+        .client
+        .query()
+        .table_name(&store.table)
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", s(pk))
+        .send()
+        .await
+        .unwrap();
+    let entries: Vec<u8> = listed.items().iter().flat_map(|i| i["e"].as_b().unwrap().as_ref().to_vec()).collect();
+    let text = String::from_utf8_lossy(&entries);
+    assert!(text.contains("small") && !text.contains("huge"), "{text}");
 }
 
 #[tokio::test]

@@ -89,13 +89,9 @@ pub(crate) fn record_item(r: &Record) -> StoreResult<Item> {
 }
 
 impl DynamoStore {
-    /// One conditional put with retries: Created, Duplicate, or Failed after every retry.
-    async fn put_record(&self, r: &Record) -> StoreResult<AppendOutcome> {
-        let item = match record_item(r) {
-            Ok(i) => i,
-            Err(StoreError::Invalid(reason)) => return Ok(AppendOutcome::Failed { reason }),
-            Err(e) => return Err(e),
-        };
+    /// One conditional put of a record's item (`record_item`) with retries: Created, Duplicate, or
+    /// Failed after every retry.
+    async fn put_record(&self, r: &Record, item: Item) -> StoreResult<AppendOutcome> {
         // Subject index entries first: an entry whose record was never written is skipped by
         // searches, while a record without its entries would be invisible to the DPO.
         if r.subject.is_some() {
@@ -135,6 +131,14 @@ impl DynamoStore {
             }
             Err(StoreError::Invalid(reason)) => Ok(AppendOutcome::Failed { reason }),
             Err(other) => Err(other),
+        }
+    }
+
+    /// `put_record` of a storable record; Failed, with the reason, for another.
+    async fn put_item_of(&self, r: &Record, item: &Result<Item, String>) -> StoreResult<AppendOutcome> {
+        match item {
+            Ok(item) => self.put_record(r, item.clone()).await,
+            Err(reason) => Ok(AppendOutcome::Failed { reason: reason.clone() }),
         }
     }
 
@@ -196,24 +200,37 @@ impl RecordStore for DynamoStore {
         let mut listed = std::collections::HashSet::new();
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).filter(|id| listed.insert(*id)).collect();
         self.put_journal(tenant, &batch, &ids, &[]).await?;
+        // Each record's item, or why it cannot be stored (too large): such a record is not listed.
+        let items: Vec<Result<Item, String>> = records
+            .iter()
+            .map(|r| match record_item(r) {
+                Ok(item) => Ok(Ok(item)),
+                Err(StoreError::Invalid(reason)) => Ok(Err(reason)),
+                Err(e) => Err(e),
+            })
+            .collect::<StoreResult<_>>()?;
         // Then the time and action postings: a record is never stored without its entries (an
         // entry whose record is not written is skipped by reads).
-        self.put_postings(tenant, &batch, records).await?;
+        let storable = records.iter().zip(&items).filter(|(_, i)| i.is_ok()).map(|(r, _)| r);
+        self.put_postings(tenant, &batch, storable).await?;
         // Records of one batch may repeat an id: write those one after the other so the second
         // is a duplicate, never a race.
         let mut seen = std::collections::HashSet::new();
         let (first, repeats): (Vec<_>, Vec<_>) =
             records.iter().enumerate().partition(|(_, r)| seen.insert(r.id.as_str()));
         let mut results: Vec<Option<StoreResult<AppendOutcome>>> = (0..records.len()).map(|_| None).collect();
-        let writes: Vec<_> =
-            first.into_iter().map(|(i, r)| Box::pin(async move { (i, self.put_record(r).await) })).collect();
+        let items = &items;
+        let writes: Vec<_> = first
+            .into_iter()
+            .map(|(i, r)| Box::pin(async move { (i, self.put_item_of(r, &items[i]).await) }))
+            .collect();
         let done: Vec<(usize, StoreResult<AppendOutcome>)> =
             futures_util::stream::iter(writes).buffer_unordered(WRITE_CONCURRENCY).collect().await;
         for (i, res) in done {
             results[i] = Some(res);
         }
         for (i, r) in repeats {
-            results[i] = Some(self.put_record(r).await);
+            results[i] = Some(self.put_item_of(r, &items[i]).await);
         }
         let outcomes =
             results.into_iter().map(|r| r.expect("every record has an outcome")).collect::<StoreResult<Vec<_>>>()?;
