@@ -21,7 +21,7 @@ pub struct FaultCounts {
     pub throttled: AtomicU64,
     pub unprocessed: AtomicU64,
     pub passed: AtomicU64,
-    /// Keys asked for by BatchGetItem, eventually consistent and consistent (review tests).
+    /// Keys asked for by BatchGetItem, eventually consistent and consistent.
     pub eventual_keys: AtomicU64,
     pub consistent_keys: AtomicU64,
 }
@@ -33,8 +33,9 @@ struct Faulty {
     counts: Arc<FaultCounts>,
     /// Eventually consistent BatchGetItem calls answer that no key exists.
     lagging: bool,
-    /// Query calls whose body contains this string: held back this long, or throttled (None).
-    query_match: Option<(String, Option<std::time::Duration>)>,
+    /// Calls of this operation whose body contains this string: held back this long, or
+    /// throttled (None).
+    matching: Option<Matching>,
 }
 
 fn json(status: u16, body: String) -> HttpResponse {
@@ -71,8 +72,8 @@ impl HttpConnector for Faulty {
                 return HttpConnectorFuture::ready(Ok(json(200, answer.to_string())));
             }
         }
-        if let Some((pattern, delay)) = &self.query_match
-            && target.ends_with(".Query")
+        if let Some(Matching { operation, pattern, delay }) = &self.matching
+            && target.rsplit('.').next() == Some(operation.as_str())
             && request.body().bytes().is_some_and(|b| String::from_utf8_lossy(b).contains(pattern.as_str()))
         {
             match delay {
@@ -131,21 +132,30 @@ pub fn lagging_client() -> (SharedHttpClient, Arc<FaultCounts>) {
     client(0.0, true)
 }
 
-/// A plain-HTTP client whose Query calls with `pattern` in their body are held back by `delay`,
-/// or always throttled when `delay` is None (review tests).
-pub fn query_client(pattern: &str, delay: Option<std::time::Duration>) -> (SharedHttpClient, Arc<FaultCounts>) {
-    client_with(0.0, false, Some((pattern.to_owned(), delay)))
+/// Which calls a matching client holds back or throttles (`matching_client`).
+#[derive(Debug, Clone)]
+struct Matching {
+    operation: String,
+    pattern: String,
+    delay: Option<std::time::Duration>,
+}
+
+/// A plain-HTTP client whose calls of `operation` (`Query`, `UpdateItem`, …) with `pattern` in
+/// their body are held back by `delay`, or always throttled when `delay` is None.
+pub fn matching_client(
+    operation: &str,
+    pattern: &str,
+    delay: Option<std::time::Duration>,
+) -> (SharedHttpClient, Arc<FaultCounts>) {
+    let matching = Matching { operation: operation.to_owned(), pattern: pattern.to_owned(), delay };
+    client_with(0.0, false, Some(matching))
 }
 
 fn client(rate: f64, lagging: bool) -> (SharedHttpClient, Arc<FaultCounts>) {
     client_with(rate, lagging, None)
 }
 
-fn client_with(
-    rate: f64,
-    lagging: bool,
-    query_match: Option<(String, Option<std::time::Duration>)>,
-) -> (SharedHttpClient, Arc<FaultCounts>) {
+fn client_with(rate: f64, lagging: bool, matching: Option<Matching>) -> (SharedHttpClient, Arc<FaultCounts>) {
     let counts = Arc::new(FaultCounts::default());
     let inner = aws_smithy_http_client::Builder::new().build_http();
     let c = counts.clone();
@@ -156,7 +166,7 @@ fn client_with(
             rate,
             counts: c.clone(),
             lagging,
-            query_match: query_match.clone(),
+            matching: matching.clone(),
         })
     });
     (client, counts)

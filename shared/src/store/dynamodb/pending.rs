@@ -192,7 +192,7 @@ mod tests {
         for (m, a) in [(10, "LOGIN"), (90, "LOGOUT")] {
             store.append(&t, &[sign_in(&t, &format!("{a}-{m}"), m, a)]).await.unwrap();
         }
-        let (http, _) = crate::testkit::faults::query_client("#PA#", None);
+        let (http, _) = crate::testkit::faults::matching_client("Query", "#PA#", None);
         let faulty = over(&store, http).await;
         let cut = t0() + Duration::hours(1);
         assert!(faulty.purge(&t, Category::SignIn, cut, 100).await.is_err());
@@ -255,7 +255,8 @@ mod tests {
         for (m, id) in [(10, "login-10"), (70, "login-70"), (80, "login-80")] {
             store.append(&t, &[sign_in(&t, id, m, "LOGIN")]).await.unwrap();
         }
-        let (http, _) = crate::testkit::faults::query_client("#PA#", Some(std::time::Duration::from_secs(4)));
+        let (http, _) =
+            crate::testkit::faults::matching_client("Query", "#PA#", Some(std::time::Duration::from_secs(4)));
         let slow = over(&store, http).await;
         let (t2, early_cut) = (t.clone(), t0() + Duration::minutes(30));
         let early = tokio::spawn(async move { slow.purge(&t2, Category::SignIn, early_cut, 100).await });

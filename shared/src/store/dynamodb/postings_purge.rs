@@ -368,4 +368,31 @@ mod tests {
         assert!(store.get(&t, "late").await.unwrap().is_none());
         assert!(partition(&store, &pk).await.is_empty());
     }
+
+    /// An append of a late record that stops after writing it, before its late count (here: that
+    /// update is throttled for good), and is never resent: it lowered the horizon before listing
+    /// the record, so the next purge still finds and removes it.
+    #[tokio::test]
+    async fn a_late_append_stopped_after_its_writes_leaves_no_record_below_the_horizon() {
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{rec, t0, tenant};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
+        let t = tenant("late-stopped");
+        let day = |d: i64| t0() + chrono::Duration::days(d);
+        store.append(&t, &[rec(&t, "old", 0, "LOGIN", "ann", ResultCode::Ok)]).await.unwrap();
+        assert_eq!(store.purge(&t, Category::SignIn, day(1), 100).await.unwrap().len(), 1);
+        let cfg = crate::testkit::moto::sdk_config(&crate::testkit::moto::endpoint()).await;
+        let (http, counts) = crate::testkit::faults::matching_client("UpdateItem", "hl_sign_in", None);
+        let conf = super::super::dynamodb_conf(&cfg).http_client(http).build();
+        let faulty = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), store.table.clone());
+        let late = rec(&t, "late", 19 * 60, "LOGIN", "bob", ResultCode::Ok);
+        assert!(faulty.append(&t, std::slice::from_ref(&late)).await.is_err());
+        assert!(counts.throttled.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        assert!(store.get(&t, "late").await.unwrap().is_some(), "written before the append stopped");
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(late.occurred_at.timestamp_micros()));
+        let gone = store.purge(&t, Category::SignIn, day(2), 100).await.unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
+        assert!(partition(&store, &time_posting_pk(&t, late.occurred_at, Category::SignIn)).await.is_empty());
+    }
 }

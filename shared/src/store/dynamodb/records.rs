@@ -209,6 +209,13 @@ impl RecordStore for DynamoStore {
                 Err(e) => Err(e),
             })
             .collect::<StoreResult<_>>()?;
+        // The purge's bounds (`settings`) before anything is listed: the oldest record, and the
+        // horizons of late records (their late counts come after the writes).
+        let oldest = super::settings::oldest_by_category(records);
+        if let Some(min) = oldest.values().min() {
+            self.note_oldest(tenant, *min).await?;
+            self.lower_horizons(tenant, &oldest, started).await?;
+        }
         // Then the time and action postings: a record is never stored without its entries (an
         // entry whose record is not written is skipped by reads).
         let storable = records.iter().zip(&items).filter(|(_, i)| i.is_ok()).map(|(r, _)| r);
@@ -234,14 +241,11 @@ impl RecordStore for DynamoStore {
         }
         let outcomes =
             results.into_iter().map(|r| r.expect("every record has an outcome")).collect::<StoreResult<Vec<_>>>()?;
-        // The oldest record, and each category's: the purge's bounds (`settings`), once the
-        // records are listed and written. Whatever each write's outcome: a record written by an
-        // earlier try that failed before this point comes back as a duplicate, listed again by
-        // this try's postings, and must be within the bounds too (a failed one, never written,
-        // only lowers them needlessly).
-        let oldest = super::settings::oldest_by_category(records);
-        if let Some(min) = oldest.values().min() {
-            self.note_oldest(tenant, *min).await?;
+        // The late counts and horizons once the records are listed and written (`settings`), for
+        // every record whatever its outcome: a record written by an earlier try that failed before
+        // this point comes back as a duplicate, listed again by this try's postings, and must be
+        // within the bounds too (a failed one, never written, only lowers them needlessly).
+        if !oldest.is_empty() {
             self.note_horizons(tenant, &oldest, started).await?;
         }
         Ok(outcomes)

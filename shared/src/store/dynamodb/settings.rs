@@ -20,7 +20,10 @@
 //! instead of stranding the record below the new horizon. The notes come once the records are
 //! listed and written, for every record of the append whatever its outcome: a record written by a
 //! try that failed before its notes is a duplicate when resent, and this try's notes cover it.
-//! `upgrade-keys` notes the records it lists in time postings the same way.
+//! The horizon is also lowered before the records are listed (`lower_horizons`), so an append that
+//! stops after writing and is never resent leaves no record below it either (the count after the
+//! writes is still what refuses a raise by a purge that ran meanwhile). `upgrade-keys` notes the
+//! records it lists in time postings the same way.
 
 use std::collections::BTreeMap;
 
@@ -93,17 +96,44 @@ impl DynamoStore {
         oldest: &BTreeMap<Category, i64>,
         started: DateTime<Utc>,
     ) -> StoreResult<()> {
+        self.late_notes(tenant, oldest, started, true).await
+    }
+
+    /// Lowers the horizon of each category whose oldest record about to be appended is late, as
+    /// `note_horizons` without the late count: called before the records are listed, so that an
+    /// append that stops after writing them, and is never resent, leaves no record below a
+    /// horizon for the next purge (`note_horizons` after the writes is still what keeps a purge
+    /// running meanwhile from raising the horizon past them).
+    pub(crate) async fn lower_horizons(
+        &self,
+        tenant: &str,
+        oldest: &BTreeMap<Category, i64>,
+        started: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.late_notes(tenant, oldest, started, false).await
+    }
+
+    async fn late_notes(
+        &self,
+        tenant: &str,
+        oldest: &BTreeMap<Category, i64>,
+        started: DateTime<Utc>,
+        bump: bool,
+    ) -> StoreResult<()> {
         let late_before = (started - late_after()).timestamp_micros();
         let notes = oldest.iter().filter(|(_, ts)| **ts < late_before).map(|(c, ts)| async move {
             let c = c.as_str();
-            self.counters.registry_updates.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
-            self.update_with_retry(|| {
-                self.tenant_update(tenant)
-                    .update_expression("ADD #hl :one")
-                    .expression_attribute_names("#hl", format!("hl_{c}"))
-                    .expression_attribute_values(":one", n(1))
-            })
-            .await?;
+            if bump {
+                self.counters.registry_updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.update_with_retry(|| {
+                    self.tenant_update(tenant)
+                        .update_expression("ADD #hl :one")
+                        .expression_attribute_names("#hl", format!("hl_{c}"))
+                        .expression_attribute_values(":one", n(1))
+                })
+                .await?;
+            }
+            self.counters.registry_updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.update_with_retry(|| {
                 self.tenant_update(tenant)
                     .update_expression("SET #h = :t")
