@@ -473,4 +473,35 @@ mod tests {
             old.iter().rev().filter(|r| r.action == "LOGIN" && r.occurred_at >= before).map(|r| r.id.clone()).collect();
         assert_eq!(kept, expect);
     }
+
+    /// A record whose first listing (a wide item of a batch named long ago) failed to be written,
+    /// resent and listed again in a fresh narrow item: a listing that meets both copies at once
+    /// keeps the fresh one's mark, so a lagging replica's miss is read again consistently.
+    #[tokio::test]
+    async fn a_resent_record_listed_twice_is_read_again_consistently() {
+        use crate::record::ResultCode;
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{all, rec, t0, tenant};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("fresh-twin");
+        let recs = ["a", "r", "c"].map(|id| id.to_owned());
+        let recs: Vec<Record> =
+            recs.iter().zip([10, 130, 250]).map(|(id, m)| rec(&t, id, m, "LOGIN", "ann", ResultCode::Ok)).collect();
+        let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).timestamp_millis() as u64;
+        store.put_postings(&t, &ulid::Ulid::from_parts(an_hour_ago, 7).to_string(), recs.iter()).await.unwrap();
+        let items = partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await;
+        assert!(items.iter().all(|(sk, _)| sk.starts_with(WIDE)), "one wide item: {items:?}");
+        store.append(&t, &recs[1..2]).await.unwrap();
+        let cfg = crate::testkit::moto::sdk_config(&crate::testkit::moto::endpoint()).await;
+        let (http, _) = crate::testkit::faults::lagging_client();
+        let conf = super::super::dynamodb_conf(&cfg).http_client(http).build();
+        let lagging = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), store.table.clone());
+        for order in [Order::OldestFirst, Order::NewestFirst] {
+            let mut f = EventFilter::window(t0() - chrono::Duration::days(1), t0() + chrono::Duration::days(1));
+            f.categories = vec![Category::SignIn];
+            f.order = order;
+            let found: Vec<String> = all(&lagging, &t, &f, 10).await.into_iter().map(|r| r.id).collect();
+            assert_eq!(found, ["r"], "{order:?}");
+        }
+    }
 }

@@ -242,10 +242,19 @@ pub(super) async fn run(
                     .reduce(|a, b| if (b.1 > a.1) == newest { b } else { a })
                     .map(|(i, _)| i);
                 let Some(i) = best else { break };
-                let e = parts[i].next.pop_front().expect("a head");
+                let mut e = parts[i].next.pop_front().expect("a head");
+                let part = parts[i].part;
+                // The same entry at the head of the partition's other reader (narrow and wide items
+                // may both list it) is taken with it, and its freshness kept: the fresh copy may be
+                // the one whose record a consistent read must find.
+                for (j, other) in parts.iter_mut().enumerate() {
+                    if j != i && other.part == part && other.head().is_some_and(|h| h.ts == e.ts && h.id == e.id) {
+                        let twin = other.next.pop_front().expect("a head");
+                        e.fresh |= twin.fresh;
+                    }
+                }
                 // The same entry from the partition's other reader: once. (Another partition's is
                 // checked again: the body is in one of them.)
-                let part = parts[i].part;
                 match &mut previous {
                     Some(((ts, id), seen)) if *ts == e.ts && *id == e.id => {
                         if seen.contains(&part) {
