@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 use super::conformance::{rec, t0};
 use super::{faults, moto};
 use crate::record::{Category, Record, ResultCode};
-use crate::store::dynamodb::{DynamoStore, MAX_ATTEMPTS, classify, dynamodb_conf, retry_within, s};
+use crate::store::dynamodb::{DynamoStore, MAX_ATTEMPTS, classify, retry_within, s};
 use crate::store::{AppendOutcome, EventFilter, PageRequest, RecordStore, StoreError};
 
 /// 2,000 records (80 batches of 25 writes) under ~30 % throttling and unprocessed batches (SDK retries off, so every
@@ -18,9 +18,7 @@ use crate::store::{AppendOutcome, EventFilter, PageRequest, RecordStore, StoreEr
 async fn throttling_and_unprocessed_items_lose_nothing_and_duplicate_nothing() {
     let (clean, _) = moto::fresh().await;
     let (http, counts) = faults::faulty_client(0.3);
-    let cfg = moto::sdk_config(&moto::endpoint()).await;
-    let conf = dynamodb_conf(&cfg).http_client(http).build();
-    let faulty = DynamoStore::new(Client::from_conf(conf), clean.table.clone());
+    let faulty = faults::store_over(&clean.table, http).await;
     let tenant = "fault";
     const N: i64 = 2_000;
     let records: Vec<Record> = (0..N)
@@ -90,10 +88,9 @@ async fn throttling_and_unprocessed_items_lose_nothing_and_duplicate_nothing() {
 #[tokio::test]
 async fn a_throttled_call_makes_bounded_attempts_within_the_budget() {
     let (clean, _) = moto::fresh().await;
-    let cfg = moto::sdk_config(&moto::endpoint()).await;
     for (budget, most) in [(Duration::from_secs(10), u64::from(MAX_ATTEMPTS)), (Duration::from_millis(100), 4)] {
         let (http, counts) = faults::faulty_client(1.0);
-        let store = DynamoStore::new(Client::from_conf(dynamodb_conf(&cfg).http_client(http).build()), &clean.table);
+        let store = faults::store_over(&clean.table, http).await;
         let started = std::time::Instant::now();
         let out = retry_within(budget, || async {
             store
@@ -118,7 +115,7 @@ async fn a_throttled_call_makes_bounded_attempts_within_the_budget() {
     }
     // The store's own entry points obey it too.
     let (http, counts) = faults::faulty_client(1.0);
-    let store = DynamoStore::new(Client::from_conf(dynamodb_conf(&cfg).http_client(http).build()), &clean.table);
+    let store = faults::store_over(&clean.table, http).await;
     assert!(matches!(store.get("t", "r").await, Err(StoreError::Throttled)));
     assert!(counts.throttled.load(Ordering::Relaxed) <= u64::from(MAX_ATTEMPTS), "{counts:?}");
 }
@@ -128,9 +125,8 @@ async fn a_throttled_call_makes_bounded_attempts_within_the_budget() {
 #[tokio::test]
 async fn a_listing_right_after_a_write_finds_every_record_on_a_lagging_replica() {
     let (clean, _) = moto::fresh().await;
-    let cfg = moto::sdk_config(&moto::endpoint()).await;
     let (http, counts) = faults::lagging_client();
-    let lagging = DynamoStore::new(Client::from_conf(dynamodb_conf(&cfg).http_client(http).build()), &clean.table);
+    let lagging = faults::store_over(&clean.table, http).await;
     let tenant = "lagging";
     let records: Vec<Record> = (0..40)
         .map(|i| {

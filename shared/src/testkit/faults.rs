@@ -171,3 +171,11 @@ fn client_with(rate: f64, lagging: bool, matching: Option<Matching>) -> (SharedH
     });
     (client, counts)
 }
+
+/// A store on the emulator's table `table` whose calls go through `http` (one of the clients
+/// above), with the default append grace.
+pub async fn store_over(table: &str, http: SharedHttpClient) -> crate::store::dynamodb::DynamoStore {
+    let cfg = super::moto::sdk_config(&super::moto::endpoint()).await;
+    let conf = crate::store::dynamodb::dynamodb_conf(&cfg).http_client(http).build();
+    crate::store::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table)
+}

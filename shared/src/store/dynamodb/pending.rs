@@ -130,10 +130,7 @@ mod tests {
 
     /// The store on the emulator through `http` (a fault client), without the append grace.
     async fn over(store: &DynamoStore, http: SharedHttpClient) -> DynamoStore {
-        let cfg = crate::testkit::moto::sdk_config(&crate::testkit::moto::endpoint()).await;
-        let conf = super::super::dynamodb_conf(&cfg).http_client(http).build();
-        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), store.table.clone())
-            .with_append_grace(Duration::zero())
+        crate::testkit::faults::store_over(&store.table, http).await.with_append_grace(Duration::zero())
     }
 
     async fn pending(store: &DynamoStore, t: &str) -> BTreeSet<String> {

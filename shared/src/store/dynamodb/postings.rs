@@ -492,10 +492,8 @@ mod tests {
         let items = partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await;
         assert!(items.iter().all(|(sk, _)| sk.starts_with(WIDE)), "one wide item: {items:?}");
         store.append(&t, &recs[1..2]).await.unwrap();
-        let cfg = crate::testkit::moto::sdk_config(&crate::testkit::moto::endpoint()).await;
         let (http, _) = crate::testkit::faults::lagging_client();
-        let conf = super::super::dynamodb_conf(&cfg).http_client(http).build();
-        let lagging = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), store.table.clone());
+        let lagging = crate::testkit::faults::store_over(&store.table, http).await;
         for order in [Order::OldestFirst, Order::NewestFirst] {
             let mut f = EventFilter::window(t0() - chrono::Duration::days(1), t0() + chrono::Duration::days(1));
             f.categories = vec![Category::SignIn];
