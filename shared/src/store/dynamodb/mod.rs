@@ -73,6 +73,9 @@ pub struct DynamoStore {
     /// Per tenant, a time the registry's `oldest` is known to be at or before (it only goes down):
     /// an append of nothing older sends no update.
     oldest_known: Arc<std::sync::Mutex<HashMap<String, i64>>>,
+    /// Per tenant and category, how far this process's purge in chunks has come
+    /// ([`postings_purge::Chain`]).
+    purge_chains: Arc<std::sync::Mutex<HashMap<(String, crate::record::Category), postings_purge::Chain>>>,
 }
 
 impl DynamoStore {
@@ -84,6 +87,7 @@ impl DynamoStore {
             read_budget: merge::READ_BUDGET,
             append_grace: postings_purge::APPEND_GRACE,
             oldest_known: Arc::default(),
+            purge_chains: Arc::default(),
         }
     }
 

@@ -32,7 +32,48 @@ use crate::store::{ReadStats, StoreError, StoreResult};
 /// drops them.
 pub(crate) const APPEND_GRACE: chrono::Duration = chrono::Duration::minutes(15);
 
+/// A purge in chunks, as this process runs it: a call that removed as many records as it was
+/// allowed (`limit`) is followed by another with the same cut. The next call reads from where the
+/// last one emptied the category (`upto`), not from the horizon, which may be held back: by an
+/// append of late records that started within `APPEND_GRACE` before the first call read (such an
+/// append may write records the calls do not see, so none raises the horizon past them), or by
+/// posting items kept for such appends. So each chunk reads what it removes, not again what the
+/// chunks before it removed; what they left for appends in flight, the first purge after the
+/// grace reads from the horizon.
+#[derive(Debug, Clone)]
+pub(crate) struct Chain {
+    /// The cut of the calls.
+    pub before: DateTime<Utc>,
+    /// When the first call read the horizon: appends that started within `APPEND_GRACE` before it
+    /// hold the horizon back for every call of the chain.
+    pub first_read_at: DateTime<Utc>,
+    /// Every record of the category before it that the calls could see is gone.
+    pub upto: DateTime<Utc>,
+    /// The earliest hour of an item the calls kept for an append in flight.
+    pub kept_from: Option<DateTime<Utc>>,
+}
+
+/// How long a chain is followed: a purge job's run, with room (a Lambda runs 15 minutes at most).
+const CHAIN_LIFE: chrono::Duration = chrono::Duration::hours(1);
+
 impl DynamoStore {
+    /// The chain of chunks this call continues, if the last call of this process on the category
+    /// stopped on its limit with the same cut, recently.
+    pub(crate) fn purge_chain(&self, tenant: &str, category: Category, before: DateTime<Utc>) -> Option<Chain> {
+        let chains = self.purge_chains.lock().unwrap_or_else(|e| e.into_inner());
+        let chain = chains.get(&(tenant.to_owned(), category))?;
+        (chain.before == before && Utc::now() - chain.first_read_at < CHAIN_LIFE).then(|| chain.clone())
+    }
+
+    /// Notes how far a call went: the chain goes on if it stopped on its limit, else it ends.
+    pub(crate) fn note_purge_chain(&self, tenant: &str, category: Category, chain: Option<Chain>) {
+        let mut chains = self.purge_chains.lock().unwrap_or_else(|e| e.into_inner());
+        match chain {
+            Some(c) => chains.insert((tenant.to_owned(), category), c),
+            None => chains.remove(&(tenant.to_owned(), category)),
+        };
+    }
+
     /// Deletes the time postings of `category` before `before` (the whole hours before it, the
     /// whole days for wide items) of batches named before `read_at` − `APPEND_GRACE`: called once
     /// the purge, which began reading at `read_at`, has removed every record of the category
@@ -49,7 +90,7 @@ impl DynamoStore {
         let day =
             |d: chrono::NaiveDate| time_posting_pk(tenant, d.and_time(chrono::NaiveTime::MIN).and_utc(), category);
         let whole = from.date_naive().iter_days().take_while(|d| *d < before.date_naive()).map(day).collect();
-        self.drop_posting_items(whole, vec![day(before.date_naive())], before, read_at).await
+        self.drop_posting_items(whole, vec![day(before.date_naive())], (before, false), read_at).await
     }
 
     /// Deletes the action postings of `category` before `before` of `actions` (those of the records
@@ -74,19 +115,20 @@ impl DynamoStore {
                 if m == cut { partial.push(pk) } else { whole.push(pk) }
             }
         }
-        let mut dropped = self.drop_posting_items(whole, partial, before, read_at).await?;
+        let mut dropped = self.drop_posting_items(whole, partial, (before, true), read_at).await?;
         dropped.pending = dropped.kept_in.iter().filter_map(|pk| of.get(pk).cloned()).collect();
         Ok(dropped)
     }
 
     /// Deletes every posting item of the partitions `whole`, and of `partial` those of the whole
     /// hours (narrow) and days (wide) before `before` — of batches named before `read_at` −
-    /// `APPEND_GRACE`.
+    /// `APPEND_GRACE`. With `cut_bucket`, the items of the hour (and day) of `before` are read
+    /// too, kept, to name the partitions left with items (`Dropped::kept_in`).
     async fn drop_posting_items(
         &self,
         whole: Vec<String>,
         partial: Vec<String>,
-        before: DateTime<Utc>,
+        (before, cut_bucket): (DateTime<Utc>, bool),
         read_at: DateTime<Utc>,
     ) -> StoreResult<Dropped> {
         let ts = before.timestamp_micros();
@@ -103,11 +145,12 @@ impl DynamoStore {
                 let q = self.client.query().table_name(&self.table).expression_attribute_values(":p", s(pk.clone()));
                 match &range {
                     // Up to the end of the bucket of `before` (`{prefix}#{batch}#{n}`, a batch
-                    // sorting before `~`): its items are read to be kept, not dropped.
+                    // sorting before `~`), whose items are read to be kept, not dropped; or up
+                    // to its start.
                     Some((lo, hi)) => q
                         .key_condition_expression("pk = :p AND sk BETWEEN :lo AND :hi")
                         .expression_attribute_values(":lo", s(lo.clone()))
-                        .expression_attribute_values(":hi", s(format!("{hi}#~"))),
+                        .expression_attribute_values(":hi", s(if cut_bucket { format!("{hi}#~") } else { hi.clone() })),
                     None => q.key_condition_expression("pk = :p"),
                 }
                 .projection_expression("pk, sk")
@@ -249,7 +292,7 @@ mod tests {
 
     /// A purge that emptied a category before a time raises its horizon there, so the next one
     /// reads from it; a later append of an older record lowers it again, and the next purge finds
-    /// that record. Items kept for appends in flight hold the horizon back until they are dropped.
+    /// that record. An append of late records that may be in flight holds the horizon back.
     #[tokio::test]
     async fn a_purge_reads_from_its_category_horizon() {
         use crate::store::RecordStore;
@@ -261,10 +304,10 @@ mod tests {
         store.append(&t, &recs).await.unwrap();
         assert_eq!(horizon_of(&store, &t, Category::SignIn).await, (None, false), "no purge yet: none");
         let before = t0() + chrono::Duration::days(1);
-        // With the grace: the batch's items stay, and the horizon stops at their day.
+        // With the grace: the batch's items stay, and the horizon is not set, the batch's append
+        // having started within the grace (as far as the purge knows, it may be in flight).
         assert_eq!(store.purge(&t, Category::SignIn, before, 100).await.unwrap().len(), 10);
-        let day = t0().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros();
-        assert_eq!(horizon_of(&store, &t, Category::SignIn).await, (Some(day), true));
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await, (None, false));
         // Without it (as a purge 15 minutes later): the items go, the horizon moves to the cut.
         let later = store.clone().with_append_grace(chrono::Duration::zero());
         assert!(later.purge(&t, Category::SignIn, before, 100).await.unwrap().is_empty());
@@ -283,8 +326,9 @@ mod tests {
     }
 
     /// A late record appended while a purge runs (after it read the category, before it raised the
-    /// horizon), no older than the horizon it read, lowers nothing; its late count makes the raise
-    /// fail, so the next purge still reads from below the record and removes it. Live appends send
+    /// horizon), no older than the horizon it read, lowers nothing; its start, after the purge
+    /// read, makes the raise fail, so the next purge still reads from below the record and removes
+    /// it. Live appends send
     /// no registry update but a process's first note of the tenant's oldest record.
     #[tokio::test]
     async fn a_late_append_during_a_purge_keeps_the_horizon_below_it() {
@@ -306,7 +350,7 @@ mod tests {
         store.append(&t, std::slice::from_ref(&late)).await.unwrap();
         assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(day(1).timestamp_micros()));
         // The run did not see it: its raise to the cut is refused, and the next run removes it.
-        store.raise_horizon(&t, Category::SignIn, day(5), &read).await.unwrap();
+        store.raise_horizon(&t, Category::SignIn, day(5), &read, read.read_at).await.unwrap();
         assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(day(1).timestamp_micros()));
         let gone = store.purge(&t, Category::SignIn, day(5), 100).await.unwrap();
         assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
@@ -369,30 +413,109 @@ mod tests {
         assert!(partition(&store, &pk).await.is_empty());
     }
 
-    /// An append of a late record that stops after writing it, before its late count (here: that
-    /// update is throttled for good), and is never resent: it lowered the horizon before listing
-    /// the record, so the next purge still finds and removes it.
+    /// An append of a late record notes it (its start, then the horizon) before it lists or writes
+    /// anything: here its postings are throttled for good, so it stops right after its notes. Its
+    /// record is never stored below the horizon, at whatever step it stops.
     #[tokio::test]
-    async fn a_late_append_stopped_after_its_writes_leaves_no_record_below_the_horizon() {
+    async fn a_late_append_notes_its_record_before_listing_it() {
         use crate::store::RecordStore;
         use crate::testkit::conformance::{rec, t0, tenant};
         let (store, _) = crate::testkit::moto::fresh().await;
         let store = store.with_append_grace(chrono::Duration::zero());
-        let t = tenant("late-stopped");
+        let t = tenant("late-noted");
         let day = |d: i64| t0() + chrono::Duration::days(d);
         store.append(&t, &[rec(&t, "old", 0, "LOGIN", "ann", ResultCode::Ok)]).await.unwrap();
         assert_eq!(store.purge(&t, Category::SignIn, day(1), 100).await.unwrap().len(), 1);
-        let cfg = crate::testkit::moto::sdk_config(&crate::testkit::moto::endpoint()).await;
-        let (http, counts) = crate::testkit::faults::matching_client("UpdateItem", "hl_sign_in", None);
-        let conf = super::super::dynamodb_conf(&cfg).http_client(http).build();
-        let faulty = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), store.table.clone());
+        let (http, counts) = crate::testkit::faults::matching_client("BatchWriteItem", "\"PutRequest\"", None);
+        let faulty = crate::testkit::faults::store_over(&store.table, http).await;
         let late = rec(&t, "late", 19 * 60, "LOGIN", "bob", ResultCode::Ok);
+        let before = Utc::now();
         assert!(faulty.append(&t, std::slice::from_ref(&late)).await.is_err());
         assert!(counts.throttled.load(std::sync::atomic::Ordering::Relaxed) > 0);
-        assert!(store.get(&t, "late").await.unwrap().is_some(), "written before the append stopped");
+        assert!(store.get(&t, "late").await.unwrap().is_none(), "stopped before its writes");
         assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, Some(late.occurred_at.timestamp_micros()));
-        let gone = store.purge(&t, Category::SignIn, day(2), 100).await.unwrap();
-        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
+        let reg = store.get_item(super::super::keys::TENANTS_PK.to_owned(), &t).await.unwrap().unwrap();
+        let start = super::super::get_n(&reg, "hs_sign_in").expect("the late append's start");
+        assert!(start >= before.timestamp_micros() && start <= Utc::now().timestamp_micros());
+    }
+
+    /// A late append runs while a purge is between its reading and its raise: its record is at or
+    /// after the horizon the purge read (so lowers nothing), is written after the purge listed the
+    /// category, and nothing of the append comes after its writes (here: an update of the late
+    /// count of earlier versions is throttled for good, as if it stopped there). The purge's raise
+    /// is refused, the append having started within the grace before the purge read, so every
+    /// later purge finds the record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_append_during_a_purge_leaves_no_record_below_the_horizon() {
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{rec, t0, tenant};
+        use crate::testkit::faults::{matching_client, store_over};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
+        let t = tenant("late-concurrent");
+        let sign_in = |id: &str, minutes: i64| rec(&t, id, minutes, "LOGIN", "ann", ResultCode::Ok);
+        store.append(&t, &[sign_in("a", 10), sign_in("b", 240)]).await.unwrap();
+        // The horizon at the first record's hour's end.
+        assert_eq!(store.purge(&t, Category::SignIn, t0() + chrono::Duration::hours(1), 100).await.unwrap().len(), 1);
+        let (read, _) = horizon_of(&store, &t, Category::SignIn).await;
+        // A purge to the next day, whose raise is held back 4 s.
+        let (http, _) = matching_client("UpdateItem", "hi_sign_in", Some(std::time::Duration::from_secs(4)));
+        let slow = store_over(&store.table, http).await.with_append_grace(chrono::Duration::zero());
+        let (t2, cut) = (t.clone(), t0() + chrono::Duration::days(1));
+        let purge = tokio::spawn(async move { slow.purge(&t2, Category::SignIn, cut, 100).await });
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let (http, _) = matching_client("UpdateItem", "hl_sign_in", None);
+        let stopping = store_over(&store.table, http).await.with_append_grace(chrono::Duration::zero());
+        let late = sign_in("late", 120);
+        assert!(late.occurred_at.timestamp_micros() > read.unwrap(), "after the horizon the purge read");
+        let _ = stopping.append(&t, std::slice::from_ref(&late)).await;
+        assert!(store.get(&t, "late").await.unwrap().is_some(), "written");
+        let gone = purge.await.unwrap().unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(horizon_of(&store, &t, Category::SignIn).await.0, read, "the raise was refused");
+        let gone = store.purge(&t, Category::SignIn, t0() + chrono::Duration::days(2), 100).await.unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"], "not stranded");
         assert!(partition(&store, &time_posting_pk(&t, late.occurred_at, Category::SignIn)).await.is_empty());
+    }
+
+    /// A purge in chunks within the grace after a backfill of records already past retention keeps
+    /// the backfill's posting items (appends of it may be in flight), yet each chunk reads from
+    /// where the last one stopped: each record's body is read about once, not once per chunk.
+    #[tokio::test]
+    async fn a_purge_in_chunks_of_a_fresh_batch_reads_each_record_about_once() {
+        use std::sync::atomic::Ordering;
+
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{rec, t0, tenant};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("chunks-fresh");
+        const N: usize = 1000;
+        let recs: Vec<Record> =
+            (0..N).map(|i| rec(&t, &format!("r{i:04}"), i as i64, "LOGIN", "ann", ResultCode::Ok)).collect();
+        store.append(&t, &recs).await.unwrap();
+        let (http, counts) = crate::testkit::faults::faulty_client(0.0);
+        let counted = crate::testkit::faults::store_over(&store.table, http).await;
+        let cut = t0() + chrono::Duration::days(2);
+        let mut gone = 0;
+        loop {
+            let n = counted.purge(&t, Category::SignIn, cut, 100).await.unwrap().len();
+            gone += n;
+            if n < 100 {
+                break;
+            }
+        }
+        assert_eq!(gone, N);
+        let (eventual, consistent) =
+            (counts.eventual_keys.load(Ordering::Relaxed), counts.consistent_keys.load(Ordering::Relaxed));
+        assert!(eventual + consistent <= 2 * N as u64, "{eventual} + {consistent} body reads for {N} records");
+        // The backfill's items are still there (kept for appends in flight); the next purge after
+        // the grace drops them.
+        assert!(!partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await.is_empty());
+        let later = store.clone().with_append_grace(chrono::Duration::zero());
+        assert!(later.purge(&t, Category::SignIn, cut, 100).await.unwrap().is_empty());
+        assert!(partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await.is_empty());
+        let logins = action_posting_pk(&t, t0(), Category::SignIn, "LOGIN");
+        assert!(partition(&store, &logins).await.is_empty(), "and the action's, kept by every chunk");
+        assert!(store.pending_actions(&t, Category::SignIn).await.unwrap().is_empty());
     }
 }

@@ -209,12 +209,13 @@ impl RecordStore for DynamoStore {
                 Err(e) => Err(e),
             })
             .collect::<StoreResult<_>>()?;
-        // The purge's bounds (`settings`) before anything is listed: the oldest record, and the
-        // horizons of late records (their late counts come after the writes).
+        // The purge's bounds (`settings`) before anything is listed, for every record given
+        // whatever its outcome (one written by an earlier try comes back as a duplicate, listed
+        // again): the oldest record, and the late records' start and horizons.
         let oldest = super::settings::oldest_by_category(records);
         if let Some(min) = oldest.values().min() {
             self.note_oldest(tenant, *min).await?;
-            self.lower_horizons(tenant, &oldest, started).await?;
+            self.note_late(tenant, &oldest, started).await?;
         }
         // Then the time and action postings: a record is never stored without its entries (an
         // entry whose record is not written is skipped by reads).
@@ -239,16 +240,7 @@ impl RecordStore for DynamoStore {
         for (i, r) in repeats {
             results[i] = Some(self.put_item_of(r, &items[i]).await);
         }
-        let outcomes =
-            results.into_iter().map(|r| r.expect("every record has an outcome")).collect::<StoreResult<Vec<_>>>()?;
-        // The late counts and horizons once the records are listed and written (`settings`), for
-        // every record whatever its outcome: a record written by an earlier try that failed before
-        // this point comes back as a duplicate, listed again by this try's postings, and must be
-        // within the bounds too (a failed one, never written, only lowers them needlessly).
-        if !oldest.is_empty() {
-            self.note_horizons(tenant, &oldest, started).await?;
-        }
-        Ok(outcomes)
+        results.into_iter().map(|r| r.expect("every record has an outcome")).collect()
     }
 
     async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>> {
@@ -273,10 +265,14 @@ impl RecordStore for DynamoStore {
         // From the category's horizon (or the tenant's oldest record): every record of the
         // category is at or after it.
         let horizon = self.horizon(tenant, category).await?;
-        let Some(oldest) = horizon.start else {
+        // Or from where the last call of a purge in chunks stopped, if past it (the horizon held
+        // back: `postings_purge::Chain`).
+        let chain = self.purge_chain(tenant, category, before).filter(|c| horizon.start.is_some_and(|h| c.upto > h));
+        let Some(oldest) = horizon.start.map(|h| chain.as_ref().map_or(h, |c| h.max(c.upto))) else {
             return Ok(Vec::new());
         };
         if oldest >= before {
+            self.note_purge_chain(tenant, category, None);
             return Ok(Vec::new());
         }
         // Oldest first through the time index, only this category, never past `before`.
@@ -288,12 +284,15 @@ impl RecordStore for DynamoStore {
         let emptied = match found.last() {
             _ if found.len() < limit => before,
             Some(last) => last.occurred_at,
-            None => return Ok(found),
+            None => {
+                self.note_purge_chain(tenant, category, None);
+                return Ok(found);
+            }
         };
         // Their actions are marked pending first: if this call stops before it has dropped their
         // posting items, the next one still knows to (`pending`).
         let gone_actions: BTreeSet<String> = found.iter().map(|r| r.action.clone()).collect();
-        self.mark_pending(tenant, category, gone_actions.into_iter().collect(), emptied).await?;
+        self.mark_pending(tenant, category, gone_actions.iter().cloned().collect(), emptied).await?;
         let mut keys = Vec::with_capacity(found.len());
         for r in &found {
             keys.push(Self::key(record_pk(tenant, &r.id), RECORD_SK));
@@ -322,17 +321,32 @@ impl RecordStore for DynamoStore {
         // the time postings from the horizon, and the action postings of every pending action.
         let pending: BTreeSet<String> = self.pending_actions(tenant, category).await?.into_keys().collect();
         let actions = self.drop_action_postings(tenant, category, (&pending, oldest), emptied, read_at).await?;
-        let cleared = pending.difference(&actions.pending).cloned().collect();
-        self.clear_pending(tenant, category, cleared, emptied).await?;
-        // Left with items of the hour of `emptied`: pending up to it.
-        self.mark_pending(tenant, category, actions.pending.iter().cloned().collect(), emptied).await?;
+        // (Not when continuing a chain: it read from where the last call stopped, and the items
+        // kept before there are left to a purge from the horizon, which may clear the marks.)
+        if chain.is_none() {
+            let cleared = pending.difference(&actions.pending).cloned().collect();
+            self.clear_pending(tenant, category, cleared, emptied).await?;
+        }
+        // Left with items of the hour of `emptied`: pending up to it (those of the records removed
+        // already are).
+        let left = actions.pending.difference(&gone_actions).cloned().collect();
+        self.mark_pending(tenant, category, left, emptied).await?;
         let times = self.drop_postings(tenant, category, oldest, emptied, read_at).await?;
         // The horizon moves up to `emptied`, or to the items kept for appends in flight, which the
-        // next purge must reach to drop them; so the next call reads from there, not again over
-        // the records this one removed.
-        let kept = times.kept_from.into_iter().chain(actions.kept_from).min();
+        // next purge must reach to drop them (if no late append may be in flight: `settings`);
+        // so the next call reads from there, not again over the records this one removed.
+        let kept =
+            times.kept_from.into_iter().chain(actions.kept_from).chain(chain.as_ref().and_then(|c| c.kept_from)).min();
         let horizon_to = kept.map_or(emptied, |k| k.min(emptied));
-        self.raise_horizon(tenant, category, horizon_to, &horizon).await?;
+        let first_read_at = chain.as_ref().map_or(horizon.read_at, |c| c.first_read_at);
+        self.raise_horizon(tenant, category, horizon_to, &horizon, first_read_at).await?;
+        let next = (found.len() == limit).then_some(super::postings_purge::Chain {
+            before,
+            first_read_at,
+            upto: emptied,
+            kept_from: kept,
+        });
+        self.note_purge_chain(tenant, category, next);
         Ok(found)
     }
 

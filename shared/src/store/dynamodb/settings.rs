@@ -12,18 +12,21 @@
 //!
 //! Only a *late* record (older than `late_after()`) can be older than a horizon: a purge's cut is at
 //! least a day (`store::MIN_RETENTION_DAYS`) before it began, and a horizon never passes a cut. So an
-//! append notes horizons for its late records alone (a live feed makes no horizon update), and
-//! for those it first bumps the category's late count `hl_{category}`, then lowers the horizon.
-//! A purge raises the horizon only if the count is what it read with the horizon: an append of a
-//! late record between the purge's reading and its raise — whose record the purge may not have
-//! seen, while lowering nothing because the horizon was already below it — makes the raise fail
-//! instead of stranding the record below the new horizon. The notes come once the records are
-//! listed and written, for every record of the append whatever its outcome: a record written by a
-//! try that failed before its notes is a duplicate when resent, and this try's notes cover it.
-//! The horizon is also lowered before the records are listed (`lower_horizons`), so an append that
-//! stops after writing and is never resent leaves no record below it either (the count after the
-//! writes is still what refuses a raise by a purge that ran meanwhile). `upgrade-keys` notes the
-//! records it lists in time postings the same way.
+//! append notes horizons for its late records alone (a live feed makes no horizon update), before
+//! it lists any of them (`note_late`), for every record it was given whatever its outcome (a
+//! record written by a try that failed comes back as a duplicate, listed again): first the latest
+//! start of a late append of the category `hs_{category}` (raised to the append's start, never
+//! lowered), then the horizon, lowered to the record. A purge raises the horizon only if it is
+//! still what the purge read and no late append of the category started within the append grace
+//! (`postings_purge::APPEND_GRACE`, the longest an append takes from its start to its writes)
+//! before the purge began reading: such an append may write a record the purge did not see, at or
+//! after the horizon it read, so lowering nothing, and it may stop for good after its writes. An
+//! append that started earlier has written what it ever will before the purge read; and if the
+//! raise came before an append's notes, the append lowers the raised horizon itself. So no
+//! record is ever left below a horizon, whatever step an append stops at. `upgrade-keys` notes
+//! the records it lists in time postings the same way. (`hl_{category}`, a late count bumped
+//! after the writes by earlier versions, is still checked by the raise, for appends of those
+//! versions in flight during a deployment.)
 
 use std::collections::BTreeMap;
 
@@ -51,7 +54,7 @@ pub(crate) fn late_after() -> chrono::Duration {
     chrono::Duration::days(i64::from(crate::store::MIN_RETENTION_DAYS)) - chrono::Duration::hours(1)
 }
 
-/// The oldest time of each category among `records` (µs), as `note_horizons` takes them.
+/// The oldest time of each category among `records` (µs), as `note_late` takes them.
 pub(crate) fn oldest_by_category<'a>(
     records: impl IntoIterator<Item = &'a crate::record::Record>,
 ) -> BTreeMap<Category, i64> {
@@ -69,13 +72,16 @@ pub(crate) struct Horizon {
     pub start: Option<DateTime<Utc>>,
     /// The horizon attribute as read (absent: `None`).
     seen: Option<i64>,
-    /// The category's late count as read (absent: `None`).
+    /// The category's late count as read (absent: `None`), written by earlier versions only.
     late: Option<i64>,
+    /// When the purge read it (before reading the registry).
+    pub read_at: DateTime<Utc>,
 }
 
 impl DynamoStore {
     /// A category's purge horizon, or else the tenant's oldest record.
     pub(crate) async fn horizon(&self, tenant: &str, category: Category) -> StoreResult<Horizon> {
+        let read_at = Utc::now();
         let reg = self.get_item(TENANTS_PK.to_owned(), tenant).await?;
         let get = |k: &str| reg.as_ref().and_then(|i| get_n(i, k));
         let c = category.as_str();
@@ -83,77 +89,51 @@ impl DynamoStore {
         let trusted = reg.as_ref().is_some_and(|i| i.contains_key(&format!("hi_{c}")));
         let start = if trusted { seen } else { get("oldest") };
         let late = get(&format!("hl_{c}"));
-        Ok(Horizon { start: start.and_then(DateTime::from_timestamp_micros), seen, late })
+        Ok(Horizon { start: start.and_then(DateTime::from_timestamp_micros), seen, late, read_at })
     }
 
-    /// For each category whose oldest record just appended is late (older than `late_after()`
-    /// before `started`, when the append began): bumps the category's late count, then lowers its
-    /// horizon to that record (never sets an absent one: see the module's note). Called once the
-    /// records are listed and written.
-    pub(crate) async fn note_horizons(
+    /// For each category whose oldest record about to be appended is late (older than
+    /// `late_after()` before `started`, when the append began): raises the category's latest late
+    /// start to `started`, then lowers its horizon to that record (never sets an absent one: see the
+    /// module's note). Called before the records are listed.
+    pub(crate) async fn note_late(
         &self,
         tenant: &str,
         oldest: &BTreeMap<Category, i64>,
         started: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.late_notes(tenant, oldest, started, true).await
-    }
-
-    /// Lowers the horizon of each category whose oldest record about to be appended is late, as
-    /// `note_horizons` without the late count: called before the records are listed, so that an
-    /// append that stops after writing them, and is never resent, leaves no record below a
-    /// horizon for the next purge (`note_horizons` after the writes is still what keeps a purge
-    /// running meanwhile from raising the horizon past them).
-    pub(crate) async fn lower_horizons(
-        &self,
-        tenant: &str,
-        oldest: &BTreeMap<Category, i64>,
-        started: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.late_notes(tenant, oldest, started, false).await
-    }
-
-    async fn late_notes(
-        &self,
-        tenant: &str,
-        oldest: &BTreeMap<Category, i64>,
-        started: DateTime<Utc>,
-        bump: bool,
     ) -> StoreResult<()> {
         let late_before = (started - late_after()).timestamp_micros();
         let notes = oldest.iter().filter(|(_, ts)| **ts < late_before).map(|(c, ts)| async move {
             let c = c.as_str();
-            if bump {
+            // `name` = `value` if `condition` holds (a refusal is no error).
+            let set_if = |condition: &'static str, name: String, value: i64| {
                 self.counters.registry_updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.update_with_retry(|| {
+                self.update_with_retry(move || {
                     self.tenant_update(tenant)
-                        .update_expression("ADD #hl :one")
-                        .expression_attribute_names("#hl", format!("hl_{c}"))
-                        .expression_attribute_values(":one", n(1))
+                        .update_expression("SET #a = :v")
+                        .condition_expression(condition)
+                        .expression_attribute_names("#a", name.clone())
+                        .expression_attribute_values(":v", n(value))
                 })
-                .await?;
-            }
-            self.counters.registry_updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.update_with_retry(|| {
-                self.tenant_update(tenant)
-                    .update_expression("SET #h = :t")
-                    .condition_expression("#h > :t")
-                    .expression_attribute_names("#h", format!("h_{c}"))
-                    .expression_attribute_values(":t", n(*ts))
-            })
-            .await
+            };
+            let since = started.timestamp_micros();
+            set_if("attribute_not_exists(#a) OR #a < :v", format!("hs_{c}"), since).await?;
+            set_if("#a > :v", format!("h_{c}"), *ts).await
         });
         futures_util::future::try_join_all(notes).await.map(|_| ())
     }
 
     /// Raises a category's horizon to `before` once a purge has emptied the category before it,
-    /// if no append has moved the horizon, or appended a late record, since the purge read it.
+    /// if no append has moved the horizon since the purge read it, nor started to append a late
+    /// record of the category within the append grace before `first_read_at` (when the purge, or
+    /// the first call of a purge in chunks, read it: see the module's note) or since.
     pub(crate) async fn raise_horizon(
         &self,
         tenant: &str,
         category: Category,
         before: DateTime<Utc>,
         read: &Horizon,
+        first_read_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         let c = category.as_str();
         self.update_with_retry(|| {
@@ -168,12 +148,17 @@ impl DynamoStore {
                 Some(seen) => (u.expression_attribute_values(":seen", n(seen)), "#h = :seen"),
                 None => (u, "attribute_not_exists(#h)"),
             };
-            let u = u.expression_attribute_names("#hl", format!("hl_{c}"));
+            let since = (first_read_at - self.append_grace).timestamp_micros();
+            let u = u
+                .expression_attribute_names("#hs", format!("hs_{c}"))
+                .expression_attribute_values(":since", n(since))
+                .expression_attribute_names("#hl", format!("hl_{c}"));
+            let started = "(attribute_not_exists(#hs) OR #hs < :since)";
             match read.late {
-                Some(late) => {
-                    u.condition_expression(format!("{h} AND #hl = :late")).expression_attribute_values(":late", n(late))
-                }
-                None => u.condition_expression(format!("{h} AND attribute_not_exists(#hl)")),
+                Some(late) => u
+                    .condition_expression(format!("{h} AND {started} AND #hl = :late"))
+                    .expression_attribute_values(":late", n(late)),
+                None => u.condition_expression(format!("{h} AND {started} AND attribute_not_exists(#hl)")),
             }
         })
         .await

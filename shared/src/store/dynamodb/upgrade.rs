@@ -115,15 +115,15 @@ impl DynamoStore {
         Ok(rewritten)
     }
 
-    /// Lists record items in today's postings, notes them as an append of late records would
-    /// (a purge run before the upgrade may have raised a horizon past them, unlisted as they were),
+    /// Notes record items as an append of late records would (a purge run before the upgrade may
+    /// have raised a horizon past them, unlisted as they were), lists them in today's postings,
     /// then rewrites their keys; returns how many it rewrote.
     async fn move_records(&self, tenant: &str, items: &[Item]) -> StoreResult<u64> {
         let records = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
         let started = Utc::now();
         let batch = format!("upgrade-{}", ulid::Ulid::generate());
+        self.note_late(tenant, &super::settings::oldest_by_category(&records), started).await?;
         self.put_postings(tenant, &batch, &records).await?;
-        self.note_horizons(tenant, &super::settings::oldest_by_category(&records), started).await?;
         let rewrites = items.iter().zip(&records).map(|(item, record)| self.rewrite(item, record));
         let updated: Vec<bool> =
             futures_util::stream::iter(rewrites).buffer_unordered(CONCURRENT_UPDATES).try_collect().await?;
