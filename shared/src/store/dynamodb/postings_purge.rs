@@ -477,45 +477,4 @@ mod tests {
         assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"], "not stranded");
         assert!(partition(&store, &time_posting_pk(&t, late.occurred_at, Category::SignIn)).await.is_empty());
     }
-
-    /// A purge in chunks within the grace after a backfill of records already past retention keeps
-    /// the backfill's posting items (appends of it may be in flight), yet each chunk reads from
-    /// where the last one stopped: each record's body is read about once, not once per chunk.
-    #[tokio::test]
-    async fn a_purge_in_chunks_of_a_fresh_batch_reads_each_record_about_once() {
-        use std::sync::atomic::Ordering;
-
-        use crate::store::RecordStore;
-        use crate::testkit::conformance::{rec, t0, tenant};
-        let (store, _) = crate::testkit::moto::fresh().await;
-        let t = tenant("chunks-fresh");
-        const N: usize = 1000;
-        let recs: Vec<Record> =
-            (0..N).map(|i| rec(&t, &format!("r{i:04}"), i as i64, "LOGIN", "ann", ResultCode::Ok)).collect();
-        store.append(&t, &recs).await.unwrap();
-        let (http, counts) = crate::testkit::faults::faulty_client(0.0);
-        let counted = crate::testkit::faults::store_over(&store.table, http).await;
-        let cut = t0() + chrono::Duration::days(2);
-        let mut gone = 0;
-        loop {
-            let n = counted.purge(&t, Category::SignIn, cut, 100).await.unwrap().len();
-            gone += n;
-            if n < 100 {
-                break;
-            }
-        }
-        assert_eq!(gone, N);
-        let (eventual, consistent) =
-            (counts.eventual_keys.load(Ordering::Relaxed), counts.consistent_keys.load(Ordering::Relaxed));
-        assert!(eventual + consistent <= 2 * N as u64, "{eventual} + {consistent} body reads for {N} records");
-        // The backfill's items are still there (kept for appends in flight); the next purge after
-        // the grace drops them.
-        assert!(!partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await.is_empty());
-        let later = store.clone().with_append_grace(chrono::Duration::zero());
-        assert!(later.purge(&t, Category::SignIn, cut, 100).await.unwrap().is_empty());
-        assert!(partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await.is_empty());
-        let logins = action_posting_pk(&t, t0(), Category::SignIn, "LOGIN");
-        assert!(partition(&store, &logins).await.is_empty(), "and the action's, kept by every chunk");
-        assert!(store.pending_actions(&t, Category::SignIn).await.unwrap().is_empty());
-    }
 }
