@@ -1,9 +1,9 @@
 //! Actions a retention purge left posting items of (`postings_purge`): one item per tenant,
 //! category and action (`T#{tenant}#PEND`, `{category}#{action}`) whose `reach` (µs) is the latest
 //! cut up to which a purge may have left that action's items listing records it removed — the
-//! items of the cut's own hour (or day), which also list later records, those of appends in
-//! flight, or all of them when the purge stopped between deleting the records and dropping their
-//! items. The next purge drops the items of every pending action, though it may remove no record
+//! items of the hour (or day) a call stopped in on its limit, which also list later records (the
+//! last call trims them instead), those of appends in flight, or all of them when the purge
+//! stopped between deleting the records and dropping their items. The next purge drops the items of every pending action, though it may remove no record
 //! of it, and clears the mark once it has dropped them up to `reach` and kept none.
 //!
 //! Conditional writes keep the marks right when purges overlap or stop midway: a mark is only
@@ -107,7 +107,7 @@ impl DynamoStore {
 }
 
 /// A conditional write whose condition was refused has nothing left to do.
-async fn refused_is_done(write: impl std::future::Future<Output = StoreResult<()>>) -> StoreResult<()> {
+pub(super) async fn refused_is_done(write: impl std::future::Future<Output = StoreResult<()>>) -> StoreResult<()> {
     match write.await {
         Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e),
@@ -145,36 +145,37 @@ mod tests {
         rec(t, id, minutes, action, "ann", ResultCode::Ok)
     }
 
-    /// A purge keeps the action items of its cut's hour, which also list later records; when the
-    /// action has no record left, a later purge (which removes none of it) still drops them, so no
-    /// purged record's id, time or result stays in the table.
+    /// The items of a purge's cut hour also list later records: the purge trims them of the
+    /// entries of the records it removed (deleting those left empty), so no purged record's id,
+    /// time or result stays in the table, however long until a later cut passes that hour (a
+    /// retention lengthened meanwhile), and no action is left pending.
     #[tokio::test]
-    async fn the_action_items_of_a_cut_hour_are_dropped_by_a_later_purge() {
+    async fn the_items_of_a_cut_hour_are_trimmed_of_the_records_purged() {
         let (store, _) = crate::testkit::moto::fresh().await;
         let store = store.with_append_grace(Duration::zero());
         let t = tenant("cut-hour");
-        // A LOGIN at 08:10 and a LOGIN at 08:50 (one hour's items), a LOGOUT at 09:30.
-        for (m, a) in [(10, "LOGIN"), (50, "LOGIN"), (90, "LOGOUT")] {
-            store.append(&t, &[sign_in(&t, &format!("{a}-{m}"), m, a)]).await.unwrap();
-        }
-        // Cut at 08:30: one LOGIN goes, its hour's items stay for the other.
-        assert_eq!(store.purge(&t, Category::SignIn, t0() + Duration::minutes(30), 100).await.unwrap().len(), 1);
-        assert_eq!(items(&store, &t, "LOGIN").await.len(), 2);
-        assert_eq!(pending(&store, &t).await, BTreeSet::from(["LOGIN".to_owned()]));
-        // Cut at 09:00: the other LOGIN goes with LOGIN's items; the LOGOUT (09:30) stays.
-        assert_eq!(store.purge(&t, Category::SignIn, t0() + Duration::hours(1), 100).await.unwrap().len(), 1);
-        assert!(items(&store, &t, "LOGIN").await.is_empty());
+        // A LOGIN at 08:10 and one at 08:50 in one append (one item per partition), a LOGOUT at
+        // 08:20 in another.
+        store.append(&t, &[sign_in(&t, "login-10", 10, "LOGIN"), sign_in(&t, "login-50", 50, "LOGIN")]).await.unwrap();
+        store.append(&t, &[sign_in(&t, "logout-20", 20, "LOGOUT")]).await.unwrap();
+        let time_pk = time_posting_pk(&t, t0(), Category::SignIn);
+        let times = || partition(&store, &time_pk);
+        assert_eq!(times().await.len(), 2);
+        // Cut at 08:30: both 08:1x and 08:2x go; the hour's items keep only the 08:50 LOGIN.
+        assert_eq!(store.purge(&t, Category::SignIn, t0() + Duration::minutes(30), 100).await.unwrap().len(), 2);
+        let ids = |items: Vec<(String, Vec<String>)>| items.into_iter().flat_map(|(_, ids)| ids).collect::<Vec<_>>();
+        assert_eq!(ids(times().await), ["login-50"]);
+        assert_eq!(ids(items(&store, &t, "LOGIN").await), ["login-50"]);
+        assert!(items(&store, &t, "LOGOUT").await.is_empty(), "left empty: deleted");
         assert!(pending(&store, &t).await.is_empty());
-        // Cut at 09:45: the LOGOUT goes; its hour is the cut's, so its item stays, pending.
-        assert_eq!(store.purge(&t, Category::SignIn, t0() + Duration::minutes(105), 100).await.unwrap().len(), 1);
-        assert_eq!(items(&store, &t, "LOGOUT").await.len(), 1);
-        assert_eq!(pending(&store, &t).await, BTreeSet::from(["LOGOUT".to_owned()]));
-        // A day later, with no sign-in left to remove, every item goes.
-        assert!(store.purge(&t, Category::SignIn, t0() + Duration::days(1), 100).await.unwrap().is_empty());
-        for a in ["LOGIN", "LOGOUT"] {
-            assert!(items(&store, &t, a).await.is_empty(), "{a}");
-        }
-        assert!(partition(&store, &time_posting_pk(&t, t0(), Category::SignIn)).await.is_empty());
+        let sign_ins =
+            crate::store::EventFilter { categories: vec![Category::SignIn], ..crate::testkit::conformance::window() };
+        let listed = crate::testkit::conformance::all(&store, &t, &sign_ins, 10).await;
+        assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["login-50"]);
+        // A day later, everything goes.
+        assert_eq!(store.purge(&t, Category::SignIn, t0() + Duration::days(1), 100).await.unwrap().len(), 1);
+        assert!(times().await.is_empty());
+        assert!(items(&store, &t, "LOGIN").await.is_empty());
         assert!(pending(&store, &t).await.is_empty());
     }
 
@@ -208,20 +209,21 @@ mod tests {
 
     /// A mark is cleared only by a purge that reached it: here a backfill of older sign-ins
     /// lowers the horizon below an action's kept items, and the next run, in chunks of one
-    /// record, drops nothing of that action in its first chunks — the mark stays until a chunk
-    /// reaches the items.
+    /// record (from the horizon: a lowered one ends the chain of chunks), drops nothing of that
+    /// action in its first chunks — the mark stays until a chunk reaches the items.
     #[tokio::test]
     async fn a_purge_in_chunks_keeps_a_mark_it_has_not_reached() {
         let (store, _) = crate::testkit::moto::fresh().await;
         let store = store.with_append_grace(Duration::zero());
         let t = tenant("pending-chunks");
         store.append(&t, &[sign_in(&t, "login", 10, "LOGIN"), sign_in(&t, "later", 40, "LOGIN")]).await.unwrap();
-        assert_eq!(store.purge(&t, Category::SignIn, t0() + Duration::minutes(30), 100).await.unwrap().len(), 1);
+        // A first chunk (of a purge it does not finish) keeps the items of the hour it stopped in.
+        let cut = t0() + Duration::days(1);
+        assert_eq!(store.purge(&t, Category::SignIn, cut, 1).await.unwrap().len(), 1);
         assert_eq!(pending(&store, &t).await, BTreeSet::from(["LOGIN".to_owned()]));
         // Three LOGOUTs from 06:00: older than the horizon.
         let backfill: Vec<Record> = (0..3).map(|i| sign_in(&t, &format!("bf{i}"), -120 + i * 10, "LOGOUT")).collect();
         store.append(&t, &backfill).await.unwrap();
-        let cut = t0() + Duration::days(1);
         let mut gone = Vec::new();
         loop {
             let chunk = store.purge(&t, Category::SignIn, cut, 1).await.unwrap();
@@ -242,7 +244,7 @@ mod tests {
     }
 
     /// Two purges at once: one with an earlier cut, slow to reach the action postings, and the
-    /// next with a later cut, which keeps the items of its own hour. The slow one, finishing last,
+    /// first chunk of one with a later cut, which keeps the items of the hour it stopped in. The slow one, finishing last,
     /// cannot clear the mark the other left: a later purge still drops those items.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_purge_does_not_clear_the_mark_of_a_later_one() {
@@ -258,7 +260,8 @@ mod tests {
         let (t2, early_cut) = (t.clone(), t0() + Duration::minutes(30));
         let early = tokio::spawn(async move { slow.purge(&t2, Category::SignIn, early_cut, 100).await });
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        let gone = store.purge(&t, Category::SignIn, t0() + Duration::minutes(75), 100).await.unwrap();
+        // A first chunk of a later purge, which keeps the items of the hour it stopped in.
+        let gone = store.purge(&t, Category::SignIn, t0() + Duration::days(1), 1).await.unwrap();
         assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["login-70"]);
         assert_eq!(early.await.unwrap().unwrap().len(), 1);
         assert_eq!(pending(&store, &t).await, BTreeSet::from(["LOGIN".to_owned()]), "the later mark stands");

@@ -9,12 +9,14 @@
 //! began reading are therefore kept (a batch id is a ULID), and the purge's horizon stays at the
 //! earliest of them so that the next run reaches and drops them.
 //!
-//! The items of the cut's own hour (or day) are kept too: they also list later records. For time
-//! postings the next purge drops them, since it drops every whole day from its horizon; an action's
-//! items, though, are dropped only by a purge that knows the action, and the next may remove no
-//! record of it. So a purge marks the actions of the records it removes pending (`pending`) before
-//! it deletes them, drops the items of every pending action, and clears the marks of those it left
-//! no item of.
+//! The items of the hour (or day) a call stops in also list later records. The purge's last call
+//! trims them of the entries before its cut (`trim`); a call that stops on its limit keeps them,
+//! for the next call to drop. For time postings the next call drops them, since it drops every
+//! whole day from where it reads; an action's items, though, are dropped only by a purge that
+//! knows the action, and the next may remove no record of it. So a purge marks the actions of the
+//! records it removes pending (`pending`) before it deletes them, drops the items of every pending
+//! action, and clears the marks of those it left no item of (so do items kept for an append in
+//! flight, and a purge stopped between its deletes and its drops).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +27,8 @@ use super::postings::{WIDE, action_partition, batch_named_at, hour, time_posting
 use super::{DynamoStore, Item, s};
 use crate::record::Category;
 use crate::store::{ReadStats, StoreError, StoreResult};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 /// How long an append (or an erasure) may take from naming its batch to writing its records: a
 /// purge keeps the posting items of batches named less than this before it began reading, since
@@ -51,18 +55,29 @@ pub(crate) struct Chain {
     pub upto: DateTime<Utc>,
     /// The earliest hour of an item the calls kept for an append in flight.
     pub kept_from: Option<DateTime<Utc>>,
+    /// Where the last call read the horizon: a horizon lowered since (a late append) ends the
+    /// chain, so that the next call reads its records.
+    pub horizon: DateTime<Utc>,
 }
 
 /// How long a chain is followed: a purge job's run, with room (a Lambda runs 15 minutes at most).
 const CHAIN_LIFE: chrono::Duration = chrono::Duration::hours(1);
 
 impl DynamoStore {
-    /// The chain of chunks this call continues, if the last call of this process on the category
-    /// stopped on its limit with the same cut, recently.
-    pub(crate) fn purge_chain(&self, tenant: &str, category: Category, before: DateTime<Utc>) -> Option<Chain> {
+    /// The chain of chunks a call continues, if the last call of this process on the category
+    /// stopped on its limit with the same cut, recently, and the horizon `start` it read is held
+    /// back below where that call stopped, not lowered since.
+    pub(crate) fn purge_chain(
+        &self,
+        tenant: &str,
+        category: Category,
+        before: DateTime<Utc>,
+        start: DateTime<Utc>,
+    ) -> Option<Chain> {
         let chains = self.purge_chains.lock().unwrap_or_else(|e| e.into_inner());
         let chain = chains.get(&(tenant.to_owned(), category))?;
-        (chain.before == before && Utc::now() - chain.first_read_at < CHAIN_LIFE).then(|| chain.clone())
+        let recent = Utc::now() - chain.first_read_at < CHAIN_LIFE;
+        (chain.before == before && recent && chain.horizon <= start && start < chain.upto).then(|| chain.clone())
     }
 
     /// Notes how far a call went: the chain goes on if it stopped on its limit, else it ends.
@@ -84,13 +99,12 @@ impl DynamoStore {
         tenant: &str,
         category: Category,
         from: DateTime<Utc>,
-        before: DateTime<Utc>,
-        read_at: DateTime<Utc>,
+        cut: Cut,
     ) -> StoreResult<Dropped> {
         let day =
             |d: chrono::NaiveDate| time_posting_pk(tenant, d.and_time(chrono::NaiveTime::MIN).and_utc(), category);
-        let whole = from.date_naive().iter_days().take_while(|d| *d < before.date_naive()).map(day).collect();
-        self.drop_posting_items(whole, vec![day(before.date_naive())], (before, false), read_at).await
+        let whole = from.date_naive().iter_days().take_while(|d| *d < cut.before.date_naive()).map(day).collect();
+        self.drop_posting_items(whole, vec![day(cut.before.date_naive())], cut, false).await
     }
 
     /// Deletes the action postings of `category` before `before` of `actions` (those of the records
@@ -103,34 +117,35 @@ impl DynamoStore {
         tenant: &str,
         category: Category,
         (actions, from): (&BTreeSet<String>, DateTime<Utc>),
-        before: DateTime<Utc>,
-        read_at: DateTime<Utc>,
+        cut: Cut,
     ) -> StoreResult<Dropped> {
-        let cut = before.format("%Y%m").to_string();
+        let month = cut.before.format("%Y%m").to_string();
         let (mut whole, mut partial, mut of) = (Vec::new(), Vec::new(), BTreeMap::new());
         for a in actions {
-            for m in super::keys::months(from.min(before), before) {
+            for m in super::keys::months(from.min(cut.before), cut.before) {
                 let pk = action_partition(tenant, &m, category, a);
                 of.insert(pk.clone(), a.clone());
-                if m == cut { partial.push(pk) } else { whole.push(pk) }
+                if m == month { partial.push(pk) } else { whole.push(pk) }
             }
         }
-        let mut dropped = self.drop_posting_items(whole, partial, (before, true), read_at).await?;
+        let mut dropped = self.drop_posting_items(whole, partial, cut, true).await?;
         dropped.pending = dropped.kept_in.iter().filter_map(|pk| of.get(pk).cloned()).collect();
         Ok(dropped)
     }
 
     /// Deletes every posting item of the partitions `whole`, and of `partial` those of the whole
-    /// hours (narrow) and days (wide) before `before` — of batches named before `read_at` −
-    /// `APPEND_GRACE`. With `cut_bucket`, the items of the hour (and day) of `before` are read
-    /// too, kept, to name the partitions left with items (`Dropped::kept_in`).
+    /// hours (narrow) and days (wide) before the cut — of batches named before its `read_at` −
+    /// `APPEND_GRACE`. The items of the hour (and day) of the cut also list later records: on the
+    /// purge's last call they are trimmed of the entries before it (`trim`), otherwise kept and,
+    /// with `name_kept`, read to name the partitions left with items (`Dropped::kept_in`).
     async fn drop_posting_items(
         &self,
         whole: Vec<String>,
         partial: Vec<String>,
-        (before, cut_bucket): (DateTime<Utc>, bool),
-        read_at: DateTime<Utc>,
+        Cut { before, read_at, last }: Cut,
+        name_kept: bool,
     ) -> StoreResult<Dropped> {
+        let cut_bucket = last || name_kept;
         let ts = before.timestamp_micros();
         let named_before = (read_at - self.append_grace).timestamp_millis().max(0) as u64;
         let ranges = whole
@@ -167,9 +182,65 @@ impl DynamoStore {
         let (keys, kept): (Vec<Item>, Vec<Item>) =
             older.into_iter().partition(|i| batch_named_at(i).is_none_or(|at| at < named_before));
         self.batch_delete(keys).await?;
-        let kept_in = kept.iter().chain(&current).filter_map(|i| super::get_s(i, "pk").map(str::to_owned)).collect();
+        // The cut's items of old batches list no record in flight: trimmed on the last call.
+        let (current_old, current_kept): (Vec<Item>, Vec<Item>) =
+            current.into_iter().partition(|i| last && batch_named_at(i).is_none_or(|at| at < named_before));
+        self.trim(current_old, before).await?;
+        let kept_in =
+            kept.iter().chain(&current_kept).filter_map(|i| super::get_s(i, "pk").map(str::to_owned)).collect();
         Ok(Dropped { kept_from: kept.iter().filter_map(bucket_start).min(), kept_in, pending: BTreeSet::new() })
     }
+
+    /// Rewrites posting items (given by their keys) without their entries before `before`, whose
+    /// records are gone; deletes those left empty. An item notes the cut it was trimmed to
+    /// (`trimmed`), and is rewritten only to a later one: a purge with an earlier cut that read it
+    /// before never puts back the entries a later one removed.
+    async fn trim(&self, keys: Vec<Item>, before: DateTime<Utc>) -> StoreResult<()> {
+        let ts = before.timestamp_micros();
+        let mut writes = Vec::new();
+        for item in self.batch_get(keys, false).await? {
+            let entries = super::postings::decode_entries(super::postings::entry_bytes(&item))?;
+            let left: Vec<_> = entries.iter().filter(|e| e.ts >= ts).cloned().collect();
+            if left.len() < entries.len() {
+                let key = Self::key(
+                    super::get_s(&item, "pk").unwrap_or_default().to_owned(),
+                    super::get_s(&item, "sk").unwrap_or_default(),
+                );
+                writes.push(super::pending::refused_is_done(self.trim_one(key, left, ts)));
+            }
+        }
+        futures_util::stream::iter(writes).buffer_unordered(16).try_collect::<Vec<()>>().await.map(|_| ())
+    }
+
+    /// Puts the posting item `key` with the entries `left` (deletes it if none), trimmed to `cut`,
+    /// unless already trimmed to it or later.
+    async fn trim_one(&self, key: Item, left: Vec<super::postings::Entry>, cut: i64) -> StoreResult<()> {
+        let later = "attribute_exists(pk) AND (attribute_not_exists(trimmed) OR trimmed < :cut)";
+        super::retry_throttled(|| async {
+            if left.is_empty() {
+                let d = self.client.delete_item().table_name(&self.table).set_key(Some(key.clone()));
+                let d = d.condition_expression(later).expression_attribute_values(":cut", super::n(cut));
+                d.send().await.map(|_| ()).map_err(|e| super::classify(e, &self.table))
+            } else {
+                let mut item = key.clone();
+                item.insert("e".to_owned(), AttributeValue::B(Blob::new(super::postings::encode(&left))));
+                item.insert("trimmed".to_owned(), super::n(cut));
+                let p = self.client.put_item().table_name(&self.table).set_item(Some(item));
+                let p = p.condition_expression(later).expression_attribute_values(":cut", super::n(cut));
+                p.send().await.map(|_| ()).map_err(|e| super::classify(e, &self.table))
+            }
+        })
+        .await
+    }
+}
+
+/// Where a purge call's drops stop: every record of the category before `before` is gone; the
+/// call began reading at `read_at`; `last` if `before` is the purge's cut (its last call).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cut {
+    pub before: DateTime<Utc>,
+    pub read_at: DateTime<Utc>,
+    pub last: bool,
 }
 
 /// What a purge's drop of posting items did.
@@ -239,8 +310,8 @@ mod tests {
             v
         });
         let first = t0().format("%H").to_string().parse::<u32>().unwrap();
-        let left: Vec<String> = (first + 5..first + 10).map(|h| format!("{h:02}")).collect();
-        assert_eq!(hours, left, "the hours before 5:00 are dropped, the hour of the cut is kept");
+        let left: Vec<String> = (first + 6..first + 10).map(|h| format!("{h:02}")).collect();
+        assert_eq!(hours, left, "the hours before 5:00 are dropped, the cut's trimmed (its one item listed 5:20)");
         assert_eq!(partition(&store, &time_posting_pk(&t, t0(), Category::Audit)).await.len(), 15, "audit untouched");
         let logins = partition(&store, &action_posting_pk(&t, t0(), Category::SignIn, "LOGIN")).await;
         let login_items: Vec<&String> = logins.iter().map(|(sk, _)| sk).collect();

@@ -265,12 +265,13 @@ impl RecordStore for DynamoStore {
         // From the category's horizon (or the tenant's oldest record): every record of the
         // category is at or after it.
         let horizon = self.horizon(tenant, category).await?;
-        // Or from where the last call of a purge in chunks stopped, if past it (the horizon held
-        // back: `postings_purge::Chain`).
-        let chain = self.purge_chain(tenant, category, before).filter(|c| horizon.start.is_some_and(|h| c.upto > h));
-        let Some(oldest) = horizon.start.map(|h| chain.as_ref().map_or(h, |c| h.max(c.upto))) else {
+        let Some(start) = horizon.start else {
             return Ok(Vec::new());
         };
+        // Or from where the last call of a purge in chunks stopped, if the horizon is held back
+        // below it (`postings_purge::Chain`).
+        let chain = self.purge_chain(tenant, category, before, start);
+        let oldest = chain.as_ref().map_or(start, |c| c.upto);
         if oldest >= before {
             self.note_purge_chain(tenant, category, None);
             return Ok(Vec::new());
@@ -320,7 +321,8 @@ impl RecordStore for DynamoStore {
         // gone (dropped last: a crash before leaves them to skip, and to the next call to drop):
         // the time postings from the horizon, and the action postings of every pending action.
         let pending: BTreeSet<String> = self.pending_actions(tenant, category).await?.into_keys().collect();
-        let actions = self.drop_action_postings(tenant, category, (&pending, oldest), emptied, read_at).await?;
+        let cut = super::postings_purge::Cut { before: emptied, read_at, last: emptied == before };
+        let actions = self.drop_action_postings(tenant, category, (&pending, oldest), cut).await?;
         // (Not when continuing a chain: it read from where the last call stopped, and the items
         // kept before there are left to a purge from the horizon, which may clear the marks.)
         if chain.is_none() {
@@ -331,7 +333,7 @@ impl RecordStore for DynamoStore {
         // already are).
         let left = actions.pending.difference(&gone_actions).cloned().collect();
         self.mark_pending(tenant, category, left, emptied).await?;
-        let times = self.drop_postings(tenant, category, oldest, emptied, read_at).await?;
+        let times = self.drop_postings(tenant, category, oldest, cut).await?;
         // The horizon moves up to `emptied`, or to the items kept for appends in flight, which the
         // next purge must reach to drop them (if no late append may be in flight: `settings`);
         // so the next call reads from there, not again over the records this one removed.
@@ -345,6 +347,7 @@ impl RecordStore for DynamoStore {
             first_read_at,
             upto: emptied,
             kept_from: kept,
+            horizon: start,
         });
         self.note_purge_chain(tenant, category, next);
         Ok(found)
