@@ -65,22 +65,7 @@ impl DynamoStore {
         actions: Vec<String>,
         reach: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let reach = n(reach.timestamp_micros());
-        // (A loop, not `map`: the future must be Send, and a closure over borrowed names is not
-        // general enough for that.)
-        let mut marks = Vec::with_capacity(actions.len());
-        for a in &actions {
-            let (pk, sk, reach) = (pending_pk(tenant), pending_sk(category, a), reach.clone());
-            marks.push(refused_is_done(retry_throttled(move || {
-                let u = self.client.update_item().table_name(&self.table).key("pk", s(&pk)).key("sk", s(&sk));
-                let u = u
-                    .update_expression("SET reach = :r")
-                    .condition_expression("attribute_not_exists(reach) OR reach < :r")
-                    .expression_attribute_values(":r", reach.clone());
-                async move { u.send().await.map(|_| ()).map_err(|e| classify(e, &self.table)) }
-            })));
-        }
-        futures_util::stream::iter(marks).buffer_unordered(CONCURRENT).try_collect::<Vec<()>>().await.map(|_| ())
+        self.write_marks(tenant, category, actions, reach, true).await
     }
 
     /// Clears the marks of `actions` whose items a purge dropped up to `reached` and kept none of,
@@ -92,17 +77,45 @@ impl DynamoStore {
         actions: Vec<String>,
         reached: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let reached = n(reached.timestamp_micros());
-        let mut clears = Vec::with_capacity(actions.len());
+        self.write_marks(tenant, category, actions, reached, false).await
+    }
+
+    /// Raises (`raise`) or clears the marks of `actions`, `CONCURRENT` at a time.
+    async fn write_marks(
+        &self,
+        tenant: &str,
+        category: Category,
+        actions: Vec<String>,
+        at: DateTime<Utc>,
+        raise: bool,
+    ) -> StoreResult<()> {
+        let at = at.timestamp_micros();
+        // (A loop, not `map`: the future must be Send, and a closure over borrowed names is not
+        // general enough for that.)
+        let mut writes = Vec::with_capacity(actions.len());
         for a in &actions {
-            let (pk, sk, reached) = (pending_pk(tenant), pending_sk(category, a), reached.clone());
-            clears.push(refused_is_done(retry_throttled(move || {
-                let d = self.client.delete_item().table_name(&self.table).key("pk", s(&pk)).key("sk", s(&sk));
-                let d = d.condition_expression("reach <= :r").expression_attribute_values(":r", reached.clone());
-                async move { d.send().await.map(|_| ()).map_err(|e| classify(e, &self.table)) }
-            })));
+            writes.push(self.write_mark(pending_pk(tenant), pending_sk(category, a), at, raise));
         }
-        futures_util::stream::iter(clears).buffer_unordered(CONCURRENT).try_collect::<Vec<()>>().await.map(|_| ())
+        futures_util::stream::iter(writes).buffer_unordered(CONCURRENT).try_collect::<Vec<()>>().await.map(|_| ())
+    }
+
+    /// Raises one mark to `at` (if below), or deletes it (if not beyond `at`).
+    async fn write_mark(&self, pk: String, sk: String, at: i64, raise: bool) -> StoreResult<()> {
+        refused_is_done(retry_throttled(|| async {
+            if raise {
+                let u = self.client.update_item().table_name(&self.table).key("pk", s(&pk)).key("sk", s(&sk));
+                let u = u
+                    .update_expression("SET reach = :r")
+                    .condition_expression("attribute_not_exists(reach) OR reach < :r")
+                    .expression_attribute_values(":r", n(at));
+                u.send().await.map(|_| ()).map_err(|e| classify(e, &self.table))
+            } else {
+                let d = self.client.delete_item().table_name(&self.table).key("pk", s(&pk)).key("sk", s(&sk));
+                let d = d.condition_expression("reach <= :r").expression_attribute_values(":r", n(at));
+                d.send().await.map(|_| ()).map_err(|e| classify(e, &self.table))
+            }
+        }))
+        .await
     }
 }
 
