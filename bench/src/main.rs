@@ -155,18 +155,23 @@ pub(crate) fn batches(n: usize, seed: u64, now: chrono::DateTime<Utc>) -> Vec<St
         .collect()
 }
 
-/// Batches of the bench mix as a live client sends them: ids `live-{client}-{i}`, each record
-/// stamped in the second before it is sent (in order, a few per millisecond), not spread over
-/// 30 days as a backfill would be.
-fn live_batches(n: usize, client: usize, now: chrono::DateTime<Utc>) -> Vec<String> {
+/// Batches of the bench mix as a live client sends them: ids `live-{client}-{i}` (in order), or
+/// random UUIDs (`random_ids`, as a client minting v4 UUIDs sends them), each record stamped in
+/// the second before it is sent (in order, a few per millisecond), not spread over 30 days as a
+/// backfill would be.
+fn live_batches(n: usize, client: usize, now: chrono::DateTime<Utc>, random_ids: bool) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(100 + client as u64);
+    let mut ids = StdRng::seed_from_u64(200 + client as u64);
     let start = now - ChronoDuration::seconds(60);
     (0..n.div_ceil(1000))
         .map(|b| {
             let items: Vec<Value> = (b * 1000..((b + 1) * 1000).min(n))
                 .map(|i| {
                     let mut r = record(&mut rng, i, now);
-                    r["id"] = json!(format!("live-{client}-{i:09}"));
+                    r["id"] = json!(match random_ids {
+                        true => uuid_v4(&mut ids),
+                        false => format!("live-{client}-{i:09}"),
+                    });
                     r["occurred_at"] = json!((start + ChronoDuration::microseconds(i as i64 * 50)).to_rfc3339());
                     r
                 })
@@ -215,9 +220,16 @@ async fn post_all(
 /// Live ingest as clients see it: a fresh embedded store behind real HTTP, `n` records of the
 /// bench mix per client in batches of 1000, one client (one connection), then four at once.
 /// Each response is sent once its batch is committed (and, with `synchronous = FULL`, on disk).
+/// A random (version 4) UUID from `rng`.
+fn uuid_v4(rng: &mut StdRng) -> String {
+    let h = format!("{:032x}", rng.random::<u128>());
+    let variant = ["8", "9", "a", "b"][usize::from(h.as_bytes()[16] % 4)];
+    format!("{}-{}-4{}-{variant}{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..])
+}
+
 async fn live_ingest(n: usize) -> anyhow::Result<()> {
     println!("## Live ingest over HTTP (fresh store, records stamped as they are sent, batches of 1000)");
-    for clients in [1usize, 4] {
+    for (clients, random_ids) in [(1usize, false), (4, false), (1, true), (4, true)] {
         let dir = tempfile::tempdir()?;
         let (state, _, addr) = serve_embedded(dir.path()).await?;
         let now = Utc::now();
@@ -225,7 +237,7 @@ async fn live_ingest(n: usize) -> anyhow::Result<()> {
         let work: Vec<(String, Vec<String>)> = (0..clients)
             .map(|c| {
                 let token = state.auth.mint("live", "bench", None, &[Role::Ingest], 36_000)?;
-                Ok((token, live_batches(per, c, now)))
+                Ok((token, live_batches(per, c, now, random_ids)))
             })
             .collect::<anyhow::Result<_>>()?;
         let t = Instant::now();
@@ -238,8 +250,9 @@ async fn live_ingest(n: usize) -> anyhow::Result<()> {
             task.await??;
         }
         let secs = t.elapsed().as_secs_f64();
+        let ids = if random_ids { "random UUIDs" } else { "ids in order" };
         println!(
-            "{clients} client(s): {} records in {secs:.1} s: {:.0} events/s",
+            "{clients} client(s), {ids}: {} records in {secs:.1} s: {:.0} events/s",
             per * clients,
             (per * clients) as f64 / secs
         );
