@@ -330,4 +330,42 @@ mod tests {
             assert!(pending(&store, &t).await.is_empty());
         }
     }
+
+    /// An erasure rewrites a record and then lists it again; a purge that removes the record in
+    /// between (and clears the action's mark, having kept nothing) would leave the new listing —
+    /// the purged record's id, time and result — below its horizon for good. The erasure notes
+    /// the record as a late append does first (the purge's raise is refused) and marks its
+    /// action pending once listed, so a later purge drops that listing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_erasure_racing_a_purge_leaves_no_listing_of_the_purged_record() {
+        use crate::testkit::faults::{matching_client, store_over};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("erasure-race");
+        let r = sign_in(&t, "r", 0, "LOGIN");
+        store.append(&t, std::slice::from_ref(&r)).await.unwrap();
+        // A grace of 3.5 s: the append (3 s before the erasure) is past it when the purge reads
+        // (2 s after the erasure began), the erasure within it.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let racing = store.clone().with_append_grace(Duration::milliseconds(3500));
+        let store = store.with_append_grace(Duration::zero());
+        // The erasure's listing is held back 4 s; the purge runs meanwhile.
+        let (http, _) = matching_client("BatchWriteItem", "\"PutRequest\"", Some(std::time::Duration::from_secs(4)));
+        let eraser = store_over(&store.table, http).await;
+        let erasure = {
+            let (t, mut erased) = (t.clone(), r.clone());
+            erased.actor.username = Some("erased".into());
+            tokio::spawn(async move { eraser.replace(&t, &erased).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let gone = racing.purge(&t, Category::SignIn, t0() + Duration::days(2), 100).await.unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r"]);
+        assert!(items(&store, &t, "LOGIN").await.is_empty(), "the append's listing is dropped");
+        erasure.await.unwrap().unwrap();
+        assert!(store.get(&t, "r").await.unwrap().is_none());
+        assert!(!items(&store, &t, "LOGIN").await.is_empty(), "the erasure's listing, written after the purge");
+        store.purge(&t, Category::SignIn, t0() + Duration::days(3), 100).await.unwrap();
+        assert!(partition(&store, &time_posting_pk(&t, r.occurred_at, Category::SignIn)).await.is_empty());
+        assert!(items(&store, &t, "LOGIN").await.is_empty());
+        assert!(pending(&store, &t).await.is_empty());
+    }
 }

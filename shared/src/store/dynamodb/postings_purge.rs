@@ -548,4 +548,52 @@ mod tests {
         assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"], "not stranded");
         assert!(partition(&store, &time_posting_pk(&t, late.occurred_at, Category::SignIn)).await.is_empty());
     }
+
+    /// A late append lists its record below where a purge in chunks' first call stopped, after it
+    /// listed. The next calls, reading on from there, do not see the record, but drop only items
+    /// named before the grace preceding the first call: its listing stays for the next purge.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chain_of_chunks_keeps_the_listing_of_a_record_it_did_not_read() {
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::{rec, t0, tenant};
+        use crate::testkit::faults::{matching_client, store_over};
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
+        let t = tenant("chain-listing");
+        let sign_in = |id: &str, minutes: i64| rec(&t, id, minutes, "LOGIN", "ann", ResultCode::Ok);
+        let day = 24 * 60;
+        store
+            .append(&t, &[sign_in("a", 0), sign_in("b", 60), sign_in("c", day), sign_in("d", day + 60)])
+            .await
+            .unwrap();
+        let cut = t0() + chrono::Duration::days(3);
+        // Every raise of the chain's store is held back 4 s.
+        let (http, _) = matching_client("UpdateItem", "hi_sign_in", Some(std::time::Duration::from_secs(4)));
+        let chain = store_over(&store.table, http).await.with_append_grace(chrono::Duration::zero());
+        let first = {
+            let (chain, t) = (chain.clone(), t.clone());
+            tokio::spawn(async move { chain.purge(&t, Category::SignIn, cut, 2).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let late = sign_in("late", 30);
+        store.append(&t, std::slice::from_ref(&late)).await.unwrap();
+        let gone = first.await.unwrap().unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let mut ids = Vec::new();
+        loop {
+            let gone = chain.purge(&t, Category::SignIn, cut, 2).await.unwrap();
+            ids.extend(gone.iter().map(|r| r.id.clone()));
+            if gone.len() < 2 {
+                break;
+            }
+        }
+        assert_eq!(ids, ["c", "d"], "from where the first call stopped");
+        let items = partition(&store, &time_posting_pk(&t, late.occurred_at, Category::SignIn)).await;
+        assert!(items.iter().any(|(_, ids)| ids.contains(&"late".to_owned())), "still listed: {items:?}");
+        let later =
+            DynamoStore::new(store.client.clone(), store.table.clone()).with_append_grace(chrono::Duration::zero());
+        let gone = later.purge(&t, Category::SignIn, cut, 100).await.unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
+        assert!(partition(&store, &time_posting_pk(&t, late.occurred_at, Category::SignIn)).await.is_empty());
+    }
 }

@@ -321,7 +321,11 @@ impl RecordStore for DynamoStore {
         // gone (dropped last: a crash before leaves them to skip, and to the next call to drop):
         // the time postings from the horizon, and the action postings of every pending action.
         let pending: BTreeSet<String> = self.pending_actions(tenant, category).await?.into_keys().collect();
-        let cut = super::postings_purge::Cut { before: emptied, read_at, last: emptied == before };
+        // A call continuing a chain drops only items named before the grace preceding its first
+        // call: it did not read the records the chain had passed, and a later item may list one
+        // (of an append in flight then) written since.
+        let drop_read_at = chain.as_ref().map_or(read_at, |c| c.first_read_at);
+        let cut = super::postings_purge::Cut { before: emptied, read_at: drop_read_at, last: emptied == before };
         let actions = self.drop_action_postings(tenant, category, (&pending, oldest), cut).await?;
         // (Not when continuing a chain: it read from where the last call stopped, and the items
         // kept before there are left to a purge from the horizon, which may clear the marks.)
@@ -354,8 +358,16 @@ impl RecordStore for DynamoStore {
     }
 
     async fn replace(&self, tenant: &str, r: &Record) -> StoreResult<()> {
+        let started = Utc::now();
         let old = self.get(tenant, &r.id).await?.ok_or(StoreError::NotFound)?;
         let item = record_item(r)?;
+        // A record old enough to be purged may be, between this write and its new listing: noted
+        // as a late append notes its records (`settings`), so that no purge meanwhile raises the
+        // horizon past its new time listing; its action is marked pending once it is listed.
+        let late = r.occurred_at < started - super::settings::late_after();
+        if late {
+            self.note_late(tenant, &super::settings::oldest_by_category([r]), started).await?;
+        }
         retry_throttled(|| async {
             self.client
                 .put_item()
@@ -371,6 +383,11 @@ impl RecordStore for DynamoStore {
         // List it again (reads keep one entry of each): a record stored under an earlier key
         // layout and erased before `upgrade-keys` reached it would otherwise leave the time index.
         self.put_postings(tenant, &ulid::Ulid::generate().to_string(), [r]).await?;
+        // (A purge that removed the record meanwhile may have cleared the action's mark, finding
+        // none of its items: it is marked again, so the next purge drops the new listing.)
+        if late {
+            self.mark_pending(tenant, r.category, vec![r.action.clone()], r.occurred_at).await?;
+        }
         let new_keys = subjects::subject_item_keys(r);
         let gone: Vec<Item> = subjects::subject_item_keys(&old).into_iter().filter(|k| !new_keys.contains(k)).collect();
         self.batch_delete(gone).await?;
