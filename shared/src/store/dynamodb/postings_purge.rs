@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -27,8 +29,6 @@ use super::postings::{WIDE, action_partition, batch_named_at, hour, time_posting
 use super::{DynamoStore, Item, s};
 use crate::record::Category;
 use crate::store::{ReadStats, StoreError, StoreResult};
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
 
 /// How long an append (or an erasure) may take from naming its batch to writing its records: a
 /// purge keeps the posting items of batches named less than this before it began reading, since
@@ -89,11 +89,11 @@ impl DynamoStore {
         };
     }
 
-    /// Deletes the time postings of `category` before `before` (the whole hours before it, the
-    /// whole days for wide items) of batches named before `read_at` − `APPEND_GRACE`: called once
-    /// the purge, which began reading at `read_at`, has removed every record of the category
-    /// before `before`, so each entry of those items is of a record already gone (a later append
-    /// of an older record lists it in a batch named after the purge began: kept).
+    /// Deletes the time postings of `category` before the cut (the whole hours before it, the
+    /// whole days for wide items) from `from` on, of batches named before its `read_at` −
+    /// `APPEND_GRACE`: called once every record of the category before the cut is gone, so each
+    /// entry of those items is of a record already gone (a later append of an older record lists
+    /// it in a batch named after the purge began: kept).
     pub(crate) async fn drop_postings(
         &self,
         tenant: &str,
@@ -107,9 +107,9 @@ impl DynamoStore {
         self.drop_posting_items(whole, vec![day(cut.before.date_naive())], cut, false).await
     }
 
-    /// Deletes the action postings of `category` before `before` of `actions` (those of the records
-    /// the purge removed, and those pending, `pending`), from `from` (the purge's horizon) on: called
-    /// once every record of the category before `before` is gone (batches named before `read_at` −
+    /// Deletes the action postings of `category` before the cut of `actions` (those of the records
+    /// the purge removed, and those pending, `pending`), from `from` on: called once every record
+    /// of the category before the cut is gone (batches named before its `read_at` −
     /// `APPEND_GRACE` only, as `drop_postings`). `Dropped::pending` names the actions left with
     /// items.
     pub(crate) async fn drop_action_postings(
@@ -234,8 +234,9 @@ impl DynamoStore {
     }
 }
 
-/// Where a purge call's drops stop: every record of the category before `before` is gone; the
-/// call began reading at `read_at`; `last` if `before` is the purge's cut (its last call).
+/// Where a purge call's drops stop: every record of the category before `before` is gone; items
+/// named before `read_at` − `APPEND_GRACE` list no record it did not see (`read_at`: when the call
+/// began reading, or the first call of its chain); `last` if `before` is the purge's cut.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cut {
     pub before: DateTime<Utc>,
