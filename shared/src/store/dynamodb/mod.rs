@@ -17,6 +17,7 @@ mod pairs;
 mod pending;
 mod postings;
 mod postings_purge;
+mod purge_chain;
 mod records;
 mod seals;
 mod settings;
@@ -74,8 +75,8 @@ pub struct DynamoStore {
     /// an append of nothing older sends no update.
     oldest_known: Arc<std::sync::Mutex<HashMap<String, i64>>>,
     /// Per tenant and category, how far this process's purge in chunks has come
-    /// ([`postings_purge::Chain`]).
-    purge_chains: Arc<std::sync::Mutex<HashMap<(String, crate::record::Category), postings_purge::Chain>>>,
+    /// ([`purge_chain::Chain`]).
+    purge_chains: Arc<std::sync::Mutex<HashMap<(String, crate::record::Category), purge_chain::Chain>>>,
 }
 
 impl DynamoStore {

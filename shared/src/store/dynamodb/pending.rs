@@ -288,7 +288,7 @@ mod tests {
     /// them), and bodies missing from old batches are not read again strongly consistent. Within
     /// the grace after the backfill (its append may be in flight, as far as the purge knows) the
     /// horizon stays, the chunks keep the backfill's items, and each still reads from where the
-    /// last stopped (`postings_purge::Chain`); the first purge after the grace drops the items.
+    /// last stopped (`purge_chain::Chain`); the first purge after the grace drops the items.
     #[tokio::test]
     async fn a_purge_in_chunks_reads_each_record_about_once() {
         for within_grace in [false, true] {

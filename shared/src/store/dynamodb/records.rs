@@ -269,7 +269,7 @@ impl RecordStore for DynamoStore {
             return Ok(Vec::new());
         };
         // Or from where the last call of a purge in chunks stopped, if the horizon is held back
-        // below it (`postings_purge::Chain`).
+        // below it (`purge_chain::Chain`).
         let chain = self.purge_chain(tenant, category, before, start);
         let oldest = chain.as_ref().map_or(start, |c| c.upto);
         if oldest >= before {
@@ -346,7 +346,7 @@ impl RecordStore for DynamoStore {
         let horizon_to = kept.map_or(emptied, |k| k.min(emptied));
         let first_read_at = chain.as_ref().map_or(horizon.read_at, |c| c.first_read_at);
         self.raise_horizon(tenant, category, horizon_to, &horizon, first_read_at).await?;
-        let next = (found.len() == limit).then_some(super::postings_purge::Chain {
+        let next = (found.len() == limit).then_some(super::purge_chain::Chain {
             before,
             first_read_at,
             upto: emptied,
