@@ -261,7 +261,6 @@ impl RecordStore for DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<Record>> {
-        let read_at = Utc::now();
         // From the category's horizon (or the tenant's oldest record): every record of the
         // category is at or after it.
         let horizon = self.horizon(tenant, category).await?;
@@ -324,8 +323,8 @@ impl RecordStore for DynamoStore {
         // A call continuing a chain drops only items named before the grace preceding its first
         // call: it did not read the records the chain had passed, and a later item may list one
         // (of an append in flight then) written since.
-        let drop_read_at = chain.as_ref().map_or(read_at, |c| c.first_read_at);
-        let cut = super::postings_purge::Cut { before: emptied, read_at: drop_read_at, last: emptied == before };
+        let first_read_at = chain.as_ref().map_or(horizon.read_at, |c| c.first_read_at);
+        let cut = super::postings_purge::Cut { before: emptied, read_at: first_read_at, last: emptied == before };
         let actions = self.drop_action_postings(tenant, category, (&pending, oldest), cut).await?;
         // (Not when continuing a chain: it read from where the last call stopped, and the items
         // kept before there are left to a purge from the horizon, which may clear the marks.)
@@ -344,7 +343,6 @@ impl RecordStore for DynamoStore {
         let kept =
             times.kept_from.into_iter().chain(actions.kept_from).chain(chain.as_ref().and_then(|c| c.kept_from)).min();
         let horizon_to = kept.map_or(emptied, |k| k.min(emptied));
-        let first_read_at = chain.as_ref().map_or(horizon.read_at, |c| c.first_read_at);
         self.raise_horizon(tenant, category, horizon_to, &horizon, first_read_at).await?;
         let next = (found.len() == limit).then_some(super::purge_chain::Chain {
             before,
