@@ -16,15 +16,20 @@
 //! it lists any of them (`note_late`), for every record it was given whatever its outcome (a
 //! record written by a try that failed comes back as a duplicate, listed again): first the latest
 //! start of a late append of the category `hs_{category}` (raised to the append's start, never
-//! lowered), then the horizon, lowered to the record. A purge raises the horizon only if it is
-//! still what the purge read and no late append of the category started within the append grace
-//! (`postings_purge::APPEND_GRACE`, the longest an append takes from its start to its writes)
-//! before the purge began reading: such an append may write a record the purge did not see, at or
-//! after the horizon it read, so lowering nothing, and it may stop for good after its writes. An
-//! append that started earlier has written what it ever will before the purge read; and if the
-//! raise came before an append's notes, the append lowers the raised horizon itself. So no
-//! record is ever left below a horizon, whatever step an append stops at. `upgrade-keys` notes
-//! the records it lists in time postings the same way. (`hl_{category}`, a late count bumped
+//! lowered), then the oldest record of the late appends that started in the same quarter hour
+//! (`ho_{category}_{k}`, see `QUARTER_SLOTS`), then the horizon, lowered to the record. A purge
+//! raises the horizon only if it is still what the purge read, and no late append of the category
+//! that started within the append grace (`postings_purge::APPEND_GRACE`, the longest an append
+//! takes from its start to its writes) before the purge began reading may write a record below
+//! the new horizon: none started then, or the quarters they started in noted no older record.
+//! Such an append may write a record the purge did not see, at or after the horizon it read, so
+//! lowering nothing, and it may stop for good after its writes. An append that started earlier has
+//! written what it ever will before the purge read; and if the raise came before an append's
+//! notes, the append lowers the raised horizon itself. So no record is ever left below a horizon,
+//! whatever step an append stops at; and a tenant that sends late records all the time, each a few
+//! days old, still has its purges raise the horizon of a category kept for months (the quarters
+//! only hold back a raise past their records). `upgrade-keys` notes the records it lists in time
+//! postings the same way. (`hl_{category}`, a late count bumped
 //! after the writes by earlier versions, is still checked by the raise, for appends of those
 //! versions in flight during a deployment.)
 
@@ -103,30 +108,52 @@ impl DynamoStore {
         started: DateTime<Utc>,
     ) -> StoreResult<()> {
         let late_before = (started - late_after()).timestamp_micros();
+        let quarter = quarter_of(started);
         let notes = oldest.iter().filter(|(_, ts)| **ts < late_before).map(|(c, ts)| async move {
             let c = c.as_str();
-            // `name` = `value` if `condition` holds (a refusal is no error).
-            let set_if = |condition: &'static str, name: String, value: i64| {
+            // `SET` the attributes of `values` if `condition` holds; whether it did.
+            let set_if = |condition: &'static str, values: Vec<(String, i64)>| {
                 self.counters.registry_updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.update_with_retry(move || {
-                    self.tenant_update(tenant)
-                        .update_expression("SET #a = :v")
-                        .condition_expression(condition)
-                        .expression_attribute_names("#a", name.clone())
-                        .expression_attribute_values(":v", n(value))
-                })
+                async move {
+                    let set = (0..values.len()).map(|i| format!("#a{i} = :v{i}")).collect::<Vec<_>>().join(", ");
+                    let done = self
+                        .update_with_retry(|| {
+                            values.iter().enumerate().fold(
+                                self.tenant_update(tenant)
+                                    .update_expression(format!("SET {set}"))
+                                    .condition_expression(condition),
+                                |u, (i, (name, value))| {
+                                    u.expression_attribute_names(format!("#a{i}"), name)
+                                        .expression_attribute_values(format!(":v{i}"), n(*value))
+                                },
+                            )
+                        })
+                        .await?;
+                    StoreResult::Ok(done.is_some())
+                }
             };
             let since = started.timestamp_micros();
-            set_if("attribute_not_exists(#a) OR #a < :v", format!("hs_{c}"), since).await?;
-            set_if("#a > :v", format!("h_{c}"), *ts).await
+            set_if("attribute_not_exists(#a0) OR #a0 < :v0", vec![(format!("hs_{c}"), since)]).await?;
+            // The oldest record of the late appends of this quarter hour: a new quarter in its slot,
+            // else a lower time within the quarter. (Before the horizon: a raise that sees the
+            // start sees this too.)
+            let k = quarter.rem_euclid(QUARTER_SLOTS);
+            let (hq, ho) = (format!("hq_{c}_{k}"), format!("ho_{c}_{k}"));
+            let fresh = "attribute_not_exists(#a0) OR #a0 < :v0";
+            if !set_if(fresh, vec![(hq.clone(), quarter), (ho.clone(), *ts)]).await? {
+                set_if("#a0 = :v0 AND #a1 > :v1", vec![(hq, quarter), (ho, *ts)]).await?;
+            }
+            set_if("#a0 > :v0", vec![(format!("h_{c}"), *ts)]).await
         });
         futures_util::future::try_join_all(notes).await.map(|_| ())
     }
 
     /// Raises a category's horizon to `before` once a purge has emptied the category before it,
-    /// if no append has moved the horizon since the purge read it, nor started to append a late
-    /// record of the category within the append grace before `first_read_at` (when the purge, or
-    /// the first call of a purge in chunks, read it: see the module's note) or since.
+    /// if no append has moved the horizon since the purge read it, and no late append that may be
+    /// in flight may write a record older than `before`: none started within the append grace
+    /// before `first_read_at` (when the purge, or the first call of a purge in chunks, read it) or
+    /// since, or those that did noted no record older than `before` (see the module's note). A
+    /// refusal is no error. Whether it was raised.
     pub(crate) async fn raise_horizon(
         &self,
         tenant: &str,
@@ -134,36 +161,61 @@ impl DynamoStore {
         before: DateTime<Utc>,
         read: &Horizon,
         first_read_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let c = category.as_str();
-        self.update_with_retry(|| {
-            let u = self
-                .tenant_update(tenant)
-                .update_expression("SET #h = :b, #hi = :one")
-                .expression_attribute_names("#h", format!("h_{c}"))
-                .expression_attribute_names("#hi", format!("hi_{c}"))
-                .expression_attribute_values(":b", n(before.timestamp_micros()))
-                .expression_attribute_values(":one", n(1));
-            let (u, h) = match read.seen {
-                Some(seen) => (u.expression_attribute_values(":seen", n(seen)), "#h = :seen"),
-                None => (u, "attribute_not_exists(#h)"),
-            };
-            let since = (first_read_at - self.append_grace).timestamp_micros();
-            let u = u
-                .expression_attribute_names("#hs", format!("hs_{c}"))
-                .expression_attribute_values(":since", n(since))
-                .expression_attribute_names("#hl", format!("hl_{c}"));
-            let started = "(attribute_not_exists(#hs) OR #hs < :since)";
-            match read.late {
-                Some(late) => u
-                    .condition_expression(format!("{h} AND {started} AND #hl = :late"))
-                    .expression_attribute_values(":late", n(late)),
-                None => u.condition_expression(format!("{h} AND {started} AND attribute_not_exists(#hl)")),
-            }
-        })
-        .await
-        .map(|_| ())
+        let since = first_read_at - self.append_grace;
+        let old = quarter_of(since);
+        if quarter_of(Utc::now()) - old >= QUARTER_SLOTS {
+            // The slot of the first quarter that counts may hold a later one by now.
+            return Ok(false);
+        }
+        let raised = self
+            .update_with_retry(|| {
+                let u = self
+                    .tenant_update(tenant)
+                    .update_expression("SET #h = :b, #hi = :one")
+                    .expression_attribute_names("#h", format!("h_{c}"))
+                    .expression_attribute_names("#hi", format!("hi_{c}"))
+                    .expression_attribute_values(":b", n(before.timestamp_micros()))
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_names("#hs", format!("hs_{c}"))
+                    .expression_attribute_values(":since", n(since.timestamp_micros()))
+                    .expression_attribute_names("#hl", format!("hl_{c}"))
+                    .expression_attribute_values(":old", n(old));
+                let (u, h) = match read.seen {
+                    Some(seen) => (u.expression_attribute_values(":seen", n(seen)), "#h = :seen"),
+                    None => (u, "attribute_not_exists(#h)"),
+                };
+                let (u, late) = match read.late {
+                    Some(late) => (u.expression_attribute_values(":late", n(late)), "#hl = :late"),
+                    None => (u, "attribute_not_exists(#hl)"),
+                };
+                // Every quarter from the one of `since` on noted nothing older than `before`.
+                let (u, quarters) = (0..QUARTER_SLOTS).fold((u, Vec::new()), |(u, mut q), k| {
+                    q.push(format!("(attribute_not_exists(#q{k}) OR #q{k} < :old OR #o{k} >= :b)"));
+                    let u = u
+                        .expression_attribute_names(format!("#q{k}"), format!("hq_{c}_{k}"))
+                        .expression_attribute_names(format!("#o{k}"), format!("ho_{c}_{k}"));
+                    (u, q)
+                });
+                let quiet = "attribute_not_exists(#hs) OR #hs < :since";
+                u.condition_expression(format!("{h} AND {late} AND ({quiet} OR ({}))", quarters.join(" AND ")))
+            })
+            .await?;
+        Ok(raised.is_some())
     }
+}
+
+/// Late appends are grouped by the quarter hour they started in (its number since 1970): the
+/// registry keeps, per category, the oldest record noted by the late appends of each of the last
+/// `QUARTER_SLOTS` quarters (`ho_{category}_{k}`, with the quarter in `hq_{category}_{k}`, for k
+/// = quarter mod `QUARTER_SLOTS`; a slot is taken over by the quarter `QUARTER_SLOTS` later).
+/// Eight slots hold two hours, more than a purge's reach back (the append grace and a chain's life,
+/// `purge_chain::CHAIN_LIFE`).
+const QUARTER_SLOTS: i64 = 8;
+
+fn quarter_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(15 * 60)
 }
 
 #[async_trait]
@@ -214,5 +266,97 @@ impl SettingsStore for DynamoStore {
         };
         let keep = |i: &super::Item| Ok(get_s(i, "sk").map(str::to_owned));
         Ok(self.read_pages(None, usize::MAX, &mut ReadStats::default(), query, keep).await?.items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ResultCode;
+    use crate::store::RecordStore;
+    use crate::testkit::conformance::{rec, t0, tenant};
+
+    /// The category's horizon as the registry holds it (µs).
+    async fn horizon_of(store: &DynamoStore, t: &str) -> Option<i64> {
+        let reg = store.get_item(TENANTS_PK.to_owned(), t).await.unwrap().unwrap();
+        get_n(&reg, "h_sign_in")
+    }
+
+    /// A tenant whose sign-ins were purged up to day 1 (the horizon), on a store without grace.
+    async fn purged(name: &str) -> (DynamoStore, String, impl Fn(i64) -> DateTime<Utc>) {
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let store = store.with_append_grace(chrono::Duration::zero());
+        let t = tenant(name);
+        let day = |d: i64| t0() + chrono::Duration::days(d);
+        store.append(&t, &[rec(&t, "old", 0, "LOGIN", "ann", ResultCode::Ok)]).await.unwrap();
+        assert_eq!(store.purge(&t, Category::SignIn, day(1), 100).await.unwrap().len(), 1);
+        assert_eq!(horizon_of(&store, &t).await, Some(day(1).timestamp_micros()));
+        // As if that was hours ago: the quarter slots forget its append.
+        let slots = (0..QUARTER_SLOTS).map(|k| format!("hq_sign_in_{k}, ho_sign_in_{k}")).collect::<Vec<_>>();
+        store.tenant_update(&t).update_expression(format!("REMOVE {}", slots.join(", "))).send().await.unwrap();
+        (store, t, day)
+    }
+
+    /// A late append that started after the purge read (so may be in flight) holds the raise back
+    /// only if it noted a record older than the raise's target: a tenant sending some late record
+    /// every few minutes, each a few days old, does not keep a category kept for months from
+    /// ever raising its horizon.
+    #[tokio::test]
+    async fn a_late_append_of_records_after_the_cut_lets_the_horizon_rise() {
+        let (store, t, day) = purged("late-stream").await;
+        let read = store.horizon(&t, Category::SignIn).await.unwrap();
+        store.append(&t, &[rec(&t, "late", 6 * 24 * 60, "LOGIN", "bob", ResultCode::Ok)]).await.unwrap();
+        assert!(store.raise_horizon(&t, Category::SignIn, day(5), &read, read.read_at).await.unwrap());
+        assert_eq!(horizon_of(&store, &t).await, Some(day(5).timestamp_micros()));
+        // The same append, in flight as far as a purge (in chunks) that first read before it
+        // started knows, is older than that purge's cut.
+        let again = store.horizon(&t, Category::SignIn).await.unwrap();
+        assert!(!store.raise_horizon(&t, Category::SignIn, day(8), &again, read.read_at).await.unwrap());
+        assert_eq!(horizon_of(&store, &t).await, Some(day(5).timestamp_micros()));
+        let gone = store.purge(&t, Category::SignIn, day(8), 100).await.unwrap();
+        assert_eq!(gone.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["late"]);
+    }
+
+    /// The oldest record a quarter hour's late appends noted holds back the raises of purges that
+    /// read within the grace after that quarter, and no later one: its slot is then ignored, and
+    /// taken over by the quarter two hours on. A purge whose first read is too far back for the
+    /// slots to tell raises nothing.
+    #[tokio::test]
+    async fn the_oldest_late_record_of_each_quarter_hour_holds_back_the_raises_of_its_time() {
+        let (store, t, day) = purged("late-quarters").await;
+        let now = Utc::now();
+        let q = quarter_of(now);
+        let note = |quarter: i64| {
+            let k = quarter.rem_euclid(QUARTER_SLOTS);
+            store
+                .tenant_update(&t)
+                .update_expression("SET hs_sign_in = :s, #q = :q, #o = :o")
+                .expression_attribute_names("#q", format!("hq_sign_in_{k}"))
+                .expression_attribute_names("#o", format!("ho_sign_in_{k}"))
+                .expression_attribute_values(":s", n(now.timestamp_micros()))
+                .expression_attribute_values(":q", n(quarter))
+                .expression_attribute_values(":o", n(day(2).timestamp_micros()))
+                .send()
+        };
+        // This quarter's late appends noted a record of day 2: below day 5, above day 1.
+        note(q).await.unwrap();
+        let read = store.horizon(&t, Category::SignIn).await.unwrap();
+        assert!(!store.raise_horizon(&t, Category::SignIn, day(5), &read, now).await.unwrap());
+        assert!(store.raise_horizon(&t, Category::SignIn, day(2), &read, now).await.unwrap());
+        // Two hours back, the same slot: past, whatever its record.
+        note(q - QUARTER_SLOTS).await.unwrap();
+        let read = store.horizon(&t, Category::SignIn).await.unwrap();
+        assert!(store.raise_horizon(&t, Category::SignIn, day(5), &read, now).await.unwrap());
+        assert_eq!(horizon_of(&store, &t).await, Some(day(5).timestamp_micros()));
+        // A first read two hours back: nothing is raised, quiet as the registry looks.
+        let read = store.horizon(&t, Category::SignIn).await.unwrap();
+        let long_ago = now - chrono::Duration::hours(2);
+        assert!(!store.raise_horizon(&t, Category::SignIn, day(6), &read, long_ago).await.unwrap());
+        // The slots reach further back than any purge reads from.
+        let reach = chrono::Duration::minutes(15 * (QUARTER_SLOTS - 1));
+        assert!(
+            super::super::purge_chain::CHAIN_LIFE + super::super::postings_purge::APPEND_GRACE
+                < reach - chrono::Duration::minutes(15)
+        );
     }
 }
