@@ -111,39 +111,47 @@ impl DynamoStore {
         let quarter = quarter_of(started);
         let notes = oldest.iter().filter(|(_, ts)| **ts < late_before).map(|(c, ts)| async move {
             let c = c.as_str();
-            // `SET` the attributes of `values` if `condition` holds; whether it did.
-            let set_if = |condition: &'static str, values: Vec<(String, i64)>| {
+            // `SET` the attributes of `values` if `condition` holds, and `first` unless set
+            // (`if_not_exists`); whether it did.
+            let set_if = |condition: &'static str, values: Vec<(String, i64)>, first: Option<(String, i64)>| {
                 self.counters.registry_updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 async move {
-                    let set = (0..values.len()).map(|i| format!("#a{i} = :v{i}")).collect::<Vec<_>>().join(", ");
+                    let mut set = (0..values.len()).map(|i| format!("#a{i} = :v{i}")).collect::<Vec<_>>();
+                    if first.is_some() {
+                        set.push("#f = if_not_exists(#f, :f)".to_owned());
+                    }
+                    let set = format!("SET {}", set.join(", "));
                     let done = self
                         .update_with_retry(|| {
-                            values.iter().enumerate().fold(
-                                self.tenant_update(tenant)
-                                    .update_expression(format!("SET {set}"))
-                                    .condition_expression(condition),
-                                |u, (i, (name, value))| {
-                                    u.expression_attribute_names(format!("#a{i}"), name)
-                                        .expression_attribute_values(format!(":v{i}"), n(*value))
-                                },
-                            )
+                            let u = self.tenant_update(tenant).update_expression(&set).condition_expression(condition);
+                            let u = match &first {
+                                Some((name, value)) => u
+                                    .expression_attribute_names("#f", name)
+                                    .expression_attribute_values(":f", n(*value)),
+                                None => u,
+                            };
+                            values.iter().enumerate().fold(u, |u, (i, (name, value))| {
+                                u.expression_attribute_names(format!("#a{i}"), name)
+                                    .expression_attribute_values(format!(":v{i}"), n(*value))
+                            })
                         })
                         .await?;
                     StoreResult::Ok(done.is_some())
                 }
             };
             let since = started.timestamp_micros();
-            set_if("attribute_not_exists(#a0) OR #a0 < :v0", vec![(format!("hs_{c}"), since)]).await?;
+            set_if("attribute_not_exists(#a0) OR #a0 < :v0", vec![(format!("hs_{c}"), since)], None).await?;
             // The oldest record of the late appends of this quarter hour: a new quarter in its slot,
-            // else a lower time within the quarter. (Before the horizon: a raise that sees the
-            // start sees this too.)
+            // else a lower time within the quarter; and when the category's slots were first
+            // noted (`hf_`). Before the horizon: a raise that sees the start sees these too.
             let k = quarter.rem_euclid(QUARTER_SLOTS);
             let (hq, ho) = (format!("hq_{c}_{k}"), format!("ho_{c}_{k}"));
+            let first = Some((format!("hf_{c}"), since));
             let fresh = "attribute_not_exists(#a0) OR #a0 < :v0";
-            if !set_if(fresh, vec![(hq.clone(), quarter), (ho.clone(), *ts)]).await? {
-                set_if("#a0 = :v0 AND #a1 > :v1", vec![(hq, quarter), (ho, *ts)]).await?;
+            if !set_if(fresh, vec![(hq.clone(), quarter), (ho.clone(), *ts)], first.clone()).await? {
+                set_if("#a0 = :v0 AND #a1 > :v1", vec![(hq, quarter), (ho, *ts)], first).await?;
             }
-            set_if("#a0 > :v0", vec![(format!("h_{c}"), *ts)]).await
+            set_if("#a0 > :v0", vec![(format!("h_{c}"), *ts)], None).await
         });
         futures_util::future::try_join_all(notes).await.map(|_| ())
     }
@@ -165,10 +173,6 @@ impl DynamoStore {
         let c = category.as_str();
         let since = first_read_at - self.append_grace;
         let old = quarter_of(since);
-        if quarter_of(Utc::now()) - old >= QUARTER_SLOTS {
-            // The slot of the first quarter that counts may hold a later one by now.
-            return Ok(false);
-        }
         let raised = self
             .update_with_retry(|| {
                 let u = self
@@ -190,14 +194,22 @@ impl DynamoStore {
                     Some(late) => (u.expression_attribute_values(":late", n(late)), "#hl = :late"),
                     None => (u, "attribute_not_exists(#hl)"),
                 };
-                // Every quarter from the one of `since` on noted nothing older than `before`.
-                let (u, quarters) = (0..QUARTER_SLOTS).fold((u, Vec::new()), |(u, mut q), k| {
-                    q.push(format!("(attribute_not_exists(#q{k}) OR #q{k} < :old OR #o{k} >= :b)"));
+                // Every quarter from the one of `since` on noted nothing older than `before` (a
+                // slot taken over by a later quarter meanwhile tells nothing: refused), and this
+                // version noted the slots long enough before `since` that no append of an earlier
+                // version, which notes none, can have started since (see `QUARTER_SLOTS`).
+                let (u, mut quarters) = (0..QUARTER_SLOTS).fold((u, Vec::new()), |(u, mut q), k| {
+                    q.push(format!("(attribute_not_exists(#q{k}) OR #q{k} < :old OR (#q{k} < :over AND #o{k} >= :b))"));
                     let u = u
                         .expression_attribute_names(format!("#q{k}"), format!("hq_{c}_{k}"))
                         .expression_attribute_names(format!("#o{k}"), format!("ho_{c}_{k}"));
                     (u, q)
                 });
+                quarters.push("#hf < :gate".to_owned());
+                let u = u
+                    .expression_attribute_values(":over", n(old + QUARTER_SLOTS))
+                    .expression_attribute_names("#hf", format!("hf_{c}"))
+                    .expression_attribute_values(":gate", n((since - self.append_grace).timestamp_micros()));
                 let quiet = "attribute_not_exists(#hs) OR #hs < :since";
                 u.condition_expression(format!("{h} AND {late} AND ({quiet} OR ({}))", quarters.join(" AND ")))
             })
@@ -212,6 +224,14 @@ impl DynamoStore {
 /// = quarter mod `QUARTER_SLOTS`; a slot is taken over by the quarter `QUARTER_SLOTS` later).
 /// Eight slots hold two hours, more than a purge's reach back (the append grace and a chain's life,
 /// `purge_chain::CHAIN_LIFE`).
+///
+/// Appends of versions before the slots (2026-12-06) note only their start (`hs_`): one of them
+/// in flight may write a record below a raise that the slots allow. So the slots count only once
+/// this version has noted them (`hf_{category}`, its first slot note) more than the append grace
+/// before the purge's `first_read_at − grace`: the older versions' appends started before that,
+/// at the end of the deployment at the latest, so they have written all they ever will when the
+/// purge reads (a deployment takes less than the grace to replace every function, and no
+/// function runs longer than it, 900 s).
 const QUARTER_SLOTS: i64 = 8;
 
 fn quarter_of(t: DateTime<Utc>) -> i64 {
@@ -319,44 +339,78 @@ mod tests {
 
     /// The oldest record a quarter hour's late appends noted holds back the raises of purges that
     /// read within the grace after that quarter, and no later one: its slot is then ignored, and
-    /// taken over by the quarter two hours on. A purge whose first read is too far back for the
-    /// slots to tell raises nothing.
+    /// taken over by the quarter two hours on, which refuses a raise that still counts the first.
+    /// The slots count only once this version has noted them for longer than the grace.
     #[tokio::test]
     async fn the_oldest_late_record_of_each_quarter_hour_holds_back_the_raises_of_its_time() {
         let (store, t, day) = purged("late-quarters").await;
         let now = Utc::now();
         let q = quarter_of(now);
-        let note = |quarter: i64| {
+        let note = |quarter: i64, oldest: i64, first: DateTime<Utc>| {
             let k = quarter.rem_euclid(QUARTER_SLOTS);
             store
                 .tenant_update(&t)
-                .update_expression("SET hs_sign_in = :s, #q = :q, #o = :o")
+                .update_expression("SET hs_sign_in = :s, hf_sign_in = :f, #q = :q, #o = :o")
                 .expression_attribute_names("#q", format!("hq_sign_in_{k}"))
                 .expression_attribute_names("#o", format!("ho_sign_in_{k}"))
                 .expression_attribute_values(":s", n(now.timestamp_micros()))
+                .expression_attribute_values(":f", n(first.timestamp_micros()))
                 .expression_attribute_values(":q", n(quarter))
-                .expression_attribute_values(":o", n(day(2).timestamp_micros()))
+                .expression_attribute_values(":o", n(day(oldest).timestamp_micros()))
                 .send()
         };
+        let day = &day;
+        let raise = |to: i64, first_read_at: DateTime<Utc>| {
+            let (store, t) = (&store, &t);
+            async move {
+                let read = store.horizon(t, Category::SignIn).await.unwrap();
+                store.raise_horizon(t, Category::SignIn, day(to), &read, first_read_at).await.unwrap()
+            }
+        };
+        let long_ago = now - chrono::Duration::days(1);
         // This quarter's late appends noted a record of day 2: below day 5, above day 1.
-        note(q).await.unwrap();
-        let read = store.horizon(&t, Category::SignIn).await.unwrap();
-        assert!(!store.raise_horizon(&t, Category::SignIn, day(5), &read, now).await.unwrap());
-        assert!(store.raise_horizon(&t, Category::SignIn, day(2), &read, now).await.unwrap());
+        note(q, 2, long_ago).await.unwrap();
+        assert!(!raise(5, now).await);
+        assert!(raise(2, now).await);
         // Two hours back, the same slot: past, whatever its record.
-        note(q - QUARTER_SLOTS).await.unwrap();
-        let read = store.horizon(&t, Category::SignIn).await.unwrap();
-        assert!(store.raise_horizon(&t, Category::SignIn, day(5), &read, now).await.unwrap());
+        note(q - QUARTER_SLOTS, 2, long_ago).await.unwrap();
+        assert!(raise(5, now).await);
         assert_eq!(horizon_of(&store, &t).await, Some(day(5).timestamp_micros()));
-        // A first read two hours back: nothing is raised, quiet as the registry looks.
+        // A purge that first read two hours back counted that quarter's slot, which this quarter
+        // has taken over since: refused, however late its record.
+        note(q, 9, long_ago).await.unwrap();
+        assert!(!raise(6, now - chrono::Duration::hours(2)).await);
+        assert!(raise(6, now).await);
+        // Slots first noted within the grace before the purge's reach (here: no grace, after its
+        // first read) may sit beside an earlier version's append, which notes none: refused.
+        note(q, 9, now + chrono::Duration::seconds(1)).await.unwrap();
+        assert!(!raise(7, now).await);
+        note(q, 9, long_ago).await.unwrap();
+        assert!(raise(7, now).await);
+    }
+
+    /// Two late appends in one quarter hour: the slot keeps the older of their records, so a
+    /// purge that read before both is held back below it, not below the first's. And the slot is
+    /// noted before the horizon: an append that stops at its horizon note has noted its quarter.
+    #[tokio::test]
+    async fn a_quarter_hour_keeps_the_oldest_record_of_its_late_appends() {
+        use crate::testkit::faults::{matching_client, store_over};
+        let (store, t, day) = purged("late-quarter").await;
         let read = store.horizon(&t, Category::SignIn).await.unwrap();
-        let long_ago = now - chrono::Duration::hours(2);
-        assert!(!store.raise_horizon(&t, Category::SignIn, day(6), &read, long_ago).await.unwrap());
-        // The slots reach further back than any purge reads from.
-        let reach = chrono::Duration::minutes(15 * (QUARTER_SLOTS - 1));
-        assert!(
-            super::super::purge_chain::CHAIN_LIFE + super::super::postings_purge::APPEND_GRACE
-                < reach - chrono::Duration::minutes(15)
-        );
+        store.append(&t, &[rec(&t, "a", 6 * 24 * 60, "LOGIN", "bob", ResultCode::Ok)]).await.unwrap();
+        store.append(&t, &[rec(&t, "b", 4 * 24 * 60, "LOGIN", "bob", ResultCode::Ok)]).await.unwrap();
+        let again = store.horizon(&t, Category::SignIn).await.unwrap();
+        assert!(!store.raise_horizon(&t, Category::SignIn, day(5), &again, read.read_at).await.unwrap());
+        assert!(store.raise_horizon(&t, Category::SignIn, day(4), &again, read.read_at).await.unwrap());
+
+        let (store, t, day) = purged("late-quarter-stop").await;
+        let (http, _) = matching_client("UpdateItem", "\"h_sign_in\"", None);
+        let stopping = store_over(&store.table, http).await.with_append_grace(chrono::Duration::zero());
+        let late = rec(&t, "late", 3 * 24 * 60, "LOGIN", "bob", ResultCode::Ok);
+        assert!(stopping.append(&t, std::slice::from_ref(&late)).await.is_err());
+        let reg = store.get_item(TENANTS_PK.to_owned(), &t).await.unwrap().unwrap();
+        let k = quarter_of(Utc::now()).rem_euclid(QUARTER_SLOTS);
+        assert_eq!(get_n(&reg, &format!("ho_sign_in_{k}")), Some(late.occurred_at.timestamp_micros()));
+        assert_eq!(horizon_of(&store, &t).await, Some(day(1).timestamp_micros()), "the horizon note stopped");
     }
 }
