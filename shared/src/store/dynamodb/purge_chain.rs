@@ -31,7 +31,7 @@ pub(crate) struct Chain {
 }
 
 /// How long a chain is followed: a purge job's run, with room (a Lambda runs 15 minutes at most).
-pub(super) const CHAIN_LIFE: chrono::Duration = chrono::Duration::hours(1);
+const CHAIN_LIFE: chrono::Duration = chrono::Duration::hours(1);
 
 impl DynamoStore {
     /// The chain of chunks a call continues, if the last call of this process on the category

@@ -223,9 +223,10 @@ impl DynamoStore {
 /// `QUARTER_SLOTS` quarters (`ho_{category}_{k}`, with the quarter in `hq_{category}_{k}`, for k
 /// = quarter mod `QUARTER_SLOTS`; a slot is taken over by the quarter `QUARTER_SLOTS` later).
 /// Eight slots hold two hours, more than a purge's reach back (the append grace and a chain's life,
-/// `purge_chain::CHAIN_LIFE`).
+/// `purge_chain::CHAIN_LIFE`); a raise that finds a slot of its reach taken over by a later
+/// quarter is refused.
 ///
-/// Appends of versions before the slots (2026-12-06) note only their start (`hs_`): one of them
+/// Appends of versions before the slots (2026-12-05) note only their start (`hs_`): one of them
 /// in flight may write a record below a raise that the slots allow. So the slots count only once
 /// this version has noted them (`hf_{category}`, its first slot note) more than the append grace
 /// before the purge's `first_read_at − grace`: the older versions' appends started before that,
