@@ -32,6 +32,9 @@ pub(super) enum Source<'a> {
     /// The first `n` rows of each branch's index range; the third column is the body only for a
     /// row whose text matches (NULL otherwise), so the caller knows how far each branch read.
     Window(usize),
+    /// The rows after this `seq` (the tail the text index does not name yet: `text::index_tail`),
+    /// read by row id, the text checked on each.
+    Tail(i64),
 }
 
 /// The low 40 bits of a text-index row id: the record's `seq` (the day is above them).
@@ -161,6 +164,16 @@ pub(super) fn plan(
                 Source::Indexes | Source::Window(_) => {
                     String::from("SELECT ts, id, body FROM records WHERE tenant = ?1 AND ts >= ?2 AND ts < ?3")
                 }
+                // By row id only (NOT INDEXED keeps SQLite off the other indexes): the tail is
+                // short, a window of an index may be long.
+                Source::Tail(upto) => {
+                    params.push(upto.into());
+                    format!(
+                        "SELECT ts, id, body FROM records NOT INDEXED WHERE seq > ?{} \
+                         AND tenant = ?1 AND ts >= ?2 AND ts < ?3",
+                        params.len()
+                    )
+                }
             };
             // The index SQLite is expected to use: the most selective equality, in this order.
             let index =
@@ -178,7 +191,7 @@ pub(super) fn plan(
                 params.push(fold(t).into());
                 format!("instr(auditrail_fold(json_extract(body, '$.description')), ?{}) > 0", params.len())
             });
-            if let (Some(test), Source::Indexes | Source::Text(_)) = (&text_test, source) {
+            if let (Some(test), Source::Indexes | Source::Text(_) | Source::Tail(_)) = (&text_test, source) {
                 sql.push_str(&format!(" AND {test}"));
             }
             if let Some((ts, id)) = &after {

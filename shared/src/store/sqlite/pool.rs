@@ -35,6 +35,19 @@ fn table_exists(conn: &Connection, name: &str) -> StoreResult<bool> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        let store = Self::open_alone(path)?;
+        spawn_text_indexer(&store.inner);
+        Ok(store)
+    }
+
+    /// The same without the store's text indexer: appended rows stay in the tail until an append
+    /// fills it or `index_text` runs (tests of the tail).
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn open_without_text_indexer(path: &Path) -> StoreResult<Self> {
+        Self::open_alone(path)
+    }
+
+    fn open_alone(path: &Path) -> StoreResult<Self> {
         // Owner-only before SQLite opens it: the -wal and -shm files take its mode.
         crate::private_fs::ensure_file(path).map_err(StoreError::backend)?;
         let conn = Connection::open(path).map_err(StoreError::backend)?;
@@ -64,13 +77,21 @@ impl SqliteStore {
         tx.execute_batch(SCHEMA).map_err(StoreError::backend)?;
         if had_records && !had_text {
             super::text::index_all_text(&tx)?;
+            tx.execute("UPDATE text_upto SET seq = (SELECT coalesce(max(seq), 0) FROM records)", [])
+                .map_err(StoreError::backend)?;
         }
         tx.commit().map_err(StoreError::backend)?;
         conn.execute_batch("PRAGMA optimize=0x10002;").map_err(StoreError::backend)?;
-        Ok(Self {
-            inner: Arc::new(Inner { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) }),
-            text_budget: super::text::TEXT_BUDGET,
-        })
+        let inner =
+            Arc::new(Inner { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) });
+        Ok(Self { inner, text_budget: super::text::TEXT_BUDGET })
+    }
+
+    /// Indexes the text of the rows appended since the last batch (`text::index_tail`); the rows
+    /// indexed. The store's indexer does this a second after appends, and an append when the tail
+    /// is full.
+    pub async fn index_text(&self) -> StoreResult<i64> {
+        self.write(index_tail_now).await
     }
 
     /// The same store with another first-round budget for free-text pages (tests use a tiny one
@@ -134,9 +155,45 @@ impl SqliteStore {
         .map_err(StoreError::backend)?
     }
 
-    /// Refreshes the planner statistics (after a bulk load) and checkpoints the WAL.
+    /// Indexes the text of new rows, refreshes the planner statistics (after a bulk load) and
+    /// checkpoints the WAL.
     pub async fn optimize(&self) -> StoreResult<()> {
-        self.write(|c| c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").map_err(StoreError::backend)).await
+        self.write(|c| {
+            index_tail_now(c)?;
+            c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").map_err(StoreError::backend)
+        })
+        .await
+    }
+}
+
+/// `text::index_tail` in a transaction of its own.
+fn index_tail_now(conn: &mut Connection) -> StoreResult<i64> {
+    let tx = conn.transaction().map_err(StoreError::backend)?;
+    let n = super::text::index_tail(&tx)?;
+    tx.commit().map_err(StoreError::backend)?;
+    Ok(n)
+}
+
+/// How long after appends the store's indexer indexes their text (if no append filled the tail).
+const TEXT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The store's text indexer: a thread that indexes the tail's text every `TEXT_IDLE`, on the
+/// writer, while the store is open (it holds no reference to it between rounds).
+fn spawn_text_indexer(inner: &Arc<Inner>) {
+    let weak = Arc::downgrade(inner);
+    let spawned = std::thread::Builder::new().name("auditrail-text-index".into()).spawn(move || {
+        loop {
+            std::thread::sleep(TEXT_IDLE);
+            let Some(inner) = weak.upgrade() else { return };
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = index_tail_now(&mut conn) {
+                tracing::warn!(error = %e, "indexing the text of new records failed; retried in a second");
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        // Searches still find every row (the tail is read directly) and appends index full tails.
+        tracing::warn!(error = %e, "no text indexer thread: the text of new records is indexed by later appends");
     }
 }
 

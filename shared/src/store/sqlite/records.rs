@@ -11,7 +11,7 @@ use super::pairs::pair_upsert;
 use super::planner::{Source, plan, run_branches, trigram_match};
 use super::seals::insert_journal;
 use super::subjects::insert_subjects;
-use super::text::{TextOp, race, text_index};
+use super::text::{TEXT_BATCH, TextOp, index_tail, last_seq, race, text_index, text_upto};
 use super::{SqliteStore, decode, micros};
 use crate::record::{Category, Record, fold};
 use crate::store::{
@@ -72,21 +72,27 @@ impl RecordStore for SqliteStore {
         let tenant = tenant.to_owned();
         self.write(move |conn| {
             let tx = conn.transaction().map_err(StoreError::backend)?;
-            // Rows inserted now take row ids above the largest one (no AUTOINCREMENT: max + 1).
-            let before: i64 = tx
-                .query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| r.get(0))
-                .map_err(StoreError::backend)?;
+            // New rows take row ids above the largest one and above the text index's mark (a
+            // purge may have removed the rows below it: their ids are not reused for rows whose
+            // text is not indexed yet).
+            let upto = text_upto(&tx)?;
+            let mut next = last_seq(&tx)?.max(upto) + 1;
             let mut out = Vec::with_capacity(rows.len());
             {
                 let mut stmt = tx
                     .prepare_cached(
                         "INSERT INTO records (tenant, id, ts, category, action, user_id, username, employee_id, \
-                         result, session_id, correlation_id, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) \
-                         ON CONFLICT (tenant, id) DO NOTHING",
+                         result, session_id, correlation_id, body, seq) \
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) ON CONFLICT (tenant, id) DO NOTHING",
                     )
                     .map_err(StoreError::backend)?;
                 for (r, body) in &rows {
-                    let n = stmt.execute(record_row(&tenant, r, body)).map_err(StoreError::backend)?;
+                    let row = record_row(&tenant, r, body);
+                    let params = rusqlite::params![
+                        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10, row.11, next
+                    ];
+                    let n = stmt.execute(params).map_err(StoreError::backend)?;
+                    next += i64::from(n == 1);
                     out.push(if n == 1 { AppendOutcome::Created } else { AppendOutcome::Duplicate });
                     if n == 1 {
                         insert_subjects(&tx, &tenant, r)?;
@@ -107,8 +113,11 @@ impl RecordStore for SqliteStore {
                 .collect();
             if !created.is_empty() {
                 insert_journal(&tx, &tenant, &batch, &created, &[])?;
-                // The text index of the new rows, in one statement (see schema.sql).
-                text_index(&tx, TextOp::Index, "seq > ?1", before)?;
+                // The text of the new rows waits for the tail's batch (`index_tail`), unless the
+                // tail is full.
+                if next - 1 - upto >= TEXT_BATCH {
+                    index_tail(&tx)?;
+                }
             }
             tx.commit().map_err(StoreError::backend)?;
             Ok(out)
@@ -197,9 +206,12 @@ impl RecordStore for SqliteStore {
                 .map_err(StoreError::backend)?
             };
             let mut out = Vec::with_capacity(rows.len());
+            let upto = text_upto(&tx)?;
             for (seq, body) in rows {
                 let rec = decode(&body)?;
-                text_index(&tx, TextOp::Unindex, "seq = ?1", seq)?;
+                if seq <= upto {
+                    text_index(&tx, TextOp::Unindex, "seq = ?1", seq)?;
+                }
                 tx.execute("DELETE FROM records WHERE seq = ?1", [seq]).map_err(StoreError::backend)?;
                 tx.execute("DELETE FROM subjects WHERE tenant = ?1 AND record_id = ?2", rusqlite::params![tenant, rec.id])
                     .map_err(StoreError::backend)?;
@@ -230,7 +242,11 @@ impl RecordStore for SqliteStore {
             let Some(seq) = seq else {
                 return Err(StoreError::NotFound);
             };
-            text_index(&tx, TextOp::Unindex, "seq = ?1", seq)?;
+            // A row of the tail has no text in the index yet: its new text goes in with the tail.
+            let indexed = seq <= text_upto(&tx)?;
+            if indexed {
+                text_index(&tx, TextOp::Unindex, "seq = ?1", seq)?;
+            }
             let n = tx
                 .execute(
                     "UPDATE records SET ts = ?3, category = ?4, action = ?5, user_id = ?6, username = ?7, employee_id = ?8, \
@@ -241,7 +257,9 @@ impl RecordStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
-            text_index(&tx, TextOp::Index, "seq = ?1", seq)?;
+            if indexed {
+                text_index(&tx, TextOp::Index, "seq = ?1", seq)?;
+            }
             tx.execute("DELETE FROM subjects WHERE tenant = ?1 AND record_id = ?2", rusqlite::params![tenant, r.id])
                 .map_err(StoreError::backend)?;
             insert_subjects(&tx, &tenant, &r)?;
@@ -335,6 +353,7 @@ mod tests {
         recs.push(texted("other", "theirs", 500, "Faktura ČEZ-4471"));
         store.append("t", &recs[..402]).await.unwrap();
         store.append("other", &recs[402..]).await.unwrap();
+        store.index_text().await.unwrap();
 
         // A rare text: the index names two rows of the window's days (one of another tenant; not
         // the one 40 days before), one is returned.
@@ -378,6 +397,7 @@ mod tests {
         let mut a = texted("t", "a", 1, "");
         a.description = Some(json!(name));
         store.append("t", &[a, texted("t", "b", 2, "xyz")]).await.unwrap();
+        assert_eq!(store.index_text().await.unwrap(), 2);
         let chars: Vec<char> = name.to_lowercase().chars().collect();
         let probe = chars
             .windows(3)
@@ -440,6 +460,7 @@ mod tests {
             recs.push(r);
         }
         store.append("t", &recs).await.unwrap();
+        store.index_text().await.unwrap();
         let (ids, plan, read) = search(&store, "t", "special", |f| f.actions = vec!["LOGIN".into()]).await;
         assert_eq!((ids, plan.as_str()), (Vec::<String>::new(), "action+scan"));
         assert!(read >= 40, "the whole LOGIN range was read: {read}");
@@ -457,6 +478,7 @@ mod tests {
             .flat_map(|d| (0..100).map(move |i| texted("t", &format!("d{d}-{i:03}"), d * 24 * 60 + i, "routine call")))
             .collect();
         store.append("t", &recs).await.unwrap();
+        store.index_text().await.unwrap();
         let edge = |f: &mut EventFilter| {
             f.from = t0();
             f.to = t0() + Duration::days(4) + Duration::hours(2);
@@ -496,5 +518,58 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let (ids, plan, _) = search(&store, "t", "the index", |_| ()).await;
         assert_eq!((ids, plan.as_str()), (vec!["old".to_owned()], "text"));
+    }
+
+    /// The rows appended since the text index's last batch (the tail) are found by a search before
+    /// their text is indexed, an erasure among them leaves nothing of the old text to index, and
+    /// a purge of the last rows does not let new rows take ids the index's mark has passed. The
+    /// store's indexer indexes the tail a moment after appends, and an append that fills it does.
+    #[tokio::test]
+    async fn the_text_of_new_rows_is_found_before_and_after_it_is_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_without_text_indexer(&dir.path().join("db")).unwrap();
+        let upto = |store: &SqliteStore| {
+            let store = store.clone();
+            async move { store.read(super::text_upto).await.unwrap() }
+        };
+        store
+            .append("t", &[texted("t", "a", 1, "Jana Nováková"), texted("t", "b", 2, "Faktura ČEZ-4471")])
+            .await
+            .unwrap();
+        store.append("other", &[texted("other", "theirs", 2, "Faktura ČEZ-4471")]).await.unwrap();
+        assert_eq!(upto(&store).await, 0, "appends leave their text to the tail's batch");
+        assert!(indexed_terms(&store).await.is_empty());
+        assert_eq!(search(&store, "t", "čez-44", |_| ()).await.0, ["b"]);
+        assert_eq!(search(&store, "t", "NOVÁK", |_| ()).await.0, ["a"]);
+        // Erased before its text was indexed: the new text is found, and is what gets indexed.
+        let mut a = store.get("t", "a").await.unwrap().unwrap();
+        a.description = Some(json!("{Anonymized by DPO}"));
+        store.replace("t", &a).await.unwrap();
+        assert!(search(&store, "t", "novák", |_| ()).await.0.is_empty());
+        store.index_text().await.unwrap();
+        assert_eq!(upto(&store).await, 3);
+        let terms = indexed_terms(&store).await;
+        assert!(terms.contains(&"ymi".to_owned()) && !terms.contains(&"vák".to_owned()), "{terms:?}");
+        assert_eq!(search(&store, "t", "čez-44", |_| ()).await.0, ["b"]);
+        // The last row purged: the next row's id is still above the mark, so its text is read
+        // from the tail, then indexed.
+        assert_eq!(store.purge("other", Category::SignIn, t0() + Duration::days(1), 10).await.unwrap().len(), 1);
+        store.append("other", &[texted("other", "new", 3, "Faktura ČEZ-9")]).await.unwrap();
+        assert_eq!(search(&store, "other", "čez-9", |_| ()).await.0, ["new"]);
+        assert_eq!(upto(&store).await, 3);
+        // A store's indexer (here: of another handle on the file) takes it within a few seconds.
+        let _indexing = SqliteStore::open(store.path()).unwrap();
+        let mut waited = 0;
+        while upto(&store).await < 4 {
+            assert!(waited < 50, "the indexer did not run");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            waited += 1;
+        }
+        assert_eq!(search(&store, "other", "čez-9", |_| ()).await.0, ["new"]);
+        // An append that fills the tail indexes it.
+        let many: Vec<_> =
+            (0..super::TEXT_BATCH).map(|i| texted("t", &format!("m{i}"), 10 + i / 100, "bulk")).collect();
+        store.append("t", &many).await.unwrap();
+        assert_eq!(upto(&store).await, 4 + super::TEXT_BATCH);
     }
 }

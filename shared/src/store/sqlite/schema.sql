@@ -37,9 +37,9 @@ CREATE INDEX IF NOT EXISTS rec_correlation ON records(tenant, correlation_id, ts
 -- Free text (`q`): a trigram index of each record's folded description (the text the `q` filter
 -- tests: a JSON description in its serialised form). Contentless (the text is only in `body`) and
 -- without positions (`detail=none`): it names candidate rows, the folded substring test decides.
--- The store keeps it in step with `records` in the same transaction as every write (one statement
--- per append: FTS5 flushes its pending terms at every statement, so row by row costs 5x more),
--- erasure and purge (`records.rs`; not by triggers, which would need the folding function in
+-- The store keeps it in step with `records` in the same transaction as every erasure and purge,
+-- and indexes appended rows in batches (one statement per batch: FTS5 flushes its pending terms at
+-- every statement, so row by row costs 5x more; see `text_upto` below) (`records.rs`; not by triggers, which would need the folding function in
 -- every connection that ever edits the file). The 'delete' command must be given exactly the text
 -- indexed, so it is derived from the stored body before the row changes or goes; `secure-delete`
 -- then removes the row's entries from the index itself (not a delete marker beside them), so an
@@ -51,6 +51,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS records_text USING fts5(
     text, content = '', detail = none, tokenize = 'trigram case_sensitive 1'
 );
 INSERT INTO records_text(records_text, rank) VALUES ('secure-delete', 1);
+-- The text of rows up to `seq` is indexed; later rows (the tail) are indexed in batches off the
+-- append (`text::index_tail`: when the tail reaches `TEXT_BATCH` rows, and by the store's indexer
+-- a second after appends), and a search reads the tail's rows directly. Appends give new rows
+-- a `seq` above it. A store from before it had every row indexed at its append: the mark starts
+-- at the last row.
+CREATE TABLE IF NOT EXISTS text_upto (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL);
+INSERT OR IGNORE INTO text_upto (one, seq) SELECT 1, coalesce(max(seq), 0) FROM records;
 
 -- Asynchronous actions paired at write time: one row per correlation id.
 CREATE TABLE IF NOT EXISTS requests (
