@@ -80,6 +80,11 @@ pub struct Config {
     /// Check at start-up that the table and bucket exist (`AUDITRAIL_CHECK_ON_START=1`; on by
     /// default for `auditrail serve`, off in Lambda so a cold start costs no extra round trips).
     pub check_on_start: bool,
+    /// Run the embedded store's text indexer (a thread that indexes the text of new records a
+    /// second after appends; without it an append indexes the tail once it holds 8,192 rows):
+    /// on for `auditrail serve`, off for one-off commands beside it, whose thread would contend
+    /// with the server's writes.
+    pub text_indexer: bool,
     pub keycloak: Option<KeycloakPullConfig>,
 }
 
@@ -139,6 +144,7 @@ impl Config {
                 Some("1" | "true") => true,
                 Some(other) => bail!("AUDITRAIL_CHECK_ON_START must be 1 or 0, not `{other}`"),
             },
+            text_indexer: false,
             keycloak: KeycloakPullConfig::from_env(nonempty)?,
         })
     }
@@ -160,6 +166,7 @@ impl Config {
             seal_kms_key: None,
             seal_bucket: None,
             check_on_start: false,
+            text_indexer: false,
             keycloak: None,
         }
     }
@@ -346,6 +353,9 @@ impl Config {
             .with_context(|| format!("AUDITRAIL_DATA_DIR: cannot create {}", self.data_dir.display()))?;
         let records = crate::store::sqlite::SqliteStore::open(&self.data_dir.join("auditrail.db"))
             .with_context(|| format!("opening the embedded store in {}", self.data_dir.display()))?;
+        if self.text_indexer {
+            records.start_text_indexer();
+        }
         let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;
         let cursor_key = self.key(&self.cursor_key, "cursor.key")?;
         let export_key = self.key(&self.export_key, "export.key")?;

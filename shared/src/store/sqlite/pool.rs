@@ -33,21 +33,9 @@ fn table_exists(conn: &Connection, name: &str) -> StoreResult<bool> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`. Appended rows' text waits in the tail
+    /// until an append fills it, `index_text` runs, or the text indexer (`start_text_indexer`).
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let store = Self::open_alone(path)?;
-        spawn_text_indexer(&store.inner);
-        Ok(store)
-    }
-
-    /// The same without the store's text indexer: appended rows stay in the tail until an append
-    /// fills it or `index_text` runs (tests of the tail).
-    #[cfg(any(test, feature = "testkit"))]
-    pub fn open_without_text_indexer(path: &Path) -> StoreResult<Self> {
-        Self::open_alone(path)
-    }
-
-    fn open_alone(path: &Path) -> StoreResult<Self> {
         // Owner-only before SQLite opens it: the -wal and -shm files take its mode.
         crate::private_fs::ensure_file(path).map_err(StoreError::backend)?;
         let conn = Connection::open(path).map_err(StoreError::backend)?;
@@ -166,9 +154,16 @@ impl SqliteStore {
     }
 }
 
+/// A transaction that takes the file's write lock at its start (IMMEDIATE), so that another
+/// process's writer makes it wait (the busy timeout), where a transaction that reads first fails at
+/// once when it comes to write (SQLite calls no busy handler to upgrade a read transaction).
+pub(super) fn write_transaction(conn: &mut Connection) -> StoreResult<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(StoreError::backend)
+}
+
 /// `text::index_tail` in a transaction of its own.
 fn index_tail_now(conn: &mut Connection) -> StoreResult<i64> {
-    let tx = conn.transaction().map_err(StoreError::backend)?;
+    let tx = write_transaction(conn)?;
     let n = super::text::index_tail(&tx)?;
     tx.commit().map_err(StoreError::backend)?;
     Ok(n)
@@ -177,8 +172,15 @@ fn index_tail_now(conn: &mut Connection) -> StoreResult<i64> {
 /// How long after appends the store's indexer indexes their text (if no append filled the tail).
 const TEXT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The store's text indexer: a thread that indexes the tail's text every `TEXT_IDLE`, on the
-/// writer, while the store is open (it holds no reference to it between rounds).
+impl SqliteStore {
+    /// Starts the store's text indexer: a thread that indexes the tail's text every `TEXT_IDLE`,
+    /// on the writer, while the store is open (it holds no reference to it between rounds). For
+    /// the serving process only: another process's would take the file's write lock beside it.
+    pub fn start_text_indexer(&self) {
+        spawn_text_indexer(&self.inner)
+    }
+}
+
 fn spawn_text_indexer(inner: &Arc<Inner>) {
     let weak = Arc::downgrade(inner);
     let spawned = std::thread::Builder::new().name("auditrail-text-index".into()).spawn(move || {
@@ -250,5 +252,33 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(indexes(&store).await, ["rec_user_id_bare"]);
+    }
+
+    /// Two processes on one file (a server and a one-off command): an append while the other's
+    /// writer holds the write lock waits for it (the busy timeout) instead of failing at once, as a
+    /// transaction that read before writing did.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_waits_for_another_connection_that_is_writing() {
+        use crate::record::ResultCode;
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::rec;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (server, other) = (SqliteStore::open(&path).unwrap(), SqliteStore::open(&path).unwrap());
+        server.append("t", &[rec("t", "a", 1, "LOGIN", "ann", ResultCode::Ok)]).await.unwrap();
+        let holding = tokio::spawn(async move {
+            other
+                .write(|c| {
+                    let tx = super::write_transaction(c)?;
+                    tx.execute("UPDATE text_upto SET seq = seq", []).map_err(StoreError::backend)?;
+                    std::thread::sleep(std::time::Duration::from_millis(700));
+                    tx.commit().map_err(StoreError::backend)
+                })
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        server.append("t", &[rec("t", "b", 2, "LOGIN", "ann", ResultCode::Ok)]).await.unwrap();
+        holding.await.unwrap().unwrap();
+        assert!(server.get("t", "b").await.unwrap().is_some());
     }
 }

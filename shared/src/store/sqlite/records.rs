@@ -71,7 +71,7 @@ impl RecordStore for SqliteStore {
             .collect::<StoreResult<_>>()?;
         let tenant = tenant.to_owned();
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let tx = super::pool::write_transaction(conn)?;
             // New rows take row ids above the largest one and above the text index's mark (a
             // purge may have removed the rows below it: their ids are not reused for rows whose
             // text is not indexed yet).
@@ -190,7 +190,7 @@ impl RecordStore for SqliteStore {
     ) -> StoreResult<Vec<Record>> {
         let tenant = tenant.to_owned();
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let tx = super::pool::write_transaction(conn)?;
             let rows: Vec<(i64, String)> = {
                 let mut stmt = tx
                     .prepare_cached(
@@ -234,7 +234,7 @@ impl RecordStore for SqliteStore {
         let body = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let (tenant, r) = (tenant.to_owned(), r.clone());
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let tx = super::pool::write_transaction(conn)?;
             let seq: Option<i64> = tx
                 .query_row("SELECT seq FROM records WHERE tenant = ?1 AND id = ?2", [&tenant, &r.id], |row| row.get(0))
                 .optional()
@@ -527,7 +527,7 @@ mod tests {
     #[tokio::test]
     async fn the_text_of_new_rows_is_found_before_and_after_it_is_indexed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_without_text_indexer(&dir.path().join("db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
         let upto = |store: &SqliteStore| {
             let store = store.clone();
             async move { store.read(super::text_upto).await.unwrap() }
@@ -558,7 +558,8 @@ mod tests {
         assert_eq!(search(&store, "other", "čez-9", |_| ()).await.0, ["new"]);
         assert_eq!(upto(&store).await, 3);
         // A store's indexer (here: of another handle on the file) takes it within a few seconds.
-        let _indexing = SqliteStore::open(store.path()).unwrap();
+        let indexing = SqliteStore::open(store.path()).unwrap();
+        indexing.start_text_indexer();
         let mut waited = 0;
         while upto(&store).await < 4 {
             assert!(waited < 50, "the indexer did not run");

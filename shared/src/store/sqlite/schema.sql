@@ -52,7 +52,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS records_text USING fts5(
 );
 INSERT INTO records_text(records_text, rank) VALUES ('secure-delete', 1);
 -- The text of rows up to `seq` is indexed; later rows (the tail) are indexed in batches off the
--- append (`text::index_tail`: when the tail reaches `TEXT_BATCH` rows, and by the store's indexer
+-- append (`text::index_tail`: when the tail reaches `TEXT_BATCH` rows, and by `serve`'s indexer
 -- a second after appends), and a search reads the tail's rows directly. Appends give new rows
 -- a `seq` above it. A store from before it had every row indexed at its append: the mark starts
 -- at the last row.

@@ -92,7 +92,7 @@ impl SealStore for SqliteStore {
     async fn note_purges(&self, tenant: &str, batch: &str, notes: &[PurgeNote]) -> StoreResult<()> {
         let (tenant, batch, notes) = (tenant.to_owned(), batch.to_owned(), notes.to_vec());
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let tx = super::pool::write_transaction(conn)?;
             insert_journal(&tx, &tenant, &batch, &[], &notes)?;
             tx.commit().map_err(StoreError::backend)
         })

@@ -56,9 +56,9 @@ pub(super) fn last_seq(conn: &rusqlite::Connection) -> StoreResult<i64> {
 
 /// Indexes the tail's text in one statement and moves the mark to the last row, in the caller's
 /// transaction; the rows indexed. The append of a batch does not: its text went into the index in
-/// the commit, where it cost more than every other index together (live ingest 24k → 44k events/s
-/// with it out of the commit, four clients, README "Measured"), and a batch of thousands costs
-/// less per row than one of a request's rows.
+/// the commit, where it cost more than every other index together (four clients: 44k events/s
+/// with no text index at all, 26k–31k with it in the commit, 33k–37k with it in batches here;
+/// README "Measured").
 pub(super) fn index_tail(conn: &rusqlite::Connection) -> StoreResult<i64> {
     let (upto, last) = (text_upto(conn)?, last_seq(conn)?);
     if last <= upto {
