@@ -76,8 +76,8 @@ impl SqliteStore {
     }
 
     /// Indexes the text of the rows appended since the last batch (`text::index_tail`); the rows
-    /// indexed. The store's indexer does this a second after appends, and an append when the tail
-    /// is full.
+    /// indexed. The text indexer (`start_text_indexer`) does this a second after appends, and an
+    /// append when the tail is full.
     pub async fn index_text(&self) -> StoreResult<i64> {
         self.write(index_tail_now).await
     }
