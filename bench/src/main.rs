@@ -187,7 +187,7 @@ async fn serve_embedded(
     dir: &std::path::Path,
 ) -> anyhow::Result<(auditrail_shared::api::AppState, axum::Router, std::net::SocketAddr)> {
     let state =
-        auditrail_shared::api::AppState::from_config(&Config { text_indexer: true, ..Config::embedded(dir) }).await?;
+        auditrail_shared::api::AppState::from_config(&Config { serving: true, ..Config::embedded(dir) }).await?;
     let app = router::<routes::All>(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -198,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             init_tracing(json_logs);
             // A server checks its table and bucket once at start-up (a typo fails here).
-            let config = auth.apply(Config { check_on_start: true, text_indexer: true, ..config });
+            let config = auth.apply(Config { check_on_start: true, serving: true, ..config });
             anyhow::ensure!(
                 config.auth != auditrail_shared::config::AuthMode::ApiGateway,
                 "AUDITRAIL_AUTH=apigw is for the Lambda functions behind API Gateway; `serve` takes local or oidc"

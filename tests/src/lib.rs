@@ -68,7 +68,9 @@ pub fn backend() -> &'static str {
 impl TestApp {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut state = AppState::from_config(&Config::embedded(dir.path())).await.unwrap();
+        // As `auditrail serve` runs it: appends answered from the inbox's log, indexed behind it.
+        let config = Config { serving: true, ..Config::embedded(dir.path()) };
+        let mut state = AppState::from_config(&config).await.unwrap();
         let mut aws = None;
         if backend() == "dynamodb" {
             let (records, blobs) = auditrail_shared::testkit::moto::fresh().await;

@@ -80,11 +80,11 @@ pub struct Config {
     /// Check at start-up that the table and bucket exist (`AUDITRAIL_CHECK_ON_START=1`; on by
     /// default for `auditrail serve`, off in Lambda so a cold start costs no extra round trips).
     pub check_on_start: bool,
-    /// Run the embedded store's text indexer (a thread that indexes the text of new records a
-    /// second after appends; without it an append indexes the tail once it holds 8,192 rows):
-    /// on for `auditrail serve`, off for one-off commands beside it, whose thread would contend
-    /// with the server's writes.
-    pub text_indexer: bool,
+    /// This process serves the embedded store (`auditrail serve`): it owns the store's inbox
+    /// (an append is answered once its records are in the inbox's log; an indexer thread moves
+    /// them into SQLite behind it) and runs its text indexer. Off for one-off commands beside a
+    /// server, which write to SQLite directly.
+    pub serving: bool,
     pub keycloak: Option<KeycloakPullConfig>,
 }
 
@@ -144,7 +144,7 @@ impl Config {
                 Some("1" | "true") => true,
                 Some(other) => bail!("AUDITRAIL_CHECK_ON_START must be 1 or 0, not `{other}`"),
             },
-            text_indexer: false,
+            serving: false,
             keycloak: KeycloakPullConfig::from_env(nonempty)?,
         })
     }
@@ -166,7 +166,7 @@ impl Config {
             seal_kms_key: None,
             seal_bucket: None,
             check_on_start: false,
-            text_indexer: false,
+            serving: false,
             keycloak: None,
         }
     }
@@ -353,7 +353,8 @@ impl Config {
             .with_context(|| format!("AUDITRAIL_DATA_DIR: cannot create {}", self.data_dir.display()))?;
         let records = crate::store::sqlite::SqliteStore::open(&self.data_dir.join("auditrail.db"))
             .with_context(|| format!("opening the embedded store in {}", self.data_dir.display()))?;
-        if self.text_indexer {
+        if self.serving {
+            records.start_inbox().context("starting the embedded store's inbox")?;
             records.start_text_indexer();
         }
         let blobs = crate::blob::fs::FsBlobStore::open(&self.data_dir.join("blobs"))?;

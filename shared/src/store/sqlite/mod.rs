@@ -16,13 +16,15 @@
 //! running them) and `text` (the free-text index: kept in step, and raced against a window).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::Connection;
 
 use crate::record::Record;
 use crate::store::{StoreError, StoreResult};
 
+mod append;
+mod inbox;
 mod pairs;
 mod planner;
 mod pool;
@@ -48,6 +50,9 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// The serving process's inbox (`SqliteStore::start_inbox`): appends are answered once in its
+    /// log, and indexed into SQLite behind it.
+    inbox: OnceLock<Arc<inbox::Inbox>>,
 }
 
 fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {

@@ -61,6 +61,7 @@ fn pair_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestPair> {
 #[async_trait]
 impl RequestStore for SqliteStore {
     async fn pair(&self, tenant: &str, correlation_id: &str) -> StoreResult<Option<RequestPair>> {
+        self.settled().await?;
         let (tenant, corr) = (tenant.to_owned(), correlation_id.to_owned());
         self.read(move |conn| {
             conn.prepare_cached(&format!(
@@ -73,6 +74,7 @@ impl RequestStore for SqliteStore {
     }
 
     async fn pairs(&self, tenant: &str, q: &RequestQuery, page: PageRequest) -> StoreResult<RequestPage> {
+        self.settled().await?;
         let limit = page.limit.max(1);
         // Position: the sort key and correlation id of the last pair returned.
         let after = page

@@ -70,8 +70,14 @@ impl SqliteStore {
         }
         tx.commit().map_err(StoreError::backend)?;
         conn.execute_batch("PRAGMA optimize=0x10002;").map_err(StoreError::backend)?;
-        let inner =
-            Arc::new(Inner { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) });
+        let mut conn = conn;
+        super::inbox::recover_if_unowned(&mut conn, path)?;
+        let inner = Arc::new(Inner {
+            path: path.to_owned(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            inbox: std::sync::OnceLock::new(),
+        });
         Ok(Self { inner, text_budget: super::text::TEXT_BUDGET })
     }
 
@@ -80,6 +86,25 @@ impl SqliteStore {
     /// append when the tail is full.
     pub async fn index_text(&self) -> StoreResult<i64> {
         self.write(index_tail_now).await
+    }
+
+    /// Makes this handle the file's serving process: an append is answered once its records are
+    /// in the inbox's log (`inbox`), and an indexer thread moves them into SQLite behind it.
+    /// Fails if another process serves the file. For `auditrail serve` only: a one-off command
+    /// writes to SQLite directly.
+    pub fn start_inbox(&self) -> StoreResult<()> {
+        if self.inner.inbox.get().is_none() {
+            let inbox = super::inbox::Inbox::start(&self.inner)?;
+            let _ = self.inner.inbox.set(inbox);
+        }
+        Ok(())
+    }
+
+    /// Waits until every record appended through the inbox is in SQLite (at once without one):
+    /// for readers of records other than a listing or a read by id, which read the inbox too.
+    pub(super) async fn settled(&self) -> StoreResult<()> {
+        let Some(inbox) = self.inner.inbox.get().cloned() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || inbox.settle()).await.map_err(StoreError::backend)?
     }
 
     /// The same store with another first-round budget for free-text pages (tests use a tiny one
@@ -114,43 +139,45 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => {
-                    let c = Connection::open_with_flags(
-                        &inner.path,
-                        OpenFlags::SQLITE_OPEN_READ_WRITE
-                            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                            | OpenFlags::SQLITE_OPEN_URI,
-                    )
-                    .map_err(StoreError::backend)?;
-                    configure(&c).map_err(StoreError::backend)?;
-                    c.pragma_update(None, "query_only", "ON").map_err(StoreError::backend)?;
-                    c.pragma_update(None, "cache_size", -16_384).map_err(StoreError::backend)?;
-                    c
-                }
-            };
-            let out = f(&conn);
-            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < 8 {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(StoreError::backend)?
+        tokio::task::spawn_blocking(move || inner.with_reader(f)).await.map_err(StoreError::backend)?
     }
 
     /// Indexes the text of new rows, refreshes the planner statistics (after a bulk load) and
     /// checkpoints the WAL.
     pub async fn optimize(&self) -> StoreResult<()> {
+        self.settled().await?;
         self.write(|c| {
             index_tail_now(c)?;
             c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").map_err(StoreError::backend)
         })
         .await
+    }
+}
+
+impl Inner {
+    /// Runs `f` on a pooled read connection, on this thread.
+    pub(super) fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(StoreError::backend)?;
+                configure(&c).map_err(StoreError::backend)?;
+                c.pragma_update(None, "query_only", "ON").map_err(StoreError::backend)?;
+                c.pragma_update(None, "cache_size", -16_384).map_err(StoreError::backend)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
     }
 }
 

@@ -7,11 +7,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde_json::json;
 
-use super::pairs::pair_upsert;
+use super::append::insert_rows;
 use super::planner::{Source, plan, run_branches, trigram_match};
-use super::seals::insert_journal;
 use super::subjects::insert_subjects;
-use super::text::{TEXT_BATCH, TextOp, index_tail, last_seq, race, text_index, text_upto};
+use super::text::{TextOp, race, text_index, text_upto};
 use super::{SqliteStore, decode, micros};
 use crate::record::{Category, Record, fold};
 use crate::store::{
@@ -20,7 +19,7 @@ use crate::store::{
 
 /// A record's indexed columns, in the order `?1`–`?12` of the insert and the update.
 #[allow(clippy::type_complexity)]
-fn record_row<'a>(
+pub(super) fn record_row<'a>(
     tenant: &'a str,
     r: &'a Record,
     body: &'a str,
@@ -69,56 +68,14 @@ impl RecordStore for SqliteStore {
                 Ok((r, body))
             })
             .collect::<StoreResult<_>>()?;
+        if let Some(inbox) = self.inner.inbox.get() {
+            return inbox.clone().append(self.inner.clone(), tenant, batch, rows).await;
+        }
         let tenant = tenant.to_owned();
         self.write(move |conn| {
             let tx = super::pool::write_transaction(conn)?;
-            // New rows take row ids above the largest one and above the text index's mark (a
-            // purge may have removed the rows below it: their ids are not reused for rows whose
-            // text is not indexed yet).
-            let upto = text_upto(&tx)?;
-            let mut next = last_seq(&tx)?.max(upto) + 1;
-            let mut out = Vec::with_capacity(rows.len());
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO records (tenant, id, ts, category, action, user_id, username, employee_id, \
-                         result, session_id, correlation_id, body, seq) \
-                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) ON CONFLICT (tenant, id) DO NOTHING",
-                    )
-                    .map_err(StoreError::backend)?;
-                for (r, body) in &rows {
-                    let row = record_row(&tenant, r, body);
-                    let params = rusqlite::params![
-                        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10, row.11, next
-                    ];
-                    let n = stmt.execute(params).map_err(StoreError::backend)?;
-                    next += i64::from(n == 1);
-                    out.push(if n == 1 { AppendOutcome::Created } else { AppendOutcome::Duplicate });
-                    if n == 1 {
-                        insert_subjects(&tx, &tenant, r)?;
-                    }
-                    if n == 1
-                        && let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id)
-                    {
-                        pair_upsert(&tx, &tenant, corr, r, phase)?;
-                    }
-                }
-            }
-            // The journal entry commits with the records: the sealer reads it in commit order.
-            let created: Vec<&str> = rows
-                .iter()
-                .zip(&out)
-                .filter(|(_, o)| **o == AppendOutcome::Created)
-                .map(|((r, _), _)| r.id.as_str())
-                .collect();
-            if !created.is_empty() {
-                insert_journal(&tx, &tenant, &batch, &created, &[])?;
-                // The text of the new rows waits for the tail's batch (`index_tail`), unless the
-                // tail is full.
-                if next - 1 - upto >= TEXT_BATCH {
-                    index_tail(&tx)?;
-                }
-            }
+            let refs: Vec<(&Record, &str)> = rows.iter().map(|(r, b)| (r, b.as_str())).collect();
+            let out = insert_rows(&tx, &tenant, &batch, &refs)?;
             tx.commit().map_err(StoreError::backend)?;
             Ok(out)
         })
@@ -126,6 +83,9 @@ impl RecordStore for SqliteStore {
     }
 
     async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>> {
+        if let Some(r) = self.inner.inbox.get().and_then(|i| i.get(tenant, id)) {
+            return Ok(Some(r));
+        }
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.read(move |conn| {
             let body: Option<String> = conn
@@ -150,6 +110,12 @@ impl RecordStore for SqliteStore {
             }
         };
         let limit = page.limit.max(1);
+        // The inbox's tail before SQLite: a record leaves the tail only once it is committed
+        // there, so none falls between the two reads (one in both is merged below).
+        let tail = match self.inner.inbox.get() {
+            Some(inbox) => inbox.matches(tenant, filter, after.as_ref(), limit + 1),
+            None => Vec::new(),
+        };
         let first_budget = self.text_budget;
         let filter = filter.clone();
         let tenant = tenant.to_owned();
@@ -166,6 +132,8 @@ impl RecordStore for SqliteStore {
                 }
                 Some(m) => race(conn, &tenant, &filter, after, limit, m, first_budget, &mut stats)?,
             };
+            stats.items_read += tail.len() as u64;
+            rows.extend(tail);
             rows.sort_by(|a, b| {
                 let o = (a.0, &a.1).cmp(&(b.0, &b.1));
                 if desc { o.reverse() } else { o }
@@ -188,6 +156,7 @@ impl RecordStore for SqliteStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<Record>> {
+        self.settled().await?;
         let tenant = tenant.to_owned();
         self.write(move |conn| {
             let tx = super::pool::write_transaction(conn)?;
@@ -232,6 +201,7 @@ impl RecordStore for SqliteStore {
 
     async fn replace(&self, tenant: &str, r: &Record) -> StoreResult<()> {
         let body = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.settled().await?;
         let (tenant, r) = (tenant.to_owned(), r.clone());
         self.write(move |conn| {
             let tx = super::pool::write_transaction(conn)?;
@@ -273,6 +243,11 @@ impl RecordStore for SqliteStore {
     }
 
     async fn wipe_removed(&self) -> StoreResult<()> {
+        // The inbox's log holds the bodies the records were appended with: emptied once they are
+        // all in SQLite, where the caller has changed or removed them.
+        if let Some(inbox) = self.inner.inbox.get().cloned() {
+            tokio::task::spawn_blocking(move || inbox.clear()).await.map_err(StoreError::backend)??;
+        }
         self.write(|c| {
             // A reader in the middle of a statement keeps the log busy: wait for it (readers
             // hold no transaction between calls), then give up as a transient failure, so the
@@ -569,8 +544,8 @@ mod tests {
         assert_eq!(search(&store, "other", "čez-9", |_| ()).await.0, ["new"]);
         // An append that fills the tail indexes it.
         let many: Vec<_> =
-            (0..super::TEXT_BATCH).map(|i| texted("t", &format!("m{i}"), 10 + i / 100, "bulk")).collect();
+            (0..super::super::text::TEXT_BATCH).map(|i| texted("t", &format!("m{i}"), 10 + i / 100, "bulk")).collect();
         store.append("t", &many).await.unwrap();
-        assert_eq!(upto(&store).await, 4 + super::TEXT_BATCH);
+        assert_eq!(upto(&store).await, 4 + super::super::text::TEXT_BATCH);
     }
 }

@@ -59,6 +59,11 @@ INSERT INTO records_text(records_text, rank) VALUES ('secure-delete', 1);
 CREATE TABLE IF NOT EXISTS text_upto (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL);
 INSERT OR IGNORE INTO text_upto (one, seq) SELECT 1, coalesce(max(seq), 0) FROM records;
 
+-- The last frame of the serving process's inbox (`inbox.rs`) whose records are in `records`,
+-- moved in the transaction that inserts them: at the next open, the frames after it are indexed.
+CREATE TABLE IF NOT EXISTS inbox_upto (one INTEGER PRIMARY KEY CHECK (one = 1), frame INTEGER NOT NULL);
+INSERT OR IGNORE INTO inbox_upto (one, frame) VALUES (1, 0);
+
 -- Asynchronous actions paired at write time: one row per correlation id.
 CREATE TABLE IF NOT EXISTS requests (
     tenant         TEXT NOT NULL,

@@ -50,6 +50,8 @@ impl SealStore for SqliteStore {
         to: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<JournalEntry>> {
+        // A seal covers every record appended before it: the inbox's first.
+        self.settled().await?;
         let (tenant, after) = (tenant.to_owned(), unpos(after)?);
         let to = match to {
             Some(t) => unpos(Some(t))?,

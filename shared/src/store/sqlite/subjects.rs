@@ -31,6 +31,7 @@ impl SubjectStore for SqliteStore {
         (from, to): (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>),
         limit: usize,
     ) -> StoreResult<(Vec<Record>, ReadStats)> {
+        self.settled().await?;
         let (tenant, key) = (tenant.to_owned(), key.to_owned());
         let (from, to) = (from.map_or(i64::MIN, micros), to.map_or(i64::MAX, micros));
         let bodies: Vec<String> = self

@@ -1,0 +1,52 @@
+//! The inbox's tail: the records appended and not yet in SQLite, by tenant, in time order and by
+//! id; read by listings and reads by id beside SQLite.
+
+use std::sync::Arc;
+
+use super::{Inbox, Row};
+use crate::record::{Record, fold};
+use crate::store::{EventFilter, Order};
+
+impl Inbox {
+    /// A record of the tail by id.
+    pub(in crate::store::sqlite) fn get(&self, tenant: &str, id: &str) -> Option<Record> {
+        let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
+        let t = tail.get(tenant)?;
+        let ts = *t.by_id.get(id)?;
+        t.by_time.get(&(ts, id.to_owned())).map(|r| r.record.clone())
+    }
+
+    /// The first `limit` records of the tail the filter matches after the cursor, in the
+    /// filter's order, as (time, id, body).
+    pub(in crate::store::sqlite) fn matches(
+        &self,
+        tenant: &str,
+        filter: &EventFilter,
+        after: Option<&(i64, String)>,
+        limit: usize,
+    ) -> Vec<(i64, String, String)> {
+        let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = tail.get(tenant) else { return Vec::new() };
+        let (from, to) = crate::store::sqlite::planner::cursor_bounds(filter, after);
+        if from >= to {
+            return Vec::new();
+        }
+        let range = t.by_time.range((from, String::new())..(to, String::new()));
+        let text = filter.text.as_deref().map(fold);
+        let rest = EventFilter { text: None, ..filter.clone() };
+        let keep = |(key, row): &(&(i64, String), &Arc<Row>)| {
+            let past = match (after, filter.order) {
+                (Some(a), Order::NewestFirst) => **key < *a,
+                (Some(a), Order::OldestFirst) => **key > *a,
+                (None, _) => true,
+            };
+            past && rest.matches(&row.record)
+                && text.as_deref().is_none_or(|q| row.text().is_some_and(|d| d.contains(q)))
+        };
+        let take = |(key, row): (&(i64, String), &Arc<Row>)| (key.0, key.1.clone(), row.body.clone());
+        match filter.order {
+            Order::NewestFirst => range.rev().filter(keep).take(limit).map(take).collect(),
+            Order::OldestFirst => range.filter(keep).take(limit).map(take).collect(),
+        }
+    }
+}
