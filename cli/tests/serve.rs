@@ -301,3 +301,66 @@ async fn serve_seals_and_verify_names_a_record_changed_beneath_it() {
     let (ok, out, _) = run(&["verify", "--tenant", "globex-care", "--public-key", other.to_str().unwrap()]);
     assert!(!ok && out.contains("bad_signature"), "{out}");
 }
+
+/// The serving process answers an append once its records are in the inbox's log: killed (SIGKILL)
+/// right after the last answer, with the indexer still behind, it has lost none of them at the
+/// next start. A second `serve` on the same data directory is refused while the first runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_right_after_its_answers_keeps_every_record_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, base) = start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let ingest = token(dir.path(), "acme", "ingest");
+    let now = chrono::Utc::now();
+    let (batches, per) = (12, 1000);
+    for b in 0..batches {
+        let batch: Vec<serde_json::Value> = (0..per)
+            .map(|i| {
+                let n = b * per + i;
+                serde_json::json!({
+                    "id": format!("kill-{n:06}"),
+                    "occurred_at": (now - chrono::Duration::milliseconds(n as i64)).to_rfc3339(),
+                    "action": "LOGIN",
+                    "actor": {"username": format!("agent{}", n % 7)},
+                    "result": "OK",
+                    "description": {"note": format!("call {n}")}
+                })
+            })
+            .collect();
+        let r = client.post(format!("{base}/v1/events")).bearer_auth(&ingest).json(&batch).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["created"], per);
+    }
+    drop(server); // SIGKILL, right after the last answer
+
+    let (_server, base) = start(dir.path(), &[]).await;
+    let second = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        move || bin().args(["serve", "--addr", "127.0.0.1:0", "--data-dir"]).arg(&dir).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!second.status.success(), "a second server started on the same data directory");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another process serves this store"), "{stderr}");
+    let reader = token(dir.path(), "acme", "compliance_analyst");
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", "1000".to_owned())];
+        query.extend(cursor.clone().map(|c| ("cursor", c)));
+        let r = client.get(format!("{base}/v1/events")).query(&query).bearer_auth(&reader).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        ids.extend(body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    ids.sort();
+    let want: Vec<String> = (0..batches * per).map(|n| format!("kill-{n:06}")).collect();
+    assert_eq!(ids.len(), want.len());
+    assert_eq!(ids, want);
+}

@@ -38,7 +38,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         // Owner-only before SQLite opens it: the -wal and -shm files take its mode.
         crate::private_fs::ensure_file(path).map_err(StoreError::backend)?;
-        let conn = Connection::open(path).map_err(StoreError::backend)?;
+        let mut conn = Connection::open(path).map_err(StoreError::backend)?;
         configure(&conn).map_err(StoreError::backend)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(StoreError::backend)?;
@@ -61,7 +61,9 @@ impl SqliteStore {
         // creates it.
         let had_records = table_exists(&conn, "records")?;
         let had_text = table_exists(&conn, "records_text")?;
-        let tx = conn.unchecked_transaction().map_err(StoreError::backend)?;
+        // IMMEDIATE, like every write here: beside a server that is writing, the open waits for
+        // the file's write lock (the busy timeout) instead of failing at once.
+        let tx = write_transaction(&mut conn)?;
         tx.execute_batch(SCHEMA).map_err(StoreError::backend)?;
         if had_records && !had_text {
             super::text::index_all_text(&tx)?;
@@ -70,7 +72,6 @@ impl SqliteStore {
         }
         tx.commit().map_err(StoreError::backend)?;
         conn.execute_batch("PRAGMA optimize=0x10002;").map_err(StoreError::backend)?;
-        let mut conn = conn;
         super::inbox::recover_if_unowned(&mut conn, path)?;
         let inner = Arc::new(Inner {
             path: path.to_owned(),

@@ -198,7 +198,12 @@ pub(super) fn recover(conn: &mut Connection, dir: &Path) -> StoreResult<u64> {
     }
     if !segs.is_empty() {
         sync_dir(dir)?;
-        tracing::info!(frames = last - mark, "indexed the inbox's frames left by the last run");
+    }
+    if last > mark {
+        tracing::warn!(
+            frames = last - mark,
+            "the last run stopped before indexing these frames of its inbox; indexed now"
+        );
     }
     Ok(last + 1)
 }
