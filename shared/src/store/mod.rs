@@ -255,6 +255,12 @@ pub trait RecordStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Waits until every record appended so far is where every reader finds it (the embedded
+    /// store's inbox indexed into SQLite); at once where appends are there when answered.
+    async fn settle(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Makes what was removed or overwritten unreadable in every file of the store, before a
     /// DPO erasure or a retention purge reports that it is done (on SQLite: a WAL checkpoint that
     /// truncates the log; `secure_delete` already zeroes freed pages). A no-op where the back end

@@ -49,10 +49,19 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
     /// The serving process's inbox (`SqliteStore::start_inbox`): appends are answered once in its
     /// log, and indexed into SQLite behind it.
     inbox: OnceLock<Arc<inbox::Inbox>>,
+}
+
+/// The idle read connections, each with the statistics generation it loaded its schema in: a
+/// connection keeps the planner statistics it read when it opened, so after `ANALYZE`
+/// (`SqliteStore::optimize`) the older ones are closed rather than reused.
+#[derive(Default)]
+struct Readers {
+    generation: u64,
+    idle: Vec<(u64, Connection)>,
 }
 
 fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {

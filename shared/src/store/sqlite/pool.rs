@@ -76,7 +76,7 @@ impl SqliteStore {
         let inner = Arc::new(Inner {
             path: path.to_owned(),
             writer: Mutex::new(conn),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(super::Readers::default()),
             inbox: std::sync::OnceLock::new(),
         });
         Ok(Self { inner, text_budget: super::text::TEXT_BUDGET })
@@ -147,9 +147,17 @@ impl SqliteStore {
     /// checkpoints the WAL.
     pub async fn optimize(&self) -> StoreResult<()> {
         self.settled().await?;
-        self.write(|c| {
+        let inner = self.inner.clone();
+        self.write(move |c| {
             index_tail_now(c)?;
-            c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").map_err(StoreError::backend)
+            c.execute_batch("ANALYZE;").map_err(StoreError::backend)?;
+            // Readers opened before keep the statistics they loaded (a server's first readers:
+            // those of an empty store, whose plans then read a whole index): new ones load these.
+            let mut readers = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            readers.generation += 1;
+            readers.idle.clear();
+            drop(readers);
+            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(StoreError::backend)
         })
         .await
     }
@@ -158,7 +166,12 @@ impl SqliteStore {
 impl Inner {
     /// Runs `f` on a pooled read connection, on this thread.
     pub(super) fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let (generation, pooled) = {
+            let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            let current = readers.generation;
+            readers.idle.retain(|(g, _)| *g == current);
+            (current, readers.idle.pop().map(|(_, c)| c))
+        };
         let conn = match pooled {
             Some(c) => c,
             None => {
@@ -174,9 +187,9 @@ impl Inner {
             }
         };
         let out = f(&conn);
-        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < 8 {
-            pool.push(conn);
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.generation == generation && readers.idle.len() < 8 {
+            readers.idle.push((generation, conn));
         }
         out
     }
@@ -280,6 +293,53 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(indexes(&store).await, ["rec_user_id_bare"]);
+    }
+
+    /// A reader opened on an empty store (a server's first ones) plans with the statistics of
+    /// `optimize` afterwards: a user's failures are read along the user's index, not the index of
+    /// every failure, once the statistics say which is smaller.
+    #[tokio::test]
+    async fn readers_plan_with_the_statistics_of_the_last_optimize() {
+        use crate::record::ResultCode;
+        use crate::store::RecordStore;
+        use crate::testkit::conformance::rec;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let plan = |store: &SqliteStore| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(|c| {
+                        c.query_row(
+                            "EXPLAIN QUERY PLAN SELECT ts, id, body FROM records WHERE tenant = 't' AND ts >= 0 \
+                             AND ts < 1e18 AND username = 'ann' AND result = 'FAIL' ORDER BY ts DESC, id DESC LIMIT 51",
+                            [],
+                            |r| r.get::<_, String>(3),
+                        )
+                        .map_err(StoreError::backend)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let before = plan(&store).await;
+        let recs: Vec<_> = (0..3000)
+            .map(|i| {
+                let (user, result) = if i % 100 == 0 { ("ann", ResultCode::Fail) } else { ("bob", ResultCode::Fail) };
+                rec(
+                    "t",
+                    &format!("r{i}"),
+                    i,
+                    "LOGIN",
+                    &format!("{user}{}", if user == "bob" { i % 50 } else { 0 }),
+                    result,
+                )
+            })
+            .collect();
+        store.append("t", &recs).await.unwrap();
+        store.optimize().await.unwrap();
+        let after = plan(&store).await;
+        assert!(after.contains("rec_username"), "before: {before}; after: {after}");
     }
 
     /// Two processes on one file (a server and a one-off command): an append while the other's

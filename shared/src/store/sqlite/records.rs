@@ -110,16 +110,14 @@ impl RecordStore for SqliteStore {
             }
         };
         let limit = page.limit.max(1);
-        // The inbox's tail before SQLite: a record leaves the tail only once it is committed
-        // there, so none falls between the two reads (one in both is merged below).
-        let tail = match self.inner.inbox.get() {
-            Some(inbox) => inbox.matches(tenant, filter, after.as_ref(), limit + 1),
-            None => Vec::new(),
-        };
+        let inbox = self.inner.inbox.get().cloned();
         let first_budget = self.text_budget;
         let filter = filter.clone();
         let tenant = tenant.to_owned();
         self.read(move |conn| {
+            // The inbox's tail before SQLite: a record leaves the tail only once it is committed
+            // there, so none falls between the two reads (one in both is merged below).
+            let tail = inbox.map(|i| i.matches(&tenant, &filter, after.as_ref(), limit + 1)).unwrap_or_default();
             let desc = filter.order == Order::NewestFirst;
             let mut stats = ReadStats::default();
             let folded = filter.text.as_deref().map(fold);
@@ -240,6 +238,10 @@ impl RecordStore for SqliteStore {
 
     async fn maintain(&self) -> StoreResult<()> {
         self.optimize().await
+    }
+
+    async fn settle(&self) -> StoreResult<()> {
+        self.settled().await
     }
 
     async fn wipe_removed(&self) -> StoreResult<()> {

@@ -2,6 +2,7 @@
 //! segments, the mark of the last frame indexed, and the recovery of what a run left.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -187,6 +188,10 @@ pub(super) fn recover(conn: &mut Connection, dir: &Path) -> StoreResult<u64> {
             // Only the last segment can end in a frame that was being written.
             return Err(StoreError::Corrupt(format!("inbox segment {} is damaged at its end", seg.display())));
         }
+        if torn {
+            // Never answered: the process stopped while writing it.
+            tracing::warn!(segment = %seg.display(), "the inbox's last frame was cut short and is dropped");
+        }
         let frames: Vec<Arc<Frame>> = frames.into_iter().filter(|f| f.no > mark).map(Arc::new).collect();
         for chunk in frames.chunk_by(|a, b| a.no / 64 == b.no / 64) {
             index_frames(conn, chunk)?;
@@ -200,12 +205,20 @@ pub(super) fn recover(conn: &mut Connection, dir: &Path) -> StoreResult<u64> {
         sync_dir(dir)?;
     }
     if last > mark {
-        tracing::warn!(
-            frames = last - mark,
-            "the last run stopped before indexing these frames of its inbox; indexed now"
-        );
+        tracing::info!(frames = last - mark, "indexed the frames the last run left in the inbox");
     }
     Ok(last + 1)
+}
+
+/// The inbox's lock file, locked by this process; `None` if another holds it.
+pub(super) fn lock(dir: &Path) -> StoreResult<Option<File>> {
+    let lock =
+        OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(dir.join("lock")).map_err(io)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
 }
 
 /// At every open: if a run left frames in the inbox and no process serves it now, indexes them.
@@ -214,17 +227,15 @@ pub(in super::super) fn recover_if_unowned(conn: &mut Connection, db: &Path) -> 
     if !dir.exists() {
         return Ok(());
     }
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(io)?;
-    match lock.try_lock() {
-        Ok(()) => recover(conn, &dir).map(|_| ()),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(()),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    match lock(&dir)? {
+        Some(_held) => recover(conn, &dir).map(|_| ()),
+        None => Ok(()),
     }
 }
 
 pub(super) fn new_segment(dir: &Path, first: u64) -> StoreResult<(File, PathBuf)> {
     let path = dir.join(format!("{first:020}.log"));
-    let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+    let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io)?;
     sync_dir(dir)?;
     Ok((file, path))
 }

@@ -17,16 +17,8 @@ impl Inbox {
         if log.len == 0 && log.closed.is_empty() || self.state().indexed + 1 < log.next_frame {
             return;
         }
-        let emptied = log.file.set_len(0).and_then(|()| log.file.sync_data());
-        if let Err(e) = emptied {
+        if let Err(e) = self.empty(&mut log) {
             tracing::warn!(error = %e, "emptying the inbox's log failed; tried again when idle");
-            return;
-        }
-        log.len = 0;
-        for (p, _) in log.closed.drain(..) {
-            if let Err(e) = std::fs::remove_file(&p) {
-                tracing::warn!(error = %e, segment = %p.display(), "deleting an indexed inbox segment failed");
-            }
         }
     }
 
@@ -68,6 +60,7 @@ impl Inbox {
         let mut st = self.state();
         st.queue.drain(..frames.len());
         st.tail_rows -= frames.iter().map(|f| f.rows.len()).sum::<usize>();
+        st.tail_bytes -= frames.iter().flat_map(|f| &f.rows).map(|r| r.body.len()).sum::<usize>();
         st.indexed = last;
         st.failing = None;
         self.changed.notify_all();
@@ -82,7 +75,10 @@ pub(super) fn spawn_indexer(inner: Weak<Inner>, inbox: Weak<Inbox>) -> StoreResu
             // Behind the appends: on a busy machine the cores go to answering appends first (their
             // records are durable and listed from the tail), and the indexer catches up after.
             // SAFETY: setpriority on this thread's own id; a failure leaves the default priority.
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, INDEXER_NICE) };
+            #[cfg(target_os = "linux")]
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, INDEXER_NICE)
+            };
             loop {
                 let (Some(inner), Some(inbox)) = (inner.upgrade(), inbox.upgrade()) else { return };
                 if inbox.held.load(std::sync::atomic::Ordering::Relaxed) {

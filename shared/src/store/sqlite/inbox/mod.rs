@@ -15,7 +15,7 @@
 //! left in it.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
@@ -36,9 +36,12 @@ use indexer::spawn_indexer;
 /// A segment is closed and a new one started past this size; closed segments are deleted once
 /// indexed.
 const SEGMENT_BYTES: u64 = 64 << 20;
-/// The most records the tail holds (~1 KB of memory each): an append that would pass it waits for
-/// the indexer (at most `BACKPRESSURE_WAIT`, then 503 and the client retries).
+/// The most records, and bytes of stored bodies, the tail holds in memory (each record about
+/// three times its body's size, parsed and as JSON): an append that would pass either waits for the
+/// indexer (at most `BACKPRESSURE_WAIT`; at once while the indexer is failing), then 503 and the
+/// client retries.
 pub(super) const TAIL_ROWS: usize = 262_144;
+pub(super) const TAIL_BYTES: usize = 128 << 20;
 /// The most records the indexer takes into one transaction.
 const INDEX_ROWS: usize = 16_384;
 /// The indexer thread's nice value (0 is the process's default; 19 the lowest priority).
@@ -71,7 +74,7 @@ struct TenantTail {
     by_id: HashMap<String, i64>,
 }
 
-struct Log {
+pub(super) struct Log {
     file: File,
     path: PathBuf,
     len: u64,
@@ -88,6 +91,8 @@ struct State {
     appended: u64,
     indexed: u64,
     tail_rows: usize,
+    /// The stored bodies' bytes in the tail (the records' memory is about twice that).
+    tail_bytes: usize,
     failing: Option<String>,
 }
 
@@ -117,9 +122,13 @@ impl Inbox {
     /// what the last run left in it and starts its indexer.
     pub(super) fn start(inner: &Arc<Inner>) -> StoreResult<Arc<Self>> {
         let dir = dir_of(&inner.path);
-        crate::private_fs::create_dir(&dir).map_err(io)?;
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(io)?;
-        lock.try_lock().map_err(|_| {
+        if !dir.exists() {
+            crate::private_fs::create_dir(&dir).map_err(io)?;
+            if let Some(parent) = dir.parent() {
+                File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+        }
+        let lock = frames::lock(&dir)?.ok_or_else(|| {
             StoreError::Backend(anyhow::anyhow!("another process serves this store ({} is locked)", dir.display()))
         })?;
         let next = {
@@ -166,11 +175,13 @@ impl Inbox {
         batch: String,
         rows: Vec<(Record, String)>,
     ) -> StoreResult<Vec<AppendOutcome>> {
+        // Before the log's lock, which other appends (and erasures) need meanwhile; appends
+        // waiting together may pass the bound by their own batches.
+        self.wait_for_room(rows.len(), rows.iter().map(|(_, b)| b.len()).sum())?;
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(why) = &log.broken {
             return Err(StoreError::Backend(anyhow::anyhow!("the inbox's log is unusable: {why}")));
         }
-        self.wait_for_room(rows.len())?;
         let mut out = vec![AppendOutcome::Created; rows.len()];
         let mut unseen = Vec::with_capacity(rows.len());
         {
@@ -209,6 +220,10 @@ impl Inbox {
         if created.is_empty() {
             return Ok(out);
         }
+        if log.len >= SEGMENT_BYTES {
+            // Before the write: a failure here leaves nothing written.
+            self.close_segment(&mut log)?;
+        }
         let no = log.next_frame;
         let bytes = encode(no, &tenant, &batch, &created);
         if let Err(e) = log.file.write_all(&bytes).and_then(|()| log.file.sync_data()) {
@@ -220,9 +235,6 @@ impl Inbox {
         }
         log.len += bytes.len() as u64;
         log.next_frame += 1;
-        if log.len >= SEGMENT_BYTES {
-            self.close_segment(&mut log)?;
-        }
         let frame = Arc::new(Frame { no, tenant, batch, rows: created });
         {
             let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
@@ -234,18 +246,19 @@ impl Inbox {
         }
         let mut st = self.state();
         st.tail_rows += frame.rows.len();
+        st.tail_bytes += frame.rows.iter().map(|r| r.body.len()).sum::<usize>();
         st.appended = no;
         st.queue.push_back(frame);
         self.changed.notify_all();
         Ok(out)
     }
 
-    fn wait_for_room(&self, rows: usize) -> StoreResult<()> {
+    fn wait_for_room(&self, rows: usize, bytes: usize) -> StoreResult<()> {
         let deadline = Instant::now() + BACKPRESSURE_WAIT;
         let mut st = self.state();
-        while st.tail_rows > 0 && st.tail_rows + rows > TAIL_ROWS {
+        while st.tail_rows > 0 && (st.tail_rows + rows > TAIL_ROWS || st.tail_bytes + bytes > TAIL_BYTES) {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || st.failing.is_some() {
                 return Err(StoreError::Throttled);
             }
             st = self.changed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
@@ -261,10 +274,7 @@ impl Inbox {
         log.len = 0;
         log.closed.push_back((old, log.next_frame - 1));
         let indexed = self.state().indexed;
-        while log.closed.front().is_some_and(|(_, last)| *last <= indexed) {
-            let (p, _) = log.closed.pop_front().expect("front");
-            std::fs::remove_file(p).map_err(io)?;
-        }
+        remove_indexed(&mut log.closed, indexed, &self.dir);
         Ok(())
     }
 
@@ -287,14 +297,49 @@ impl Inbox {
     /// Once every record appended is in SQLite, empties the log: no byte of a record's stored
     /// body stays in it after an erasure (the caller changed the row in SQLite).
     pub(super) fn clear(&self) -> StoreResult<()> {
+        // Outside the log's lock first, so that appends go on while the indexer catches up; then
+        // under it, for the few appended meanwhile.
+        self.settle()?;
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         self.settle()?;
-        log.file.set_len(0).and_then(|()| log.file.sync_data()).map_err(io)?;
-        log.len = 0;
-        for (p, _) in log.closed.drain(..) {
-            std::fs::remove_file(p).map_err(io)?;
+        self.empty(&mut log).map_err(io)?;
+        if log.closed.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Backend(anyhow::anyhow!("indexed inbox segments could not be deleted")))
         }
+    }
+
+    /// Empties the current segment and deletes the closed ones (every frame indexed: the
+    /// caller checked, holding the log); a log that could not be cut before is usable again.
+    pub(super) fn empty(&self, log: &mut Log) -> std::io::Result<()> {
+        log.file.set_len(0).and_then(|()| log.file.sync_data())?;
+        log.len = 0;
+        log.broken = None;
+        remove_indexed(&mut log.closed, u64::MAX, &self.dir);
         Ok(())
+    }
+}
+
+/// Deletes the closed segments whose frames are all indexed (a failure is logged and retried at
+/// the next rotation or emptying), then syncs the directory.
+fn remove_indexed(closed: &mut VecDeque<(PathBuf, u64)>, indexed: u64, dir: &std::path::Path) {
+    let mut removed = false;
+    while let Some((p, last)) = closed.front() {
+        if *last > indexed {
+            break;
+        }
+        if let Err(e) = std::fs::remove_file(p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, segment = %p.display(), "deleting an indexed inbox segment failed");
+            break;
+        }
+        closed.pop_front();
+        removed = true;
+    }
+    if removed && let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(error = %e, "syncing the inbox's directory failed");
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::{Inbox, Row};
 use crate::record::{Record, fold};
 use crate::store::{EventFilter, Order};
@@ -33,7 +35,9 @@ impl Inbox {
         }
         let range = t.by_time.range((from, String::new())..(to, String::new()));
         let text = filter.text.as_deref().map(fold);
-        let rest = EventFilter { text: None, ..filter.clone() };
+        // The range compared the times in µs, as SQLite does; the rest of the filter here.
+        let rest =
+            EventFilter { text: None, from: DateTime::<Utc>::MIN_UTC, to: DateTime::<Utc>::MAX_UTC, ..filter.clone() };
         let keep = |(key, row): &(&(i64, String), &Arc<Row>)| {
             let past = match (after, filter.order) {
                 (Some(a), Order::NewestFirst) => **key < *a,
