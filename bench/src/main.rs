@@ -230,6 +230,8 @@ fn uuid_v4(rng: &mut StdRng) -> String {
 
 async fn live_ingest(n: usize) -> anyhow::Result<()> {
     println!("## Live ingest over HTTP (fresh store, records stamped as they are sent, batches of 1000)");
+    // Each run's store stays until the end: its server's tasks outlive the loop.
+    let mut dirs = Vec::new();
     for (clients, random_ids) in [(1usize, false), (4, false), (1, true), (4, true)] {
         let dir = tempfile::tempdir()?;
         let (state, _, addr) = serve_embedded(dir.path()).await?;
@@ -262,6 +264,7 @@ async fn live_ingest(n: usize) -> anyhow::Result<()> {
             n / secs,
             n / indexed
         );
+        dirs.push(dir);
     }
     println!();
     Ok(())
