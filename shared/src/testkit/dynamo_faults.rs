@@ -76,8 +76,23 @@ async fn throttling_and_unprocessed_items_lose_nothing_and_duplicate_nothing() {
     let small = "fault-purge";
     let recs: Vec<Record> = records[..500].iter().map(|r| Record { tenant_id: small.into(), ..r.clone() }).collect();
     clean.append(small, &recs).await.unwrap();
-    let purged = faulty.purge(small, Category::SignIn, t0() + chrono::Duration::days(30), 1000).await.unwrap();
-    assert_eq!(purged.len(), 500);
+    // A purge that runs out of its retry budget (an emulator slowed by a loaded machine) fails as
+    // transient, and the retention job runs it again: what it deleted before stays deleted.
+    let cut = t0() + chrono::Duration::days(30);
+    let mut purged = 0;
+    for round in 0.. {
+        match faulty.purge(small, Category::SignIn, cut, 1000).await {
+            Ok(p) => {
+                purged += p.len();
+                break;
+            }
+            Err(StoreError::Throttled) if round < 5 => continue,
+            Err(e) => panic!("purge failed: {e}"),
+        }
+    }
+    assert!((1..=500).contains(&purged), "{purged} reported purged");
+    let left = clean.query(small, &f, PageRequest { limit: 1000, after: None }).await.unwrap();
+    assert!(left.records.is_empty(), "{} records left after the purge", left.records.len());
     assert!(counts.unprocessed.load(Ordering::Relaxed) > 0, "{counts:?}");
     assert!(clean.get(small, "f00042").await.unwrap().is_none());
     assert!(clean.get(tenant, "f00042").await.unwrap().is_some(), "another tenant is untouched");
