@@ -1,6 +1,7 @@
 //! The inbox's log on disk: frames (encoded, decoded, a torn last one told from damage),
 //! segments, the mark of the last frame indexed, and the recovery of what a run left.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -238,4 +239,26 @@ pub(super) fn new_segment(dir: &Path, first: u64) -> StoreResult<(File, PathBuf)
     let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io)?;
     sync_dir(dir)?;
     Ok((file, path))
+}
+
+/// Deletes the closed segments whose frames are all indexed (a failure is logged and retried at
+/// the next rotation or emptying), then syncs the directory.
+pub(super) fn remove_indexed(closed: &mut VecDeque<(PathBuf, u64)>, indexed: u64, dir: &std::path::Path) {
+    let mut removed = false;
+    while let Some((p, last)) = closed.front() {
+        if *last > indexed {
+            break;
+        }
+        if let Err(e) = std::fs::remove_file(p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, segment = %p.display(), "deleting an indexed inbox segment failed");
+            break;
+        }
+        closed.pop_front();
+        removed = true;
+    }
+    if removed && let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(error = %e, "syncing the inbox's directory failed");
+    }
 }

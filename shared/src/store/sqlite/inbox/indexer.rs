@@ -110,3 +110,10 @@ pub(super) fn spawn_indexer(inner: Weak<Inner>, inbox: Weak<Inbox>) -> StoreResu
         .map(|_| ())
         .map_err(io)
 }
+
+#[cfg(test)]
+impl Inbox {
+    pub(super) fn hold(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{Inner, micros};
-use crate::record::{Record, fold};
+use super::Inner;
+use crate::record::Record;
 use crate::store::{AppendOutcome, StoreError, StoreResult};
 
 mod frames;
@@ -30,7 +30,7 @@ mod indexer;
 mod tail;
 
 pub(super) use frames::{dir_of, recover_if_unowned};
-use frames::{encode, io, new_segment, recover};
+use frames::{encode, io, new_segment, recover, remove_indexed};
 use indexer::spawn_indexer;
 
 /// A segment is closed and a new one started past this size; closed segments are deleted once
@@ -105,16 +105,6 @@ pub(super) struct Inbox {
     changed: Condvar,
     /// Tests hold the indexer to see the tail alone.
     held: std::sync::atomic::AtomicBool,
-}
-
-impl Row {
-    pub(super) fn new(record: Record, body: String) -> Self {
-        Self { ts: micros(record.occurred_at), record, body, text: OnceLock::new() }
-    }
-
-    fn text(&self) -> Option<&str> {
-        self.text.get_or_init(|| self.record.description_text().map(|d| fold(&d))).as_deref()
-    }
 }
 
 impl Inbox {
@@ -318,35 +308,6 @@ impl Inbox {
         log.broken = None;
         remove_indexed(&mut log.closed, u64::MAX, &self.dir);
         Ok(())
-    }
-}
-
-/// Deletes the closed segments whose frames are all indexed (a failure is logged and retried at
-/// the next rotation or emptying), then syncs the directory.
-fn remove_indexed(closed: &mut VecDeque<(PathBuf, u64)>, indexed: u64, dir: &std::path::Path) {
-    let mut removed = false;
-    while let Some((p, last)) = closed.front() {
-        if *last > indexed {
-            break;
-        }
-        if let Err(e) = std::fs::remove_file(p)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(error = %e, segment = %p.display(), "deleting an indexed inbox segment failed");
-            break;
-        }
-        closed.pop_front();
-        removed = true;
-    }
-    if removed && let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::warn!(error = %e, "syncing the inbox's directory failed");
-    }
-}
-
-#[cfg(test)]
-impl Inbox {
-    pub(super) fn hold(&self, held: bool) {
-        self.held.store(held, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -1,13 +1,25 @@
 //! The inbox's tail: the records appended and not yet in SQLite, by tenant, in time order and by
 //! id; read by listings and reads by id beside SQLite.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
+use super::super::micros;
 use super::{Inbox, Row};
 use crate::record::{Record, fold};
 use crate::store::{EventFilter, Order};
+
+impl Row {
+    pub(in crate::store::sqlite) fn new(record: Record, body: String) -> Self {
+        Self { ts: micros(record.occurred_at), record, body, text: OnceLock::new() }
+    }
+
+    /// The description case-folded, as a search compares it (computed once, when first asked).
+    fn text(&self) -> Option<&str> {
+        self.text.get_or_init(|| self.record.description_text().map(|d| fold(&d))).as_deref()
+    }
+}
 
 impl Inbox {
     /// A record of the tail by id.
