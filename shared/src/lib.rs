@@ -2,6 +2,8 @@
 //! and adapters, authentication, and the HTTP routers every binary mounts.
 
 pub mod access;
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -61,9 +61,13 @@ pub(super) fn batch_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes
 }
 
 /// Appends a prepared batch's records and folds the outcomes into its result (logged).
-pub(super) async fn store_batch(state: &AppState, tenant: &str, prepared: ingest::Prepared) -> ApiResult<BatchResult> {
-    let outcomes =
-        if prepared.records.is_empty() { Vec::new() } else { state.records.append(tenant, &prepared.records).await? };
+pub(super) async fn store_batch(
+    state: &AppState,
+    tenant: &str,
+    mut prepared: ingest::Prepared,
+) -> ApiResult<BatchResult> {
+    let records = std::mem::take(&mut prepared.records);
+    let outcomes = if records.is_empty() { Vec::new() } else { state.records.append_owned(tenant, records).await? };
     let result = prepared.finish(&outcomes);
     tracing::info!(tenant = %tenant, created = result.created, duplicates = result.duplicates,
         rejected = result.rejected, failed = result.failed, "batch ingested");

@@ -230,6 +230,12 @@ pub trait RecordStore: Send + Sync + 'static {
     /// Stores records of one tenant; a record whose id is already stored is a duplicate.
     async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>>;
 
+    /// As [`RecordStore::append`], taking the records: a store that keeps them in memory after
+    /// the answer (the embedded store's inbox) need not copy them. Ingest's batches come here.
+    async fn append_owned(&self, tenant: &str, records: Vec<Record>) -> StoreResult<Vec<AppendOutcome>> {
+        self.append(tenant, &records).await
+    }
+
     async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>>;
 
     /// Deletes up to `limit` records of `category` that occurred before `before`, oldest first,

@@ -57,12 +57,15 @@ pub(super) fn record_row<'a>(
 #[async_trait]
 impl RecordStore for SqliteStore {
     async fn append(&self, tenant: &str, records: &[Record]) -> StoreResult<Vec<AppendOutcome>> {
+        self.append_owned(tenant, records.to_vec()).await
+    }
+
+    async fn append_owned(&self, tenant: &str, records: Vec<Record>) -> StoreResult<Vec<AppendOutcome>> {
         let batch = ulid::Ulid::generate().to_string();
         let rows: Vec<_> = records
-            .iter()
-            .map(|r| {
+            .into_iter()
+            .map(|mut r| {
                 debug_assert_eq!(r.tenant_id, tenant);
-                let mut r = r.clone();
                 crate::record::integrity::stamp(&mut r, &batch);
                 let body = serde_json::to_string(&r).map_err(|e| StoreError::Invalid(e.to_string()))?;
                 Ok((r, body))
