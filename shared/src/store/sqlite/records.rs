@@ -62,12 +62,18 @@ impl RecordStore for SqliteStore {
 
     async fn append_owned(&self, tenant: &str, records: Vec<Record>) -> StoreResult<Vec<AppendOutcome>> {
         let batch = ulid::Ulid::generate().to_string();
+        // Each body serialised into one buffer, then copied at its size: `to_string` grows a
+        // string per record by doubling (five reallocations for 400 bytes), and the inbox keeps
+        // the bodies, slack and all, until they are indexed.
+        let mut buf = Vec::with_capacity(1024);
         let rows: Vec<_> = records
             .into_iter()
             .map(|mut r| {
                 debug_assert_eq!(r.tenant_id, tenant);
                 crate::record::integrity::stamp(&mut r, &batch);
-                let body = serde_json::to_string(&r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                buf.clear();
+                serde_json::to_writer(&mut buf, &r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let body = String::from_utf8(buf.clone()).map_err(|e| StoreError::Invalid(e.to_string()))?;
                 Ok((r, body))
             })
             .collect::<StoreResult<_>>()?;
@@ -87,7 +93,7 @@ impl RecordStore for SqliteStore {
 
     async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>> {
         if let Some(r) = self.inner.inbox.get().and_then(|i| i.get(tenant, id)) {
-            return Ok(Some(r));
+            return r.map(Some);
         }
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.read(move |conn| {

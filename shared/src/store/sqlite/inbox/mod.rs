@@ -54,6 +54,7 @@ const SETTLE_WAIT: Duration = Duration::from_secs(120);
 
 /// One appended record: its stored body, and what a listing of the tail matches it on.
 pub(super) struct Row {
+    /// The record less what only its body needs (`Row::new`): what indexing and filters read.
     pub record: Record,
     pub body: String,
     ts: i64,
@@ -407,7 +408,11 @@ mod tests {
         store.append("other", &mixed("other", "a", 3)).await.unwrap();
         assert_eq!(rows_in_sqlite(&store).await, 0, "the indexer is held: the records are in the log only");
         // Read by id and listed by every filter from the tail alone, each tenant its own.
-        assert_eq!(store.get("t", "a008").await.unwrap().unwrap().actor.username.as_deref(), Some("cid"));
+        let held = store.get("t", "a008").await.unwrap().unwrap();
+        assert_eq!(held.actor.username.as_deref(), Some("cid"));
+        // Whole, as stored: the tail keeps only what filters read, a read decodes the body.
+        assert_eq!((&held.description, &held.data), (&recs[8].description, &recs[8].data));
+        assert!(held.description.is_some() && held.integrity.is_some(), "{held:?}");
         assert!(store.get("other", "a008").await.unwrap().is_none());
         assert_eq!(store.get("other", "a002").await.unwrap().unwrap().tenant_id, "other");
         filters_match(&store, "t", &recs).await;
