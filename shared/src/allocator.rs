@@ -1,5 +1,5 @@
-//! The allocator of the long-running server (`auditrail serve`) and the bench: mimalloc, tuned
-//! for the embedded store's inbox. Each binary declares it with
+//! The allocator of the long-running server (`auditrail serve`), the bench and the ingest
+//! function: mimalloc, tuned for the embedded store's inbox. Each binary declares it with
 //! `#[global_allocator] static A: Allocator = Allocator;` and calls [`tune`] first thing in `main`.
 //!
 //! Measured with `perf` on the live-ingest bench (one client, batches of 1000): with glibc's
