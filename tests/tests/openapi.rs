@@ -404,6 +404,8 @@ fn sam_builds_each_function_from_its_own_package_with_only_what_it_uses() {
             let (features, packages) = resolved_in(&format!("{root}/functions/{bin}"));
             let expected: &[&str] = match bin.as_str() {
                 "console" => &["lambda"],
+                // mimalloc: the ingest path's allocation-heavy parse (`shared::allocator`).
+                "ingest" => &["aws", "lambda", "mimalloc"],
                 "query" => &["aws", "kms", "lambda"],
                 "scheduler" => &["aws", "keycloak-pull", "kms", "lambda"],
                 _ => &["aws", "lambda"],
