@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// mimalloc, tuned for the inbox (see `auditrail_shared::allocator`).
+/// mimalloc (see `auditrail_shared::allocator`).
 #[global_allocator]
 static ALLOCATOR: auditrail_shared::allocator::Allocator = auditrail_shared::allocator::Allocator;
 
@@ -356,7 +356,6 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    auditrail_shared::allocator::tune();
     // Warnings and errors of the product (a 500's cause) on stderr, beside the figures.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

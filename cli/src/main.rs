@@ -11,7 +11,7 @@ use auditrail_shared::config::{Config, init_tracing};
 use auditrail_shared::{housekeeping, retention};
 use clap::{Parser, Subcommand};
 
-/// mimalloc, tuned for the inbox (see `auditrail_shared::allocator`).
+/// mimalloc (see `auditrail_shared::allocator`).
 #[global_allocator]
 static ALLOCATOR: auditrail_shared::allocator::Allocator = auditrail_shared::allocator::Allocator;
 
@@ -162,7 +162,6 @@ impl AuthArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    auditrail_shared::allocator::tune();
     // The same `AUDITRAIL_*` variables as the functions (keys, auth mode, storage); the data
     // directory from `--data-dir`, which overrides `AUDITRAIL_DATA_DIR`.
     let config = Config { data_dir: cli.data_dir.clone(), ..Config::from_env()? };

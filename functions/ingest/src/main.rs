@@ -10,7 +10,6 @@ static ALLOCATOR: auditrail_shared::allocator::Allocator = auditrail_shared::all
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    auditrail_shared::allocator::tune();
     init_tracing(true);
     let state = AppState::from_config(&Config::from_env()?).await?;
     lambda_http::run(with_gateway_claims(router::<routes::Ingest>(state))).await

@@ -223,6 +223,14 @@ pub fn fold(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// A description as searchable text: a string as it is, a JSON description serialised.
+pub fn description_text(d: &Value) -> String {
+    match d {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
 impl Record {
     /// A sign-in: stored under `sign_in`, or a sign-in action of the catalogue stored under another
     /// category (Eleveo `USER_LOGIN` defaults to `audit`). Only sign-ins are found by employee id
@@ -233,11 +241,7 @@ impl Record {
 
     /// Description as searchable text (a JSON description is searched in its serialised form).
     pub fn description_text(&self) -> Option<String> {
-        match &self.description {
-            None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v) => Some(v.to_string()),
-        }
+        self.description.as_ref().map(description_text)
     }
 
     /// A record Auditrail writes about its own use (searches, denials, exports, DPO actions).

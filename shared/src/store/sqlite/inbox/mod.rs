@@ -36,8 +36,8 @@ use indexer::spawn_indexer;
 /// A segment is closed and a new one started past this size; closed segments are deleted once
 /// indexed.
 const SEGMENT_BYTES: u64 = 64 << 20;
-/// The most records, and bytes of stored bodies, the tail holds in memory (each record about
-/// three times its body's size, parsed and as JSON): an append that would pass either waits for the
+/// The most records, and bytes of stored bodies, the tail holds in memory (each its body and the
+/// fields filters and the indexer read, `Row::new`): an append that would pass either waits for the
 /// indexer (at most `BACKPRESSURE_WAIT`; at once while the indexer is failing), then 503 and the
 /// client retries.
 pub(super) const TAIL_ROWS: usize = 262_144;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::super::{decode, micros};
 use super::{Inbox, Row};
-use crate::record::{Record, fold};
+use crate::record::{Record, description_text, fold};
 use crate::store::{EventFilter, Order, StoreResult};
 
 impl Row {
@@ -29,12 +29,16 @@ impl Row {
     }
 
     /// The description case-folded, as a search compares it (decoded from the body once, when
-    /// first asked).
+    /// first asked: the description alone, the other fields skipped).
     fn text(&self) -> Option<&str> {
+        #[derive(serde::Deserialize)]
+        struct Description {
+            description: Option<serde_json::Value>,
+        }
         self.text
             .get_or_init(|| {
-                let full = decode(&self.body).ok()?;
-                full.description_text().map(|d| fold(&d))
+                let d = serde_json::from_str::<Description>(&self.body).ok()?.description?;
+                Some(fold(&description_text(&d)))
             })
             .as_deref()
     }
