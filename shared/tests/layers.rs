@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Bottom-up; a module may import its own layer and the layers below, never a layer above, and
 /// also never the modules named in `never` for it.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaf", &["task", "error", "json_bounds", "private_fs", "crypto", "merkle"]),
+    ("leaf", &["task", "error", "json_bounds", "private_fs", "crypto", "merkle", "allocator"]),
     ("record model", &["record", "seal"]),
     ("ports", &["store", "blob"]),
     ("adapters", &["store::sqlite", "store::dynamodb", "blob::fs", "blob::s3", "kms"]),
