@@ -13,9 +13,8 @@ use crate::store::{EventFilter, Order, StoreResult};
 impl Row {
     /// A tail row of a stamped record and its stored body. The row keeps what the indexer and the
     /// filters read; the rest (description, data, attachments, the integrity stamp …) is in
-    /// `body` alone, which reads by id and text searches decode. A tail of 200k records of the
-    /// bench mix took 1.9 KB each with the whole record (a JSON description's map alone is a
-    /// B-tree node of ~650 bytes), and each burst's memory was the kernel's to zero again.
+    /// `body` alone, which reads by id and text searches decode: a JSON description's map alone
+    /// is a B-tree node of about 630 bytes, kept for every record until it is indexed.
     pub(in crate::store::sqlite) fn new(mut record: Record, body: String) -> Self {
         record.description = None;
         record.data = None;
