@@ -27,6 +27,7 @@ use crate::store::{AppendOutcome, StoreError, StoreResult};
 
 mod frames;
 mod indexer;
+mod seen;
 mod tail;
 
 pub(super) use frames::{dir_of, recover_if_unowned};
@@ -84,6 +85,8 @@ pub(super) struct Log {
     closed: VecDeque<(PathBuf, u64)>,
     /// Set when a failed write could not be cut off: later frames would follow a torn one.
     broken: Option<String>,
+    /// Each tenant's filter of the ids it may have stored.
+    seen: seen::Seen,
 }
 
 #[derive(Default)]
@@ -130,7 +133,15 @@ impl Inbox {
         let inbox = Arc::new(Self {
             dir,
             _lock: lock,
-            log: Mutex::new(Log { file, path, len: 0, next_frame: next, closed: VecDeque::new(), broken: None }),
+            log: Mutex::new(Log {
+                file,
+                path,
+                len: 0,
+                next_frame: next,
+                closed: VecDeque::new(),
+                broken: None,
+                seen: Default::default(),
+            }),
             tail: RwLock::new(HashMap::new()),
             state: Mutex::new(State { appended: next - 1, indexed: next - 1, ..State::default() }),
             changed: Condvar::new(),
@@ -160,8 +171,8 @@ impl Inbox {
     }
 
     fn append_now(
-        &self,
-        inner: &Inner,
+        self: &Arc<Self>,
+        inner: &Arc<Inner>,
         tenant: String,
         batch: String,
         rows: Vec<(Record, String)>,
@@ -188,20 +199,7 @@ impl Inbox {
                 }
             }
         }
-        // In id order: the lookups walk the id index's pages once, whatever order the ids came in
-        // (random UUIDs would touch a random page each).
-        unseen.sort_unstable_by(|a, b| rows[*a].0.id.cmp(&rows[*b].0.id));
-        inner.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT 1 FROM records WHERE tenant = ?1 AND id = ?2")
-                .map_err(StoreError::backend)?;
-            for &i in &unseen {
-                if stmt.exists([&tenant, &rows[i].0.id]).map_err(StoreError::backend)? {
-                    out[i] = AppendOutcome::Duplicate;
-                }
-            }
-            Ok(())
-        })?;
+        self.check_stored(inner, &mut log.seen, &tenant, &rows, unseen, &mut out)?;
         let created: Vec<Arc<Row>> = rows
             .into_iter()
             .zip(&out)
@@ -226,6 +224,7 @@ impl Inbox {
         }
         log.len += bytes.len() as u64;
         log.next_frame += 1;
+        log.seen.add(&tenant, created.iter().map(|r| r.record.id.as_str()));
         let frame = Arc::new(Frame { no, tenant, batch, rows: created });
         {
             let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
