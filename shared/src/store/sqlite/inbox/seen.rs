@@ -15,7 +15,7 @@
 //! (`insert_rows`), as for any duplicate, though the answer said created.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use fastbloom::BloomFilter;
 
@@ -32,14 +32,15 @@ const FIRST_CAPACITY: usize = 1 << 12;
 const MOST_IDS: usize = 1 << 26;
 
 enum Filter {
-    /// Being built; the ids appended meanwhile, added once it is ready.
+    /// Being built; the ids appended meanwhile, added once it is ready (the build that fails, or
+    /// whose store is dropped, takes it out: built again at the next append).
     Building(Vec<String>),
     Ready {
         bloom: BloomFilter,
         ids: usize,
         capacity: usize,
     },
-    /// Too many ids, or the build failed: every id is looked up.
+    /// Too many ids, or no thread to build it: every id is looked up.
     Off,
 }
 
@@ -94,28 +95,32 @@ impl Inbox {
         })
     }
 
-    /// Starts building `tenant`'s filter on a thread of its own.
+    /// Starts building `tenant`'s filter on a thread of its own. The thread holds the store only
+    /// while it reads: a store dropped meanwhile closes (and lets go of its inbox) at once.
     fn build(self: &Arc<Self>, inner: &Arc<Inner>, seen: &mut Seen, tenant: &str) {
         seen.filters.insert(tenant.to_owned(), Filter::Building(Vec::new()));
-        let (inbox, inner, name) = (self.clone(), inner.clone(), tenant.to_owned());
+        let (inbox, inner, name) = (Arc::downgrade(self), Arc::downgrade(inner), tenant.to_owned());
         let spawned = std::thread::Builder::new().name("auditrail-ids".into()).spawn(move || {
-            let built = inbox.read_ids(&inner, &name);
+            let built = read_ids(&inbox, &inner, &name);
+            let Some(inbox) = inbox.upgrade() else { return };
             let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
             let added = match log.seen.filters.remove(&name) {
                 Some(Filter::Building(added)) => added,
                 _ => unreachable!("only its builder takes a filter out of Building"),
             };
             let filter = match built {
-                Ok(Some((mut bloom, ids, capacity))) => {
+                Ok(Built::Filter { mut bloom, ids, capacity }) => {
                     for id in &added {
                         bloom.insert(id.as_str());
                     }
                     Filter::Ready { bloom, ids: ids + added.len(), capacity }
                 }
-                Ok(None) => Filter::Off,
+                Ok(Built::TooMany) => Filter::Off,
+                // Built again at the tenant's next append.
+                Ok(Built::Gone) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "the ids of a tenant could not be read: its appends look up every id");
-                    Filter::Off
+                    tracing::warn!(error = %e, "the ids of a tenant could not be read: tried again at its next append");
+                    return;
                 }
             };
             log.seen.filters.insert(name, filter);
@@ -125,38 +130,85 @@ impl Inbox {
             seen.filters.insert(tenant.to_owned(), Filter::Off);
         }
     }
+}
 
-    /// A filter of every id `tenant` has in the tail and in SQLite, made for twice as many; `None`
-    /// past `MOST_IDS`.
-    fn read_ids(&self, inner: &Inner, tenant: &str) -> StoreResult<Option<(BloomFilter, usize, usize)>> {
-        // The tail's ids before SQLite's: a record leaves the tail only once it is committed, so
-        // one the indexer moves meanwhile is in the snapshot read after. Every append before the
-        // build began is in one or the other; every one since is in `Building`'s list.
-        let tail: Vec<String> = {
-            let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
-            tail.get(tenant).map(|t| t.by_id.keys().cloned().collect()).unwrap_or_default()
-        };
-        inner.with_reader(|conn| {
-            let _snapshot = conn.unchecked_transaction().map_err(StoreError::backend)?;
-            let stored: i64 = conn
-                .query_row("SELECT count(*) FROM records WHERE tenant = ?1", [tenant], |r| r.get(0))
+enum Built {
+    Filter {
+        bloom: BloomFilter,
+        ids: usize,
+        capacity: usize,
+    },
+    /// Past `MOST_IDS`.
+    TooMany,
+    /// The store was dropped.
+    Gone,
+}
+
+/// Ids read from SQLite per read transaction while a filter is built: one long read would hold
+/// back the WAL's reset that an erasure's wipe waits for (`wipe_removed`). Tests read several.
+const CHUNK: i64 = if cfg!(test) { 128 } else { 65_536 };
+
+/// A filter of every id `tenant` has in the tail and in SQLite, made for twice as many.
+fn read_ids(inbox: &Weak<Inbox>, inner: &Weak<Inner>, tenant: &str) -> StoreResult<Built> {
+    // The tail's ids before SQLite's: a record leaves the tail only once it is committed, so one
+    // the indexer moves meanwhile is in every read of SQLite after. Every append before the build
+    // began is in one or the other; every one since is in `Building`'s list. So the chunks below,
+    // each a snapshot of its own, miss none.
+    let tail: Vec<String> = {
+        let Some(inbox) = inbox.upgrade() else { return Ok(Built::Gone) };
+        let tail = inbox.tail.read().unwrap_or_else(|p| p.into_inner());
+        tail.get(tenant).map(|t| t.by_id.keys().cloned().collect()).unwrap_or_default()
+    };
+    // Counted first, to size the filter; then read into it.
+    let mut ids = tail.len();
+    let mut after = String::new();
+    loop {
+        let Some(inner) = inner.upgrade() else { return Ok(Built::Gone) };
+        let (n, last): (i64, Option<String>) = inner.with_reader(|conn| {
+            conn.prepare_cached(
+                "SELECT count(*), max(id) FROM (SELECT id FROM records WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3)",
+            )
+            .and_then(|mut s| s.query_row(rusqlite::params![tenant, after, CHUNK], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(StoreError::backend)
+        })?;
+        ids += usize::try_from(n).unwrap_or(0);
+        if ids > MOST_IDS / 2 {
+            return Ok(Built::TooMany);
+        }
+        match last {
+            Some(last) if n == CHUNK => after = last,
+            _ => break,
+        }
+    }
+    let capacity = (2 * ids).max(FIRST_CAPACITY);
+    let mut bloom = BloomFilter::with_false_pos(FALSE_POSITIVES).expected_items(capacity);
+    for id in &tail {
+        bloom.insert(id.as_str());
+    }
+    after.clear();
+    loop {
+        let Some(inner) = inner.upgrade() else { return Ok(Built::Gone) };
+        let n = inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id FROM records WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
                 .map_err(StoreError::backend)?;
-            let ids = usize::try_from(stored).unwrap_or(usize::MAX).saturating_add(tail.len());
-            if ids > MOST_IDS / 2 {
-                return Ok(None);
-            }
-            let capacity = (2 * ids).max(FIRST_CAPACITY);
-            let mut bloom = BloomFilter::with_false_pos(FALSE_POSITIVES).expected_items(capacity);
-            for id in &tail {
-                bloom.insert(id.as_str());
-            }
-            let mut stmt = conn.prepare("SELECT id FROM records WHERE tenant = ?1").map_err(StoreError::backend)?;
-            let mut found = stmt.query([tenant]).map_err(StoreError::backend)?;
+            let mut found = stmt.query(rusqlite::params![tenant, after, CHUNK]).map_err(StoreError::backend)?;
+            let mut n = 0;
+            let mut last = None;
             while let Some(row) = found.next().map_err(StoreError::backend)? {
-                bloom.insert(row.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(StoreError::backend)?);
+                let id = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(StoreError::backend)?;
+                bloom.insert(id);
+                n += 1;
+                last = Some(id.to_owned());
             }
-            Ok(Some((bloom, ids, capacity)))
-        })
+            if let Some(last) = last {
+                after = last;
+            }
+            Ok(n)
+        })?;
+        if n < CHUNK {
+            return Ok(Built::Filter { bloom, ids, capacity });
+        }
     }
 }
 
@@ -183,8 +235,8 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     //! Duplicates found whatever holds the first record (SQLite before this process, the tail,
-    //! SQLite since), with the filter ready, while it is built and after it outgrows itself; and
-    //! new ids mostly not looked up.
+    //! SQLite since), with the filter ready, for ids appended while it is built, and after it
+    //! outgrows itself; and new ids mostly not looked up.
 
     use std::sync::Arc;
 
