@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use fastbloom::BloomFilter;
 
@@ -32,17 +33,20 @@ const FIRST_CAPACITY: usize = 1 << 12;
 const MOST_IDS: usize = 1 << 26;
 
 enum Filter {
-    /// Being built; the ids appended meanwhile, added once it is ready (the build that fails, or
-    /// whose store is dropped, takes it out: built again at the next append).
+    /// Being built; the ids appended meanwhile, added once it is ready.
     Building(Vec<String>),
     Ready {
         bloom: BloomFilter,
         ids: usize,
         capacity: usize,
     },
-    /// Too many ids, or no thread to build it: every id is looked up.
-    Off,
+    /// Too many ids, or no thread to build it; or, since the instant given, its build failed (tried
+    /// again `RETRY` later, not at every append): every id is looked up.
+    Off(Option<Instant>),
 }
+
+/// How long after a failed build a tenant's filter is built again.
+const RETRY: Duration = Duration::from_secs(60);
 
 /// The tenants' filters (in the inbox's `Log`, under its lock).
 #[derive(Default)]
@@ -67,7 +71,8 @@ impl Inbox {
     ) -> StoreResult<()> {
         match seen.filters.get(tenant) {
             Some(Filter::Ready { bloom, .. }) => unseen.retain(|&i| bloom.contains(rows[i].0.id.as_str())),
-            Some(Filter::Building(_) | Filter::Off) => {}
+            Some(Filter::Off(Some(failed))) if failed.elapsed() >= RETRY => self.build(inner, seen, tenant),
+            Some(Filter::Building(_) | Filter::Off(_)) => {}
             None => self.build(inner, seen, tenant),
         }
         if unseen.is_empty() {
@@ -115,19 +120,18 @@ impl Inbox {
                     }
                     Filter::Ready { bloom, ids: ids + added.len(), capacity }
                 }
-                Ok(Built::TooMany) => Filter::Off,
-                // Built again at the tenant's next append.
+                Ok(Built::TooMany) => Filter::Off(None),
                 Ok(Built::Gone) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "the ids of a tenant could not be read: tried again at its next append");
-                    return;
+                    tracing::warn!(error = %e, "the ids of a tenant could not be read: its appends look up every id for a minute");
+                    Filter::Off(Some(Instant::now()))
                 }
             };
             log.seen.filters.insert(name, filter);
         });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "no thread to build a tenant's id filter: its appends look up every id");
-            seen.filters.insert(tenant.to_owned(), Filter::Off);
+            seen.filters.insert(tenant.to_owned(), Filter::Off(None));
         }
     }
 }
@@ -227,7 +231,7 @@ impl Seen {
                     self.filters.remove(tenant);
                 }
             }
-            Some(Filter::Off) | None => {}
+            Some(Filter::Off(_)) | None => {}
         }
     }
 }
