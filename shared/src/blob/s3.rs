@@ -9,6 +9,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 
 use crate::store::{BlobKey, BlobStore, StoreError, StoreResult};
@@ -22,11 +23,10 @@ pub struct S3BlobStore {
     pub(crate) bucket: String,
 }
 
-fn classify<
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
->(
-    e: SdkError<E, R>,
+/// Maps an S3 error to the store's error. Slow-downs, S3's own 5xx errors, timeouts, failed
+/// connections and any other 5xx answer without an error code are transient.
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    e: SdkError<E, HttpResponse>,
     bucket: &str,
 ) -> StoreError {
     match e.code().unwrap_or_default() {
@@ -36,7 +36,11 @@ fn classify<
         "EntityTooSmall" | "InvalidPart" | "InvalidArgument" => {
             StoreError::Invalid(e.message().unwrap_or("rejected by S3").into())
         }
-        _ => StoreError::backend(e),
+        _ => match e {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Throttled,
+            other if other.raw_response().is_some_and(|r| r.status().is_server_error()) => StoreError::Throttled,
+            other => StoreError::backend(other),
+        },
     }
 }
 

@@ -1,5 +1,6 @@
 //! Fault injection for tests: an HTTP client in front of the emulator that answers a share of
-//! DynamoDB calls with `ThrottlingException` (without sending them) and a share of
+//! DynamoDB calls with `ThrottlingException` or an HTML `502 Bad Gateway` page, as a proxy or a
+//! failing endpoint sends, with no error code in it (without sending them), and a share of
 //! BatchWriteItem calls with every item unprocessed — what DynamoDB does under load; or one
 //! whose eventually consistent BatchGetItem calls find nothing, as a replica that has not yet
 //! received the items just written.
@@ -19,6 +20,8 @@ use rand::Rng;
 #[derive(Debug, Default)]
 pub struct FaultCounts {
     pub throttled: AtomicU64,
+    /// Calls answered with an HTML 5xx page.
+    pub server_errors: AtomicU64,
     pub unprocessed: AtomicU64,
     pub passed: AtomicU64,
     /// Keys asked for by BatchGetItem, eventually consistent and consistent.
@@ -108,6 +111,14 @@ impl HttpConnector for Faulty {
                         serde_json::json!({"UnprocessedItems": items}).to_string(),
                     )));
                 }
+            } else if roll < self.rate / 2.0 {
+                self.counts.server_errors.fetch_add(1, Ordering::Relaxed);
+                let mut r = HttpResponse::new(
+                    StatusCode::try_from(502).expect("status"),
+                    SdkBody::from("<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"),
+                );
+                r.headers_mut().insert("content-type", "text/html");
+                return HttpConnectorFuture::ready(Ok(r));
             } else if roll < self.rate {
                 self.counts.throttled.fetch_add(1, Ordering::Relaxed);
                 return HttpConnectorFuture::ready(Ok(json(
@@ -121,7 +132,8 @@ impl HttpConnector for Faulty {
     }
 }
 
-/// A plain-HTTP client (for the emulator) that injects faults into `rate` of DynamoDB calls.
+/// A plain-HTTP client (for the emulator) that injects faults into `rate` of DynamoDB calls:
+/// half of them an HTML 502, half `ThrottlingException` (or, for BatchWriteItem, every item unprocessed).
 pub fn faulty_client(rate: f64) -> (SharedHttpClient, Arc<FaultCounts>) {
     client(rate, false)
 }

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use futures_util::{StreamExt, TryStreamExt};
 use rand::Rng;
 
@@ -80,12 +81,11 @@ pub fn retry_budget() -> Duration {
 /// Attempts for a throttled call before it is reported as failed.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
 
-/// Maps an SDK error to the store's error, so callers never match on SDK types.
-pub(crate) fn classify<
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
->(
-    e: SdkError<E, R>,
+/// Maps an SDK error to the store's error, so callers never match on SDK types. Throttling,
+/// DynamoDB's own 5xx errors, timeouts, failed connections and any other 5xx answer (an HTML
+/// page from a proxy or a crashed endpoint, which has no error code) are transient: retried.
+pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    e: SdkError<E, HttpResponse>,
     table: &str,
 ) -> StoreError {
     let code = e.code().unwrap_or_default().to_owned();
@@ -104,6 +104,7 @@ pub(crate) fn classify<
         }
         _ => match e {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Throttled,
+            other if other.raw_response().is_some_and(|r| r.status().is_server_error()) => StoreError::Throttled,
             other => StoreError::backend(other),
         },
     }
