@@ -45,16 +45,21 @@ enum Filter {
     Off(Option<Instant>),
 }
 
-/// How long after a failed build a tenant's filter is built again.
-const RETRY: Duration = Duration::from_secs(60);
+/// How long after a failed build a tenant's filter is built again (tests wait less).
+const RETRY: Duration = if cfg!(test) { Duration::from_secs(3) } else { Duration::from_secs(60) };
 
 /// The tenants' filters (in the inbox's `Log`, under its lock).
 #[derive(Default)]
 pub(super) struct Seen {
     filters: HashMap<String, Filter>,
-    /// Ids looked up in SQLite (tests count them).
+    /// Ids looked up in SQLite, and builds begun (tests count them).
     #[cfg(test)]
     looked_up: usize,
+    #[cfg(test)]
+    builds: usize,
+    /// Builds fail as a read of SQLite can (tests set it).
+    #[cfg(test)]
+    fail_builds: bool,
 }
 
 impl Inbox {
@@ -104,9 +109,16 @@ impl Inbox {
     /// while it reads: a store dropped meanwhile closes (and lets go of its inbox) at once.
     fn build(self: &Arc<Self>, inner: &Arc<Inner>, seen: &mut Seen, tenant: &str) {
         seen.filters.insert(tenant.to_owned(), Filter::Building(Vec::new()));
+        #[cfg(test)]
+        let fail = {
+            seen.builds += 1;
+            seen.fail_builds
+        };
         let (inbox, inner, name) = (Arc::downgrade(self), Arc::downgrade(inner), tenant.to_owned());
         let spawned = std::thread::Builder::new().name("auditrail-ids".into()).spawn(move || {
             let built = read_ids(&inbox, &inner, &name);
+            #[cfg(test)]
+            let built = if fail { Err(StoreError::Corrupt("a read failed, as the test asked".into())) } else { built };
             let Some(inbox) = inbox.upgrade() else { return };
             let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
             let added = match log.seen.filters.remove(&name) {
@@ -165,53 +177,68 @@ fn read_ids(inbox: &Weak<Inbox>, inner: &Weak<Inner>, tenant: &str) -> StoreResu
     };
     // Counted first, to size the filter; then read into it.
     let mut ids = tail.len();
-    let mut after = String::new();
-    loop {
-        let Some(inner) = inner.upgrade() else { return Ok(Built::Gone) };
-        let (n, last): (i64, Option<String>) = inner.with_reader(|conn| {
-            conn.prepare_cached(
-                "SELECT count(*), max(id) FROM (SELECT id FROM records WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3)",
-            )
-            .and_then(|mut s| s.query_row(rusqlite::params![tenant, after, CHUNK], |r| Ok((r.get(0)?, r.get(1)?))))
-            .map_err(StoreError::backend)
-        })?;
-        ids += usize::try_from(n).unwrap_or(0);
-        if ids > MOST_IDS / 2 {
-            return Ok(Built::TooMany);
-        }
-        match last {
-            Some(last) if n == CHUNK => after = last,
-            _ => break,
-        }
+    match each_id(inner, tenant, |_| {
+        ids += 1;
+        ids <= MOST_IDS / 2
+    })? {
+        Scan::Gone => return Ok(Built::Gone),
+        Scan::Stopped => return Ok(Built::TooMany),
+        Scan::Done => {}
     }
     let capacity = (2 * ids).max(FIRST_CAPACITY);
     let mut bloom = BloomFilter::with_false_pos(FALSE_POSITIVES).expected_items(capacity);
     for id in &tail {
         bloom.insert(id.as_str());
     }
-    after.clear();
+    match each_id(inner, tenant, |id| {
+        bloom.insert(id);
+        true
+    })? {
+        Scan::Gone => Ok(Built::Gone),
+        _ => Ok(Built::Filter { bloom, ids, capacity }),
+    }
+}
+
+/// How a walk over a tenant's ids ended.
+enum Scan {
+    Done,
+    /// Its visitor asked to stop.
+    Stopped,
+    /// The store was dropped.
+    Gone,
+}
+
+/// Calls `visit` with each id `tenant` has in SQLite, in id order, `CHUNK` ids per read
+/// transaction, until it returns false.
+fn each_id(inner: &Weak<Inner>, tenant: &str, mut visit: impl FnMut(&str) -> bool) -> StoreResult<Scan> {
+    let mut after = String::new();
     loop {
-        let Some(inner) = inner.upgrade() else { return Ok(Built::Gone) };
-        let n = inner.with_reader(|conn| {
+        let Some(inner) = inner.upgrade() else { return Ok(Scan::Gone) };
+        let (n, stopped) = inner.with_reader(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT id FROM records WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
                 .map_err(StoreError::backend)?;
             let mut found = stmt.query(rusqlite::params![tenant, after, CHUNK]).map_err(StoreError::backend)?;
             let mut n = 0;
-            let mut last = None;
             while let Some(row) = found.next().map_err(StoreError::backend)? {
                 let id = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(StoreError::backend)?;
-                bloom.insert(id);
                 n += 1;
-                last = Some(id.to_owned());
+                if !visit(id) {
+                    return Ok((n, true));
+                }
+                if n == CHUNK {
+                    // The chunk's last id: the next chunk starts after it.
+                    after.clear();
+                    after.push_str(id);
+                }
             }
-            if let Some(last) = last {
-                after = last;
-            }
-            Ok(n)
+            Ok((n, false))
         })?;
+        if stopped {
+            return Ok(Scan::Stopped);
+        }
         if n < CHUNK {
-            return Ok(Built::Filter { bloom, ids, capacity });
+            return Ok(Scan::Done);
         }
     }
 }
@@ -240,7 +267,7 @@ impl Seen {
 mod tests {
     //! Duplicates found whatever holds the first record (SQLite before this process, the tail,
     //! SQLite since), with the filter ready, for ids appended while it is built, and after it
-    //! outgrows itself; and new ids mostly not looked up.
+    //! outgrows itself or its build fails; and new ids mostly not looked up.
 
     use std::sync::Arc;
 
@@ -269,6 +296,17 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         panic!("the filter of {tenant} was never built");
+    }
+
+    /// Waits until `tenant`'s filter build has failed.
+    async fn failed(store: &SqliteStore, tenant: &str) {
+        for _ in 0..500 {
+            if matches!(inbox(store).log.lock().unwrap().seen.filters.get(tenant), Some(super::Filter::Off(Some(_)))) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the filter build of {tenant} never failed");
     }
 
     fn recs(tenant: &str, prefix: &str, n: usize) -> Vec<Record> {
@@ -344,5 +382,38 @@ mod tests {
         let looked = seen(&store, "t").1 - looked;
         let dups = first.len() + many.len() + next.len();
         assert!(looked >= dups && looked < dups + 60, "{looked} lookups for {dups} duplicates and 1000 new ids");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_build_looks_up_every_id_and_is_tried_again_a_while_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        store.start_inbox().unwrap();
+        let builds = || inbox(&store).log.lock().unwrap().seen.builds;
+        inbox(&store).log.lock().unwrap().seen.fail_builds = true;
+        let first = recs("t", "a", 100);
+        assert_eq!(outcomes(&store, "t", &first).await, (100, 0));
+        failed(&store, "t").await;
+        store.settled().await.unwrap();
+        // Without a filter every id is looked up: new ones are new, stored ones duplicates; and
+        // the build is not tried again at each append.
+        let (_, looked) = seen(&store, "t");
+        let second = recs("t", "b", 100);
+        assert_eq!(outcomes(&store, "t", &second).await, (100, 0));
+        assert_eq!(outcomes(&store, "t", &first).await, (0, 100));
+        assert_eq!(seen(&store, "t").1 - looked, 200, "every id looked up");
+        assert_eq!(builds(), 1, "a failed build is not tried at every append");
+        // A while later the next append builds it again, and it works.
+        inbox(&store).log.lock().unwrap().seen.fail_builds = false;
+        tokio::time::sleep(super::RETRY).await;
+        store.settled().await.unwrap();
+        assert_eq!(outcomes(&store, "t", &second).await, (0, 100));
+        assert_eq!(builds(), 2);
+        ready(&store, "t").await;
+        let (_, looked) = seen(&store, "t");
+        assert_eq!(outcomes(&store, "t", &recs("t", "c", 1000)).await, (1000, 0));
+        assert_eq!(outcomes(&store, "t", &first).await, (0, 100));
+        let looked = seen(&store, "t").1 - looked;
+        assert!((100..160).contains(&looked), "{looked} lookups for 100 duplicates and 1000 new ids");
     }
 }
