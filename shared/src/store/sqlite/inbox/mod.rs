@@ -14,11 +14,11 @@
 //! a one-off command beside it leaves it alone, and, when no server runs, indexes what a crash
 //! left in it.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::Inner;
@@ -29,6 +29,8 @@ mod frames;
 mod indexer;
 mod seen;
 mod tail;
+
+use tail::{Limits, Row, TenantTail};
 
 pub(super) use frames::{dir_of, recover_if_unowned};
 use frames::{encode, io, new_segment, recover, remove_indexed};
@@ -53,27 +55,11 @@ const BACKPRESSURE_WAIT: Duration = Duration::from_secs(30);
 /// How long a reader that needs every appended record in SQLite waits for the indexer.
 const SETTLE_WAIT: Duration = Duration::from_secs(120);
 
-/// One appended record: its stored body, and what a listing of the tail matches it on.
-pub(super) struct Row {
-    /// The record less what only its body needs (`Row::new`): what indexing and filters read.
-    pub record: Record,
-    pub body: String,
-    ts: i64,
-    /// The description case-folded, computed when a search first needs it.
-    text: OnceLock<Option<String>>,
-}
-
 struct Frame {
     no: u64,
     tenant: String,
     batch: String,
     rows: Vec<Arc<Row>>,
-}
-
-#[derive(Default)]
-struct TenantTail {
-    by_time: BTreeMap<(i64, String), Arc<Row>>,
-    by_id: HashMap<String, i64>,
 }
 
 pub(super) struct Log {
@@ -87,6 +73,8 @@ pub(super) struct Log {
     broken: Option<String>,
     /// Each tenant's filter of the ids it may have stored.
     seen: seen::Seen,
+    /// `SEGMENT_BYTES` (tests rotate sooner).
+    segment_bytes: u64,
 }
 
 #[derive(Default)]
@@ -98,6 +86,7 @@ struct State {
     /// The stored bodies' bytes in the tail (the records' memory is about twice that).
     tail_bytes: usize,
     failing: Option<String>,
+    limits: Limits,
 }
 
 pub(super) struct Inbox {
@@ -141,6 +130,7 @@ impl Inbox {
                 closed: VecDeque::new(),
                 broken: None,
                 seen: Default::default(),
+                segment_bytes: SEGMENT_BYTES,
             }),
             tail: RwLock::new(HashMap::new()),
             state: Mutex::new(State { appended: next - 1, indexed: next - 1, ..State::default() }),
@@ -209,7 +199,7 @@ impl Inbox {
         if created.is_empty() {
             return Ok(out);
         }
-        if log.len >= SEGMENT_BYTES {
+        if log.len >= log.segment_bytes {
             // Before the write: a failure here leaves nothing written.
             self.close_segment(&mut log)?;
         }
@@ -244,9 +234,10 @@ impl Inbox {
     }
 
     fn wait_for_room(&self, rows: usize, bytes: usize) -> StoreResult<()> {
-        let deadline = Instant::now() + BACKPRESSURE_WAIT;
         let mut st = self.state();
-        while st.tail_rows > 0 && (st.tail_rows + rows > TAIL_ROWS || st.tail_bytes + bytes > TAIL_BYTES) {
+        let Limits { tail_rows, tail_bytes, wait } = st.limits;
+        let deadline = Instant::now() + wait;
+        while st.tail_rows > 0 && (st.tail_rows + rows > tail_rows || st.tail_bytes + bytes > tail_bytes) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || st.failing.is_some() {
                 return Err(StoreError::Throttled);
@@ -330,24 +321,24 @@ mod tests {
     use crate::store::{AppendOutcome, EventFilter, Order, RecordStore, SealStore, StoreError, SubjectStore};
     use crate::testkit::conformance::{all, rec, t0, window};
 
-    fn serving(path: &Path) -> SqliteStore {
+    pub(super) fn serving(path: &Path) -> SqliteStore {
         let store = SqliteStore::open(path).unwrap();
         store.start_inbox().unwrap();
         store
     }
 
-    fn inbox(store: &SqliteStore) -> &Arc<Inbox> {
+    pub(super) fn inbox(store: &SqliteStore) -> &Arc<Inbox> {
         store.inner.inbox.get().expect("a serving store")
     }
 
-    async fn rows_in_sqlite(store: &SqliteStore) -> i64 {
+    pub(super) async fn rows_in_sqlite(store: &SqliteStore) -> i64 {
         store
             .read(|c| c.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).map_err(StoreError::backend))
             .await
             .unwrap()
     }
 
-    fn mixed(tenant: &str, prefix: &str, n: i64) -> Vec<Record> {
+    pub(super) fn mixed(tenant: &str, prefix: &str, n: i64) -> Vec<Record> {
         (0..n)
             .map(|i| {
                 let (action, user) = [("LOGIN", "ann"), ("LOGOUT", "bob"), ("CONTACT_UPDATE", "cid")][i as usize % 3];
@@ -445,7 +436,7 @@ mod tests {
 
     /// Waits until no process holds the inbox's lock (a dropped store's indexer lets go within a
     /// round).
-    async fn released(db: &Path) {
+    pub(super) async fn released(db: &Path) {
         for _ in 0..100 {
             let lock = std::fs::OpenOptions::new().write(true).open(dir_of(db).join("lock")).unwrap();
             if lock.try_lock().is_ok() {

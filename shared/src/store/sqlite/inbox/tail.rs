@@ -1,14 +1,46 @@
 //! The inbox's tail: the records appended and not yet in SQLite, by tenant, in time order and by
 //! id; read by listings and reads by id beside SQLite.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::super::{decode, micros};
-use super::{Inbox, Row};
+use super::{BACKPRESSURE_WAIT, Inbox, TAIL_BYTES, TAIL_ROWS};
 use crate::record::{Record, description_text, fold};
 use crate::store::{EventFilter, Order, StoreResult};
+
+/// One appended record: its stored body, and what a listing of the tail matches it on.
+pub(super) struct Row {
+    /// The record less what only its body needs (`Row::new`): what indexing and filters read.
+    pub record: Record,
+    pub body: String,
+    pub(super) ts: i64,
+    /// The description case-folded, computed when a search first needs it.
+    text: OnceLock<Option<String>>,
+}
+
+#[derive(Default)]
+pub(super) struct TenantTail {
+    pub(super) by_time: BTreeMap<(i64, String), Arc<Row>>,
+    pub(super) by_id: HashMap<String, i64>,
+}
+
+/// The tail's bounds and an append's longest wait for room in it (tests make them small).
+#[derive(Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) tail_rows: usize,
+    pub(super) tail_bytes: usize,
+    pub(super) wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { tail_rows: TAIL_ROWS, tail_bytes: TAIL_BYTES, wait: BACKPRESSURE_WAIT }
+    }
+}
 
 impl Row {
     /// A tail row of a stamped record and its stored body. The row keeps what the indexer and the
