@@ -4,8 +4,8 @@
 //! index, a random page of it for random UUIDs: 2–3 µs of CPU per id on two shared cores, a third
 //! of one client's request path.
 //!
-//! A tenant's filter is built on a thread of its own at the tenant's first append in this process,
-//! and built again, twice as large, once it holds as many ids as it was made for; until it is
+//! A tenant's filter is built by the inbox's builder thread (one for all tenants, in turn) at the
+//! tenant's first append in this process, and built again, twice as large, once it holds as many ids as it was made for; until it is
 //! ready, that tenant's ids are looked up in SQLite as before. The filter lives under the log's
 //! lock, which every append holds while it checks and adds its ids. Ids are never taken out: a
 //! purged record's id stays a "maybe" (a lookup too many, never a duplicate missed). Only this
@@ -40,8 +40,8 @@ enum Filter {
         ids: usize,
         capacity: usize,
     },
-    /// Too many ids, or no thread to build it; or, since the instant given, its build failed (tried
-    /// again `RETRY` later, not at every append): every id is looked up.
+    /// Too many ids; or, since the instant given, its build failed or found no thread (tried again
+    /// `RETRY` later, not at every append): every id is looked up.
     Off(Option<Instant>),
 }
 
@@ -60,6 +60,11 @@ pub(super) struct Seen {
     /// Builds fail as a read of SQLite can (tests set it).
     #[cfg(test)]
     fail_builds: bool,
+    /// Builder threads started.
+    #[cfg(test)]
+    builder_threads: usize,
+    /// The builder thread's queue.
+    builder: Option<std::sync::mpsc::Sender<Job>>,
 }
 
 impl Inbox {
@@ -105,46 +110,81 @@ impl Inbox {
         })
     }
 
-    /// Starts building `tenant`'s filter on a thread of its own. The thread holds the store only
-    /// while it reads: a store dropped meanwhile closes (and lets go of its inbox) at once.
+    /// Queues `tenant`'s filter for the inbox's builder thread (started at the first build, and
+    /// again should it have stopped). One thread builds every tenant's in turn: a start with many
+    /// tenants appending starts one reader, not one per tenant. It holds the store only while it
+    /// reads: a store dropped meanwhile closes (and lets go of its inbox) at once.
     fn build(self: &Arc<Self>, inner: &Arc<Inner>, seen: &mut Seen, tenant: &str) {
         seen.filters.insert(tenant.to_owned(), Filter::Building(Vec::new()));
-        #[cfg(test)]
-        let fail = {
-            seen.builds += 1;
-            seen.fail_builds
-        };
-        let (inbox, inner, name) = (Arc::downgrade(self), Arc::downgrade(inner), tenant.to_owned());
-        let spawned = std::thread::Builder::new().name("auditrail-ids".into()).spawn(move || {
-            let built = read_ids(&inbox, &inner, &name);
+        let job = Job {
+            tenant: tenant.to_owned(),
             #[cfg(test)]
-            let built = if fail { Err(StoreError::Corrupt("a read failed, as the test asked".into())) } else { built };
-            let Some(inbox) = inbox.upgrade() else { return };
-            let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
-            let added = match log.seen.filters.remove(&name) {
-                Some(Filter::Building(added)) => added,
-                _ => unreachable!("only its builder takes a filter out of Building"),
-            };
-            let filter = match built {
-                Ok(Built::Filter { mut bloom, ids, capacity }) => {
-                    for id in &added {
-                        bloom.insert(id.as_str());
-                    }
-                    Filter::Ready { bloom, ids: ids + added.len(), capacity }
-                }
-                Ok(Built::TooMany) => Filter::Off(None),
-                Ok(Built::Gone) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the ids of a tenant could not be read: its appends look up every id for a minute");
-                    Filter::Off(Some(Instant::now()))
-                }
-            };
-            log.seen.filters.insert(name, filter);
-        });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "no thread to build a tenant's id filter: its appends look up every id");
-            seen.filters.insert(tenant.to_owned(), Filter::Off(None));
+            fail: seen.fail_builds,
+        };
+        #[cfg(test)]
+        {
+            seen.builds += 1;
         }
+        let job = match &seen.builder {
+            Some(queue) => match queue.send(job) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (queue, jobs) = std::sync::mpsc::channel();
+        let (inbox, inner) = (Arc::downgrade(self), Arc::downgrade(inner));
+        match std::thread::Builder::new().name("auditrail-ids".into()).spawn(move || builder(&jobs, &inbox, &inner)) {
+            Ok(_) => {
+                #[cfg(test)]
+                {
+                    seen.builder_threads += 1;
+                }
+                queue.send(job).expect("the builder has just started");
+                seen.builder = Some(queue);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread to build a tenant's id filter: its appends look up every id for a minute");
+                seen.filters.insert(tenant.to_owned(), Filter::Off(Some(Instant::now())));
+            }
+        }
+    }
+}
+
+/// A filter to build.
+struct Job {
+    tenant: String,
+    /// The build fails (tests).
+    #[cfg(test)]
+    fail: bool,
+}
+
+/// The builder thread: each queued tenant's filter in turn, until the inbox is dropped.
+fn builder(jobs: &std::sync::mpsc::Receiver<Job>, inbox: &Weak<Inbox>, inner: &Weak<Inner>) {
+    while let Ok(job) = jobs.recv() {
+        let built = read_ids(inbox, inner, &job.tenant);
+        #[cfg(test)]
+        let built = if job.fail { Err(StoreError::Corrupt("a read failed, as the test asked".into())) } else { built };
+        let Some(inbox) = inbox.upgrade() else { return };
+        let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(Filter::Building(added)) = log.seen.filters.remove(&job.tenant) else {
+            unreachable!("only its builder takes a filter out of Building")
+        };
+        let filter = match built {
+            Ok(Built::Filter { mut bloom, ids, capacity }) => {
+                for id in &added {
+                    bloom.insert(id.as_str());
+                }
+                Filter::Ready { bloom, ids: ids + added.len(), capacity }
+            }
+            Ok(Built::TooMany) => Filter::Off(None),
+            Ok(Built::Gone) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "the ids of a tenant could not be read: its appends look up every id for a minute");
+                Filter::Off(Some(Instant::now()))
+            }
+        };
+        log.seen.filters.insert(job.tenant, filter);
     }
 }
 
@@ -415,5 +455,22 @@ mod tests {
         assert_eq!(outcomes(&store, "t", &first).await, (0, 100));
         let looked = seen(&store, "t").1 - looked;
         assert!((100..160).contains(&looked), "{looked} lookups for 100 duplicates and 1000 new ids");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_thread_builds_the_filters_of_many_tenants_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        store.start_inbox().unwrap();
+        let tenants: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        for t in &tenants {
+            assert_eq!(outcomes(&store, t, &recs(t, "a", 20)).await, (20, 0));
+        }
+        for t in &tenants {
+            ready(&store, t).await;
+            assert_eq!(outcomes(&store, t, &recs(t, "a", 20)).await, (0, 20), "{t}");
+        }
+        let log = inbox(&store).log.lock().unwrap();
+        assert_eq!((log.seen.builds, log.seen.builder_threads), (40, 1));
     }
 }
