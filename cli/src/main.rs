@@ -229,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
             if !auditrail_console_assets::built() {
                 tracing::warn!("this binary has no web console built in: run `make console`, then build again");
             }
+            let records = state.records.clone();
             let app = auditrail_console_assets::with_api(router::<routes::All>(state), console);
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
@@ -248,7 +249,17 @@ async fn main() -> anyhow::Result<()> {
                 header: std::time::Duration::from_secs(header_timeout.max(1)),
                 body: std::time::Duration::from_secs(body_timeout.max(1)),
             };
-            serve::run(listener, app, timeouts, shutdown()).await
+            serve::run(listener, app, timeouts, shutdown()).await?;
+            // What was answered is durable in the inbox's log; indexed now, the next start has
+            // nothing to catch up on. A store that cannot index keeps it for the next start.
+            match tokio::time::timeout(std::time::Duration::from_secs(60), records.settle()).await {
+                Ok(Ok(())) => tracing::info!("every answered record is indexed; stopped"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "stopped; the records not indexed yet are indexed at the next start")
+                }
+                Err(_) => tracing::warn!("stopped after 60 s of indexing; the rest is indexed at the next start"),
+            }
+            Ok(())
         }
         Command::Token { tenant, roles, user, username, ttl } => {
             anyhow::ensure!(ttl > 0, "--ttl must be positive");
@@ -354,9 +365,27 @@ async fn job_loop(state: App) {
     }
 }
 
+/// Completes at Ctrl-C (SIGINT) or SIGTERM (what `docker stop`, systemd and Kubernetes send).
 async fn shutdown() {
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down");
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGTERM cannot be caught: only Ctrl-C stops the server cleanly");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: open requests finish, then what they appended is indexed");
 }
 
 /// `auditrail upgrade-keys`: the DynamoDB layout upgrade, with a progress bar per tenant.
