@@ -107,7 +107,10 @@ impl S3BlobStore {
         out.e_tag.ok_or_else(|| StoreError::Backend(anyhow::anyhow!("S3 returned no ETag")))
     }
 
-    /// Completes the upload; on failure it is aborted so no parts are left behind.
+    /// Completes the upload. A refusal (a part missing or too small) aborts it, so no parts are
+    /// left behind; a transient failure (throttling, a 5xx, a timeout: the completion may even
+    /// have happened) keeps it for the caller's retry, and the bucket's lifecycle rule aborts an
+    /// upload nobody completes within a day.
     pub async fn complete_multipart(&self, key: &BlobKey, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<()> {
         let done = CompletedMultipartUpload::builder()
             .set_parts(Some(
@@ -125,7 +128,9 @@ impl S3BlobStore {
             .await;
         if let Err(e) = res {
             let err = classify(e, &self.bucket);
-            self.abort_multipart(key, upload_id).await?;
+            if !err.is_transient() {
+                self.abort_multipart(key, upload_id).await?;
+            }
             return Err(err);
         }
         Ok(())
@@ -312,6 +317,33 @@ mod tests {
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
         assert!(s3.uploads_under("tenants/acme/").await.unwrap().is_empty(), "aborted, no orphan parts");
         assert!(s3.get(&key).await.unwrap().is_none());
+    }
+
+    /// A completion answered with 5xx pages (S3's own retries spent) is transient: the upload stays
+    /// open, and the worker's next try completes it.
+    #[tokio::test]
+    async fn a_completion_that_fails_for_a_while_keeps_the_upload_for_the_retry() {
+        let (_, clean) = moto::fresh().await;
+        let (http, counts) = crate::testkit::faults::failing_first("POST", "uploadId=", 3);
+        let cfg = moto::sdk_config(&moto::endpoint()).await;
+        let s3 = S3BlobStore::new(
+            Client::from_conf(aws_sdk_s3::config::Builder::from(&cfg).force_path_style(true).http_client(http).build()),
+            clean.bucket.clone(),
+        );
+        let key = BlobKey::new("acme", "exports", "late.zip").unwrap();
+        let id = s3.create_multipart(&key, "application/zip").await.unwrap();
+        let part = s3.put_part(&key, &id, 1, Bytes::from(vec![7u8; 1024])).await.unwrap();
+        let err = s3.complete_multipart(&key, &id, &[(1, part.clone())]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Throttled), "{err:?}");
+        assert_eq!(
+            counts.server_errors.load(std::sync::atomic::Ordering::Relaxed),
+            3,
+            "S3's three attempts all failed"
+        );
+        assert_eq!(s3.uploads_under("tenants/acme/").await.unwrap().len(), 1, "the upload is kept for the retry");
+        s3.complete_multipart(&key, &id, &[(1, part)]).await.unwrap();
+        assert_eq!(s3.get(&key).await.unwrap().unwrap(), Bytes::from(vec![7u8; 1024]));
+        assert!(s3.uploads_under("tenants/acme/").await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -191,3 +191,53 @@ pub async fn store_over(table: &str, http: SharedHttpClient) -> crate::store::dy
     let conf = crate::store::dynamodb::dynamodb_conf(&cfg).http_client(http).build();
     crate::store::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table)
 }
+
+/// Answers the first `n` calls whose method is `method` and whose URI contains `uri_part` with
+/// an HTML 503 page, without sending them; passes every other call.
+#[derive(Debug, Clone)]
+struct FailFirst {
+    inner: SharedHttpConnector,
+    method: &'static str,
+    uri_part: &'static str,
+    left: Arc<AtomicU64>,
+    counts: Arc<FaultCounts>,
+}
+
+impl HttpConnector for FailFirst {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        if request.method() == self.method
+            && request.uri().contains(self.uri_part)
+            && self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+        {
+            self.counts.server_errors.fetch_add(1, Ordering::Relaxed);
+            let mut r = HttpResponse::new(
+                StatusCode::try_from(503).expect("status"),
+                SdkBody::from("<html><body><h1>503 Service Unavailable</h1></body></html>"),
+            );
+            r.headers_mut().insert("content-type", "text/html");
+            return HttpConnectorFuture::ready(Ok(r));
+        }
+        self.counts.passed.fetch_add(1, Ordering::Relaxed);
+        self.inner.call(request)
+    }
+}
+
+/// A plain-HTTP client (for the emulator, any service) whose first `n` calls of `method` with
+/// `uri_part` in their URI get an HTML 503 (counted as `server_errors`), e.g. an S3 upload's
+/// completion: `failing_first("POST", "uploadId=", 3)`.
+pub fn failing_first(method: &'static str, uri_part: &'static str, n: u64) -> (SharedHttpClient, Arc<FaultCounts>) {
+    let counts = Arc::new(FaultCounts::default());
+    let inner = aws_smithy_http_client::Builder::new().build_http();
+    let (c, left) = (counts.clone(), Arc::new(AtomicU64::new(n)));
+    let client = http_client_fn(move |settings, components| {
+        use aws_smithy_runtime_api::client::http::HttpClient;
+        SharedHttpConnector::new(FailFirst {
+            inner: inner.http_connector(settings, components),
+            method,
+            uri_part,
+            left: left.clone(),
+            counts: c.clone(),
+        })
+    });
+    (client, counts)
+}
