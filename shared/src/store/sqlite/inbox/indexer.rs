@@ -27,6 +27,11 @@ impl Inbox {
     fn index_round(&self, inner: &Inner) -> StoreResult<bool> {
         let frames: Vec<Arc<Frame>> = {
             let st = self.state();
+            // Under the state's lock, which an append holds to queue its frame: a test that holds
+            // the indexer and then appends knows that frame stays in the tail.
+            if self.held.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(false);
+            }
             let mut rows = 0;
             st.queue
                 .iter()

@@ -46,7 +46,7 @@ enum Filter {
 }
 
 /// How long after a failed build a tenant's filter is built again (tests wait less).
-const RETRY: Duration = if cfg!(test) { Duration::from_secs(3) } else { Duration::from_secs(60) };
+const RETRY: Duration = if cfg!(test) { Duration::from_secs(5) } else { Duration::from_secs(60) };
 
 /// The tenants' filters (in the inbox's `Log`, under its lock).
 #[derive(Default)]
@@ -57,9 +57,9 @@ pub(super) struct Seen {
     looked_up: usize,
     #[cfg(test)]
     builds: usize,
-    /// Builds fail as a read of SQLite can (tests set it).
+    /// Builds fail as a read of SQLite can, or panic (tests set it).
     #[cfg(test)]
-    fail_builds: bool,
+    fail_builds: Option<Fail>,
     /// Builder threads started.
     #[cfg(test)]
     builder_threads: usize,
@@ -154,17 +154,49 @@ impl Inbox {
 /// A filter to build.
 struct Job {
     tenant: String,
-    /// The build fails (tests).
+    /// How the build fails (tests).
     #[cfg(test)]
-    fail: bool,
+    fail: Option<Fail>,
+}
+
+#[cfg(test)]
+#[derive(Clone, Copy)]
+pub(super) enum Fail {
+    Error,
+    Panic,
+}
+
+/// Should the builder thread panic, the filters it was to build (queued or begun) are off, to be
+/// built again by a new thread `RETRY` later: none stays `Building`, collecting ids, for good.
+struct Stranded<'a>(&'a Weak<Inbox>);
+
+impl Drop for Stranded<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Some(inbox) = self.0.upgrade() else { return };
+        let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.seen.builder = None;
+        for filter in log.seen.filters.values_mut() {
+            if matches!(filter, Filter::Building(_)) {
+                *filter = Filter::Off(Some(Instant::now()));
+            }
+        }
+    }
 }
 
 /// The builder thread: each queued tenant's filter in turn, until the inbox is dropped.
 fn builder(jobs: &std::sync::mpsc::Receiver<Job>, inbox: &Weak<Inbox>, inner: &Weak<Inner>) {
+    let _stranded = Stranded(inbox);
     while let Ok(job) = jobs.recv() {
         let built = read_ids(inbox, inner, &job.tenant);
         #[cfg(test)]
-        let built = if job.fail { Err(StoreError::Corrupt("a read failed, as the test asked".into())) } else { built };
+        let built = match job.fail {
+            Some(Fail::Error) => Err(StoreError::Corrupt("a read failed, as the test asked".into())),
+            Some(Fail::Panic) => panic!("a build panicked, as the test asked"),
+            None => built,
+        };
         let Some(inbox) = inbox.upgrade() else { return };
         let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
         let Some(Filter::Building(added)) = log.seen.filters.remove(&job.tenant) else {
@@ -430,7 +462,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("db")).unwrap();
         store.start_inbox().unwrap();
         let builds = || inbox(&store).log.lock().unwrap().seen.builds;
-        inbox(&store).log.lock().unwrap().seen.fail_builds = true;
+        inbox(&store).log.lock().unwrap().seen.fail_builds = Some(super::Fail::Error);
         let first = recs("t", "a", 100);
         assert_eq!(outcomes(&store, "t", &first).await, (100, 0));
         failed(&store, "t").await;
@@ -444,7 +476,7 @@ mod tests {
         assert_eq!(seen(&store, "t").1 - looked, 200, "every id looked up");
         assert_eq!(builds(), 1, "a failed build is not tried at every append");
         // A while later the next append builds it again, and it works.
-        inbox(&store).log.lock().unwrap().seen.fail_builds = false;
+        inbox(&store).log.lock().unwrap().seen.fail_builds = None;
         tokio::time::sleep(super::RETRY).await;
         store.settled().await.unwrap();
         assert_eq!(outcomes(&store, "t", &second).await, (0, 100));
@@ -472,5 +504,38 @@ mod tests {
         }
         let log = inbox(&store).log.lock().unwrap();
         assert_eq!((log.seen.builds, log.seen.builder_threads), (40, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_builder_that_panics_strands_no_tenant_and_a_new_one_takes_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        store.start_inbox().unwrap();
+        let filter = |t: &str| match inbox(&store).log.lock().unwrap().seen.filters.get(t) {
+            Some(super::Filter::Building(_)) => "building",
+            Some(super::Filter::Ready { .. }) => "ready",
+            Some(super::Filter::Off(Some(_))) => "off for a while",
+            Some(super::Filter::Off(None)) => "off",
+            None => "none",
+        };
+        inbox(&store).log.lock().unwrap().seen.fail_builds = Some(super::Fail::Panic);
+        let (first, second) = (recs("p1", "a", 20), recs("p2", "a", 20));
+        assert_eq!(outcomes(&store, "p1", &first).await, (20, 0));
+        inbox(&store).log.lock().unwrap().seen.fail_builds = None;
+        // Queued behind the panic (off for a while), or sent after it (a new thread builds it).
+        assert_eq!(outcomes(&store, "p2", &second).await, (20, 0));
+        let started = std::time::Instant::now();
+        while filter("p1") != "off for a while" || filter("p2") == "building" {
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "{} / {}", filter("p1"), filter("p2"));
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(outcomes(&store, "p1", &first).await, (0, 20), "duplicates are looked up meanwhile");
+        tokio::time::sleep(super::RETRY).await;
+        for t in ["p1", "p2"] {
+            assert_eq!(outcomes(&store, t, &recs(t, "b", 20)).await, (20, 0));
+            ready(&store, t).await;
+            assert_eq!(outcomes(&store, t, &recs(t, "a", 20)).await, (0, 20));
+        }
+        assert_eq!(inbox(&store).log.lock().unwrap().seen.builder_threads, 2);
     }
 }
