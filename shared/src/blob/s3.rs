@@ -24,7 +24,7 @@ pub struct S3BlobStore {
 }
 
 /// Maps an S3 error to the store's error. Slow-downs, S3's own 5xx errors, timeouts, failed
-/// connections and any other 5xx answer without an error code are transient.
+/// connections and a 500, 502, 503 or 504 without an error code are transient.
 fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     e: SdkError<E, HttpResponse>,
     bucket: &str,
@@ -38,7 +38,9 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
         }
         _ => match e {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Throttled,
-            other if other.raw_response().is_some_and(|r| r.status().is_server_error()) => StoreError::Throttled,
+            other if other.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 500 | 502 | 503 | 504)) => {
+                StoreError::Throttled
+            }
             other => StoreError::backend(other),
         },
     }

@@ -82,8 +82,9 @@ pub fn retry_budget() -> Duration {
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
 
 /// Maps an SDK error to the store's error, so callers never match on SDK types. Throttling,
-/// DynamoDB's own 5xx errors, timeouts, failed connections and any other 5xx answer (an HTML
-/// page from a proxy or a crashed endpoint, which has no error code) are transient: retried.
+/// DynamoDB's own 5xx errors, timeouts, failed connections and a 500, 502, 503 or 504 without an
+/// error code (an HTML page from a proxy or a crashed endpoint) are transient: retried, as the
+/// AWS SDKs' standard retry does. A 501 or 505 fails the same way every time.
 pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     e: SdkError<E, HttpResponse>,
     table: &str,
@@ -104,7 +105,9 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync
         }
         _ => match e {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Throttled,
-            other if other.raw_response().is_some_and(|r| r.status().is_server_error()) => StoreError::Throttled,
+            other if other.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 500 | 502 | 503 | 504)) => {
+                StoreError::Throttled
+            }
             other => StoreError::backend(other),
         },
     }
