@@ -203,3 +203,33 @@ async fn a_missing_table_names_the_variable() {
     let e = store.check().await.unwrap_err().to_string();
     assert!(e.contains("AUDITRAIL_TABLE") && e.contains("no-such-table"), "{e}");
 }
+
+/// A record's put applied, then its answer lost (a 502 on the way back) and retried: the retry
+/// finds the record it wrote itself, so it is reported created, and its request pair is noted; a
+/// record sent again by a client is still a duplicate.
+#[tokio::test]
+async fn a_put_whose_answer_was_lost_is_created_not_a_duplicate() {
+    use crate::record::Phase;
+    use crate::store::RequestStore;
+    let (clean, _) = moto::fresh().await;
+    // The records' own puts (the journal lists their ids too, but has no body).
+    let (http, counts) = faults::applied_then_lost("PutItem", "\"body\":", 2);
+    let store = faults::store_over(&clean.table, http).await;
+    let tenant = "lost";
+    let records: Vec<Record> = (0..3)
+        .map(|i| {
+            let mut r = rec(tenant, &format!("lost-{i}"), i, "ACCESS_MEDIA", "ann", ResultCode::Ok);
+            r.correlation_id = Some(format!("req-{i}"));
+            r.phase = Some(Phase::Start);
+            r.result = None;
+            r
+        })
+        .collect();
+    assert_eq!(store.append(tenant, &records).await.unwrap(), vec![AppendOutcome::Created; 3]);
+    assert_eq!(counts.server_errors.load(Ordering::Relaxed), 2, "two answers were lost: {counts:?}");
+    for r in &records {
+        let pair = clean.pair(tenant, r.correlation_id.as_deref().unwrap()).await.unwrap();
+        assert_eq!(pair.and_then(|p| p.start_id).as_deref(), Some(r.id.as_str()), "the pair of {}", r.id);
+    }
+    assert_eq!(clean.append(tenant, &records[..2]).await.unwrap(), vec![AppendOutcome::Duplicate; 2]);
+}

@@ -3,7 +3,7 @@
 //! failing endpoint sends, with no error code in it (without sending them), and a share of
 //! BatchWriteItem calls with every item unprocessed — what DynamoDB does under load; or one
 //! whose eventually consistent BatchGetItem calls find nothing, as a replica that has not yet
-//! received the items just written.
+//! received the items just written; or one that applies a write and loses its answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +39,16 @@ struct Faulty {
     /// Calls of this operation whose body contains this string: held back this long, or
     /// throttled (None).
     matching: Option<Matching>,
+}
+
+/// An HTML error page, as a proxy or a failing endpoint answers: no error code in it.
+fn html(status: u16, title: &str) -> HttpResponse {
+    let mut r = HttpResponse::new(
+        StatusCode::try_from(status).expect("status"),
+        SdkBody::from(format!("<html><head><title>{status} {title}</title></head><body>{title}</body></html>")),
+    );
+    r.headers_mut().insert("content-type", "text/html");
+    r
 }
 
 fn json(status: u16, body: String) -> HttpResponse {
@@ -113,12 +123,7 @@ impl HttpConnector for Faulty {
                 }
             } else if roll < self.rate / 2.0 {
                 self.counts.server_errors.fetch_add(1, Ordering::Relaxed);
-                let mut r = HttpResponse::new(
-                    StatusCode::try_from(502).expect("status"),
-                    SdkBody::from("<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"),
-                );
-                r.headers_mut().insert("content-type", "text/html");
-                return HttpConnectorFuture::ready(Ok(r));
+                return HttpConnectorFuture::ready(Ok(html(502, "Bad Gateway")));
             } else if roll < self.rate {
                 self.counts.throttled.fetch_add(1, Ordering::Relaxed);
                 return HttpConnectorFuture::ready(Ok(json(
@@ -210,12 +215,7 @@ impl HttpConnector for FailFirst {
             && self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
         {
             self.counts.server_errors.fetch_add(1, Ordering::Relaxed);
-            let mut r = HttpResponse::new(
-                StatusCode::try_from(503).expect("status"),
-                SdkBody::from("<html><body><h1>503 Service Unavailable</h1></body></html>"),
-            );
-            r.headers_mut().insert("content-type", "text/html");
-            return HttpConnectorFuture::ready(Ok(r));
+            return HttpConnectorFuture::ready(Ok(html(503, "Service Unavailable")));
         }
         self.counts.passed.fetch_add(1, Ordering::Relaxed);
         self.inner.call(request)
@@ -235,6 +235,60 @@ pub fn failing_first(method: &'static str, uri_part: &'static str, n: u64) -> (S
             inner: inner.http_connector(settings, components),
             method,
             uri_part,
+            left: left.clone(),
+            counts: c.clone(),
+        })
+    });
+    (client, counts)
+}
+
+/// Sends the first `n` DynamoDB calls of `operation` with `body_part` in their body, then answers
+/// them with an HTML 502 as if the answer had been lost on the way back: the write is applied,
+/// the caller does not know it.
+#[derive(Debug, Clone)]
+struct AppliedThenLost {
+    inner: SharedHttpConnector,
+    operation: &'static str,
+    body_part: &'static str,
+    left: Arc<AtomicU64>,
+    counts: Arc<FaultCounts>,
+}
+
+impl HttpConnector for AppliedThenLost {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        if target.rsplit('.').next() == Some(self.operation)
+            && request.body().bytes().is_some_and(|b| String::from_utf8_lossy(b).contains(self.body_part))
+            && self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+        {
+            let (inner, counts) = (self.inner.clone(), self.counts.clone());
+            return HttpConnectorFuture::new(async move {
+                inner.call(request).await?;
+                counts.server_errors.fetch_add(1, Ordering::Relaxed);
+                Ok(html(502, "Bad Gateway"))
+            });
+        }
+        self.counts.passed.fetch_add(1, Ordering::Relaxed);
+        self.inner.call(request)
+    }
+}
+
+/// A plain-HTTP client (for the emulator) whose first `n` calls of `operation` (`PutItem`, …)
+/// with `body_part` in their body are applied and then answered with an HTML 502.
+pub fn applied_then_lost(
+    operation: &'static str,
+    body_part: &'static str,
+    n: u64,
+) -> (SharedHttpClient, Arc<FaultCounts>) {
+    let counts = Arc::new(FaultCounts::default());
+    let inner = aws_smithy_http_client::Builder::new().build_http();
+    let (c, left) = (counts.clone(), Arc::new(AtomicU64::new(n)));
+    let client = http_client_fn(move |settings, components| {
+        use aws_smithy_runtime_api::client::http::HttpClient;
+        SharedHttpConnector::new(AppliedThenLost {
+            inner: inner.http_connector(settings, components),
+            operation,
+            body_part,
             left: left.clone(),
             counts: c.clone(),
         })

@@ -7,7 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
@@ -105,21 +106,36 @@ impl DynamoStore {
                 Err(e) => return Err(e),
             }
         }
+        // The body carries this append's batch in its integrity stamp: a stored item with the same
+        // body is this put, applied before an answer that was lost (a 5xx, a timeout) and retried.
+        let ours = item.get("body").cloned();
         let res = retry_throttled(|| async {
-            self.client
+            match self
+                .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item.clone()))
                 .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
-                .map_err(|e| classify(e, &self.table))
+            {
+                Ok(out) => Ok(out.consumed_capacity().and_then(|c| c.capacity_units())),
+                Err(e) => match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(c))
+                        if ours.is_some() && c.item().and_then(|old| old.get("body")) == ours.as_ref() =>
+                    {
+                        Ok(None)
+                    }
+                    _ => Err(classify(e, &self.table)),
+                },
+            }
         })
         .await;
         match res {
-            Ok(out) => {
-                self.count_write(out.consumed_capacity().and_then(|c| c.capacity_units()));
+            Ok(units) => {
+                self.count_write(units);
                 if let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id) {
                     self.pair_upsert(r, phase, corr).await?;
                 }
