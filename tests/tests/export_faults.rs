@@ -1,6 +1,7 @@
 //! Export workers killed at points spread over the whole run (before and after part uploads,
 //! mid-page, before completion) finish a valid archive with every record exactly once; an
-//! S3 failure ends in FAILED with no multipart upload left behind; an erasure job killed
+//! S3 failure ends in FAILED with no multipart upload left behind; a completion whose answer is
+//! lost succeeds at the next run, or on the last attempt fails leaving no archive; an erasure job killed
 //! half-way is finished by the next worker.
 
 use std::sync::Arc;
@@ -22,7 +23,17 @@ use serde_json::json;
 
 struct R(Arc<dyn RecordStore>, Arc<Killer>);
 struct T(Arc<dyn TaskStore>, Arc<Killer>);
-struct B(Arc<dyn BlobStore>, Arc<Killer>, bool);
+struct B(Arc<dyn BlobStore>, Arc<Killer>, S3Fault, std::sync::atomic::AtomicBool);
+
+/// What the blob store in front of the real one does wrong.
+#[derive(Clone, Copy, PartialEq)]
+enum S3Fault {
+    None,
+    /// Every part after the first fails.
+    UploadPart,
+    /// The first completion is applied, and its answer lost: the caller hears a transient failure.
+    CompletionLost,
+}
 
 #[async_trait]
 impl RecordStore for R {
@@ -105,7 +116,7 @@ impl BlobStore for B {
         Ok(id)
     }
     async fn upload_part(&self, k: &BlobKey, id: &str, n: i32, b: Bytes) -> StoreResult<String> {
-        if self.2 && n >= 2 {
+        if self.2 == S3Fault::UploadPart && n >= 2 {
             return Err(StoreError::Backend(anyhow::anyhow!("S3 UploadPart failed: InternalError (injected)")));
         }
         self.1.gate("part-before").await;
@@ -116,6 +127,9 @@ impl BlobStore for B {
     async fn complete_upload(&self, k: &BlobKey, id: &str, p: &[(i32, String)]) -> StoreResult<()> {
         self.1.gate("complete-before").await;
         self.0.complete_upload(k, id, p).await?;
+        if self.2 == S3Fault::CompletionLost && !self.3.swap(true, Ordering::SeqCst) {
+            return Err(StoreError::Throttled);
+        }
         self.1.gate("complete-after").await;
         Ok(())
     }
@@ -183,12 +197,12 @@ fn worker(
     app: &TestApp,
     killer: &Arc<Killer>,
     limits: Limits,
-    fail_s3: bool,
+    fault: S3Fault,
 ) -> auditrail_shared::export::worker::ExportWorker {
     let mut w = app.state.export_worker("w");
     w.records = Arc::new(R(app.state.records.clone(), killer.clone()));
     w.tasks = Arc::new(T(app.state.tasks.clone(), killer.clone()));
-    w.blobs = Arc::new(B(app.state.blobs.clone(), killer.clone(), fail_s3));
+    w.blobs = Arc::new(B(app.state.blobs.clone(), killer.clone(), fault, Default::default()));
     w.limits = limits;
     w.lease = chrono::Duration::milliseconds(300);
     w.page = 100;
@@ -240,7 +254,7 @@ async fn workers_killed_anywhere_still_produce_every_record_exactly_once() {
     // A clean run counts the port calls, so kill points can be spread over the whole run.
     let id = create(&app).await;
     let counter = Killer::new(i64::MAX);
-    let w = worker(&app, &counter, limits, false);
+    let w = worker(&app, &counter, limits, S3Fault::None);
     assert_eq!(w.run("acme", &id, None).await.unwrap(), Outcome::Finished(TaskStatus::Succeeded));
     let total = counter.calls.load(Ordering::SeqCst);
     let log = counter.log.lock().unwrap().clone();
@@ -264,14 +278,14 @@ async fn workers_killed_anywhere_still_produce_every_record_exactly_once() {
     for at in points {
         let id = create(&app).await;
         let killer = Killer::new(at);
-        let doomed = worker(&app, &killer, limits, false);
+        let doomed = worker(&app, &killer, limits, S3Fault::None);
         tokio::select! {
             r = doomed.run("acme", &id, None) => panic!("kill point {at} of {total} was never reached: {r:?}"),
             _ = killer.hit.notified() => {}
         }
         // The dead worker's lease runs out; the next worker continues from its checkpoint.
         tokio::time::sleep(std::time::Duration::from_millis(350)).await;
-        let next = worker(&app, &Killer::new(i64::MAX), limits, false);
+        let next = worker(&app, &Killer::new(i64::MAX), limits, S3Fault::None);
         let mut outcome = next.run("acme", &id, None).await.unwrap();
         for _ in 0..3 {
             if outcome != Outcome::Skipped {
@@ -293,7 +307,7 @@ async fn workers_killed_anywhere_still_produce_every_record_exactly_once() {
 async fn an_s3_failure_ends_in_failed_and_leaves_no_multipart_upload() {
     let (app, _, limits) = seeded().await;
     let id = create(&app).await;
-    let w = worker(&app, &Killer::new(i64::MAX), limits, true);
+    let w = worker(&app, &Killer::new(i64::MAX), limits, S3Fault::UploadPart);
     assert_eq!(w.run("acme", &id, None).await.unwrap(), Outcome::Finished(TaskStatus::Failed));
     let tok = app.token("acme", &[Role::ComplianceAnalyst]);
     let t = app.get(&format!("/v1/exports/{id}"), &tok).await;
@@ -304,6 +318,31 @@ async fn an_s3_failure_ends_in_failed_and_leaves_no_multipart_upload() {
     r.assert_problem(409);
     let task = app.state.tasks.get_task("acme", TaskKind::Export, &id).await.unwrap().unwrap();
     assert!(!task.body.to_string().contains("sealed_password"), "the password is dropped when the task ends");
+}
+
+/// A completion applied whose answer is lost: before the last attempt the next run finds the
+/// archive and succeeds; on the last attempt the export fails and leaves no archive behind (only a
+/// succeeded export's archive is withdrawn by an erasure or expires).
+#[tokio::test]
+async fn a_completion_whose_answer_is_lost_succeeds_or_fails_leaving_no_archive() {
+    let (app, want, limits) = seeded().await;
+    let id = create(&app).await;
+    let w = worker(&app, &Killer::new(i64::MAX), limits, S3Fault::CompletionLost);
+    assert_eq!(w.run("acme", &id, None).await.unwrap(), Outcome::Released);
+    assert_eq!(w.run("acme", &id, None).await.unwrap(), Outcome::Finished(TaskStatus::Succeeded));
+    assert_eq!(archive_ids(&app, &id).await, want);
+
+    let w = worker(&app, &Killer::new(i64::MAX), limits, S3Fault::CompletionLost);
+    let id = create(&app).await;
+    let mut task = app.state.tasks.get_task("acme", TaskKind::Export, &id).await.unwrap().unwrap();
+    task.attempts = auditrail_shared::jobs::MAX_ATTEMPTS - 1;
+    app.state.tasks.save_task(&mut task).await.unwrap();
+    assert_eq!(w.run("acme", &id, None).await.unwrap(), Outcome::Finished(TaskStatus::Failed));
+    let task = app.state.tasks.get_task("acme", TaskKind::Export, &id).await.unwrap().unwrap();
+    let body: auditrail_shared::export::ExportBody = task.body().unwrap();
+    let key = auditrail_shared::export::archive_key(&task, &body.spec).unwrap();
+    assert!(app.state.blobs.open(&key).await.unwrap().is_none(), "a failed export left its archive");
+    assert!(app.state.blobs.open_uploads("acme", "exports").await.unwrap().is_empty());
 }
 
 #[tokio::test]

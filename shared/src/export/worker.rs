@@ -114,6 +114,12 @@ impl ExportWorker {
         if let Some(c) = body.checkpoint.take() {
             let key = archive_key(task, &body.spec)?;
             self.blobs.abort_upload(&key, &c.upload_id).await?;
+            if c.finishing {
+                // The completion may have been applied and its answer lost (a timeout, a 5xx) on
+                // the last try: a failed export leaves no archive, which neither an erasure's
+                // withdrawal nor the expiry of succeeded exports would ever find.
+                self.blobs.delete(&key).await?;
+            }
         }
         task.failure = Some(reason.clone());
         body.error = Some(reason);
