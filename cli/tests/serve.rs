@@ -302,23 +302,15 @@ async fn serve_seals_and_verify_names_a_record_changed_beneath_it() {
     assert!(!ok && out.contains("bad_signature"), "{out}");
 }
 
-/// The serving process answers an append once its records are in the inbox's log: killed (SIGKILL)
-/// right after the last answer, with the indexer still behind, it has lost none of them at the
-/// next start. A second `serve` on the same data directory is refused while the first runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_killed_right_after_its_answers_keeps_every_record_it_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, base) = start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
-    let ingest = token(dir.path(), "acme", "ingest");
+/// Posts `batches` batches of `per` sign-ins with ids `{prefix}-000000` on, each answered created.
+async fn post_batches(client: &reqwest::Client, base: &str, ingest: &str, prefix: &str, batches: usize, per: usize) {
     let now = chrono::Utc::now();
-    let (batches, per) = (12, 1000);
     for b in 0..batches {
         let batch: Vec<serde_json::Value> = (0..per)
             .map(|i| {
                 let n = b * per + i;
                 serde_json::json!({
-                    "id": format!("kill-{n:06}"),
+                    "id": format!("{prefix}-{n:06}"),
                     "occurred_at": (now - chrono::Duration::milliseconds(n as i64)).to_rfc3339(),
                     "action": "LOGIN",
                     "actor": {"username": format!("agent{}", n % 7)},
@@ -327,11 +319,23 @@ async fn a_server_killed_right_after_its_answers_keeps_every_record_it_acknowled
                 })
             })
             .collect();
-        let r = client.post(format!("{base}/v1/events")).bearer_auth(&ingest).json(&batch).send().await.unwrap();
+        let r = client.post(format!("{base}/v1/events")).bearer_auth(ingest).json(&batch).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["created"], per);
     }
+}
+
+/// The serving process answers an append once its records are in the inbox's log: killed (SIGKILL)
+/// right after the last answer, with the indexer still behind, it has lost none of them at the
+/// next start. A second `serve` on the same data directory is refused while the first runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_right_after_its_answers_keeps_every_record_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, base) = start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let (batches, per) = (12, 1000);
+    post_batches(&client, &base, &token(dir.path(), "acme", "ingest"), "kill", batches, per).await;
     drop(server); // SIGKILL, right after the last answer
 
     let (_server, base) = start(dir.path(), &[]).await;
@@ -371,26 +375,8 @@ async fn a_server_killed_right_after_its_answers_keeps_every_record_it_acknowled
 async fn a_server_told_to_stop_indexes_what_it_answered_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, base) = start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
-    let ingest = token(dir.path(), "acme", "ingest");
-    let now = chrono::Utc::now();
     let (batches, per) = (12, 1000);
-    for b in 0..batches {
-        let batch: Vec<serde_json::Value> = (0..per)
-            .map(|i| {
-                let n = b * per + i;
-                serde_json::json!({
-                    "id": format!("term-{n:06}"),
-                    "occurred_at": (now - chrono::Duration::milliseconds(n as i64)).to_rfc3339(),
-                    "action": "LOGIN",
-                    "actor": {"username": format!("agent{}", n % 7)},
-                    "result": "OK",
-                })
-            })
-            .collect();
-        let r = client.post(format!("{base}/v1/events")).bearer_auth(&ingest).json(&batch).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    post_batches(&reqwest::Client::new(), &base, &token(dir.path(), "acme", "ingest"), "term", batches, per).await;
     let pid = server.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(90);
