@@ -173,18 +173,20 @@ fn client(rate: f64, lagging: bool) -> (SharedHttpClient, Arc<FaultCounts>) {
 }
 
 fn client_with(rate: f64, lagging: bool, matching: Option<Matching>) -> (SharedHttpClient, Arc<FaultCounts>) {
+    wrapping(move |inner, counts| Faulty { inner, rate, counts, lagging, matching: matching.clone() })
+}
+
+/// A plain-HTTP client whose connector is `wrap` around the real one, and the fault counts its
+/// connectors share.
+fn wrapping<C: HttpConnector + 'static>(
+    wrap: impl Fn(SharedHttpConnector, Arc<FaultCounts>) -> C + Send + Sync + 'static,
+) -> (SharedHttpClient, Arc<FaultCounts>) {
     let counts = Arc::new(FaultCounts::default());
     let inner = aws_smithy_http_client::Builder::new().build_http();
     let c = counts.clone();
     let client = http_client_fn(move |settings, components| {
         use aws_smithy_runtime_api::client::http::HttpClient;
-        SharedHttpConnector::new(Faulty {
-            inner: inner.http_connector(settings, components),
-            rate,
-            counts: c.clone(),
-            lagging,
-            matching: matching.clone(),
-        })
+        SharedHttpConnector::new(wrap(inner.http_connector(settings, components), c.clone()))
     });
     (client, counts)
 }
@@ -226,20 +228,8 @@ impl HttpConnector for FailFirst {
 /// `uri_part` in their URI get an HTML 503 (counted as `server_errors`), e.g. an S3 upload's
 /// completion: `failing_first("POST", "uploadId=", 3)`.
 pub fn failing_first(method: &'static str, uri_part: &'static str, n: u64) -> (SharedHttpClient, Arc<FaultCounts>) {
-    let counts = Arc::new(FaultCounts::default());
-    let inner = aws_smithy_http_client::Builder::new().build_http();
-    let (c, left) = (counts.clone(), Arc::new(AtomicU64::new(n)));
-    let client = http_client_fn(move |settings, components| {
-        use aws_smithy_runtime_api::client::http::HttpClient;
-        SharedHttpConnector::new(FailFirst {
-            inner: inner.http_connector(settings, components),
-            method,
-            uri_part,
-            left: left.clone(),
-            counts: c.clone(),
-        })
-    });
-    (client, counts)
+    let left = Arc::new(AtomicU64::new(n));
+    wrapping(move |inner, counts| FailFirst { inner, method, uri_part, left: left.clone(), counts })
 }
 
 /// Sends the first `n` DynamoDB calls of `operation` with `body_part` in their body, then answers
@@ -280,18 +270,6 @@ pub fn applied_then_lost(
     body_part: &'static str,
     n: u64,
 ) -> (SharedHttpClient, Arc<FaultCounts>) {
-    let counts = Arc::new(FaultCounts::default());
-    let inner = aws_smithy_http_client::Builder::new().build_http();
-    let (c, left) = (counts.clone(), Arc::new(AtomicU64::new(n)));
-    let client = http_client_fn(move |settings, components| {
-        use aws_smithy_runtime_api::client::http::HttpClient;
-        SharedHttpConnector::new(AppliedThenLost {
-            inner: inner.http_connector(settings, components),
-            operation,
-            body_part,
-            left: left.clone(),
-            counts: c.clone(),
-        })
-    });
-    (client, counts)
+    let left = Arc::new(AtomicU64::new(n));
+    wrapping(move |inner, counts| AppliedThenLost { inner, operation, body_part, left: left.clone(), counts })
 }
