@@ -183,7 +183,9 @@ pub struct Attachment {
 pub struct Record {
     pub tenant_id: String,
     pub id: String,
+    #[serde(serialize_with = "rfc3339")]
     pub occurred_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
     pub received_at: DateTime<Utc>,
     pub category: Category,
     pub action: String,
@@ -214,6 +216,13 @@ pub struct Record {
     /// of the record's personal values (docs/integrity.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<integrity::Integrity>,
+}
+
+/// A time as chrono serialises it (RFC 3339, fractional seconds as needed, `Z`), formatted first
+/// and handed to the serializer whole: chrono's own `Serialize` writes it through `collect_str`,
+/// which serde_json escapes piece by piece (a tenth of serialising a record).
+fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 /// Case folding, defined once: every case-insensitive comparison (the user filter, text search,
@@ -274,6 +283,28 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_times_are_written_as_chrono_writes_them() {
+        // Stored bodies written before and after `rfc3339` must not differ: a record's integrity
+        // commitment and every reader compare these strings.
+        struct Ours(DateTime<Utc>);
+        impl serde::Serialize for Ours {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                rfc3339(&self.0, s)
+            }
+        }
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31).unwrap().and_hms_nano_opt(23, 59, 59, 1_500_000_000);
+        let times = [0, 1, 999, 1_000, 1_000_000, 123_456_789, 120_000_000, 999_999_999]
+            .into_iter()
+            .map(|ns| DateTime::from_timestamp(1_764_000_000, ns).unwrap())
+            .chain([DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC, DateTime::UNIX_EPOCH])
+            .chain(DateTime::from_timestamp(-62_000_000_000, 5))
+            .chain(leap.map(|l| l.and_utc()));
+        for t in times {
+            assert_eq!(serde_json::to_string(&Ours(t)).unwrap(), serde_json::to_string(&t).unwrap(), "{t:?}");
+        }
+    }
 
     #[test]
     fn every_category_and_result_round_trips_with_serdes_name() {
