@@ -47,25 +47,30 @@ fn set_inbox_upto(conn: &Connection, frame: u64) -> StoreResult<()> {
 }
 
 pub(super) fn encode(no: u64, tenant: &str, batch: &str, rows: &[Arc<Row>]) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(16 + rows.iter().map(|r| r.body.len() + 4).sum::<usize>());
+    // One buffer: the header's place kept, the payload written after it, then the header.
+    let size = 16 + tenant.len() + batch.len() + rows.iter().map(|r| r.body.len() + 4).sum::<usize>();
+    let mut out = Vec::with_capacity(HEADER + size);
+    out.resize(HEADER, 0);
     for s in [tenant, batch] {
-        payload.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        payload.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
     }
-    payload.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
     for r in rows {
-        payload.extend_from_slice(&(r.body.len() as u32).to_le_bytes());
-        payload.extend_from_slice(r.body.as_bytes());
+        out.extend_from_slice(&(r.body.len() as u32).to_le_bytes());
+        out.extend_from_slice(r.body.as_bytes());
     }
+    let payload = &out[HEADER..];
     let mut crc = crc32fast::Hasher::new();
     crc.update(&no.to_le_bytes());
-    crc.update(&payload);
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&no.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&payload);
+    crc.update(payload);
+    let (len, crc) = ((payload.len() as u32).to_le_bytes(), crc.finalize().to_le_bytes());
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&no.to_le_bytes());
+    header.extend_from_slice(&len);
+    header.extend_from_slice(&crc);
+    out[..HEADER].copy_from_slice(&header);
     out
 }
 

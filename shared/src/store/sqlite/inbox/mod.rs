@@ -180,7 +180,8 @@ impl Inbox {
             // The tail before SQLite: a record leaves the tail only once it is committed there.
             let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
             let mine = tail.get(&tenant);
-            let mut batch_ids = HashSet::with_capacity(rows.len());
+            let mut batch_ids =
+                HashSet::with_capacity_and_hasher(rows.len(), foldhash::quality::RandomState::default());
             for (i, (r, _)) in rows.iter().enumerate() {
                 if !batch_ids.insert(r.id.as_str()) || mine.is_some_and(|t| t.by_id.contains_key(&r.id)) {
                     out[i] = AppendOutcome::Duplicate;

@@ -25,7 +25,9 @@ pub(super) struct Row {
 #[derive(Default)]
 pub(super) struct TenantTail {
     pub(super) by_time: BTreeMap<(i64, String), Arc<Row>>,
-    pub(super) by_id: HashMap<String, i64>,
+    /// Hashed with foldhash (seeded per process): SipHash was a third of putting a batch's rows
+    /// in the tail.
+    pub(super) by_id: HashMap<String, i64, foldhash::quality::RandomState>,
 }
 
 /// The tail's bounds and an append's longest wait for room in it (tests make them small).
