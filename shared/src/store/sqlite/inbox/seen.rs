@@ -5,8 +5,11 @@
 //! of one client's request path.
 //!
 //! A tenant's filter is built by the inbox's builder thread (one for all tenants, in turn) at the
-//! tenant's first append in this process, and built again, twice as large, once it holds as many ids as it was made for; until it is
-//! ready, that tenant's ids are looked up in SQLite as before. The filter lives under the log's
+//! tenant's first append in this process; until it is ready, that tenant's ids are looked up in
+//! SQLite as before. Once it holds as many ids as it was made for it is built again, twice as
+//! large, and the outgrown one rules ids out meanwhile (it holds every id, only its false
+//! positives grow as it fills): a growing tenant's appends do not fall back to a lookup per id
+//! at each doubling (1,000 lookups per batch, for random UUIDs a random page of the id index each). The filter lives under the log's
 //! lock, which every append holds while it checks and adds its ids. Ids are never taken out: a
 //! purged record's id stays a "maybe" (a lookup too many, never a duplicate missed). Only this
 //! inbox's appends add ids: a record that another process writes into the same database (a
@@ -33,8 +36,12 @@ const FIRST_CAPACITY: usize = 1 << 12;
 const MOST_IDS: usize = 1 << 26;
 
 enum Filter {
-    /// Being built; the ids appended meanwhile, added once it is ready.
-    Building(Vec<String>),
+    /// Being built; the ids appended meanwhile, added once it is ready; and the filter it
+    /// replaces, if it outgrew one, which holds them too and rules ids out until then.
+    Building {
+        added: Vec<String>,
+        outgrown: Option<BloomFilter>,
+    },
     Ready {
         bloom: BloomFilter,
         ids: usize,
@@ -43,6 +50,8 @@ enum Filter {
     /// Too many ids; or, since the instant given, its build failed or found no thread (tried again
     /// `RETRY` later, not at every append): every id is looked up.
     Off(Option<Instant>),
+    /// Holds more ids than it was made for: its successor's build begins at the next append.
+    Outgrown(BloomFilter),
 }
 
 /// How long after a failed build a tenant's filter is built again (tests wait less).
@@ -60,6 +69,9 @@ pub(super) struct Seen {
     /// Builds fail as a read of SQLite can, or panic (tests set it).
     #[cfg(test)]
     fail_builds: Option<Fail>,
+    /// The next build waits for a message on this before it reads (tests set it).
+    #[cfg(test)]
+    gate: Option<std::sync::mpsc::Receiver<()>>,
     /// Builder threads started.
     #[cfg(test)]
     builder_threads: usize,
@@ -80,10 +92,14 @@ impl Inbox {
         out: &mut [AppendOutcome],
     ) -> StoreResult<()> {
         match seen.filters.get(tenant) {
-            Some(Filter::Ready { bloom, .. }) => unseen.retain(|&i| bloom.contains(rows[i].0.id.as_str())),
             Some(Filter::Off(Some(failed))) if failed.elapsed() >= RETRY => self.build(inner, seen, tenant),
-            Some(Filter::Building(_) | Filter::Off(_)) => {}
-            None => self.build(inner, seen, tenant),
+            Some(Filter::Outgrown(_)) | None => self.build(inner, seen, tenant),
+            Some(Filter::Ready { .. } | Filter::Building { .. } | Filter::Off(_)) => {}
+        }
+        if let Some(Filter::Ready { bloom, .. } | Filter::Building { outgrown: Some(bloom), .. }) =
+            seen.filters.get(tenant)
+        {
+            unseen.retain(|&i| bloom.contains(rows[i].0.id.as_str()));
         }
         if unseen.is_empty() {
             return Ok(());
@@ -115,11 +131,17 @@ impl Inbox {
     /// tenants appending starts one reader, not one per tenant. It holds the store only while it
     /// reads: a store dropped meanwhile closes (and lets go of its inbox) at once.
     fn build(self: &Arc<Self>, inner: &Arc<Inner>, seen: &mut Seen, tenant: &str) {
-        seen.filters.insert(tenant.to_owned(), Filter::Building(Vec::new()));
+        let outgrown = match seen.filters.remove(tenant) {
+            Some(Filter::Outgrown(bloom)) => Some(bloom),
+            _ => None,
+        };
+        seen.filters.insert(tenant.to_owned(), Filter::Building { added: Vec::new(), outgrown });
         let job = Job {
             tenant: tenant.to_owned(),
             #[cfg(test)]
             fail: seen.fail_builds,
+            #[cfg(test)]
+            gate: seen.gate.take(),
         };
         #[cfg(test)]
         {
@@ -157,6 +179,9 @@ struct Job {
     /// How the build fails (tests).
     #[cfg(test)]
     fail: Option<Fail>,
+    /// What the build waits for before it reads (tests).
+    #[cfg(test)]
+    gate: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 #[cfg(test)]
@@ -179,7 +204,7 @@ impl Drop for Stranded<'_> {
         let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
         log.seen.builder = None;
         for filter in log.seen.filters.values_mut() {
-            if matches!(filter, Filter::Building(_)) {
+            if matches!(filter, Filter::Building { .. }) {
                 *filter = Filter::Off(Some(Instant::now()));
             }
         }
@@ -190,6 +215,10 @@ impl Drop for Stranded<'_> {
 fn builder(jobs: &std::sync::mpsc::Receiver<Job>, inbox: &Weak<Inbox>, inner: &Weak<Inner>) {
     let _stranded = Stranded(inbox);
     while let Ok(job) = jobs.recv() {
+        #[cfg(test)]
+        if let Some(gate) = &job.gate {
+            let _ = gate.recv();
+        }
         let built = read_ids(inbox, inner, &job.tenant);
         #[cfg(test)]
         let built = match job.fail {
@@ -199,7 +228,7 @@ fn builder(jobs: &std::sync::mpsc::Receiver<Job>, inbox: &Weak<Inbox>, inner: &W
         };
         let Some(inbox) = inbox.upgrade() else { return };
         let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(Filter::Building(added)) = log.seen.filters.remove(&job.tenant) else {
+        let Some(Filter::Building { added, .. }) = log.seen.filters.remove(&job.tenant) else {
             unreachable!("only its builder takes a filter out of Building")
         };
         let filter = match built {
@@ -316,18 +345,32 @@ fn each_id(inner: &Weak<Inner>, tenant: &str, mut visit: impl FnMut(&str) -> boo
 }
 
 impl Seen {
-    /// Adds the ids of an append's new records; a filter that holds as many as it was made for is
-    /// dropped, to be built again, larger, at the tenant's next append.
+    /// Adds the ids of an append's new records; a filter that holds more than it was made for is
+    /// outgrown, built again, larger, from the tenant's next append on.
     pub(super) fn add<'a>(&mut self, tenant: &str, new: impl Iterator<Item = &'a str>) {
         match self.filters.get_mut(tenant) {
-            Some(Filter::Building(added)) => added.extend(new.map(str::to_owned)),
+            Some(Filter::Building { added, outgrown }) => {
+                for id in new {
+                    if let Some(bloom) = outgrown {
+                        bloom.insert(id);
+                    }
+                    added.push(id.to_owned());
+                }
+            }
             Some(Filter::Ready { bloom, ids, capacity }) => {
                 for id in new {
                     bloom.insert(id);
                     *ids += 1;
                 }
-                if *ids > *capacity {
-                    self.filters.remove(tenant);
+                if *ids > *capacity
+                    && let Some(Filter::Ready { bloom, .. }) = self.filters.remove(tenant)
+                {
+                    self.filters.insert(tenant.to_owned(), Filter::Outgrown(bloom));
+                }
+            }
+            Some(Filter::Outgrown(bloom)) => {
+                for id in new {
+                    bloom.insert(id);
                 }
             }
             Some(Filter::Off(_)) | None => {}
@@ -432,15 +475,27 @@ mod tests {
         let first = recs("t", "a", 10);
         store.append("t", &first).await.unwrap();
         ready(&store, "t").await;
-        // Past its capacity with the last chunk (4,206 ids for 4,096): it is dropped, and the next
-        // append builds it again (meanwhile every id is looked up).
+        // Past its capacity with the last chunk (4,206 ids for 4,096): it is outgrown, and the
+        // next append begins its successor's build, held here until the gate opens.
+        let (open, gate) = std::sync::mpsc::channel();
+        inbox(&store).log.lock().unwrap().seen.gate = Some(gate);
         let many = recs("t", "b", FIRST_CAPACITY + 100);
         for chunk in many.chunks(1000) {
             assert_eq!(outcomes(&store, "t", chunk).await.1, 0);
         }
-        assert!(!seen(&store, "t").0, "a full filter is dropped");
+        assert!(!seen(&store, "t").0, "a full filter is outgrown");
+        // Meanwhile the outgrown filter still rules new ids out (a few more false positives than
+        // at its size; without it all 1,000 were looked up), and misses no duplicate.
+        let (_, looked) = seen(&store, "t");
         let next = recs("t", "c", 1000);
         assert_eq!(outcomes(&store, "t", &next).await, (1000, 0));
+        let during = seen(&store, "t").1 - looked;
+        assert!(during < 100, "{during} of 1000 new ids looked up while the filter is built again");
+        for rs in [&first[..], &many[..1000], &many[FIRST_CAPACITY..], &next[..]] {
+            assert_eq!(outcomes(&store, "t", rs).await, (0, rs.len()), "duplicates while it is built");
+        }
+        assert!(!seen(&store, "t").0, "its successor waits for the gate");
+        open.send(()).unwrap();
         ready(&store, "t").await;
         // All in SQLite: no duplicate is caught by the tail before the filter.
         store.settled().await.unwrap();
@@ -512,7 +567,8 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("db")).unwrap();
         store.start_inbox().unwrap();
         let filter = |t: &str| match inbox(&store).log.lock().unwrap().seen.filters.get(t) {
-            Some(super::Filter::Building(_)) => "building",
+            Some(super::Filter::Building { .. }) => "building",
+            Some(super::Filter::Outgrown(_)) => "outgrown",
             Some(super::Filter::Ready { .. }) => "ready",
             Some(super::Filter::Off(Some(_))) => "off for a while",
             Some(super::Filter::Off(None)) => "off",
