@@ -304,7 +304,6 @@ impl Category {
     }
 }
 
-/// Why a client's event time cannot be right: before 2000, or more than `skew` ahead of `now`.
 /// The length of `v` serialised as it is stored (compact JSON), counted without building it: a
 /// batch's descriptions were each serialised into a string only to be measured, 16 % of parsing
 /// and validating a batch.
@@ -325,6 +324,7 @@ fn serialized_len(v: &Value) -> usize {
     n.0
 }
 
+/// Why a client's event time cannot be right: before 2000, or more than `skew` ahead of `now`.
 pub fn out_of_range(t: DateTime<Utc>, now: DateTime<Utc>, skew: Duration) -> Option<&'static str> {
     if now.checked_add_signed(skew).is_some_and(|latest| t > latest) {
         Some("is more than 24 hours in the future; check the client clock")

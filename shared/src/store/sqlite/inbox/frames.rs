@@ -64,13 +64,12 @@ pub(super) fn encode(no: u64, tenant: &str, batch: &str, rows: &[Arc<Row>]) -> V
     let mut crc = crc32fast::Hasher::new();
     crc.update(&no.to_le_bytes());
     crc.update(payload);
-    let (len, crc) = ((payload.len() as u32).to_le_bytes(), crc.finalize().to_le_bytes());
-    let mut header = Vec::with_capacity(HEADER);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&no.to_le_bytes());
-    header.extend_from_slice(&len);
-    header.extend_from_slice(&crc);
-    out[..HEADER].copy_from_slice(&header);
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc.finalize().to_le_bytes();
+    out[..4].copy_from_slice(MAGIC);
+    out[4..12].copy_from_slice(&no.to_le_bytes());
+    out[12..16].copy_from_slice(&len);
+    out[16..HEADER].copy_from_slice(&crc);
     out
 }
 
