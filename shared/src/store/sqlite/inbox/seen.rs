@@ -6,16 +6,16 @@
 //!
 //! A tenant's filter is built by the inbox's builder thread (one for all tenants, in turn) at the
 //! tenant's first append in this process; until it is ready, that tenant's ids are looked up in
-//! SQLite as before. Once it holds more ids than it was made for it is built again, twice as
-//! large, and the outgrown one rules ids out meanwhile (it holds every id, only its false
-//! positives grow as it fills): a growing tenant's appends do not fall back to a lookup per id
-//! at each doubling (1,000 per batch; for random UUIDs a random page of the id index each).
-//! The filter lives under the log's lock, which every append holds while it checks and adds its ids. Ids are never taken out: a
-//! purged record's id stays a "maybe" (a lookup too many, never a duplicate missed). Only this
-//! inbox's appends add ids: a record that another process writes into the same database (a
-//! one-off command beside the server, for its own actions) has an id that process minted, which
-//! no client sent; should a client send it later, the indexer keeps the stored record
-//! (`insert_rows`), as for any duplicate, though the answer said created.
+//! SQLite as before. Once it holds more ids than it was made for it is built again, twice as large,
+//! and the outgrown one rules ids out meanwhile (it holds every id, only its false positives grow
+//! as it fills): a growing tenant's appends do not fall back to a lookup per id at each doubling
+//! (1,000 per batch; for random UUIDs a random page of the id index each). The filter lives under
+//! the log's lock, which every append holds while it checks and adds its ids. Ids are never taken
+//! out: a purged record's id stays a "maybe" (a lookup too many, never a duplicate missed). Only
+//! this inbox's appends add ids: a record that another process writes into the same database (a
+//! one-off command beside the server, for its own actions) has an id that process minted, which no
+//! client sent; should a client send it later, the indexer keeps the stored record (`insert_rows`),
+//! as for any duplicate, though the answer said created.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
