@@ -217,7 +217,11 @@ async fn post_all(
             .body(body)
             .send()
             .await?;
-        anyhow::ensure!(r.status() == 200, "ingest failed: {}", r.text().await?);
+        // A client reads every item's fate; a response dropped unread would also cost the
+        // connection (hyper reuses one only once its body is read to the end).
+        let status = r.status();
+        let text = r.text().await?;
+        anyhow::ensure!(status == 200, "ingest failed: {text}");
     }
     Ok(())
 }
