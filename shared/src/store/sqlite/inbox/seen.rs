@@ -9,7 +9,8 @@
 //! SQLite as before. Once it holds more ids than it was made for it is built again, twice as large,
 //! and the outgrown one rules ids out meanwhile (it holds every id, only its false positives grow
 //! as it fills): a growing tenant's appends do not fall back to a lookup per id at each doubling
-//! (1,000 per batch; for random UUIDs a random page of the id index each). The filter lives under
+//! (1,000 per batch; for random UUIDs a random page of the id index each); should that build fail
+//! (a read error, a panic), the outgrown one stays until the next try. The filter lives under
 //! the log's lock, which every append holds while it checks and adds its ids. Ids are never taken
 //! out: a purged record's id stays a "maybe" (a lookup too many, never a duplicate missed). Only
 //! this inbox's appends add ids: a record that another process writes into the same database (a
@@ -50,8 +51,19 @@ enum Filter {
     /// Too many ids; or, since the instant given, its build failed or found no thread (tried again
     /// `RETRY` later, not at every append): every id is looked up.
     Off(Option<Instant>),
-    /// Holds more ids than it was made for: its successor's build begins at the next append.
-    Outgrown(BloomFilter),
+    /// Holds more ids than it was made for: its successor's build begins at the next append; or,
+    /// since the instant given, that build failed or found no thread (tried again `RETRY` later).
+    /// Meanwhile it takes every new id and rules ids out, a few more falsely as it fills.
+    Outgrown(BloomFilter, Option<Instant>),
+}
+
+impl Filter {
+    /// What a tenant has once the build of its filter failed: its outgrown filter, if it had one,
+    /// else none; built again `RETRY` after now.
+    fn failed(outgrown: Option<BloomFilter>) -> Self {
+        let now = Some(Instant::now());
+        outgrown.map_or(Filter::Off(now), |bloom| Filter::Outgrown(bloom, now))
+    }
 }
 
 /// How long after a failed build a tenant's filter is built again (tests wait less).
@@ -92,12 +104,15 @@ impl Inbox {
         out: &mut [AppendOutcome],
     ) -> StoreResult<()> {
         match seen.filters.get(tenant) {
-            Some(Filter::Off(Some(failed))) if failed.elapsed() >= RETRY => self.build(inner, seen, tenant),
-            Some(Filter::Outgrown(_)) | None => self.build(inner, seen, tenant),
-            Some(Filter::Ready { .. } | Filter::Building { .. } | Filter::Off(_)) => {}
+            Some(Filter::Off(Some(failed)) | Filter::Outgrown(_, Some(failed))) if failed.elapsed() >= RETRY => {
+                self.build(inner, seen, tenant)
+            }
+            Some(Filter::Outgrown(_, None)) | None => self.build(inner, seen, tenant),
+            Some(Filter::Ready { .. } | Filter::Building { .. } | Filter::Off(_) | Filter::Outgrown(..)) => {}
         }
-        if let Some(Filter::Ready { bloom, .. } | Filter::Building { outgrown: Some(bloom), .. }) =
-            seen.filters.get(tenant)
+        if let Some(
+            Filter::Ready { bloom, .. } | Filter::Building { outgrown: Some(bloom), .. } | Filter::Outgrown(bloom, _),
+        ) = seen.filters.get(tenant)
         {
             unseen.retain(|&i| bloom.contains(rows[i].0.id.as_str()));
         }
@@ -132,7 +147,7 @@ impl Inbox {
     /// reads: a store dropped meanwhile closes (and lets go of its inbox) at once.
     fn build(self: &Arc<Self>, inner: &Arc<Inner>, seen: &mut Seen, tenant: &str) {
         let outgrown = match seen.filters.remove(tenant) {
-            Some(Filter::Outgrown(bloom)) => Some(bloom),
+            Some(Filter::Outgrown(bloom, _)) => Some(bloom),
             _ => None,
         };
         seen.filters.insert(tenant.to_owned(), Filter::Building { added: Vec::new(), outgrown });
@@ -166,8 +181,12 @@ impl Inbox {
                 seen.builder = Some(queue);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "no thread to build a tenant's id filter: its appends look up every id for a minute");
-                seen.filters.insert(tenant.to_owned(), Filter::Off(Some(Instant::now())));
+                tracing::warn!(error = %e, "no thread to build a tenant's id filter: its appends look up more ids for a minute");
+                let outgrown = match seen.filters.remove(tenant) {
+                    Some(Filter::Building { outgrown, .. }) => outgrown,
+                    _ => None,
+                };
+                seen.filters.insert(tenant.to_owned(), Filter::failed(outgrown));
             }
         }
     }
@@ -191,8 +210,9 @@ pub(super) enum Fail {
     Panic,
 }
 
-/// Should the builder thread panic, the filters it was to build (queued or begun) are off, to be
-/// built again by a new thread `RETRY` later: none stays `Building`, collecting ids, for good.
+/// Should the builder thread panic, the filters it was to build (queued or begun) are failed
+/// builds (`Filter::failed`), built again by a new thread `RETRY` later: none stays `Building`,
+/// collecting ids, for good.
 struct Stranded<'a>(&'a Weak<Inbox>);
 
 impl Drop for Stranded<'_> {
@@ -204,8 +224,8 @@ impl Drop for Stranded<'_> {
         let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
         log.seen.builder = None;
         for filter in log.seen.filters.values_mut() {
-            if matches!(filter, Filter::Building { .. }) {
-                *filter = Filter::Off(Some(Instant::now()));
+            if let Filter::Building { outgrown, .. } = filter {
+                *filter = Filter::failed(outgrown.take());
             }
         }
     }
@@ -228,7 +248,7 @@ fn builder(jobs: &std::sync::mpsc::Receiver<Job>, inbox: &Weak<Inbox>, inner: &W
         };
         let Some(inbox) = inbox.upgrade() else { return };
         let mut log = inbox.log.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(Filter::Building { added, .. }) = log.seen.filters.remove(&job.tenant) else {
+        let Some(Filter::Building { added, outgrown }) = log.seen.filters.remove(&job.tenant) else {
             unreachable!("only its builder takes a filter out of Building")
         };
         let filter = match built {
@@ -241,8 +261,8 @@ fn builder(jobs: &std::sync::mpsc::Receiver<Job>, inbox: &Weak<Inbox>, inner: &W
             Ok(Built::TooMany) => Filter::Off(None),
             Ok(Built::Gone) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "the ids of a tenant could not be read: its appends look up every id for a minute");
-                Filter::Off(Some(Instant::now()))
+                tracing::warn!(error = %e, "the ids of a tenant could not be read: its appends look up more ids for a minute");
+                Filter::failed(outgrown)
             }
         };
         log.seen.filters.insert(job.tenant, filter);
@@ -365,10 +385,10 @@ impl Seen {
                 if *ids > *capacity
                     && let Some(Filter::Ready { bloom, .. }) = self.filters.remove(tenant)
                 {
-                    self.filters.insert(tenant.to_owned(), Filter::Outgrown(bloom));
+                    self.filters.insert(tenant.to_owned(), Filter::Outgrown(bloom, None));
                 }
             }
-            Some(Filter::Outgrown(bloom)) => {
+            Some(Filter::Outgrown(bloom, _)) => {
                 for id in new {
                     bloom.insert(id);
                 }
@@ -379,219 +399,5 @@ impl Seen {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Duplicates found whatever holds the first record (SQLite before this process, the tail,
-    //! SQLite since), with the filter ready, for ids appended while it is built, and after it
-    //! outgrows itself or its build fails; and new ids mostly not looked up.
-
-    use std::sync::Arc;
-
-    use super::super::super::SqliteStore;
-    use super::super::Inbox;
-    use super::FIRST_CAPACITY;
-    use crate::record::{Record, ResultCode};
-    use crate::store::{AppendOutcome, RecordStore};
-    use crate::testkit::conformance::rec;
-
-    fn inbox(store: &SqliteStore) -> &Arc<Inbox> {
-        store.inner.inbox.get().expect("a serving store")
-    }
-
-    /// (filter ready, ids looked up so far) for `tenant`.
-    fn seen(store: &SqliteStore, tenant: &str) -> (bool, usize) {
-        let log = inbox(store).log.lock().unwrap();
-        (matches!(log.seen.filters.get(tenant), Some(super::Filter::Ready { .. })), log.seen.looked_up)
-    }
-
-    async fn ready(store: &SqliteStore, tenant: &str) {
-        for _ in 0..500 {
-            if seen(store, tenant).0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("the filter of {tenant} was never built");
-    }
-
-    /// Waits until `tenant`'s filter build has failed.
-    async fn failed(store: &SqliteStore, tenant: &str) {
-        for _ in 0..500 {
-            if matches!(inbox(store).log.lock().unwrap().seen.filters.get(tenant), Some(super::Filter::Off(Some(_)))) {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("the filter build of {tenant} never failed");
-    }
-
-    fn recs(tenant: &str, prefix: &str, n: usize) -> Vec<Record> {
-        (0..n).map(|i| rec(tenant, &format!("{prefix}-{i:05}"), i as i64, "LOGIN", "ann", ResultCode::Ok)).collect()
-    }
-
-    async fn outcomes(store: &SqliteStore, tenant: &str, records: &[Record]) -> (usize, usize) {
-        let out = store.append(tenant, records).await.unwrap();
-        let dup = out.iter().filter(|o| **o == AppendOutcome::Duplicate).count();
-        (out.len() - dup, dup)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn duplicates_are_found_wherever_the_first_one_is_and_new_ids_are_rarely_looked_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db");
-        let before = recs("t", "before", 300);
-        {
-            let one_off = SqliteStore::open(&db).unwrap();
-            assert_eq!(outcomes(&one_off, "t", &before).await, (300, 0));
-        }
-        let store = SqliteStore::open(&db).unwrap();
-        store.start_inbox().unwrap();
-        inbox(&store).hold(true);
-        // The tenant's first append starts its filter; its records are in the tail meanwhile.
-        let tail = recs("t", "tail", 200);
-        assert_eq!(outcomes(&store, "t", &tail).await, (200, 0));
-        ready(&store, "t").await;
-        let fresh = recs("t", "fresh", 1000);
-        let (_, looked) = seen(&store, "t");
-        assert_eq!(outcomes(&store, "t", &fresh).await, (1000, 0));
-        let extra = seen(&store, "t").1 - looked;
-        assert!(extra < 60, "{extra} of 1000 new ids looked up in SQLite: the filter rules out ~99 %");
-        for (what, rs) in [("stored before", &before), ("in the tail", &tail), ("just appended", &fresh)] {
-            assert_eq!(outcomes(&store, "t", rs).await, (0, rs.len()), "{what}");
-        }
-        // Another tenant has a filter of its own: the same ids are new there.
-        assert_eq!(outcomes(&store, "u", &recs("u", "before", 300)).await, (300, 0));
-        inbox(&store).hold(false);
-        store.settled().await.unwrap();
-        for rs in [&before, &tail, &fresh] {
-            assert_eq!(outcomes(&store, "t", rs).await, (0, rs.len()));
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_filter_that_outgrows_itself_is_built_again_and_misses_no_duplicate() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
-        store.start_inbox().unwrap();
-        let first = recs("t", "a", 10);
-        store.append("t", &first).await.unwrap();
-        ready(&store, "t").await;
-        // Past its capacity with the last chunk (4,206 ids for 4,096): it is outgrown, and the
-        // next append begins its successor's build, held here until the gate opens.
-        let (open, gate) = std::sync::mpsc::channel();
-        inbox(&store).log.lock().unwrap().seen.gate = Some(gate);
-        let many = recs("t", "b", FIRST_CAPACITY + 100);
-        for chunk in many.chunks(1000) {
-            assert_eq!(outcomes(&store, "t", chunk).await.1, 0);
-        }
-        assert!(!seen(&store, "t").0, "a full filter is outgrown");
-        // Meanwhile the outgrown filter still rules new ids out (a few more false positives than
-        // at its size; without it all 1,000 were looked up), and misses no duplicate.
-        let (_, looked) = seen(&store, "t");
-        let next = recs("t", "c", 1000);
-        assert_eq!(outcomes(&store, "t", &next).await, (1000, 0));
-        let during = seen(&store, "t").1 - looked;
-        assert!(during < 60, "{during} of 1000 new ids looked up while the filter is built again");
-        for rs in [&first[..], &many[..1000], &many[FIRST_CAPACITY..], &next[..]] {
-            assert_eq!(outcomes(&store, "t", rs).await, (0, rs.len()), "duplicates while it is built");
-        }
-        assert!(!seen(&store, "t").0, "its successor waits for the gate");
-        open.send(()).unwrap();
-        ready(&store, "t").await;
-        // All in SQLite: no duplicate is caught by the tail before the filter.
-        store.settled().await.unwrap();
-        let (_, looked) = seen(&store, "t");
-        for rs in [&first, &many, &next] {
-            for chunk in rs.chunks(1000) {
-                assert_eq!(outcomes(&store, "t", chunk).await, (0, chunk.len()));
-            }
-        }
-        assert_eq!(outcomes(&store, "t", &recs("t", "d", 1000)).await, (1000, 0));
-        let looked = seen(&store, "t").1 - looked;
-        let dups = first.len() + many.len() + next.len();
-        assert!(looked >= dups && looked < dups + 60, "{looked} lookups for {dups} duplicates and 1000 new ids");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_build_looks_up_every_id_and_is_tried_again_a_while_later() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
-        store.start_inbox().unwrap();
-        let builds = || inbox(&store).log.lock().unwrap().seen.builds;
-        inbox(&store).log.lock().unwrap().seen.fail_builds = Some(super::Fail::Error);
-        let first = recs("t", "a", 100);
-        assert_eq!(outcomes(&store, "t", &first).await, (100, 0));
-        failed(&store, "t").await;
-        store.settled().await.unwrap();
-        // Without a filter every id is looked up: new ones are new, stored ones duplicates; and
-        // the build is not tried again at each append.
-        let (_, looked) = seen(&store, "t");
-        let second = recs("t", "b", 100);
-        assert_eq!(outcomes(&store, "t", &second).await, (100, 0));
-        assert_eq!(outcomes(&store, "t", &first).await, (0, 100));
-        assert_eq!(seen(&store, "t").1 - looked, 200, "every id looked up");
-        assert_eq!(builds(), 1, "a failed build is not tried at every append");
-        // A while later the next append builds it again, and it works.
-        inbox(&store).log.lock().unwrap().seen.fail_builds = None;
-        tokio::time::sleep(super::RETRY).await;
-        store.settled().await.unwrap();
-        assert_eq!(outcomes(&store, "t", &second).await, (0, 100));
-        assert_eq!(builds(), 2);
-        ready(&store, "t").await;
-        let (_, looked) = seen(&store, "t");
-        assert_eq!(outcomes(&store, "t", &recs("t", "c", 1000)).await, (1000, 0));
-        assert_eq!(outcomes(&store, "t", &first).await, (0, 100));
-        let looked = seen(&store, "t").1 - looked;
-        assert!((100..160).contains(&looked), "{looked} lookups for 100 duplicates and 1000 new ids");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_thread_builds_the_filters_of_many_tenants_in_turn() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
-        store.start_inbox().unwrap();
-        let tenants: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
-        for t in &tenants {
-            assert_eq!(outcomes(&store, t, &recs(t, "a", 20)).await, (20, 0));
-        }
-        for t in &tenants {
-            ready(&store, t).await;
-            assert_eq!(outcomes(&store, t, &recs(t, "a", 20)).await, (0, 20), "{t}");
-        }
-        let log = inbox(&store).log.lock().unwrap();
-        assert_eq!((log.seen.builds, log.seen.builder_threads), (40, 1));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_builder_that_panics_strands_no_tenant_and_a_new_one_takes_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
-        store.start_inbox().unwrap();
-        let filter = |t: &str| match inbox(&store).log.lock().unwrap().seen.filters.get(t) {
-            Some(super::Filter::Building { .. }) => "building",
-            Some(super::Filter::Outgrown(_)) => "outgrown",
-            Some(super::Filter::Ready { .. }) => "ready",
-            Some(super::Filter::Off(Some(_))) => "off for a while",
-            Some(super::Filter::Off(None)) => "off",
-            None => "none",
-        };
-        inbox(&store).log.lock().unwrap().seen.fail_builds = Some(super::Fail::Panic);
-        let (first, second) = (recs("p1", "a", 20), recs("p2", "a", 20));
-        assert_eq!(outcomes(&store, "p1", &first).await, (20, 0));
-        inbox(&store).log.lock().unwrap().seen.fail_builds = None;
-        // Queued behind the panic (off for a while), or sent after it (a new thread builds it).
-        assert_eq!(outcomes(&store, "p2", &second).await, (20, 0));
-        let started = std::time::Instant::now();
-        while filter("p1") != "off for a while" || filter("p2") == "building" {
-            assert!(started.elapsed() < std::time::Duration::from_secs(5), "{} / {}", filter("p1"), filter("p2"));
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(outcomes(&store, "p1", &first).await, (0, 20), "duplicates are looked up meanwhile");
-        tokio::time::sleep(super::RETRY).await;
-        for t in ["p1", "p2"] {
-            assert_eq!(outcomes(&store, t, &recs(t, "b", 20)).await, (20, 0));
-            ready(&store, t).await;
-            assert_eq!(outcomes(&store, t, &recs(t, "a", 20)).await, (0, 20));
-        }
-        assert_eq!(inbox(&store).log.lock().unwrap().seen.builder_threads, 2);
-    }
-}
+#[path = "seen_tests.rs"]
+mod tests;
