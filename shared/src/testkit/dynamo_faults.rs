@@ -233,3 +233,41 @@ async fn a_put_whose_answer_was_lost_is_created_not_a_duplicate() {
     }
     assert_eq!(clean.append(tenant, &records[..2]).await.unwrap(), vec![AppendOutcome::Duplicate; 2]);
 }
+
+/// A record stored whose request-pair update kept being throttled fails its append; sent again by
+/// the client it is a duplicate, and its pair is noted then, from the stored record. A pair that
+/// already notes another start keeps it.
+#[tokio::test]
+async fn a_pair_a_failed_append_left_unnoted_is_noted_when_the_record_comes_again() {
+    use crate::record::Phase;
+    use crate::store::RequestStore;
+    let (clean, _) = moto::fresh().await;
+    // Only the pair's updates of a start carry `start_id`.
+    let (http, counts) = faults::matching_client("UpdateItem", "start_id", None);
+    let throttled = faults::store_over(&clean.table, http).await;
+    let tenant = "unnoted";
+    let start = |id: &str, minutes: i64| {
+        let mut r = rec(tenant, id, minutes, "ACCESS_MEDIA", "ann", ResultCode::Ok);
+        r.correlation_id = Some("req-1".into());
+        r.phase = Some(Phase::Start);
+        r.result = None;
+        r
+    };
+    let start_of = || async { clean.pair(tenant, "req-1").await.unwrap().and_then(|p| p.start_id) };
+    let first = start("s-1", 0);
+    let failed = throttled.append(tenant, std::slice::from_ref(&first)).await;
+    assert!(matches!(failed, Err(StoreError::Throttled)), "{failed:?}");
+    assert!(counts.throttled.load(Ordering::Relaxed) >= u64::from(MAX_ATTEMPTS) - 1, "{counts:?}");
+    assert!(clean.get(tenant, "s-1").await.unwrap().is_some(), "the record was stored");
+    assert_eq!(start_of().await, None, "its pair was not");
+    assert_eq!(clean.append(tenant, std::slice::from_ref(&first)).await.unwrap(), vec![AppendOutcome::Duplicate]);
+    assert_eq!(start_of().await.as_deref(), Some("s-1"), "noted from the stored record");
+    // Sent again, it is the same update: the pair is unchanged.
+    assert_eq!(clean.append(tenant, std::slice::from_ref(&first)).await.unwrap(), vec![AppendOutcome::Duplicate]);
+    assert_eq!(start_of().await.as_deref(), Some("s-1"));
+    // A later start of the same request takes its place; the older one sent again does not.
+    assert_eq!(clean.append(tenant, &[start("s-2", 1)]).await.unwrap(), vec![AppendOutcome::Created]);
+    assert_eq!(start_of().await.as_deref(), Some("s-2"));
+    assert_eq!(clean.append(tenant, &[first]).await.unwrap(), vec![AppendOutcome::Duplicate]);
+    assert_eq!(start_of().await.as_deref(), Some("s-2"), "a duplicate takes no other record's place");
+}

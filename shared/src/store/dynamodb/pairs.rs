@@ -13,18 +13,31 @@ use crate::record::{Phase, Record, ResultCode};
 use crate::store::{PageRequest, ReadStats, RequestPage, RequestPair, RequestQuery, RequestStore, StoreResult};
 
 impl DynamoStore {
-    /// Records one side of a request pair, then the delay once both sides are known.
-    pub(super) async fn pair_upsert(&self, r: &Record, phase: Phase, corr: &str) -> StoreResult<()> {
+    /// Records one side of a request pair, then the delay once both sides are known. With
+    /// `unless_other`, only if the pair notes no other record on that side (a stored record
+    /// noted again, `put_record`): another record it notes keeps its place, and a pair that notes
+    /// this very record is updated again in full, the same values, which finishes what a failed
+    /// earlier update left undone.
+    pub(super) async fn pair_upsert(
+        &self,
+        r: &Record,
+        phase: Phase,
+        corr: &str,
+        unless_other: bool,
+    ) -> StoreResult<()> {
         let t = &r.tenant_id;
         let pk = pair_pk(t, corr);
         let ts = r.occurred_at.timestamp_micros();
         let key = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
             b.table_name(&self.table).key("pk", s(pk.clone())).key("sk", s(PAIR_SK))
         };
+        let side = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder, id: &str| {
+            if unless_other { b.condition_expression(format!("attribute_not_exists({id}) OR {id} = :id")) } else { b }
+        };
         let after = match phase {
             Phase::Start => {
                 self.update_with_retry(|| {
-                    key(self.client.update_item())
+                    side(key(self.client.update_item()), "start_id")
                         .update_expression("SET #a = if_not_exists(#a, :a), start_id = :id, start_ts = :ts")
                         .expression_attribute_names("#a", "action")
                         .expression_attribute_values(":a", s(r.action.clone()))
@@ -35,7 +48,7 @@ impl DynamoStore {
             }
             Phase::End => {
                 self.update_with_retry(|| {
-                    key(self.client.update_item())
+                    side(key(self.client.update_item()), "end_id")
                         .update_expression(
                             "SET #a = if_not_exists(#a, :a), end_id = :id, end_ts = :ts, #r = :r REMOVE g10, os",
                         )

@@ -108,6 +108,11 @@ impl DynamoStore {
         }
         // The body carries this append's batch in its integrity stamp: a stored item with the same
         // body is this put, applied before an answer that was lost (a 5xx, a timeout) and retried.
+        // Another is a record stored under this id before (`Taken`, with its decoded record).
+        enum Put {
+            Written(Option<f64>),
+            Taken(Option<Box<Record>>),
+        }
         let ours = item.get("body").cloned();
         let res = retry_throttled(|| async {
             match self
@@ -121,25 +126,35 @@ impl DynamoStore {
                 .send()
                 .await
             {
-                Ok(out) => Ok(out.consumed_capacity().and_then(|c| c.capacity_units())),
+                Ok(out) => Ok(Put::Written(out.consumed_capacity().and_then(|c| c.capacity_units()))),
                 Err(e) => match e.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(c))
-                        if ours.is_some() && c.item().and_then(|old| old.get("body")) == ours.as_ref() =>
-                    {
-                        Ok(None)
-                    }
+                    Some(PutItemError::ConditionalCheckFailedException(c)) => Ok(match c.item() {
+                        Some(old) if ours.is_some() && old.get("body") == ours.as_ref() => Put::Written(None),
+                        old => Put::Taken(old.and_then(|o| decode(o).ok()).map(Box::new)),
+                    }),
                     _ => Err(classify(e, &self.table)),
                 },
             }
         })
         .await;
         match res {
-            Ok(units) => {
+            Ok(Put::Written(units)) => {
                 self.count_write(units);
                 if let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id) {
-                    self.pair_upsert(r, phase, corr).await?;
+                    self.pair_upsert(r, phase, corr, false).await?;
                 }
                 Ok(AppendOutcome::Created)
+            }
+            Ok(Put::Taken(stored)) => {
+                // Perhaps an earlier append of this very record, whose request pair was never
+                // noted (its update kept being throttled, the append failed, the client sent the
+                // batch again): noted now from the stored record, unless the pair notes another.
+                if let Some(stored) = stored
+                    && let (Some(phase), Some(corr)) = (stored.phase, &stored.correlation_id)
+                {
+                    self.pair_upsert(&stored, phase, corr, true).await?;
+                }
+                Ok(AppendOutcome::Duplicate)
             }
             Err(StoreError::Conflict(_)) => Ok(AppendOutcome::Duplicate),
             Err(StoreError::Throttled) => {
