@@ -76,7 +76,8 @@ pub enum ItemStatus {
     Created,
     Duplicate,
     Rejected,
-    /// Valid but not stored (storage kept failing); safe to resend.
+    /// Valid but not stored, or stored without its request pair noted (storage kept failing; the
+    /// reason says which); safe to resend.
     Failed,
 }
 

@@ -234,13 +234,13 @@ async fn a_put_whose_answer_was_lost_is_created_not_a_duplicate() {
     assert_eq!(clean.append(tenant, &records[..2]).await.unwrap(), vec![AppendOutcome::Duplicate; 2]);
 }
 
-/// A record stored whose request-pair update kept being throttled fails its append; sent again by
-/// the client it is a duplicate, and its pair is noted then, from the stored record. A pair that
-/// already notes another start keeps it.
+/// A record stored whose request-pair update kept being throttled is Failed (that record alone
+/// to be sent again); sent again it is a duplicate, and its pair is noted then, from the stored
+/// record; a whole pair sends no update at all. A pair that notes another start keeps it.
 #[tokio::test]
 async fn a_pair_a_failed_append_left_unnoted_is_noted_when_the_record_comes_again() {
     use crate::record::Phase;
-    use crate::store::RequestStore;
+    use crate::store::{RequestQuery, RequestStore};
     let (clean, _) = moto::fresh().await;
     // Only the pair's updates of a start carry `start_id`.
     let (http, counts) = faults::matching_client("UpdateItem", "start_id", None);
@@ -255,16 +255,29 @@ async fn a_pair_a_failed_append_left_unnoted_is_noted_when_the_record_comes_agai
     };
     let start_of = || async { clean.pair(tenant, "req-1").await.unwrap().and_then(|p| p.start_id) };
     let first = start("s-1", 0);
-    let failed = throttled.append(tenant, std::slice::from_ref(&first)).await;
-    assert!(matches!(failed, Err(StoreError::Throttled)), "{failed:?}");
+    let other = rec(tenant, "plain", 0, "LOGIN", "ann", ResultCode::Ok);
+    let failed = |o: &AppendOutcome| matches!(o, AppendOutcome::Failed { reason } if reason.contains("request pair"));
+    let out = throttled.append(tenant, &[first.clone(), other.clone()]).await.unwrap();
+    assert!(failed(&out[0]) && out[1] == AppendOutcome::Created, "{out:?}");
     assert!(counts.throttled.load(Ordering::Relaxed) >= u64::from(MAX_ATTEMPTS) - 1, "{counts:?}");
     assert!(clean.get(tenant, "s-1").await.unwrap().is_some(), "the record was stored");
     assert_eq!(start_of().await, None, "its pair was not");
+    // Sent again while the pair's updates are still throttled: Failed again, not a bare duplicate.
+    let again = throttled.append(tenant, std::slice::from_ref(&first)).await.unwrap();
+    assert!(failed(&again[0]), "{again:?}");
     assert_eq!(clean.append(tenant, std::slice::from_ref(&first)).await.unwrap(), vec![AppendOutcome::Duplicate]);
     assert_eq!(start_of().await.as_deref(), Some("s-1"), "noted from the stored record");
-    // Sent again, it is the same update: the pair is unchanged.
-    assert_eq!(clean.append(tenant, std::slice::from_ref(&first)).await.unwrap(), vec![AppendOutcome::Duplicate]);
-    assert_eq!(start_of().await.as_deref(), Some("s-1"));
+    let page = PageRequest { limit: 10, after: None };
+    let open = RequestQuery::Unfinished { started_before: t0() + chrono::Duration::days(1), from: t0() };
+    let listed = clean.pairs(tenant, &open, page.clone()).await.unwrap();
+    assert_eq!(
+        listed.pairs.iter().map(|p| p.correlation_id.as_str()).collect::<Vec<_>>(),
+        ["req-1"],
+        "an open request"
+    );
+    // The pair is whole now: a duplicate sends no update (through the throttling store too).
+    let whole = throttled.append(tenant, std::slice::from_ref(&first)).await.unwrap();
+    assert_eq!(whole, vec![AppendOutcome::Duplicate]);
     // A later start of the same request takes its place; the older one sent again does not.
     assert_eq!(clean.append(tenant, &[start("s-2", 1)]).await.unwrap(), vec![AppendOutcome::Created]);
     assert_eq!(start_of().await.as_deref(), Some("s-2"));

@@ -28,6 +28,9 @@ impl DynamoStore {
         let t = &r.tenant_id;
         let pk = pair_pk(t, corr);
         let ts = r.occurred_at.timestamp_micros();
+        if unless_other && self.pair_complete_or_taken(&pk, &r.id, phase).await? {
+            return Ok(());
+        }
         let key = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
             b.table_name(&self.table).key("pk", s(pk.clone())).key("sk", s(PAIR_SK))
         };
@@ -88,6 +91,26 @@ impl DynamoStore {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Whether the pair item `pk` needs no update for record `id` on side `phase`: it notes
+    /// another record there, or notes this one with everything that follows from it (the delay
+    /// once both sides are known, the open-requests entry while only the start is). One
+    /// consistent read instead of two writes for the usual duplicate, whose pair is whole.
+    async fn pair_complete_or_taken(&self, pk: &str, id: &str, phase: Phase) -> StoreResult<bool> {
+        let Some(item) = self.get_item(pk.to_owned(), PAIR_SK).await? else { return Ok(false) };
+        let side = get_s(&item, if phase == Phase::Start { "start_id" } else { "end_id" });
+        Ok(match side {
+            None => false,
+            Some(other) if other != id => true,
+            Some(_) => match (get_n(&item, "start_ts"), get_n(&item, "end_ts")) {
+                (Some(_), Some(_)) => item.contains_key("delay_ms") && item.contains_key("g9"),
+                (Some(_), None) => item.contains_key("g10"),
+                _ => true,
+            },
+        })
     }
 }
 

@@ -22,6 +22,19 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// Concurrent conditional writes per append.
 const WRITE_CONCURRENCY: usize = 32;
 
+/// A stored record's outcome once its request pair is noted (`outcome`); when the pair's update
+/// kept being throttled, Failed: that record alone is sent again (a duplicate then, which notes
+/// the pair), not the whole batch.
+fn pair_noted(noted: StoreResult<()>, outcome: AppendOutcome) -> StoreResult<AppendOutcome> {
+    match noted {
+        Ok(()) => Ok(outcome),
+        Err(StoreError::Throttled) => Ok(AppendOutcome::Failed {
+            reason: "stored, but the store kept throttling the update of its request pair; resend this record".into(),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn decode(item: &Item) -> StoreResult<Record> {
     let body = get_s(item, "body").ok_or_else(|| StoreError::Corrupt("record item without body".into()))?;
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -140,21 +153,23 @@ impl DynamoStore {
         match res {
             Ok(Put::Written(units)) => {
                 self.count_write(units);
-                if let (Some(phase), Some(corr)) = (r.phase, &r.correlation_id) {
-                    self.pair_upsert(r, phase, corr, false).await?;
+                match (r.phase, &r.correlation_id) {
+                    (Some(phase), Some(corr)) => {
+                        pair_noted(self.pair_upsert(r, phase, corr, false).await, AppendOutcome::Created)
+                    }
+                    _ => Ok(AppendOutcome::Created),
                 }
-                Ok(AppendOutcome::Created)
             }
             Ok(Put::Taken(stored)) => {
                 // Perhaps an earlier append of this very record, whose request pair was never
-                // noted (its update kept being throttled, the append failed, the client sent the
-                // batch again): noted now from the stored record, unless the pair notes another.
-                if let Some(stored) = stored
-                    && let (Some(phase), Some(corr)) = (stored.phase, &stored.correlation_id)
-                {
-                    self.pair_upsert(&stored, phase, corr, true).await?;
+                // noted (its update kept being throttled, the client sent the record again):
+                // noted now from the stored record, unless the pair notes another.
+                match stored.as_deref().and_then(|s| Some((s, s.phase?, s.correlation_id.as_deref()?))) {
+                    Some((stored, phase, corr)) => {
+                        pair_noted(self.pair_upsert(stored, phase, corr, true).await, AppendOutcome::Duplicate)
+                    }
+                    None => Ok(AppendOutcome::Duplicate),
                 }
-                Ok(AppendOutcome::Duplicate)
             }
             Err(StoreError::Conflict(_)) => Ok(AppendOutcome::Duplicate),
             Err(StoreError::Throttled) => {
