@@ -28,18 +28,27 @@ step "infrastructure lint (cfn-lint, sam validate --lint)"
 bash scripts/lint-infra.sh
 
 step "tests (embedded store; DynamoDB conformance and faults on moto)"
-# One moto server for the whole run (each test gets its own table and bucket); the harness
-# would start its own per test process otherwise. If it cannot start, the AWS tests fail.
+# One moto server per core for the whole run (each test gets its own table and bucket, and each
+# test process claims a server no other running test holds: moto works one request at a time,
+# so two tests on one server queue behind each other — the DynamoDB end-to-end step took twice
+# as long). The harness would start its own per test process otherwise. If none can start, the
+# AWS tests fail.
 export AUDITRAIL_MOTO_SERVER="$PWD/.venv/bin/moto_server"
-moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$AUDITRAIL_MOTO_SERVER" -H 127.0.0.1 -p "$moto_port" >/tmp/auditrail-moto.log 2>&1 &
-moto_pid=$!
-trap 'kill $moto_pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
-  sleep 0.2
+moto_pids=()
+endpoints=()
+trap 'kill "${moto_pids[@]}" 2>/dev/null || true' EXIT
+for _ in $(seq 1 "$(nproc)"); do
+  moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$AUDITRAIL_MOTO_SERVER" -H 127.0.0.1 -p "$moto_port" >>/tmp/auditrail-moto.log 2>&1 &
+  moto_pids+=($!)
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  endpoints+=("http://127.0.0.1:$moto_port")
 done
-export AUDITRAIL_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+AUDITRAIL_MOTO_ENDPOINT=$(IFS=,; echo "${endpoints[*]}")
+export AUDITRAIL_MOTO_ENDPOINT
 cargo nextest run --workspace --all-features
 
 step "end-to-end tests again on DynamoDB + S3 (moto)"

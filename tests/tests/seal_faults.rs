@@ -265,12 +265,22 @@ async fn a_sealer_killed_at_any_call_then_rerun_seals_every_record_exactly_once(
     eprintln!("{total} calls: {log:?}; kill points {points:?}");
 
     for &at in &points {
-        let (t, want) = seeded(&app).await;
+        // On the emulator each point has a table of its own: moto reads a whole table for every
+        // Query, so with every point's tenant in one table each point was slower than the last.
+        let fresh;
+        let app = match auditrail_tests::backend() {
+            "dynamodb" => {
+                fresh = TestApp::new().await;
+                &fresh
+            }
+            _ => &app,
+        };
+        let (t, want) = seeded(app).await;
         let what = format!("killed at call {at} of {total} ({})", log[at as usize - 1]);
-        let calls = killed(&app, &t, at, &what).await;
+        let calls = killed(app, &t, at, &what).await;
         assert_eq!(calls, log[..at as usize], "{what}: the doomed run made the clean run's calls");
-        seal_cleanly(&app, &t).await;
-        assert_intact(&app, &t, &want, &what).await;
+        seal_cleanly(app, &t).await;
+        assert_intact(app, &t, &want, &what).await;
     }
 
     // Killed between a seal and its digest; the next run killed repairing it, before the digest

@@ -1,7 +1,8 @@
 //! The moto emulator for tests and benches: DynamoDB and S3 on 127.0.0.1.
 //!
-//! `AUDITRAIL_MOTO_ENDPOINT` points at a running server (the test script starts one for the
-//! whole run); otherwise one is started per test process from `AUDITRAIL_MOTO_SERVER` or
+//! `AUDITRAIL_MOTO_ENDPOINT` points at running servers (the test script starts one per core for
+//! the whole run, comma-separated: moto works one request at a time, so each test process takes
+//! a server no other running test holds, and parallel tests do not queue on one); otherwise one is started per test process from `AUDITRAIL_MOTO_SERVER` or
 //! `<workspace>/.venv/bin/moto_server` on a free port, and a watchdog stops it when the process
 //! exits. If neither works the caller gets an error saying how to install it — tests that need
 //! the emulator fail, they never skip.
@@ -30,8 +31,12 @@ fn moto_binary() -> PathBuf {
 }
 
 fn start() -> Result<String, String> {
-    if let Ok(e) = std::env::var("AUDITRAIL_MOTO_ENDPOINT") {
-        return Ok(e);
+    if let Ok(list) = std::env::var("AUDITRAIL_MOTO_ENDPOINT") {
+        let all: Vec<&str> = list.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+        if all.is_empty() {
+            return Err("AUDITRAIL_MOTO_ENDPOINT is set but names no endpoint".into());
+        }
+        return Ok(claim(&all).to_owned());
     }
     let bin = moto_binary();
     if !bin.exists() {
@@ -60,6 +65,24 @@ fn start() -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(format!("moto_server did not listen on 127.0.0.1:{port} within 30 s"))
+}
+
+/// One of `endpoints` that no other live process has claimed (an advisory lock on a file named
+/// after it, held until this process exits), or, when all are taken, one by process id.
+fn claim<'a>(endpoints: &[&'a str]) -> &'a str {
+    static HELD: OnceLock<std::fs::File> = OnceLock::new();
+    for e in endpoints {
+        let name: String = e.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let path = std::env::temp_dir().join(format!("auditrail-moto-{name}.lock"));
+        let Ok(file) = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            let _ = HELD.set(file);
+            return e;
+        }
+    }
+    endpoints[std::process::id() as usize % endpoints.len()]
 }
 
 /// The emulator's endpoint, starting it if needed. Panics with instructions if it cannot run.
