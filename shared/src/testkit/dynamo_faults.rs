@@ -242,8 +242,8 @@ async fn a_pair_a_failed_append_left_unnoted_is_noted_when_the_record_comes_agai
     use crate::record::Phase;
     use crate::store::{RequestQuery, RequestStore};
     let (clean, _) = moto::fresh().await;
-    // Only the pair's updates of a start carry `start_id`.
-    let (http, counts) = faults::matching_client("UpdateItem", "start_id", None);
+    // Only the pair's updates of a start carry `start_id` (as do the transactions of a repair).
+    let (http, counts) = faults::matching_client("UpdateItem|TransactWriteItems", "start_id", None);
     let throttled = faults::store_over(&clean.table, http).await;
     let tenant = "unnoted";
     let start = |id: &str, minutes: i64| {
@@ -283,4 +283,45 @@ async fn a_pair_a_failed_append_left_unnoted_is_noted_when_the_record_comes_agai
     assert_eq!(start_of().await.as_deref(), Some("s-2"));
     assert_eq!(clean.append(tenant, &[first]).await.unwrap(), vec![AppendOutcome::Duplicate]);
     assert_eq!(start_of().await.as_deref(), Some("s-2"), "a duplicate takes no other record's place");
+}
+
+/// A record sent again while the retention purge removes it (between the duplicate's put and
+/// its pair's repair) leaves no pair behind: the repair is conditional on the record being
+/// stored, so no open request points at a record that is gone.
+#[tokio::test]
+async fn a_pair_repair_racing_the_purge_of_its_record_leaves_no_pair() {
+    use crate::record::Phase;
+    use crate::store::{RequestQuery, RequestStore};
+    let (clean, _) = moto::fresh().await;
+    let (http, _) = faults::matching_client("UpdateItem|TransactWriteItems", "start_id", None);
+    let throttled = faults::store_over(&clean.table, http).await;
+    // The repair's first call reads the pair: held back long enough for the purge to run.
+    let (http, held) = faults::matching_client("GetItem", "#Q#req-9", Some(std::time::Duration::from_millis(1500)));
+    let slow = faults::store_over(&clean.table, http).await;
+    let tenant = "racing";
+    let mut start = rec(tenant, "s-9", 0, "ACCESS_MEDIA", "ann", ResultCode::Ok);
+    start.correlation_id = Some("req-9".into());
+    start.phase = Some(Phase::Start);
+    start.result = None;
+    let out = throttled.append(tenant, std::slice::from_ref(&start)).await.unwrap();
+    assert!(matches!(&out[0], AppendOutcome::Failed { reason } if reason.contains("request pair")), "{out:?}");
+    let resend = tokio::spawn(async move { slow.append(tenant, &[start]).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // What the purge does to a record (its pair had not been noted, so there is none to drop).
+    clean
+        .client
+        .delete_item()
+        .table_name(&clean.table)
+        .key("pk", crate::store::dynamodb::s(crate::store::dynamodb::keys::record_pk(tenant, "s-9")))
+        .key("sk", crate::store::dynamodb::s(crate::store::dynamodb::keys::RECORD_SK))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resend.await.unwrap().unwrap(), vec![AppendOutcome::Duplicate]);
+    assert!(held.held.load(Ordering::Relaxed) >= 1, "the pair's read was held back: {held:?}");
+    assert!(clean.get(tenant, "s-9").await.unwrap().is_none());
+    assert_eq!(clean.pair(tenant, "req-9").await.unwrap(), None, "no pair of a purged record");
+    let open = RequestQuery::Unfinished { started_before: t0() + chrono::Duration::days(1), from: t0() };
+    let listed = clean.pairs(tenant, &open, PageRequest { limit: 10, after: None }).await.unwrap();
+    assert!(listed.pairs.is_empty(), "no open request: {:?}", listed.pairs);
 }

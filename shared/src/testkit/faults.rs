@@ -27,6 +27,8 @@ pub struct FaultCounts {
     /// Keys asked for by BatchGetItem, eventually consistent and consistent.
     pub eventual_keys: AtomicU64,
     pub consistent_keys: AtomicU64,
+    /// Calls held back by a matching client's delay.
+    pub held: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -86,11 +88,12 @@ impl HttpConnector for Faulty {
             }
         }
         if let Some(Matching { operation, pattern, delay }) = &self.matching
-            && target.rsplit('.').next() == Some(operation.as_str())
+            && target.rsplit('.').next().is_some_and(|t| operation.split('|').any(|o| o == t))
             && request.body().bytes().is_some_and(|b| String::from_utf8_lossy(b).contains(pattern.as_str()))
         {
             match delay {
                 Some(d) => {
+                    self.counts.held.fetch_add(1, Ordering::Relaxed);
                     let (d, inner) = (*d, self.inner.clone());
                     return HttpConnectorFuture::new(async move {
                         tokio::time::sleep(d).await;
@@ -157,7 +160,8 @@ struct Matching {
     delay: Option<std::time::Duration>,
 }
 
-/// A plain-HTTP client whose calls of `operation` (`Query`, `UpdateItem`, …) with `pattern` in
+/// A plain-HTTP client whose calls of `operation` (`Query`, `UpdateItem`, …, or several
+/// separated by `|`) with `pattern` in
 /// their body are held back by `delay`, or always throttled when `delay` is None.
 pub fn matching_client(
     operation: &str,

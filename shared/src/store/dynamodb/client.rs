@@ -91,7 +91,11 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync
 ) -> StoreError {
     let code = e.code().unwrap_or_default().to_owned();
     match code.as_str() {
-        "ConditionalCheckFailedException" | "TransactionCanceledException" => StoreError::Conflict(code),
+        "ConditionalCheckFailedException" => StoreError::Conflict(code),
+        // A transaction is cancelled as a whole, for the reasons of its items: a condition that
+        // failed is a conflict; throttling or another transaction on an item is tried again.
+        "TransactionCanceledException" if cancelled_by_condition(&e) => StoreError::Conflict(code),
+        "TransactionCanceledException" => StoreError::Throttled,
         "ProvisionedThroughputExceededException"
         | "ThrottlingException"
         | "RequestLimitExceeded"
@@ -111,6 +115,30 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync
             other => StoreError::backend(other),
         },
     }
+}
+
+/// Whether a cancelled transaction (`e`) failed a condition of one of its items, rather than
+/// only being throttled or in conflict with another transaction (which a retry may pass). A
+/// cancellation without reasons counts as a failed condition (never retried for nothing).
+fn cancelled_by_condition<E: std::error::Error + 'static>(e: &SdkError<E, HttpResponse>) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let cancelled = e
+        .as_service_error()
+        .and_then(|se| (se as &dyn std::any::Any).downcast_ref::<TransactWriteItemsError>())
+        .and_then(|te| match te {
+            TransactWriteItemsError::TransactionCanceledException(c) => Some(c.cancellation_reasons()),
+            _ => None,
+        });
+    let Some(reasons) = cancelled else { return true };
+    const PASSING: [&str; 5] = [
+        "ThrottlingError",
+        "TransactionConflict",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+        "InternalServerError",
+    ];
+    let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).filter(|c| *c != "None").collect();
+    !codes.iter().any(|c| PASSING.contains(c)) || codes.contains(&"ConditionalCheckFailed")
 }
 
 /// The pause before retry `attempt`: exponential with jitter, 20 ms · 2^attempt, capped at 2 s.
@@ -407,5 +435,40 @@ impl DynamoStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::error::{ErrorMetadata, SdkError};
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::classify;
+    use crate::store::StoreError;
+
+    fn cancelled(codes: &[&str]) -> StoreError {
+        let reasons = codes.iter().map(|c| CancellationReason::builder().code(*c).build()).collect();
+        let e = TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons))
+            .meta(ErrorMetadata::builder().code("TransactionCanceledException").build())
+            .build();
+        let response = HttpResponse::new(400.try_into().unwrap(), SdkBody::empty());
+        classify(SdkError::service_error(TransactWriteItemsError::TransactionCanceledException(e), response), "t")
+    }
+
+    #[test]
+    fn a_transaction_cancelled_by_a_condition_conflicts_and_one_only_throttled_is_tried_again() {
+        for codes in [&["None", "ConditionalCheckFailed"][..], &["ConditionalCheckFailed", "ThrottlingError"], &[]] {
+            assert!(matches!(cancelled(codes), StoreError::Conflict(_)), "{codes:?}");
+        }
+        for codes in
+            [&["None", "ThrottlingError"][..], &["TransactionConflict", "None"], &["ProvisionedThroughputExceeded"]]
+        {
+            assert!(matches!(cancelled(codes), StoreError::Throttled), "{codes:?}");
+        }
     }
 }

@@ -7,71 +7,81 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::DateTime;
 
-use super::keys::{self, PAIR_SK, pair_pk, tsid};
-use super::{DynamoStore, Item, get_n, get_s, n, s};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+
+use super::keys::{self, PAIR_SK, RECORD_SK, pair_pk, record_pk, tsid};
+use super::{DynamoStore, Item, classify, get_n, get_s, n, retry_throttled, s};
 use crate::record::{Phase, Record, ResultCode};
-use crate::store::{PageRequest, ReadStats, RequestPage, RequestPair, RequestQuery, RequestStore, StoreResult};
+use crate::store::{
+    PageRequest, ReadStats, RequestPage, RequestPair, RequestQuery, RequestStore, StoreError, StoreResult,
+};
+
+/// The update noting a record as one side of its pair.
+struct SideUpdate {
+    expression: &'static str,
+    names: Vec<(&'static str, &'static str)>,
+    values: Vec<(&'static str, AttributeValue)>,
+}
+
+/// The update noting record `r` as side `phase` of its pair.
+fn side_update(r: &Record, phase: Phase) -> SideUpdate {
+    let mut values =
+        vec![(":a", s(r.action.clone())), (":id", s(r.id.clone())), (":ts", n(r.occurred_at.timestamp_micros()))];
+    match phase {
+        Phase::Start => SideUpdate {
+            expression: "SET #a = if_not_exists(#a, :a), start_id = :id, start_ts = :ts",
+            names: vec![("#a", "action")],
+            values,
+        },
+        Phase::End => {
+            values.push((":r", s(r.result.map(|x| x.as_str()).unwrap_or("FAIL"))));
+            SideUpdate {
+                expression: "SET #a = if_not_exists(#a, :a), end_id = :id, end_ts = :ts, #r = :r REMOVE g10, os",
+                names: vec![("#a", "action"), ("#r", "result")],
+                values,
+            }
+        }
+    }
+}
 
 impl DynamoStore {
     /// Records one side of a request pair, then the delay once both sides are known. With
-    /// `unless_other`, only if the pair notes no other record on that side (a stored record
-    /// noted again, `put_record`): another record it notes keeps its place, and a pair that notes
-    /// this very record is updated again in full, the same values, which finishes what a failed
-    /// earlier update left undone.
-    pub(super) async fn pair_upsert(
-        &self,
-        r: &Record,
-        phase: Phase,
-        corr: &str,
-        unless_other: bool,
-    ) -> StoreResult<()> {
+    /// `repair` (a stored record noted again, `put_record`), only while the record is still
+    /// stored (a retention purge between its duplicate and this update would otherwise leave a
+    /// pair behind that no purge removes) and the pair notes no other record on that side: another
+    /// record it notes keeps its place, and a pair that notes this very record is updated again
+    /// in full, the same values, which finishes what a failed earlier update left undone.
+    pub(super) async fn pair_upsert(&self, r: &Record, phase: Phase, corr: &str, repair: bool) -> StoreResult<()> {
         let t = &r.tenant_id;
         let pk = pair_pk(t, corr);
-        let ts = r.occurred_at.timestamp_micros();
-        if unless_other && self.pair_complete_or_taken(&pk, &r.id, phase).await? {
-            return Ok(());
-        }
         let key = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
             b.table_name(&self.table).key("pk", s(pk.clone())).key("sk", s(PAIR_SK))
         };
-        let side = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder, id: &str| {
-            if unless_other { b.condition_expression(format!("attribute_not_exists({id}) OR {id} = :id")) } else { b }
-        };
-        let after = match phase {
-            Phase::Start => {
-                self.update_with_retry(|| {
-                    side(key(self.client.update_item()), "start_id")
-                        .update_expression("SET #a = if_not_exists(#a, :a), start_id = :id, start_ts = :ts")
-                        .expression_attribute_names("#a", "action")
-                        .expression_attribute_values(":a", s(r.action.clone()))
-                        .expression_attribute_values(":id", s(r.id.clone()))
-                        .expression_attribute_values(":ts", n(ts))
-                })
-                .await?
+        let after = if repair {
+            if self.pair_complete_or_taken(&pk, &r.id, phase).await? || !self.note_side_if_stored(r, phase, &pk).await?
+            {
+                return Ok(());
             }
-            Phase::End => {
-                self.update_with_retry(|| {
-                    side(key(self.client.update_item()), "end_id")
-                        .update_expression(
-                            "SET #a = if_not_exists(#a, :a), end_id = :id, end_ts = :ts, #r = :r REMOVE g10, os",
-                        )
-                        .expression_attribute_names("#a", "action")
-                        .expression_attribute_names("#r", "result")
-                        .expression_attribute_values(":a", s(r.action.clone()))
-                        .expression_attribute_values(":id", s(r.id.clone()))
-                        .expression_attribute_values(":ts", n(ts))
-                        .expression_attribute_values(":r", s(r.result.map(|x| x.as_str()).unwrap_or("FAIL")))
-                })
-                .await?
-            }
+            self.get_item(pk.clone(), PAIR_SK).await?
+        } else {
+            let u = side_update(r, phase);
+            self.update_with_retry(|| {
+                let b = key(self.client.update_item()).update_expression(u.expression);
+                let b = u.names.iter().fold(b, |b, (k, v)| b.expression_attribute_names(*k, *v));
+                u.values.iter().fold(b, |b, (k, v)| b.expression_attribute_values(*k, v.clone()))
+            })
+            .await?
         };
         let Some(item) = after else { return Ok(()) };
+        // Both follow-ups are conditional on the sides they derive from, so an update that comes
+        // after the pair was purged does not leave a stub of it behind.
         match (get_n(&item, "start_ts"), get_n(&item, "end_ts")) {
             (Some(start), Some(end)) => {
                 let delay = (end - start) / 1000;
                 self.update_with_retry(|| {
                     key(self.client.update_item())
                         .update_expression("SET delay_ms = :d, g9 = :g, dk = :k REMOVE g10, os")
+                        .condition_expression("attribute_exists(start_ts) AND attribute_exists(end_ts)")
                         .expression_attribute_values(":d", n(delay))
                         .expression_attribute_values(":g", s(format!("T#{t}#DELAY")))
                         .expression_attribute_values(":k", s(format!("{:015}#{corr}", delay.max(0))))
@@ -82,7 +92,7 @@ impl DynamoStore {
                 self.update_with_retry(|| {
                     key(self.client.update_item())
                         .update_expression("SET g10 = :g, os = :o")
-                        .condition_expression("attribute_not_exists(end_ts)")
+                        .condition_expression("attribute_exists(start_ts) AND attribute_not_exists(end_ts)")
                         .expression_attribute_values(":g", s(format!("T#{t}#OPEN")))
                         .expression_attribute_values(":o", s(tsid(start, corr)))
                 })
@@ -91,6 +101,48 @@ impl DynamoStore {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Notes `r` as side `phase` of pair `pk` in one transaction with a check that its record item
+    /// is still stored, unless that side notes another record. False when either condition
+    /// failed (nothing written).
+    async fn note_side_if_stored(&self, r: &Record, phase: Phase, pk: &str) -> StoreResult<bool> {
+        let side = if phase == Phase::Start { "start_id" } else { "end_id" };
+        let u = side_update(r, phase);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk.to_owned()))
+            .key("sk", s(PAIR_SK))
+            .update_expression(u.expression)
+            .condition_expression(format!("attribute_not_exists({side}) OR {side} = :id"))
+            .set_expression_attribute_names(Some(
+                u.names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ))
+            .set_expression_attribute_values(Some(u.values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+            .build()
+            .map_err(StoreError::backend)?;
+        let stored = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(record_pk(&r.tenant_id, &r.id)))
+            .key("sk", s(RECORD_SK))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(StoreError::backend)?;
+        let res = retry_throttled(|| async {
+            self.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().condition_check(stored.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .send()
+                .await
+                .map_err(|e| classify(e, &self.table))
+        })
+        .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

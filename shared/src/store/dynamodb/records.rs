@@ -121,7 +121,8 @@ impl DynamoStore {
         }
         // The body carries this append's batch in its integrity stamp: a stored item with the same
         // body is this put, applied before an answer that was lost (a 5xx, a timeout) and retried.
-        // Another is a record stored under this id before (`Taken`, with its decoded record).
+        // Another is a record stored under this id before (`Taken`, with its decoded record when
+        // it has a correlation id).
         enum Put {
             Written(Option<f64>),
             Taken(Option<Box<Record>>),
@@ -143,7 +144,10 @@ impl DynamoStore {
                 Err(e) => match e.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(c)) => Ok(match c.item() {
                         Some(old) if ours.is_some() && old.get("body") == ours.as_ref() => Put::Written(None),
-                        old => Put::Taken(old.and_then(|o| decode(o).ok()).map(Box::new)),
+                        // Only one side of a request pair needs its record (and the body parsed).
+                        old => Put::Taken(
+                            old.filter(|o| o.contains_key("corr")).and_then(|o| decode(o).ok()).map(Box::new),
+                        ),
                     }),
                     _ => Err(classify(e, &self.table)),
                 },
