@@ -304,6 +304,23 @@ pub(super) async fn run(
     f: &EventFilter,
     page: PageRequest,
 ) -> StoreResult<RecordPage> {
+    // A window reaching back past the tenant's oldest record (the registry's `oldest`: noted
+    // before any record is listed, and only ever lowered) is read from that record on, so a year's
+    // window of a tenant with a month of records reads a month of day partitions, not a year's.
+    // Newest first only: its groups count from the window's end, so a cursor's group is the same
+    // group whatever `oldest` is when the next page is read. One consistent read, for windows
+    // longer than a few days (a shorter one has few partitions to spare).
+    let clamped;
+    let f = match f.order == Order::NewestFirst && f.to - f.from > chrono::Duration::days(3) {
+        true => match store.oldest(tenant).await? {
+            Some(oldest) if oldest > f.from => {
+                clamped = EventFilter { from: oldest.min(f.to), ..f.clone() };
+                &clamped
+            }
+            _ => f,
+        },
+        false => f,
+    };
     run_plan(store, tenant, f, plan(tenant, f), page.limit.max(1), page.after.as_ref(), Some(store.read_budget)).await
 }
 
