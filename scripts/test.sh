@@ -37,6 +37,7 @@ export AUDITRAIL_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 moto_pids=()
 endpoints=()
 trap 'kill "${moto_pids[@]}" 2>/dev/null || true' EXIT
+: >/tmp/auditrail-moto.log
 for _ in $(seq 1 "$(nproc)"); do
   moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$AUDITRAIL_MOTO_SERVER" -H 127.0.0.1 -p "$moto_port" >>/tmp/auditrail-moto.log 2>&1 &
@@ -45,6 +46,8 @@ for _ in $(seq 1 "$(nproc)"); do
     curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
     sleep 0.2
   done
+  curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 ||
+    { echo "moto did not start on 127.0.0.1:$moto_port (see /tmp/auditrail-moto.log)" >&2; exit 1; }
   endpoints+=("http://127.0.0.1:$moto_port")
 done
 AUDITRAIL_MOTO_ENDPOINT=$(IFS=,; echo "${endpoints[*]}")

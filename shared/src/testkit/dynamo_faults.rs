@@ -287,7 +287,8 @@ async fn a_pair_a_failed_append_left_unnoted_is_noted_when_the_record_comes_agai
 
 /// A record sent again while the retention purge removes it (between the duplicate's put and
 /// its pair's repair) leaves no pair behind: the repair is conditional on the record being
-/// stored, so no open request points at a record that is gone.
+/// stored, so no open request points at a record that is gone. Nor does a backfilled record
+/// purged between its first put and its pair's update.
 #[tokio::test]
 async fn a_pair_repair_racing_the_purge_of_its_record_leaves_no_pair() {
     use crate::record::Phase;
@@ -322,6 +323,31 @@ async fn a_pair_repair_racing_the_purge_of_its_record_leaves_no_pair() {
     assert!(clean.get(tenant, "s-9").await.unwrap().is_none());
     assert_eq!(clean.pair(tenant, "req-9").await.unwrap(), None, "no pair of a purged record");
     let open = RequestQuery::Unfinished { started_before: t0() + chrono::Duration::days(1), from: t0() };
+    let listed = clean.pairs(tenant, &open, PageRequest { limit: 10, after: None }).await.unwrap();
+    assert!(listed.pairs.is_empty(), "no open request: {:?}", listed.pairs);
+
+    // A backfilled start, written for the first time, purged before its pair's update: the pair
+    // that update creates is dropped again.
+    let (http, held) = faults::matching_client("UpdateItem", "#Q#req-8", Some(std::time::Duration::from_millis(1500)));
+    let slow = faults::store_over(&clean.table, http).await;
+    let mut start = rec(tenant, "s-8", 0, "ACCESS_MEDIA", "ann", ResultCode::Ok);
+    start.correlation_id = Some("req-8".into());
+    start.phase = Some(Phase::Start);
+    start.result = None;
+    let append = tokio::spawn(async move { slow.append(tenant, &[start]).await });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(held.held.load(Ordering::Relaxed) >= 1, "the pair's update is being held back: {held:?}");
+    clean
+        .client
+        .delete_item()
+        .table_name(&clean.table)
+        .key("pk", crate::store::dynamodb::s(crate::store::dynamodb::keys::record_pk(tenant, "s-8")))
+        .key("sk", crate::store::dynamodb::s(crate::store::dynamodb::keys::RECORD_SK))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(append.await.unwrap().unwrap(), vec![AppendOutcome::Created]);
+    assert_eq!(clean.pair(tenant, "req-8").await.unwrap(), None, "no pair of a record purged before it");
     let listed = clean.pairs(tenant, &open, PageRequest { limit: 10, after: None }).await.unwrap();
     assert!(listed.pairs.is_empty(), "no open request: {:?}", listed.pairs);
 }

@@ -94,8 +94,11 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync
         "ConditionalCheckFailedException" => StoreError::Conflict(code),
         // A transaction is cancelled as a whole, for the reasons of its items: a condition that
         // failed is a conflict; throttling or another transaction on an item is tried again.
-        "TransactionCanceledException" if cancelled_by_condition(&e) => StoreError::Conflict(code),
-        "TransactionCanceledException" => StoreError::Throttled,
+        "TransactionCanceledException" => match cancellation(&e) {
+            Cancelled::Condition => StoreError::Conflict(code),
+            Cancelled::Passing => StoreError::Throttled,
+            Cancelled::Rejected(reason) => StoreError::Invalid(reason),
+        },
         "ProvisionedThroughputExceededException"
         | "ThrottlingException"
         | "RequestLimitExceeded"
@@ -117,10 +120,17 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync
     }
 }
 
-/// Whether a cancelled transaction (`e`) failed a condition of one of its items, rather than
-/// only being throttled or in conflict with another transaction (which a retry may pass). A
-/// cancellation without reasons counts as a failed condition (never retried for nothing).
-fn cancelled_by_condition<E: std::error::Error + 'static>(e: &SdkError<E, HttpResponse>) -> bool {
+/// Why a transaction was cancelled, by the reasons of its items.
+enum Cancelled {
+    /// A condition of an item failed (or no reason was given: never retried for nothing).
+    Condition,
+    /// Only throttling or another transaction on an item: a retry may pass.
+    Passing,
+    /// An item was refused (`ValidationError`, `ItemCollectionSizeLimitExceeded`): the message.
+    Rejected(String),
+}
+
+fn cancellation<E: std::error::Error + 'static>(e: &SdkError<E, HttpResponse>) -> Cancelled {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     let cancelled = e
         .as_service_error()
@@ -129,7 +139,7 @@ fn cancelled_by_condition<E: std::error::Error + 'static>(e: &SdkError<E, HttpRe
             TransactWriteItemsError::TransactionCanceledException(c) => Some(c.cancellation_reasons()),
             _ => None,
         });
-    let Some(reasons) = cancelled else { return true };
+    let Some(reasons) = cancelled else { return Cancelled::Condition };
     const PASSING: [&str; 5] = [
         "ThrottlingError",
         "TransactionConflict",
@@ -137,8 +147,15 @@ fn cancelled_by_condition<E: std::error::Error + 'static>(e: &SdkError<E, HttpRe
         "RequestLimitExceeded",
         "InternalServerError",
     ];
-    let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).filter(|c| *c != "None").collect();
-    !codes.iter().any(|c| PASSING.contains(c)) || codes.contains(&"ConditionalCheckFailed")
+    let given: Vec<_> = reasons.iter().filter(|r| r.code().is_some_and(|c| c != "None")).collect();
+    if given.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
+        return Cancelled::Condition;
+    }
+    if let Some(refused) = given.iter().find(|r| r.code().is_some_and(|c| !PASSING.contains(&c))) {
+        let why = refused.message().or(refused.code()).unwrap_or("rejected by DynamoDB");
+        return Cancelled::Rejected(why.to_owned());
+    }
+    if given.is_empty() { Cancelled::Condition } else { Cancelled::Passing }
 }
 
 /// The pause before retry `attempt`: exponential with jitter, 20 ms · 2^attempt, capped at 2 s.
@@ -461,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transaction_cancelled_by_a_condition_conflicts_and_one_only_throttled_is_tried_again() {
+    fn a_transaction_cancelled_by_a_condition_conflicts_one_only_throttled_is_retried_and_a_refused_one_is_invalid() {
         for codes in [&["None", "ConditionalCheckFailed"][..], &["ConditionalCheckFailed", "ThrottlingError"], &[]] {
             assert!(matches!(cancelled(codes), StoreError::Conflict(_)), "{codes:?}");
         }
@@ -469,6 +486,9 @@ mod tests {
             [&["None", "ThrottlingError"][..], &["TransactionConflict", "None"], &["ProvisionedThroughputExceeded"]]
         {
             assert!(matches!(cancelled(codes), StoreError::Throttled), "{codes:?}");
+        }
+        for codes in [&["None", "ValidationError"][..], &["ItemCollectionSizeLimitExceeded", "ThrottlingError"]] {
+            assert!(matches!(cancelled(codes), StoreError::Invalid(_)), "{codes:?}");
         }
     }
 }

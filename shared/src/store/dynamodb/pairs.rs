@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
@@ -45,12 +45,16 @@ fn side_update(r: &Record, phase: Phase) -> SideUpdate {
 }
 
 impl DynamoStore {
-    /// Records one side of a request pair, then the delay once both sides are known. With
-    /// `repair` (a stored record noted again, `put_record`), only while the record is still
-    /// stored (a retention purge between its duplicate and this update would otherwise leave a
-    /// pair behind that no purge removes) and the pair notes no other record on that side: another
-    /// record it notes keeps its place, and a pair that notes this very record is updated again
-    /// in full, the same values, which finishes what a failed earlier update left undone.
+    /// Records one side of a request pair, then the delay once both sides are known.
+    ///
+    /// With `repair` (a stored record noted again, `put_record`): only while the record is still
+    /// stored, in one transaction with a check of its item (a retention purge between the
+    /// duplicate and this update would otherwise leave a pair behind that no purge removes), and
+    /// only if the pair notes no other record on that side: another record it notes keeps its
+    /// place, and a pair that notes this very record is updated again in full, the same values,
+    /// which finishes what a failed earlier update left undone. A record just written that a purge
+    /// can reach (older than `late_after`: a backfill) is checked after the update instead (one
+    /// read, where a transaction would double the writes of every backfilled pair).
     pub(super) async fn pair_upsert(&self, r: &Record, phase: Phase, corr: &str, repair: bool) -> StoreResult<()> {
         let t = &r.tenant_id;
         let pk = pair_pk(t, corr);
@@ -100,7 +104,37 @@ impl DynamoStore {
             }
             _ => {}
         }
+        // A purge that deleted the record before the update above noted it deleted no pair (the
+        // pair did not name it yet); one that deletes it from now on deletes the pair too.
+        if !repair && r.occurred_at < Utc::now() - super::settings::late_after() {
+            self.drop_pair_if_purged(r, phase, &pk).await?;
+        }
         Ok(())
+    }
+
+    /// Deletes pair `pk` if its side `phase` notes `r` and `r`'s item is gone.
+    async fn drop_pair_if_purged(&self, r: &Record, phase: Phase, pk: &str) -> StoreResult<()> {
+        if self.get_item(record_pk(&r.tenant_id, &r.id), RECORD_SK).await?.is_some() {
+            return Ok(());
+        }
+        let side = if phase == Phase::Start { "start_id" } else { "end_id" };
+        let res = retry_throttled(|| async {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(pk.to_owned()))
+                .key("sk", s(PAIR_SK))
+                .condition_expression(format!("{side} = :id"))
+                .expression_attribute_values(":id", s(r.id.clone()))
+                .send()
+                .await
+                .map_err(|e| classify(e, &self.table))
+        })
+        .await;
+        match res {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Notes `r` as side `phase` of pair `pk` in one transaction with a check that its record item
