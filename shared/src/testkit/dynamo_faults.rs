@@ -351,3 +351,43 @@ async fn a_pair_repair_racing_the_purge_of_its_record_leaves_no_pair() {
     let listed = clean.pairs(tenant, &open, PageRequest { limit: 10, after: None }).await.unwrap();
     assert!(listed.pairs.is_empty(), "no open request: {:?}", listed.pairs);
 }
+
+/// Both sides of a request in one batch are written one after the other, so their pair item's
+/// updates never race (the emulator, without per-item atomicity, lost one side's update in a
+/// CI run): while the start's pair update is held back, the end is not stored yet; then both
+/// sides and the delay are.
+#[tokio::test]
+async fn both_sides_of_a_request_in_one_batch_update_their_pair_one_after_the_other() {
+    use crate::record::Phase;
+    use crate::store::RequestStore;
+    let (clean, _) = moto::fresh().await;
+    let (http, held) = faults::matching_client("UpdateItem", "start_id", Some(std::time::Duration::from_millis(1500)));
+    let slow = faults::store_over(&clean.table, http).await;
+    let tenant = "both-sides";
+    let side = |id: &str, corr: &str, phase: Phase, minutes: i64| {
+        let mut r = rec(tenant, id, minutes, "ACCESS_MEDIA", "ann", ResultCode::Ok);
+        r.correlation_id = Some(corr.into());
+        r.phase = Some(phase);
+        if phase == Phase::Start {
+            r.result = None;
+        }
+        r
+    };
+    let batch = vec![
+        side("s", "req-1", Phase::Start, 0),
+        side("e", "req-1", Phase::End, 2),
+        side("other", "req-2", Phase::Start, 1),
+    ];
+    let append = tokio::spawn(async move { slow.append(tenant, &batch).await });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(held.held.load(Ordering::Relaxed) >= 1, "{held:?}");
+    assert!(clean.get(tenant, "s").await.unwrap().is_some(), "the start is stored");
+    assert!(clean.get(tenant, "e").await.unwrap().is_none(), "the end waits for the start's pair update");
+    assert!(clean.get(tenant, "other").await.unwrap().is_some(), "another request's side does not");
+    assert!(append.await.unwrap().unwrap().iter().all(|o| *o == AppendOutcome::Created));
+    let pair = clean.pair(tenant, "req-1").await.unwrap().unwrap();
+    assert_eq!(
+        (pair.start_id.as_deref(), pair.end_id.as_deref(), pair.delay_ms),
+        (Some("s"), Some("e"), Some(120_000))
+    );
+}

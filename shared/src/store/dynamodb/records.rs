@@ -277,14 +277,38 @@ impl RecordStore for DynamoStore {
         let (first, repeats): (Vec<_>, Vec<_>) =
             records.iter().enumerate().partition(|(_, r)| seen.insert(r.id.as_str()));
         let mut results: Vec<Option<StoreResult<AppendOutcome>>> = (0..records.len()).map(|_| None).collect();
+        // The sides of one request pair in a batch are written one after the other (their pair is
+        // one item, whose updates then never race); everything else at once.
+        let mut chains: Vec<Vec<usize>> = Vec::new();
+        let mut chain_of_pair: HashMap<&str, usize> = HashMap::new();
+        for (i, r) in first {
+            match (r.phase, r.correlation_id.as_deref()) {
+                (Some(_), Some(corr)) => {
+                    let c = *chain_of_pair.entry(corr).or_insert_with(|| {
+                        chains.push(Vec::new());
+                        chains.len() - 1
+                    });
+                    chains[c].push(i);
+                }
+                _ => chains.push(vec![i]),
+            }
+        }
         let items = &items;
-        let writes: Vec<_> = first
+        let writes: Vec<_> = chains
             .into_iter()
-            .map(|(i, r)| Box::pin(async move { (i, self.put_item_of(r, &items[i]).await) }))
+            .map(|chain| {
+                Box::pin(async move {
+                    let mut done = Vec::with_capacity(chain.len());
+                    for i in chain {
+                        done.push((i, self.put_item_of(&records[i], &items[i]).await));
+                    }
+                    done
+                })
+            })
             .collect();
-        let done: Vec<(usize, StoreResult<AppendOutcome>)> =
+        let done: Vec<Vec<(usize, StoreResult<AppendOutcome>)>> =
             futures_util::stream::iter(writes).buffer_unordered(WRITE_CONCURRENCY).collect().await;
-        for (i, res) in done {
+        for (i, res) in done.into_iter().flatten() {
             results[i] = Some(res);
         }
         for (i, r) in repeats {
