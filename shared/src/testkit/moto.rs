@@ -2,7 +2,8 @@
 //!
 //! `AUDITRAIL_MOTO_ENDPOINT` points at running servers (the test script starts one per core for
 //! the whole run, comma-separated: moto works one request at a time, so each test process takes
-//! a server no other running test holds, and parallel tests do not queue on one); otherwise one is started per test process from `AUDITRAIL_MOTO_SERVER` or
+//! a server no other running test holds, and parallel tests do not queue on one); otherwise one
+//! is started per test process from `AUDITRAIL_MOTO_SERVER` or
 //! `<workspace>/.venv/bin/moto_server` on a free port, and a watchdog stops it when the process
 //! exits. If neither works the caller gets an error saying how to install it — tests that need
 //! the emulator fail, they never skip.
