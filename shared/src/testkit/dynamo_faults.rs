@@ -285,13 +285,29 @@ async fn a_pair_a_failed_append_left_unnoted_is_noted_when_the_record_comes_agai
     assert_eq!(start_of().await.as_deref(), Some("s-2"), "a duplicate takes no other record's place");
 }
 
+/// Record `id`, the start of request `corr`, at `t0`.
+fn start_of(tenant: &str, id: &str, corr: &str) -> crate::record::Record {
+    let mut r = rec(tenant, id, 0, "ACCESS_MEDIA", "ann", ResultCode::Ok);
+    r.correlation_id = Some(corr.into());
+    r.phase = Some(crate::record::Phase::Start);
+    r.result = None;
+    r
+}
+
+/// Deletes record `id`'s item as the retention purge does (its pair, if any, is left).
+async fn purge_record_item(store: &crate::store::dynamodb::DynamoStore, tenant: &str, id: &str) {
+    use crate::store::dynamodb::{keys, s};
+    let key = |k: &str, v: String| (k.to_owned(), s(v));
+    let item = [key("pk", keys::record_pk(tenant, id)), key("sk", keys::RECORD_SK.to_owned())];
+    store.client.delete_item().table_name(&store.table).set_key(Some(item.into())).send().await.unwrap();
+}
+
 /// A record sent again while the retention purge removes it (between the duplicate's put and
 /// its pair's repair) leaves no pair behind: the repair is conditional on the record being
 /// stored, so no open request points at a record that is gone. Nor does a backfilled record
 /// purged between its first put and its pair's update.
 #[tokio::test]
 async fn a_pair_repair_racing_the_purge_of_its_record_leaves_no_pair() {
-    use crate::record::Phase;
     use crate::store::{RequestQuery, RequestStore};
     let (clean, _) = moto::fresh().await;
     let (http, _) = faults::matching_client("UpdateItem|TransactWriteItems", "start_id", None);
@@ -300,24 +316,13 @@ async fn a_pair_repair_racing_the_purge_of_its_record_leaves_no_pair() {
     let (http, held) = faults::matching_client("GetItem", "#Q#req-9", Some(std::time::Duration::from_millis(1500)));
     let slow = faults::store_over(&clean.table, http).await;
     let tenant = "racing";
-    let mut start = rec(tenant, "s-9", 0, "ACCESS_MEDIA", "ann", ResultCode::Ok);
-    start.correlation_id = Some("req-9".into());
-    start.phase = Some(Phase::Start);
-    start.result = None;
+    let start = start_of(tenant, "s-9", "req-9");
     let out = throttled.append(tenant, std::slice::from_ref(&start)).await.unwrap();
     assert!(matches!(&out[0], AppendOutcome::Failed { reason } if reason.contains("request pair")), "{out:?}");
     let resend = tokio::spawn(async move { slow.append(tenant, &[start]).await });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     // What the purge does to a record (its pair had not been noted, so there is none to drop).
-    clean
-        .client
-        .delete_item()
-        .table_name(&clean.table)
-        .key("pk", crate::store::dynamodb::s(crate::store::dynamodb::keys::record_pk(tenant, "s-9")))
-        .key("sk", crate::store::dynamodb::s(crate::store::dynamodb::keys::RECORD_SK))
-        .send()
-        .await
-        .unwrap();
+    purge_record_item(&clean, tenant, "s-9").await;
     assert_eq!(resend.await.unwrap().unwrap(), vec![AppendOutcome::Duplicate]);
     assert!(held.held.load(Ordering::Relaxed) >= 1, "the pair's read was held back: {held:?}");
     assert!(clean.get(tenant, "s-9").await.unwrap().is_none());
@@ -330,22 +335,11 @@ async fn a_pair_repair_racing_the_purge_of_its_record_leaves_no_pair() {
     // that update creates is dropped again.
     let (http, held) = faults::matching_client("UpdateItem", "#Q#req-8", Some(std::time::Duration::from_millis(1500)));
     let slow = faults::store_over(&clean.table, http).await;
-    let mut start = rec(tenant, "s-8", 0, "ACCESS_MEDIA", "ann", ResultCode::Ok);
-    start.correlation_id = Some("req-8".into());
-    start.phase = Some(Phase::Start);
-    start.result = None;
+    let start = start_of(tenant, "s-8", "req-8");
     let append = tokio::spawn(async move { slow.append(tenant, &[start]).await });
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     assert!(held.held.load(Ordering::Relaxed) >= 1, "the pair's update is being held back: {held:?}");
-    clean
-        .client
-        .delete_item()
-        .table_name(&clean.table)
-        .key("pk", crate::store::dynamodb::s(crate::store::dynamodb::keys::record_pk(tenant, "s-8")))
-        .key("sk", crate::store::dynamodb::s(crate::store::dynamodb::keys::RECORD_SK))
-        .send()
-        .await
-        .unwrap();
+    purge_record_item(&clean, tenant, "s-8").await;
     assert_eq!(append.await.unwrap().unwrap(), vec![AppendOutcome::Created]);
     assert_eq!(clean.pair(tenant, "req-8").await.unwrap(), None, "no pair of a record purged before it");
     let listed = clean.pairs(tenant, &open, PageRequest { limit: 10, after: None }).await.unwrap();
