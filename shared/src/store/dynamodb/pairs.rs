@@ -23,6 +23,14 @@ struct SideUpdate {
     values: Vec<(&'static str, AttributeValue)>,
 }
 
+/// The pair item's attribute naming the record of side `phase`.
+fn side_id(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Start => "start_id",
+        Phase::End => "end_id",
+    }
+}
+
 /// The update noting record `r` as side `phase` of its pair.
 fn side_update(r: &Record, phase: Phase) -> SideUpdate {
     let mut values =
@@ -107,25 +115,31 @@ impl DynamoStore {
         // A purge that deleted the record before the update above noted it deleted no pair (the
         // pair did not name it yet); one that deletes it from now on deletes the pair too.
         if !repair && r.occurred_at < Utc::now() - super::settings::late_after() {
-            self.drop_pair_if_purged(r, phase, &pk).await?;
+            self.drop_pair_if_purged(r, &pk).await?;
         }
         Ok(())
     }
 
-    /// Deletes pair `pk` if its side `phase` notes `r` and `r`'s item is gone.
-    async fn drop_pair_if_purged(&self, r: &Record, phase: Phase, pk: &str) -> StoreResult<()> {
+    /// Deletes pair `pk` if it notes `r` and `r`'s item is gone.
+    async fn drop_pair_if_purged(&self, r: &Record, pk: &str) -> StoreResult<()> {
         if self.get_item(record_pk(&r.tenant_id, &r.id), RECORD_SK).await?.is_some() {
             return Ok(());
         }
-        let side = if phase == Phase::Start { "start_id" } else { "end_id" };
+        self.drop_pair_noting(pk, &r.id).await
+    }
+
+    /// Deletes pair item `pk` if it notes record `id` on either side (a record is only ever one
+    /// side of one pair); nothing if it notes others or is gone. The retention purge's way of
+    /// removing the pairs of the records it deletes.
+    pub(super) async fn drop_pair_noting(&self, pk: &str, id: &str) -> StoreResult<()> {
         let res = retry_throttled(|| async {
             self.client
                 .delete_item()
                 .table_name(&self.table)
                 .key("pk", s(pk.to_owned()))
                 .key("sk", s(PAIR_SK))
-                .condition_expression(format!("{side} = :id"))
-                .expression_attribute_values(":id", s(r.id.clone()))
+                .condition_expression("start_id = :id OR end_id = :id")
+                .expression_attribute_values(":id", s(id.to_owned()))
                 .send()
                 .await
                 .map_err(|e| classify(e, &self.table))
@@ -141,7 +155,7 @@ impl DynamoStore {
     /// is still stored, unless that side notes another record. False when either condition
     /// failed (nothing written).
     async fn note_side_if_stored(&self, r: &Record, phase: Phase, pk: &str) -> StoreResult<bool> {
-        let side = if phase == Phase::Start { "start_id" } else { "end_id" };
+        let side = side_id(phase);
         let u = side_update(r, phase);
         let update = Update::builder()
             .table_name(&self.table)
@@ -187,7 +201,7 @@ impl DynamoStore {
     /// consistent read instead of two writes for the usual duplicate, whose pair is whole.
     async fn pair_complete_or_taken(&self, pk: &str, id: &str, phase: Phase) -> StoreResult<bool> {
         let Some(item) = self.get_item(pk.to_owned(), PAIR_SK).await? else { return Ok(false) };
-        let side = get_s(&item, if phase == Phase::Start { "start_id" } else { "end_id" });
+        let side = get_s(&item, side_id(phase));
         Ok(match side {
             None => false,
             Some(other) if other != id => true,

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
-use super::keys::{PAIR_SK, RECORD_SK, TENANTS_PK, index_keys, pair_pk, record_pk, tsid, user_key};
+use super::keys::{RECORD_SK, TENANTS_PK, index_keys, pair_pk, record_pk, tsid, user_key};
 use super::{DynamoStore, Item, classify, get_n, get_s, merge, n, retry_throttled, s, subjects};
 use crate::record::{Category, Record};
 use crate::store::{AppendOutcome, EventFilter, Order, PageRequest, RecordPage, RecordStore, StoreError, StoreResult};
@@ -373,23 +373,11 @@ impl RecordStore for DynamoStore {
             keys.extend(subjects::subject_item_keys(r));
         }
         self.batch_delete(keys).await?;
-        for r in found.iter().filter(|r| r.correlation_id.is_some()) {
-            let corr = r.correlation_id.as_deref().unwrap_or_default();
-            let res = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(pair_pk(tenant, corr)))
-                .key("sk", s(PAIR_SK))
-                .condition_expression("start_id = :id OR end_id = :id")
-                .expression_attribute_values(":id", s(r.id.clone()))
-                .send()
-                .await;
-            match res.map_err(|e| classify(e, &self.table)) {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        // Their pairs, a handful at once (each a conditional delete that may find the pair gone).
+        let pairs: Vec<(String, String)> =
+            found.iter().filter_map(|r| Some((pair_pk(tenant, r.correlation_id.as_deref()?), r.id.clone()))).collect();
+        let drops: Vec<_> = pairs.iter().map(|(pk, id)| self.drop_pair_noting(pk, id)).collect();
+        futures_util::stream::iter(drops).buffer_unordered(16).try_collect::<()>().await?;
         // Then the posting items of the category before `emptied`, whose entries are all of records
         // gone (dropped last: a crash before leaves them to skip, and to the next call to drop):
         // the time postings from the horizon, and the action postings of every pending action.
