@@ -1,6 +1,7 @@
 //! Export writer figures: records → CSV → deflate → AES-256 ZIP, in constant memory, on one
 //! core and on every core side by side, next to 7-Zip compressing the same CSV
-//! (`7z a -tzip -mem=AES256`). Each run is a child process, so its peak RSS (VmHWM) is its own.
+//! (`7z a -tzip -mem=AES256`). Each run is a child process, so its peak RSS (VmHWM) is its own;
+//! the speed-up is measured apart, in one process that alternates the runs (`alternate`).
 //! Records come from a pool of pages generated before the clock starts (compression threads
 //! would otherwise run for free while the next page is generated); the pool's memory is
 //! subtracted from the peak, which leaves the writer's.
@@ -122,6 +123,47 @@ pub fn child(n: usize, compression: &str, level: u32, parallelism: usize, out: &
     Ok(())
 }
 
+/// The speed-up child: `rounds` rounds, each the same export once on one core, once on every
+/// core and twice at once, each of those two on one core (two threads, one writer each), in an
+/// order that rotates from round to round. Printed per round: one core's seconds ÷ every core's
+/// (the speed-up) and two one-core exports' throughput ÷ one's (what this machine gives two
+/// independent copies of the same work — the most any parallel writer could reach in that
+/// minute). Runs seconds apart in one process, so the VM's minute-to-minute swings hit all three
+/// alike; children minutes apart do not measure the writer but the VM.
+pub fn alternate(n: usize, level: u32, rounds: usize, out: &str) -> anyhow::Result<()> {
+    let one = Limits { level, parallelism: 1, ..Limits::default() };
+    let all = Limits { level, parallelism: 0, ..Limits::default() };
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now");
+    let pool = pool(now);
+    let run = |limits: Limits, out: &str| one_run(n, Compression::Zip, Some(PW.to_owned()), limits, now, &pool, out);
+    let (mut speedup, mut ceiling) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let twin = format!("{out}.twin");
+    for round in 0..rounds {
+        let mut secs = [0.0f64; 3];
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            secs[which] = match which {
+                0 => run(one, out)?.0.as_secs_f64(),
+                1 => run(all, out)?.0.as_secs_f64(),
+                _ => {
+                    let t = Instant::now();
+                    std::thread::scope(|s| {
+                        let other = s.spawn(|| run(one, &twin).map(drop));
+                        let mine = run(one, out).map(drop);
+                        other.join().expect("a one-core export thread panicked").and(mine)
+                    })?;
+                    t.elapsed().as_secs_f64()
+                }
+            };
+        }
+        speedup.push(secs[0] / secs[1]);
+        ceiling.push(2.0 * secs[0] / secs[2]);
+    }
+    let _ = std::fs::remove_file(&twin);
+    println!("{}", json!({"speedup": speedup, "ceiling": ceiling}));
+    Ok(())
+}
+
 /// One export of `n` records (the pool's pages, cycled) into `out`: the time from the first
 /// record to the last part, and the writer's final state.
 fn one_run(
@@ -202,10 +244,31 @@ fn seven_zip(csv: &std::path::Path, out: &std::path::Path, threads: usize) -> an
     Ok((secs, bytes, rss_kb / 1024.0))
 }
 
-/// Rounds of the one-core / every-core comparison: this VM's cores slow down and speed up by
-/// ±20 % from one minute to the next, so the two are measured alternately, each round its own
-/// ratio, and the median round counts.
-const ROUNDS: usize = 3;
+/// Rounds of the speed-up child: many for small exports (milliseconds each), fewer for large.
+fn rounds(n: usize) -> usize {
+    match n {
+        0..=100_000 => 25,
+        100_001..=1_000_000 => 7,
+        _ => 3,
+    }
+}
+
+/// The speed-up child's rounds: (speed-ups, two one-core exports at once ÷ one).
+fn run_alternate(n: usize, level: u32, out: &std::path::Path) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let o = Command::new(std::env::current_exe()?)
+        .args(["--export-child", &n.to_string(), "--level", &level.to_string()])
+        .args(["--child-alternate", &rounds(n).to_string()])
+        .arg("--child-out")
+        .arg(out)
+        .output()?;
+    anyhow::ensure!(o.status.success(), "speed-up child failed: {}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let list = |k: &str| v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default();
+    let (speedup, ceiling): (Vec<f64>, Vec<f64>) = (list("speedup"), list("ceiling"));
+    anyhow::ensure!(!speedup.is_empty() && speedup.len() == ceiling.len(), "speed-up child printed {v}");
+    let _ = std::fs::remove_file(out);
+    Ok((speedup, ceiling))
+}
 
 /// One child's figures: seconds, CPU seconds, writer RSS, whole RSS, archive bytes.
 struct Child {
@@ -253,40 +316,34 @@ pub fn run(sizes: &[usize], levels: &[u32]) -> anyhow::Result<()> {
     println!(
         "Peak RSS: the writer's (the child's VmHWM less its RSS once the record pool is built), the child's whole peak in brackets. \
          Cores used: CPU time ÷ wall time of the run (below {cores} on {cores} cores when other work shares them). \
-         {ROUNDS} rounds of one core then all {cores}, alternately: the row is the round of the median speed-up, the speed-up every \
-         round's ratio, median [range]."
+         Speed-up: one process exports the same records on one core, on all {cores} and twice at once (two threads, one core's writer \
+         each) in turn, seconds apart, rounds of the three (25 up to 100k records, 7 up to 1M, else 3): one core's time ÷ all {cores}'s \
+         per round, median [range]; beside it, two one-core exports at once ÷ one — what this machine gives two independent copies of \
+         the same work in those minutes, the most a parallel writer could reach."
     );
     println!(
-        "| records | CSV MB | writer | 1 core: MB of CSV/s | records/s | peak RSS MB | {cores} cores: MB of CSV/s | records/s | peak RSS MB | cores used | speed-up | archive MB |"
+        "| records | CSV MB | writer | 1 core: MB of CSV/s | records/s | peak RSS MB | {cores} cores: MB of CSV/s | records/s | peak RSS MB | cores used | speed-up | 2 one-core exports at once | archive MB |"
     );
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         let csv = dir.path().join("plain.csv");
         let plain = run_child(n, "none", 1, 1, &csv)?;
         let raw = plain["raw"].as_f64().unwrap_or(0.0) / 1e6;
         for &level in levels {
             let zip = dir.path().join("ours.zip");
-            let mut rounds = Vec::with_capacity(ROUNDS);
-            for _ in 0..ROUNDS {
-                let one = zip_child(n, level, 1, &zip)?;
-                let all = zip_child(n, level, 0, &zip)?;
-                rounds.push((one, all));
-            }
-            let mut speedups: Vec<f64> = rounds.iter().map(|(o, a)| o.secs / a.secs).collect();
-            // The round of the median speed-up, for the absolute figures.
-            let mut sorted = speedups.clone();
-            sorted.sort_by(f64::total_cmp);
-            let median = sorted[sorted.len() / 2];
-            let (one, all) = &rounds[rounds.iter().position(|(o, a)| o.secs / a.secs == median).unwrap_or(0)];
+            let one = zip_child(n, level, 1, &zip)?;
+            let all = zip_child(n, level, 0, &zip)?;
+            let (mut speedups, mut ceilings) = run_alternate(n, level, &zip)?;
             let cell = |c: &Child| {
                 format!("{:.1} | {:.0} | {:.1} ({:.1})", raw / c.secs, n as f64 / c.secs, c.writer_rss, c.rss)
             };
             println!(
-                "| {n} | {raw:.1} | Auditrail, libdeflate level {level} | {} | {} | {:.2} | {} | {:.2} |",
-                cell(one),
-                cell(all),
+                "| {n} | {raw:.1} | Auditrail, libdeflate level {level} | {} | {} | {:.2} | {} | {} | {:.2} |",
+                cell(&one),
+                cell(&all),
                 all.cpu / all.secs,
                 median_range(&mut speedups),
+                median_range(&mut ceilings),
                 all.archive / 1e6,
             );
         }
@@ -294,7 +351,7 @@ pub fn run(sizes: &[usize], levels: &[u32]) -> anyhow::Result<()> {
         let (one, bytes, rss_one) = seven_zip(&csv, &seven, 1)?;
         let (all, _, rss_all) = seven_zip(&csv, &seven, cores)?;
         println!(
-            "| {n} | {raw:.1} | 7-Zip default (`7z a -tzip -mem=AES256 -mmt=1`, `-mmt={cores}`) | {:.1} | {:.0} | {rss_one:.1} | {:.1} | {:.0} | {rss_all:.1} | — | {:.2}× | {:.2} |",
+            "| {n} | {raw:.1} | 7-Zip default (`7z a -tzip -mem=AES256 -mmt=1`, `-mmt={cores}`) | {:.1} | {:.0} | {rss_one:.1} | {:.1} | {:.0} | {rss_all:.1} | — | {:.2}× | — | {:.2} |",
             raw / one,
             n as f64 / one,
             raw / all,

@@ -98,6 +98,9 @@ struct Args {
     /// Compression threads of an export child (0: every core).
     #[arg(long, hide = true, default_value_t = 0)]
     child_parallelism: usize,
+    /// An export child that measures the speed-up in this many rounds (`export::alternate`).
+    #[arg(long, hide = true)]
+    child_alternate: Option<usize>,
 }
 
 const ACTIONS: [(&str, Option<&str>); 12] = [
@@ -379,6 +382,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.init {
         return init::run(dir, args.init_runs.max(1)).await;
+    }
+    if let (Some(n), Some(rounds)) = (args.export_child, args.child_alternate) {
+        return export::alternate(n, args.level[0], rounds, &args.child_out);
     }
     if let Some(n) = args.export_child {
         return export::child(n, &args.child_compression, args.level[0], args.child_parallelism, &args.child_out);
