@@ -2,9 +2,9 @@
 //! that each become one multipart-upload part, so memory stays flat whatever the export's size
 //! and the writer can stop after any part and continue in another process.
 //!
-//! Rows are gathered into entries of about `entry_raw_bytes` (8 MiB), and each entry is
-//! compressed whole by libdeflate — block splitting and near-optimal Huffman codes over the
-//! whole buffer, so level 5 gets within 1.06× of 7-Zip's optimal-parsing deflate at more than
+//! Rows are gathered into entries of about `entry_raw_bytes` (8 MiB; the archive's first three
+//! 1, 2 and 4 MiB, so other cores start early), and each entry is compressed whole by libdeflate
+//! — block splitting and near-optimal Huffman codes over the whole buffer, so level 5 gets within 1.06× of 7-Zip's optimal-parsing deflate at more than
 //! 100 MB of CSV per second per core (README "Measured"). A part is one or more whole entries
 //! (closed once it holds `part_bytes`, S3's minimum being 5 MiB), so a part boundary is always
 //! an entry boundary and the checkpoint needs no compressor state:
@@ -48,13 +48,17 @@ use super::rows::{ExportView, RowEncoder};
 use super::{Compression, Format};
 use crate::record::Record;
 
+/// Entries before the entry limit is reached, each half the next (`ArchiveWriter::entry_limit`).
+const RAMP: u32 = 3;
+
 /// Sizes and effort of the writer.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Archive bytes at which a part closes (S3 needs ≥ 5 MiB for every part but the last).
     pub part_bytes: usize,
-    /// Row bytes at which an entry (ZIP file / gzip member) closes; also what the writer holds
-    /// in memory, and far below 4 GiB, so no entry needs ZIP64.
+    /// Row bytes at which an entry (ZIP file / gzip member) closes (the first three: an eighth,
+    /// a quarter, a half of it); also what the writer holds in memory, and far below 4 GiB, so
+    /// no entry needs ZIP64.
     /// 8 MiB: on several cores the last entry is compressed while the other cores have none,
     /// so smaller entries waste less (16 MiB: 1.71× on two cores, 8 MiB: 1.80×, archives
     /// 0.03 % larger).
@@ -334,11 +338,20 @@ impl ArchiveWriter {
             self.start();
             self.emit(|rows, out| rows.row(r, out));
         }
-        if self.open && self.compression != Compression::None && self.raw.len() >= self.limits.entry_raw_bytes {
+        if self.open && self.compression != Compression::None && self.raw.len() >= self.entry_limit() {
             self.close_entry()?;
         }
         // Entries finished meanwhile count towards `is_full`.
         self.collect(false)
+    }
+
+    /// Row bytes at which the open entry closes: `entry_raw_bytes`, but an eighth, a quarter and
+    /// a half of it for the archive's first three entries. With several cores, nothing is
+    /// compressed until the first entry closes (at 8 MiB, ~35 ms of rows on one core while the
+    /// others wait; at 1 MiB a few), and an export of a few MB is more than one entry. By entry
+    /// number, so an archive is the same on any number of cores and after any checkpoint.
+    fn entry_limit(&self) -> usize {
+        self.limits.entry_raw_bytes >> RAMP.saturating_sub(self.started)
     }
 
     /// Whether the current part should be closed and uploaded now.

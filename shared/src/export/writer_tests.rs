@@ -67,6 +67,42 @@ fn entries_close_at_page_ends_and_the_directory_finds_them_all() {
     }
 }
 
+/// The archive's first three entries close at an eighth, a quarter and a half of the entry
+/// limit, the rest at the limit (each at the end of the page that reaches it), on any number of
+/// cores and across a checkpoint.
+#[test]
+fn the_first_entries_ramp_up_to_the_entry_limit() {
+    let rows = records(400);
+    let pages: Vec<&[Record]> = rows.chunks(2).collect();
+    let mut sizes = Vec::new();
+    for parallelism in [1, 2] {
+        let limits = Limits { part_bytes: 256, entry_raw_bytes: 8192, level: 1, parallelism, ..Limits::default() };
+        let (mut state, mut base, mut parts) = (WriterState::default(), 0, 0);
+        // A new writer from the checkpoint after every part, as the export worker may be.
+        while base < pages.len() {
+            let mut w = writer(Compression::Zip, None, limits, state.clone());
+            for (i, page) in pages[base..].iter().enumerate() {
+                w.write(page).unwrap();
+                let last = base + i + 1 == pages.len();
+                if (last || w.is_full()) && w.finish_part(last).unwrap().is_some() {
+                    parts += 1;
+                    break;
+                }
+            }
+            base += w.committed_pages() as usize;
+            state = w.state().clone();
+        }
+        assert!(parts > 3, "resumed {parts} times");
+        let raw: Vec<u64> = state.entries.iter().map(|e| e.2).collect();
+        // Two rows of ~100 bytes: an entry ends within one page of its limit.
+        for (i, limit) in [1024, 2048, 4096, 8192, 8192].into_iter().enumerate() {
+            assert!(raw[i] >= limit && raw[i] < limit + 300, "entry {}: {} row bytes, limit {limit}", i + 1, raw[i]);
+        }
+        sizes.push(raw);
+    }
+    assert_eq!(sizes[0], sizes[1], "the same entries on one core and two");
+}
+
 fn writer(compression: Compression, password: Option<&str>, limits: Limits, state: WriterState) -> ArchiveWriter {
     ArchiveWriter::new(
         ExportView::Events,
