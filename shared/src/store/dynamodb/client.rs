@@ -99,7 +99,11 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync
             Cancelled::Passing => StoreError::Throttled,
             Cancelled::Rejected(reason) => StoreError::Invalid(reason),
         },
+        // A single-item write to an item an ongoing transaction holds, or a transaction whose
+        // client token is still in flight: the item is free again in milliseconds.
         "ProvisionedThroughputExceededException"
+        | "TransactionConflictException"
+        | "TransactionInProgressException"
         | "ThrottlingException"
         | "RequestLimitExceeded"
         | "InternalServerError"
@@ -490,5 +494,20 @@ mod tests {
         for codes in [&["None", "ValidationError"][..], &["ItemCollectionSizeLimitExceeded", "ThrottlingError"]] {
             assert!(matches!(cancelled(codes), StoreError::Invalid(_)), "{codes:?}");
         }
+    }
+
+    /// A single-item write refused because a transaction holds the item (the purge's pair delete
+    /// beside a duplicate's pair repair) is tried again, as throttling is; a failed condition is not.
+    #[test]
+    fn a_write_to_an_item_a_transaction_holds_is_retried() {
+        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+        let refused = |code: &str| {
+            let meta = ErrorMetadata::builder().code(code).message("refused").build();
+            let response = HttpResponse::new(400.try_into().unwrap(), SdkBody::empty());
+            classify(SdkError::service_error(DeleteItemError::generic(meta), response), "t")
+        };
+        assert!(matches!(refused("TransactionConflictException"), StoreError::Throttled));
+        assert!(matches!(refused("ConditionalCheckFailedException"), StoreError::Conflict(_)));
+        assert!(matches!(refused("AccessDeniedException"), StoreError::Backend(_)));
     }
 }
