@@ -10,7 +10,7 @@
 //! an entry boundary and the checkpoint needs no compressor state:
 //!
 //! - ZIP: one file per entry (`events-0001.csv`, `events-0002.csv`, … each with the header row,
-//!   about 45,000 audit rows each — every one opens in a spreadsheet). The ZIP structures are
+//!   about 45,000 audit rows each, the first three fewer — every one opens in a spreadsheet). The ZIP structures are
 //!   written here (APPNOTE 6.3.10): sizes are known before the data, so no data descriptors; with
 //!   a password each entry is WinZip AE-2 (AES-256-CTR, PBKDF2-HMAC-SHA1 with a fresh salt per
 //!   entry, HMAC-SHA1 authentication code). The checkpoint keeps each entry's offset, sizes and
@@ -18,8 +18,8 @@
 //! - gzip: one gzip member per entry; concatenated members are one valid gzip file (RFC 1952).
 //! - none: the rows themselves.
 //!
-//! An entry closes at the end of a `write` call (a page of records) once it holds
-//! `entry_raw_bytes`, so every entry covers whole pages and a part — whole entries — ends where a
+//! An entry closes at the end of a `write` call (a page of records) once it holds its limit
+//! (`entry_limit`), so every entry covers whole pages and a part — whole entries — ends where a
 //! page does: `committed_pages` tells the caller which page's cursor the checkpoint resumes at.
 //!
 //! With more than one core (`Limits::parallelism`), rows are encoded on the calling thread and
@@ -331,7 +331,7 @@ impl ArchiveWriter {
 
     /// Adds one page of records (in export order; a page is what a checkpoint's cursor can
     /// point after, so the rows held in memory are the entry limit plus one page). The open
-    /// entry closes at the end of the call once it holds `entry_raw_bytes`.
+    /// entry closes at the end of the call once it holds its limit (`entry_limit`).
     pub fn write(&mut self, records: &[Record]) -> Result<(), WriteError> {
         self.pages += 1;
         for r in records {
