@@ -289,7 +289,6 @@ impl Verifier<'_> {
         rep.scanned = Some((window_from, window_to));
         let mut filter = EventFilter::window(window_from, window_to);
         filter.order = Order::OldestFirst;
-        filter.whole_window = true;
         let mut page = PageRequest { limit: 1000, after: None };
         loop {
             let got = self.records.query(tenant, &filter, page.clone()).await?;

@@ -135,11 +135,6 @@ pub struct EventFilter {
     pub text: Option<String>,
     #[serde(default)]
     pub order: Order,
-    /// Read the whole window, even before the tenant's oldest record as the store noted it (which
-    /// DynamoDB otherwise starts a long window at): the integrity verifier's, for a record written
-    /// behind the store's back with an older time is in no registry.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub whole_window: bool,
 }
 
 impl EventFilter {
@@ -156,7 +151,6 @@ impl EventFilter {
             correlation_id: None,
             text: None,
             order: Order::NewestFirst,
-            whole_window: false,
         }
     }
 

@@ -307,50 +307,22 @@ pub(super) async fn run(
     // A window reaching back past the tenant's oldest record (the registry's `oldest`: noted
     // before any record is listed, and only ever lowered) is read from that record on, so a year's
     // window of a tenant with a month of records reads a month of day partitions, not a year's.
-    // Newest first, groups count from the window's end, so a cursor's group is the same group
-    // whatever `oldest` is when the next page is read; oldest first, they count from its start,
-    // so the first page's start goes into its cursor (`c`) and the next pages start there (a
-    // record appended before it later is behind the cursor, as any appended before the last one
-    // returned is). One consistent read per newest-first page, one per oldest-first listing, for
-    // windows longer than a few days (a shorter one has few partitions to spare), unless the
-    // filter asks for the whole window.
-    let long = f.to - f.from > chrono::Duration::days(3) && !f.whole_window;
-    let carried = match page.after.as_ref().map(|c| c.get(CLAMP)) {
-        Some(Some(c)) => {
-            let at = c.as_i64().and_then(DateTime::from_timestamp_micros);
-            match at.filter(|at| f.order == Order::OldestFirst && *at > f.from && *at <= f.to) {
-                Some(at) => Some(Some(at)),
-                None => return Err(StoreError::Invalid("not a DynamoDB position".into())),
-            }
-        }
-        // A cursor of a page that started at the window's own start.
-        Some(None) if f.order == Order::OldestFirst => Some(None),
-        _ => None,
-    };
-    let from = match carried {
-        Some(at) => at,
-        None if long => store.oldest(tenant).await?.filter(|oldest| *oldest > f.from).map(|o| o.min(f.to)),
-        None => None,
-    };
+    // Newest first only: its groups count from the window's end, so a cursor's group is the same
+    // group whatever `oldest` is when the next page is read. One consistent read, for windows
+    // longer than a few days (a shorter one has few partitions to spare).
     let clamped;
-    let f = match from {
-        Some(from) => {
-            clamped = EventFilter { from, ..f.clone() };
-            &clamped
-        }
-        None => f,
+    let f = match f.order == Order::NewestFirst && f.to - f.from > chrono::Duration::days(3) {
+        true => match store.oldest(tenant).await? {
+            Some(oldest) if oldest > f.from => {
+                clamped = EventFilter { from: oldest.min(f.to), ..f.clone() };
+                &clamped
+            }
+            _ => f,
+        },
+        false => f,
     };
-    let mut got =
-        run_plan(store, tenant, f, plan(tenant, f), page.limit.max(1), page.after.as_ref(), Some(store.read_budget))
-            .await?;
-    if let (Order::OldestFirst, Some(from), Some(Value::Object(next))) = (f.order, from, got.next.as_mut()) {
-        next.insert(CLAMP.into(), from.timestamp_micros().into());
-    }
-    Ok(got)
+    run_plan(store, tenant, f, plan(tenant, f), page.limit.max(1), page.after.as_ref(), Some(store.read_budget)).await
 }
-
-/// The start an oldest-first listing's first page clamped its window to, in its cursors.
-const CLAMP: &str = "c";
 
 /// The oldest `limit` records of the filter through the time index (the purge's read path).
 pub(super) async fn run_on_time_index(

@@ -435,43 +435,6 @@ mod tests {
         assert!(second.stats.queries < 300, "{:?}", second.stats);
     }
 
-    /// Oldest first, a long window starts at the tenant's oldest record too, and its next pages
-    /// start where the first did: a record appended before that start later is behind the cursor
-    /// (found by the next listing), and a cursor whose start was changed is refused.
-    #[tokio::test]
-    async fn a_long_window_oldest_first_starts_at_the_tenants_oldest_record() {
-        use crate::store::{Order, PageRequest, RecordStore};
-        use crate::testkit::conformance::{rec, t0, tenant};
-        let (store, _) = crate::testkit::moto::fresh().await;
-        let t = tenant("long-window-asc");
-        let day = |d: i64| d * 24 * 60;
-        let recs: Vec<Record> =
-            (0..6).map(|i| rec(&t, &format!("r{i}"), day(i), "ACCESS_MEDIA", "ann", ResultCode::Ok)).collect();
-        store.append(&t, &recs).await.unwrap();
-        let year = EventFilter {
-            order: Order::OldestFirst,
-            ..EventFilter::window(t0() - chrono::Duration::days(365), t0() + chrono::Duration::days(7))
-        };
-        let ids = |p: &crate::store::RecordPage| p.records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-        let first = store.query(&t, &year, PageRequest { limit: 4, after: None }).await.unwrap();
-        assert_eq!(ids(&first), ["r0", "r1", "r2", "r3"]);
-        assert!(first.stats.queries < 300, "a week of partitions, not a year's: {:?}", first.stats);
-        store.append(&t, &[rec(&t, "late", -day(3), "ACCESS_MEDIA", "ann", ResultCode::Ok)]).await.unwrap();
-        let second = store.query(&t, &year, PageRequest { limit: 4, after: first.next.clone() }).await.unwrap();
-        assert_eq!(ids(&second), ["r4", "r5"]);
-        assert!(second.next.is_none());
-        let again = store.query(&t, &year, PageRequest { limit: 2, after: None }).await.unwrap();
-        assert_eq!(ids(&again), ["late", "r0"]);
-        // A start moved before the window, or into a newest-first listing, is no position.
-        let mut moved = first.next.clone().unwrap();
-        moved["c"] = (year.from - chrono::Duration::days(1)).timestamp_micros().into();
-        let err = store.query(&t, &year, PageRequest { limit: 4, after: Some(moved) }).await.unwrap_err();
-        assert!(matches!(err, crate::store::StoreError::Invalid(_)), "{err:?}");
-        let newest = EventFilter { order: Order::NewestFirst, ..year.clone() };
-        let err = store.query(&t, &newest, PageRequest { limit: 4, after: first.next.clone() }).await.unwrap_err();
-        assert!(matches!(err, crate::store::StoreError::Invalid(_)), "{err:?}");
-    }
-
     /// A backfill's wide items are read with the narrow ones, in both orders and across pages, by
     /// the time and the action index; a purge drops those of the whole days it emptied.
     #[tokio::test]
