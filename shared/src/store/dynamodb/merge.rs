@@ -309,19 +309,21 @@ pub(super) async fn run(
     // window of a tenant with a month of records reads a month of day partitions, not a year's.
     // Newest first only: its groups count from the window's end, so a cursor's group is the same
     // group whatever `oldest` is when the next page is read. One consistent read, for windows
-    // longer than a few days (a shorter one has few partitions to spare).
-    let clamped;
-    let f = match f.order == Order::NewestFirst && f.to - f.from > chrono::Duration::days(3) {
-        true => match store.oldest(tenant).await? {
-            Some(oldest) if oldest > f.from => {
-                clamped = EventFilter { from: oldest.min(f.to), ..f.clone() };
-                &clamped
-            }
-            _ => f,
-        },
-        false => f,
-    };
-    run_plan(store, tenant, f, plan(tenant, f), page.limit.max(1), page.after.as_ref(), Some(store.read_budget)).await
+    // longer than a few days (a shorter one has few partitions to spare) whose plan reads groups
+    // of time (the time and action indexes, failures by month; the index follows from the filter
+    // alone, so the clamped window's plan has the same): a user, session, correlation or employee
+    // id is one range of one partition whatever the window, and a clamp would save nothing.
+    let whole = plan(tenant, f);
+    let long = f.order == Order::NewestFirst && f.to - f.from > chrono::Duration::days(3) && whole.groups.len() > 1;
+    let oldest = if long { store.oldest(tenant).await? } else { None };
+    let (limit, after, budget) = (page.limit.max(1), page.after.as_ref(), Some(store.read_budget));
+    match oldest {
+        Some(oldest) if oldest > f.from => {
+            let clamped = EventFilter { from: oldest.min(f.to), ..f.clone() };
+            run_plan(store, tenant, &clamped, plan(tenant, &clamped), limit, after, budget).await
+        }
+        _ => run_plan(store, tenant, f, whole, limit, after, budget).await,
+    }
 }
 
 /// The oldest `limit` records of the filter through the time index (the purge's read path).

@@ -433,6 +433,19 @@ mod tests {
         assert!(second.next.is_none());
         // Five days of partitions (two readers of each category's), where the year has 365.
         assert!(second.stats.queries < 300, "{:?}", second.stats);
+        // The registry is read for plans of many groups only: a user's year is one partition range.
+        let (http, counts) = crate::testkit::faults::matching_client(
+            "GetItem",
+            super::super::keys::TENANTS_PK,
+            Some(std::time::Duration::ZERO),
+        );
+        let counted = crate::testkit::faults::store_over(&store.table, http).await;
+        let read = |c: &crate::testkit::faults::FaultCounts| c.held.load(std::sync::atomic::Ordering::Relaxed);
+        let user = EventFilter { user: Some("ann".into()), ..year.clone() };
+        let page = counted.query(&t, &user, PageRequest { limit: 4, after: None }).await.unwrap();
+        assert_eq!((ids(&page), read(&counts)), (vec!["r5".to_owned(), "r4".into(), "r3".into(), "r2".into()], 0));
+        let page = counted.query(&t, &year, PageRequest { limit: 4, after: None }).await.unwrap();
+        assert_eq!((page.records.len(), read(&counts)), (4, 1));
     }
 
     /// A backfill's wide items are read with the narrow ones, in both orders and across pages, by
