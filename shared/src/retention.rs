@@ -9,6 +9,7 @@
 //! sealed leaves it removed: those of the category older than the cutoff), never contents.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ use serde_json::json;
 use crate::error::{ApiError, FieldError};
 use crate::record::{Actor, ActorKind, Category, Record, ResultCode};
 use crate::seal::PurgeNote;
-use crate::store::{BlobKey, BlobStore, RecordStore, SealStore, SettingsStore, StoreResult};
+use crate::store::{BeforePurge, BlobKey, BlobStore, RecordStore, SealStore, SettingsStore, StoreResult};
 
 pub const SETTING: &str = "retention";
 /// The shortest retention a tenant may set (the DynamoDB store relies on it: see
@@ -127,6 +128,29 @@ pub fn attachment_key(tenant: &str, a: &crate::record::Attachment) -> Option<Blo
     BlobKey::new(tenant, area, &a.blob).ok()
 }
 
+/// Deletes the blobs of the records a purge is about to delete, before it deletes them: a blob
+/// that cannot be deleted stops the purge with its records still stored, so the next run finds
+/// them again (deleting a blob that is already gone is no error), and no purge leaves a blob
+/// behind that no record points at any more.
+struct DeleteAttachments<'a> {
+    blobs: &'a dyn BlobStore,
+    tenant: &'a str,
+    deleted: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl BeforePurge for DeleteAttachments<'_> {
+    async fn run(&self, records: &[Record]) -> StoreResult<()> {
+        for a in records.iter().flat_map(|r| r.attachments.iter()) {
+            if let Some(key) = attachment_key(self.tenant, a) {
+                self.blobs.delete(&key).await?;
+                self.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Purges one tenant: every category older than its retention, in batches, re-checking the
 /// legal hold before each batch.
 pub async fn purge_tenant(
@@ -171,13 +195,10 @@ pub async fn purge_tenant(
             else {
                 break;
             };
-            let gone = records.purge(tenant, category, before, BATCH).await?;
-            for a in gone.iter().flat_map(|r| r.attachments.iter()) {
-                if let Some(key) = attachment_key(tenant, a) {
-                    blobs.delete(&key).await?;
-                    report.blobs_deleted += 1;
-                }
-            }
+            let attachments = DeleteAttachments { blobs, tenant, deleted: AtomicU64::new(0) };
+            let gone = records.purge_with(tenant, category, before, BATCH, &attachments).await;
+            report.blobs_deleted += attachments.deleted.load(Ordering::Relaxed);
+            let gone = gone?;
             if !gone.is_empty() {
                 *report.deleted.entry(category).or_default() += gone.len() as u64;
             }

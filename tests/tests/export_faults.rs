@@ -14,8 +14,8 @@ use auditrail_shared::export::writer::Limits;
 use auditrail_shared::jobs::{Task, TaskKind, TaskStatus};
 use auditrail_shared::record::{Category, Record};
 use auditrail_shared::store::{
-    AppendOutcome, BlobKey, BlobReader, BlobStore, EventFilter, PageRequest, Position, RecordPage, RecordStore,
-    StoreError, StoreResult, TaskStore,
+    AppendOutcome, BeforePurge, BlobKey, BlobReader, BlobStore, EventFilter, PageRequest, Position, RecordPage,
+    RecordStore, StoreError, StoreResult, TaskStore,
 };
 use auditrail_tests::{Killer, TestApp, event};
 use bytes::Bytes;
@@ -43,14 +43,15 @@ impl RecordStore for R {
     async fn get(&self, t: &str, id: &str) -> StoreResult<Option<Record>> {
         self.0.get(t, id).await
     }
-    async fn purge(
+    async fn purge_with(
         &self,
         t: &str,
         c: Category,
         b: chrono::DateTime<chrono::Utc>,
         l: usize,
+        first: &dyn BeforePurge,
     ) -> StoreResult<Vec<Record>> {
-        self.0.purge(t, c, b, l).await
+        self.0.purge_with(t, c, b, l, first).await
     }
     async fn replace(&self, t: &str, r: &Record) -> StoreResult<()> {
         self.1.gate("replace-before").await;

@@ -224,6 +224,22 @@ pub struct RecordPage {
     pub searched_until: Option<DateTime<Utc>>,
 }
 
+/// What a purge does with the records it found before it deletes them.
+#[async_trait]
+pub trait BeforePurge: Send + Sync {
+    async fn run(&self, records: &[Record]) -> StoreResult<()>;
+}
+
+/// Nothing before a purge.
+pub struct NothingFirst;
+
+#[async_trait]
+impl BeforePurge for NothingFirst {
+    async fn run(&self, _: &[Record]) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
 /// Append-only record storage with idempotent writes and the access patterns of the spec.
 #[async_trait]
 pub trait RecordStore: Send + Sync + 'static {
@@ -239,14 +255,29 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Record>>;
 
     /// Deletes up to `limit` records of `category` that occurred before `before`, oldest first,
-    /// with their index entries and request pairs; returns them so their blobs can be deleted.
+    /// with their index entries and request pairs, and returns them. `first` is given the records
+    /// before any of them is deleted (the retention deletes their attachments' blobs there): if it
+    /// fails, nothing is deleted and a later call finds the same records, so nothing they point
+    /// at is left behind by a call that stopped half-way.
+    async fn purge_with(
+        &self,
+        tenant: &str,
+        category: Category,
+        before: DateTime<Utc>,
+        limit: usize,
+        first: &dyn BeforePurge,
+    ) -> StoreResult<Vec<Record>>;
+
+    /// [`RecordStore::purge_with`], nothing to do first.
     async fn purge(
         &self,
         tenant: &str,
         category: Category,
         before: DateTime<Utc>,
         limit: usize,
-    ) -> StoreResult<Vec<Record>>;
+    ) -> StoreResult<Vec<Record>> {
+        self.purge_with(tenant, category, before, limit, &NothingFirst).await
+    }
 
     /// Overwrites a stored record (same id) with new content, re-deriving every index entry
     /// (DPO anonymisation). `NotFound` if it is not stored.

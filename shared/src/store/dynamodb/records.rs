@@ -15,7 +15,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::keys::{RECORD_SK, TENANTS_PK, index_keys, pair_pk, record_pk, tsid, user_key};
 use super::{DynamoStore, Item, classify, get_n, get_s, merge, n, retry_throttled, s, subjects};
 use crate::record::{Category, Record};
-use crate::store::{AppendOutcome, EventFilter, Order, PageRequest, RecordPage, RecordStore, StoreError, StoreResult};
+use crate::store::{
+    AppendOutcome, BeforePurge, EventFilter, Order, PageRequest, RecordPage, RecordStore, StoreError, StoreResult,
+};
 
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -328,12 +330,13 @@ impl RecordStore for DynamoStore {
         Ok(page)
     }
 
-    async fn purge(
+    async fn purge_with(
         &self,
         tenant: &str,
         category: Category,
         before: DateTime<Utc>,
         limit: usize,
+        first: &dyn BeforePurge,
     ) -> StoreResult<Vec<Record>> {
         // From the category's horizon (or the tenant's oldest record): every record of the
         // category is at or after it.
@@ -363,6 +366,7 @@ impl RecordStore for DynamoStore {
                 return Ok(found);
             }
         };
+        first.run(&found).await?;
         // Their actions are marked pending first: if this call stops before it has dropped their
         // posting items, the next one still knows to (`pending`).
         let gone_actions: BTreeSet<String> = found.iter().map(|r| r.action.clone()).collect();

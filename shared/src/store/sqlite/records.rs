@@ -14,7 +14,8 @@ use super::text::{TextOp, race, text_index, text_upto};
 use super::{SqliteStore, decode, micros};
 use crate::record::{Category, Record, fold};
 use crate::store::{
-    AppendOutcome, EventFilter, Order, PageRequest, ReadStats, RecordPage, RecordStore, StoreError, StoreResult,
+    AppendOutcome, BeforePurge, EventFilter, Order, PageRequest, ReadStats, RecordPage, RecordStore, StoreError,
+    StoreResult,
 };
 
 /// A record's indexed columns, in the order `?1`–`?12` of the insert and the update.
@@ -156,34 +157,53 @@ impl RecordStore for SqliteStore {
         .await
     }
 
-    async fn purge(
+    async fn purge_with(
         &self,
         tenant: &str,
         category: Category,
         before: DateTime<Utc>,
         limit: usize,
+        first: &dyn BeforePurge,
     ) -> StoreResult<Vec<Record>> {
         self.settled().await?;
-        let tenant = tenant.to_owned();
-        self.write(move |conn| {
-            let tx = super::pool::write_transaction(conn)?;
-            let rows: Vec<(i64, String)> = {
-                let mut stmt = tx
+        let t = tenant.to_owned();
+        let found: Vec<(i64, String)> = self
+            .write(move |conn| {
+                let mut stmt = conn
                     .prepare_cached(
                         "SELECT seq, body FROM records WHERE tenant = ?1 AND category = ?2 AND ts < ?3 \
                          ORDER BY ts, id LIMIT ?4",
                     )
                     .map_err(StoreError::backend)?;
-                stmt.query_map(rusqlite::params![tenant, category.as_str(), micros(before), limit as i64], |r| {
+                stmt.query_map(rusqlite::params![t, category.as_str(), micros(before), limit as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .map_err(StoreError::backend)?
                 .collect::<Result<_, _>>()
-                .map_err(StoreError::backend)?
-            };
-            let mut out = Vec::with_capacity(rows.len());
+                .map_err(StoreError::backend)
+            })
+            .await?;
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records = found.iter().map(|(_, body)| decode(body)).collect::<StoreResult<Vec<_>>>()?;
+        first.run(&records).await?;
+        // Then exactly those rows (one that came since with an older time waits for the next call;
+        // one already gone is skipped), in one transaction.
+        let tenant = tenant.to_owned();
+        let seqs: Vec<i64> = found.into_iter().map(|(seq, _)| seq).collect();
+        self.write(move |conn| {
+            let tx = super::pool::write_transaction(conn)?;
+            let mut out = Vec::with_capacity(seqs.len());
             let upto = text_upto(&tx)?;
-            for (seq, body) in rows {
+            for seq in seqs {
+                let body: Option<String> = tx
+                    .query_row("SELECT body FROM records WHERE seq = ?1 AND tenant = ?2", rusqlite::params![seq, tenant], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(StoreError::backend)?;
+                let Some(body) = body else { continue };
                 let rec = decode(&body)?;
                 if seq <= upto {
                     text_index(&tx, TextOp::Unindex, "seq = ?1", seq)?;
