@@ -179,6 +179,9 @@ pub async fn purge_tenant(
         .collect();
     let note_batch = ulid::Ulid::generate().to_string();
     seals.note_purges(tenant, &note_batch, &notes).await?;
+    // A category whose purge fails (a blob that cannot be deleted keeps its batch stored) stops
+    // there; the others go on, what was deleted is recorded, and then the run reports the error.
+    let mut failed = None;
     for &category in Category::ALL {
         loop {
             let retention = load(settings, tenant).await?;
@@ -198,7 +201,14 @@ pub async fn purge_tenant(
             let attachments = DeleteAttachments { blobs, tenant, deleted: AtomicU64::new(0) };
             let gone = records.purge_with(tenant, category, before, BATCH, &attachments).await;
             report.blobs_deleted += attachments.deleted.load(Ordering::Relaxed);
-            let gone = gone?;
+            let gone = match gone {
+                Ok(gone) => gone,
+                Err(e) => {
+                    tracing::error!(tenant, category = category.as_str(), error = %e, "retention purge of a category failed");
+                    failed.get_or_insert(e);
+                    break;
+                }
+            };
             if !gone.is_empty() {
                 *report.deleted.entry(category).or_default() += gone.len() as u64;
             }
@@ -230,7 +240,10 @@ pub async fn purge_tenant(
         // Purged means gone from every file of the store, not only from its tables.
         records.wipe_removed().await?;
     }
-    Ok(report)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// Purges every registered tenant; one tenant's failure does not stop the others.

@@ -185,11 +185,14 @@ impl BlobStore for DeletesFail {
     }
 }
 
-/// A purge whose blob deletes fail deletes no record: the next run finds the error report again
-/// and deletes its blob and then the record, so no blob is left that no record points at.
+/// A purge whose blob deletes fail deletes no record that has one: the next run finds the error
+/// report again and deletes its blob and then the record, so no blob is left that no record
+/// points at. The other categories are purged meanwhile, and recorded.
 #[tokio::test]
 async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
-    let app = TestApp::new().await;
+    let app = seeded().await;
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    put_retention(&app, &admin, json!({"days": {"audit": 30}, "legal_hold": false}).to_string()).await;
     let agent = app.token("acme", &[Role::Agent]);
     let old = (Utc::now() - Duration::days(40)).to_rfc3339();
     let r =
@@ -202,6 +205,9 @@ async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
     assert!(err.to_string().contains("DeleteObject"), "{err}");
     assert!(s.records.get("acme", &id).await.unwrap().is_some(), "the record stays while its blob does");
     assert!(s.blobs.get(&key).await.unwrap().is_some());
+    assert!(s.records.get("acme", "old-audit").await.unwrap().is_none(), "another category is purged");
+    let purges = app.get("/v1/events?action=RETENTION_PURGE", &admin).await;
+    assert_eq!(purges.items()[0]["description"]["deleted"], json!({"audit": 1}), "and recorded");
     purge(&app).await;
     assert!(s.blobs.get(&key).await.unwrap().is_none());
     assert!(s.records.get("acme", &id).await.unwrap().is_none());

@@ -191,16 +191,20 @@ impl RecordStore for SqliteStore {
         // Then exactly those rows (one that came since with an older time waits for the next call;
         // one already gone is skipped), in one transaction.
         let tenant = tenant.to_owned();
-        let seqs: Vec<i64> = found.into_iter().map(|(seq, _)| seq).collect();
+        // By seq and id: a row deleted meanwhile (another purge) may have left its seq to a new one.
+        let rows: Vec<(i64, String)> =
+            found.into_iter().zip(&records).map(|((seq, _), r)| (seq, r.id.clone())).collect();
         self.write(move |conn| {
             let tx = super::pool::write_transaction(conn)?;
-            let mut out = Vec::with_capacity(seqs.len());
+            let mut out = Vec::with_capacity(rows.len());
             let upto = text_upto(&tx)?;
-            for seq in seqs {
+            for (seq, id) in rows {
                 let body: Option<String> = tx
-                    .query_row("SELECT body FROM records WHERE seq = ?1 AND tenant = ?2", rusqlite::params![seq, tenant], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        "SELECT body FROM records WHERE seq = ?1 AND tenant = ?2 AND id = ?3",
+                        rusqlite::params![seq, tenant, id],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(StoreError::backend)?;
                 let Some(body) = body else { continue };
