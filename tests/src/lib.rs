@@ -1,6 +1,8 @@
 //! Harness for the end-to-end tests: the real router on a real embedded store in a temporary
 //! directory, driven through `tower::ServiceExt::oneshot` exactly as the server and Lambda do.
 
+pub mod blobs;
+
 use std::sync::Arc;
 
 use auditrail_shared::api::{AppState, router, routes};

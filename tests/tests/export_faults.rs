@@ -14,16 +14,16 @@ use auditrail_shared::export::writer::Limits;
 use auditrail_shared::jobs::{Task, TaskKind, TaskStatus};
 use auditrail_shared::record::{Category, Record};
 use auditrail_shared::store::{
-    AppendOutcome, BeforePurge, BlobKey, BlobReader, BlobStore, EventFilter, PageRequest, Position, RecordPage,
-    RecordStore, StoreError, StoreResult, TaskStore,
+    AppendOutcome, BeforePurge, EventFilter, PageRequest, Position, RecordPage, RecordStore, StoreError, StoreResult,
+    TaskStore,
 };
+use auditrail_tests::blobs::{BlobCall, BlobFaults, FaultyBlobs};
 use auditrail_tests::{Killer, TestApp, event};
-use bytes::Bytes;
 use serde_json::json;
 
 struct R(Arc<dyn RecordStore>, Arc<Killer>);
 struct T(Arc<dyn TaskStore>, Arc<Killer>);
-struct B(Arc<dyn BlobStore>, Arc<Killer>, S3Fault, std::sync::atomic::AtomicBool);
+struct S3(Arc<Killer>, S3Fault, std::sync::atomic::AtomicBool);
 
 /// What the blob store in front of the real one does wrong.
 #[derive(Clone, Copy, PartialEq)]
@@ -96,55 +96,32 @@ impl TaskStore for T {
     }
 }
 
+/// The upload's calls are kill points, and fail as `S3Fault` says.
 #[async_trait]
-impl BlobStore for B {
-    async fn put(&self, k: &BlobKey, b: Bytes, ct: &str) -> StoreResult<()> {
-        self.0.put(k, b, ct).await
-    }
-    async fn get(&self, k: &BlobKey) -> StoreResult<Option<Bytes>> {
-        self.0.get(k).await
-    }
-    async fn open(&self, k: &BlobKey) -> StoreResult<Option<(BlobReader, u64)>> {
-        self.0.open(k).await
-    }
-    async fn delete(&self, k: &BlobKey) -> StoreResult<()> {
-        self.0.delete(k).await
-    }
-    async fn start_upload(&self, k: &BlobKey, ct: &str) -> StoreResult<String> {
-        self.1.gate("start-before").await;
-        let id = self.0.start_upload(k, ct).await?;
-        self.1.gate("start-after").await;
-        Ok(id)
-    }
-    async fn upload_part(&self, k: &BlobKey, id: &str, n: i32, b: Bytes) -> StoreResult<String> {
-        if self.2 == S3Fault::UploadPart && n >= 2 {
-            return Err(StoreError::Backend(anyhow::anyhow!("S3 UploadPart failed: InternalError (injected)")));
+impl BlobFaults for S3 {
+    async fn before(&self, call: BlobCall) -> StoreResult<()> {
+        match call {
+            BlobCall::StartUpload => self.0.gate("start-before").await,
+            BlobCall::UploadPart(n) if self.1 == S3Fault::UploadPart && n >= 2 => {
+                return Err(StoreError::Backend(anyhow::anyhow!("S3 UploadPart failed: InternalError (injected)")));
+            }
+            BlobCall::UploadPart(_) => self.0.gate("part-before").await,
+            BlobCall::CompleteUpload => self.0.gate("complete-before").await,
+            _ => {}
         }
-        self.1.gate("part-before").await;
-        let tag = self.0.upload_part(k, id, n, b).await?;
-        self.1.gate("part-after").await;
-        Ok(tag)
-    }
-    async fn complete_upload(&self, k: &BlobKey, id: &str, p: &[(i32, String)]) -> StoreResult<()> {
-        self.1.gate("complete-before").await;
-        self.0.complete_upload(k, id, p).await?;
-        if self.2 == S3Fault::CompletionLost && !self.3.swap(true, Ordering::SeqCst) {
-            return Err(StoreError::Throttled);
-        }
-        self.1.gate("complete-after").await;
         Ok(())
     }
-    async fn abort_upload(&self, k: &BlobKey, id: &str) -> StoreResult<()> {
-        self.0.abort_upload(k, id).await
-    }
-    async fn open_uploads(&self, t: &str, a: &str) -> StoreResult<Vec<(String, String)>> {
-        self.0.open_uploads(t, a).await
-    }
-    async fn download_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
-        self.0.download_url(k, ttl).await
-    }
-    async fn upload_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
-        self.0.upload_url(k, ttl).await
+    async fn after(&self, call: BlobCall) -> StoreResult<()> {
+        match call {
+            BlobCall::StartUpload => self.0.gate("start-after").await,
+            BlobCall::UploadPart(_) => self.0.gate("part-after").await,
+            BlobCall::CompleteUpload if self.1 == S3Fault::CompletionLost && !self.2.swap(true, Ordering::SeqCst) => {
+                return Err(StoreError::Throttled);
+            }
+            BlobCall::CompleteUpload => self.0.gate("complete-after").await,
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -206,7 +183,7 @@ fn worker(
     let mut w = app.state.export_worker("w");
     w.records = Arc::new(R(app.state.records.clone(), killer.clone()));
     w.tasks = Arc::new(T(app.state.tasks.clone(), killer.clone()));
-    w.blobs = Arc::new(B(app.state.blobs.clone(), killer.clone(), fault, Default::default()));
+    w.blobs = Arc::new(FaultyBlobs(app.state.blobs.clone(), S3(killer.clone(), fault, Default::default())));
     w.limits = limits;
     w.lease = chrono::Duration::milliseconds(300);
     w.page = 100;

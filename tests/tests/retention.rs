@@ -1,13 +1,13 @@
 //! Retention settings, the purge, and the legal hold.
 
-use auditrail_shared::auth::Role;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use auditrail_shared::auth::Role;
 use auditrail_shared::retention::{purge_all, purge_tenant};
-use auditrail_shared::store::{BlobKey, BlobReader, BlobStore, EventFilter, StoreError, StoreResult};
+use auditrail_shared::store::{BlobKey, EventFilter, StoreError, StoreResult};
+use auditrail_tests::blobs::{BlobCall, BlobFaults, FaultyBlobs};
 use auditrail_tests::{TestApp, event};
-use bytes::Bytes;
 use chrono::{Duration, Utc};
 use serde_json::json;
 
@@ -145,43 +145,18 @@ async fn purged_error_reports_lose_their_blob() {
     assert!(app.state.records.get("acme", &id).await.unwrap().is_none());
 }
 
-/// The app's blob store, whose deletes fail (S3 answering errors for a while).
-struct DeletesFail(Arc<dyn BlobStore>);
+/// Blob deletes fail (S3 answering errors for a while).
+struct DeletesFail;
 
 #[async_trait]
-impl BlobStore for DeletesFail {
-    async fn put(&self, k: &BlobKey, b: Bytes, ct: &str) -> StoreResult<()> {
-        self.0.put(k, b, ct).await
-    }
-    async fn get(&self, k: &BlobKey) -> StoreResult<Option<Bytes>> {
-        self.0.get(k).await
-    }
-    async fn open(&self, k: &BlobKey) -> StoreResult<Option<(BlobReader, u64)>> {
-        self.0.open(k).await
-    }
-    async fn delete(&self, _: &BlobKey) -> StoreResult<()> {
-        Err(StoreError::Backend(anyhow::anyhow!("S3 DeleteObject failed: InternalError (injected)")))
-    }
-    async fn start_upload(&self, k: &BlobKey, ct: &str) -> StoreResult<String> {
-        self.0.start_upload(k, ct).await
-    }
-    async fn upload_part(&self, k: &BlobKey, id: &str, n: i32, b: Bytes) -> StoreResult<String> {
-        self.0.upload_part(k, id, n, b).await
-    }
-    async fn complete_upload(&self, k: &BlobKey, id: &str, p: &[(i32, String)]) -> StoreResult<()> {
-        self.0.complete_upload(k, id, p).await
-    }
-    async fn abort_upload(&self, k: &BlobKey, id: &str) -> StoreResult<()> {
-        self.0.abort_upload(k, id).await
-    }
-    async fn open_uploads(&self, t: &str, a: &str) -> StoreResult<Vec<(String, String)>> {
-        self.0.open_uploads(t, a).await
-    }
-    async fn download_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
-        self.0.download_url(k, ttl).await
-    }
-    async fn upload_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
-        self.0.upload_url(k, ttl).await
+impl BlobFaults for DeletesFail {
+    async fn before(&self, call: BlobCall) -> StoreResult<()> {
+        match call {
+            BlobCall::Delete => {
+                Err(StoreError::Backend(anyhow::anyhow!("S3 DeleteObject failed: InternalError (injected)")))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -199,7 +174,7 @@ async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
         app.post_json("/v1/error-reports", &agent, &json!({"created_at": old, "username": "jdoe", "log": []})).await;
     let id = r.body["id"].as_str().unwrap().to_owned();
     let key = BlobKey::new("acme", "error-reports", &id).unwrap();
-    let failing = DeletesFail(Arc::clone(&app.state.blobs));
+    let failing = FaultyBlobs(Arc::clone(&app.state.blobs), DeletesFail);
     let s = &app.state;
     let err = purge_tenant(&*s.records, &failing, &*s.settings, &*s.seals, "acme", Utc::now()).await.unwrap_err();
     assert!(err.to_string().contains("DeleteObject"), "{err}");

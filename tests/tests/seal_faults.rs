@@ -14,15 +14,15 @@ use auditrail_shared::integrity::verify::Verifier;
 use auditrail_shared::merkle::b64;
 use auditrail_shared::record::{Record, ResultCode};
 use auditrail_shared::seal::{PurgeNote, Seal, SealDigest, SealSigner};
-use auditrail_shared::store::{AppendOutcome, BlobKey, BlobReader, BlobStore, JournalEntry, SealStore, StoreResult};
+use auditrail_shared::store::{AppendOutcome, JournalEntry, SealStore, StoreResult};
 use auditrail_shared::testkit::conformance::{rec, tenant};
+use auditrail_tests::blobs::{BlobCall, BlobFaults, FaultyBlobs};
 use auditrail_tests::{Killer, TestApp};
-use bytes::Bytes;
 
 /// Reads have no effect, so one gate each; writes are gated on both sides (not done / done but
 /// not acknowledged).
 struct S(Arc<dyn SealStore>, Arc<Killer>);
-struct B(Arc<dyn BlobStore>, Arc<Killer>);
+struct Gates(Arc<Killer>);
 struct K(Arc<dyn SealSigner>, Arc<Killer>);
 
 #[async_trait]
@@ -61,46 +61,24 @@ impl SealStore for S {
     }
 }
 
+/// The digest blobs' calls are kill points.
 #[async_trait]
-impl BlobStore for B {
-    async fn put(&self, k: &BlobKey, b: Bytes, ct: &str) -> StoreResult<()> {
-        self.1.gate("digest-put-before").await;
-        self.0.put(k, b, ct).await?;
-        self.1.gate("digest-put-after").await;
+impl BlobFaults for Gates {
+    async fn before(&self, call: BlobCall) -> StoreResult<()> {
+        match call {
+            BlobCall::Put => self.0.gate("digest-put-before").await,
+            BlobCall::Get => self.0.gate("digest-get").await,
+            BlobCall::Open => self.0.gate("digest-open").await,
+            BlobCall::Delete => self.0.gate("digest-delete").await,
+            _ => {}
+        }
         Ok(())
     }
-    async fn get(&self, k: &BlobKey) -> StoreResult<Option<Bytes>> {
-        self.1.gate("digest-get").await;
-        self.0.get(k).await
-    }
-    async fn open(&self, k: &BlobKey) -> StoreResult<Option<(BlobReader, u64)>> {
-        self.1.gate("digest-open").await;
-        self.0.open(k).await
-    }
-    async fn delete(&self, k: &BlobKey) -> StoreResult<()> {
-        self.1.gate("digest-delete").await;
-        self.0.delete(k).await
-    }
-    async fn start_upload(&self, k: &BlobKey, ct: &str) -> StoreResult<String> {
-        self.0.start_upload(k, ct).await
-    }
-    async fn upload_part(&self, k: &BlobKey, id: &str, n: i32, b: Bytes) -> StoreResult<String> {
-        self.0.upload_part(k, id, n, b).await
-    }
-    async fn complete_upload(&self, k: &BlobKey, id: &str, p: &[(i32, String)]) -> StoreResult<()> {
-        self.0.complete_upload(k, id, p).await
-    }
-    async fn abort_upload(&self, k: &BlobKey, id: &str) -> StoreResult<()> {
-        self.0.abort_upload(k, id).await
-    }
-    async fn open_uploads(&self, t: &str, a: &str) -> StoreResult<Vec<(String, String)>> {
-        self.0.open_uploads(t, a).await
-    }
-    async fn download_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
-        self.0.download_url(k, ttl).await
-    }
-    async fn upload_url(&self, k: &BlobKey, ttl: std::time::Duration) -> StoreResult<Option<String>> {
-        self.0.upload_url(k, ttl).await
+    async fn after(&self, call: BlobCall) -> StoreResult<()> {
+        if call == BlobCall::Put {
+            self.0.gate("digest-put-after").await;
+        }
+        Ok(())
     }
 }
 
@@ -125,7 +103,7 @@ const PER_BATCH: usize = 7;
 fn sealer(app: &TestApp, killer: &Arc<Killer>) -> Sealing {
     Sealing {
         store: Arc::new(S(app.state.seals.clone(), killer.clone())),
-        blobs: Arc::new(B(app.state.seal_blobs.clone(), killer.clone())),
+        blobs: Arc::new(FaultyBlobs(app.state.seal_blobs.clone(), Gates(killer.clone()))),
         signer: Arc::new(K(app.state.signer.clone(), killer.clone())),
         max_leaves: MAX_LEAVES,
     }
