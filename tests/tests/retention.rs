@@ -130,15 +130,21 @@ async fn a_legal_hold_keeps_everything() {
     assert!(stored_ids(&app, "acme").await.is_empty(), "{:?}", stored_ids(&app, "acme").await);
 }
 
-#[tokio::test]
-async fn purged_error_reports_lose_their_blob() {
-    let app = TestApp::new().await;
+/// An agent's error report of 40 days ago (its blob stored): its id and blob key.
+async fn old_error_report(app: &TestApp) -> (String, BlobKey) {
     let agent = app.token("acme", &[Role::Agent]);
     let old = (Utc::now() - Duration::days(40)).to_rfc3339();
     let r =
         app.post_json("/v1/error-reports", &agent, &json!({"created_at": old, "username": "jdoe", "log": []})).await;
     let id = r.body["id"].as_str().unwrap().to_owned();
     let key = BlobKey::new("acme", "error-reports", &id).unwrap();
+    (id, key)
+}
+
+#[tokio::test]
+async fn purged_error_reports_lose_their_blob() {
+    let app = TestApp::new().await;
+    let (id, key) = old_error_report(&app).await;
     assert!(app.state.blobs.get(&key).await.unwrap().is_some());
     purge(&app).await;
     assert!(app.state.blobs.get(&key).await.unwrap().is_none(), "30-day default: blob deleted");
@@ -168,12 +174,7 @@ async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
     let app = seeded().await;
     let admin = app.token("acme", &[Role::TenantAdmin]);
     put_retention(&app, &admin, json!({"days": {"audit": 30}, "legal_hold": false}).to_string()).await;
-    let agent = app.token("acme", &[Role::Agent]);
-    let old = (Utc::now() - Duration::days(40)).to_rfc3339();
-    let r =
-        app.post_json("/v1/error-reports", &agent, &json!({"created_at": old, "username": "jdoe", "log": []})).await;
-    let id = r.body["id"].as_str().unwrap().to_owned();
-    let key = BlobKey::new("acme", "error-reports", &id).unwrap();
+    let (id, key) = old_error_report(&app).await;
     let failing = FaultyBlobs(Arc::clone(&app.state.blobs), DeletesFail);
     let s = &app.state;
     let err = purge_tenant(&*s.records, &failing, &*s.settings, &*s.seals, "acme", Utc::now()).await.unwrap_err();
