@@ -4,17 +4,18 @@
 //!
 //! Rows are gathered into entries of about `entry_raw_bytes` (8 MiB; the archive's first three
 //! 1, 2 and 4 MiB, so other cores start early), and each entry is compressed whole by libdeflate
-//! — block splitting and near-optimal Huffman codes over the whole buffer, so level 5 gets within 1.06× of 7-Zip's optimal-parsing deflate at more than
-//! 100 MB of CSV per second per core (README "Measured"). A part is one or more whole entries
-//! (closed once it holds `part_bytes`, S3's minimum being 5 MiB), so a part boundary is always
-//! an entry boundary and the checkpoint needs no compressor state:
+//! — block splitting and near-optimal Huffman codes over the whole buffer, so level 5 gets within
+//! 1.06× of 7-Zip's optimal-parsing deflate at more than 100 MB of CSV per second per core
+//! (README "Measured"). A part is one or more whole entries (closed once it holds `part_bytes`,
+//! S3's minimum being 5 MiB), so a part boundary is always an entry boundary and the checkpoint
+//! needs no compressor state:
 //!
 //! - ZIP: one file per entry (`events-0001.csv`, `events-0002.csv`, … each with the header row,
-//!   about 45,000 audit rows each, the first three fewer — every one opens in a spreadsheet). The ZIP structures are
-//!   written here (APPNOTE 6.3.10): sizes are known before the data, so no data descriptors; with
-//!   a password each entry is WinZip AE-2 (AES-256-CTR, PBKDF2-HMAC-SHA1 with a fresh salt per
-//!   entry, HMAC-SHA1 authentication code). The checkpoint keeps each entry's offset, sizes and
-//!   CRC, from which the last part's central directory is written.
+//!   about 45,000 audit rows each, the first three fewer — every one opens in a spreadsheet). The
+//!   ZIP structures are written here (APPNOTE 6.3.10): sizes are known before the data, so no
+//!   data descriptors; with a password each entry is WinZip AE-2 (AES-256-CTR, PBKDF2-HMAC-SHA1
+//!   with a fresh salt per entry, HMAC-SHA1 authentication code). The checkpoint keeps each
+//!   entry's offset, sizes and CRC, from which the last part's central directory is written.
 //! - gzip: one gzip member per entry; concatenated members are one valid gzip file (RFC 1952).
 //! - none: the rows themselves.
 //!
