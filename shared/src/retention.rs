@@ -141,8 +141,15 @@ struct DeleteAttachments<'a> {
 #[async_trait::async_trait]
 impl BeforePurge for DeleteAttachments<'_> {
     async fn run(&self, records: &[Record]) -> StoreResult<()> {
-        for a in records.iter().flat_map(|r| r.attachments.iter()) {
-            if let Some(key) = attachment_key(self.tenant, a) {
+        for r in records {
+            // A record's own uploads, and an error report's own file; never an error report a
+            // record merely names (as the DPO's erasure).
+            let uploads = r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report"));
+            let mut keys: Vec<BlobKey> = uploads.filter_map(|a| attachment_key(self.tenant, a)).collect();
+            if r.category == Category::ErrorReport {
+                keys.extend(BlobKey::new(self.tenant, "error-reports", &r.id).ok());
+            }
+            for key in keys {
                 self.blobs.delete(&key).await?;
                 self.deleted.fetch_add(1, Ordering::Relaxed);
             }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use auditrail_shared::auth::Role;
+use auditrail_shared::record::{Attachment, ResultCode};
 use auditrail_shared::retention::{purge_all, purge_tenant};
 use auditrail_shared::store::{BlobKey, EventFilter, StoreError, StoreResult};
 use auditrail_tests::blobs::{BlobCall, BlobFaults, FaultyBlobs};
@@ -187,4 +188,44 @@ async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
     purge(&app).await;
     assert!(s.blobs.get(&key).await.unwrap().is_none());
     assert!(s.records.get("acme", &id).await.unwrap().is_none());
+}
+
+/// A record may not name an error report as its attachment (refused at ingest); one stored
+/// naming it anyway (by a version before that check) is purged without the report's file, which
+/// stays with its report until the report's own retention.
+#[tokio::test]
+async fn purging_a_record_that_names_an_error_report_keeps_the_report() {
+    let app = TestApp::new().await;
+    let agent = app.token("acme", &[Role::Agent]);
+    let recent = (Utc::now() - Duration::days(2)).to_rfc3339();
+    let r =
+        app.post_json("/v1/error-reports", &agent, &json!({"created_at": recent, "username": "jdoe", "log": []})).await;
+    let report = r.body["id"].as_str().unwrap().to_owned();
+    let key = BlobKey::new("acme", "error-reports", &report).unwrap();
+    let mut named = event("names-report", 60 * 24 * 500, "CREATE_EVALUATION", "u", "OK");
+    named["attachments"] = json!([{"blob": report, "name": "r.json", "kind": "error_report"}]);
+    let r = app.post_json("/v1/events", &app.token("acme", &[Role::Ingest]), &json!([named])).await;
+    assert_eq!(r.body["items"][0]["errors"][0]["field"], "attachments[0].kind", "{:#}", r.body);
+    let mut stored = auditrail_shared::testkit::conformance::rec(
+        "acme",
+        "names-report",
+        0,
+        "CREATE_EVALUATION",
+        "u",
+        ResultCode::Ok,
+    );
+    stored.occurred_at = Utc::now() - Duration::days(500);
+    stored.attachments = vec![Attachment {
+        blob: report.clone(),
+        name: "r.json".into(),
+        size: None,
+        content_type: None,
+        kind: Some("error_report".into()),
+    }];
+    app.state.records.append("acme", &[stored]).await.unwrap();
+    purge(&app).await;
+    assert!(app.state.records.get("acme", "names-report").await.unwrap().is_none(), "the old record is purged");
+    assert!(app.state.blobs.get(&key).await.unwrap().is_some(), "the report it named keeps its file");
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    assert_eq!(app.get(&format!("/v1/error-reports/{report}"), &admin).await.status, http::StatusCode::OK);
 }

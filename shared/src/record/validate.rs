@@ -268,6 +268,13 @@ impl IncomingRecord {
             if a.name.is_empty() || a.name.len() > limits.short_max {
                 c.err(format!("attachments[{i}].name"), format!("must be 1 to {} bytes", limits.short_max));
             }
+            // The kind names the blob's area: a record may not point into the error reports'.
+            if a.kind.as_deref() == Some("error_report") {
+                c.err(
+                    format!("attachments[{i}].kind"),
+                    "`error_report` is Auditrail's own, for uploaded error reports",
+                );
+            }
         }
 
         if !c.errors.is_empty() {
