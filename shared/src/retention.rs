@@ -128,6 +128,16 @@ pub fn attachment_key(tenant: &str, a: &crate::record::Attachment) -> Option<Blo
     BlobKey::new(tenant, area, &a.blob).ok()
 }
 
+/// The blobs of a record's own uploads: its attachments, never an error report it names (an
+/// error report's own file is `error-reports/{its id}`). What the purge and the DPO's erasure
+/// delete with a record.
+pub fn upload_keys<'a>(tenant: &'a str, r: &'a Record) -> impl Iterator<Item = BlobKey> + 'a {
+    r.attachments
+        .iter()
+        .filter(|a| a.kind.as_deref() != Some("error_report"))
+        .filter_map(move |a| attachment_key(tenant, a))
+}
+
 /// Deletes the blobs of the records a purge is about to delete, before it deletes them: a blob
 /// that cannot be deleted stops the purge with its records still stored, so the next run finds
 /// them again (deleting a blob that is already gone is no error), and no purge leaves a blob
@@ -142,10 +152,8 @@ struct DeleteAttachments<'a> {
 impl BeforePurge for DeleteAttachments<'_> {
     async fn run(&self, records: &[Record]) -> StoreResult<()> {
         for r in records {
-            // A record's own uploads, and an error report's own file; never an error report a
-            // record merely names (as the DPO's erasure).
-            let uploads = r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report"));
-            let mut keys: Vec<BlobKey> = uploads.filter_map(|a| attachment_key(self.tenant, a)).collect();
+            // A record's own uploads, and an error report's own file (as the DPO's erasure).
+            let mut keys: Vec<BlobKey> = upload_keys(self.tenant, r).collect();
             if r.category == Category::ErrorReport {
                 keys.extend(BlobKey::new(self.tenant, "error-reports", &r.id).ok());
             }

@@ -27,7 +27,7 @@ use crate::crypto::{Sealer, seal_context};
 use crate::export::withdraw;
 use crate::jobs::{self, Task, TaskKind, TaskStatus};
 use crate::record::{Actor, ActorKind, Category, Record, ResultCode, Subject};
-use crate::retention::attachment_key;
+use crate::retention::upload_keys;
 use crate::store::{BlobKey, BlobStore, RecordStore, StoreError, StoreResult, TaskStore};
 
 /// Items per checkpoint.
@@ -412,11 +412,9 @@ impl ErasureWorker {
             result.missing += 1;
             return Ok(());
         };
-        for a in r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report")) {
-            if let Some(key) = attachment_key(tenant, a) {
-                self.blobs.delete(&key).await?;
-                result.attachments_deleted += 1;
-            }
+        for key in upload_keys(tenant, &r) {
+            self.blobs.delete(&key).await?;
+            result.attachments_deleted += 1;
         }
         if r.category == Category::ErrorReport {
             self.blobs.delete(&BlobKey::new(tenant, "error-reports", &r.id)?).await?;
