@@ -131,10 +131,10 @@ async fn a_legal_hold_keeps_everything() {
     assert!(stored_ids(&app, "acme").await.is_empty(), "{:?}", stored_ids(&app, "acme").await);
 }
 
-/// An agent's error report of 40 days ago (its blob stored): its id and blob key.
-async fn old_error_report(app: &TestApp) -> (String, BlobKey) {
+/// An agent's error report of `days` ago (its blob stored): its id and blob key.
+async fn error_report(app: &TestApp, days: i64) -> (String, BlobKey) {
     let agent = app.token("acme", &[Role::Agent]);
-    let old = (Utc::now() - Duration::days(40)).to_rfc3339();
+    let old = (Utc::now() - Duration::days(days)).to_rfc3339();
     let r =
         app.post_json("/v1/error-reports", &agent, &json!({"created_at": old, "username": "jdoe", "log": []})).await;
     let id = r.body["id"].as_str().unwrap().to_owned();
@@ -145,7 +145,7 @@ async fn old_error_report(app: &TestApp) -> (String, BlobKey) {
 #[tokio::test]
 async fn purged_error_reports_lose_their_blob() {
     let app = TestApp::new().await;
-    let (id, key) = old_error_report(&app).await;
+    let (id, key) = error_report(&app, 40).await;
     assert!(app.state.blobs.get(&key).await.unwrap().is_some());
     purge(&app).await;
     assert!(app.state.blobs.get(&key).await.unwrap().is_none(), "30-day default: blob deleted");
@@ -175,7 +175,7 @@ async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
     let app = seeded().await;
     let admin = app.token("acme", &[Role::TenantAdmin]);
     put_retention(&app, &admin, json!({"days": {"audit": 30}, "legal_hold": false}).to_string()).await;
-    let (id, key) = old_error_report(&app).await;
+    let (id, key) = error_report(&app, 40).await;
     let failing = FaultyBlobs(Arc::clone(&app.state.blobs), DeletesFail);
     let s = &app.state;
     let err = purge_tenant(&*s.records, &failing, &*s.settings, &*s.seals, "acme", Utc::now()).await.unwrap_err();
@@ -196,12 +196,7 @@ async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
 #[tokio::test]
 async fn purging_a_record_that_names_an_error_report_keeps_the_report() {
     let app = TestApp::new().await;
-    let agent = app.token("acme", &[Role::Agent]);
-    let recent = (Utc::now() - Duration::days(2)).to_rfc3339();
-    let r =
-        app.post_json("/v1/error-reports", &agent, &json!({"created_at": recent, "username": "jdoe", "log": []})).await;
-    let report = r.body["id"].as_str().unwrap().to_owned();
-    let key = BlobKey::new("acme", "error-reports", &report).unwrap();
+    let (report, key) = error_report(&app, 2).await;
     let mut named = event("names-report", 60 * 24 * 500, "CREATE_EVALUATION", "u", "OK");
     named["attachments"] = json!([{"blob": report, "name": "r.json", "kind": "error_report"}]);
     let r = app.post_json("/v1/events", &app.token("acme", &[Role::Ingest]), &json!([named])).await;
