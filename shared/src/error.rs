@@ -30,7 +30,9 @@ pub fn json_field_error(e: serde_path_to_error::Error<serde_json::Error>, root: 
         p => p.to_owned(),
     };
     let inner = e.into_inner().to_string();
-    let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+    let serde_reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+    let plain = plain_reason(&serde_reason);
+    let reason = serde_reason.as_str();
     // A blank key cannot name a field: the error then names the object it is in.
     let named = reason
         .split('`')
@@ -44,20 +46,129 @@ pub fn json_field_error(e: serde_path_to_error::Error<serde_json::Error>, root: 
         (p, _) => p.to_owned(),
     };
     let field = if field.trim().is_empty() { root.to_owned() } else { field };
-    FieldError::new(field, reason)
+    FieldError::new(field, plain)
+}
+
+/// serde's words for a wrong value (`invalid type: string "x", expected u32`) in a client's
+/// words (`must be a whole number from 0 to 4294967295, not a string "x"`); a value echoed back
+/// is cut to 40 characters.
+fn plain_reason(serde: &str) -> String {
+    fn expected(what: &str) -> String {
+        let int = |max: u128| format!("a whole number from 0 to {max}");
+        match what.trim() {
+            "u8" => int(u8::MAX.into()),
+            "u16" => int(u16::MAX.into()),
+            "u32" => int(u32::MAX.into()),
+            "u64" | "usize" => int(u64::MAX.into()),
+            "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+            "f32" | "f64" => "a number".into(),
+            "a sequence" => "an array".into(),
+            "a map" => "an object".into(),
+            "a borrowed string" => "a string".into(),
+            w if w.starts_with("struct ") || w.starts_with("a map ") => "an object".into(),
+            w if w.starts_with("a sequence") => "an array".into(),
+            w => w.to_owned(),
+        }
+    }
+    fn cut(value: &str) -> String {
+        let mut out: String = value.chars().take(40).collect();
+        if out.len() < value.len() {
+            out.push('…');
+        }
+        out
+    }
+    fn given(what: &str) -> String {
+        match what {
+            "sequence" => "an array".into(),
+            "map" => "an object".into(),
+            "unit value" | "null" => "null".into(),
+            w => {
+                let w = ["integer ", "floating point ", "boolean ", "string ", "negative integer "]
+                    .iter()
+                    .find_map(|p| w.strip_prefix(p))
+                    .unwrap_or(w);
+                cut(w.trim_matches('`'))
+            }
+        }
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((got, want)) = serde.strip_prefix(prefix).and_then(|rest| rest.rsplit_once(", expected ")) {
+            return format!("must be {}, not {}", expected(want), given(got));
+        }
+    }
+    if let Some((n, want)) = serde.strip_prefix("invalid length ").and_then(|rest| rest.split_once(", expected ")) {
+        return format!("must be {} (got {n})", expected(want));
+    }
+    if serde.starts_with("missing field") {
+        return "is required".into();
+    }
+    if let Some(rest) = serde.strip_prefix("unknown variant ") {
+        let given = rest.split(", expected").next().unwrap_or("");
+        let allowed = rest.split_once("expected ").map(|(_, a)| a.trim_start_matches("one of ")).unwrap_or("");
+        return format!("must be one of {allowed}, not {}", cut(given));
+    }
+    if let Some(rest) = serde.strip_prefix("unknown field ") {
+        let allowed = rest.split_once("expected ").map(|(_, a)| a.trim_start_matches("one of ")).unwrap_or("");
+        return if allowed.is_empty() || allowed.starts_with("nothing") {
+            "unknown field; no fields are accepted here".into()
+        } else {
+            format!("unknown field; the fields are {allowed}")
+        };
+    }
+    if let Some(rest) = serde.strip_prefix("duplicate field ") {
+        return format!("{rest} is given twice");
+    }
+    serde.to_owned()
+}
+
+/// An id from the request, quoted for a problem's detail: cut to 64 characters, so a 404 for a
+/// 5,000-character id does not send it back.
+pub fn quoted(id: &str) -> String {
+    let mut out: String = id.chars().take(64).collect();
+    if out.len() < id.len() {
+        out.push('…');
+    }
+    format!("`{out}`")
 }
 
 /// Parses a JSON body into `T`: malformed JSON is a malformed body, a wrong or missing field an
 /// invalid request naming that field.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], root: &str) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if e.inner().classify() == serde_json::error::Category::Data {
-            ApiError::Invalid(vec![json_field_error(e, root)])
-        } else {
-            ApiError::MalformedBody(format!("malformed JSON: {}", e.into_inner()))
+    // RFC 8259 lets a parser ignore a byte order mark; Windows tools write one.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // serde reads a struct from an array too (`[true]` would be `{"first field": true}`): every
+    // body parsed here is one object.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::field(root, "is empty; send a JSON object")),
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+            return Err(ApiError::field(root, "must be a JSON object"));
         }
-    })
+        Some(_) => {}
+    }
+    let malformed = |e: serde_json::Error| ApiError::MalformedBody(format!("malformed JSON: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let first = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        // Nothing may follow the object (`{…} {…}` or `{…}x` is not one object).
+        Ok(t) => return de.end().map(|()| t).map_err(malformed),
+        Err(e) if e.inner().classify() != serde_json::error::Category::Data => return Err(malformed(e.into_inner())),
+        Err(e) => json_field_error(e, root),
+    };
+    // serde stops at the first wrong field: each top-level field is read again on its own, so
+    // the answer names every one at fault (a field missing shows only in the whole).
+    let mut errs = vec![first];
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(bytes) {
+        for (k, v) in fields {
+            let alone = serde_json::Value::Object([(k, v)].into_iter().collect());
+            if let Err(e) = serde_path_to_error::deserialize::<_, T>(alone) {
+                let e = json_field_error(e, root);
+                if e.reason != "is required" && !errs.iter().any(|f| f.field == e.field) {
+                    errs.push(e);
+                }
+            }
+        }
+    }
+    Err(ApiError::Invalid(errs))
 }
 
 impl std::fmt::Display for FieldError {
@@ -146,10 +257,13 @@ impl ApiError {
                 let detail = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
                 (detail, errs.clone())
             }
-            Self::MalformedBody(d)
-            | Self::PayloadTooLarge(d)
-            | Self::UnsupportedMediaType(d)
-            | Self::Unauthenticated(d)
+            // The body or header at fault is named like any wrong field.
+            Self::MalformedBody(d) | Self::PayloadTooLarge(d) => (d.clone(), vec![FieldError::new("body", d.clone())]),
+            Self::UnsupportedMediaType(d) => {
+                let header = if d.starts_with("Content-Encoding") { "content-encoding" } else { "content-type" };
+                (d.clone(), vec![FieldError::new(header, d.clone())])
+            }
+            Self::Unauthenticated(d)
             | Self::Forbidden(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
@@ -211,3 +325,39 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_words_become_a_clients_words() {
+        let cases = [
+            ("invalid type: string \"ninety\", expected u32", "must be a whole number from 0 to 4294967295, not \"ninety\""),
+            ("invalid value: integer `-1`, expected u16", "must be a whole number from 0 to 65535, not -1"),
+            ("invalid type: sequence, expected struct Filter", "must be an object, not an array"),
+            ("invalid type: map, expected a string", "must be a string, not an object"),
+            ("invalid type: null, expected a boolean", "must be a boolean, not null"),
+            ("invalid length 3, expected a sequence of 2 elements", "must be an array (got 3)"),
+            ("unknown variant `xml`, expected one of `csv`, `jsonl`", "must be one of `csv`, `jsonl`, not `xml`"),
+            ("unknown field `hold`, expected one of `days`, `legal_hold`", "unknown field; the fields are `days`, `legal_hold`"),
+            ("unknown field `x`, there are no fields", "unknown field; no fields are accepted here"),
+            ("duplicate field `tz`", "`tz` is given twice"),
+            ("missing field `name`", "is required"),
+            ("something serde has not said before", "something serde has not said before"),
+        ];
+        for (serde, plain) in cases {
+            assert_eq!(plain_reason(serde), plain, "{serde}");
+        }
+        let long = format!("invalid type: string \"{}\", expected u32", "a".repeat(500));
+        assert!(plain_reason(&long).len() < 120, "a long value is cut: {}", plain_reason(&long));
+    }
+
+    #[test]
+    fn ids_in_details_are_cut_to_64_characters() {
+        assert_eq!(quoted("abc"), "`abc`");
+        let q = quoted(&"é".repeat(300));
+        assert_eq!(q.chars().filter(|&c| c == 'é').count(), 64);
+        assert!(q.ends_with("…`"));
+    }
+}

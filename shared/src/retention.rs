@@ -63,35 +63,76 @@ impl Default for Retention {
     }
 }
 
-/// The body of `PUT /v1/settings/retention`: categories left out keep their default.
+/// The body of `PUT /v1/settings/retention`: what it names changes, what it leaves out keeps its
+/// current value (an admin who only lifts the legal hold does not also cut a longer retention
+/// back to the default); a category set to `null` goes back to its default.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionUpdate {
+    /// Days per category to change (1–3650), or `null` for the category's default.
+    #[serde(default, deserialize_with = "each_once")]
+    #[schema(value_type = BTreeMap<String, Option<u32>>)]
+    pub days: BTreeMap<String, Option<u32>>,
+    /// Absent: unchanged.
     #[serde(default)]
-    pub days: BTreeMap<String, u32>,
-    pub legal_hold: bool,
+    pub legal_hold: Option<bool>,
+    /// Absent: unchanged.
     #[serde(default)]
     pub export_archive_days: Option<u32>,
 }
 
+/// A map whose keys may each appear once (serde keeps the last of a repeated key, which would
+/// set a retention the admin did not read back).
+fn each_once<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Option<u32>>, D::Error> {
+    struct Once;
+    impl<'de> serde::de::Visitor<'de> for Once {
+        type Value = BTreeMap<String, Option<u32>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of days per category")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = map.next_entry::<String, Option<u32>>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format!("`{k}` is given twice")));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Once)
+}
+
 impl RetentionUpdate {
-    pub fn resolve(self) -> Result<Retention, ApiError> {
-        let mut out = Retention { legal_hold: self.legal_hold, ..Retention::default() };
+    /// The settings after this update of `current`.
+    pub fn resolve(self, current: &Retention) -> Result<Retention, ApiError> {
+        let mut out = current.clone();
+        // Settings stored before a category existed get its default.
+        for c in Category::ALL {
+            out.days.entry(*c).or_insert_with(|| default_days(*c));
+        }
+        if let Some(hold) = self.legal_hold {
+            out.legal_hold = hold;
+        }
         let mut errs = Vec::new();
         for (name, days) in self.days {
-            match Category::parse(&name) {
-                None => errs.push(FieldError::new(
+            match (Category::parse(&name), days) {
+                (None, _) => errs.push(FieldError::new(
                     format!("days.{name}"),
                     format!(
                         "not a category; one of {}",
                         Category::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
                     ),
                 )),
-                Some(_) if !(MIN_DAYS..=MAX_DAYS).contains(&days) => {
+                (Some(c), None) => {
+                    out.days.insert(c, default_days(c));
+                }
+                (Some(_), Some(d)) if !(MIN_DAYS..=MAX_DAYS).contains(&d) => {
                     errs.push(FieldError::new(format!("days.{name}"), format!("from {MIN_DAYS} to {MAX_DAYS} days")))
                 }
-                Some(c) => {
-                    out.days.insert(c, days);
+                (Some(c), Some(d)) => {
+                    out.days.insert(c, d);
                 }
             }
         }
@@ -284,21 +325,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn updates_merge_over_defaults_and_are_checked() {
+    fn updates_change_what_they_name_and_keep_the_rest() {
         let u: RetentionUpdate = serde_json::from_value(json!({"days": {"audit": 30}, "legal_hold": true})).unwrap();
-        let r = u.resolve().unwrap();
+        let r = u.resolve(&Retention::default()).unwrap();
         assert_eq!(r.days[&Category::Audit], 30);
         assert_eq!(r.days[&Category::ErrorReport], 30);
         assert_eq!(r.days[&Category::SignIn], 400);
         assert!(r.legal_hold);
+        // Lifting the hold alone keeps every retention as it was; `null` is the default again.
+        let lift: RetentionUpdate = serde_json::from_value(json!({"legal_hold": false})).unwrap();
+        let lifted = lift.resolve(&r).unwrap();
+        assert_eq!(lifted.days, r.days);
+        assert!(!lifted.legal_hold);
+        let reset: RetentionUpdate = serde_json::from_value(json!({"days": {"audit": null}})).unwrap();
+        let reset = reset.resolve(&r).unwrap();
+        assert_eq!(reset.days[&Category::Audit], 400);
+        assert!(reset.legal_hold, "left out: kept");
         let bad: RetentionUpdate = serde_json::from_value(
             json!({"days": {"calls": 3, "audit": 0}, "legal_hold": false, "export_archive_days": 0}),
         )
         .unwrap();
-        match bad.resolve() {
+        match bad.resolve(&r) {
             Err(ApiError::Invalid(e)) => {
                 let fields: Vec<_> = e.iter().map(|e| e.field.as_str()).collect();
                 assert_eq!(fields, vec!["days.audit", "days.calls", "export_archive_days"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_category_given_twice_is_refused() {
+        let e = crate::error::parse_json::<RetentionUpdate>(br#"{"days": {"audit": 30, "audit": 3000}}"#, "body");
+        match e {
+            Err(ApiError::Invalid(errs)) => {
+                assert_eq!(errs[0].field, "days");
+                assert!(errs[0].reason.contains("`audit` is given twice"), "{errs:?}");
             }
             other => panic!("{other:?}"),
         }

@@ -80,8 +80,25 @@ async fn defaults_are_documented_values_and_changes_are_audited() {
     let bad =
         put_retention(&app, &admin, json!({"days": {"audit": 0, "calls": 3}, "legal_hold": false}).to_string()).await;
     assert_eq!(bad.assert_problem(400).error_fields(), vec!["days.audit", "days.calls"]);
-    let missing = put_retention(&app, &admin, "{}").await;
-    assert_eq!(missing.assert_problem(400).error_fields(), vec!["legal_hold"]);
+
+    // What a body leaves out keeps its current value: lifting the hold alone keeps the 30 days
+    // set above (it used to reset them to 400), and `null` is the default again.
+    let longer = put_retention(&app, &admin, json!({"days": {"contact": 3000}}).to_string()).await;
+    assert_eq!(longer.status, 200, "{:#}", longer.body);
+    assert_eq!(longer.body["days"]["audit"], 30);
+    assert_eq!(longer.body["legal_hold"], true);
+    let lifted = put_retention(&app, &admin, json!({"legal_hold": false}).to_string()).await;
+    assert_eq!(lifted.status, 200, "{:#}", lifted.body);
+    let now = app.get("/v1/settings/retention", &admin).await.body;
+    assert_eq!((now["days"]["audit"].clone(), now["days"]["contact"].clone()), (json!(30), json!(3000)));
+    assert_eq!(now["legal_hold"], false);
+    let reset = put_retention(&app, &admin, json!({"days": {"audit": null}}).to_string()).await;
+    assert_eq!(reset.body["days"]["audit"], 400, "{:#}", reset.body);
+    assert_eq!(reset.body["days"]["contact"], 3000);
+    // A category given twice is refused rather than the last one silently taken.
+    let twice = put_retention(&app, &admin, r#"{"days": {"audit": 30, "audit": 3000}}"#).await;
+    assert_eq!(twice.assert_problem(400).error_fields(), vec!["days"]);
+    assert_eq!(app.get("/v1/settings/retention", &admin).await.body["days"]["audit"], 400, "nothing changed");
 }
 
 #[tokio::test]

@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
+use super::body::JsonBody;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{FromRef, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::problems::{BadRequest, NotFound};
+use super::problems::{BadRequest, NotFound, TooLarge, UnsupportedType};
 use crate::auth::{Authenticator, Role, valid_tenant};
 use crate::error::{ApiError, ApiResult, FieldError, parse_json};
 
@@ -156,9 +156,12 @@ pub struct TokenResponse {
     request_body(content = DevSignInRequest, content_type = "application/json"),
     responses(
         (status = 200, body = TokenResponse),
-        BadRequest, NotFound,
+        BadRequest, NotFound, TooLarge, UnsupportedType,
     ))]
-pub async fn dev_sign_in(State(state): State<ConsoleState>, body: Bytes) -> ApiResult<Json<TokenResponse>> {
+pub async fn dev_sign_in(
+    State(state): State<ConsoleState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<TokenResponse>> {
     let not_here = || {
         ApiError::NotFound(
             "the development sign-in exists only in the `local` auth mode; sign in at the OpenID Connect issuer".into(),

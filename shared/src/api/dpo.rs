@@ -12,11 +12,12 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::problems::{BadRequest, Denied, NotFound, TooLarge};
+use super::body::JsonBody;
+use super::problems::{BadRequest, Denied, NotFound, TooLarge, UnsupportedType};
 use crate::auth::Principal;
 use crate::dpo::erasure::{self, ErasureBody, ErasureResult};
 use crate::dpo::search::{self, Criteria, Group, HARD_MAX_HITS, MAX_HITS, Outcome, SearchRequest};
-use crate::error::{ApiError, ApiResult, PROBLEM_JSON, Problem, parse_json};
+use crate::error::{ApiError, ApiResult, PROBLEM_JSON, Problem, parse_json, quoted};
 use crate::export::cells::write_row;
 use crate::jobs::{TaskKind, TaskStatus};
 use crate::record::{Record, ResultCode};
@@ -159,12 +160,12 @@ pub struct SearchResult {
         (status = 200, body = SearchResult),
         (status = 422, body = LargeSearch, content_type = "application/problem+json",
             description = "over 1000 hits (without `accept_large`) or over 10,000: the count, and the advice to narrow the search"),
-        Denied, BadRequest,
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn search(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<SearchResult>, DpoError> {
     let req: SearchRequest = parse_json(&body, "body")?;
     let (records, criteria) = run(&state, &p, &req, "DPO_SEARCH").await?;
@@ -207,12 +208,12 @@ pub struct ReportRequest {
         (status = 200, description = "the report", content_type = "text/csv"),
         (status = 422, body = LargeSearch, content_type = "application/problem+json",
             description = "over 1000 hits (without `search.accept_large`) or over 10,000: the count, and the advice to narrow the search"),
-        Denied, BadRequest,
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn report(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, DpoError> {
     let req: ReportRequest = parse_json(&body, "body")?;
     let (mut records, criteria) = run(&state, &p, &req.search, "DPO_REPORT").await?;
@@ -335,12 +336,12 @@ impl ErasureInfo {
     request_body(content = ErasureRequest, content_type = "application/json"),
     responses(
         (status = 202, body = ErasureInfo),
-        Denied, BadRequest,
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn erase(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let req: ErasureRequest = parse_json(&body, "body")?;
     let mut task = erasure::prepare(&*state.records, &state.sealer, &p.tenant_id, req.items, p.actor()).await?;
@@ -367,7 +368,7 @@ pub async fn erasure_status(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ErasureInfo>> {
-    let missing = || ApiError::NotFound(format!("no erasure `{id}`"));
+    let missing = || ApiError::NotFound(format!("no erasure {}", quoted(&id)));
     if !crate::jobs::valid_id(&id) {
         return Err(missing());
     }
@@ -387,7 +388,7 @@ pub async fn attachment(
     Extension(p): Extension<Principal>,
     Path((record_id, n)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let missing = || ApiError::NotFound(format!("no attachment {n} on record `{record_id}`"));
+    let missing = || ApiError::NotFound(format!("no attachment {n} on record {}", quoted(&record_id)));
     let n: usize = n.parse().map_err(|_| missing())?;
     let r = state.records.get(&p.tenant_id, &record_id).await?.ok_or_else(missing)?;
     let a = r.attachments.get(n).ok_or_else(missing)?;

@@ -15,7 +15,7 @@ use super::events::{Page, list};
 use super::problems::{BadRequest, Denied, NotFound, TooLarge, UnsupportedType};
 use super::{AppState, Operation};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quoted};
 use crate::error_report::{self, ErrorReport, MAX_REPORT_BYTES};
 use crate::query::{View, render_time};
 use crate::record::{Category, ResultCode};
@@ -152,7 +152,7 @@ pub async fn download(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let not_found = || ApiError::NotFound(format!("no error report `{id}`"));
+    let not_found = || ApiError::NotFound(format!("no error report {}", quoted(&id)));
     let record = state.records.get(&p.tenant_id, &id).await?.ok_or_else(not_found)?;
     if record.category != Category::ErrorReport {
         return Err(not_found());

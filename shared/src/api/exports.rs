@@ -2,7 +2,9 @@
 //! download and delete is recorded (DATA_EXPORT_*); passwords never leave the request.
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
+
+use super::body::JsonBody;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -12,9 +14,9 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::problems::{BadRequest, Denied, NotFound};
+use super::problems::{BadRequest, Denied, NotFound, TooLarge, UnsupportedType};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, FieldError, Problem, parse_json};
+use crate::error::{ApiError, ApiResult, FieldError, Problem, parse_json, quoted};
 use crate::export::rows::ExportView;
 use crate::export::schedule::{self, ScheduleInfo, ScheduleRequest};
 use crate::export::{self, ExportBody, ExportInfo, ExportRequest, archive_key};
@@ -36,7 +38,7 @@ async fn audit(state: &AppState, p: &Principal, action: &str, data: Value) -> Ap
 async fn export_of(state: &AppState, p: &Principal, id: &str) -> ApiResult<Task> {
     let task = task_of(state, p, TaskKind::Export, id).await?;
     if super::agent_scoped(p) && !requested_by(&task, p) {
-        return Err(ApiError::NotFound(format!("no export `{id}`")));
+        return Err(ApiError::NotFound(format!("no export {}", quoted(id))));
     }
     Ok(task)
 }
@@ -48,7 +50,7 @@ fn requested_by(task: &Task, p: &Principal) -> bool {
 
 /// The caller's task of `kind`; another tenant's id is simply not there.
 async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> ApiResult<Task> {
-    let missing = || ApiError::NotFound(format!("no {} `{id}`", kind.as_str().replace('-', " ")));
+    let missing = || ApiError::NotFound(format!("no {} {}", kind.as_str().replace('-', " "), quoted(id)));
     if !crate::jobs::valid_id(id) {
         return Err(missing());
     }
@@ -63,12 +65,12 @@ async fn task_of(state: &AppState, p: &Principal, kind: TaskKind, id: &str) -> A
     request_body(content = ExportRequest, content_type = "application/json"),
     responses(
         (status = 202, body = ExportInfo, description = "queued; poll `GET /v1/exports/{id}`"),
-        Denied, BadRequest,
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let req: ExportRequest = parse_json(&body, "body")?;
     let resolved = export::resolve(req, &p.tenant_id, &state.cursor_key, Utc::now())?;
@@ -309,12 +311,12 @@ pub async fn delete(
     request_body(content = ScheduleRequest, content_type = "application/json"),
     responses(
         (status = 201, body = ScheduleInfo),
-        Denied, BadRequest,
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn create_schedule(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let req: ScheduleRequest = parse_json(&body, "body")?;
     let mut task = Task::new(&p.tenant_id, TaskKind::ExportSchedule, TaskStatus::Active, &Value::Null);

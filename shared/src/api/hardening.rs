@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
 
-use crate::error::{PROBLEM_JSON, Problem};
+use crate::error::{FieldError, PROBLEM_JSON, Problem};
 
 /// Every route's outer layers, outermost last: the request id and span, problem bodies for
 /// every error, panics caught.
@@ -86,8 +86,12 @@ pub async fn problem_bodies(req: Request, next: Next) -> Response {
         kind: format!("https://auditrail.dev/problems/{slug}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
+        // A body over a route's limit is the body's fault, named as a field like any other.
+        errors: match status {
+            StatusCode::PAYLOAD_TOO_LARGE => vec![FieldError::new("body", detail.clone())],
+            _ => Vec::new(),
+        },
         detail,
-        errors: Vec::new(),
     };
     let mut resp = p.into_response_with(status);
     for (name, value) in parts.headers.iter() {

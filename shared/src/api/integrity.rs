@@ -13,7 +13,7 @@ use super::problems::{BadRequest, Conflict, Denied, NotFound, Unavailable};
 use super::requests::parse_trace_query;
 use super::{AppState, Operation};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quoted};
 use crate::integrity::digest_key;
 use crate::integrity::proof::{NoProof, Proof, prove};
 use crate::integrity::sealer::seals_through;
@@ -45,7 +45,7 @@ fn check_seq(field: &str, seq: u64) -> ApiResult<()> {
 
 async fn load(state: &AppState, p: &Principal, id: &str) -> ApiResult<Record> {
     check_id(id)?;
-    state.records.get(&p.tenant_id, id).await?.ok_or_else(|| ApiError::NotFound(format!("no record `{id}`")))
+    state.records.get(&p.tenant_id, id).await?.ok_or_else(|| ApiError::NotFound(format!("no record {}", quoted(id))))
 }
 
 /// One record, every field (times in `tz`, default UTC), with its integrity data. Another

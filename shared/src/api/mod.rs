@@ -1,6 +1,7 @@
 //! HTTP routers. The same `Router` serves `auditrail serve` and every Lambda function (through
 //! `lambda_http`), so there is one code path for both.
 
+mod body;
 pub mod console;
 mod dpo;
 mod error_reports;

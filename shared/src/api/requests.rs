@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::problems::{BadRequest, Denied, NotFound, Unavailable};
 use super::{AppState, Operation};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quoted};
 use crate::query::params::parse_requests;
 use crate::query::{render_record, render_time};
 use crate::record::{Record, ResultCode};
@@ -96,7 +96,7 @@ pub async fn trace(
         .requests
         .pair(&p.tenant_id, &correlation_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no request with correlation id `{correlation_id}`")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no request with correlation id {}", quoted(&correlation_id))))?;
     let fetch = |id: Option<String>| {
         let state = state.clone();
         let tenant = p.tenant_id.clone();

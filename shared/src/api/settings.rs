@@ -1,13 +1,13 @@
 //! Tenant settings (tenant admins only): retention per category and the legal hold; what agents
 //! may do with the sign-in log.
 
+use super::body::JsonBody;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use serde_json::json;
 
 use super::AppState;
-use super::problems::{BadRequest, Denied};
+use super::problems::{BadRequest, Denied, TooLarge, UnsupportedType};
 use crate::access::{self, Access};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, parse_json};
@@ -28,21 +28,22 @@ pub async fn get_retention(
     Ok(Json(retention::load(&*state.settings, &p.tenant_id).await?))
 }
 
-/// Set days per category (others keep their defaults) and the legal hold.
+/// Change days per category (`null`: back to the default) and the legal hold; what the body
+/// leaves out keeps its current value.
 #[utoipa::path(put, path = "/v1/settings/retention", tag = "settings",
     request_body(content = RetentionUpdate, content_type = "application/json"),
     responses(
         (status = 200, body = Retention),
-        Denied, BadRequest,
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn put_retention(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Retention>> {
     let update: RetentionUpdate = parse_json(&body, "body")?;
-    let new = update.resolve()?;
     let old = retention::load(&*state.settings, &p.tenant_id).await?;
+    let new = update.resolve(&old)?;
     state
         .settings
         .put_setting(&p.tenant_id, retention::SETTING, &serde_json::to_value(&new).map_err(ApiError::internal)?)
@@ -85,20 +86,17 @@ pub async fn get_access(State(state): State<AppState>, Extension(p): Extension<P
     request_body(content = Access, content_type = "application/json"),
     responses(
         (status = 200, body = Access),
-        Denied, BadRequest,
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn put_access(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Access>> {
-    // serde reads a struct from an array too (`[]` would be "grant nothing", `[true, true]`
-    // "grant both"): the settings and each group in them must be objects.
+    // serde reads a struct from an array too (`[true, true]` would be "grant both"): `parse_json`
+    // refuses a body that is not an object, and so must this group.
     let shape: serde_json::Value = parse_json(&body, "body")?;
     let grants = shape.get("agent_sign_in_log");
-    if !shape.is_object() {
-        return Err(ApiError::field("body", "must be a JSON object"));
-    }
     if grants.is_some_and(|g| !g.is_object()) {
         return Err(ApiError::field("agent_sign_in_log", "must be an object with `read` and `export`"));
     }
@@ -142,18 +140,13 @@ pub async fn get_keycloak(
     request_body(content = KeycloakSettings, content_type = "application/json"),
     responses(
         (status = 200, body = KeycloakSettings),
-        Denied, BadRequest,
+        Denied, BadRequest, TooLarge, UnsupportedType,
     ))]
 pub async fn put_keycloak(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<KeycloakSettings>> {
-    // As for access: serde would read a struct from an array too.
-    let shape: serde_json::Value = parse_json(&body, "body")?;
-    if !shape.is_object() {
-        return Err(ApiError::field("body", "must be a JSON object"));
-    }
     let new: KeycloakSettings = parse_json(&body, "body")?;
     let old = keycloak::load(&*state.settings, &p.tenant_id).await?;
     change_setting(&state, &p, keycloak::SETTING, "KEYCLOAK_SETTINGS_CHANGE", old, new).await

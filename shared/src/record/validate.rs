@@ -105,9 +105,17 @@ impl Checker<'_> {
 
 /// Parses an RFC 3339 timestamp that carries an offset.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("not an RFC 3339 time with offset (e.g. 2026-11-24T09:30:00Z): {e}"))
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        use chrono::format::ParseErrorKind as K;
+        let why = match e.kind() {
+            K::TooShort => "it ends too early",
+            K::TooLong => "characters follow the time",
+            K::OutOfRange => "a part is out of range (month 01–12, day of the month, hour 00–23, …)",
+            K::Invalid => "a character is not where one is expected",
+            _ => "it is incomplete or impossible",
+        };
+        format!("not an RFC 3339 time with offset (e.g. 2026-11-24T09:30:00Z): {why}")
+    })
 }
 
 impl IncomingRecord {
