@@ -2,6 +2,7 @@
 //! directory, driven through `tower::ServiceExt::oneshot` exactly as the server and Lambda do.
 
 pub mod blobs;
+pub mod logs;
 
 use std::sync::Arc;
 

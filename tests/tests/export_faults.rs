@@ -5,7 +5,7 @@
 //! half-way is finished by the next worker.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use auditrail_shared::auth::Role;
@@ -18,8 +18,10 @@ use auditrail_shared::store::{
     TaskStore,
 };
 use auditrail_tests::blobs::{BlobCall, BlobFaults, FaultyBlobs};
+use auditrail_tests::logs::Logs;
 use auditrail_tests::{Killer, TestApp, event};
 use serde_json::json;
+use tower::ServiceExt;
 
 struct R(Arc<dyn RecordStore>, Arc<Killer>);
 struct T(Arc<dyn TaskStore>, Arc<Killer>);
@@ -299,6 +301,49 @@ async fn an_s3_failure_ends_in_failed_and_leaves_no_multipart_upload() {
     r.assert_problem(409);
     let task = app.state.tasks.get_task("acme", TaskKind::Export, &id).await.unwrap().unwrap();
     assert!(!task.body.to_string().contains("sealed_password"), "the password is dropped when the task ends");
+}
+
+/// The export's owner deletes it (`DELETE /v1/exports/{id}`) just before its worker uploads part 2.
+struct DeleteBeforePart2 {
+    router: axum::Router,
+    token: String,
+    id: String,
+    done: AtomicBool,
+}
+
+#[async_trait]
+impl BlobFaults for DeleteBeforePart2 {
+    async fn before(&self, call: BlobCall) -> StoreResult<()> {
+        if call == BlobCall::UploadPart(2) && !self.done.swap(true, Ordering::SeqCst) {
+            let req = http::Request::delete(format!("/v1/exports/{}", self.id))
+                .header("authorization", format!("Bearer {}", self.token))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            assert_eq!(self.router.clone().oneshot(req).await.unwrap().status(), 204);
+        }
+        Ok(())
+    }
+}
+
+/// A user cancelling a running export deletes it and aborts its upload under the worker: the
+/// worker stops without an error in the log (a cancellation is not an operator's alarm) and
+/// leaves nothing of the export behind.
+#[tokio::test]
+async fn an_export_deleted_while_it_runs_stops_its_worker_quietly() {
+    let (app, _, limits) = seeded().await;
+    let id = create(&app).await;
+    let tok = app.token("acme", &[Role::ComplianceAnalyst]);
+    let mut w = worker(&app, &Killer::new(i64::MAX), limits, S3Fault::None);
+    let cancel =
+        DeleteBeforePart2 { router: app.router.clone(), token: tok.clone(), id: id.clone(), done: false.into() };
+    w.blobs = Arc::new(FaultyBlobs(app.state.blobs.clone(), cancel));
+    let (logs, guard) = Logs::capture();
+    assert_eq!(w.run("acme", &id, None).await.unwrap(), Outcome::LeaseLost);
+    drop(guard);
+    assert_eq!(logs.at("ERROR"), Vec::<serde_json::Value>::new(), "no ERROR logged for a cancellation");
+    assert!(logs.at("INFO").iter().any(|l| l["message"] == "export deleted while it ran; stopped"));
+    app.get(&format!("/v1/exports/{id}"), &tok).await.assert_problem(404);
+    assert!(app.state.blobs.open_uploads("acme", "exports").await.unwrap().is_empty(), "no upload left open");
 }
 
 /// A completion applied whose answer is lost: before the last attempt the next run finds the

@@ -8,6 +8,7 @@ use auditrail_shared::record::{Attachment, ResultCode};
 use auditrail_shared::retention::{purge_all, purge_tenant};
 use auditrail_shared::store::{BlobKey, EventFilter, StoreError, StoreResult};
 use auditrail_tests::blobs::{BlobCall, BlobFaults, FaultyBlobs};
+use auditrail_tests::logs::Logs;
 use auditrail_tests::{TestApp, event};
 use chrono::{Duration, Utc};
 use serde_json::json;
@@ -195,8 +196,19 @@ async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
     let (id, key) = error_report(&app, 40).await;
     let failing = FaultyBlobs(Arc::clone(&app.state.blobs), DeletesFail);
     let s = &app.state;
+    let (logs, guard) = Logs::capture();
     let err = purge_tenant(&*s.records, &failing, &*s.settings, &*s.seals, "acme", Utc::now()).await.unwrap_err();
+    drop(guard);
     assert!(err.to_string().contains("DeleteObject"), "{err}");
+    // The line the template's alarm counts (`RetentionPurgeFailures`), naming tenant and category.
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    let filter = template.lines().find_map(|l| l.trim().strip_prefix("FilterPattern: '{ $.message = \"")).unwrap();
+    let alarmed = filter.strip_suffix("\" }'").unwrap();
+    let errors = logs.at("ERROR");
+    assert!(
+        errors.iter().any(|l| l["message"] == alarmed && l["tenant"] == "acme" && l["category"] == "error_report"),
+        "{errors:#?}"
+    );
     assert!(s.records.get("acme", &id).await.unwrap().is_some(), "the record stays while its blob does");
     assert!(s.blobs.get(&key).await.unwrap().is_some());
     assert!(s.records.get("acme", "old-audit").await.unwrap().is_none(), "another category is purged");

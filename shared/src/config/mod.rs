@@ -439,6 +439,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The JSON log lines of Lambda (and `auditrail serve` with JSON logs): one object per event, its fields at the top
+/// level beside `timestamp`, `level` and `message` — what the template's metric filters match.
+pub fn json_log_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer().json().flatten_event(true).with_target(false).with_writer(writer)
+}
+
 /// Tracing for binaries: JSON when `AWS_LAMBDA_LOG_FORMAT=JSON` (Lambda) or `json` is asked for,
 /// level from `RUST_LOG` (`info`, `auditrail_shared=debug,warn`, …) or `AWS_LAMBDA_LOG_LEVEL`,
 /// else `info`. `Targets` rather than `EnvFilter`: per-target levels are all this needs, and
@@ -449,7 +459,7 @@ pub fn init_tracing(json: bool) {
     let json = json || std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = if json {
-        registry.with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_target(false)).try_init()
+        registry.with(json_log_layer(std::io::stdout)).try_init()
     } else {
         registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()
     };

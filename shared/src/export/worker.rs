@@ -86,6 +86,12 @@ impl ExportWorker {
         }
         match self.work(&mut task, &mut body, deadline).await {
             Ok(o) => Ok(o),
+            // Deleting a running export aborts its upload: the next part then fails. A user's
+            // cancellation is not an operator's alarm, and there is nothing left to mark FAILED.
+            Err(Stop::Failed { .. }) if self.tasks.get_task(tenant, TaskKind::Export, id).await?.is_none() => {
+                tracing::info!(task = %id, "export deleted while it ran; stopped");
+                Ok(Outcome::LeaseLost)
+            }
             Err(Stop::LeaseLost) => {
                 tracing::warn!(task = %id, "export lease lost; another worker continues");
                 Ok(Outcome::LeaseLost)
