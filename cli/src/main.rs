@@ -171,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
             let state = config.app().await?;
             let reports = retention::purge_all(
                 &*state.records,
+                &*state.subjects,
                 &*state.blobs,
                 &*state.settings,
                 &*state.seals,

@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::error::{ApiError, FieldError};
 use crate::record::{Actor, ActorKind, Category, Record, ResultCode};
 use crate::seal::PurgeNote;
-use crate::store::{BeforePurge, BlobKey, BlobStore, RecordStore, SealStore, SettingsStore, StoreResult};
+use crate::store::{BeforePurge, BlobKey, BlobStore, RecordStore, SealStore, SettingsStore, StoreResult, SubjectStore};
 
 pub const SETTING: &str = "retention";
 /// The shortest retention a tenant may set (the DynamoDB store relies on it: see
@@ -42,14 +42,20 @@ pub fn default_days(c: Category) -> u32 {
 
 pub const DEFAULT_EXPORT_ARCHIVE_DAYS: u32 = 7;
 
+fn default_export_archive_days() -> u32 {
+    DEFAULT_EXPORT_ARCHIVE_DAYS
+}
+
 /// A tenant's retention settings as stored and returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Retention {
     /// Days to keep, per category.
     pub days: BTreeMap<Category, u32>,
     /// While true, nothing of the tenant is deleted by retention.
+    #[serde(default)]
     pub legal_hold: bool,
     /// Days an export archive stays downloadable.
+    #[serde(default = "default_export_archive_days")]
     pub export_archive_days: u32,
 }
 
@@ -108,10 +114,6 @@ impl RetentionUpdate {
     /// The settings after this update of `current`.
     pub fn resolve(self, current: &Retention) -> Result<Retention, ApiError> {
         let mut out = current.clone();
-        // Settings stored before a category existed get its default.
-        for c in Category::ALL {
-            out.days.entry(*c).or_insert_with(|| default_days(*c));
-        }
         if let Some(hold) = self.legal_hold {
             out.legal_hold = hold;
         }
@@ -147,11 +149,18 @@ impl RetentionUpdate {
     }
 }
 
+/// The tenant's retention settings. Stored settings that cannot be read are an error, not the
+/// defaults: a purge with default days could delete what a longer retention or a legal hold
+/// keeps, and a partial update would store the defaults over them.
 pub async fn load(settings: &dyn SettingsStore, tenant: &str) -> StoreResult<Retention> {
-    Ok(match settings.get_setting(tenant, SETTING).await? {
-        Some(v) => serde_json::from_value(v).unwrap_or_default(),
-        None => Retention::default(),
-    })
+    let Some(v) = settings.get_setting(tenant, SETTING).await? else { return Ok(Retention::default()) };
+    let mut r: Retention = serde_json::from_value(v)
+        .map_err(|e| crate::store::StoreError::Backend(anyhow::anyhow!("stored retention settings unreadable: {e}")))?;
+    // Settings stored before a category existed keep its default.
+    for &c in Category::ALL {
+        r.days.entry(c).or_insert_with(|| default_days(c));
+    }
+    Ok(r)
 }
 
 /// What one purge of one tenant did.
@@ -182,19 +191,39 @@ pub fn upload_keys<'a>(tenant: &'a str, r: &'a Record) -> impl Iterator<Item = B
 /// Deletes the blobs of the records a purge is about to delete, before it deletes them: a blob
 /// that cannot be deleted stops the purge with its records still stored, so the next run finds
 /// them again (deleting a blob that is already gone is no error), and no purge leaves a blob
-/// behind that no record points at any more.
+/// behind that no record points at any more. An upload that a record outside the batch also
+/// names (one recording attached to a request and its response) is kept for that record.
 struct DeleteAttachments<'a> {
     blobs: &'a dyn BlobStore,
+    subjects: &'a dyn SubjectStore,
     tenant: &'a str,
     deleted: AtomicU64,
+}
+
+impl DeleteAttachments<'_> {
+    /// Whether a record other than those in `batch` names the upload `blob`.
+    async fn named_elsewhere(&self, blob: &str, batch: &std::collections::HashSet<&str>) -> StoreResult<bool> {
+        let key = crate::record::subject::upload_key(blob);
+        let (naming, _) = self.subjects.subject_lookup(self.tenant, &key, false, (None, None), batch.len()).await?;
+        // More than the batch holds: one is surely elsewhere.
+        Ok(naming.len() > batch.len() || naming.iter().any(|r| !batch.contains(r.id.as_str())))
+    }
 }
 
 #[async_trait::async_trait]
 impl BeforePurge for DeleteAttachments<'_> {
     async fn run(&self, records: &[Record]) -> StoreResult<()> {
+        let batch: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
         for r in records {
             // A record's own uploads, and an error report's own file (as the DPO's erasure).
-            let mut keys: Vec<BlobKey> = upload_keys(self.tenant, r).collect();
+            let mut keys = Vec::new();
+            for a in r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report")) {
+                if let Some(key) = attachment_key(self.tenant, a)
+                    && !self.named_elsewhere(&a.blob, &batch).await?
+                {
+                    keys.push(key);
+                }
+            }
             if r.category == Category::ErrorReport {
                 keys.extend(BlobKey::new(self.tenant, "error-reports", &r.id).ok());
             }
@@ -211,6 +240,7 @@ impl BeforePurge for DeleteAttachments<'_> {
 /// legal hold before each batch.
 pub async fn purge_tenant(
     records: &dyn RecordStore,
+    subjects: &dyn SubjectStore,
     blobs: &dyn BlobStore,
     settings: &dyn SettingsStore,
     seals: &dyn SealStore,
@@ -254,7 +284,7 @@ pub async fn purge_tenant(
             else {
                 break;
             };
-            let attachments = DeleteAttachments { blobs, tenant, deleted: AtomicU64::new(0) };
+            let attachments = DeleteAttachments { blobs, subjects, tenant, deleted: AtomicU64::new(0) };
             let gone = records.purge_with(tenant, category, before, BATCH, &attachments).await;
             report.blobs_deleted += attachments.deleted.load(Ordering::Relaxed);
             let gone = match gone {
@@ -305,6 +335,7 @@ pub async fn purge_tenant(
 /// Purges every registered tenant; one tenant's failure does not stop the others.
 pub async fn purge_all(
     records: &dyn RecordStore,
+    subjects: &dyn SubjectStore,
     blobs: &dyn BlobStore,
     settings: &dyn SettingsStore,
     seals: &dyn SealStore,
@@ -312,7 +343,7 @@ pub async fn purge_all(
 ) -> StoreResult<Vec<PurgeReport>> {
     let mut out = Vec::new();
     for tenant in settings.tenants().await? {
-        match purge_tenant(records, blobs, settings, seals, &tenant, now).await {
+        match purge_tenant(records, subjects, blobs, settings, seals, &tenant, now).await {
             Ok(r) => out.push(r),
             Err(e) => tracing::error!(tenant = %tenant, error = %e, "retention purge failed"),
         }

@@ -63,6 +63,23 @@ pub fn keys(r: &Record) -> Vec<String> {
     out
 }
 
+/// The index key of an uploaded attachment (`POST /v1/attachments`) a record names: the records
+/// naming one upload are found like a subject's, so a purge keeps a file another record still
+/// names. Not a subject identifier: DPO searches never look these up.
+pub fn upload_key(blob: &str) -> String {
+    format!("u:{blob}")
+}
+
+/// Every index entry of a record: its subject's identifiers ([`keys`]) and the uploads it names
+/// (attachments other than an error report's own file), deduplicated.
+pub fn index_keys(r: &Record) -> Vec<String> {
+    let mut out = keys(r);
+    out.extend(r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report")).map(|a| upload_key(&a.blob)));
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

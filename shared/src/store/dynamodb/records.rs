@@ -110,7 +110,7 @@ impl DynamoStore {
     async fn put_record(&self, r: &Record, item: Item) -> StoreResult<AppendOutcome> {
         // Subject index entries first: an entry whose record was never written is skipped by
         // searches, while a record without its entries would be invisible to the DPO.
-        if r.subject.is_some() {
+        if r.subject.is_some() || !r.attachments.is_empty() {
             match self.put_subjects(r).await {
                 Ok(()) => {}
                 Err(StoreError::Throttled) => {
@@ -455,7 +455,7 @@ impl RecordStore for DynamoStore {
         let new_keys = subjects::subject_item_keys(r);
         let gone: Vec<Item> = subjects::subject_item_keys(&old).into_iter().filter(|k| !new_keys.contains(k)).collect();
         self.batch_delete(gone).await?;
-        if r.subject.is_some() {
+        if r.subject.is_some() || !r.attachments.is_empty() {
             self.put_subjects(r).await?;
         }
         Ok(())

@@ -26,9 +26,10 @@ fn pk(tenant: &str, key: &str) -> String {
     }
 }
 
-/// The primary keys of a record's subject index items.
+/// The primary keys of a record's subject index items (and of the uploads it names,
+/// `T#{t}#SUB#u:{blob}`).
 pub(super) fn subject_item_keys(r: &Record) -> Vec<Item> {
-    subject::keys(r)
+    subject::index_keys(r)
         .into_iter()
         .map(|k| {
             Item::from([("pk".to_owned(), s(pk(&r.tenant_id, &k))), ("sk".to_owned(), s(format!("{k}#{}", r.id)))])

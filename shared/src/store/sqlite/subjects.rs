@@ -1,4 +1,4 @@
-//! The DPO subject index in SQLite: a row per (tenant, key, record), written in the append's
+//! The DPO subject index in SQLite (with the uploads records name): a row per (tenant, key, record), written in the append's
 //! transaction, rewritten by `replace`, deleted with the record; a lookup joins its records.
 
 use async_trait::async_trait;
@@ -8,7 +8,7 @@ use crate::record::Record;
 use crate::store::{ReadStats, StoreError, StoreResult, SubjectStore};
 
 pub(super) fn insert_subjects(tx: &rusqlite::Transaction<'_>, tenant: &str, r: &Record) -> StoreResult<()> {
-    let keys = crate::record::subject::keys(r);
+    let keys = crate::record::subject::index_keys(r);
     if keys.is_empty() {
         return Ok(());
     }

@@ -57,13 +57,13 @@ impl Default for Limits {
 
 impl Row {
     /// A tail row of a stamped record and its stored body. The row keeps what the indexer and the
-    /// filters read; the rest (description, data, attachments, the integrity stamp …) is in
+    /// filters read (attachments too: the uploads a record names are index entries, and few
+    /// records have any); the rest (description, data, the integrity stamp …) is in
     /// `body` alone, which reads by id and text searches decode: a JSON description's map alone
     /// is a B-tree node of about 630 bytes, kept for every record until it is indexed.
     pub(in crate::store::sqlite) fn new(mut record: Record, body: String) -> Self {
         record.description = None;
         record.data = None;
-        record.attachments = Vec::new();
         record.integrity = None;
         record.source_ip = None;
         record.failure_reason_code = None;
