@@ -50,16 +50,13 @@ pub fn json_field_error(e: serde_path_to_error::Error<serde_json::Error>, root: 
 }
 
 /// serde's words for a wrong value (`invalid type: string "x", expected u32`) in a client's
-/// words (`must be a whole number from 0 to 4294967295, not a string "x"`); a value echoed back
+/// words (`must be a whole number (0 or more), not "x"`); a value echoed back
 /// is cut to 40 characters.
 fn plain_reason(serde: &str) -> String {
     fn expected(what: &str) -> String {
-        let int = |max: u128| format!("a whole number from 0 to {max}");
+        // The type's own range would mislead: a field's range (1–3650 days) is checked after.
         match what.trim() {
-            "u8" => int(u8::MAX.into()),
-            "u16" => int(u16::MAX.into()),
-            "u32" => int(u32::MAX.into()),
-            "u64" | "usize" => int(u64::MAX.into()),
+            "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number (0 or more)".into(),
             "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
             "f32" | "f64" => "a number".into(),
             "a sequence" => "an array".into(),
@@ -97,18 +94,31 @@ fn plain_reason(serde: &str) -> String {
         }
     }
     if let Some((n, want)) = serde.strip_prefix("invalid length ").and_then(|rest| rest.split_once(", expected ")) {
-        return format!("must be {} (got {n})", expected(want));
+        return format!("must be {} (got {n})", want.replace("a sequence", "an array"));
+    }
+    // chrono's words for a time it cannot read (a `DateTime` field).
+    let time = |why: &str| format!("not an RFC 3339 time with offset (e.g. 2026-11-24T09:30:00Z): {why}");
+    match serde {
+        "premature end of input" => return time("it ends too early"),
+        "trailing input" => return time("characters follow the time"),
+        "input is out of range" => {
+            return time("a part is out of range (month 01–12, day of the month, hour 00–23, …)");
+        }
+        "input contains invalid characters" => return time("a character is not where one is expected"),
+        "input is not enough for unique date and time" | "no possible date and time matching input" => {
+            return time("it is incomplete or impossible");
+        }
+        _ => {}
     }
     if serde.starts_with("missing field") {
         return "is required".into();
     }
-    if let Some(rest) = serde.strip_prefix("unknown variant ") {
-        let given = rest.split(", expected").next().unwrap_or("");
-        let allowed = rest.split_once("expected ").map(|(_, a)| a.trim_start_matches("one of ")).unwrap_or("");
-        return format!("must be one of {allowed}, not {}", cut(given));
+    // The client's value comes first and may hold anything, ", expected " too: split at the last.
+    if let Some((given, allowed)) = serde.strip_prefix("unknown variant ").and_then(|r| r.rsplit_once(", expected ")) {
+        return format!("must be one of {}, not {}", allowed.trim_start_matches("one of "), cut(given));
     }
     if let Some(rest) = serde.strip_prefix("unknown field ") {
-        let allowed = rest.split_once("expected ").map(|(_, a)| a.trim_start_matches("one of ")).unwrap_or("");
+        let allowed = rest.rsplit_once(", expected ").map(|(_, a)| a.trim_start_matches("one of ")).unwrap_or("");
         return if allowed.is_empty() || allowed.starts_with("nothing") {
             "unknown field; no fields are accepted here".into()
         } else {
@@ -154,22 +164,33 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], root: &str) -> R
         Err(e) if e.inner().classify() != serde_json::error::Category::Data => return Err(malformed(e.into_inner())),
         Err(e) => json_field_error(e, root),
     };
-    // serde stops at the first wrong field: each top-level field is read again on its own, so
-    // the answer names every one at fault (a field missing shows only in the whole).
+    // serde stops at the first wrong field: the first top-level fields are read again one at a
+    // time, so the answer names each at fault. Read alone, a field also reports every other
+    // required field missing: only its own errors (`k`, `k.…`, `k[…]`) count. Bounded, as a
+    // body may hold a quarter of a million keys.
     let mut errs = vec![first];
     if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(bytes) {
-        for (k, v) in fields {
-            let alone = serde_json::Value::Object([(k, v)].into_iter().collect());
+        for (k, v) in fields.into_iter().take(MAX_FIELDS_REREAD) {
+            let own = |f: &str| f == k || f.strip_prefix(k.as_str()).is_some_and(|t| t.starts_with(['.', '[']));
+            let alone = serde_json::Value::Object([(k.clone(), v)].into_iter().collect());
             if let Err(e) = serde_path_to_error::deserialize::<_, T>(alone) {
                 let e = json_field_error(e, root);
-                if e.reason != "is required" && !errs.iter().any(|f| f.field == e.field) {
+                if own(&e.field) && !errs.iter().any(|f| f.field == e.field) {
                     errs.push(e);
                 }
+            }
+            if errs.len() >= MAX_FIELD_ERRORS {
+                break;
             }
         }
     }
     Err(ApiError::Invalid(errs))
 }
+
+/// How many top-level fields of a body that failed are read again on their own.
+const MAX_FIELDS_REREAD: usize = 32;
+/// The most field errors one body is answered with.
+const MAX_FIELD_ERRORS: usize = 20;
 
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -333,14 +354,22 @@ mod tests {
     #[test]
     fn serde_words_become_a_clients_words() {
         let cases = [
-            ("invalid type: string \"ninety\", expected u32", "must be a whole number from 0 to 4294967295, not \"ninety\""),
-            ("invalid value: integer `-1`, expected u16", "must be a whole number from 0 to 65535, not -1"),
+            ("invalid type: string \"ninety\", expected u32", "must be a whole number (0 or more), not \"ninety\""),
+            ("invalid value: integer `-1`, expected u16", "must be a whole number (0 or more), not -1"),
             ("invalid type: sequence, expected struct Filter", "must be an object, not an array"),
             ("invalid type: map, expected a string", "must be a string, not an object"),
             ("invalid type: null, expected a boolean", "must be a boolean, not null"),
-            ("invalid length 3, expected a sequence of 2 elements", "must be an array (got 3)"),
+            ("invalid length 3, expected a sequence of 2 elements", "must be an array of 2 elements (got 3)"),
+            ("unknown variant `a, expected x`, expected one of `csv`", "must be one of `csv`, not `a, expected x`"),
+            (
+                "premature end of input",
+                "not an RFC 3339 time with offset (e.g. 2026-11-24T09:30:00Z): it ends too early",
+            ),
             ("unknown variant `xml`, expected one of `csv`, `jsonl`", "must be one of `csv`, `jsonl`, not `xml`"),
-            ("unknown field `hold`, expected one of `days`, `legal_hold`", "unknown field; the fields are `days`, `legal_hold`"),
+            (
+                "unknown field `hold`, expected one of `days`, `legal_hold`",
+                "unknown field; the fields are `days`, `legal_hold`",
+            ),
             ("unknown field `x`, there are no fields", "unknown field; no fields are accepted here"),
             ("duplicate field `tz`", "`tz` is given twice"),
             ("missing field `name`", "is required"),
@@ -351,6 +380,41 @@ mod tests {
         }
         let long = format!("invalid type: string \"{}\", expected u32", "a".repeat(500));
         assert!(plain_reason(&long).len() < 120, "a long value is cut: {}", plain_reason(&long));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        #[serde(default)]
+        inner: Vec<Inner>,
+        n: Option<u32>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        number: String,
+    }
+
+    fn fields(body: &str) -> Vec<String> {
+        match parse_json::<Outer>(body.as_bytes(), "body") {
+            Err(ApiError::Invalid(errs)) => errs.into_iter().map(|e| e.field).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_wrong_field_is_named_but_only_its_own_errors_and_boundedly() {
+        // A field read alone names what is wrong inside it, not the other fields it lacks.
+        assert_eq!(fields(r#"{"n": "x", "inner": [{}], "name": "a"}"#), vec!["n", "inner[0].number"]);
+        assert_eq!(fields(r#"{"n": "x"}"#), vec!["n"], "`name` is missing too, but serde stops at `n`");
+        assert_eq!(fields(r#"{"n": 1}"#), vec!["name"]);
+        // A quarter of a million unknown keys is answered with a handful of errors.
+        let many: Vec<String> = (0..250_000).map(|i| format!("\"k{i}\": 0")).collect();
+        let named = fields(&format!("{{{}}}", many.join(",")));
+        assert!((2..=MAX_FIELD_ERRORS).contains(&named.len()), "{}", named.len());
     }
 
     #[test]

@@ -100,6 +100,12 @@ async fn limits_and_bad_reports_are_refused() {
 
     let admin = app.token("acme", &[Role::TenantAdmin]);
     assert!(app.get("/v1/error-reports", &admin).await.items().is_empty(), "nothing stored");
+
+    // A byte order mark (Windows tools write one) is ignored, as on every JSON route.
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(report("jdoe", "Billing", 1).to_string().as_bytes());
+    let r = app.call("POST", "/v1/error-reports", Some(&agent), Some("application/json"), bom).await;
+    assert_eq!(r.status, 201, "{:#}", r.body);
 }
 
 #[tokio::test]

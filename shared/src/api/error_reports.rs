@@ -58,7 +58,11 @@ pub async fn upload(
         }
     })?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
-    let bytes = error_report::decode_body(&body, encoding)?;
+    let mut bytes = error_report::decode_body(&body, encoding)?;
+    // A byte order mark (Windows tools write one) is ignored, as on every JSON route.
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
     let report = error_report::parse(&bytes)?;
     // Secrets never reach the store: redacted before the blob is written.
     let (bytes, redacted) = error_report::redact(bytes)?;

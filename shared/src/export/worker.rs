@@ -88,8 +88,11 @@ impl ExportWorker {
             Ok(o) => Ok(o),
             // Deleting a running export aborts its upload: the next part then fails. A user's
             // cancellation is not an operator's alarm, and there is nothing left to mark FAILED.
-            Err(Stop::Failed { .. }) if self.tasks.get_task(tenant, TaskKind::Export, id).await?.is_none() => {
-                tracing::info!(task = %id, "export deleted while it ran; stopped");
+            // (A lookup that fails goes on as the failure it was: retried or FAILED.)
+            Err(Stop::Failed { reason, .. })
+                if matches!(self.tasks.get_task(tenant, TaskKind::Export, id).await, Ok(None)) =>
+            {
+                tracing::info!(task = %id, %reason, "export deleted while it ran; stopped");
                 Ok(Outcome::LeaseLost)
             }
             Err(Stop::LeaseLost) => {
