@@ -93,6 +93,9 @@ async fn without_local_keys_there_is_no_development_sign_in() {
     let r = app.call("POST", "/v1/console/dev-sign-in", None, Some("application/json"), body.to_string()).await;
     r.assert_problem(404);
     assert!(r.body["detail"].as_str().unwrap().contains("only in the `local` auth mode"), "{:#}", r.body);
+    // A route that does not exist here does not judge its body's headers either.
+    let form = app.call("POST", "/v1/console/dev-sign-in", None, Some("text/plain"), "x").await;
+    form.assert_problem(404);
 }
 
 /// The `console` Lambda function's router (as its main builds it, on API Gateway's auth mode):

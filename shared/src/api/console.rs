@@ -160,7 +160,7 @@ pub struct TokenResponse {
     ))]
 pub async fn dev_sign_in(
     State(state): State<ConsoleState>,
-    JsonBody(body): JsonBody,
+    body: Result<JsonBody, ApiError>,
 ) -> ApiResult<Json<TokenResponse>> {
     let not_here = || {
         ApiError::NotFound(
@@ -174,6 +174,8 @@ pub async fn dev_sign_in(
     if !state.config.dev_sign_in || !local {
         return Err(not_here());
     }
+    // Where the route does not exist, its body's headers are not judged either.
+    let JsonBody(body) = body?;
     let req: DevSignInRequest = parse_json(&body, "body")?;
     let mut errors = Vec::new();
     if !valid_tenant(&req.tenant) {
