@@ -153,14 +153,23 @@ impl RetentionUpdate {
 /// defaults: a purge with default days could delete what a longer retention or a legal hold
 /// keeps, and a partial update would store the defaults over them.
 pub async fn load(settings: &dyn SettingsStore, tenant: &str) -> StoreResult<Retention> {
-    let Some(v) = settings.get_setting(tenant, SETTING).await? else { return Ok(Retention::default()) };
-    let mut r: Retention = serde_json::from_value(v)
+    Ok(load_stored(settings, tenant).await?.1)
+}
+
+/// [`load`], with the stored value it read (`None` while the defaults apply), for an update
+/// that must not overwrite a change made since (`SettingsStore::swap_setting`).
+pub async fn load_stored(
+    settings: &dyn SettingsStore,
+    tenant: &str,
+) -> StoreResult<(Option<serde_json::Value>, Retention)> {
+    let Some(v) = settings.get_setting(tenant, SETTING).await? else { return Ok((None, Retention::default())) };
+    let mut r: Retention = serde_json::from_value(v.clone())
         .map_err(|e| crate::store::StoreError::Backend(anyhow::anyhow!("stored retention settings unreadable: {e}")))?;
     // Settings stored before a category existed keep its default.
     for &c in Category::ALL {
         r.days.entry(c).or_insert_with(|| default_days(c));
     }
-    Ok(r)
+    Ok((Some(v), r))
 }
 
 /// What one purge of one tenant did.

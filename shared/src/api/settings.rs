@@ -7,7 +7,7 @@ use axum::extract::{Extension, State};
 use serde_json::json;
 
 use super::AppState;
-use super::problems::{BadRequest, Denied, TooLarge, UnsupportedType};
+use super::problems::{BadRequest, Conflict, Denied, TooLarge, UnsupportedType};
 use crate::access::{self, Access};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, parse_json};
@@ -29,12 +29,13 @@ pub async fn get_retention(
 }
 
 /// Change days per category (`null`: back to the default) and the legal hold; what the body
-/// leaves out keeps its current value.
+/// leaves out keeps its current value. Merged over the stored settings and stored only if they
+/// did not change meanwhile (retried; 409 if they kept changing).
 #[utoipa::path(put, path = "/v1/settings/retention", tag = "settings",
     request_body(content = RetentionUpdate, content_type = "application/json"),
     responses(
         (status = 200, body = Retention),
-        Denied, BadRequest, TooLarge, UnsupportedType,
+        Denied, BadRequest, Conflict, TooLarge, UnsupportedType,
     ))]
 pub async fn put_retention(
     State(state): State<AppState>,
@@ -42,12 +43,22 @@ pub async fn put_retention(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Retention>> {
     let update: RetentionUpdate = parse_json(&body, "body")?;
-    let old = retention::load(&*state.settings, &p.tenant_id).await?;
-    let new = update.resolve(&old)?;
-    state
-        .settings
-        .put_setting(&p.tenant_id, retention::SETTING, &serde_json::to_value(&new).map_err(ApiError::internal)?)
-        .await?;
+    // Merged over what is stored, and stored only if that is still what was read: a change made
+    // meanwhile (another admin setting the legal hold) is merged again, never undone.
+    let mut attempt = 0;
+    let (old, new) = loop {
+        let (stored, old) = retention::load_stored(&*state.settings, &p.tenant_id).await?;
+        let new = update.clone().resolve(&old)?;
+        let value = serde_json::to_value(&new).map_err(ApiError::internal)?;
+        match state.settings.swap_setting(&p.tenant_id, retention::SETTING, stored.as_ref(), &value).await {
+            Ok(()) => break (old, new),
+            Err(crate::store::StoreError::Conflict(_)) if attempt < 4 => attempt += 1,
+            Err(crate::store::StoreError::Conflict(_)) => {
+                return Err(ApiError::Conflict("the settings kept changing meanwhile; send the update again".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     state.settings.register_tenant(&p.tenant_id).await?;
     let mut audit = vec![Record::system(
         &p.tenant_id,

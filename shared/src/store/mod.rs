@@ -353,6 +353,16 @@ pub trait RequestStore: Send + Sync + 'static {
 pub trait SettingsStore: Send + Sync + 'static {
     async fn get_setting(&self, tenant: &str, name: &str) -> StoreResult<Option<serde_json::Value>>;
     async fn put_setting(&self, tenant: &str, name: &str, value: &serde_json::Value) -> StoreResult<()>;
+    /// Stores `value` only if the setting is still `expected` (`None`: not stored yet), else
+    /// `Conflict`: an update read-modified-written from what `get_setting` gave cannot undo a
+    /// change made meanwhile (one admin lifting the legal hold while another sets days).
+    async fn swap_setting(
+        &self,
+        tenant: &str,
+        name: &str,
+        expected: Option<&serde_json::Value>,
+        value: &serde_json::Value,
+    ) -> StoreResult<()>;
     /// Notes that a tenant has data (idempotent), so background jobs can find it.
     async fn register_tenant(&self, tenant: &str) -> StoreResult<()>;
     async fn tenants(&self) -> StoreResult<Vec<String>>;

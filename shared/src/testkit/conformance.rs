@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             pairs::request_pairs_are_joined_at_write_time,
             pairs::slow_and_unfinished_pairs_are_listed_and_paged,
             settings::settings_are_per_tenant_and_overwritten,
+            settings::settings_swap_only_over_what_was_read,
             settings::tenants_are_registered_once,
             tasks::task_saves_are_fenced_and_listed,
             subjects::subject_index_follows_its_records}

@@ -35,6 +35,33 @@ impl SettingsStore for SqliteStore {
         .await
     }
 
+    async fn swap_setting(
+        &self,
+        tenant: &str,
+        name: &str,
+        expected: Option<&serde_json::Value>,
+        value: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let (tenant, name, value) = (tenant.to_owned(), name.to_owned(), value.to_string());
+        let expected = expected.map(ToString::to_string);
+        self.write(move |conn| {
+            let n = match &expected {
+                // Compared as JSON, not as text: SQLite's json() normalises both sides.
+                Some(old) => conn.execute(
+                    "UPDATE settings SET value = ?3 WHERE tenant = ?1 AND name = ?2 AND json(value) = json(?4)",
+                    rusqlite::params![tenant, name, value, old],
+                ),
+                None => conn.execute(
+                    "INSERT INTO settings (tenant, name, value) VALUES (?1, ?2, ?3) ON CONFLICT (tenant, name) DO NOTHING",
+                    rusqlite::params![tenant, name, value],
+                ),
+            }
+            .map_err(StoreError::backend)?;
+            if n == 1 { Ok(()) } else { Err(StoreError::Conflict(format!("setting {name} changed meanwhile"))) }
+        })
+        .await
+    }
+
     async fn register_tenant(&self, tenant: &str) -> StoreResult<()> {
         let tenant = tenant.to_owned();
         self.write(move |conn| {
