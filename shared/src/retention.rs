@@ -210,36 +210,44 @@ struct DeleteAttachments<'a> {
 }
 
 impl DeleteAttachments<'_> {
-    /// Whether a record other than those in `batch` names the upload `blob`.
-    async fn named_elsewhere(&self, blob: &str, batch: &std::collections::HashSet<&str>) -> StoreResult<bool> {
+    /// Whether a record other than the `naming` ones of the batch names the upload `blob`.
+    async fn named_elsewhere(&self, blob: &str, naming: &std::collections::BTreeSet<&str>) -> StoreResult<bool> {
         let key = crate::record::subject::upload_key(blob);
-        let (naming, _) = self.subjects.subject_lookup(self.tenant, &key, false, (None, None), batch.len()).await?;
-        // More than the batch holds: one is surely elsewhere.
-        Ok(naming.len() > batch.len() || naming.iter().any(|r| !batch.contains(r.id.as_str())))
+        let (found, _) = self.subjects.subject_lookup(self.tenant, &key, false, (None, None), naming.len()).await?;
+        // More than the batch's records that name it: one is surely elsewhere.
+        Ok(found.len() > naming.len() || found.iter().any(|r| !naming.contains(r.id.as_str())))
     }
 }
 
 #[async_trait::async_trait]
 impl BeforePurge for DeleteAttachments<'_> {
     async fn run(&self, records: &[Record]) -> StoreResult<()> {
-        let batch: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        // Each upload once, with the records of the batch that name it (a record may name it
+        // twice, several records once each).
+        let mut uploads: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
         for r in records {
-            // A record's own uploads, and an error report's own file (as the DPO's erasure).
-            let mut keys = Vec::new();
             for a in r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report")) {
-                if let Some(key) = attachment_key(self.tenant, a)
-                    && !self.named_elsewhere(&a.blob, &batch).await?
-                {
-                    keys.push(key);
-                }
+                uploads.entry(a.blob.as_str()).or_default().insert(r.id.as_str());
             }
-            if r.category == Category::ErrorReport {
-                keys.extend(BlobKey::new(self.tenant, "error-reports", &r.id).ok());
+        }
+        let mut keys = Vec::new();
+        for (blob, naming) in &uploads {
+            if let Ok(key) = BlobKey::new(self.tenant, "attachments", blob)
+                && !self.named_elsewhere(blob, naming).await?
+            {
+                keys.push(key);
             }
-            for key in keys {
-                self.blobs.delete(&key).await?;
-                self.deleted.fetch_add(1, Ordering::Relaxed);
-            }
+        }
+        // An error report's own file (as the DPO's erasure).
+        keys.extend(
+            records
+                .iter()
+                .filter(|r| r.category == Category::ErrorReport)
+                .filter_map(|r| BlobKey::new(self.tenant, "error-reports", &r.id).ok()),
+        );
+        for key in keys {
+            self.blobs.delete(&key).await?;
+            self.deleted.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }

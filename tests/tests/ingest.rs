@@ -150,3 +150,26 @@ async fn clients_cannot_forge_the_services_own_records() {
     let users = app.get("/v1/events?user=mallory&limit=100", &reader).await;
     assert_eq!(users.ids(), vec!["genuine"]);
 }
+
+/// Each e-mail, phone and attachment of a record is an index entry (on DynamoDB an item with a
+/// copy of the record): more than 20 of one kind is refused, naming the list.
+#[tokio::test]
+async fn a_record_lists_at_most_twenty_of_each_indexed_kind() {
+    let app = TestApp::new().await;
+    let many = |f: &dyn Fn(usize) -> Value| (0..21).map(f).collect::<Vec<_>>();
+    let mut e = event("listed", 5, "CREATE_EVALUATION", "u", "OK");
+    e["attachments"] = json!(many(&|i| json!({"blob": format!("blob-{i}"), "name": "a.wav"})));
+    e["subject"] = json!({"emails": many(&|i| json!(format!("p{i}@example.com"))), "phones": many(&|i| json!(format!("+420 777 000 {i:03}")))});
+    let r = app.post_json("/v1/events", &app.token("acme", &[Role::Ingest]), &json!([e])).await;
+    assert_eq!(r.status, 207, "{:#}", r.body);
+    let mut fields: Vec<&str> =
+        r.body["items"][0]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, vec!["attachments", "subject.emails", "subject.phones"]);
+    // Twenty of each is a record.
+    let twenty = |v: &Value| json!(v.as_array().unwrap()[..20].to_vec());
+    e["attachments"] = twenty(&e["attachments"]);
+    e["subject"]["emails"] = twenty(&e["subject"]["emails"]);
+    e["subject"]["phones"] = twenty(&e["subject"]["phones"]);
+    app.ingest("acme", &[e]).await;
+}

@@ -285,7 +285,8 @@ async fn an_upload_two_records_name_is_kept_until_the_last_of_them_is_purged() {
         e["attachments"] = blobs.iter().map(|b| json!({"blob": b, "name": "call.wav"})).collect();
         e
     };
-    app.ingest("acme", &[naming("att-old", 50, &[&shared, &own]), naming("att-new", 20, &[&shared])]).await;
+    // att-old names its own upload twice (the same file under two names): deleted once.
+    app.ingest("acme", &[naming("att-old", 50, &[&shared, &own, &own]), naming("att-new", 20, &[&shared])]).await;
     let admin = app.token("acme", &[Role::TenantAdmin]);
     put_retention(&app, &admin, json!({"days": {"audit": 30}}).to_string()).await;
     purge(&app).await;

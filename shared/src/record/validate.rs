@@ -13,6 +13,10 @@ use super::catalogue::{self, Resolved};
 use super::{Actor, ActorKind, Attachment, Category, Phase, Record, ResultCode, Subject};
 use crate::error::FieldError;
 
+/// The most e-mails, phones or attachments one record lists: each is an index entry (on
+/// DynamoDB an item carrying a copy of the record), so a record's write cost stays bounded.
+pub const MAX_LISTED: usize = 20;
+
 /// The size limits, in one place.
 #[derive(Debug, Clone, Copy)]
 pub struct ValidationLimits {
@@ -253,6 +257,11 @@ impl IncomingRecord {
         }
 
         if let Some(s) = &self.subject {
+            for (field, n) in [("subject.emails", s.emails.len()), ("subject.phones", s.phones.len())] {
+                if n > MAX_LISTED {
+                    c.err(field, format!("at most {MAX_LISTED} per record"));
+                }
+            }
             for (i, e) in s.emails.iter().enumerate() {
                 let t = e.trim();
                 if !(3..=254).contains(&t.len()) || t.split('@').count() != 2 || t.starts_with('@') || t.ends_with('@')
@@ -270,6 +279,9 @@ impl IncomingRecord {
             }
             c.short("subject.first_name", &s.first_name);
             c.short("subject.last_name", &s.last_name);
+        }
+        if self.attachments.len() > MAX_LISTED {
+            c.err("attachments", format!("at most {MAX_LISTED} per record"));
         }
         for (i, a) in self.attachments.iter().enumerate() {
             c.ident(&format!("attachments[{i}].blob"), &a.blob);

@@ -274,29 +274,34 @@ impl SettingsStore for DynamoStore {
         expected: Option<&serde_json::Value>,
         value: &serde_json::Value,
     ) -> StoreResult<()> {
-        let (pk, value) = (settings_pk(tenant), value.to_string());
+        let (pk, text) = (settings_pk(tenant), value.to_string());
         // The stored text is `Value::to_string` of what was written, as `expected` is of what was
         // read back (serde_json's maps are sorted): equal values give equal text.
         let expected = expected.map(ToString::to_string);
-        retry_throttled(|| async {
+        let outcome = retry_throttled(|| async {
             let put = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .item("pk", s(&pk))
                 .item("sk", s(name))
-                .item("value", s(&value));
+                .item("value", s(&text));
             let put = match &expected {
                 Some(old) => put.condition_expression("#v = :old").expression_attribute_values(":old", s(old)),
                 None => put.condition_expression("attribute_not_exists(#v)"),
             };
             put.expression_attribute_names("#v", "value").send().await.map(|_| ()).map_err(|e| classify(e, &self.table))
         })
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("setting {name} changed meanwhile")),
+        .await;
+        match outcome {
+            // A put applied whose answer was lost (a timeout, a 5xx) fails its condition when
+            // retried: the stored value being ours is that success, not a conflict.
+            Err(StoreError::Conflict(_)) => match self.get_setting(tenant, name).await? {
+                Some(stored) if stored == *value => Ok(()),
+                _ => Err(StoreError::Conflict(format!("setting {name} changed meanwhile"))),
+            },
             other => other,
-        })
+        }
     }
 
     async fn register_tenant(&self, tenant: &str) -> StoreResult<()> {

@@ -68,6 +68,9 @@ impl SubjectStore for DynamoStore {
             self.client
                 .query()
                 .table_name(&self.table)
+                // Strongly consistent: a purge deciding whether another record still names an
+                // upload must see the entries written or deleted a moment ago.
+                .consistent_read(true)
                 .key_condition_expression("pk = :p AND begins_with(sk, :b)")
                 .expression_attribute_values(":p", s(&pk))
                 .expression_attribute_values(":b", s(&begins))

@@ -57,7 +57,14 @@ impl SettingsStore for SqliteStore {
                 ),
             }
             .map_err(StoreError::backend)?;
-            if n == 1 { Ok(()) } else { Err(StoreError::Conflict(format!("setting {name} changed meanwhile"))) }
+            // As on DynamoDB, a swap repeated once applied (a retry) finds its own value: done.
+            let ours = || -> StoreResult<bool> {
+                conn.prepare_cached("SELECT json(value) = json(?3) FROM settings WHERE tenant = ?1 AND name = ?2")
+                    .and_then(|mut st| st.query_row(rusqlite::params![tenant, name, value], |r| r.get(0)).optional())
+                    .map(|same: Option<bool>| same == Some(true))
+                    .map_err(StoreError::backend)
+            };
+            if n == 1 || ours()? { Ok(()) } else { Err(StoreError::Conflict(format!("setting {name} changed meanwhile"))) }
         })
         .await
     }

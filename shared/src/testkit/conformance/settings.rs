@@ -19,7 +19,8 @@ pub async fn settings_are_per_tenant_and_overwritten(store: Arc<dyn FullStore>) 
 }
 
 /// A swap stores its value only over what it read: a change made meanwhile is a conflict and
-/// stays; many swaps at once from the same read, exactly one wins.
+/// stays; a swap repeated after it was applied succeeds; of many swaps at once from the same
+/// read, with different values, exactly one wins.
 pub async fn settings_swap_only_over_what_was_read(store: Arc<dyn FullStore>) {
     use crate::store::StoreError;
     let t = tenant("settings-swap");
@@ -30,6 +31,8 @@ pub async fn settings_swap_only_over_what_was_read(store: Arc<dyn FullStore>) {
     assert!(matches!(again, Err(StoreError::Conflict(_))), "stored meanwhile: {again:?}");
     // What get_setting gave is what a swap compares with.
     let read = store.get_setting(&t, "retention").await.unwrap().unwrap();
+    store.swap_setting(&t, "retention", Some(&read), &b).await.unwrap();
+    // The same swap again (a retry after its answer was lost) finds its own value: done.
     store.swap_setting(&t, "retention", Some(&read), &b).await.unwrap();
     let stale = store.swap_setting(&t, "retention", Some(&a), &json!({"days": {}})).await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
