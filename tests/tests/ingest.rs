@@ -159,7 +159,8 @@ async fn a_record_lists_at_most_twenty_of_each_indexed_kind() {
     let many = |f: &dyn Fn(usize) -> Value| (0..21).map(f).collect::<Vec<_>>();
     let mut e = event("listed", 5, "CREATE_EVALUATION", "u", "OK");
     e["attachments"] = json!(many(&|i| json!({"blob": format!("blob-{i}"), "name": "a.wav"})));
-    e["subject"] = json!({"emails": many(&|i| json!(format!("p{i}@example.com"))), "phones": many(&|i| json!(format!("+420 777 000 {i:03}")))});
+    let emails = many(&|i| json!(format!("p{i}@example.com")));
+    e["subject"] = json!({"emails": emails, "phones": many(&|i| json!(format!("+420 777 000 {i:03}")))});
     let r = app.post_json("/v1/events", &app.token("acme", &[Role::Ingest]), &json!([e])).await;
     assert_eq!(r.status, 207, "{:#}", r.body);
     let mut fields: Vec<&str> =

@@ -52,7 +52,8 @@ impl SettingsStore for SqliteStore {
                     rusqlite::params![tenant, name, value, old],
                 ),
                 None => conn.execute(
-                    "INSERT INTO settings (tenant, name, value) VALUES (?1, ?2, ?3) ON CONFLICT (tenant, name) DO NOTHING",
+                    "INSERT INTO settings (tenant, name, value) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (tenant, name) DO NOTHING",
                     rusqlite::params![tenant, name, value],
                 ),
             }
@@ -64,7 +65,11 @@ impl SettingsStore for SqliteStore {
                     .map(|same: Option<bool>| same == Some(true))
                     .map_err(StoreError::backend)
             };
-            if n == 1 || ours()? { Ok(()) } else { Err(StoreError::Conflict(format!("setting {name} changed meanwhile"))) }
+            if n == 1 || ours()? {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict(format!("setting {name} changed meanwhile")))
+            }
         })
         .await
     }

@@ -1,5 +1,6 @@
-//! The DPO subject index in SQLite (with the uploads records name): a row per (tenant, key, record), written in the append's
-//! transaction, rewritten by `replace`, deleted with the record; a lookup joins its records.
+//! The DPO subject index in SQLite, with the uploads records name: a row per (tenant, key,
+//! record), written in the append's transaction, rewritten by `replace`, deleted with the
+//! record; a lookup joins its records.
 
 use async_trait::async_trait;
 
