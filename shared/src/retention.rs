@@ -183,7 +183,7 @@ pub struct PurgeReport {
 
 /// The blob an attachment reference points at.
 pub fn attachment_key(tenant: &str, a: &crate::record::Attachment) -> Option<BlobKey> {
-    let area = if a.kind.as_deref() == Some("error_report") { "error-reports" } else { "attachments" };
+    let area = if a.is_error_report() { "error-reports" } else { "attachments" };
     BlobKey::new(tenant, area, &a.blob).ok()
 }
 
@@ -191,10 +191,7 @@ pub fn attachment_key(tenant: &str, a: &crate::record::Attachment) -> Option<Blo
 /// error report's own file is `error-reports/{its id}`). What the purge and the DPO's erasure
 /// delete with a record.
 pub fn upload_keys<'a>(tenant: &'a str, r: &'a Record) -> impl Iterator<Item = BlobKey> + 'a {
-    r.attachments
-        .iter()
-        .filter(|a| a.kind.as_deref() != Some("error_report"))
-        .filter_map(move |a| attachment_key(tenant, a))
+    r.attachments.iter().filter(|a| !a.is_error_report()).filter_map(move |a| attachment_key(tenant, a))
 }
 
 /// Deletes the blobs of the records a purge is about to delete, before it deletes them: a blob
@@ -226,7 +223,7 @@ impl BeforePurge for DeleteAttachments<'_> {
         // twice, several records once each).
         let mut uploads: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
         for r in records {
-            for a in r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report")) {
+            for a in r.attachments.iter().filter(|a| !a.is_error_report()) {
                 uploads.entry(a.blob.as_str()).or_default().insert(r.id.as_str());
             }
         }

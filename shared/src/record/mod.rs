@@ -178,6 +178,14 @@ pub struct Attachment {
     pub kind: Option<String>,
 }
 
+impl Attachment {
+    /// An error report's own file (`kind: "error_report"`, written by Auditrail alone), not an
+    /// upload a client made (`POST /v1/attachments`).
+    pub fn is_error_report(&self) -> bool {
+        self.kind.as_deref() == Some("error_report")
+    }
+}
+
 /// The stored form. `tenant_id` always comes from the caller's token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Record {

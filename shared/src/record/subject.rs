@@ -74,7 +74,7 @@ pub fn upload_key(blob: &str) -> String {
 /// (attachments other than an error report's own file), deduplicated.
 pub fn index_keys(r: &Record) -> Vec<String> {
     let mut out = keys(r);
-    out.extend(r.attachments.iter().filter(|a| a.kind.as_deref() != Some("error_report")).map(|a| upload_key(&a.blob)));
+    out.extend(r.attachments.iter().filter(|a| !a.is_error_report()).map(|a| upload_key(&a.blob)));
     out.sort();
     out.dedup();
     out

@@ -289,7 +289,7 @@ impl IncomingRecord {
                 c.err(format!("attachments[{i}].name"), format!("must be 1 to {} bytes", limits.short_max));
             }
             // The kind names the blob's area: a record may not point into the error reports'.
-            if a.kind.as_deref() == Some("error_report") {
+            if a.is_error_report() {
                 c.err(
                     format!("attachments[{i}].kind"),
                     "`error_report` is Auditrail's own, for uploaded error reports",
