@@ -111,6 +111,15 @@ fn each_once<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, 
 }
 
 impl RetentionUpdate {
+    /// Whether this update names every category, the legal hold and the archive days: it can
+    /// replace stored settings that cannot be read, as nothing of them is kept.
+    pub fn is_complete(&self) -> bool {
+        let named: std::collections::BTreeSet<_> = self.days.keys().filter_map(|k| Category::parse(k)).collect();
+        self.legal_hold.is_some()
+            && self.export_archive_days.is_some()
+            && Category::ALL.iter().all(|c| named.contains(c))
+    }
+
     /// The settings after this update of `current`.
     pub fn resolve(self, current: &Retention) -> Result<Retention, ApiError> {
         let mut out = current.clone();
@@ -153,23 +162,28 @@ impl RetentionUpdate {
 /// defaults: a purge with default days could delete what a longer retention or a legal hold
 /// keeps, and a partial update would store the defaults over them.
 pub async fn load(settings: &dyn SettingsStore, tenant: &str) -> StoreResult<Retention> {
-    Ok(load_stored(settings, tenant).await?.1)
+    load_stored(settings, tenant).await?.1.map_err(|reason| {
+        crate::store::StoreError::Backend(anyhow::anyhow!("stored retention settings unreadable: {reason}"))
+    })
 }
 
 /// [`load`], with the stored value it read (`None` while the defaults apply), for an update
-/// that must not overwrite a change made since (`SettingsStore::swap_setting`).
+/// that must not overwrite a change made since (`SettingsStore::swap_setting`). Settings that
+/// cannot be read come back as the reason, beside the value, so that complete settings can
+/// replace them.
 pub async fn load_stored(
     settings: &dyn SettingsStore,
     tenant: &str,
-) -> StoreResult<(Option<serde_json::Value>, Retention)> {
-    let Some(v) = settings.get_setting(tenant, SETTING).await? else { return Ok((None, Retention::default())) };
-    let mut r: Retention = serde_json::from_value(v.clone())
-        .map_err(|e| crate::store::StoreError::Backend(anyhow::anyhow!("stored retention settings unreadable: {e}")))?;
-    // Settings stored before a category existed keep its default.
-    for &c in Category::ALL {
-        r.days.entry(c).or_insert_with(|| default_days(c));
-    }
-    Ok((Some(v), r))
+) -> StoreResult<(Option<serde_json::Value>, Result<Retention, String>)> {
+    let Some(v) = settings.get_setting(tenant, SETTING).await? else { return Ok((None, Ok(Retention::default()))) };
+    let read = serde_json::from_value::<Retention>(v.clone()).map(|mut r| {
+        // Settings stored before a category existed keep its default.
+        for &c in Category::ALL {
+            r.days.entry(c).or_insert_with(|| default_days(c));
+        }
+        r
+    });
+    Ok((Some(v), read.map_err(|e| e.to_string().chars().take(200).collect())))
 }
 
 /// What one purge of one tenant did.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use auditrail_shared::auth::Role;
-use auditrail_shared::record::{Attachment, ResultCode};
+use auditrail_shared::record::{Attachment, Category, ResultCode};
 use auditrail_shared::retention::{purge_all, purge_tenant};
 use auditrail_shared::store::{BlobKey, EventFilter, StoreError, StoreResult};
 use auditrail_tests::blobs::{BlobCall, BlobFaults, FaultyBlobs};
@@ -320,12 +320,34 @@ async fn unreadable_settings_purge_nothing() {
         .unwrap_err();
     assert!(err.to_string().contains("unreadable"), "{err}");
     assert!(s.records.get("acme", "old-audit").await.unwrap().is_some());
+    // The admin is told, and told how to mend it: a partial update cannot be merged over them,
+    // complete settings replace them.
+    let admin = app.token("acme", &[Role::TenantAdmin]);
+    let r = app.get("/v1/settings/retention", &admin).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("PUT complete settings"), "{}", r.body);
+    let r = put_retention(&app, &admin, json!({"legal_hold": false}).to_string()).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let kept = s.settings.get_setting("acme", auditrail_shared::retention::SETTING).await.unwrap();
+    assert_eq!(kept, Some(json!({"days": "all", "legal_hold": true})), "a refused update changes nothing");
+    let days: serde_json::Map<String, serde_json::Value> =
+        Category::ALL.iter().map(|c| (c.as_str().to_owned(), json!(30))).collect();
+    let complete = json!({"days": days, "legal_hold": false, "export_archive_days": 3});
+    let r = put_retention(&app, &admin, complete.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((r.body["days"]["audit"].clone(), r.body["export_archive_days"].clone()), (json!(30), json!(3)));
+    assert_eq!(app.get("/v1/settings/retention", &admin).await.body, r.body);
+    let trail = app.get("/v1/events?action=RETENTION_CHANGE", &admin).await;
+    assert_eq!(trail.body["items"][0]["description"]["old"], json!(null), "{}", trail.body);
+    let hold = app.get("/v1/events?action=LEGAL_HOLD_CHANGE", &admin).await;
+    assert_eq!(hold.body["items"][0]["description"]["legal_hold"], json!(false), "{}", hold.body);
+    purge(&app).await;
+    assert!(s.records.get("acme", "old-audit").await.unwrap().is_none(), "the purge runs again");
     // Settings stored before a category existed keep its default for it.
     s.settings
         .put_setting("acme", auditrail_shared::retention::SETTING, &json!({"days": {"audit": 1000}}))
         .await
         .unwrap();
-    let admin = app.token("acme", &[Role::TenantAdmin]);
     let r = app.get("/v1/settings/retention", &admin).await;
     assert_eq!((r.body["days"]["audit"].clone(), r.body["days"]["sign_in"].clone()), (json!(1000), json!(400)));
     assert_eq!((r.body["legal_hold"].clone(), r.body["export_archive_days"].clone()), (json!(false), json!(7)));

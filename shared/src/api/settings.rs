@@ -15,22 +15,34 @@ use crate::keycloak::{self, KeycloakSettings};
 use crate::record::{Record, ResultCode};
 use crate::retention::{self, Retention, RetentionUpdate};
 
-/// The tenant's retention settings (defaults until changed).
+/// The tenant's retention settings (defaults until changed). 409 when the stored settings
+/// cannot be read (the purge stops for the tenant): a complete PUT replaces them.
 #[utoipa::path(get, path = "/v1/settings/retention", tag = "settings",
     responses(
         (status = 200, body = Retention),
-        Denied,
+        Denied, Conflict,
     ))]
 pub async fn get_retention(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<Retention>> {
-    Ok(Json(retention::load(&*state.settings, &p.tenant_id).await?))
+    Ok(Json(retention::load_stored(&*state.settings, &p.tenant_id).await?.1.map_err(unreadable)?))
+}
+
+/// Stored retention settings that cannot be read (written by a newer version, or damaged): what
+/// the admin can do about it.
+fn unreadable(reason: String) -> ApiError {
+    ApiError::Conflict(format!(
+        "the stored retention settings cannot be read ({reason}), so nothing of this tenant is purged; \
+         PUT complete settings (every category in `days`, `legal_hold` and `export_archive_days`) to replace them"
+    ))
 }
 
 /// Change days per category (`null`: back to the default) and the legal hold; what the body
 /// leaves out keeps its current value. Merged over the stored settings and stored only if they
-/// did not change meanwhile (retried; 409 if they kept changing).
+/// did not change meanwhile (retried; 409 if they kept changing). Stored settings that cannot be
+/// read are replaced only by a complete body (every category, `legal_hold`,
+/// `export_archive_days`); a partial one is a 409 saying so.
 #[utoipa::path(put, path = "/v1/settings/retention", tag = "settings",
     request_body(content = RetentionUpdate, content_type = "application/json"),
     responses(
@@ -47,8 +59,15 @@ pub async fn put_retention(
     // meanwhile (another admin setting the legal hold) is merged again, never undone.
     let mut attempt = 0;
     let (old, new) = loop {
-        let (stored, old) = retention::load_stored(&*state.settings, &p.tenant_id).await?;
-        let new = update.clone().resolve(&old)?;
+        let (stored, read) = retention::load_stored(&*state.settings, &p.tenant_id).await?;
+        // Unreadable: nothing of them can be kept, so only complete settings replace them (the
+        // audit's `old` is then null).
+        let old = match read {
+            Ok(old) => Some(old),
+            Err(_) if update.is_complete() => None,
+            Err(reason) => return Err(unreadable(reason)),
+        };
+        let new = update.clone().resolve(old.as_ref().unwrap_or(&Retention::default()))?;
         let value = serde_json::to_value(&new).map_err(ApiError::internal)?;
         match state.settings.swap_setting(&p.tenant_id, retention::SETTING, stored.as_ref(), &value).await {
             Ok(()) => break (old, new),
@@ -67,7 +86,7 @@ pub async fn put_retention(
         Some(ResultCode::Ok),
         json!({"old": old, "new": new}),
     )];
-    if old.legal_hold != new.legal_hold {
+    if old.as_ref().is_none_or(|old| old.legal_hold != new.legal_hold) {
         audit.push(Record::system(
             &p.tenant_id,
             "LEGAL_HOLD_CHANGE",

@@ -290,7 +290,15 @@ impl ExportWorker {
         key: &BlobKey,
     ) -> Result<Outcome, Stop> {
         let now = Utc::now();
-        let days = retention::load(&*self.settings, &task.tenant_id).await?.export_archive_days;
+        // Unreadable settings stop the tenant's purge (and the admin is told on GET); an archive
+        // finished meanwhile keeps the default days rather than failing after all its work.
+        let days = match retention::load_stored(&*self.settings, &task.tenant_id).await?.1 {
+            Ok(r) => r.export_archive_days,
+            Err(reason) => {
+                tracing::warn!(tenant = %task.tenant_id, %reason, "retention settings unreadable: default archive days");
+                retention::DEFAULT_EXPORT_ARCHIVE_DAYS
+            }
+        };
         body.records = ck.records;
         body.bytes = ck.writer.offset;
         body.checkpoint = None;
