@@ -27,7 +27,7 @@ pub struct SignInLogGrant {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Access {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::error::object")]
     pub agent_sign_in_log: SignInLogGrant,
 }
 

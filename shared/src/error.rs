@@ -187,6 +187,23 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], root: &str) -> R
     Err(ApiError::Invalid(errs))
 }
 
+/// `deserialize_with` for a struct nested in a body: only a JSON object is read. serde reads a
+/// struct from an array too (`"search": ["a@b.c"]` would be its first field), which
+/// [`parse_json`] refuses for the body itself and this refuses for the fields within it.
+pub fn object<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    struct Only<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Only(std::marker::PhantomData))
+}
+
 /// How many top-level fields of a body that failed are read again on their own.
 const MAX_FIELDS_REREAD: usize = 32;
 /// The most field errors one body is answered with.

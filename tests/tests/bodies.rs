@@ -56,6 +56,10 @@ fn first_error(r: &Resp) -> (String, String) {
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
+fn good_json(good: &[u8]) -> serde_json::Map<String, Value> {
+    serde_json::from_slice(good).unwrap()
+}
+
 #[tokio::test]
 async fn every_json_route_refuses_a_bad_body_naming_what_is_wrong_and_stores_nothing() {
     let app = TestApp::new().await;
@@ -89,6 +93,16 @@ async fn every_json_route_refuses_a_bad_body_naming_what_is_wrong_and_stores_not
             let r = send(&app, method, uri, &tok, &[JSON], not_object.into()).await;
             r.assert_problem(400);
             assert_eq!(first_error(&r), ("body".into(), "must be a JSON object".into()), "{at} {not_object}");
+        }
+        // Nor is an object nested in it (`"search": ["jana@…"]` read as its first field).
+        let nested: Vec<_> = good_json(&good).iter().filter(|(_, v)| v.is_object()).map(|(k, _)| k.clone()).collect();
+        for field in nested {
+            let mut body = good_json(&good);
+            let values: Vec<Value> = body[&field].as_object().unwrap().values().cloned().collect();
+            body.insert(field.clone(), Value::Array(values));
+            let r = send(&app, method, uri, &tok, &[JSON], serde_json::to_vec(&body).unwrap()).await;
+            r.assert_problem(400);
+            assert_eq!(first_error(&r), (field.clone(), "must be an object, not an array".into()), "{at} {field}");
         }
         let empty = send(&app, method, uri, &tok, &[JSON], Vec::new()).await;
         assert_eq!(first_error(empty.assert_problem(400)).0, "body", "{at}");

@@ -194,6 +194,7 @@ pub async fn search(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
+    #[serde(deserialize_with = "crate::error::object")]
     pub search: SearchRequest,
     #[serde(default)]
     pub exclude_items: Vec<String>,

@@ -123,13 +123,6 @@ pub async fn put_access(
     Extension(p): Extension<Principal>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Access>> {
-    // serde reads a struct from an array too (`[true, true]` would be "grant both"): `parse_json`
-    // refuses a body that is not an object, and so must this group.
-    let shape: serde_json::Value = parse_json(&body, "body")?;
-    let grants = shape.get("agent_sign_in_log");
-    if grants.is_some_and(|g| !g.is_object()) {
-        return Err(ApiError::field("agent_sign_in_log", "must be an object with `read` and `export`"));
-    }
     let new: Access = parse_json(&body, "body")?;
     let old = access::load(&*state.settings, &p.tenant_id).await?;
     change_setting(&state, &p, access::SETTING, "ACCESS_SETTINGS_CHANGE", old, new).await
