@@ -100,7 +100,8 @@ macro_rules! conformance_tests {
             settings::settings_swap_only_over_what_was_read,
             settings::tenants_are_registered_once,
             tasks::task_saves_are_fenced_and_listed,
-            subjects::subject_index_follows_its_records}
+            subjects::subject_index_follows_its_records,
+            subjects::a_refused_duplicate_leaves_no_subject_entry}
     };
     (@blobs $($how:tt)*) => {
         $crate::conformance_tests! {@emit [$($how)*]

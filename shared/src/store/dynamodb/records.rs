@@ -108,9 +108,12 @@ impl DynamoStore {
     /// One conditional put of a record's item (`record_item`) with retries: Created, Duplicate, or
     /// Failed after every retry.
     async fn put_record(&self, r: &Record, item: Item) -> StoreResult<AppendOutcome> {
-        // Subject index entries first: an entry whose record was never written is skipped by
-        // searches, while a record without its entries would be invisible to the DPO.
-        if r.subject.is_some() || !r.attachments.is_empty() {
+        // Subject index entries first: a record without its entries would be invisible to the
+        // DPO. When the id turns out to be taken they are undone below; when the put fails the
+        // client resends the record (or the entries of a record never stored stay: a search shows
+        // what was sent, an erasure by that id finds nothing to erase).
+        let indexed = r.subject.is_some() || !r.attachments.is_empty();
+        if indexed {
             match self.put_subjects(r).await {
                 Ok(()) => {}
                 Err(StoreError::Throttled) => {
@@ -146,9 +149,12 @@ impl DynamoStore {
                 Err(e) => match e.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(c)) => Ok(match c.item() {
                         Some(old) if ours.is_some() && old.get("body") == ours.as_ref() => Put::Written(None),
-                        // Only one side of a request pair needs its record (and the body parsed).
+                        // Only one side of a request pair, or a record whose subject entries
+                        // were written, needs the stored record (and its body parsed).
                         old => Put::Taken(
-                            old.filter(|o| o.contains_key("corr")).and_then(|o| decode(o).ok()).map(Box::new),
+                            old.filter(|o| indexed || o.contains_key("corr"))
+                                .and_then(|o| decode(o).ok())
+                                .map(Box::new),
                         ),
                     }),
                     _ => Err(classify(e, &self.table)),
@@ -167,6 +173,18 @@ impl DynamoStore {
                 }
             }
             Ok(Put::Taken(stored)) => {
+                if indexed {
+                    // The stored record as it is now (read again if the answer did not carry it).
+                    let stored = match stored.as_deref() {
+                        Some(s) => Some(s.clone()),
+                        None => self.get(&r.tenant_id, &r.id).await?,
+                    };
+                    match stored {
+                        Some(s) => self.undo_subjects(r, &s).await?,
+                        // Gone meanwhile (purged, erased): nothing names these entries.
+                        None => self.batch_delete(subjects::subject_item_keys(r)).await?,
+                    }
+                }
                 // Perhaps an earlier append of this very record, whose request pair was never
                 // noted (its update kept being throttled, the client sent the record again):
                 // noted now from the stored record, unless the pair notes another.

@@ -49,6 +49,19 @@ impl DynamoStore {
             .collect();
         self.batch_put(items).await
     }
+
+    /// Undoes [`Self::put_subjects`] of a record refused because `stored` holds its id: the
+    /// entries only the refused record has are deleted, and the stored record's own are written
+    /// again (an entry of an identifier both name was just overwritten with the refused body).
+    pub(super) async fn undo_subjects(&self, refused: &Record, stored: &Record) -> StoreResult<()> {
+        let keep = subject_item_keys(stored);
+        let (shared, gone): (Vec<Item>, Vec<Item>) =
+            subject_item_keys(refused).into_iter().partition(|k| keep.contains(k));
+        if !shared.is_empty() {
+            self.put_subjects(stored).await?;
+        }
+        self.batch_delete(gone).await
+    }
 }
 
 #[async_trait]

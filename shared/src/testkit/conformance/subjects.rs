@@ -69,3 +69,38 @@ pub async fn subject_index_follows_its_records(store: Arc<dyn FullStore>) {
     assert_eq!(ids(&gone), vec!["d1"]);
     assert!(look(name_key("Jan", "Novák").unwrap(), false).await.is_empty(), "purged with its record");
 }
+
+/// A record refused because its id is taken leaves no index entry of its own: a DPO search
+/// finds the stored record alone, as stored, and a purge's look-up of an upload the refused
+/// record named finds nothing (else its file were kept forever).
+pub async fn a_refused_duplicate_leaves_no_subject_entry(store: Arc<dyn FullStore>) {
+    use crate::record::subject::{email_key, upload_key};
+    use crate::record::{Attachment, Subject};
+    use crate::store::AppendOutcome;
+    let t = tenant("refused");
+    let subject =
+        |emails: &[&str]| Some(Subject { emails: emails.iter().map(|e| (*e).into()).collect(), ..Default::default() });
+    let mut stored = rec(&t, "c1", 0, "CONTACT", "agent", ResultCode::Ok);
+    stored.category = Category::Contact;
+    stored.subject = subject(&["jan@example.com"]);
+    assert_eq!(store.append(&t, &[stored.clone()]).await.unwrap(), vec![AppendOutcome::Created]);
+    // The same id sent again with other content: another subject, the same e-mail, an upload.
+    let mut refused = stored.clone();
+    refused.description = Some(serde_json::json!({"note": "sent again, changed"}));
+    refused.subject = subject(&["jan@example.com", "eva@example.com"]);
+    refused.attachments =
+        vec![Attachment { blob: "rec-9".into(), name: "call.wav".into(), size: None, content_type: None, kind: None }];
+    assert_eq!(store.append(&t, &[refused]).await.unwrap(), vec![AppendOutcome::Duplicate]);
+    let look = |key: String| {
+        let (store, t) = (store.clone(), t.clone());
+        async move { store.subject_lookup(&t, &key, false, (None, None), 10).await.unwrap().0 }
+    };
+    let kept = store.get(&t, "c1").await.unwrap().expect("the first record stays");
+    assert_eq!(kept.description, stored.description);
+    assert_eq!(look(email_key("jan@example.com").unwrap()).await, vec![kept.clone()], "the stored record, as stored");
+    assert!(look(email_key("eva@example.com").unwrap()).await.is_empty(), "only the refused record named her");
+    assert!(look(upload_key("rec-9")).await.is_empty(), "nor is its upload named by anyone");
+    // A replay of the very record stored is a duplicate too, and changes nothing.
+    assert_eq!(store.append(&t, &[stored.clone()]).await.unwrap(), vec![AppendOutcome::Duplicate]);
+    assert_eq!(look(email_key("jan@example.com").unwrap()).await, vec![kept]);
+}
