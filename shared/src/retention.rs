@@ -197,8 +197,7 @@ pub struct PurgeReport {
 
 /// The blob an attachment reference points at.
 pub fn attachment_key(tenant: &str, a: &crate::record::Attachment) -> Option<BlobKey> {
-    let area = if a.is_error_report() { "error-reports" } else { "attachments" };
-    BlobKey::new(tenant, area, &a.blob).ok()
+    if a.is_error_report() { BlobKey::error_report(tenant, &a.blob) } else { BlobKey::attachment(tenant, &a.blob) }.ok()
 }
 
 /// The blobs of a record's own uploads: its attachments, never an error report it names (an
@@ -243,7 +242,7 @@ impl BeforePurge for DeleteAttachments<'_> {
         }
         let mut keys = Vec::new();
         for (blob, naming) in &uploads {
-            if let Ok(key) = BlobKey::new(self.tenant, "attachments", blob)
+            if let Ok(key) = BlobKey::attachment(self.tenant, blob)
                 && !self.named_elsewhere(blob, naming).await?
             {
                 keys.push(key);
@@ -254,7 +253,7 @@ impl BeforePurge for DeleteAttachments<'_> {
             records
                 .iter()
                 .filter(|r| r.category == Category::ErrorReport)
-                .filter_map(|r| BlobKey::new(self.tenant, "error-reports", &r.id).ok()),
+                .filter_map(|r| BlobKey::error_report(self.tenant, &r.id).ok()),
         );
         for key in keys {
             self.blobs.delete(&key).await?;

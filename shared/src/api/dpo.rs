@@ -445,7 +445,7 @@ pub async fn upload_attachment(
         .to_owned();
     let blob = ulid::Ulid::generate().to_string();
     state.note_tenant(&p.tenant_id).await?;
-    state.blobs.put(&BlobKey::new(&p.tenant_id, "attachments", &blob)?, body.clone(), &content_type).await?;
+    state.blobs.put(&BlobKey::attachment(&p.tenant_id, &blob)?, body.clone(), &content_type).await?;
     Ok((StatusCode::CREATED, Json(UploadedAttachment { blob, size: body.len(), content_type })))
 }
 
@@ -473,7 +473,7 @@ pub async fn upload_link(
 ) -> ApiResult<(StatusCode, Json<UploadLink>)> {
     let blob = ulid::Ulid::generate().to_string();
     let ttl = std::time::Duration::from_secs(15 * 60);
-    let key = BlobKey::new(&p.tenant_id, "attachments", &blob)?;
+    let key = BlobKey::attachment(&p.tenant_id, &blob)?;
     let url = state.blobs.upload_url(&key, ttl).await?.ok_or_else(|| {
         ApiError::Conflict(format!(
             "this deployment stores attachments itself: POST the file (≤ {MAX_ATTACHMENT_BYTES} bytes) to /v1/attachments"

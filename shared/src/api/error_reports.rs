@@ -21,8 +21,6 @@ use crate::query::{View, render_time};
 use crate::record::{Category, ResultCode};
 use crate::store::BlobKey;
 
-const AREA: &str = "error-reports";
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Uploaded {
     pub id: String,
@@ -67,7 +65,7 @@ pub async fn upload(
     // Secrets never reach the store: redacted before the blob is written.
     let (bytes, redacted) = error_report::redact(bytes)?;
     let id = ulid::Ulid::generate().to_string();
-    let key = BlobKey::new(&p.tenant_id, AREA, &id)?;
+    let key = BlobKey::error_report(&p.tenant_id, &id)?;
     state.note_tenant(&p.tenant_id).await?;
     state.blobs.put(&key, Bytes::from(bytes.clone()), "application/json").await?;
     let record = report.index_record(&p.tenant_id, &id, &p.actor(), bytes.len(), Utc::now());
@@ -161,7 +159,7 @@ pub async fn download(
     if record.category != Category::ErrorReport {
         return Err(not_found());
     }
-    let key = BlobKey::new(&p.tenant_id, AREA, &id).map_err(|_| not_found())?;
+    let key = BlobKey::error_report(&p.tenant_id, &id).map_err(|_| not_found())?;
     let bytes = state.blobs.get(&key).await?.ok_or_else(not_found)?;
     let action = Operation::DownloadErrorReport.audit_action();
     super::record_use(&state, &p, action, ResultCode::Ok, json!({"report_id": id, "size": bytes.len()})).await?;

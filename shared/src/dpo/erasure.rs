@@ -417,7 +417,7 @@ impl ErasureWorker {
             result.attachments_deleted += 1;
         }
         if r.category == Category::ErrorReport {
-            self.blobs.delete(&BlobKey::new(tenant, "error-reports", &r.id)?).await?;
+            self.blobs.delete(&BlobKey::error_report(tenant, &r.id)?).await?;
             result.error_reports_deleted += 1;
         }
         let mut anon = anonymize(&r, ids);

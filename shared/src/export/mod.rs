@@ -156,7 +156,7 @@ impl ExportSpec {
 pub fn archive_key(task: &Task, spec: &ExportSpec) -> Result<BlobKey, StoreError> {
     let name = spec.file_name();
     let ext = name.split_once('.').map(|(_, e)| e).unwrap_or("bin");
-    BlobKey::new(&task.tenant_id, "exports", &format!("{}.{ext}", task.id))
+    BlobKey::export(&task.tenant_id, &task.id, ext)
 }
 
 /// A request checked and resolved against `now`, before anything is stored.

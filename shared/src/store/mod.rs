@@ -414,6 +414,21 @@ impl BlobKey {
         Ok(Self { tenant: tenant.to_owned(), area: area.to_owned(), path: format!("tenants/{tenant}/{area}/{name}") })
     }
 
+    /// An upload (`POST /v1/dpo/attachments` or a record's own attachment) by its blob id.
+    pub fn attachment(tenant: &str, blob: &str) -> Result<Self, StoreError> {
+        Self::new(tenant, "attachments", blob)
+    }
+
+    /// An error report's own file, by the id of its record.
+    pub fn error_report(tenant: &str, record_id: &str) -> Result<Self, StoreError> {
+        Self::new(tenant, "error-reports", record_id)
+    }
+
+    /// An export's archive, by its task id and extension.
+    pub fn export(tenant: &str, task_id: &str, ext: &str) -> Result<Self, StoreError> {
+        Self::new(tenant, "exports", &format!("{task_id}.{ext}"))
+    }
+
     pub fn tenant(&self) -> &str {
         &self.tenant
     }
