@@ -109,9 +109,9 @@ impl DynamoStore {
     /// Failed after every retry.
     async fn put_record(&self, r: &Record, item: Item) -> StoreResult<AppendOutcome> {
         // Subject index entries first: a record without its entries would be invisible to the
-        // DPO. When the id turns out to be taken they are undone below; when the put fails the
-        // client resends the record (or the entries of a record never stored stay: a search shows
-        // what was sent, an erasure by that id finds nothing to erase).
+        // DPO. When the id turns out to be taken they are undone (`undo_refused`); when the put
+        // fails the client resends the record (a record never resent leaves entries of what was
+        // sent: a search shows it, nothing stored is hidden).
         let indexed = r.subject.is_some() || !r.attachments.is_empty();
         if indexed {
             match self.put_subjects(r).await {
@@ -126,11 +126,10 @@ impl DynamoStore {
         }
         // The body carries this append's batch in its integrity stamp: a stored item with the same
         // body is this put, applied before an answer that was lost (a 5xx, a timeout) and retried.
-        // Another is a record stored under this id before (`Taken`, with its decoded record when
-        // it has a correlation id).
+        // Another is a record stored under this id before (`Taken`, with its item).
         enum Put {
             Written(Option<f64>),
-            Taken(Option<Box<Record>>),
+            Taken(Option<Item>),
         }
         let ours = item.get("body").cloned();
         let res = retry_throttled(|| async {
@@ -149,13 +148,7 @@ impl DynamoStore {
                 Err(e) => match e.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(c)) => Ok(match c.item() {
                         Some(old) if ours.is_some() && old.get("body") == ours.as_ref() => Put::Written(None),
-                        // Only one side of a request pair, or a record whose subject entries
-                        // were written, needs the stored record (and its body parsed).
-                        old => Put::Taken(
-                            old.filter(|o| indexed || o.contains_key("corr"))
-                                .and_then(|o| decode(o).ok())
-                                .map(Box::new),
-                        ),
+                        old => Put::Taken(old.cloned()),
                     }),
                     _ => Err(classify(e, &self.table)),
                 },
@@ -172,23 +165,16 @@ impl DynamoStore {
                     _ => Ok(AppendOutcome::Created),
                 }
             }
-            Ok(Put::Taken(stored)) => {
-                if indexed {
-                    // The stored record as it is now (read again if the answer did not carry it).
-                    let stored = match stored.as_deref() {
-                        Some(s) => Some(s.clone()),
-                        None => self.get(&r.tenant_id, &r.id).await?,
-                    };
-                    match stored {
-                        Some(s) => self.undo_subjects(r, &s).await?,
-                        // Gone meanwhile (purged, erased): nothing names these entries.
-                        None => self.batch_delete(subjects::subject_item_keys(r)).await?,
-                    }
+            Ok(Put::Taken(old)) => {
+                if indexed && let Some(failed) = self.undo_refused(r, old.clone()).await? {
+                    return Ok(failed);
                 }
                 // Perhaps an earlier append of this very record, whose request pair was never
                 // noted (its update kept being throttled, the client sent the record again):
-                // noted now from the stored record, unless the pair notes another.
-                match stored.as_deref().and_then(|s| Some((s, s.phase?, s.correlation_id.as_deref()?))) {
+                // noted now from the stored record, unless the pair notes another. Only one side
+                // of a request pair needs its record (and the body parsed).
+                let stored = old.filter(|o| o.contains_key("corr")).and_then(|o| decode(&o).ok());
+                match stored.as_ref().and_then(|s| Some((s, s.phase?, s.correlation_id.as_deref()?))) {
                     Some((stored, phase, corr)) => {
                         pair_noted(self.pair_upsert(stored, phase, corr, true).await, AppendOutcome::Duplicate)
                     }
@@ -201,6 +187,32 @@ impl DynamoStore {
             }
             Err(StoreError::Invalid(reason)) => Ok(AppendOutcome::Failed { reason }),
             Err(other) => Err(other),
+        }
+    }
+
+    /// Undoes the subject entries of `r`, refused because `old` (the item the answer carried, if
+    /// any) holds its id: `Some(Failed)` when that could not be finished now (the client resends
+    /// the record, and the undo runs again).
+    async fn undo_refused(&self, r: &Record, old: Option<Item>) -> StoreResult<Option<AppendOutcome>> {
+        let undone = match old {
+            Some(item) => self.undo_subjects(r, Some(item)).await,
+            None => match self.get_item(record_pk(&r.tenant_id, &r.id), RECORD_SK).await {
+                Ok(item) => self.undo_subjects(r, item).await,
+                Err(e) => Err(e),
+            },
+        };
+        match undone {
+            Ok(()) => Ok(None),
+            Err(StoreError::Throttled | StoreError::Conflict(_)) => Ok(Some(AppendOutcome::Failed {
+                reason: "another record has this id; undoing this one's index entries kept being throttled: resend it"
+                    .into(),
+            })),
+            // Nothing to undo against: the refused entries stay (a leak, never a hidden record).
+            Err(StoreError::Corrupt(why)) => {
+                tracing::error!(tenant = %r.tenant_id, id = %r.id, %why, "stored record unreadable; a refused duplicate's index entries stay");
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 

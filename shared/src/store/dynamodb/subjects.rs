@@ -14,10 +14,16 @@
 
 use async_trait::async_trait;
 
-use super::{DynamoStore, Item, decode, s};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+
+use super::keys::{RECORD_SK, record_pk};
+use super::{DynamoStore, Item, classify, decode, get_s, retry_throttled, s};
 use crate::record::Record;
 use crate::record::subject;
-use crate::store::{ReadStats, StoreResult, SubjectStore};
+use crate::store::{ReadStats, StoreError, StoreResult, SubjectStore};
+
+/// How often an undo starts over when the stored record changes under it.
+const UNDO_TRIES: usize = 5;
 
 fn pk(tenant: &str, key: &str) -> String {
     match key.strip_prefix("p:") {
@@ -50,17 +56,58 @@ impl DynamoStore {
         self.batch_put(items).await
     }
 
-    /// Undoes [`Self::put_subjects`] of a record refused because `stored` holds its id: the
-    /// entries only the refused record has are deleted, and the stored record's own are written
-    /// again (an entry of an identifier both name was just overwritten with the refused body).
-    pub(super) async fn undo_subjects(&self, refused: &Record, stored: &Record) -> StoreResult<()> {
-        let keep = subject_item_keys(stored);
-        let (shared, gone): (Vec<Item>, Vec<Item>) =
-            subject_item_keys(refused).into_iter().partition(|k| keep.contains(k));
-        if !shared.is_empty() {
-            self.put_subjects(stored).await?;
+    /// Undoes [`Self::put_subjects`] of a record refused because its id is taken; `stored` is
+    /// the record item holding the id (`None`: gone). The entries the stored record does not
+    /// name are deleted; those of an identifier both name were just overwritten with the refused
+    /// body and get the stored one back — in a transaction that checks the record item still
+    /// has that body, so an erasure or a purge of the record meanwhile is never undone (then the
+    /// record is read again and the undo starts over from it).
+    pub(super) async fn undo_subjects(&self, refused: &Record, mut stored: Option<Item>) -> StoreResult<()> {
+        let mine = subject_item_keys(refused);
+        let key = (record_pk(&refused.tenant_id, &refused.id), RECORD_SK);
+        for _ in 0..UNDO_TRIES {
+            let Some(item) = stored.take() else {
+                // Gone (purged): nothing names these entries any more.
+                return self.batch_delete(mine).await;
+            };
+            let body = get_s(&item, "body").ok_or_else(|| StoreError::Corrupt("record item without body".into()))?;
+            let keep = subject_item_keys(&decode(&item)?);
+            let (shared, gone): (Vec<Item>, Vec<Item>) = mine.iter().cloned().partition(|k| keep.contains(k));
+            self.batch_delete(gone).await?;
+            if shared.is_empty() {
+                return Ok(());
+            }
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(key.0.clone()))
+                .key("sk", s(key.1))
+                .condition_expression("body = :b")
+                .expression_attribute_values(":b", s(body))
+                .build()
+                .map_err(StoreError::backend)?;
+            let mut writes = vec![TransactWriteItem::builder().condition_check(check).build()];
+            for mut entry in shared {
+                entry.insert("body".to_owned(), s(body));
+                let put = Put::builder().table_name(&self.table).set_item(Some(entry)).build();
+                writes.push(TransactWriteItem::builder().put(put.map_err(StoreError::backend)?).build());
+            }
+            let res = retry_throttled(|| async {
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(writes.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &self.table))
+            })
+            .await;
+            match res {
+                Ok(_) => return Ok(()),
+                // Changed or gone meanwhile: start over from what is stored now.
+                Err(StoreError::Conflict(_)) => stored = self.get_item(key.0.clone(), key.1).await?,
+                Err(e) => return Err(e),
+            }
         }
-        self.batch_delete(gone).await
+        Err(StoreError::Conflict("the record kept changing while a refused duplicate's entries were undone".into()))
     }
 }
 
@@ -97,5 +144,41 @@ impl SubjectStore for DynamoStore {
         let ids = self.read_pages(None, limit + 1, &mut stats, query, in_window).await?.items;
         stats.items_returned = ids.len() as u64;
         Ok((ids, stats))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::record_item;
+    use crate::record::subject::{ANONYMIZED, email_key};
+    use crate::record::{Category, ResultCode, Subject};
+    use crate::store::{RecordStore, SubjectStore};
+    use crate::testkit::conformance::{rec, tenant};
+
+    /// A refused duplicate's undo that started from the record as it was before an erasure
+    /// replaced it never brings the erased identifier's entry back with the erased body.
+    #[tokio::test]
+    async fn an_undo_racing_an_erasure_never_restores_what_was_erased() {
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("undo-race");
+        let email = |e: &str| Some(Subject { emails: vec![e.into()], ..Default::default() });
+        let mut stored = rec(&t, "c1", 0, "CONTACT", "agent", ResultCode::Ok);
+        stored.category = Category::Contact;
+        stored.subject = email("jan@example.com");
+        store.append(&t, &[stored.clone()]).await.unwrap();
+        let before = record_item(&store.get(&t, "c1").await.unwrap().unwrap()).unwrap();
+        // A duplicate naming the same e-mail wrote its entries; then the stored record was erased.
+        let mut refused = stored.clone();
+        refused.description = Some(serde_json::json!("sent again"));
+        store.put_subjects(&refused).await.unwrap();
+        let mut erased = store.get(&t, "c1").await.unwrap().unwrap();
+        erased.subject = email(ANONYMIZED);
+        store.replace(&t, &erased).await.unwrap();
+        // The undo, from what it read before the erasure.
+        store.undo_subjects(&refused, Some(before)).await.unwrap();
+        let key = email_key("jan@example.com").unwrap();
+        let (found, _) = store.subject_lookup(&t, &key, false, (None, None), 10).await.unwrap();
+        assert!(found.is_empty(), "the erased e-mail is found again: {found:?}");
+        assert_eq!(store.get(&t, "c1").await.unwrap().unwrap().subject, erased.subject);
     }
 }
