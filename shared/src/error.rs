@@ -204,6 +204,27 @@ pub fn object<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D
     d.deserialize_map(Only(std::marker::PhantomData))
 }
 
+/// [`object`] read through `Option` and `Vec`.
+struct Object<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        object(d).map(Object)
+    }
+}
+
+/// [`object`] for an optional struct: `null` or absent is `None`.
+pub fn optional_object<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(<Option<Object<T>> as serde::Deserialize>::deserialize(d)?.map(|o| o.0))
+}
+
+/// [`object`] for each element of an array of structs.
+pub fn objects<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(<Vec<Object<T>> as serde::Deserialize>::deserialize(d)?.into_iter().map(|o| o.0).collect())
+}
+
 /// How many top-level fields of a body that failed are read again on their own.
 const MAX_FIELDS_REREAD: usize = 32;
 /// The most field errors one body is answered with.

@@ -67,14 +67,14 @@ pub struct ErrorReport {
     /// Client configuration: click-to-dial and lookup rules, agent id and extension, Finesse URIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::error::optional_object")]
     pub agent: Option<AgentInfo>,
     /// Finesse servers: deployment type (UCCE/UCCX), state (IN_SERVICE/…), time-zone offsets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_state: Option<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dialed_numbers: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::error::objects")]
     pub caller_ids: Vec<CallerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_variables: Option<Value>,

@@ -78,6 +78,16 @@ async fn limits_and_bad_reports_are_refused() {
     let r = app.post_json("/v1/error-reports", &agent, &no_user).await;
     assert_eq!(r.assert_problem(400).error_fields(), vec!["username"]);
     app.call("POST", "/v1/error-reports", Some(&agent), Some("application/json"), "{oops").await.assert_problem(400);
+    // Nested objects sent as arrays (serde would read them as their fields in order).
+    for (field, value, named) in [
+        ("agent", json!(["1001", "4711"]), "agent"),
+        ("caller_ids", json!([["+420 606 000 111", "Petr Svoboda"]]), "caller_ids[0]"),
+    ] {
+        let mut bad = report("jdoe", "Billing", 1);
+        bad[field] = value;
+        let r = app.post_json("/v1/error-reports", &agent, &bad).await;
+        assert_eq!(r.assert_problem(400).error_fields(), vec![named], "{field}");
+    }
 
     let mut big = report("jdoe", "Billing", 1);
     big["traces"] = json!({"blob": "x".repeat(11 * 1024 * 1024)});

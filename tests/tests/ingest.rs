@@ -97,6 +97,10 @@ async fn field_errors_name_the_field_and_reason() {
         json!({"id": "p4", "occurred_at": "2026-11-20T10:00:00Z", "action": "SIGN_IN", "result": "OK"}),
         json!({"id": "p5", "action": "LOGIN", "result": "OK"}),
         json!({"id": "p6", "occurred_at": "2026-11-20T10:00:00Z", "action": "LOGIN", "result": "OK", "colour": "red"}),
+        // serde reads a struct from an array too (its fields in order): an object is required.
+        json!({"id": "p7", "occurred_at": "2026-11-20T10:00:00Z", "action": "LOGIN", "result": "OK", "actor": ["uid-1", "jana"]}),
+        json!({"id": "p8", "occurred_at": "2026-11-20T10:00:00Z", "action": "CONTACT", "subject": [["jana@example.com"]]}),
+        json!({"id": "p9", "occurred_at": "2026-11-20T10:00:00Z", "action": "CONTACT", "attachments": [["b1", "call.wav"]]}),
     ];
     let r = app.post_json("/v1/events", &app.token("acme", &[Role::Ingest]), &Value::Array(bad)).await;
     let fields: Vec<String> = r.body["items"]
@@ -105,8 +109,24 @@ async fn field_errors_name_the_field_and_reason() {
         .iter()
         .map(|i| i["errors"][0]["field"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(fields, vec!["result", "occurred_at", "actor.kind", "actor.username", "occurred_at", "colour"]);
-    assert_eq!(r.body["rejected"], 6);
+    assert_eq!(
+        fields,
+        vec![
+            "result",
+            "occurred_at",
+            "actor.kind",
+            "actor.username",
+            "occurred_at",
+            "colour",
+            "actor",
+            "subject",
+            "attachments[0]"
+        ]
+    );
+    for item in &r.body["items"].as_array().unwrap()[6..] {
+        assert_eq!(item["errors"][0]["reason"], "must be an object, not an array", "{item}");
+    }
+    assert_eq!(r.body["rejected"], 9);
 }
 
 #[tokio::test]

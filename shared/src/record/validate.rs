@@ -52,7 +52,7 @@ pub struct IncomingRecord {
     #[serde(default)]
     pub category: Option<Category>,
     pub action: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::error::optional_object")]
     pub actor: Option<Actor>,
     #[serde(default)]
     pub result: Option<ResultCode>,
@@ -70,9 +70,9 @@ pub struct IncomingRecord {
     pub description: Option<Value>,
     #[serde(default)]
     pub data: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::error::optional_object")]
     pub subject: Option<Subject>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::error::objects")]
     pub attachments: Vec<Attachment>,
 }
 
