@@ -169,15 +169,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Purge => {
             init_tracing(false);
             let state = config.app().await?;
-            let reports = retention::purge_all(
-                &*state.records,
-                &*state.subjects,
-                &*state.blobs,
-                &*state.settings,
-                &*state.seals,
-                chrono::Utc::now(),
-            )
-            .await?;
+            let reports = retention::purge_all(state.purge_stores(), chrono::Utc::now()).await?;
             println!("{}", serde_json::to_string_pretty(&reports)?);
             Ok(())
         }

@@ -83,6 +83,17 @@ impl App {
         }
     }
 
+    /// The stores the retention purge works on.
+    pub fn purge_stores(&self) -> crate::retention::PurgeStores<'_> {
+        crate::retention::PurgeStores {
+            records: &*self.records,
+            subjects: &*self.subjects,
+            blobs: &*self.blobs,
+            settings: &*self.settings,
+            seals: &*self.seals,
+        }
+    }
+
     /// Pulls Keycloak events with `puller` on every housekeeping round.
     #[cfg(feature = "keycloak-pull")]
     pub fn with_keycloak(mut self, puller: crate::keycloak_pull::Puller) -> Self {

@@ -28,15 +28,7 @@ pub struct TickReport {
 pub async fn tick(state: &App, now: DateTime<Utc>, purge: bool) -> StoreResult<TickReport> {
     let mut report = TickReport::default();
     if purge {
-        report.purged = retention::purge_all(
-            &*state.records,
-            &*state.subjects,
-            &*state.blobs,
-            &*state.settings,
-            &*state.seals,
-            now,
-        )
-        .await?;
+        report.purged = retention::purge_all(state.purge_stores(), now).await?;
         for tenant in state.settings.tenants().await? {
             match worker::expire(&*state.tasks, &*state.blobs, &*state.records, &tenant, now).await {
                 Ok(n) => report.exports_expired += n,

@@ -186,6 +186,33 @@ pub async fn load_stored(
     Ok((Some(v), read.map_err(|e| e.to_string().chars().take(200).collect())))
 }
 
+/// Stored settings that cannot be read, for the audit record of the change that replaces them:
+/// as stored, or their JSON text cut to 4,096 characters when longer.
+pub fn shown(stored: Option<&serde_json::Value>) -> serde_json::Value {
+    const MAX: usize = 4096;
+    let Some(v) = stored else { return serde_json::Value::Null };
+    let text = v.to_string();
+    if text.len() <= MAX {
+        return v.clone();
+    }
+    let cut: String = text.chars().take(MAX).collect();
+    serde_json::Value::String(format!("{cut}…"))
+}
+
+/// The archive days of stored settings, also when the rest of them cannot be read (a valid
+/// `export_archive_days` is still what the admin set); else the default.
+pub fn archive_days(stored: Option<&serde_json::Value>, read: &Result<Retention, String>) -> u32 {
+    match read {
+        Ok(r) => r.export_archive_days,
+        Err(_) => stored
+            .and_then(|v| v.get("export_archive_days"))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|d| u32::try_from(d).ok())
+            .filter(|d| (1..=90).contains(d))
+            .unwrap_or(DEFAULT_EXPORT_ARCHIVE_DAYS),
+    }
+}
+
 /// What one purge of one tenant did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PurgeReport {
@@ -263,17 +290,21 @@ impl BeforePurge for DeleteAttachments<'_> {
     }
 }
 
+/// The stores a purge works on, borrowed (`App::purge_stores`; a test may put a failing blob
+/// store in).
+#[derive(Clone, Copy)]
+pub struct PurgeStores<'a> {
+    pub records: &'a dyn RecordStore,
+    pub subjects: &'a dyn SubjectStore,
+    pub blobs: &'a dyn BlobStore,
+    pub settings: &'a dyn SettingsStore,
+    pub seals: &'a dyn SealStore,
+}
+
 /// Purges one tenant: every category older than its retention, in batches, re-checking the
 /// legal hold before each batch.
-pub async fn purge_tenant(
-    records: &dyn RecordStore,
-    subjects: &dyn SubjectStore,
-    blobs: &dyn BlobStore,
-    settings: &dyn SettingsStore,
-    seals: &dyn SealStore,
-    tenant: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<PurgeReport> {
+pub async fn purge_tenant(stores: PurgeStores<'_>, tenant: &str, now: DateTime<Utc>) -> StoreResult<PurgeReport> {
+    let PurgeStores { records, subjects, blobs, settings, seals } = stores;
     let mut report = PurgeReport { tenant: tenant.to_owned(), ..Default::default() };
     // The cutoffs go into the journal before anything is deleted, so a sealed record that is
     // gone verifies as purged by retention, never as an unexplained deletion (docs/integrity.md).
@@ -360,17 +391,10 @@ pub async fn purge_tenant(
 }
 
 /// Purges every registered tenant; one tenant's failure does not stop the others.
-pub async fn purge_all(
-    records: &dyn RecordStore,
-    subjects: &dyn SubjectStore,
-    blobs: &dyn BlobStore,
-    settings: &dyn SettingsStore,
-    seals: &dyn SealStore,
-    now: DateTime<Utc>,
-) -> StoreResult<Vec<PurgeReport>> {
+pub async fn purge_all(stores: PurgeStores<'_>, now: DateTime<Utc>) -> StoreResult<Vec<PurgeReport>> {
     let mut out = Vec::new();
-    for tenant in settings.tenants().await? {
-        match purge_tenant(records, subjects, blobs, settings, seals, &tenant, now).await {
+    for tenant in stores.settings.tenants().await? {
+        match purge_tenant(stores, &tenant, now).await {
             Ok(r) => out.push(r),
             Err(e) => tracing::error!(tenant = %tenant, error = %e, "retention purge failed"),
         }

@@ -117,16 +117,23 @@ async fn a_password_archive_opens_in_7zip_with_aes256_and_holds_exactly_the_filt
 }
 
 /// Retention settings that cannot be read stop the tenant's purge, not its exports: an archive
-/// finished meanwhile keeps the default seven days instead of failing after all its work.
+/// finished meanwhile keeps their archive days when those can be read alone, else the default
+/// seven, instead of failing after all its work.
 #[tokio::test]
 async fn an_export_finishes_under_unreadable_retention_settings_with_the_default_days() {
     let app = seeded().await;
     let setting = auditrail_shared::retention::SETTING;
-    app.state.settings.put_setting("acme", setting, &json!({"days": "all"})).await.unwrap();
-    let t = export(&app, "acme", json!({"filter": {"user": "bob"}, "compression": "none"})).await;
-    assert_eq!(t["status"], "SUCCEEDED", "{t:#}");
-    let at = |k: &str| chrono::DateTime::parse_from_rfc3339(t[k].as_str().unwrap()).unwrap();
-    assert_eq!(at("expires_at") - at("finished_at"), chrono::Duration::days(7), "{t:#}");
+    for (stored, days) in [
+        (json!({"days": "all", "export_archive_days": 2}), 2),
+        (json!({"days": "all", "export_archive_days": 0}), 7),
+        (json!({"days": "all"}), 7),
+    ] {
+        app.state.settings.put_setting("acme", setting, &stored).await.unwrap();
+        let t = export(&app, "acme", json!({"filter": {"user": "bob"}, "compression": "none"})).await;
+        assert_eq!(t["status"], "SUCCEEDED", "{t:#}");
+        let at = |k: &str| chrono::DateTime::parse_from_rfc3339(t[k].as_str().unwrap()).unwrap();
+        assert_eq!(at("expires_at") - at("finished_at"), chrono::Duration::days(days), "{stored} {t:#}");
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use auditrail_shared::auth::Role;
 use auditrail_shared::record::{Attachment, Category, ResultCode};
-use auditrail_shared::retention::{purge_all, purge_tenant};
+use auditrail_shared::retention::{PurgeStores, purge_all, purge_tenant};
 use auditrail_shared::store::{BlobKey, EventFilter, StoreError, StoreResult};
 use auditrail_tests::blobs::{BlobCall, BlobFaults, FaultyBlobs};
 use auditrail_tests::logs::Logs;
@@ -53,16 +53,7 @@ async fn put_retention(app: &TestApp, token: &str, body: impl Into<String>) -> a
 }
 
 async fn purge(app: &TestApp) {
-    purge_all(
-        &*app.state.records,
-        &*app.state.subjects,
-        &*app.state.blobs,
-        &*app.state.settings,
-        &*app.state.seals,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    purge_all(app.state.purge_stores(), Utc::now()).await.unwrap();
 }
 
 #[tokio::test]
@@ -204,9 +195,7 @@ async fn a_blob_that_cannot_be_deleted_keeps_its_record_for_the_next_run() {
     let failing = FaultyBlobs(Arc::clone(&app.state.blobs), DeletesFail);
     let s = &app.state;
     let (logs, guard) = Logs::capture();
-    let err = purge_tenant(&*s.records, &*s.subjects, &failing, &*s.settings, &*s.seals, "acme", Utc::now())
-        .await
-        .unwrap_err();
+    let err = purge_tenant(PurgeStores { blobs: &failing, ..s.purge_stores() }, "acme", Utc::now()).await.unwrap_err();
     drop(guard);
     assert!(err.to_string().contains("DeleteObject"), "{err}");
     // The line the template's alarm counts (`RetentionPurgeFailures`), naming tenant and category.
@@ -315,9 +304,7 @@ async fn unreadable_settings_purge_nothing() {
         .put_setting("acme", auditrail_shared::retention::SETTING, &json!({"days": "all", "legal_hold": true}))
         .await
         .unwrap();
-    let err = purge_tenant(&*s.records, &*s.subjects, &*s.blobs, &*s.settings, &*s.seals, "acme", Utc::now())
-        .await
-        .unwrap_err();
+    let err = purge_tenant(s.purge_stores(), "acme", Utc::now()).await.unwrap_err();
     assert!(err.to_string().contains("unreadable"), "{err}");
     assert!(s.records.get("acme", "old-audit").await.unwrap().is_some());
     // The admin is told, and told how to mend it: a partial update cannot be merged over them,
@@ -338,7 +325,9 @@ async fn unreadable_settings_purge_nothing() {
     assert_eq!((r.body["days"]["audit"].clone(), r.body["export_archive_days"].clone()), (json!(30), json!(3)));
     assert_eq!(app.get("/v1/settings/retention", &admin).await.body, r.body);
     let trail = app.get("/v1/events?action=RETENTION_CHANGE", &admin).await;
-    assert_eq!(trail.body["items"][0]["description"]["old"], json!(null), "{}", trail.body);
+    let change = &trail.body["items"][0]["description"];
+    assert_eq!(change["old"], json!(null), "{}", trail.body);
+    assert_eq!(change["old_unreadable"], json!({"days": "all", "legal_hold": true}), "what was replaced, as stored");
     let hold = app.get("/v1/events?action=LEGAL_HOLD_CHANGE", &admin).await;
     assert_eq!(hold.body["items"][0]["description"]["legal_hold"], json!(false), "{}", hold.body);
     purge(&app).await;

@@ -58,10 +58,10 @@ pub async fn put_retention(
     // Merged over what is stored, and stored only if that is still what was read: a change made
     // meanwhile (another admin setting the legal hold) is merged again, never undone.
     let mut attempt = 0;
-    let (old, new) = loop {
+    let (old, replaced, new) = loop {
         let (stored, read) = retention::load_stored(&*state.settings, &p.tenant_id).await?;
         // Unreadable: nothing of them can be kept, so only complete settings replace them (the
-        // audit's `old` is then null).
+        // audit's `old` is then null, and the value replaced is recorded as it was stored).
         let old = match read {
             Ok(old) => Some(old),
             Err(_) if update.is_complete() => None,
@@ -70,7 +70,7 @@ pub async fn put_retention(
         let new = update.clone().resolve(old.as_ref().unwrap_or(&Retention::default()))?;
         let value = serde_json::to_value(&new).map_err(ApiError::internal)?;
         match state.settings.swap_setting(&p.tenant_id, retention::SETTING, stored.as_ref(), &value).await {
-            Ok(()) => break (old, new),
+            Ok(()) => break (old, stored, new),
             Err(crate::store::StoreError::Conflict(_)) if attempt < 4 => attempt += 1,
             Err(crate::store::StoreError::Conflict(_)) => {
                 return Err(ApiError::Conflict("the settings kept changing meanwhile; send the update again".into()));
@@ -84,9 +84,16 @@ pub async fn put_retention(
         "RETENTION_CHANGE",
         p.actor(),
         Some(ResultCode::Ok),
-        json!({"old": old, "new": new}),
+        match &old {
+            Some(old) => json!({"old": old, "new": new}),
+            None => json!({"old": null, "old_unreadable": retention::shown(replaced.as_ref()), "new": new}),
+        },
     )];
-    if old.as_ref().is_none_or(|old| old.legal_hold != new.legal_hold) {
+    let hold_before = match &old {
+        Some(old) => Some(old.legal_hold),
+        None => replaced.as_ref().and_then(|v| v.get("legal_hold")).and_then(serde_json::Value::as_bool),
+    };
+    if hold_before != Some(new.legal_hold) {
         audit.push(Record::system(
             &p.tenant_id,
             "LEGAL_HOLD_CHANGE",

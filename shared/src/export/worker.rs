@@ -291,14 +291,13 @@ impl ExportWorker {
     ) -> Result<Outcome, Stop> {
         let now = Utc::now();
         // Unreadable settings stop the tenant's purge (and the admin is told on GET); an archive
-        // finished meanwhile keeps the default days rather than failing after all its work.
-        let days = match retention::load_stored(&*self.settings, &task.tenant_id).await?.1 {
-            Ok(r) => r.export_archive_days,
-            Err(reason) => {
-                tracing::warn!(tenant = %task.tenant_id, %reason, "retention settings unreadable: default archive days");
-                retention::DEFAULT_EXPORT_ARCHIVE_DAYS
-            }
-        };
+        // finished meanwhile keeps their archive days if those can be read, else the default,
+        // rather than failing after all its work.
+        let (stored, read) = retention::load_stored(&*self.settings, &task.tenant_id).await?;
+        if let Err(reason) = &read {
+            tracing::warn!(tenant = %task.tenant_id, %reason, "retention settings unreadable; archive days read alone");
+        }
+        let days = retention::archive_days(stored.as_ref(), &read);
         body.records = ck.records;
         body.bytes = ck.writer.offset;
         body.checkpoint = None;

@@ -303,18 +303,14 @@ pub async fn erasure_purge_hold_replay_and_crashes_raise_no_false_alarm(rig: Rig
     rig.app.settings.put_setting(&t, crate::retention::SETTING, &put(&retention)).await.unwrap();
     let now = t0() + Duration::days(10);
     let a = &rig.app;
-    let held = crate::retention::purge_tenant(&*a.records, &*a.subjects, &*a.blobs, &*a.settings, &*a.seals, &t, now)
-        .await
-        .unwrap();
+    let held = crate::retention::purge_tenant(a.purge_stores(), &t, now).await.unwrap();
     assert!(held.held && held.deleted.is_empty());
     let rep = rig.verify(&t).await;
     assert!(rep.ok() && rep.purged.is_empty(), "right after a held run: {:?}", kinds_of(&rep));
     // A retention purge of the contacts: sealed records gone, explained by the noted cutoff.
     retention.legal_hold = false;
     rig.app.settings.put_setting(&t, crate::retention::SETTING, &put(&retention)).await.unwrap();
-    let purged = crate::retention::purge_tenant(&*a.records, &*a.subjects, &*a.blobs, &*a.settings, &*a.seals, &t, now)
-        .await
-        .unwrap();
+    let purged = crate::retention::purge_tenant(a.purge_stores(), &t, now).await.unwrap();
     assert_eq!(purged.deleted.get(&Category::Contact), Some(&6), "{purged:?}");
     let rep = rig.verify(&t).await;
     assert!(rep.pending >= 1, "the purge's own record waits for the next seal");
@@ -342,9 +338,7 @@ pub async fn a_purge_is_explained_before_the_next_seal(rig: Rig) {
         .unwrap();
     let a = &rig.app;
     let now = t0() + Duration::days(10);
-    let purged = crate::retention::purge_tenant(&*a.records, &*a.subjects, &*a.blobs, &*a.settings, &*a.seals, &t, now)
-        .await
-        .unwrap();
+    let purged = crate::retention::purge_tenant(a.purge_stores(), &t, now).await.unwrap();
     assert_eq!(purged.deleted.get(&Category::Contact), Some(&6), "{purged:?}");
     // Not sealed since: the notes are only in the journal.
     let rep = rig.verify(&t).await;
