@@ -187,7 +187,7 @@ pub async fn load_stored(
 }
 
 /// Stored settings that cannot be read, for the audit record of the change that replaces them:
-/// as stored, or their JSON text cut to 4,096 characters when longer.
+/// as stored, or their JSON text cut to 4,096 bytes (at a character's end) when longer.
 pub fn shown(stored: Option<&serde_json::Value>) -> serde_json::Value {
     const MAX: usize = 4096;
     let Some(v) = stored else { return serde_json::Value::Null };
@@ -195,8 +195,8 @@ pub fn shown(stored: Option<&serde_json::Value>) -> serde_json::Value {
     if text.len() <= MAX {
         return v.clone();
     }
-    let cut: String = text.chars().take(MAX).collect();
-    serde_json::Value::String(format!("{cut}…"))
+    let end = (0..=MAX).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    serde_json::Value::String(format!("{}…", &text[..end]))
 }
 
 /// The archive days of stored settings, also when the rest of them cannot be read (a valid
@@ -405,6 +405,32 @@ pub async fn purge_all(stores: PurgeStores<'_>, now: DateTime<Utc>) -> StoreResu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreadable_settings_are_shown_bounded_and_their_archive_days_read_alone() {
+        let small = json!({"days": "all", "legal_hold": true});
+        assert_eq!(shown(Some(&small)), small);
+        assert_eq!(shown(None), serde_json::Value::Null);
+        // 3-byte characters across the cut: at most 4,096 bytes, never half a character.
+        let big = json!({"days": "€".repeat(3000)});
+        let cut = shown(Some(&big));
+        let text = cut.as_str().unwrap();
+        assert!(text.ends_with('…') && text.len() <= 4096 + '…'.len_utf8(), "{}", text.len());
+        assert!(text.len() > 4000, "cut near the bound, not far below it");
+        let unread = Err("unreadable".to_owned());
+        for (stored, days) in [
+            (json!({"export_archive_days": 2}), 2),
+            (json!({"export_archive_days": 0}), DEFAULT_EXPORT_ARCHIVE_DAYS),
+            (json!({"export_archive_days": 91}), DEFAULT_EXPORT_ARCHIVE_DAYS),
+            (json!({"export_archive_days": "2"}), DEFAULT_EXPORT_ARCHIVE_DAYS),
+            (json!({"export_archive_days": 4294967298u64}), DEFAULT_EXPORT_ARCHIVE_DAYS),
+            (json!([]), DEFAULT_EXPORT_ARCHIVE_DAYS),
+        ] {
+            assert_eq!(archive_days(Some(&stored), &unread), days, "{stored}");
+        }
+        let read = Ok(Retention { export_archive_days: 30, ..Retention::default() });
+        assert_eq!(archive_days(Some(&json!({"export_archive_days": 2})), &read), 30, "readable settings win");
+    }
 
     #[test]
     fn updates_change_what_they_name_and_keep_the_rest() {

@@ -91,7 +91,11 @@ pub async fn put_retention(
     )];
     let hold_before = match &old {
         Some(old) => Some(old.legal_hold),
-        None => replaced.as_ref().and_then(|v| v.get("legal_hold")).and_then(serde_json::Value::as_bool),
+        // As serde reads them: no `legal_hold` is false; one that is not a boolean is unknown.
+        None => match replaced.as_ref().and_then(|v| v.get("legal_hold")) {
+            None => Some(false),
+            Some(hold) => hold.as_bool(),
+        },
     };
     if hold_before != Some(new.legal_hold) {
         audit.push(Record::system(

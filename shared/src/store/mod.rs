@@ -414,7 +414,7 @@ impl BlobKey {
         Ok(Self { tenant: tenant.to_owned(), area: area.to_owned(), path: format!("tenants/{tenant}/{area}/{name}") })
     }
 
-    /// An upload (`POST /v1/dpo/attachments` or a record's own attachment) by its blob id.
+    /// An upload (`POST /v1/attachments`, which records name as attachments) by its blob id.
     pub fn attachment(tenant: &str, blob: &str) -> Result<Self, StoreError> {
         Self::new(tenant, "attachments", blob)
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -109,14 +109,18 @@ impl DynamoStore {
     /// Failed after every retry.
     async fn put_record(&self, r: &Record, item: Item) -> StoreResult<AppendOutcome> {
         // Subject index entries first: a record without its entries would be invisible to the
-        // DPO. When the id turns out to be taken they are undone (`undo_refused`); when the put
-        // fails the client resends the record (a record never resent leaves entries of what was
-        // sent: a search shows it, nothing stored is hidden).
+        // DPO. When the id turns out to be taken they are undone (`undo_refused`); when a write
+        // keeps being throttled they are undone too if another record holds the id, else they
+        // stay until the client resends the record (one never resent leaves entries of what was
+        // sent: a search shows them; deleting them could hide this very record if its put was
+        // applied after all).
         let indexed = r.subject.is_some() || !r.attachments.is_empty();
+        let ours = item.get("body").cloned();
         if indexed {
             match self.put_subjects(r).await {
                 Ok(()) => {}
                 Err(StoreError::Throttled) => {
+                    self.undo_if_taken(r, ours.as_ref()).await;
                     return Ok(AppendOutcome::Failed {
                         reason: "the store kept throttling; resend this record".into(),
                     });
@@ -131,7 +135,6 @@ impl DynamoStore {
             Written(Option<f64>),
             Taken(Option<Item>),
         }
-        let ours = item.get("body").cloned();
         let res = retry_throttled(|| async {
             match self
                 .client
@@ -183,6 +186,9 @@ impl DynamoStore {
             }
             Err(StoreError::Conflict(_)) => Ok(AppendOutcome::Duplicate),
             Err(StoreError::Throttled) => {
+                if indexed {
+                    self.undo_if_taken(r, ours.as_ref()).await;
+                }
                 Ok(AppendOutcome::Failed { reason: "the store kept throttling; resend this record".into() })
             }
             Err(StoreError::Invalid(reason)) => Ok(AppendOutcome::Failed { reason }),
@@ -203,16 +209,33 @@ impl DynamoStore {
         };
         match undone {
             Ok(()) => Ok(None),
-            Err(StoreError::Throttled | StoreError::Conflict(_)) => Ok(Some(AppendOutcome::Failed {
-                reason: "another record has this id; undoing this one's index entries kept being throttled: resend it"
-                    .into(),
-            })),
+            Err(StoreError::Throttled | StoreError::Conflict(_) | StoreError::Invalid(_)) => {
+                Ok(Some(AppendOutcome::Failed {
+                    reason: "another record has this id, and undoing this one's index entries could not be finished \
+                             (throttled, or the stored record kept changing): resend it"
+                        .into(),
+                }))
+            }
             // Nothing to undo against: the refused entries stay (a leak, never a hidden record).
             Err(StoreError::Corrupt(why)) => {
                 tracing::error!(tenant = %r.tenant_id, id = %r.id, %why, "stored record unreadable; a refused duplicate's index entries stay");
                 Ok(None)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// After a throttled write of `r` whose subject entries were (perhaps partly) written: if
+    /// another record holds its id, the entries are undone against it (best effort: it is
+    /// logged when that fails too, and a resend of `r` undoes them).
+    async fn undo_if_taken(&self, r: &Record, ours: Option<&AttributeValue>) {
+        let undone = match self.get_item(record_pk(&r.tenant_id, &r.id), RECORD_SK).await {
+            Ok(Some(item)) if item.get("body") != ours => self.undo_subjects(r, Some(item)).await,
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = undone {
+            tracing::warn!(tenant = %r.tenant_id, id = %r.id, error = %e, "a refused record's index entries stay until it is resent");
         }
     }
 

@@ -15,6 +15,7 @@
 use async_trait::async_trait;
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::keys::{RECORD_SK, record_pk};
 use super::{DynamoStore, Item, classify, decode, get_s, retry_throttled, s};
@@ -57,26 +58,72 @@ impl DynamoStore {
     }
 
     /// Undoes [`Self::put_subjects`] of a record refused because its id is taken; `stored` is
-    /// the record item holding the id (`None`: gone). The entries the stored record does not
-    /// name are deleted; those of an identifier both name were just overwritten with the refused
-    /// body and get the stored one back — in a transaction that checks the record item still
-    /// has that body, so an erasure or a purge of the record meanwhile is never undone (then the
-    /// record is read again and the undo starts over from it).
+    /// the record item holding the id (`None`: gone). Every write is conditioned on what the
+    /// refused record itself wrote, so nothing another writer put there since is touched:
+    /// - the entries the stored record does not name are deleted while they hold the refused
+    ///   body (a new record of this id appended after a purge keeps its own);
+    /// - those of an identifier both name were overwritten with the refused body and get the
+    ///   stored one back, in transactions that also check that the record item still has that
+    ///   body: an erasure or a purge meanwhile (which deletes the entry, or changes the item)
+    ///   cancels it, and the undo starts over from the record as stored then.
     pub(super) async fn undo_subjects(&self, refused: &Record, mut stored: Option<Item>) -> StoreResult<()> {
+        let ours = serde_json::to_string(refused).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let mine = subject_item_keys(refused);
         let key = (record_pk(&refused.tenant_id, &refused.id), RECORD_SK);
-        for _ in 0..UNDO_TRIES {
+        for attempt in 0..UNDO_TRIES {
             let Some(item) = stored.take() else {
                 // Gone (purged): nothing names these entries any more.
-                return self.batch_delete(mine).await;
+                return self.delete_own(mine, &ours).await;
             };
             let body = get_s(&item, "body").ok_or_else(|| StoreError::Corrupt("record item without body".into()))?;
             let keep = subject_item_keys(&decode(&item)?);
             let (shared, gone): (Vec<Item>, Vec<Item>) = mine.iter().cloned().partition(|k| keep.contains(k));
-            self.batch_delete(gone).await?;
-            if shared.is_empty() {
-                return Ok(());
+            self.delete_own(gone, &ours).await?;
+            match self.restore_shared(&key, shared, body, &ours).await {
+                Ok(()) => return Ok(()),
+                // Changed or gone meanwhile: start over from what is stored now.
+                Err(StoreError::Conflict(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                    stored = self.get_item(key.0.clone(), key.1).await?;
+                }
+                Err(e) => return Err(e),
             }
+        }
+        Err(StoreError::Conflict("the record kept changing while a refused duplicate's entries were undone".into()))
+    }
+
+    /// Deletes the entries `keys` that still hold `ours` (the refused body).
+    async fn delete_own(&self, keys: Vec<Item>, ours: &str) -> StoreResult<()> {
+        let deletes = keys.into_iter().map(|k| async move {
+            let res = retry_throttled(|| async {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(k.clone()))
+                    .condition_expression("body = :r")
+                    .expression_attribute_values(":r", s(ours))
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &self.table))
+            })
+            .await;
+            match res {
+                // Gone already, or another record's now: not ours to delete.
+                Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        });
+        futures_util::stream::iter(deletes).buffer_unordered(8).try_collect::<Vec<()>>().await.map(drop)
+    }
+
+    /// Puts `body` back into the `shared` entries that hold `ours` (or already `body`), while
+    /// the record item `key` has `body`: transactions of at most 99 puts and ~3.5 MB each (a
+    /// record may name 61 identifiers and weigh 100 KB), each safe on its own.
+    async fn restore_shared(&self, key: &(String, &str), shared: Vec<Item>, body: &str, ours: &str) -> StoreResult<()> {
+        const MAX_BYTES: usize = 3_500_000;
+        let per_put = body.len() + ours.len() + 512;
+        let per_call = (MAX_BYTES.saturating_sub(body.len()) / per_put).clamp(1, 99);
+        for chunk in shared.chunks(per_call) {
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
                 .key("pk", s(key.0.clone()))
@@ -86,12 +133,19 @@ impl DynamoStore {
                 .build()
                 .map_err(StoreError::backend)?;
             let mut writes = vec![TransactWriteItem::builder().condition_check(check).build()];
-            for mut entry in shared {
+            for entry in chunk {
+                let mut entry = entry.clone();
                 entry.insert("body".to_owned(), s(body));
-                let put = Put::builder().table_name(&self.table).set_item(Some(entry)).build();
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(entry))
+                    .condition_expression("body = :r OR body = :b")
+                    .expression_attribute_values(":r", s(ours))
+                    .expression_attribute_values(":b", s(body))
+                    .build();
                 writes.push(TransactWriteItem::builder().put(put.map_err(StoreError::backend)?).build());
             }
-            let res = retry_throttled(|| async {
+            retry_throttled(|| async {
                 self.client
                     .transact_write_items()
                     .set_transact_items(Some(writes.clone()))
@@ -99,15 +153,9 @@ impl DynamoStore {
                     .await
                     .map_err(|e| classify(e, &self.table))
             })
-            .await;
-            match res {
-                Ok(_) => return Ok(()),
-                // Changed or gone meanwhile: start over from what is stored now.
-                Err(StoreError::Conflict(_)) => stored = self.get_item(key.0.clone(), key.1).await?,
-                Err(e) => return Err(e),
-            }
+            .await?;
         }
-        Err(StoreError::Conflict("the record kept changing while a refused duplicate's entries were undone".into()))
+        Ok(())
     }
 }
 
@@ -150,6 +198,7 @@ impl SubjectStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::super::records::record_item;
+    use super::*;
     use crate::record::subject::{ANONYMIZED, email_key};
     use crate::record::{Category, ResultCode, Subject};
     use crate::store::{RecordStore, SubjectStore};
@@ -180,5 +229,43 @@ mod tests {
         let (found, _) = store.subject_lookup(&t, &key, false, (None, None), 10).await.unwrap();
         assert!(found.is_empty(), "the erased e-mail is found again: {found:?}");
         assert_eq!(store.get(&t, "c1").await.unwrap().unwrap().subject, erased.subject);
+    }
+
+    /// A purge deletes a record's entries and its item in one unordered batch: an undo that
+    /// runs while the entry is gone but the item not yet never writes the entry back; once
+    /// the item is gone it deletes only what the refused record wrote, so a new record of the
+    /// same id appended after the purge keeps its own entries.
+    #[tokio::test]
+    async fn an_undo_racing_a_purge_never_writes_an_entry_back_nor_deletes_a_newer_one() {
+        let (store, _) = crate::testkit::moto::fresh().await;
+        let t = tenant("undo-purge");
+        let email = Some(Subject { emails: vec!["jan@example.com".into()], ..Default::default() });
+        let mut stored = rec(&t, "c1", 0, "CONTACT", "agent", ResultCode::Ok);
+        stored.category = Category::Contact;
+        stored.subject = email.clone();
+        store.append(&t, &[stored.clone()]).await.unwrap();
+        let item = record_item(&store.get(&t, "c1").await.unwrap().unwrap()).unwrap();
+        let mut refused = stored.clone();
+        refused.description = Some(serde_json::json!("sent again"));
+        store.put_subjects(&refused).await.unwrap();
+        let key = email_key("jan@example.com").unwrap();
+        let found = || async { store.subject_lookup(&t, &key, false, (None, None), 10).await.unwrap().0 };
+        // The purge has deleted the entry, not yet the item.
+        store.batch_delete(subject_item_keys(&stored)).await.unwrap();
+        let err = store.undo_subjects(&refused, Some(item)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(found().await.is_empty(), "the purged entry was written back");
+        // The item is gone too; a new record of this id is appended; the undo runs again.
+        store.client.delete_item().table_name(&store.table).set_key(Some(record_key(&stored))).send().await.unwrap();
+        let mut newer = stored.clone();
+        newer.description = Some(serde_json::json!("a new record after the purge"));
+        store.append(&t, &[newer.clone()]).await.unwrap();
+        store.undo_subjects(&refused, None).await.unwrap();
+        let now = found().await;
+        assert_eq!(now.iter().map(|r| r.description.clone()).collect::<Vec<_>>(), vec![newer.description], "{now:?}");
+    }
+
+    fn record_key(r: &Record) -> Item {
+        Item::from([("pk".to_owned(), s(record_pk(&r.tenant_id, &r.id))), ("sk".to_owned(), s(RECORD_SK))])
     }
 }
