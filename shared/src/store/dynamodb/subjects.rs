@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::keys::{RECORD_SK, record_pk};
+use super::pending::refused_is_done;
 use super::{DynamoStore, Item, classify, decode, get_s, retry_throttled, s};
 use crate::record::Record;
 use crate::record::subject;
@@ -94,24 +95,23 @@ impl DynamoStore {
 
     /// Deletes the entries `keys` that still hold `ours` (the refused body).
     async fn delete_own(&self, keys: Vec<Item>, ours: &str) -> StoreResult<()> {
-        let deletes = keys.into_iter().map(|k| async move {
-            let res = retry_throttled(|| async {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(k.clone()))
-                    .condition_expression("body = :r")
-                    .expression_attribute_values(":r", s(ours))
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &self.table))
+        // Refused: gone already, or another record's now — not ours to delete.
+        let deletes = keys.into_iter().map(|k| {
+            refused_is_done(async move {
+                retry_throttled(|| async {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(k.clone()))
+                        .condition_expression("body = :r")
+                        .expression_attribute_values(":r", s(ours))
+                        .send()
+                        .await
+                        .map_err(|e| classify(e, &self.table))
+                })
+                .await
+                .map(drop)
             })
-            .await;
-            match res {
-                // Gone already, or another record's now: not ours to delete.
-                Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-                Err(e) => Err(e),
-            }
         });
         futures_util::stream::iter(deletes).buffer_unordered(8).try_collect::<Vec<()>>().await.map(drop)
     }
